@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `file_operations` for KVM's file descriptors: `/dev/kvm`, VM fds and
+//! vCPU fds.
+//!
+//! The 7.3 `kernel` crate has a vtable only for misc devices and no way to
+//! create anonymous-inode files, which VM and vCPU fds are. [`FileOps`] is
+//! the one trait all three implement; [`new_anon_fd`] creates an fd whose
+//! file owns a `T::Ptr` (freed in `release`).
+
+use super::bindings as rb;
+use core::{marker::PhantomData, ptr::NonNull};
+use kernel::{
+    ffi,
+    bindings,
+    error::from_err_ptr,
+    fs::{file::FileDescriptorReservation, File},
+    prelude::*,
+    sync::aref::ARef,
+    types::ForeignOwnable,
+};
+
+/// The operations of one kind of KVM file.
+#[vtable]
+pub trait FileOps: Sized {
+    /// What `file->private_data` owns.
+    type Ptr: ForeignOwnable + Send + Sync;
+
+    /// An ioctl on the file.
+    fn ioctl(
+        this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        file: &File,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<isize>;
+
+    /// The last reference to the file went away.
+    fn release(this: Self::Ptr) {
+        drop(this);
+    }
+}
+
+struct VTable<T: FileOps>(PhantomData<T>);
+
+impl<T: FileOps> VTable<T> {
+    /// # Safety
+    ///
+    /// `file` is a live file whose `private_data` came from
+    /// `T::Ptr::into_foreign` (or is ignored by `T::Ptr`, see [`misc`]).
+    ///
+    /// [`misc`]: super::misc
+    unsafe extern "C" fn ioctl(
+        file: *mut bindings::file,
+        cmd: ffi::c_uint,
+        arg: ffi::c_ulong,
+    ) -> ffi::c_long {
+        // SAFETY: `file` is live for the duration of the ioctl (caller).
+        let private = unsafe { (*file).private_data };
+        // SAFETY: `private` came from `into_foreign` and `release` has not
+        // run, as the file is still live.
+        let this = unsafe { T::Ptr::borrow(private) };
+        // SAFETY: `file` is live and no fdget_pos region is active here.
+        let file = unsafe { File::from_raw_file(file) };
+        match T::ioctl(this, file, cmd, arg as usize) {
+            Ok(r) => r as ffi::c_long,
+            Err(e) => e.to_errno() as ffi::c_long,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called once by the VFS when the last reference to `file` is gone.
+    unsafe extern "C" fn release(
+        _inode: *mut bindings::inode,
+        file: *mut bindings::file,
+    ) -> ffi::c_int {
+        // SAFETY: `release` owns `private_data`, which came from
+        // `into_foreign`; nothing uses it after this.
+        let this = unsafe { T::Ptr::from_foreign((*file).private_data) };
+        T::release(this);
+        0
+    }
+
+    const VTABLE: bindings::file_operations = bindings::file_operations {
+        owner: kernel::module::this_module::<T::OwnerModule>().as_ptr(),
+        unlocked_ioctl: Some(Self::ioctl),
+        release: Some(Self::release),
+        llseek: Some(bindings::noop_llseek),
+        ..pin_init::zeroed()
+    };
+}
+
+/// The `file_operations` table for `T`.
+pub const fn vtable<T: FileOps>() -> &'static bindings::file_operations {
+    &VTable::<T>::VTABLE
+}
+
+/// Creates an anonymous-inode file named `name` (e.g. `kvm-vm`) with `T`'s
+/// operations, owning `data`, and installs it as a new `O_CLOEXEC` fd.
+///
+/// The file pins the module implementing `T` until it is released.
+pub fn new_anon_fd<T: FileOps>(name: &'static CStr, data: T::Ptr) -> Result<u32> {
+    let reservation = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
+    let private = data.into_foreign();
+    // SAFETY: `name` and the vtable are 'static; `private` is handed to the
+    // new file, which gives it back to `T::release`.
+    let raw = unsafe {
+        rb::anon_inode_getfile(
+            name.as_char_ptr(),
+            vtable::<T>(),
+            private.cast(),
+            bindings::O_RDWR as ffi::c_int,
+        )
+    };
+    let raw = match from_err_ptr(raw) {
+        Ok(raw) => raw,
+        Err(e) => {
+            // SAFETY: no file took `private`: take it back and drop it.
+            drop(unsafe { T::Ptr::from_foreign(private) });
+            return Err(e);
+        }
+    };
+    let fd = reservation.reserved_fd();
+    // SAFETY: `anon_inode_getfile` returned a new file with one reference,
+    // which we move into the `ARef`; `File` is a transparent wrapper.
+    let file = unsafe { ARef::from_raw(NonNull::from(File::from_raw_file(raw))) };
+    reservation.fd_install(file);
+    Ok(fd)
+}

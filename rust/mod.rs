@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: GPL-2.0
+//! rkvm's glue over kernel APIs that the 7.3 `kernel` crate does not wrap.
+//!
+//! Compiled as `kvm::ext` into kvm.ko; the vendor modules use it through
+//! `kvm::ext`. Each file is a small safe wrapper; raw calls stay in here.
+
+pub mod bindings;
+pub mod cpuhp;
+pub mod file;
+pub mod misc;
+pub mod msr;
+pub mod uapi;

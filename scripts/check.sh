@@ -1,0 +1,124 @@
+#!/bin/bash
+# `make check`: build, host tests, uapi ABI check, then the in-VM tests
+# against our modules and against the in-tree modules of the same kernel
+# (one boot each), side by side. Last line: "N passed, N failed, N skipped".
+# Exit status is non-zero on any failure, including an Oops/WARNING/BUG in
+# a guest kernel log.
+set -u
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+# shellcheck disable=SC1091
+. ./config.mak
+export PATH=$HOME/.cargo/bin:$PATH
+out=$here/build/check
+rm -rf "$out"
+mkdir -p "$out"
+
+passed=0 failed=0 skipped=0
+failures=()
+pass() { passed=$((passed + 1)); echo "PASS $1"; }
+fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1${2:+: $2}"; }
+skip() { skipped=$((skipped + 1)); echo "SKIP $1${2:+: $2}"; }
+step() { echo; echo "== $* =="; }
+t0=$(date +%s)
+
+step "build: modules"
+if make -s modules > "$out/build.log" 2>&1; then
+	pass build/modules
+	modules_ok=1
+else
+	tail -n 30 "$out/build.log"
+	fail build/modules "see $out/build.log"
+	modules_ok=
+fi
+
+step "host tests (cargo test in tests/host)"
+if (cd tests/host && cargo test --release 2>&1) > "$out/host-tests.log"; then :; fi
+# One line per test binary: "test result: ok. 12 passed; 0 failed; 1 ignored; ..."
+read -r hp hf < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) {
+	if ($(i) ~ /^passed/) p += $(i - 1); if ($(i) ~ /^failed/) f += $(i - 1) } }
+	END { print p + 0, f + 0 }' "$out/host-tests.log")
+grep -E '^(test .* FAILED|error(\[|:))' "$out/host-tests.log" | head -n 20
+grep -E '^(decodes|executions|fuzz|differential)' "$out/host-tests.log" | head -n 10
+passed=$((passed + hp))
+failed=$((failed + hf))
+[ "$hf" = 0 ] || failures+=("host tests: $hf failed (see $out/host-tests.log)")
+if ! grep -q '^test result:' "$out/host-tests.log"; then
+	tail -n 30 "$out/host-tests.log"
+	fail host/cargo-test "did not run; see $out/host-tests.log"
+fi
+echo "host tests: $hp passed, $hf failed"
+
+step "uapi: usr/include/linux/kvm.h against $KERNELSRC"
+if scripts/uapi-check.sh "$KERNELSRC" > "$out/uapi.log" 2>&1; then
+	tail -n 3 "$out/uapi.log"
+	pass uapi/abi-matches-kernel
+else
+	tail -n 30 "$out/uapi.log"
+	fail uapi/abi-matches-kernel "see $out/uapi.log"
+fi
+
+step "build: in-VM test program"
+if (cd tests/vm/vmtest && CARGO_TARGET_DIR=$here/build/vmtest cargo build --release --quiet) \
+	> "$out/vmtest-build.log" 2>&1; then
+	pass build/vmtest
+	vmtest_ok=1
+else
+	tail -n 30 "$out/vmtest-build.log"
+	fail build/vmtest "see $out/vmtest-build.log"
+	vmtest_ok=
+fi
+
+# Oopses, warnings, lockdep and sanitizer reports in a guest kernel log.
+log_bad='Oops|WARNING:|BUG:|Call Trace|general protection fault|Kernel panic|UBSAN|KASAN|panicked at|circular locking|inconsistent lock|rcu_.*stall|blocked for more than'
+
+declare -A result names_seen
+names=()
+for set in ours intree; do
+	step "VM tests: $set modules (QEMU TCG, -cpu EPYC,+svm,+npt, 2 vCPUs)"
+	if [ -z "$modules_ok" ] || [ -z "$vmtest_ok" ]; then
+		skip "vm/$set" "build failed"
+		continue
+	fi
+	d=$out/vm-$set
+	s=$(date +%s)
+	if scripts/vm.sh check "$set" "$d" 600 > "$d.console.log" 2>&1; then
+		pass "vm/$set/boot-and-finish"
+	else
+		tail -n 40 "$d.console.log"
+		fail "vm/$set/boot-and-finish" "see $d.console.log"
+	fi
+	echo "($set: $(($(date +%s) - s)) s)"
+	while read -r status name rest; do
+		case $status in PASS|FAIL|SKIP) ;; *) continue ;; esac
+		name=${name%:}
+		[ -n "${names_seen[$name]:-}" ] || { names+=("$name"); names_seen[$name]=1; }
+		result[$set,$name]=$status
+		case $status in
+		PASS) pass "$set: $name" >/dev/null ;;
+		FAIL) fail "$set: $name" "$rest" ;;
+		SKIP) skip "$set: $name" >/dev/null ;;
+		esac
+	done < <(cat "$d/results.txt" 2>/dev/null)
+	if [ -f "$d/dmesg.txt" ] && ! grep -Eq "$log_bad" "$d/dmesg.txt"; then
+		pass "vm/$set/kernel-log-clean"
+	else
+		grep -E -A 12 "$log_bad" "$d/dmesg.txt" 2>/dev/null | head -n 40
+		fail "vm/$set/kernel-log-clean" "see $d/dmesg.txt"
+	fi
+done
+
+step "VM tests side by side"
+printf '%-52s %-6s %-6s\n' test ours in-tree
+for n in "${names[@]}"; do
+	printf '%-52s %-6s %-6s\n' "$n" "${result[ours,$n]:--}" "${result[intree,$n]:--}"
+done
+
+echo
+echo "check took $(($(date +%s) - t0)) s; logs in $out"
+if [ ${#failures[@]} -gt 0 ]; then
+	echo "failures:"
+	printf '  %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]

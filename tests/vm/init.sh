@@ -1,0 +1,66 @@
+#!/bin/sh
+# PID 1 of the rkvm test VM (started by scripts/vm.sh). The root file system
+# is the host's / over 9p, read-only; /mnt is the writable results share.
+# Parameters come on the kernel command line: rkvm.mode, rkvm.set,
+# rkvm.repo, rkvm.kdir, rkvm.krel.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/tmp
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 out /mnt
+
+for p in $(cat /proc/cmdline); do
+	case $p in
+	rkvm.*=*) k=${p%%=*}; eval "${k#rkvm.}=\${p#*=}" ;;
+	esac
+done
+out=/mnt
+
+finish() {
+	dmesg > $out/dmesg.txt 2>&1
+	touch $out/done
+	sync
+	busybox poweroff -f
+}
+
+# udev with nothing but our rule, so the test proves scripts/65-kvm.rules
+# (Debian's default rules would also set group kvm on /dev/kvm).
+if ! grep -q '^kvm:' /etc/group; then
+	cp /etc/group /tmp/group && echo 'kvm:x:108:' >> /tmp/group
+	mount --bind /tmp/group /etc/group
+fi
+mkdir -p /tmp/no-rules /run/udev/rules.d
+cp "$repo/scripts/65-kvm.rules" /run/udev/rules.d/
+mount --bind /tmp/no-rules /usr/lib/udev/rules.d
+[ -d /etc/udev/rules.d ] && mount --bind /tmp/no-rules /etc/udev/rules.d
+/lib/systemd/systemd-udevd --daemon --resolve-names=early 2>/dev/null
+
+vmtest=$repo/build/vmtest/release/rkvm-vmtest
+intree=$kdir/modinst/lib/modules/$krel/kernel
+case $set in
+ours) mods="--kvm $repo/x86/kvm.ko --amd $repo/x86/kvm-amd.ko --intel $repo/x86/kvm-intel.ko" ;;
+intree) mods="--pre $intree/virt/lib/irqbypass.ko --kvm $intree/arch/x86/kvm/kvm.ko \
+	--amd $intree/arch/x86/kvm/kvm-amd.ko --intel $intree/arch/x86/kvm/kvm-intel.ko" ;;
+esac
+
+case $mode in
+check)
+	# shellcheck disable=SC2086
+	$vmtest --set "$set" $mods > $out/results.txt 2> $out/vmtest.err
+	;;
+run)
+	# shellcheck disable=SC2086
+	$vmtest --set "$set" $mods --demo 2>&1
+	;;
+shell)
+	setsid sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1'
+	;;
+esac
+finish

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `/dev/kvm` and its system ioctls.
+
+use crate::{caps, ext::file::FileOps, ioctl::*, vm};
+use kernel::{fs::File, page::PAGE_SIZE, prelude::*};
+
+/// The `/dev/kvm` device: stateless, every open shares it.
+pub(crate) struct KvmDev;
+
+/// `KVM_GET_VCPU_MMAP_SIZE`: `struct kvm_run`, the PIO data page and the
+/// coalesced-MMIO ring, one page each (as upstream x86).
+const VCPU_MMAP_PAGES: usize = 3;
+
+#[vtable]
+impl FileOps for KvmDev {
+    type Ptr = ();
+
+    fn ioctl(_this: (), _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            KVM_GET_API_VERSION if arg == 0 => Ok(KVM_API_VERSION),
+            KVM_CREATE_VM => vm::create(arg),
+            KVM_CHECK_EXTENSION => Ok(caps::check(None, arg)),
+            KVM_GET_VCPU_MMAP_SIZE if arg == 0 => Ok((VCPU_MMAP_PAGES * PAGE_SIZE) as isize),
+            // Upstream answers every other ioctl on /dev/kvm with EINVAL.
+            _ => Err(EINVAL),
+        }
+    }
+}

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: GPL-2.0
+//! kvm.ko: rkvm's generic KVM core.
+//!
+//! This crate root only wires the modules together; see DESIGN.md. The
+//! vendor modules (kvm-amd, kvm-intel) use this crate's `pub` items through
+//! `--extern kvm` and register an [`arch::ArchOps`] implementation.
+
+use kernel::prelude::*;
+
+#[path = "../rust/mod.rs"]
+pub mod ext;
+
+pub mod arch;
+mod caps;
+mod dev;
+pub mod ioctl;
+mod vm;
+
+module! {
+    type: KvmModule,
+    name: "kvm",
+    authors: ["rkvm developers"],
+    description: "Kernel-based Virtual Machine core (rkvm, Rust)",
+    license: "GPL",
+    alias: ["devname:kvm", "char-major-10-232"],
+}
+
+/// The misc device minor of `/dev/kvm` (`KVM_MINOR` in miscdevice.h).
+const KVM_MINOR: u32 = 232;
+
+#[pin_data]
+struct KvmModule {
+    #[pin]
+    _dev: ext::misc::Registration,
+}
+
+impl kernel::InPlaceModule for KvmModule {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        // SAFETY: runs once, before `/dev/kvm` exists and before any vendor
+        // module can call `arch::register` (they depend on this module).
+        unsafe { arch::KVM_LOCK.init() };
+        try_pin_init!(Self {
+            _dev <- ext::misc::Registration::register::<dev::KvmDev>(KVM_MINOR, c"kvm"),
+        })
+    }
+}

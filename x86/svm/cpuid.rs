@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The CPUID facts kvm-amd needs about the host.
+
+use core::arch::x86_64::__cpuid;
+
+/// CPUID leaf with the SVM feature bits (AMD APM vol. 3, E.4.11).
+const SVM_FEATURE_LEAF: u32 = 0x8000_000a;
+/// EDX bit 0 of [`SVM_FEATURE_LEAF`]: nested paging.
+const SVM_FEATURE_NPT: u32 = 1 << 0;
+
+fn vendor() -> [u8; 12] {
+    let r = __cpuid(0);
+    let mut v = [0u8; 12];
+    v[0..4].copy_from_slice(&r.ebx.to_le_bytes());
+    v[4..8].copy_from_slice(&r.edx.to_le_bytes());
+    v[8..12].copy_from_slice(&r.ecx.to_le_bytes());
+    v
+}
+
+/// Whether the host CPU is made by AMD or Hygon.
+pub(crate) fn is_amd_or_hygon() -> bool {
+    let v = vendor();
+    &v == b"AuthenticAMD" || &v == b"HygonGenuine"
+}
+
+/// Whether the CPU supports nested paging.
+pub(crate) fn has_npt() -> bool {
+    __cpuid(0x8000_0000).eax >= SVM_FEATURE_LEAF
+        && __cpuid(SVM_FEATURE_LEAF).edx & SVM_FEATURE_NPT != 0
+}
