@@ -100,6 +100,13 @@ for set in ours intree; do
 		SKIP) skip "$set: $name" >/dev/null ;;
 		esac
 	done < <(cat "$d/results.txt" 2>/dev/null)
+	# vmtest exits 0 (all passed) or 1 (failures reported); anything else,
+	# or no results at all, means it crashed or never ran.
+	rc=$(cat "$d/vmtest.rc" 2>/dev/null || echo none)
+	if ! grep -qE '^(PASS|FAIL) ' "$d/results.txt" 2>/dev/null || { [ "$rc" != 0 ] && [ "$rc" != 1 ]; }; then
+		head -n 20 "$d/vmtest.err" 2>/dev/null
+		fail "vm/$set/vmtest-ran" "exit status $rc; see $d/vmtest.err"
+	fi
 	if [ -f "$d/dmesg.txt" ] && ! grep -Eq "$log_bad" "$d/dmesg.txt"; then
 		pass "vm/$set/kernel-log-clean"
 	else

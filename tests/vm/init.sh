@@ -12,15 +12,25 @@ mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /tmp
-mount -t tmpfs tmpfs /run
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 out /mnt
 
 for p in $(cat /proc/cmdline); do
 	case $p in
 	rkvm.*=*) k=${p%%=*}; eval "${k#rkvm.}=\${p#*=}" ;;
 	esac
 done
+
+# Writable /tmp and /run over the read-only root; host paths we need that
+# live below them (a clone in /tmp, say) are bound back on top.
+mkdir -p /dev/shm/host
+mount --bind / /dev/shm/host
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+for d in "$repo" "$kdir"; do
+	case $d in
+	/tmp/*|/run/*) mkdir -p "$d" && mount --bind "/dev/shm/host$d" "$d" ;;
+	esac
+done
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 out /mnt
 out=/mnt
 
 finish() {
@@ -54,6 +64,7 @@ case $mode in
 check)
 	# shellcheck disable=SC2086
 	$vmtest --set "$set" $mods > $out/results.txt 2> $out/vmtest.err
+	echo $? > $out/vmtest.rc
 	;;
 run)
 	# shellcheck disable=SC2086
