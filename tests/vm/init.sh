@@ -70,6 +70,10 @@ run)
 	# shellcheck disable=SC2086
 	$vmtest --set "$set" $mods --demo 2>&1
 	;;
+bench)
+	# shellcheck disable=SC2086
+	$vmtest --set "$set" $mods --bench > $out/bench.txt 2> $out/vmtest.err
+	;;
 shell)
 	setsid sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1'
 	;;

@@ -3,7 +3,7 @@
 
 use crate::report::{expect_eq, Report, Set};
 use crate::sys::*;
-use crate::{devnode, sysioctl, Modules};
+use crate::{devnode, suites, sysioctl, Modules};
 use kvm_ioctls::Kvm;
 
 const MSR_EFER: u32 = 0xc000_0080;
@@ -92,6 +92,7 @@ pub fn run(r: &mut Report, m: &Modules) {
 
     devnode::run(r);
     sysioctl::run(r);
+    suites::run(r);
 
     r.check("unload/core-refused-while-vendor-loaded", expect_unload_refused("kvm"));
     r.check("unload/vendor-refused-while-vm-open", (|| {

@@ -2,9 +2,11 @@
 //! modules (`--set ours`) or the in-tree ones (`--set intree`) and prints
 //! one PASS/FAIL/SKIP line per test for the host harness (scripts/check.sh).
 
+mod bench;
 mod devnode;
 mod lifecycle;
 mod report;
+mod suites;
 mod sys;
 mod sysioctl;
 
@@ -20,13 +22,14 @@ pub struct Modules {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: rkvm-vmtest --set ours|intree [--pre KO]... --kvm KO --amd KO --intel KO [--demo]");
+    eprintln!("usage: rkvm-vmtest --set ours|intree [--pre KO]... --kvm KO --amd KO --intel KO [--demo|--bench]");
     std::process::exit(2);
 }
 
 fn main() {
     let mut set = None;
     let mut demo = false;
+    let mut bench = false;
     let mut m = Modules { pre: vec![], kvm: String::new(), amd: String::new(), intel: String::new() };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -44,6 +47,7 @@ fn main() {
             "--amd" => m.amd = val(),
             "--intel" => m.intel = val(),
             "--demo" => demo = true,
+            "--bench" => bench = true,
             _ => usage(),
         }
     }
@@ -53,6 +57,10 @@ fn main() {
     }
     if demo {
         demo::run(&m);
+        return;
+    }
+    if bench {
+        bench::run(&m);
         return;
     }
     let mut r = Report::new(set);
