@@ -14,7 +14,8 @@
 #     are simply not compiled), which takes about a second.  With
 #     --make-headers, `make O=<tmp> ARCH=x86 headers` runs instead (about 20
 #     seconds).  Nothing is ever written into KERNEL_DIR;
-#   - a kernel build directory that has usr/include/linux/kvm.h;
+#   - a kernel build directory: its usr/include if it has one, else the
+#     source tree its "source" link points to;
 #   - an installed header tree (INSTALL_HDR_PATH or INSTALL_HDR_PATH/include).
 #
 # What is compared, always on the rkvm side against the kernel side:
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--make-headers) make_headers=1; shift ;;
 	-v|--verbose) verbose=1; shift ;;
-	-h|--help) sed -n '3,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	-h|--help) sed -n '4,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	--) shift; break ;;
 	-*) echo "$me: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
@@ -103,7 +104,9 @@ elif [ -f "$kdir/include/linux/kvm.h" ] && [ -f "$kdir/include/asm/kvm.h" ]; the
 	kinc=$kdir/include
 elif [ -f "$kdir/usr/include/linux/kvm.h" ] && [ -f "$kdir/usr/include/asm/kvm.h" ]; then
 	kinc=$kdir/usr/include
-elif [ -f "$kdir/include/uapi/linux/kvm.h" ]; then
+elif [ -f "$kdir/include/uapi/linux/kvm.h" ] || [ -f "$kdir/source/include/uapi/linux/kvm.h" ]; then
+	# a build directory made with O= links its source tree as "source"
+	[ -f "$kdir/include/uapi/linux/kvm.h" ] || kdir=$(cd "$kdir/source" && pwd)
 	if [ $make_headers = 1 ]; then
 		make -s -C "$kdir" O="$work/o" ARCH=x86 headers >"$work/make.log" 2>&1 ||
 			{ cat "$work/make.log" >&2; echo "$me: make headers failed" >&2; exit 2; }
@@ -301,7 +304,7 @@ awk -F'\t' -v verbose=$verbose \
 	-v f_dours="$work/defs-ours" -v f_dkern="$work/defs-kern" \
 	-v f_nours="$work/names-ours" -v f_nkern="$work/names-kern" \
 	-v f_vours="$work/values-ours" -v f_vkern="$work/values-kern" \
-	-v f_xours="$work/noeval-ours" -v f_xkern="$work/noeval-kern" \
+	-v f_xours="$work/noeval-ours" \
 	-v f_lours="$work/layout-ours" -v f_lkern="$work/layout-kern" '
 function bad(msg) { mism++; print "MISMATCH " msg }
 function norm(s) { gsub(/[ \t]+/, "", s); return s }
@@ -318,35 +321,34 @@ BEGIN {
 		if (a[1] == "O") obody[a[2]] = a[3]; if (a[1] == "F") ofun[a[2]] = a[3] "\t" a[4] }
 	while ((getline l < f_dkern) > 0) { n = split(l, a, "\t")
 		if (a[1] == "O") kbody[a[2]] = a[3]; if (a[1] == "F") kfun[a[2]] = a[3] "\t" a[4] }
-	while ((getline l < f_vours) > 0) { split(l, a, "\t"); vo[a[2]] = a[3]; if (a[1] == "S") rec_o[a[2]] = a[3]; else ckeys[a[2]] = 1 }
+	while ((getline l < f_vours) > 0) { split(l, a, "\t"); vo[a[2]] = a[3]; if (a[1] == "C") ckeys[a[2]] = 1 }
 	while ((getline l < f_vkern) > 0) { split(l, a, "\t"); vk[a[2]] = a[3] }
-	while ((getline l < f_xours) > 0) { split(l, a, "\t"); xo[a[2]] = 1; ckeys[a[2]] = 1 }
-	while ((getline l < f_xkern) > 0) { split(l, a, "\t"); xk[a[2]] = 1 }
+	while ((getline l < f_xours) > 0) { split(l, a, "\t"); ckeys[a[2]] = 1 }
 	while ((getline l < f_lours) > 0) { split(l, a, "\t"); lo[a[1], ++nlo[a[1]]] = a[2] " " a[3] }
 	while ((getline l < f_lkern) > 0) { split(l, a, "\t"); lk[a[1], ++nlk[a[1]]] = a[2] " " a[3] }
 
 	# 1. defined by us, unknown to the kernel
 	for (k in ours) if (!(k in kern)) {
-		bad((k ~ /^R:/ ? "record " substr(k, 3) : k) ": defined by rkvm, not by the kernel")
+		bad((k ~ /^R:/ ? ours[k] " " substr(k, 3) : k) ": defined by rkvm, not by the kernel")
 	}
 
 	# 2. records: size/alignment and member layout
 	for (k in ours) {
 		if (k !~ /^R:/ || !(k in kern)) continue
 		r = substr(k, 3)
-		if (!(k in vo) || !(k in vk)) { bad("record " r ": not measured"); continue }
+		if (!(k in vo) || !(k in vk)) { bad(ours[k] " " r ": not measurable on both sides"); continue }
 		if (vo[k] != vk[k]) bad(ours[k] " " r ": size/align " vo[k] " vs kernel " vk[k])
 		if (ours[k] == "enum") { nenum++; continue }
 		nrec++
 		no = nlo[r] + 0; nk = nlk[r] + 0
 		for (i = 1; i <= no; i++) if (lo[r, i] ~ /\/\* *[0-9]/) nfields++
-		if (no == 0) { bad("record " r ": no layout from pahole"); continue }
+		if (no == 0) { bad(ours[k] " " r ": no layout from pahole"); continue }
 		diff = ""
 		for (i = 1; i <= (no > nk ? no : nk); i++) {
 			a1 = (i <= no) ? lo[r, i] : "(none)"; b1 = (i <= nk) ? lk[r, i] : "(none)"
 			if (a1 != b1) { diff = "member line " i ": rkvm [" a1 "] kernel [" b1 "]"; break }
 		}
-		if (diff != "") bad("record " r ": " diff)
+		if (diff != "") bad(ours[k] " " r ": " diff)
 	}
 
 	# 3. constants: macros, enumerators, function-like macro samples
@@ -358,9 +360,9 @@ BEGIN {
 			bad(k ": integer constant on one side only (rkvm " ((k in vo) ? vo[k] : "-") ", kernel " ((k in vk) ? vk[k] : "-") ")")
 		} else {
 			n = k; sub(/\(.*/, "", n)
-			if (n in obody) { if (norm(obody[n]) != norm(kbody[n])) bad(k ": text [" obody[n] "] vs kernel [" kbody[n] "]"); ntext++ }
+			ntext++
+			if (n in obody) { if (norm(obody[n]) != norm(kbody[n])) bad(k ": text [" obody[n] "] vs kernel [" kbody[n] "]") }
 			else if (norm(ofun[n]) != norm(kfun[n])) bad(k ": text [" ofun[n] "] vs kernel [" kfun[n] "]")
-			else ntext++
 		}
 	}
 	# empty object-like macros: presence and emptiness
@@ -373,7 +375,7 @@ BEGIN {
 	for (k in kern) if (!(k in ours)) {
 		if (k == "HINT_UNSAFE_IN_KVM") { ninternal++; internal = internal " " k }
 		else if (foreign(k)) nforeign++
-		else { nmiss++; miss = miss " " (k ~ /^R:/ ? "struct " substr(k, 3) : k) }
+		else { nmiss++; miss = miss " " (k ~ /^R:/ ? kern[k] " " substr(k, 3) : k) }
 	}
 	nk = 0; for (k in kern) nk++
 	printf "uapi: coverage: the kernel headers define %d names; rkvm omits %d x86-relevant%s, %d of other architectures, %d kernel-internal%s\n",
