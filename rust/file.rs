@@ -14,6 +14,7 @@ use kernel::{
     bindings,
     error::from_err_ptr,
     fs::{file::FileDescriptorReservation, File},
+    mm::virt::VmaNew,
     prelude::*,
     sync::aref::ARef,
     types::ForeignOwnable,
@@ -36,6 +37,15 @@ pub trait FileOps: Sized {
     /// The last reference to the file went away.
     fn release(this: Self::Ptr) {
         drop(this);
+    }
+
+    /// mmap() of the file; `pgoff` is the mapping's offset in pages.
+    fn mmap(
+        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        _vma: &VmaNew,
+        _pgoff: usize,
+    ) -> Result {
+        Err(ENODEV)
     }
 }
 
@@ -80,9 +90,29 @@ impl<T: FileOps> VTable<T> {
         0
     }
 
+    /// # Safety
+    ///
+    /// `file` is live and `vma` is being set up for it by mmap().
+    unsafe extern "C" fn mmap(
+        file: *mut bindings::file,
+        vma: *mut bindings::vm_area_struct,
+    ) -> ffi::c_int {
+        // SAFETY: as in `ioctl`.
+        let this = unsafe { T::Ptr::borrow((*file).private_data) };
+        // SAFETY: mmap() hands us a VMA under initial setup.
+        let pgoff = unsafe { (*vma).vm_pgoff } as usize;
+        // SAFETY: as above.
+        let vma = unsafe { VmaNew::from_raw(vma) };
+        match T::mmap(this, vma, pgoff) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
     const VTABLE: bindings::file_operations = bindings::file_operations {
         owner: kernel::module::this_module::<T::OwnerModule>().as_ptr(),
         unlocked_ioctl: Some(Self::ioctl),
+        mmap: if T::HAS_MMAP { Some(Self::mmap) } else { None },
         release: Some(Self::release),
         llseek: Some(bindings::noop_llseek),
         ..pin_init::zeroed()
@@ -98,11 +128,12 @@ pub const fn vtable<T: FileOps>() -> &'static bindings::file_operations {
 /// operations, owning `data`, and installs it as a new `O_CLOEXEC` fd.
 ///
 /// The file pins the module implementing `T` until it is released.
-pub fn new_anon_fd<T: FileOps>(name: &'static CStr, data: T::Ptr) -> Result<u32> {
+pub fn new_anon_fd<T: FileOps>(name: &CStr, data: T::Ptr) -> Result<u32> {
     let reservation = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
     let private = data.into_foreign();
-    // SAFETY: `name` and the vtable are 'static; `private` is handed to the
-    // new file, which gives it back to `T::release`.
+    // SAFETY: `name` is copied into the new dentry; the vtable is 'static;
+    // `private` is handed to the new file, which gives it back to
+    // `T::release`.
     let raw = unsafe {
         rb::anon_inode_getfile(
             name.as_char_ptr(),

@@ -5,10 +5,18 @@
  * symbol to call. Each helper is a one-line wrapper; keep it that way.
  * Helpers used by the vendor modules are exported to them.
  */
+#include <linux/kvm_host.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/sched.h>
 #include <linux/smp.h>
+#include <trace/events/ipi.h>
 #include <asm/cpufeature.h>
+#include <asm/debugreg.h>
+#include <asm/fpu/api.h>
+#include <asm/fpu/xcr.h>
+#include <asm/fpu/api.h>
+#include <linux/uaccess.h>
 #include <asm/msr.h>
 #include "helpers.h"
 
@@ -50,3 +58,212 @@ int rkvm_smp_processor_id(void)
 	return smp_processor_id();
 }
 EXPORT_SYMBOL_GPL(rkvm_smp_processor_id);
+
+void rkvm_preempt_disable(void)
+{
+	preempt_disable();
+}
+EXPORT_SYMBOL_GPL(rkvm_preempt_disable);
+
+void rkvm_preempt_enable(void)
+{
+	preempt_enable();
+}
+EXPORT_SYMBOL_GPL(rkvm_preempt_enable);
+
+void rkvm_local_irq_disable(void)
+{
+	local_irq_disable();
+}
+EXPORT_SYMBOL_GPL(rkvm_local_irq_disable);
+
+void rkvm_local_irq_enable(void)
+{
+	local_irq_enable();
+}
+EXPORT_SYMBOL_GPL(rkvm_local_irq_enable);
+
+bool rkvm_need_resched(void)
+{
+	return need_resched();
+}
+EXPORT_SYMBOL_GPL(rkvm_need_resched);
+
+void rkvm_smp_send_reschedule(int cpu)
+{
+	smp_send_reschedule(cpu);
+}
+EXPORT_SYMBOL_GPL(rkvm_smp_send_reschedule);
+
+void rkvm_put_page(struct page *page)
+{
+	put_page(page);
+}
+EXPORT_SYMBOL_GPL(rkvm_put_page);
+
+void *rkvm_phys_to_virt(u64 pa)
+{
+	return phys_to_virt(pa);
+}
+EXPORT_SYMBOL_GPL(rkvm_phys_to_virt);
+
+u64 rkvm_virt_to_phys(void *va)
+{
+	return virt_to_phys(va);
+}
+EXPORT_SYMBOL_GPL(rkvm_virt_to_phys);
+
+u64 rkvm_xgetbv(u32 index)
+{
+	return xgetbv(index);
+}
+EXPORT_SYMBOL_GPL(rkvm_xgetbv);
+
+void rkvm_xsetbv(u32 index, u64 value)
+{
+	xsetbv(index, value);
+}
+EXPORT_SYMBOL_GPL(rkvm_xsetbv);
+
+/* Before entering the guest: reload the (guest) FPU registers if a context
+ * switch saved them since fpu_swap_kvm_fpstate(). */
+void rkvm_switch_fpu_return(void)
+{
+	if (test_thread_flag(TIF_NEED_FPU_LOAD))
+		switch_fpu_return();
+}
+EXPORT_SYMBOL_GPL(rkvm_switch_fpu_return);
+
+/* Context tracking, RCU and time accounting around guest execution. */
+void rkvm_guest_enter_irqoff(void)
+{
+	guest_timing_enter_irqoff();
+	guest_state_enter_irqoff();
+}
+EXPORT_SYMBOL_GPL(rkvm_guest_enter_irqoff);
+
+void rkvm_guest_exit_irqoff(void)
+{
+	guest_state_exit_irqoff();
+}
+EXPORT_SYMBOL_GPL(rkvm_guest_exit_irqoff);
+
+void rkvm_guest_timing_exit_irqoff(void)
+{
+	guest_timing_exit_irqoff();
+}
+EXPORT_SYMBOL_GPL(rkvm_guest_timing_exit_irqoff);
+
+/* VMRUN does not preserve the host's debug registers. */
+void rkvm_hw_breakpoint_restore(void)
+{
+	if (hw_breakpoint_active())
+		hw_breakpoint_restore();
+}
+EXPORT_SYMBOL_GPL(rkvm_hw_breakpoint_restore);
+
+/*
+ * Atomic compare-and-exchange on guest memory mapped at user address
+ * `hva` (the emulator's LOCK CMPXCHG and friends), as upstream's
+ * emulator_cmpxchg_emulated(): 0 = exchanged, 1 = memory differed (`old`
+ * now holds its value), -EFAULT, or -EINVAL for an unsupported size.
+ */
+int rkvm_cmpxchg_user(u64 hva, void *old, const void *new_val, unsigned int len)
+{
+	int r;
+
+	switch (len) {
+	case 1:
+		r = __try_cmpxchg_user((u8 __user *)hva, (u8 *)old, *(const u8 *)new_val, efault1);
+		break;
+	case 2:
+		r = __try_cmpxchg_user((u16 __user *)hva, (u16 *)old, *(const u16 *)new_val, efault2);
+		break;
+	case 4:
+		r = __try_cmpxchg_user((u32 __user *)hva, (u32 *)old, *(const u32 *)new_val, efault4);
+		break;
+	case 8:
+		r = __try_cmpxchg_user((u64 __user *)hva, (u64 *)old, *(const u64 *)new_val, efault8);
+		break;
+	default:
+		return -EINVAL;
+	}
+	return r;
+}
+EXPORT_SYMBOL_GPL(rkvm_cmpxchg_user);
+
+/*
+ * The emulator's view of the guest's XMM registers. Only called in
+ * KVM_RUN, while the guest FPU state is the current one: reload it into
+ * the registers if a context switch saved it, then access them with
+ * preemption held off.
+ */
+#define RKVM_XMM_CASE(i, op) case i: asm volatile(op " %%xmm" #i ", %0" : "=m"(*(u8 (*)[16])val)); break;
+#define RKVM_XMM_CASE_W(i, op) case i: asm volatile(op " %0, %%xmm" #i :: "m"(*(const u8 (*)[16])val)); break;
+
+void rkvm_read_xmm(unsigned int n, void *val)
+{
+	fpregs_lock();
+	if (test_thread_flag(TIF_NEED_FPU_LOAD))
+		switch_fpu_return();
+	switch (n) {
+	RKVM_XMM_CASE(0, "movdqu") RKVM_XMM_CASE(1, "movdqu") RKVM_XMM_CASE(2, "movdqu")
+	RKVM_XMM_CASE(3, "movdqu") RKVM_XMM_CASE(4, "movdqu") RKVM_XMM_CASE(5, "movdqu")
+	RKVM_XMM_CASE(6, "movdqu") RKVM_XMM_CASE(7, "movdqu") RKVM_XMM_CASE(8, "movdqu")
+	RKVM_XMM_CASE(9, "movdqu") RKVM_XMM_CASE(10, "movdqu") RKVM_XMM_CASE(11, "movdqu")
+	RKVM_XMM_CASE(12, "movdqu") RKVM_XMM_CASE(13, "movdqu") RKVM_XMM_CASE(14, "movdqu")
+	RKVM_XMM_CASE(15, "movdqu")
+	default: memset(val, 0, 16);
+	}
+	fpregs_unlock();
+}
+EXPORT_SYMBOL_GPL(rkvm_read_xmm);
+
+void rkvm_write_xmm(unsigned int n, const void *val)
+{
+	fpregs_lock();
+	if (test_thread_flag(TIF_NEED_FPU_LOAD))
+		switch_fpu_return();
+	switch (n) {
+	RKVM_XMM_CASE_W(0, "movdqu") RKVM_XMM_CASE_W(1, "movdqu") RKVM_XMM_CASE_W(2, "movdqu")
+	RKVM_XMM_CASE_W(3, "movdqu") RKVM_XMM_CASE_W(4, "movdqu") RKVM_XMM_CASE_W(5, "movdqu")
+	RKVM_XMM_CASE_W(6, "movdqu") RKVM_XMM_CASE_W(7, "movdqu") RKVM_XMM_CASE_W(8, "movdqu")
+	RKVM_XMM_CASE_W(9, "movdqu") RKVM_XMM_CASE_W(10, "movdqu") RKVM_XMM_CASE_W(11, "movdqu")
+	RKVM_XMM_CASE_W(12, "movdqu") RKVM_XMM_CASE_W(13, "movdqu") RKVM_XMM_CASE_W(14, "movdqu")
+	RKVM_XMM_CASE_W(15, "movdqu")
+	default: break;
+	}
+	fpregs_unlock();
+}
+EXPORT_SYMBOL_GPL(rkvm_write_xmm);
+
+u64 rkvm_task_size_max(void)
+{
+	return TASK_SIZE_MAX;
+}
+EXPORT_SYMBOL_GPL(rkvm_task_size_max);
+
+void rkvm_cond_resched(void)
+{
+	cond_resched();
+}
+EXPORT_SYMBOL_GPL(rkvm_cond_resched);
+
+/* Physically contiguous, zeroed 2^order pages (SVM's IOPM and MSRPM). */
+struct page *rkvm_alloc_pages_zeroed(unsigned int order)
+{
+	return alloc_pages(GFP_KERNEL_ACCOUNT | __GFP_ZERO, order);
+}
+EXPORT_SYMBOL_GPL(rkvm_alloc_pages_zeroed);
+
+void rkvm_free_pages(struct page *page, unsigned int order)
+{
+	__free_pages(page, order);
+}
+EXPORT_SYMBOL_GPL(rkvm_free_pages);
+
+u64 rkvm_rdtsc(void)
+{
+	return rdtsc();
+}
+EXPORT_SYMBOL_GPL(rkvm_rdtsc);

@@ -17,4 +17,32 @@ u64 rkvm_page_to_phys(struct page *page);
 void *rkvm_page_address(struct page *page);
 int rkvm_smp_processor_id(void);
 
+void rkvm_preempt_disable(void);
+void rkvm_preempt_enable(void);
+void rkvm_local_irq_disable(void);
+void rkvm_local_irq_enable(void);
+bool rkvm_need_resched(void);
+void rkvm_smp_send_reschedule(int cpu);
+
+void rkvm_put_page(struct page *page);
+void *rkvm_phys_to_virt(u64 pa);
+u64 rkvm_virt_to_phys(void *va);
+
+u64 rkvm_xgetbv(u32 index);
+void rkvm_xsetbv(u32 index, u64 value);
+void rkvm_switch_fpu_return(void);
+void rkvm_guest_enter_irqoff(void);
+void rkvm_guest_exit_irqoff(void);
+void rkvm_guest_timing_exit_irqoff(void);
+void rkvm_hw_breakpoint_restore(void);
+
+int rkvm_cmpxchg_user(u64 hva, void *old, const void *new_val, unsigned int len);
+void rkvm_read_xmm(unsigned int n, void *val);
+void rkvm_write_xmm(unsigned int n, const void *val);
+u64 rkvm_task_size_max(void);
+void rkvm_cond_resched(void);
+struct page *rkvm_alloc_pages_zeroed(unsigned int order);
+void rkvm_free_pages(struct page *page, unsigned int order);
+u64 rkvm_rdtsc(void);
+
 #endif

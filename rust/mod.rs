@@ -7,6 +7,8 @@
 pub mod bindings;
 pub mod cpuhp;
 pub mod file;
+pub mod fpu;
 pub mod misc;
 pub mod msr;
+pub mod pages;
 pub mod uapi;

@@ -20,3 +20,44 @@ use kernel::ffi;
 use pin_init::MaybeZeroable;
 
 include!("uapi_generated.rs");
+
+/// Marks uapi structs as plain old data for `UserSlice` reads and writes.
+macro_rules! pod {
+    ($($t:ty),* $(,)?) => {
+        $(
+            // SAFETY: a uapi struct of integers (and arrays and unions of
+            // them) whose padding is explicit, as the uapi requires: every
+            // bit pattern is valid and no byte is uninitialised.
+            unsafe impl kernel::transmute::FromBytes for $t {}
+            // SAFETY: as above.
+            unsafe impl kernel::transmute::AsBytes for $t {}
+        )*
+    };
+}
+
+pod!(
+    kvm_regs,
+    kvm_sregs,
+    kvm_segment,
+    kvm_dtable,
+    kvm_fpu,
+    kvm_userspace_memory_region,
+    kvm_userspace_memory_region2,
+    kvm_dirty_log,
+    kvm_msr_entry,
+    kvm_msrs,
+    kvm_msr_list,
+    kvm_cpuid_entry2,
+    kvm_cpuid2,
+    kvm_xcrs,
+    kvm_xsave,
+    kvm_vcpu_events,
+    kvm_mp_state,
+    kvm_translation,
+    kvm_guest_debug,
+    kvm_interrupt,
+    kvm_debugregs,
+    kvm_clock_data,
+    kvm_signal_mask,
+    kvm_enable_cap,
+);

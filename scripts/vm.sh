@@ -5,7 +5,8 @@
 # PID 1 is tests/vm/init.sh, which runs MODE for module SET.
 #
 #   scripts/vm.sh MODE SET OUTDIR [TIMEOUT_SECONDS]
-#     MODE: check | run | bench      SET: ours | intree
+#     MODE: check | run | bench | exec (runs $RKVM_CMD, no spaces)
+#     SET: ours | intree
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck disable=SC1091
@@ -18,7 +19,7 @@ cpu=${RKVM_CPU:-EPYC,+svm,+npt}
 append="console=ttyS0 panic=-1 oops=panic_on_warn=0 root=hostroot rootfstype=9p \
 rootflags=trans=virtio,version=9p2000.L,msize=524288,cache=loose ro \
 init=$here/tests/vm/init.sh rkvm.mode=$mode rkvm.set=$set rkvm.repo=$here \
-rkvm.kdir=$KERNELDIR rkvm.krel=$KERNELRELEASE"
+rkvm.kdir=$KERNELDIR rkvm.krel=$KERNELRELEASE${RKVM_CMD:+ rkvm.cmd=$RKVM_CMD}"
 
 timeout --foreground -k 10 "$tmo" "${QEMU:-qemu-system-x86_64}" \
 	-machine q35 -nodefaults -vga none -accel tcg,thread=multi -cpu "$cpu" -smp 2 -m 3G \

@@ -8,8 +8,10 @@
 //! `enable_virt_at_load`. Every VM holds a [`VendorRef`], which pins the
 //! vendor module, so `rmmod kvm-amd` with live VMs fails cleanly.
 
-use crate::ext::cpuhp;
+use crate::ext::{cpuhp, uapi};
 use kernel::{bindings, prelude::*, sync::Arc, ThisModule};
+
+pub use crate::exit::{IoExit, VmExit};
 
 /// What a vendor backend implements.
 pub trait ArchOps: Send + Sync {
@@ -20,6 +22,139 @@ pub trait ArchOps: Send + Sync {
 
     /// Undoes [`ArchOps::enable_cpu`] on the current CPU, `cpu`.
     fn disable_cpu(&self, cpu: u32);
+
+    /// A new vCPU in its reset state, for a VM whose nested page tables
+    /// are rooted at `tdp_root` (host physical).
+    fn create_vcpu(&self, id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>>;
+}
+
+/// Guest general-purpose registers, indexed in x86 encoding order (see
+/// [`gpr`]); the vendor keeps RAX and RSP in sync with its hardware state.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct Gprs(pub [u64; 16]);
+
+/// Register numbers in x86 encoding order (ModRM/REX numbering).
+pub mod gpr {
+    /// RAX.
+    pub const RAX: usize = 0;
+    /// RCX.
+    pub const RCX: usize = 1;
+    /// RDX.
+    pub const RDX: usize = 2;
+    /// RBX.
+    pub const RBX: usize = 3;
+    /// RSP.
+    pub const RSP: usize = 4;
+    /// RBP.
+    pub const RBP: usize = 5;
+    /// RSI.
+    pub const RSI: usize = 6;
+    /// RDI.
+    pub const RDI: usize = 7;
+    /// R8; R9..R15 follow.
+    pub const R8: usize = 8;
+}
+
+/// Segment registers (the emulator's encoding: ES, CS, SS, DS, FS, GS,
+/// LDTR, TR).
+pub use crate::emulate::SegReg as Seg;
+
+/// Interrupt shadow kinds (STI, MOV SS).
+pub use crate::emulate::InterruptShadow;
+
+/// Result of an MSR access offered to the vendor backend first.
+pub enum MsrAccess {
+    /// Handled; for reads, the value.
+    Done(u64),
+    /// Not a vendor MSR: the core handles it.
+    NotMine,
+    /// Invalid access: the guest gets #GP (userspace gets an error).
+    Fault,
+}
+
+/// A vendor's vCPU: hardware state (VMCB/VMCS) and the world switch.
+pub trait VcpuArch: Send {
+    /// Enters the guest once and returns why it stopped. Called on `cpu`
+    /// with preemption and interrupts disabled; returns with them disabled.
+    fn run(&mut self, cpu: u32) -> VmExit;
+
+    /// The general-purpose registers.
+    fn gprs(&self) -> &Gprs;
+    /// The general-purpose registers, for writing.
+    fn gprs_mut(&mut self) -> &mut Gprs;
+    /// RIP.
+    fn rip(&self) -> u64;
+    /// Sets RIP.
+    fn set_rip(&mut self, rip: u64);
+    /// RFLAGS.
+    fn rflags(&self) -> u64;
+    /// Sets RFLAGS.
+    fn set_rflags(&mut self, rflags: u64);
+    /// RIP after the instruction that caused the last exit, when the
+    /// hardware reported it (SVM next-RIP save).
+    fn next_rip(&self) -> Option<u64>;
+    /// Completes an intercepted instruction: RIP := `next_rip`, and the
+    /// STI/MOV SS interrupt shadow ends.
+    fn skip_to(&mut self, next_rip: u64);
+
+    /// Segments, control registers, EFER and descriptor tables.
+    fn get_sregs(&self, sregs: &mut uapi::kvm_sregs);
+    /// Sets what [`VcpuArch::get_sregs`] gets (not `apic_base` and
+    /// `interrupt_bitmap`, which the core owns).
+    fn set_sregs(&mut self, sregs: &uapi::kvm_sregs) -> Result;
+    /// One segment register.
+    fn segment(&self, seg: Seg) -> uapi::kvm_segment;
+    /// Sets one segment register.
+    fn set_segment(&mut self, seg: Seg, val: &uapi::kvm_segment);
+    /// GDTR (`idt` false) or IDTR (`idt` true).
+    fn dtable(&self, idt: bool) -> uapi::kvm_dtable;
+    /// Sets GDTR or IDTR.
+    fn set_dtable(&mut self, idt: bool, val: &uapi::kvm_dtable);
+    /// Sets CR0, CR3 or CR4 (`n`), already validated by the core.
+    fn set_cr(&mut self, n: u8, val: u64);
+    /// CR2.
+    fn cr2(&self) -> u64;
+    /// Sets CR2.
+    fn set_cr2(&mut self, val: u64);
+    /// Debug register `n` (0-3, 6, 7).
+    fn dr(&self, n: u8) -> u64;
+    /// Sets debug register `n` (0-3, 6, 7).
+    fn set_dr(&mut self, n: u8, val: u64);
+    /// The next instruction boundary gets an interrupt shadow.
+    fn set_interrupt_shadow(&mut self, kind: InterruptShadow);
+    /// CR0.
+    fn cr0(&self) -> u64;
+    /// CR3.
+    fn cr3(&self) -> u64;
+    /// CR4.
+    fn cr4(&self) -> u64;
+    /// The guest's view of EFER.
+    fn efer(&self) -> u64;
+    /// Current privilege level.
+    fn cpl(&self) -> u8;
+    /// Reads an MSR the vendor keeps (e.g. in the VMCB).
+    fn get_msr(&mut self, index: u32) -> MsrAccess;
+    /// Writes an MSR the vendor keeps; `host` for KVM_SET_MSRS.
+    fn set_msr(&mut self, index: u32, value: u64, host: bool) -> MsrAccess;
+
+    /// Injects exception `vector` on the next entry.
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
+    /// Whether an external interrupt can be injected now (RFLAGS.IF, no
+    /// interrupt shadow, no event already being injected).
+    fn interrupt_allowed(&self) -> bool;
+    /// Injects external interrupt `vector` on the next entry.
+    fn inject_interrupt(&mut self, vector: u8);
+    /// Whether an NMI can be injected now.
+    fn nmi_allowed(&self) -> bool;
+    /// Injects an NMI on the next entry.
+    fn inject_nmi(&mut self);
+    /// Exit as soon as the guest can take an interrupt (or stop asking).
+    fn request_interrupt_window(&mut self, on: bool);
+    /// Flushes this vCPU's guest TLB on the next entry.
+    fn flush_tlb(&mut self);
+    /// Back to the reset state (power-on, or INIT when `init`).
+    fn reset(&mut self, init: bool);
 }
 
 struct Vendor {

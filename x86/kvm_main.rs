@@ -12,9 +12,28 @@ pub mod ext;
 
 pub mod arch;
 mod caps;
+mod cpuid;
 mod dev;
+mod emulator;
+pub mod exit;
 pub mod ioctl;
+mod memslot;
+mod mmu;
+mod msrs;
+mod regs;
+mod run;
+mod run_page;
+mod vcpu;
 mod vm;
+
+// Pure components (DESIGN.md section 3): the same files the host tests in
+// tests/host build.
+#[path = "emulate/mod.rs"]
+pub mod emulate;
+#[path = "irqchip/mod.rs"]
+pub mod irqchip;
+#[path = "memslots/mod.rs"]
+pub mod memslots;
 
 module! {
     type: KvmModule,

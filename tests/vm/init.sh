@@ -65,6 +65,9 @@ check)
 	# shellcheck disable=SC2086
 	$vmtest --set "$set" $mods > $out/results.txt 2> $out/vmtest.err
 	echo $? > $out/vmtest.rc
+	# Peer suite (kvm-ioctls' own tests), when scripts/peer.sh built it.
+	# shellcheck disable=SC2086
+	[ -s "$repo/build/peer/tests.list" ] && "$repo/scripts/peer.sh" vm "$out" $mods > $out/peer.log 2>&1
 	;;
 run)
 	# shellcheck disable=SC2086
@@ -76,6 +79,17 @@ bench)
 	;;
 shell)
 	setsid sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1'
+	;;
+exec)
+	# Debugging aid (scripts/vm.sh exec SET OUT, with RKVM_CMD): load the
+	# module set, run one command, show its output on the console.
+	case $set in
+	ours) insmod $repo/x86/kvm.ko && insmod $repo/x86/kvm-amd.ko ;;
+	intree) insmod $intree/virt/lib/irqbypass.ko; insmod $intree/arch/x86/kvm/kvm.ko &&
+		insmod $intree/arch/x86/kvm/kvm-amd.ko ;;
+	esac
+	udevadm settle
+	sh -c "$cmd" 2>&1 | tee $out/exec.txt
 	;;
 esac
 finish

@@ -28,3 +28,23 @@ pub(crate) fn has_npt() -> bool {
     __cpuid(0x8000_0000).eax >= SVM_FEATURE_LEAF
         && __cpuid(SVM_FEATURE_LEAF).edx & SVM_FEATURE_NPT != 0
 }
+
+/// EDX bit 3 of [`SVM_FEATURE_LEAF`]: the CPU saves the next RIP.
+const SVM_FEATURE_NRIPS: u32 = 1 << 3;
+/// EDX bit 6 of [`SVM_FEATURE_LEAF`]: TLB_CONTROL can flush one ASID.
+const SVM_FEATURE_FLUSH_BY_ASID: u32 = 1 << 6;
+
+/// Whether the CPU reports next RIP on intercepts.
+pub(crate) fn has_nrips() -> bool {
+    __cpuid(SVM_FEATURE_LEAF).edx & SVM_FEATURE_NRIPS != 0
+}
+
+/// Whether TLB_CONTROL supports flushing one ASID.
+pub(crate) fn has_flush_by_asid() -> bool {
+    __cpuid(SVM_FEATURE_LEAF).edx & SVM_FEATURE_FLUSH_BY_ASID != 0
+}
+
+/// The highest ASID (CPUID 0x8000000A EBX - 1; ASID 0 is the host's).
+pub(crate) fn max_asid() -> u32 {
+    __cpuid(SVM_FEATURE_LEAF).ebx.saturating_sub(1).max(1)
+}

@@ -6,13 +6,16 @@
 //! sets EFER.SVME, exactly as upstream kvm-amd does in 7.3) and points
 //! `MSR_VM_HSAVE_PA` at a host save area page of its own.
 
-use kernel::{cpu, page::Page, prelude::*, sync::Arc};
+use kernel::{cpu, prelude::*, sync::Arc};
 use kvm::{
-    arch::{self, ArchOps},
+    arch::{self, ArchOps, VcpuArch},
     ext::{bindings as rb, msr},
 };
 
 mod cpuid;
+mod percpu;
+mod vcpu;
+mod vmcb;
 
 module! {
     type: KvmAmd,
@@ -50,35 +53,27 @@ impl kernel::Module for KvmAmd {
     }
 }
 
-/// The SVM backend: one host save area per possible CPU.
+/// The SVM backend.
 struct Svm {
-    host_save_areas: KVec<Page>,
+    shared: Arc<percpu::Shared>,
 }
 
 impl Svm {
     fn new() -> Result<Self> {
-        let n = cpu::nr_cpu_ids() as usize;
-        let mut host_save_areas = KVec::with_capacity(n, GFP_KERNEL)?;
-        for _ in 0..n {
-            host_save_areas.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
-        }
-        Ok(Self { host_save_areas })
-    }
-
-    fn host_save_area_pa(&self, cpu: u32) -> Result<u64> {
-        let page = self.host_save_areas.get(cpu as usize).ok_or(EINVAL)?;
-        // SAFETY: `page` is a live page owned by `self`.
-        Ok(unsafe { rb::rkvm_page_to_phys(page.as_ptr()) })
+        Ok(Self { shared: Arc::new(percpu::Shared::new()?, GFP_KERNEL)? })
     }
 }
 
 impl ArchOps for Svm {
     fn enable_cpu(&self, cpu: u32) -> Result {
-        let hsave = self.host_save_area_pa(cpu)?;
         // SAFETY: no memory-safety preconditions; sets EFER.SVME on this
         // CPU (balanced by x86_virt_put_ref in `disable_cpu`).
         kernel::error::to_result(unsafe { rb::x86_virt_get_ref(rb::X86_FEATURE_SVM as i32) })?;
-        msr::write(rb::MSR_VM_HSAVE_PA, hsave);
+        if let Err(e) = self.shared.cpu_enabled(cpu) {
+            // SAFETY: balances the reference just taken.
+            unsafe { rb::x86_virt_put_ref(rb::X86_FEATURE_SVM as i32) };
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -86,5 +81,10 @@ impl ArchOps for Svm {
         // SAFETY: balances the reference taken in `enable_cpu` on this CPU.
         unsafe { rb::x86_virt_put_ref(rb::X86_FEATURE_SVM as i32) };
         msr::write(rb::MSR_VM_HSAVE_PA, 0);
+    }
+
+    fn create_vcpu(&self, _id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>> {
+        let v: KBox<dyn VcpuArch> = KBox::new(vcpu::SvmVcpu::new(self.shared.clone(), tdp_root)?, GFP_KERNEL_ACCOUNT)?;
+        Ok(v)
     }
 }

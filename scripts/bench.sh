@@ -1,0 +1,62 @@
+#!/bin/bash
+# `make bench [QUICK=1]`: per-exit costs of our modules against the in-tree
+# KVM modules of the same kernel, one test-VM boot per module set (same VM
+# configuration), and their ratio.
+#
+# Guest loops (tests/vm/guests/bench.inc, run by rkvm-vmtest --bench):
+# CPUID and VMMCALL handled inside KVM, VMMCALL forwarded to userspace
+# (KVM_EXIT_HYPERCALL via KVM_CAP_EXIT_HYPERCALL), OUT, MMIO write and HLT
+# exits to userspace.  Iterations: RKVM_BENCH_ITERS, default 1,000,000
+# (minutes under TCG: each userspace exit costs ~75 us); QUICK=1 uses
+# 20,000.  RKVM_BENCH_SETS="intree ours" picks the sets; RKVM_NO_BUILD=1
+# skips building the modules.
+set -u
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+# shellcheck disable=SC1091
+. ./config.mak
+export PATH=$HOME/.cargo/bin:$PATH
+
+iters=${RKVM_BENCH_ITERS:-1000000}
+[ -n "${QUICK:-}" ] && [ "${QUICK}" != 0 ] && iters=20000
+sets=${RKVM_BENCH_SETS:-intree ours}
+out=$here/build/bench
+mkdir -p "$out"
+echo "$iters" > "$out/iters"
+
+if [ -z "${RKVM_NO_BUILD:-}" ]; then
+	make -s modules > "$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; echo "bench: module build failed" >&2; exit 1; }
+fi
+(cd tests/vm/vmtest && CARGO_TARGET_DIR=$here/build/vmtest cargo build --release --quiet) > "$out/vmtest-build.log" 2>&1 ||
+	{ tail -n 30 "$out/vmtest-build.log"; echo "bench: vmtest build failed" >&2; exit 1; }
+
+# 6 loops; allow 1.5 ms per iteration in total, plus boot.
+tmo=$((300 + iters * 3 / 2000))
+echo "bench: $iters iterations per loop, sets: $sets (time limit ${tmo}s per set)"
+for set in $sets; do
+	s=$(date +%s)
+	if ! scripts/vm.sh bench "$set" "$out/vm-$set" "$tmo" > "$out/vm-$set.console.log" 2>&1; then
+		tail -n 20 "$out/vm-$set.console.log"
+		echo "bench: the $set VM failed (see $out/vm-$set.console.log)" >&2
+	fi
+	echo "bench: $set took $(($(date +%s) - s)) s"
+done
+
+# BENCH <name> <iters> <total ns> <ns per exit> <userspace exits> # what
+ns() { awk -v n="$1" '$1 == "BENCH" && $2 == n { print $5 }' "$out/vm-$2/bench.txt" 2>/dev/null; }
+what() { for s in $sets; do sed -n "s/^BENCH $1 .* # //p" "$out/vm-$s/bench.txt" 2>/dev/null; done | head -n 1; }
+names=$(for s in $sets; do awk '$1 == "BENCH" { print $2 } $1 == "BENCH-FAIL" { sub(":", "", $2); print $2 }' "$out/vm-$s/bench.txt" 2>/dev/null; done | awk '!seen[$0]++')
+
+echo
+echo "per-exit cost, ns (QEMU TCG, nested SVM; $iters iterations per loop)"
+printf '%-16s %14s %14s %12s  %s\n' benchmark in-tree ours ours/in-tree what
+for n in $names; do
+	a=$(ns "$n" intree) b=$(ns "$n" ours)
+	r=-
+	[ -n "$a" ] && [ -n "$b" ] && r=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }')
+	printf '%-16s %14s %14s %12s  %s\n' "$n" "${a:--}" "${b:--}" "$r" "$(what "$n")"
+done
+for s in $sets; do
+	grep -h '^BENCH-FAIL' "$out/vm-$s/bench.txt" 2>/dev/null | sed "s/^/$s: /"
+	[ -s "$out/vm-$s/bench.txt" ] || echo "$s: no results (see $out/vm-$s/vmtest.err, $out/vm-$s.console.log)"
+done

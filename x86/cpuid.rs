@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The guest's CPUID: the table userspace sets with KVM_SET_CPUID2 and what
+//! the guest's CPUID instruction returns from it.
+
+use crate::{
+    arch::gpr,
+    ext::uapi,
+    msrs,
+    vcpu::VcpuState,
+    vm::{read_arg, write_arg},
+};
+use kernel::{
+    prelude::*,
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// Most entries KVM_SET_CPUID2 accepts (`KVM_MAX_CPUID_ENTRIES`).
+pub(crate) const MAX_ENTRIES: u32 = 256;
+const ENTRY_SIZE: usize = core::mem::size_of::<uapi::kvm_cpuid_entry2>();
+const HEADER_SIZE: usize = core::mem::size_of::<uapi::kvm_cpuid2>();
+
+/// CPUID.1:ECX.OSXSAVE, which mirrors CR4.OSXSAVE.
+const CPUID1_ECX_OSXSAVE: u32 = 1 << 27;
+/// CPUID.1:EDX.APIC, which mirrors IA32_APIC_BASE.EN.
+const CPUID1_EDX_APIC: u32 = 1 << 9;
+
+/// The guest's CPUID table.
+pub(crate) struct GuestCpuid {
+    entries: KVec<uapi::kvm_cpuid_entry2>,
+}
+
+impl GuestCpuid {
+    pub(crate) fn new() -> Self {
+        Self { entries: KVec::new() }
+    }
+
+    /// KVM_SET_CPUID2.
+    pub(crate) fn set_from_user(&mut self, arg: usize) -> Result {
+        let hdr: uapi::kvm_cpuid2 = read_arg(arg)?;
+        if hdr.nent > MAX_ENTRIES {
+            return Err(E2BIG);
+        }
+        let n = hdr.nent as usize;
+        let mut entries = KVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
+        let mut r = UserSlice::new(UserPtr::from_addr(arg + HEADER_SIZE), n * ENTRY_SIZE).reader();
+        for _ in 0..n {
+            entries.push(r.read::<uapi::kvm_cpuid_entry2>()?, GFP_KERNEL_ACCOUNT)?;
+        }
+        self.entries = entries;
+        Ok(())
+    }
+
+    /// KVM_GET_CPUID2: `E2BIG` if userspace's array is too small.
+    pub(crate) fn get_to_user(&self, arg: usize) -> Result {
+        let mut hdr: uapi::kvm_cpuid2 = read_arg(arg)?;
+        if (hdr.nent as usize) < self.entries.len() {
+            return Err(E2BIG);
+        }
+        let mut w = UserSlice::new(UserPtr::from_addr(arg + HEADER_SIZE), self.entries.len() * ENTRY_SIZE).writer();
+        for e in self.entries.iter() {
+            w.write(e)?;
+        }
+        hdr.nent = self.entries.len() as u32;
+        write_arg(arg, &hdr)
+    }
+
+    /// The entry for `function`/`index`.
+    pub(crate) fn find(&self, function: u32, index: u32) -> Option<&uapi::kvm_cpuid_entry2> {
+        self.entries.iter().find(|e| {
+            e.function == function
+                && (e.flags & uapi::KVM_CPUID_FLAG_SIGNIFCANT_INDEX == 0 || e.index == index)
+        })
+    }
+}
+
+/// What the guest's CPUID returns for `leaf`/`subleaf`: the table entry
+/// with the bits that track guest state (OSXSAVE, APIC) updated; leaves
+/// the table lacks read as zeros (AMD behaviour, as upstream for AMD).
+pub(crate) fn lookup(st: &VcpuState, leaf: u32, subleaf: u32) -> [u32; 4] {
+    let Some(e) = st.cpuid.find(leaf, subleaf) else { return [0; 4] };
+    let mut r = [e.eax, e.ebx, e.ecx, e.edx];
+    if leaf == 1 {
+        if st.arch.cr4() & msrs::X86_CR4_OSXSAVE != 0 {
+            r[2] |= CPUID1_ECX_OSXSAVE;
+        } else {
+            r[2] &= !CPUID1_ECX_OSXSAVE;
+        }
+        if st.msrs.apic_base & msrs::APIC_BASE_ENABLE == 0 {
+            r[3] &= !CPUID1_EDX_APIC;
+        }
+    }
+    r
+}
+
+/// The guest executed CPUID (EAX, ECX in; EAX..EDX out).
+pub(crate) fn emulate(st: &mut VcpuState) {
+    let g = st.arch.gprs().0;
+    let r = lookup(st, g[gpr::RAX] as u32, g[gpr::RCX] as u32);
+    let g = st.arch.gprs_mut();
+    g.0[gpr::RAX] = u64::from(r[0]);
+    g.0[gpr::RBX] = u64::from(r[1]);
+    g.0[gpr::RCX] = u64::from(r[2]);
+    g.0[gpr::RDX] = u64::from(r[3]);
+}
+
+/// The guest's physical address width (CPUID 0x80000008 EAX[7:0], else 36).
+pub(crate) fn guest_maxphyaddr(st: &VcpuState) -> u8 {
+    match st.cpuid.find(0x8000_0008, 0) {
+        Some(e) if e.eax & 0xff != 0 => (e.eax & 0xff) as u8,
+        _ => 36,
+    }
+}

@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Glue between the pure instruction emulator (`emulate/`) and a vCPU:
+//! [`CpuState`] over the vCPU's registers, [`GuestMemory`] over the VM's
+//! memory slots, and the exits its outcomes turn into (MMIO, string port
+//! I/O, exceptions, internal errors).
+
+use crate::{
+    arch::Seg,
+    cpuid,
+    emulate::{
+        self, paging, Cr, CpuState, DescTable, Emulator, GuestMemory, InterruptShadow, MemError,
+        Outcome, Rejected, Segment,
+    },
+    ext::{bindings as rb, uapi},
+    msrs,
+    run::{Next, Pending},
+    vcpu::{Vcpu, VcpuState},
+    vm::Vm,
+};
+use kernel::prelude::*;
+
+/// The emulator's state between exits: what userspace must complete.
+#[derive(Clone, Copy)]
+pub(crate) enum Waiting {
+    /// An MMIO read of `len` bytes.
+    MmioRead { len: u8 },
+    /// An MMIO write (already done by userspace).
+    MmioWrite,
+    /// IN/INS of `bytes` bytes from the PIO data page.
+    PioIn { bytes: usize },
+    /// OUT/OUTS (already done by userspace).
+    PioOut,
+}
+
+fn seg_to_emu(s: &uapi::kvm_segment) -> Segment {
+    Segment {
+        base: s.base,
+        limit: s.limit,
+        selector: s.selector,
+        type_: s.type_,
+        s: s.s != 0,
+        dpl: s.dpl,
+        present: s.present != 0,
+        avl: s.avl != 0,
+        l: s.l != 0,
+        db: s.db != 0,
+        g: s.g != 0,
+        unusable: s.unusable != 0,
+    }
+}
+
+fn seg_from_emu(s: &Segment) -> uapi::kvm_segment {
+    uapi::kvm_segment {
+        base: s.base,
+        limit: s.limit,
+        selector: s.selector,
+        type_: s.type_,
+        present: u8::from(s.present),
+        dpl: s.dpl,
+        db: u8::from(s.db),
+        s: u8::from(s.s),
+        l: u8::from(s.l),
+        g: u8::from(s.g),
+        avl: u8::from(s.avl),
+        unusable: u8::from(s.unusable),
+        padding: 0,
+    }
+}
+
+/// [`CpuState`] over a vCPU.
+pub(crate) struct Cpu<'a> {
+    pub(crate) st: &'a mut VcpuState,
+}
+
+impl CpuState for Cpu<'_> {
+    fn gpr(&self, reg: emulate::regs::Gpr) -> u64 {
+        self.st.arch.gprs().0[usize::from(reg & 15)]
+    }
+    fn set_gpr(&mut self, reg: emulate::regs::Gpr, val: u64) {
+        self.st.arch.gprs_mut().0[usize::from(reg & 15)] = val;
+    }
+    fn rip(&self) -> u64 {
+        self.st.arch.rip()
+    }
+    fn set_rip(&mut self, val: u64) {
+        self.st.arch.set_rip(val)
+    }
+    fn rflags(&self) -> u64 {
+        self.st.arch.rflags()
+    }
+    fn set_rflags(&mut self, val: u64) {
+        self.st.arch.set_rflags(val)
+    }
+    fn segment(&self, seg: Seg) -> Segment {
+        seg_to_emu(&self.st.arch.segment(seg))
+    }
+    fn set_segment(&mut self, seg: Seg, val: Segment) {
+        self.st.arch.set_segment(seg, &seg_from_emu(&val))
+    }
+    fn gdtr(&self) -> DescTable {
+        let d = self.st.arch.dtable(false);
+        DescTable { base: d.base, limit: d.limit }
+    }
+    fn set_gdtr(&mut self, val: DescTable) {
+        self.st.arch.set_dtable(false, &uapi::kvm_dtable { base: val.base, limit: val.limit, padding: [0; 3] })
+    }
+    fn idtr(&self) -> DescTable {
+        let d = self.st.arch.dtable(true);
+        DescTable { base: d.base, limit: d.limit }
+    }
+    fn set_idtr(&mut self, val: DescTable) {
+        self.st.arch.set_dtable(true, &uapi::kvm_dtable { base: val.base, limit: val.limit, padding: [0; 3] })
+    }
+    fn cpl(&self) -> u8 {
+        self.st.arch.cpl()
+    }
+    fn cr(&self, cr: Cr) -> u64 {
+        match cr {
+            Cr::Cr0 => self.st.arch.cr0(),
+            Cr::Cr2 => self.st.arch.cr2(),
+            Cr::Cr3 => self.st.arch.cr3(),
+            Cr::Cr4 => self.st.arch.cr4(),
+            Cr::Cr8 => self.st.msrs.cr8,
+        }
+    }
+    fn set_cr(&mut self, cr: Cr, val: u64) -> Result<(), Rejected> {
+        match cr {
+            Cr::Cr0 => msrs::set_cr0(self.st, val),
+            Cr::Cr2 => {
+                self.st.arch.set_cr2(val);
+                Ok(())
+            }
+            Cr::Cr3 => msrs::set_cr3(self.st, val),
+            Cr::Cr4 => msrs::set_cr4(self.st, val),
+            Cr::Cr8 => {
+                if val > 15 {
+                    return Err(Rejected);
+                }
+                self.st.msrs.cr8 = val;
+                Ok(())
+            }
+        }
+        .map_err(|_| Rejected)
+    }
+    fn efer(&self) -> u64 {
+        self.st.arch.efer()
+    }
+    fn dr(&self, n: u8) -> u64 {
+        self.st.arch.dr(n)
+    }
+    fn set_dr(&mut self, n: u8, val: u64) -> Result<(), Rejected> {
+        if (n == 6 || n == 7) && val >> 32 != 0 {
+            return Err(Rejected);
+        }
+        self.st.arch.set_dr(n, val);
+        Ok(())
+    }
+    fn read_msr(&mut self, index: u32) -> Result<u64, Rejected> {
+        msrs::get(self.st, index).map_err(|_| Rejected)
+    }
+    fn write_msr(&mut self, index: u32, val: u64) -> Result<(), Rejected> {
+        msrs::set(self.st, index, val, false).map_err(|_| Rejected)
+    }
+    fn cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        cpuid::lookup(self.st, leaf, subleaf)
+    }
+    fn xmm(&self, n: u8) -> u128 {
+        let mut v = 0u128;
+        // SAFETY: 16 writable bytes; called in KVM_RUN with the guest FPU
+        // state current (the helper reloads it if it was saved).
+        unsafe { rb::rkvm_read_xmm(u32::from(n), (&mut v as *mut u128).cast()) };
+        v
+    }
+    fn set_xmm(&mut self, n: u8, val: u128) {
+        // SAFETY: as in `xmm`.
+        unsafe { rb::rkvm_write_xmm(u32::from(n), (&val as *const u128).cast()) };
+    }
+    fn invlpg(&mut self, _linear: u64) {
+        self.st.arch.flush_tlb()
+    }
+    fn wbinvd(&mut self) {}
+    fn set_interrupt_shadow(&mut self, kind: InterruptShadow) {
+        self.st.arch.set_interrupt_shadow(kind)
+    }
+    fn maxphyaddr(&self) -> u8 {
+        cpuid::guest_maxphyaddr(self.st)
+    }
+}
+
+/// [`GuestMemory`] over a VM's slots. A userspace fault (the VMM unmapped
+/// its memory) is remembered and turned into `EFAULT` by the caller.
+pub(crate) struct Mem<'a> {
+    pub(crate) vm: &'a Vm,
+    pub(crate) fault: bool,
+}
+
+impl<'a> Mem<'a> {
+    pub(crate) fn new(vm: &'a Vm) -> Self {
+        Self { vm, fault: false }
+    }
+}
+
+impl GuestMemory for Mem<'_> {
+    fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        match self.vm.read_guest(gpa, buf) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(MemError::Mmio),
+            Err(_) => {
+                self.fault = true;
+                Err(MemError::Mmio)
+            }
+        }
+    }
+    fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        match self.vm.write_guest(gpa, data) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(MemError::Mmio),
+            Err(_) => {
+                self.fault = true;
+                Err(MemError::Mmio)
+            }
+        }
+    }
+    fn cmpxchg(&mut self, gpa: u64, old: &[u8], new: &[u8]) -> Result<bool, MemError> {
+        let Some((hva, slot)) = self.vm.gpa_to_hva(gpa, true) else { return Err(MemError::Mmio) };
+        let mut expected = [0u8; 16];
+        let n = old.len().min(16);
+        expected[..n].copy_from_slice(&old[..n]);
+        // SAFETY: `expected` and `new` hold `len` bytes; `hva` is a user
+        // address (faults are caught).
+        let r = unsafe {
+            rb::rkvm_cmpxchg_user(hva, expected.as_mut_ptr().cast(), new.as_ptr().cast(), n as u32)
+        };
+        match r {
+            0 | 1 => {
+                slot.mark_dirty(gpa >> 12);
+                Ok(r == 0)
+            }
+            r if r == EINVAL.to_errno() => {
+                // 16 bytes: like upstream, emulate as a plain write.
+                let mut cur = [0u8; 16];
+                self.read(gpa, &mut cur[..n])?;
+                if cur[..n] != old[..n] {
+                    return Ok(false);
+                }
+                self.write(gpa, new).map(|()| true)
+            }
+            _ => {
+                self.fault = true;
+                Err(MemError::Mmio)
+            }
+        }
+    }
+}
+
+/// Guest linear address to guest physical, through the guest's paging.
+pub(crate) fn linear_to_gpa(vm: &Vm, st: &mut VcpuState, la: u64, write: bool) -> Result<Option<u64>> {
+    let cfg = paging_config(st);
+    let mut mem = Mem::new(vm);
+    let acc = paging::Access { write, user: st.arch.cpl() == 3, ..Default::default() };
+    let r = paging::translate(&mut mem, &cfg, la, acc);
+    if mem.fault {
+        return Err(EFAULT);
+    }
+    Ok(r.ok().map(|t| t.gpa))
+}
+
+/// The guest's current paging mode.
+pub(crate) fn paging_config(st: &mut VcpuState) -> paging::PagingConfig {
+    paging::PagingConfig::from_regs(
+        st.arch.cr0(),
+        st.arch.cr3(),
+        st.arch.cr4(),
+        st.arch.efer(),
+        cpuid::guest_maxphyaddr(st),
+        true,
+    )
+}
+
+/// Emulates the instruction at CS:RIP (`insn`: bytes the hardware already
+/// fetched, if any) until it completes or needs userspace.
+pub(crate) fn emulate(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, insn: &[u8]) -> Result<Next> {
+    let mut emu = core::mem::take(&mut st.emulator);
+    let r = step(vm, vcpu, st, &mut emu, insn);
+    st.emulator = emu;
+    r
+}
+
+/// Completes a userspace exit the emulator asked for, then goes on.
+pub(crate) fn complete(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, w: Waiting) -> Result<Next> {
+    let mut emu = core::mem::take(&mut st.emulator);
+    match w {
+        Waiting::MmioRead { len } => {
+            let d = vcpu.run.mmio_data();
+            emu.complete_mmio_read(&d[..usize::from(len).min(8)]);
+        }
+        Waiting::PioIn { bytes } => {
+            let mut b = [0u8; emulate::PIO_BATCH_BYTES];
+            let n = bytes.min(b.len());
+            vcpu.run.read_pio(0, &mut b[..n]);
+            emu.complete_pio_in(&b[..n]);
+        }
+        Waiting::MmioWrite | Waiting::PioOut => {}
+    }
+    let r = step(vm, vcpu, st, &mut emu, &[]);
+    st.emulator = emu;
+    r
+}
+
+fn step(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, insn: &[u8]) -> Result<Next> {
+    let run = &vcpu.run;
+    let mut mem = Mem::new(vm);
+    let outcome = emu.emulate(&mut Cpu { st }, &mut mem, insn);
+    if mem.fault {
+        emu.reset();
+        return Err(EFAULT);
+    }
+    match outcome {
+        Outcome::Completed | Outcome::Continue => Ok(Next::Guest),
+        Outcome::Halt => {
+            run.set_exit_reason(uapi::KVM_EXIT_HLT);
+            Ok(Next::User)
+        }
+        Outcome::Mmio(m) => {
+            run.set_exit_reason(uapi::KVM_EXIT_MMIO);
+            run.set_mmio(m.gpa, m.data, u32::from(m.len), m.is_write);
+            st.pending = Pending::Emulator(if m.is_write {
+                Waiting::MmioWrite
+            } else {
+                Waiting::MmioRead { len: m.len }
+            });
+            Ok(Next::User)
+        }
+        Outcome::Pio(p) => {
+            run.set_exit_reason(uapi::KVM_EXIT_IO);
+            run.set_io(p.is_in, p.size, p.port, p.count);
+            if p.is_in {
+                let bytes = usize::from(p.size) * p.count as usize;
+                st.pending = Pending::Emulator(Waiting::PioIn { bytes });
+            } else {
+                run.write_pio(0, emu.pio_out_data());
+                st.pending = Pending::Emulator(Waiting::PioOut);
+            }
+            Ok(Next::User)
+        }
+        Outcome::Exception(e) => {
+            if e.vector == emulate::regs::vector::PF {
+                st.arch.set_cr2(e.cr2);
+            }
+            st.arch.inject_exception(e.vector, e.error_code);
+            Ok(Next::Guest)
+        }
+        Outcome::Unhandleable { bytes, len } => {
+            run.set_exit_reason(uapi::KVM_EXIT_INTERNAL_ERROR);
+            let mut data = [0u64; 3];
+            data[0] = u64::from(len);
+            for (i, b) in bytes.iter().take(usize::from(len).min(15)).enumerate() {
+                data[1 + i / 8] |= u64::from(*b) << (8 * (i % 8));
+            }
+            run.set_internal(uapi::KVM_INTERNAL_ERROR_EMULATION, &data);
+            Ok(Next::User)
+        }
+    }
+}

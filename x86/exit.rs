@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Why a guest stopped, decoded by the vendor backend into terms the core
+//! handles the same way on SVM and VMX.
+
+/// A port I/O exit (IN, OUT, INS, OUTS).
+#[derive(Clone, Copy, Debug)]
+pub struct IoExit {
+    /// The port.
+    pub port: u16,
+    /// Bytes per element: 1, 2 or 4.
+    pub size: u8,
+    /// IN/INS.
+    pub input: bool,
+    /// INS/OUTS.
+    pub string: bool,
+    /// REP prefix.
+    pub rep: bool,
+    /// Address size of a string instruction, in bytes (2, 4 or 8).
+    pub addr_size: u8,
+    /// RIP of the next instruction (SVM reports it for I/O always).
+    pub next_rip: u64,
+}
+
+/// A decoded guest exit.
+#[derive(Clone, Copy, Debug)]
+pub enum VmExit {
+    /// Handled by the vendor (e.g. a host interrupt): enter again.
+    None,
+    /// Port I/O.
+    Io(IoExit),
+    /// HLT.
+    Hlt,
+    /// CPUID.
+    Cpuid,
+    /// RDMSR (ECX) or WRMSR (ECX, EDX:EAX).
+    Msr {
+        /// WRMSR.
+        write: bool,
+    },
+    /// VMMCALL/VMCALL.
+    Hypercall,
+    /// XSETBV.
+    Xsetbv,
+    /// Nested page fault at `gpa`.
+    TdpFault {
+        /// Guest physical address.
+        gpa: u64,
+        /// The access was a write.
+        write: bool,
+        /// Instruction bytes the hardware fetched (decode assist), if any.
+        insn_len: u8,
+        /// Those bytes.
+        insn: [u8; 15],
+    },
+    /// The guest can take an interrupt now (interrupt window).
+    InterruptWindow,
+    /// Emulate the instruction at CS:RIP (e.g. an intercepted MOV DR).
+    Emulate,
+    /// Triple fault.
+    Shutdown,
+    /// An intercepted exception.
+    Exception {
+        /// Vector.
+        vector: u8,
+        /// Error code, if the exception has one.
+        error_code: Option<u32>,
+        /// Vector-specific information (DR6 for #DB).
+        info: u64,
+    },
+    /// VM entry failed its consistency checks.
+    FailEntry {
+        /// Hardware reason code.
+        reason: u64,
+    },
+    /// An exit the core does not know.
+    Unknown {
+        /// Hardware exit code.
+        code: u64,
+        /// Exit information.
+        info1: u64,
+        /// Exit information.
+        info2: u64,
+    },
+}

@@ -1,0 +1,407 @@
+// SPDX-License-Identifier: GPL-2.0
+//! MSRs, control registers and XCR0 as the core sees them: the MSRs every
+//! vendor shares (APIC base, MTRRs, MISC_ENABLE, ...), the architectural
+//! checks on CR0/CR3/CR4/EFER/XCR0 writes, and KVM_GET/SET_MSRS.
+
+use crate::{
+    arch::{MsrAccess, Seg},
+    cpuid,
+    ext::{bindings as rb, uapi},
+    vcpu::VcpuState,
+    vm::{read_arg, write_arg},
+};
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::{
+    prelude::*,
+    uaccess::{UserPtr, UserSlice},
+};
+
+// Architectural MSR numbers.
+/// IA32_TIME_STAMP_COUNTER.
+pub const MSR_IA32_TSC: u32 = 0x10;
+/// IA32_PLATFORM_ID.
+pub const MSR_IA32_PLATFORM_ID: u32 = 0x17;
+/// IA32_APIC_BASE.
+pub const MSR_IA32_APICBASE: u32 = 0x1b;
+/// IA32_TSC_ADJUST.
+pub const MSR_IA32_TSC_ADJUST: u32 = 0x3b;
+/// IA32_BIOS_SIGN_ID (microcode revision).
+pub const MSR_IA32_UCODE_REV: u32 = 0x8b;
+/// IA32_MTRRCAP.
+pub const MSR_MTRRCAP: u32 = 0xfe;
+/// IA32_MCG_CAP.
+pub const MSR_IA32_MCG_CAP: u32 = 0x179;
+/// IA32_MCG_STATUS.
+pub const MSR_IA32_MCG_STATUS: u32 = 0x17a;
+/// IA32_MISC_ENABLE.
+pub const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
+/// IA32_POWER_CTL.
+pub const MSR_IA32_POWER_CTL: u32 = 0x1fc;
+/// First variable-range MTRR (PHYSBASE0); 8 pairs.
+pub const MSR_MTRR_PHYS_BASE0: u32 = 0x200;
+/// IA32_MTRR_FIX64K_00000.
+pub const MSR_MTRR_FIX64K_00000: u32 = 0x250;
+/// IA32_MTRR_FIX16K_80000 / _A0000.
+pub const MSR_MTRR_FIX16K_80000: u32 = 0x258;
+/// IA32_MTRR_FIX4K_C0000 .. _F8000 (8 MSRs).
+pub const MSR_MTRR_FIX4K_C0000: u32 = 0x268;
+/// IA32_MTRR_DEF_TYPE.
+pub const MSR_MTRR_DEF_TYPE: u32 = 0x2ff;
+/// IA32_PAT.
+pub const MSR_IA32_CR_PAT: u32 = 0x277;
+/// AMD performance counters and selectors (K7 legacy range).
+pub const MSR_K7_EVNTSEL0: u32 = 0xc001_0000;
+/// Last of the K7 performance MSRs.
+pub const MSR_K7_PERFCTR3: u32 = 0xc001_0007;
+/// AMD HWCR.
+pub const MSR_K7_HWCR: u32 = 0xc001_0015;
+/// AMD NB_CFG.
+pub const MSR_AMD64_NB_CFG: u32 = 0xc001_001f;
+/// EFER.
+pub const MSR_EFER: u32 = 0xc000_0080;
+
+/// EFER bits.
+pub const EFER_SCE: u64 = 1 << 0;
+/// Long mode enable.
+pub const EFER_LME: u64 = 1 << 8;
+/// Long mode active.
+pub const EFER_LMA: u64 = 1 << 10;
+/// No-execute enable.
+pub const EFER_NXE: u64 = 1 << 11;
+/// Fast FXSAVE/FXRSTOR.
+pub const EFER_FFXSR: u64 = 1 << 14;
+
+/// CR0 bits.
+pub const X86_CR0_PE: u64 = 1 << 0;
+/// Extension type (always 1).
+pub const X86_CR0_ET: u64 = 1 << 4;
+/// Not write-through.
+pub const X86_CR0_NW: u64 = 1 << 29;
+/// Cache disable.
+pub const X86_CR0_CD: u64 = 1 << 30;
+/// Paging.
+pub const X86_CR0_PG: u64 = 1 << 31;
+/// CR4.PAE.
+pub const X86_CR4_PAE: u64 = 1 << 5;
+/// CR4.VMXE (Intel only: reserved on AMD).
+pub const X86_CR4_VMXE: u64 = 1 << 13;
+/// CR4.PCIDE.
+pub const X86_CR4_PCIDE: u64 = 1 << 17;
+/// CR4.OSXSAVE.
+pub const X86_CR4_OSXSAVE: u64 = 1 << 18;
+/// CR4.LA57.
+pub const X86_CR4_LA57: u64 = 1 << 12;
+/// CR4 bits a guest may set (still subject to its CPUID).
+const CR4_VALID: u64 = 0x1f_ffff & !X86_CR4_VMXE | (1 << 20) | (1 << 21) | (1 << 22) | (1 << 23);
+
+/// IA32_APIC_BASE: BSP flag.
+pub const APIC_BASE_BSP: u64 = 1 << 8;
+/// IA32_APIC_BASE: x2APIC mode.
+pub const APIC_BASE_EXTD: u64 = 1 << 10;
+/// IA32_APIC_BASE: APIC global enable.
+pub const APIC_BASE_ENABLE: u64 = 1 << 11;
+/// Default APIC base address.
+pub const APIC_DEFAULT_BASE: u64 = 0xfee0_0000;
+
+/// XCR0 x87 state.
+pub const XFEATURE_MASK_FP: u64 = 1 << 0;
+/// XCR0 SSE state.
+pub const XFEATURE_MASK_SSE: u64 = 1 << 1;
+/// XCR0 AVX state.
+pub const XFEATURE_MASK_YMM: u64 = 1 << 2;
+/// XCR0 MPX state (must be set or clear together).
+const XFEATURE_MASK_BNDREGS: u64 = 1 << 3;
+const XFEATURE_MASK_BNDCSR: u64 = 1 << 4;
+/// XCR0 AVX-512 state (all three together, with YMM).
+const XFEATURE_MASK_AVX512: u64 = 0b111 << 5;
+
+/// MISC_ENABLE reset value: PEBS and BTS unavailable (as upstream).
+const MISC_ENABLE_RESET: u64 = (1 << 11) | (1 << 12);
+/// Reset value of IA32_PAT.
+pub const PAT_RESET: u64 = 0x0007_0406_0007_0406;
+/// MTRRCAP: 8 variable ranges, fixed ranges, write-combining.
+const MTRRCAP_VALUE: u64 = 8 | (1 << 8) | (1 << 10);
+/// Microcode revision userspace sees by default (upstream's value).
+const UCODE_REV_DEFAULT: u64 = 0x1_0000_0000;
+
+/// Most entries per KVM_GET/SET_MSRS (`MAX_IO_MSRS`).
+const MAX_IO_MSRS: u32 = 256;
+
+/// MSR state kept by the core for every vendor.
+pub(crate) struct GenericMsrs {
+    pub(crate) apic_base: u64,
+    misc_enable: u64,
+    tsc_adjust: u64,
+    mtrr_def_type: u64,
+    mtrr_fixed: [u64; 11],
+    mtrr_var: [u64; 16],
+    hwcr: u64,
+    mcg_status: u64,
+    power_ctl: u64,
+    ucode_rev: u64,
+    /// CR8 (task priority) while there is no in-kernel local APIC.
+    pub(crate) cr8: u64,
+}
+
+impl GenericMsrs {
+    /// Reset values; `bsp` for vCPU 0.
+    pub(crate) fn new(bsp: bool) -> Self {
+        Self {
+            apic_base: APIC_DEFAULT_BASE | APIC_BASE_ENABLE | if bsp { APIC_BASE_BSP } else { 0 },
+            misc_enable: MISC_ENABLE_RESET,
+            tsc_adjust: 0,
+            mtrr_def_type: 0,
+            mtrr_fixed: [0; 11],
+            mtrr_var: [0; 16],
+            hwcr: 0,
+            mcg_status: 0,
+            power_ctl: 0,
+            ucode_rev: UCODE_REV_DEFAULT,
+            cr8: 0,
+        }
+    }
+
+    /// Sets IA32_APIC_BASE (reserved bits must be clear; x2APIC needs
+    /// xAPIC enabled).
+    pub(crate) fn set_apic_base(&mut self, v: u64, _host: bool) -> Result {
+        let reserved = 0xff | (1 << 9) | !((1u64 << 52) - 1);
+        if v & reserved != 0 || (v & APIC_BASE_EXTD != 0 && v & APIC_BASE_ENABLE == 0) {
+            return Err(EINVAL);
+        }
+        self.apic_base = v;
+        Ok(())
+    }
+
+    fn mtrr_slot(&mut self, index: u32) -> Option<&mut u64> {
+        match index {
+            MSR_MTRR_PHYS_BASE0..=0x20f => self.mtrr_var.get_mut((index - MSR_MTRR_PHYS_BASE0) as usize),
+            MSR_MTRR_FIX64K_00000 => self.mtrr_fixed.get_mut(0),
+            MSR_MTRR_FIX16K_80000 | 0x259 => self.mtrr_fixed.get_mut((index - MSR_MTRR_FIX16K_80000 + 1) as usize),
+            MSR_MTRR_FIX4K_C0000..=0x26f => self.mtrr_fixed.get_mut((index - MSR_MTRR_FIX4K_C0000 + 3) as usize),
+            MSR_MTRR_DEF_TYPE => Some(&mut self.mtrr_def_type),
+            _ => None,
+        }
+    }
+}
+
+/// Reads MSR `index` for the guest (or KVM_GET_MSRS).
+pub(crate) fn get(st: &mut VcpuState, index: u32) -> Result<u64> {
+    match st.arch.get_msr(index) {
+        MsrAccess::Done(v) => return Ok(v),
+        MsrAccess::Fault => return Err(EINVAL),
+        MsrAccess::NotMine => {}
+    }
+    let m = &mut st.msrs;
+    Ok(match index {
+        MSR_IA32_APICBASE => m.apic_base,
+        MSR_IA32_MISC_ENABLE => m.misc_enable,
+        MSR_IA32_TSC_ADJUST => m.tsc_adjust,
+        MSR_IA32_UCODE_REV => m.ucode_rev,
+        MSR_IA32_PLATFORM_ID => 0,
+        MSR_MTRRCAP => MTRRCAP_VALUE,
+        MSR_IA32_MCG_CAP => 0,
+        MSR_IA32_MCG_STATUS => m.mcg_status,
+        MSR_IA32_POWER_CTL => m.power_ctl,
+        MSR_K7_HWCR => m.hwcr,
+        MSR_AMD64_NB_CFG => 0,
+        // No PMU: the legacy AMD counters read as zero, as upstream.
+        MSR_K7_EVNTSEL0..=MSR_K7_PERFCTR3 => 0,
+        i => *m.mtrr_slot(i).ok_or(EINVAL)?,
+    })
+}
+
+/// Writes MSR `index` for the guest (`host` false) or KVM_SET_MSRS.
+pub(crate) fn set(st: &mut VcpuState, index: u32, value: u64, host: bool) -> Result {
+    if index == MSR_EFER {
+        return set_efer(st, value, host);
+    }
+    if index == MSR_IA32_CR_PAT && !valid_pat(value) {
+        return Err(EINVAL);
+    }
+    match st.arch.set_msr(index, value, host) {
+        MsrAccess::Done(_) => return Ok(()),
+        MsrAccess::Fault => return Err(EINVAL),
+        MsrAccess::NotMine => {}
+    }
+    let m = &mut st.msrs;
+    match index {
+        MSR_IA32_APICBASE => m.set_apic_base(value, host)?,
+        MSR_IA32_MISC_ENABLE => m.misc_enable = value,
+        MSR_IA32_TSC_ADJUST => m.tsc_adjust = value,
+        // Guest writes are ignored; userspace may set the revision.
+        MSR_IA32_UCODE_REV => {
+            if host {
+                m.ucode_rev = value;
+            }
+        }
+        MSR_IA32_MCG_STATUS => m.mcg_status = value,
+        MSR_IA32_POWER_CTL => m.power_ctl = value,
+        MSR_K7_HWCR => m.hwcr = value,
+        MSR_AMD64_NB_CFG | MSR_K7_EVNTSEL0..=MSR_K7_PERFCTR3 => {}
+        i => *m.mtrr_slot(i).ok_or(EINVAL)? = value,
+    }
+    Ok(())
+}
+
+/// Every PAT entry must be a valid memory type (0, 1, 4, 5, 6, 7).
+fn valid_pat(v: u64) -> bool {
+    (0..8).all(|i| matches!((v >> (i * 8)) & 0xff, 0 | 1 | 4 | 5 | 6 | 7))
+}
+
+fn set_efer(st: &mut VcpuState, mut value: u64, host: bool) -> Result {
+    let allowed = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE | EFER_FFXSR;
+    if value & !allowed != 0 {
+        return Err(EINVAL);
+    }
+    if !host {
+        let old = st.arch.efer();
+        if st.arch.cr0() & X86_CR0_PG != 0 && (old ^ value) & EFER_LME != 0 {
+            return Err(EINVAL);
+        }
+        // LMA is the CPU's to set.
+        value = (value & !EFER_LMA) | (old & EFER_LMA);
+    }
+    match st.arch.set_msr(MSR_EFER, value, host) {
+        MsrAccess::Done(_) => Ok(()),
+        _ => Err(EINVAL),
+    }
+}
+
+/// MOV to CR0 (emulated), with the architectural checks.
+pub(crate) fn set_cr0(st: &mut VcpuState, val: u64) -> Result {
+    let cr0 = val | X86_CR0_ET;
+    if cr0 >> 32 != 0 || (cr0 & X86_CR0_NW != 0 && cr0 & X86_CR0_CD == 0) {
+        return Err(EINVAL);
+    }
+    if cr0 & X86_CR0_PG != 0 && cr0 & X86_CR0_PE == 0 {
+        return Err(EINVAL);
+    }
+    let paging_on = st.arch.cr0() & X86_CR0_PG == 0 && cr0 & X86_CR0_PG != 0;
+    if paging_on && st.arch.efer() & EFER_LME != 0 {
+        if st.arch.cr4() & X86_CR4_PAE == 0 || st.arch.segment(Seg::Cs).l != 0 {
+            return Err(EINVAL);
+        }
+    }
+    st.arch.set_cr(0, cr0);
+    Ok(())
+}
+
+/// MOV to CR3 (emulated).
+pub(crate) fn set_cr3(st: &mut VcpuState, val: u64) -> Result {
+    if st.arch.efer() & EFER_LMA != 0 && val >> cpuid::guest_maxphyaddr(st) != 0 {
+        return Err(EINVAL);
+    }
+    st.arch.set_cr(3, val);
+    st.arch.flush_tlb();
+    Ok(())
+}
+
+/// MOV to CR4 (emulated).
+pub(crate) fn set_cr4(st: &mut VcpuState, val: u64) -> Result {
+    let old = st.arch.cr4();
+    let lma = st.arch.efer() & EFER_LMA != 0;
+    if val & !CR4_VALID != 0
+        || (lma && val & X86_CR4_PAE == 0)
+        || (lma && (old ^ val) & X86_CR4_LA57 != 0)
+        || (!lma && val & X86_CR4_PCIDE != 0)
+    {
+        return Err(EINVAL);
+    }
+    st.arch.set_cr(4, val);
+    st.arch.flush_tlb();
+    Ok(())
+}
+
+/// XSETBV / KVM_SET_XCRS: XCR0 with upstream's consistency rules.
+pub(crate) fn set_xcr(st: &mut VcpuState, index: u32, xcr0: u64) -> Result {
+    if index != 0 {
+        return Err(EINVAL);
+    }
+    let leaf = cpuid::lookup(st, 0xd, 0);
+    let guest_supported = (u64::from(leaf[3]) << 32 | u64::from(leaf[0])) & host_xcr0();
+    let valid = guest_supported | XFEATURE_MASK_FP;
+    if xcr0 & XFEATURE_MASK_FP == 0
+        || (xcr0 & XFEATURE_MASK_YMM != 0 && xcr0 & XFEATURE_MASK_SSE == 0)
+        || xcr0 & !valid != 0
+        || (xcr0 & XFEATURE_MASK_BNDREGS == 0) != (xcr0 & XFEATURE_MASK_BNDCSR == 0)
+        || (xcr0 & XFEATURE_MASK_AVX512 != 0
+            && (xcr0 & XFEATURE_MASK_YMM == 0 || xcr0 & XFEATURE_MASK_AVX512 != XFEATURE_MASK_AVX512))
+    {
+        return Err(EINVAL);
+    }
+    st.xcr0 = xcr0;
+    Ok(())
+}
+
+/// The host's XCR0 (the same on every CPU).
+pub(crate) fn host_xcr0() -> u64 {
+    static HOST_XCR0: AtomicU64 = AtomicU64::new(0);
+    let v = HOST_XCR0.load(Ordering::Relaxed);
+    if v != 0 {
+        return v;
+    }
+    // SAFETY: XGETBV(0) with OSXSAVE set, which x86-64 Linux requires
+    // for any XSAVE use (and the FPU core relies on).
+    let v = unsafe { rb::rkvm_xgetbv(0) };
+    HOST_XCR0.store(v, Ordering::Relaxed);
+    v
+}
+
+/// KVM_GET_MSRS (`write` false) and KVM_SET_MSRS: processes entries in
+/// order until one fails; returns how many succeeded.
+pub(crate) fn ioctl_msrs(st: &mut VcpuState, arg: usize, write: bool) -> Result<isize> {
+    let hdr: uapi::kvm_msrs = read_arg(arg)?;
+    if hdr.nmsrs >= MAX_IO_MSRS {
+        return Err(E2BIG);
+    }
+    let n = hdr.nmsrs as usize;
+    let base = arg + core::mem::size_of::<uapi::kvm_msrs>();
+    let esz = core::mem::size_of::<uapi::kvm_msr_entry>();
+    let mut entries = KVec::with_capacity(n, GFP_KERNEL)?;
+    let mut r = UserSlice::new(UserPtr::from_addr(base), n * esz).reader();
+    for _ in 0..n {
+        entries.push(r.read::<uapi::kvm_msr_entry>()?, GFP_KERNEL)?;
+    }
+    let mut done = 0;
+    for e in entries.iter_mut() {
+        let ok = if write {
+            set(st, e.index, e.data, true).is_ok()
+        } else {
+            match get(st, e.index) {
+                Ok(v) => {
+                    e.data = v;
+                    true
+                }
+                Err(_) => false,
+            }
+        };
+        if !ok {
+            break;
+        }
+        done += 1;
+    }
+    if !write {
+        let mut w = UserSlice::new(UserPtr::from_addr(base), n * esz).writer();
+        for e in entries.iter() {
+            w.write(e)?;
+        }
+    }
+    Ok(done)
+}
+
+/// Writes `list` as a `struct kvm_msr_list` at `arg`: `E2BIG` (with
+/// `nmsrs` updated) if userspace's array is too small.
+pub(crate) fn write_msr_list(arg: usize, list: &[u32]) -> Result<isize> {
+    let mut hdr: uapi::kvm_msr_list = read_arg(arg)?;
+    let user_n = hdr.nmsrs as usize;
+    hdr.nmsrs = list.len() as u32;
+    write_arg(arg, &hdr)?;
+    if user_n < list.len() {
+        return Err(E2BIG);
+    }
+    let mut w = UserSlice::new(UserPtr::from_addr(arg + 4), list.len() * 4).writer();
+    for i in list {
+        w.write_slice(&i.to_ne_bytes())?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: GPL-2.0
+//! KVM_RUN: the loop that enters the guest, and the exits every vendor
+//! shares (port I/O, MMIO, HLT, CPUID, MSRs, hypercalls, XSETBV, ...).
+//!
+//! One iteration: handle posted requests; disable preemption and
+//! interrupts; publish IN_GUEST_MODE and re-check requests, signals and
+//! need_resched (a kick after this point becomes a VM exit); enter; enable
+//! interrupts (taking the host interrupt that caused an INTR exit); handle
+//! the exit. All per-CPU host state the vendor touches is saved and
+//! restored inside the interrupts-off window, so a vCPU thread may migrate
+//! between iterations freely; the guest FPU state is switched once per
+//! KVM_RUN by the kernel's FPU core, which handles preemption itself.
+
+use crate::{
+    arch::{gpr, IoExit, MsrAccess, VmExit},
+    cpuid, emulator,
+    ext::{bindings as rb, uapi},
+    msrs,
+    run_page::RunPage,
+    vcpu::{Vcpu, VcpuState, IN_GUEST_MODE, OUTSIDE_GUEST_MODE, REQ_TLB_FLUSH},
+    vm::Vm,
+};
+use core::sync::atomic::{fence, Ordering};
+use kernel::{bindings, prelude::*};
+
+/// Exception vectors the core injects.
+pub(crate) mod vector {
+    /// #DB.
+    pub(crate) const DB: u8 = 1;
+    /// #BP.
+    pub(crate) const BP: u8 = 3;
+    /// #UD.
+    pub(crate) const UD: u8 = 6;
+    /// #GP.
+    pub(crate) const GP: u8 = 13;
+}
+
+/// An exit to userspace the next KVM_RUN must complete.
+pub(crate) enum Pending {
+    /// Nothing to complete.
+    None,
+    /// IN: merge the PIO data page into RAX, then continue at `next_rip`.
+    PioIn { size: u8, next_rip: u64 },
+    /// The emulator waits for userspace (MMIO, string I/O).
+    Emulator(emulator::Waiting),
+}
+
+/// What an exit handler wants next.
+pub(crate) enum Next {
+    /// Enter the guest again.
+    Guest,
+    /// Return to userspace (kvm_run is filled in).
+    User,
+}
+
+/// The KVM_RUN ioctl.
+pub(crate) fn run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
+    let run = &vcpu.run;
+    // The emulator may touch XMM registers: guest FPU state first.
+    st.fpu.load();
+    let r = match complete_userspace(vm, vcpu, st) {
+        // The completion itself needs userspace again (e.g. the next
+        // element of a REP MOVS to MMIO).
+        Ok(Next::User) => Ok(()),
+        Ok(Next::Guest) if run.immediate_exit() => {
+            run.set_exit_reason(uapi::KVM_EXIT_INTR);
+            Err(EINTR)
+        }
+        Ok(Next::Guest) => run_loop(vm, vcpu, st),
+        Err(e) => Err(e),
+    };
+    st.fpu.put();
+    report_common(run, st);
+    r
+}
+
+fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
+    let run = &vcpu.run;
+    loop {
+        if kernel::current!().signal_pending() {
+            run.set_exit_reason(uapi::KVM_EXIT_INTR);
+            return Err(EINTR);
+        }
+        // SAFETY: a scheduling point with no locks but the vCPU mutex.
+        unsafe { rb::rkvm_cond_resched() };
+
+        if vcpu.take_requests() & REQ_TLB_FLUSH != 0 {
+            st.arch.flush_tlb();
+        }
+        inject_pending_events(run, st);
+
+        // SAFETY: balanced below; nothing in between sleeps.
+        unsafe { rb::rkvm_preempt_disable() };
+        // SAFETY: preemption is disabled, so the CPU id is stable.
+        let cpu = unsafe { rb::rkvm_smp_processor_id() };
+        // SAFETY: a (guest) FPU reload if a context switch saved it.
+        unsafe { rb::rkvm_switch_fpu_return() };
+        // SAFETY: balanced below.
+        unsafe { rb::rkvm_local_irq_disable() };
+
+        vcpu.cpu.store(cpu, Ordering::SeqCst);
+        vcpu.mode.store(IN_GUEST_MODE, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        // SAFETY: plain reads of the current task's flags.
+        let must_exit = vcpu.requests.load(Ordering::SeqCst) != 0
+            || unsafe { rb::rkvm_need_resched() }
+            || kernel::current!().signal_pending();
+        if must_exit {
+            vcpu.mode.store(OUTSIDE_GUEST_MODE, Ordering::SeqCst);
+            // SAFETY: undo the above, in reverse order.
+            unsafe {
+                rb::rkvm_local_irq_enable();
+                rb::rkvm_preempt_enable();
+            }
+            continue;
+        }
+
+        let guest_xcr0 = st.xcr0;
+        let host_xcr0 = msrs::host_xcr0();
+        let swap_xcr0 = st.arch.cr4() & msrs::X86_CR4_OSXSAVE != 0 && guest_xcr0 != host_xcr0;
+        if swap_xcr0 {
+            // SAFETY: guest_xcr0 was validated by XSETBV/KVM_SET_XCRS.
+            unsafe { rb::rkvm_xsetbv(0, guest_xcr0) };
+        }
+        // SAFETY: interrupts are off, as context tracking requires.
+        unsafe { rb::rkvm_guest_enter_irqoff() };
+        let exit = st.arch.run(cpu as u32);
+        // SAFETY: pairs with the enter above.
+        unsafe { rb::rkvm_guest_exit_irqoff() };
+        vcpu.mode.store(OUTSIDE_GUEST_MODE, Ordering::SeqCst);
+        if swap_xcr0 {
+            // SAFETY: restores the host's own value.
+            unsafe { rb::rkvm_xsetbv(0, host_xcr0) };
+        }
+        // SAFETY: restores host debug registers that VMRUN clobbered;
+        // then time accounting; then the host interrupt (if any) is taken.
+        unsafe {
+            rb::rkvm_hw_breakpoint_restore();
+            rb::rkvm_guest_timing_exit_irqoff();
+            rb::rkvm_local_irq_enable();
+            rb::rkvm_preempt_enable();
+        }
+
+        match handle_exit(vm, vcpu, st, exit)? {
+            Next::Guest => {}
+            Next::User => return Ok(()),
+        }
+        // Userspace irqchip: report the interrupt window it asked for.
+        if run.request_interrupt_window() && st.irq_pending.is_none() && st.arch.interrupt_allowed() {
+            run.set_exit_reason(uapi::KVM_EXIT_IRQ_WINDOW_OPEN);
+            return Ok(());
+        }
+    }
+}
+
+/// Fields of kvm_run that every return to userspace updates.
+fn report_common(run: &RunPage, st: &mut VcpuState) {
+    let if_flag = st.arch.rflags() & X86_EFLAGS_IF != 0;
+    let ready = st.irq_pending.is_none() && st.arch.interrupt_allowed();
+    run.set_common(if_flag, ready, st.msrs.cr8, st.msrs.apic_base);
+}
+
+/// Injects what KVM_INTERRUPT / KVM_NMI queued when the guest can take
+/// it, else asks for an exit as soon as it can; also opens the interrupt
+/// window userspace requested.
+fn inject_pending_events(run: &RunPage, st: &mut VcpuState) {
+    if st.nmi_pending && st.arch.nmi_allowed() {
+        st.arch.inject_nmi();
+        st.nmi_pending = false;
+    }
+    let mut want_window = run.request_interrupt_window();
+    if let Some(v) = st.irq_pending {
+        if st.arch.interrupt_allowed() {
+            st.arch.inject_interrupt(v);
+            st.irq_pending = None;
+        } else {
+            want_window = true;
+        }
+    }
+    if want_window && !st.arch.interrupt_allowed() {
+        st.arch.request_interrupt_window(true);
+    }
+}
+
+const X86_EFLAGS_IF: u64 = 1 << 9;
+
+/// Finishes what the last exit to userspace left open.
+fn complete_userspace(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
+    match core::mem::replace(&mut st.pending, Pending::None) {
+        Pending::None => Ok(Next::Guest),
+        Pending::PioIn { size, next_rip } => {
+            let mut b = [0u8; 8];
+            vcpu.run.read_pio(0, &mut b[..usize::from(size).min(8)]);
+            let v = u64::from_le_bytes(b);
+            let rax = &mut st.arch.gprs_mut().0[gpr::RAX];
+            *rax = merge_reg(*rax, v, size);
+            st.arch.skip_to(next_rip);
+            Ok(Next::Guest)
+        }
+        Pending::Emulator(w) => emulator::complete(vm, vcpu, st, w),
+    }
+}
+
+/// Writes `size` bytes of `v` into register value `old` like a MOV does:
+/// 8/16-bit writes keep the upper bits, 32-bit writes zero-extend.
+pub(crate) fn merge_reg(old: u64, v: u64, size: u8) -> u64 {
+    match size {
+        1 => (old & !0xff) | (v & 0xff),
+        2 => (old & !0xffff) | (v & 0xffff),
+        4 => v & 0xffff_ffff,
+        _ => v,
+    }
+}
+
+/// Continues after an intercepted instruction of (architectural) length
+/// `len` without prefixes, unless the hardware told the next RIP.
+pub(crate) fn skip(st: &mut VcpuState, len: u64) {
+    let next = st.arch.next_rip().unwrap_or_else(|| st.arch.rip().wrapping_add(len));
+    st.arch.skip_to(next);
+}
+
+fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result<Next> {
+    let run = &vcpu.run;
+    match exit {
+        VmExit::None => Ok(Next::Guest),
+        VmExit::Io(io) => handle_io(vm, vcpu, st, io),
+        VmExit::Hlt => {
+            skip(st, 1);
+            run.set_exit_reason(uapi::KVM_EXIT_HLT);
+            Ok(Next::User)
+        }
+        VmExit::Cpuid => {
+            cpuid::emulate(st);
+            skip(st, 2);
+            Ok(Next::Guest)
+        }
+        VmExit::Msr { write } => {
+            let g = st.arch.gprs();
+            let index = g.0[gpr::RCX] as u32;
+            let value = (g.0[gpr::RDX] << 32) | (g.0[gpr::RAX] & 0xffff_ffff);
+            if write {
+                if msrs::set(st, index, value, false).is_err() {
+                    st.arch.inject_exception(vector::GP, Some(0));
+                    return Ok(Next::Guest);
+                }
+            } else {
+                match msrs::get(st, index) {
+                    Ok(v) => {
+                        let g = st.arch.gprs_mut();
+                        g.0[gpr::RAX] = v & 0xffff_ffff;
+                        g.0[gpr::RDX] = v >> 32;
+                    }
+                    Err(_) => {
+                        st.arch.inject_exception(vector::GP, Some(0));
+                        return Ok(Next::Guest);
+                    }
+                }
+            }
+            skip(st, 2);
+            Ok(Next::Guest)
+        }
+        VmExit::Hypercall => {
+            // No hypercalls are implemented: -KVM_ENOSYS, or -KVM_EPERM
+            // from CPL > 0, like upstream.
+            const KVM_ENOSYS: u64 = 1000;
+            const KVM_EPERM: u64 = 1;
+            let r = if st.arch.cpl() != 0 { KVM_EPERM } else { KVM_ENOSYS };
+            st.arch.gprs_mut().0[gpr::RAX] = r.wrapping_neg();
+            skip(st, 3);
+            Ok(Next::Guest)
+        }
+        VmExit::Xsetbv => {
+            let g = st.arch.gprs();
+            let index = g.0[gpr::RCX] as u32;
+            let value = (g.0[gpr::RDX] << 32) | (g.0[gpr::RAX] & 0xffff_ffff);
+            if st.arch.cpl() != 0 || msrs::set_xcr(st, index, value).is_err() {
+                st.arch.inject_exception(vector::GP, Some(0));
+                return Ok(Next::Guest);
+            }
+            skip(st, 3);
+            Ok(Next::Guest)
+        }
+        VmExit::TdpFault { gpa, write, insn_len, insn } => {
+            if vm.tdp_fault(gpa, write)? {
+                return Ok(Next::Guest);
+            }
+            let _ = gpa;
+            emulator::emulate(vm, vcpu, st, &insn[..usize::from(insn_len).min(15)])
+        }
+        VmExit::InterruptWindow => Ok(Next::Guest),
+        VmExit::Emulate => emulator::emulate(vm, vcpu, st, &[]),
+        VmExit::Shutdown => {
+            // The VMCB is undefined after a shutdown: INIT the vCPU.
+            st.arch.reset(true);
+            run.set_exit_reason(uapi::KVM_EXIT_SHUTDOWN);
+            Ok(Next::User)
+        }
+        VmExit::Exception { vector, error_code, info: _ } => {
+            // Only exceptions we intercept on purpose get here; give them
+            // back to the guest.
+            st.arch.inject_exception(vector, error_code);
+            Ok(Next::Guest)
+        }
+        VmExit::FailEntry { reason } => {
+            run.set_exit_reason(uapi::KVM_EXIT_FAIL_ENTRY);
+            run.set_fail_entry(reason, vcpu.cpu.load(Ordering::Relaxed) as u32);
+            Ok(Next::User)
+        }
+        VmExit::Unknown { code, info1, info2 } => {
+            run.set_exit_reason(uapi::KVM_EXIT_INTERNAL_ERROR);
+            run.set_internal(
+                uapi::KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON,
+                &[code, vcpu.cpu.load(Ordering::Relaxed) as u64, info1, info2],
+            );
+            Ok(Next::User)
+        }
+    }
+}
+
+fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Next> {
+    let run = &vcpu.run;
+    if !io.string {
+        run.set_exit_reason(uapi::KVM_EXIT_IO);
+        run.set_io(io.input, io.size, io.port, 1);
+        if io.input {
+            st.pending = Pending::PioIn { size: io.size, next_rip: io.next_rip };
+        } else {
+            let v = st.arch.gprs().0[gpr::RAX];
+            run.write_pio(0, &v.to_le_bytes()[..usize::from(io.size).min(8)]);
+            st.arch.skip_to(io.next_rip);
+        }
+        return Ok(Next::User);
+    }
+
+    // INS/OUTS: the emulator decodes segment, address size and REP, and
+    // batches elements per exit.
+    emulator::emulate(vm, vcpu, st, &[])
+}
+
+/// Stops with KVM_EXIT_INTERNAL_ERROR / KVM_INTERNAL_ERROR_EMULATION.
+pub(crate) fn emulation_failure(vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
+    vcpu.run.set_exit_reason(uapi::KVM_EXIT_INTERNAL_ERROR);
+    vcpu.run.set_internal(uapi::KVM_INTERNAL_ERROR_EMULATION, &[st.arch.rip()]);
+    Ok(Next::User)
+}

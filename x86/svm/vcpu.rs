@@ -1,0 +1,743 @@
+// SPDX-License-Identifier: GPL-2.0
+//! An SVM vCPU: its VMCB, the world switch, and exit decoding.
+
+use crate::{
+    percpu::Shared,
+    vmcb::{self, attr, event, exit, intercept, int_ctl, ioio, tlb_ctl, Vmcb, VmcbSeg},
+};
+use core::arch::asm;
+use kernel::{page::Page, prelude::*, sync::Arc};
+use kvm::{
+    arch::{gpr, Gprs, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit},
+    ext::{bindings as rb, uapi},
+};
+
+extern "C" {
+    /// The world switch, in vmenter.S.
+    fn rkvm_svm_vcpu_run(vmcb_pa: u64, gprs: *mut u64, host_save_pa: u64);
+}
+
+/// EFER.SVME: must be set in the VMCB's EFER; hidden from the guest.
+const EFER_SVME: u64 = 1 << 12;
+const EFER_LME: u64 = 1 << 8;
+const EFER_LMA: u64 = 1 << 10;
+const X86_CR0_PG: u64 = 1 << 31;
+const RESET_CR0: u64 = 0x6000_0010;
+const RESET_DR6: u64 = 0xffff_0ff0;
+const RESET_DR7: u64 = 0x400;
+const RESET_PAT: u64 = 0x0007_0406_0007_0406;
+const X86_EFLAGS_IF: u64 = 1 << 9;
+
+/// #AC: intercepted so an alignment-check loop cannot wedge the CPU.
+const AC_VECTOR: u32 = 17;
+/// #UD, injected for SVM instructions (no nested SVM yet).
+const UD_VECTOR: u8 = 6;
+/// #GP, injected for RDPMC (no PMU).
+const GP_VECTOR: u8 = 13;
+
+// MSRs kept in the VMCB or here.
+const MSR_IA32_TSC: u32 = 0x10;
+const MSR_IA32_SYSENTER_CS: u32 = 0x174;
+const MSR_IA32_SYSENTER_ESP: u32 = 0x175;
+const MSR_IA32_SYSENTER_EIP: u32 = 0x176;
+const MSR_IA32_DEBUGCTLMSR: u32 = 0x1d9;
+const MSR_IA32_CR_PAT: u32 = 0x277;
+const MSR_EFER: u32 = 0xc000_0080;
+const MSR_STAR: u32 = 0xc000_0081;
+const MSR_LSTAR: u32 = 0xc000_0082;
+const MSR_CSTAR: u32 = 0xc000_0083;
+const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
+const MSR_FS_BASE: u32 = 0xc000_0100;
+const MSR_GS_BASE: u32 = 0xc000_0101;
+const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
+const MSR_TSC_AUX: u32 = 0xc000_0103;
+const MSR_VM_CR: u32 = 0xc001_0114;
+const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
+const MSR_AMD64_DE_CFG: u32 = 0xc001_1029;
+
+fn rdtsc() -> u64 {
+    // SAFETY: reads the TSC.
+    unsafe { rb::rkvm_rdtsc() }
+}
+
+/// An SVM vCPU.
+pub(crate) struct SvmVcpu {
+    vmcb_page: Page,
+    vmcb_pa: u64,
+    gprs: Gprs,
+    shared: Arc<Shared>,
+    asid: u32,
+    asid_generation: u64,
+    last_cpu: i64,
+    flush_pending: bool,
+    /// DR0-DR3: not loaded into hardware (DR accesses are intercepted).
+    db: [u64; 4],
+    tsc_aux: u64,
+    dbgctl: u64,
+    vm_hsave_pa: u64,
+    de_cfg: u64,
+}
+
+// SAFETY: the VMCB page and state are only used by the thread holding the
+// vCPU mutex.
+unsafe impl Send for SvmVcpu {}
+
+impl SvmVcpu {
+    pub(crate) fn new(shared: Arc<Shared>, tdp_root: u64) -> Result<Self> {
+        let vmcb_page = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
+        // SAFETY: live page.
+        let vmcb_pa = unsafe { rb::rkvm_page_to_phys(vmcb_page.as_ptr()) };
+        let mut v = Self {
+            vmcb_page,
+            vmcb_pa,
+            gprs: Gprs::default(),
+            shared,
+            asid: 0,
+            asid_generation: 0,
+            last_cpu: -1,
+            flush_pending: true,
+            db: [0; 4],
+            tsc_aux: 0,
+            dbgctl: 0,
+            vm_hsave_pa: 0,
+            de_cfg: 0,
+        };
+        v.init_control(tdp_root);
+        v.reset(false);
+        // The guest TSC starts at 0.
+        v.vmcb_mut().control.tsc_offset = 0u64.wrapping_sub(rdtsc());
+        Ok(v)
+    }
+
+    fn vmcb(&self) -> &Vmcb {
+        // SAFETY: the page is ours, 4 KiB, direct-mapped, and `Vmcb` is a
+        // 4 KiB plain-data struct; the hardware only touches it inside
+        // `run`, while we hold `&mut self`.
+        unsafe { &*rb::rkvm_page_address(self.vmcb_page.as_ptr()).cast::<Vmcb>() }
+    }
+
+    fn vmcb_mut(&mut self) -> &mut Vmcb {
+        // SAFETY: as in `vmcb`, exclusively through `&mut self`.
+        unsafe { &mut *rb::rkvm_page_address(self.vmcb_page.as_ptr()).cast::<Vmcb>() }
+    }
+
+    fn init_control(&mut self, tdp_root: u64) {
+        let iopm = self.shared.iopm.phys();
+        let msrpm = self.shared.msrpm.phys();
+        let c = &mut self.vmcb_mut().control;
+        for (w, b) in [
+            intercept::INTR,
+            intercept::NMI,
+            intercept::SMI,
+            intercept::RDPMC,
+            intercept::CPUID,
+            intercept::INVD,
+            intercept::HLT,
+            intercept::INVLPGA,
+            intercept::IOIO_PROT,
+            intercept::MSR_PROT,
+            intercept::TASK_SWITCH,
+            intercept::FERR_FREEZE,
+            intercept::SHUTDOWN,
+            intercept::VMRUN,
+            intercept::VMMCALL,
+            intercept::VMLOAD,
+            intercept::VMSAVE,
+            intercept::STGI,
+            intercept::CLGI,
+            intercept::SKINIT,
+            intercept::RDTSCP,
+            intercept::WBINVD,
+            intercept::MONITOR,
+            intercept::MWAIT,
+            intercept::MWAIT_COND,
+            intercept::XSETBV,
+            intercept::RDPRU,
+        ] {
+            c.intercepts[w] |= 1 << b;
+        }
+        // DR accesses go through the emulator: DR0-3 are not switched.
+        c.intercepts[intercept::DR_WORD] = u32::MAX;
+        c.intercepts[intercept::EXCEPTION_WORD] = 1 << AC_VECTOR;
+        c.iopm_base_pa = iopm;
+        c.msrpm_base_pa = msrpm;
+        c.nested_cr3 = tdp_root;
+        c.misc_ctl = vmcb::MISC_ENABLE_NP;
+    }
+
+    fn seg(&self, s: Seg) -> &VmcbSeg {
+        let v = &self.vmcb().save;
+        match s {
+            Seg::Es => &v.es,
+            Seg::Cs => &v.cs,
+            Seg::Ss => &v.ss,
+            Seg::Ds => &v.ds,
+            Seg::Fs => &v.fs,
+            Seg::Gs => &v.gs,
+            Seg::Ldtr => &v.ldtr,
+            Seg::Tr => &v.tr,
+        }
+    }
+
+    fn seg_mut(&mut self, s: Seg) -> &mut VmcbSeg {
+        let v = &mut self.vmcb_mut().save;
+        match s {
+            Seg::Es => &mut v.es,
+            Seg::Cs => &mut v.cs,
+            Seg::Ss => &mut v.ss,
+            Seg::Ds => &mut v.ds,
+            Seg::Fs => &mut v.fs,
+            Seg::Gs => &mut v.gs,
+            Seg::Ldtr => &mut v.ldtr,
+            Seg::Tr => &mut v.tr,
+        }
+    }
+
+    /// Continues after an instruction the vendor handled itself.
+    fn skip(&mut self, len: u64) {
+        let next = self.next_rip().unwrap_or_else(|| self.rip().wrapping_add(len));
+        self.skip_to(next);
+    }
+
+    /// Picks this vCPU's ASID on `cpu` (a new one after migration or when
+    /// the CPU started a new generation) and the TLB flush to request.
+    fn prepare_asid(&mut self, cpu: u32) {
+        let Some(pc) = self.shared.cpus.get(cpu as usize) else { return };
+        if self.last_cpu != i64::from(cpu) {
+            self.last_cpu = i64::from(cpu);
+            self.asid_generation = 0;
+        }
+        let mut tlb = if self.flush_pending {
+            if self.shared.flush_by_asid { tlb_ctl::FLUSH_ASID } else { tlb_ctl::FLUSH_ALL_ASID }
+        } else {
+            tlb_ctl::DO_NOTHING
+        };
+        self.flush_pending = false;
+        // SAFETY: `run` is called on `cpu` with interrupts disabled.
+        let a = unsafe { pc.asid() };
+        if self.asid_generation != a.generation {
+            if a.next > a.max {
+                a.generation = a.generation.wrapping_add(1);
+                a.next = a.min;
+                tlb = tlb_ctl::FLUSH_ALL_ASID;
+            }
+            self.asid = a.next;
+            a.next += 1;
+            self.asid_generation = a.generation;
+        }
+        let asid = self.asid;
+        let c = &mut self.vmcb_mut().control;
+        c.asid = asid;
+        c.tlb_ctl = tlb;
+    }
+
+    fn decode_exit(&mut self) -> VmExit {
+        let c = &self.vmcb().control;
+        let (code, info1, info2) = (c.exit_code, c.exit_info_1, c.exit_info_2);
+        match code {
+            exit::INTR | exit::NMI | exit::SMI => VmExit::None,
+            exit::IOIO => VmExit::Io(IoExit {
+                port: (info1 >> ioio::PORT_SHIFT) as u16,
+                size: if info1 & ioio::SZ8 != 0 {
+                    1
+                } else if info1 & ioio::SZ16 != 0 {
+                    2
+                } else {
+                    4
+                },
+                input: info1 & ioio::TYPE_IN != 0,
+                string: info1 & ioio::STR != 0,
+                rep: info1 & ioio::REP != 0,
+                addr_size: if info1 & ioio::A16 != 0 {
+                    2
+                } else if info1 & ioio::A32 != 0 {
+                    4
+                } else {
+                    8
+                },
+                next_rip: info2,
+            }),
+            exit::HLT => VmExit::Hlt,
+            exit::CPUID => VmExit::Cpuid,
+            exit::MSR => VmExit::Msr { write: info1 == 1 },
+            exit::VMMCALL => VmExit::Hypercall,
+            exit::XSETBV => VmExit::Xsetbv,
+            exit::NPF => VmExit::TdpFault {
+                gpa: info2,
+                write: info1 & 2 != 0,
+                insn_len: c.insn_len.min(15),
+                insn: c.insn_bytes,
+            },
+            exit::VINTR => {
+                self.set_interrupt_window(false);
+                VmExit::InterruptWindow
+            }
+            exit::SHUTDOWN => VmExit::Shutdown,
+            exit::EXCP_BASE..=exit::EXCP_LAST => {
+                let vector = (code - exit::EXCP_BASE) as u8;
+                let has_code = matches!(vector, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21);
+                VmExit::Exception {
+                    vector,
+                    error_code: has_code.then_some(info1 as u32),
+                    info: 0,
+                }
+            }
+            exit::DR_READ_0..=exit::DR_WRITE_15 => VmExit::Emulate,
+            exit::VMRUN
+            | exit::VMLOAD
+            | exit::VMSAVE
+            | exit::STGI
+            | exit::CLGI
+            | exit::SKINIT
+            | exit::INVLPGA
+            | exit::RDPRU => {
+                self.inject_exception(UD_VECTOR, None);
+                VmExit::None
+            }
+            exit::RDPMC => {
+                self.inject_exception(GP_VECTOR, Some(0));
+                VmExit::None
+            }
+            exit::RDTSCP => {
+                let tsc = rdtsc().wrapping_add(self.vmcb().control.tsc_offset);
+                let aux = self.tsc_aux;
+                let g = &mut self.gprs.0;
+                g[gpr::RAX] = tsc & 0xffff_ffff;
+                g[gpr::RDX] = tsc >> 32;
+                g[gpr::RCX] = aux & 0xffff_ffff;
+                self.skip(3);
+                VmExit::None
+            }
+            // MONITOR/MWAIT are NOPs, as upstream.
+            exit::MONITOR | exit::MWAIT | exit::MWAIT_COND => {
+                self.skip(3);
+                VmExit::None
+            }
+            exit::WBINVD | exit::INVD => {
+                self.skip(2);
+                VmExit::None
+            }
+            exit::INVALID => VmExit::FailEntry { reason: exit::INVALID },
+            _ => VmExit::Unknown { code, info1, info2 },
+        }
+    }
+
+    fn set_interrupt_window(&mut self, on: bool) {
+        let c = &mut self.vmcb_mut().control;
+        let (w, b) = intercept::VINTR;
+        if on {
+            c.int_ctl |= int_ctl::V_IRQ | (0xf << int_ctl::V_INTR_PRIO_SHIFT) | int_ctl::V_IGN_TPR;
+            c.intercepts[w] |= 1 << b;
+        } else {
+            c.int_ctl &= !(int_ctl::V_IRQ | (0xf << int_ctl::V_INTR_PRIO_SHIFT) | int_ctl::V_IGN_TPR);
+            c.intercepts[w] &= !(1 << b);
+        }
+    }
+}
+
+fn clgi() {
+    // SAFETY: GIF=0 blocks interrupts and NMIs until `stgi`; EFER.SVME is
+    // set on this CPU while vCPUs can run.
+    unsafe { asm!("clgi", options(nomem, nostack)) };
+}
+
+fn stgi() {
+    // SAFETY: see `clgi`.
+    unsafe { asm!("stgi", options(nomem, nostack)) };
+}
+
+impl VcpuArch for SvmVcpu {
+    fn run(&mut self, cpu: u32) -> VmExit {
+        let Some(host_save) = self.shared.cpus.get(cpu as usize).map(|p| p.host_vmsave_pa) else {
+            return VmExit::FailEntry { reason: exit::INVALID };
+        };
+        self.prepare_asid(cpu);
+        let (rax, rsp) = (self.gprs.0[gpr::RAX], self.gprs.0[gpr::RSP]);
+        {
+            let v = self.vmcb_mut();
+            v.save.rax = rax;
+            v.save.rsp = rsp;
+            // Every field may have changed: nothing is clean.
+            v.control.clean = 0;
+        }
+        clgi();
+        // SAFETY: the VMCB is initialised and ours; `gprs` has 16 slots;
+        // `host_save` is this CPU's VMSAVE area; interrupts are disabled
+        // (caller) and GIF is clear.
+        unsafe { rkvm_svm_vcpu_run(self.vmcb_pa, self.gprs.0.as_mut_ptr(), host_save) };
+        stgi();
+        let v = self.vmcb_mut();
+        let (rax, rsp) = (v.save.rax, v.save.rsp);
+        v.control.tlb_ctl = tlb_ctl::DO_NOTHING;
+        // An event being delivered when the exit happened must be
+        // delivered again, except software interrupts, which the guest
+        // re-executes (RIP still points at INT n).
+        let info = v.control.exit_int_info;
+        v.control.event_inj = 0;
+        if info & event::VALID != 0 && info & event::TYPE_MASK != event::TYPE_SOFT {
+            v.control.event_inj = info;
+            v.control.event_inj_err = v.control.exit_int_info_err;
+        }
+        self.gprs.0[gpr::RAX] = rax;
+        self.gprs.0[gpr::RSP] = rsp;
+        self.decode_exit()
+    }
+
+    fn gprs(&self) -> &Gprs {
+        &self.gprs
+    }
+    fn gprs_mut(&mut self) -> &mut Gprs {
+        &mut self.gprs
+    }
+    fn rip(&self) -> u64 {
+        self.vmcb().save.rip
+    }
+    fn set_rip(&mut self, rip: u64) {
+        self.vmcb_mut().save.rip = rip;
+    }
+    fn rflags(&self) -> u64 {
+        self.vmcb().save.rflags
+    }
+    fn set_rflags(&mut self, rflags: u64) {
+        self.vmcb_mut().save.rflags = rflags;
+    }
+    fn next_rip(&self) -> Option<u64> {
+        self.shared.nrips.then(|| self.vmcb().control.next_rip)
+    }
+    fn skip_to(&mut self, next_rip: u64) {
+        let v = self.vmcb_mut();
+        v.save.rip = next_rip;
+        v.control.int_state &= !vmcb::INTERRUPT_SHADOW;
+    }
+
+    fn get_sregs(&self, s: &mut uapi::kvm_sregs) {
+        s.cs = self.segment(Seg::Cs);
+        s.ds = self.segment(Seg::Ds);
+        s.es = self.segment(Seg::Es);
+        s.fs = self.segment(Seg::Fs);
+        s.gs = self.segment(Seg::Gs);
+        s.ss = self.segment(Seg::Ss);
+        s.tr = self.segment(Seg::Tr);
+        s.ldt = self.segment(Seg::Ldtr);
+        s.gdt = self.dtable(false);
+        s.idt = self.dtable(true);
+        let v = &self.vmcb().save;
+        s.cr0 = v.cr0;
+        s.cr2 = v.cr2;
+        s.cr3 = v.cr3;
+        s.cr4 = v.cr4;
+        s.efer = v.efer & !EFER_SVME;
+    }
+
+    fn set_sregs(&mut self, s: &uapi::kvm_sregs) -> Result {
+        // kvm_valid_sregs(): long mode needs PAE and LMA; LMA/CS.L need LME+PG.
+        if s.efer & EFER_LME != 0 && s.cr0 & X86_CR0_PG != 0 {
+            if s.cr4 & (1 << 5) == 0 || s.efer & EFER_LMA == 0 {
+                return Err(EINVAL);
+            }
+        } else if s.efer & EFER_LMA != 0 || s.cs.l != 0 {
+            return Err(EINVAL);
+        }
+        for (seg, val) in [
+            (Seg::Cs, &s.cs),
+            (Seg::Ds, &s.ds),
+            (Seg::Es, &s.es),
+            (Seg::Fs, &s.fs),
+            (Seg::Gs, &s.gs),
+            (Seg::Ss, &s.ss),
+            (Seg::Tr, &s.tr),
+            (Seg::Ldtr, &s.ldt),
+        ] {
+            self.set_segment(seg, val);
+        }
+        self.set_dtable(false, &s.gdt);
+        self.set_dtable(true, &s.idt);
+        let v = &mut self.vmcb_mut().save;
+        v.cr0 = s.cr0;
+        v.cr2 = s.cr2;
+        v.cr3 = s.cr3;
+        v.cr4 = s.cr4;
+        v.efer = s.efer | EFER_SVME;
+        self.flush_pending = true;
+        Ok(())
+    }
+
+    fn segment(&self, seg: Seg) -> uapi::kvm_segment {
+        let s = self.seg(seg);
+        let a = s.attrib;
+        let mut k = uapi::kvm_segment {
+            base: s.base,
+            limit: s.limit,
+            selector: s.selector,
+            type_: (a & attr::TYPE_MASK) as u8,
+            present: u8::from(a & attr::P != 0),
+            dpl: ((a >> attr::DPL_SHIFT) & 3) as u8,
+            db: u8::from(a & attr::DB != 0),
+            s: u8::from(a & attr::S != 0),
+            l: u8::from(a & attr::L != 0),
+            g: u8::from(a & attr::G != 0),
+            avl: u8::from(a & attr::AVL != 0),
+            unusable: u8::from(a & attr::P == 0),
+            padding: 0,
+        };
+        // Upstream svm_get_segment()'s fixups, for VMX-compatible values.
+        match seg {
+            Seg::Tr => k.type_ |= 0x2,
+            Seg::Ds | Seg::Es | Seg::Fs | Seg::Gs if k.unusable == 0 => k.type_ |= 0x1,
+            Seg::Ss => {
+                if k.unusable != 0 {
+                    k.db = 0;
+                }
+                k.dpl = self.vmcb().save.cpl;
+            }
+            _ => {}
+        }
+        k
+    }
+
+    fn set_segment(&mut self, seg: Seg, v: &uapi::kvm_segment) {
+        let attrib = if v.unusable != 0 {
+            0
+        } else {
+            (u16::from(v.type_) & attr::TYPE_MASK)
+                | (u16::from(v.s & 1) << 4)
+                | (u16::from(v.dpl & 3) << attr::DPL_SHIFT)
+                | (u16::from(v.present & 1) << 7)
+                | (u16::from(v.avl & 1) << 8)
+                | (u16::from(v.l & 1) << 9)
+                | (u16::from(v.db & 1) << 10)
+                | (u16::from(v.g & 1) << 11)
+        };
+        let s = self.seg_mut(seg);
+        s.base = v.base;
+        s.limit = v.limit;
+        s.selector = v.selector;
+        s.attrib = attrib;
+        if seg == Seg::Ss {
+            self.vmcb_mut().save.cpl = v.dpl & 3;
+        }
+    }
+
+    fn dtable(&self, idt: bool) -> uapi::kvm_dtable {
+        let v = &self.vmcb().save;
+        let s = if idt { &v.idtr } else { &v.gdtr };
+        uapi::kvm_dtable { base: s.base, limit: s.limit as u16, padding: [0; 3] }
+    }
+
+    fn set_dtable(&mut self, idt: bool, d: &uapi::kvm_dtable) {
+        let v = &mut self.vmcb_mut().save;
+        let s = if idt { &mut v.idtr } else { &mut v.gdtr };
+        s.base = d.base;
+        s.limit = u32::from(d.limit);
+    }
+
+    fn set_cr(&mut self, n: u8, val: u64) {
+        let v = &mut self.vmcb_mut().save;
+        match n {
+            0 => {
+                // Entering/leaving paging with EFER.LME switches LMA.
+                if v.efer & EFER_LME != 0 {
+                    if v.cr0 & X86_CR0_PG == 0 && val & X86_CR0_PG != 0 {
+                        v.efer |= EFER_LMA;
+                    } else if v.cr0 & X86_CR0_PG != 0 && val & X86_CR0_PG == 0 {
+                        v.efer &= !EFER_LMA;
+                    }
+                }
+                v.cr0 = val;
+            }
+            3 => v.cr3 = val,
+            4 => v.cr4 = val,
+            _ => {}
+        }
+    }
+
+    fn cr0(&self) -> u64 {
+        self.vmcb().save.cr0
+    }
+    fn cr2(&self) -> u64 {
+        self.vmcb().save.cr2
+    }
+    fn set_cr2(&mut self, val: u64) {
+        self.vmcb_mut().save.cr2 = val;
+    }
+    fn cr3(&self) -> u64 {
+        self.vmcb().save.cr3
+    }
+    fn cr4(&self) -> u64 {
+        self.vmcb().save.cr4
+    }
+    fn efer(&self) -> u64 {
+        self.vmcb().save.efer & !EFER_SVME
+    }
+    fn cpl(&self) -> u8 {
+        self.vmcb().save.cpl & 3
+    }
+
+    fn dr(&self, n: u8) -> u64 {
+        match n {
+            0..=3 => self.db[usize::from(n)],
+            4 | 6 => self.vmcb().save.dr6,
+            _ => self.vmcb().save.dr7,
+        }
+    }
+
+    fn set_dr(&mut self, n: u8, val: u64) {
+        match n {
+            0..=3 => self.db[usize::from(n)] = val,
+            4 | 6 => self.vmcb_mut().save.dr6 = val | RESET_DR6,
+            _ => self.vmcb_mut().save.dr7 = val | RESET_DR7,
+        }
+    }
+
+    fn set_interrupt_shadow(&mut self, _kind: InterruptShadow) {
+        self.vmcb_mut().control.int_state |= vmcb::INTERRUPT_SHADOW;
+    }
+
+    fn get_msr(&mut self, index: u32) -> MsrAccess {
+        let v = &self.vmcb().save;
+        MsrAccess::Done(match index {
+            MSR_EFER => v.efer & !EFER_SVME,
+            MSR_STAR => v.star,
+            MSR_LSTAR => v.lstar,
+            MSR_CSTAR => v.cstar,
+            MSR_SYSCALL_MASK => v.sfmask,
+            MSR_KERNEL_GS_BASE => v.kernel_gs_base,
+            MSR_FS_BASE => v.fs.base,
+            MSR_GS_BASE => v.gs.base,
+            MSR_IA32_SYSENTER_CS => v.sysenter_cs,
+            MSR_IA32_SYSENTER_ESP => v.sysenter_esp,
+            MSR_IA32_SYSENTER_EIP => v.sysenter_eip,
+            MSR_IA32_CR_PAT => v.g_pat,
+            MSR_IA32_TSC => rdtsc().wrapping_add(self.vmcb().control.tsc_offset),
+            MSR_TSC_AUX => self.tsc_aux,
+            MSR_IA32_DEBUGCTLMSR => self.dbgctl,
+            MSR_VM_CR => 0,
+            MSR_VM_HSAVE_PA => self.vm_hsave_pa,
+            MSR_AMD64_DE_CFG => self.de_cfg,
+            _ => return MsrAccess::NotMine,
+        })
+    }
+
+    fn set_msr(&mut self, index: u32, value: u64, _host: bool) -> MsrAccess {
+        let canonical = ((value << 16) as i64 >> 16) as u64 == value;
+        match index {
+            MSR_EFER => self.vmcb_mut().save.efer = value | EFER_SVME,
+            MSR_STAR => self.vmcb_mut().save.star = value,
+            MSR_LSTAR | MSR_CSTAR | MSR_KERNEL_GS_BASE | MSR_FS_BASE | MSR_GS_BASE if !canonical => {
+                return MsrAccess::Fault
+            }
+            MSR_LSTAR => self.vmcb_mut().save.lstar = value,
+            MSR_CSTAR => self.vmcb_mut().save.cstar = value,
+            MSR_SYSCALL_MASK => self.vmcb_mut().save.sfmask = value,
+            MSR_KERNEL_GS_BASE => self.vmcb_mut().save.kernel_gs_base = value,
+            MSR_FS_BASE => self.vmcb_mut().save.fs.base = value,
+            MSR_GS_BASE => self.vmcb_mut().save.gs.base = value,
+            MSR_IA32_SYSENTER_CS => self.vmcb_mut().save.sysenter_cs = value,
+            MSR_IA32_SYSENTER_ESP => self.vmcb_mut().save.sysenter_esp = value,
+            MSR_IA32_SYSENTER_EIP => self.vmcb_mut().save.sysenter_eip = value,
+            MSR_IA32_CR_PAT => self.vmcb_mut().save.g_pat = value,
+            MSR_IA32_TSC => self.vmcb_mut().control.tsc_offset = value.wrapping_sub(rdtsc()),
+            MSR_TSC_AUX => {
+                if value >> 32 != 0 {
+                    return MsrAccess::Fault;
+                }
+                self.tsc_aux = value;
+            }
+            MSR_IA32_DEBUGCTLMSR => self.dbgctl = value,
+            MSR_VM_CR => {}
+            MSR_VM_HSAVE_PA => {
+                if value & 0xfff != 0 {
+                    return MsrAccess::Fault;
+                }
+                self.vm_hsave_pa = value;
+            }
+            MSR_AMD64_DE_CFG => self.de_cfg = value,
+            _ => return MsrAccess::NotMine,
+        }
+        MsrAccess::Done(0)
+    }
+
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
+        let c = &mut self.vmcb_mut().control;
+        c.event_inj = u32::from(vector)
+            | event::TYPE_EXEPT
+            | event::VALID
+            | if error_code.is_some() { event::VALID_ERR } else { 0 };
+        c.event_inj_err = error_code.unwrap_or(0);
+    }
+
+    fn interrupt_allowed(&self) -> bool {
+        let v = self.vmcb();
+        v.save.rflags & X86_EFLAGS_IF != 0
+            && v.control.int_state & vmcb::INTERRUPT_SHADOW == 0
+            && v.control.event_inj & event::VALID == 0
+    }
+
+    fn inject_interrupt(&mut self, vector: u8) {
+        self.vmcb_mut().control.event_inj = u32::from(vector) | event::TYPE_INTR | event::VALID;
+    }
+
+    fn nmi_allowed(&self) -> bool {
+        let v = self.vmcb();
+        v.control.int_state & vmcb::INTERRUPT_SHADOW == 0 && v.control.event_inj & event::VALID == 0
+    }
+
+    fn inject_nmi(&mut self) {
+        self.vmcb_mut().control.event_inj = 2 | event::TYPE_NMI | event::VALID;
+    }
+
+    fn request_interrupt_window(&mut self, on: bool) {
+        self.set_interrupt_window(on);
+    }
+
+    fn flush_tlb(&mut self) {
+        self.flush_pending = true;
+    }
+
+    fn reset(&mut self, _init: bool) {
+        self.gprs = Gprs::default();
+        // RDX holds the processor signature after reset.
+        self.gprs.0[gpr::RDX] = 0x600;
+        self.db = [0; 4];
+        let data = |t: u16| attr::P | attr::S | t;
+        let v = self.vmcb_mut();
+        let s = &mut v.save;
+        let seg = |sel: u16, base: u64, attrib: u16| VmcbSeg { selector: sel, attrib, limit: 0xffff, base };
+        s.cs = seg(0xf000, 0xffff_0000, data(0xa));
+        s.ds = seg(0, 0, data(0x2));
+        s.es = s.ds;
+        s.fs = s.ds;
+        s.gs = s.ds;
+        s.ss = s.ds;
+        s.ldtr = seg(0, 0, attr::P | 0x2);
+        s.tr = seg(0, 0, attr::P | 0x3);
+        s.gdtr = seg(0, 0, 0);
+        s.idtr = seg(0, 0, 0);
+        s.cpl = 0;
+        s.efer = EFER_SVME;
+        s.cr0 = RESET_CR0;
+        s.cr2 = 0;
+        s.cr3 = 0;
+        s.cr4 = 0;
+        s.dr6 = RESET_DR6;
+        s.dr7 = RESET_DR7;
+        s.rflags = 2;
+        s.rip = 0xfff0;
+        s.g_pat = RESET_PAT;
+        s.star = 0;
+        s.lstar = 0;
+        s.cstar = 0;
+        s.sfmask = 0;
+        s.kernel_gs_base = 0;
+        s.sysenter_cs = 0;
+        s.sysenter_esp = 0;
+        s.sysenter_eip = 0;
+        let c = &mut v.control;
+        c.event_inj = 0;
+        c.int_state = 0;
+        c.int_ctl = int_ctl::V_INTR_MASKING;
+        let (w, b) = intercept::VINTR;
+        c.intercepts[w] &= !(1 << b);
+        self.flush_pending = true;
+    }
+}

@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A vCPU, its file descriptor and the vCPU ioctls.
+//!
+//! Every vCPU ioctl runs under the vCPU's mutex (upstream `vcpu->mutex`),
+//! including KVM_RUN for its whole duration. Other threads reach a running
+//! vCPU only through `requests` and a kick (see [`Vcpu::kick`]).
+
+use crate::{
+    arch::VcpuArch,
+    cpuid::GuestCpuid,
+    ext::{
+        file::{self, FileOps},
+        fpu::GuestFpu,
+        uapi,
+    },
+    ioctl::*,
+    msrs, regs,
+    run::{self, Pending},
+    run_page::RunPage,
+    vm::{read_arg, write_arg, Vm},
+};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use kernel::{
+    bindings, ffi,
+    fs::File,
+    mm::virt::VmaNew,
+    new_mutex,
+    prelude::*,
+    str::CString,
+    sync::{Arc, ArcBorrow, Mutex},
+};
+
+/// Request: flush the guest TLB before the next entry.
+pub(crate) const REQ_TLB_FLUSH: u64 = 1 << 0;
+
+/// `Vcpu::mode`: not running guest code.
+pub(crate) const OUTSIDE_GUEST_MODE: u32 = 0;
+/// `Vcpu::mode`: between the final request check and the exit.
+pub(crate) const IN_GUEST_MODE: u32 = 1;
+/// `Vcpu::mode`: kicked; will leave guest mode soon.
+pub(crate) const EXITING_GUEST_MODE: u32 = 2;
+
+/// A vCPU.
+#[pin_data]
+pub(crate) struct Vcpu {
+    pub(crate) id: u32,
+    /// One of the `*_GUEST_MODE` values.
+    pub(crate) mode: AtomicU32,
+    /// The CPU it last entered the guest on.
+    pub(crate) cpu: AtomicI32,
+    /// `REQ_*` bits for the run loop.
+    pub(crate) requests: AtomicU64,
+    /// The pages userspace maps.
+    pub(crate) run: RunPage,
+    /// Everything only the thread holding the vCPU touches.
+    #[pin]
+    pub(crate) state: Mutex<VcpuState>,
+}
+
+/// The state behind the vCPU mutex.
+pub(crate) struct VcpuState {
+    /// The vendor's part: VMCB/VMCS, world switch.
+    pub(crate) arch: KBox<dyn VcpuArch>,
+    /// What KVM_SET_CPUID2 set.
+    pub(crate) cpuid: GuestCpuid,
+    /// An exit to userspace whose completion the next KVM_RUN finishes.
+    pub(crate) pending: Pending,
+    /// Guest FPU/XSAVE state.
+    pub(crate) fpu: GuestFpu,
+    /// Generic MSR state (APIC base, TSC, MISC_ENABLE, ...).
+    pub(crate) msrs: msrs::GenericMsrs,
+    /// XCR0 as the guest set it.
+    pub(crate) xcr0: u64,
+    /// The instruction emulator's state across exits.
+    pub(crate) emulator: crate::emulate::Emulator,
+    /// KVM_INTERRUPT's vector, until injected.
+    pub(crate) irq_pending: Option<u8>,
+    /// KVM_NMI, until injected.
+    pub(crate) nmi_pending: bool,
+}
+
+impl Vcpu {
+    /// A new vCPU `id` of `vm`, in its reset state.
+    pub(crate) fn new(vm: &Vm, id: u32) -> Result<Arc<Self>> {
+        let tdp_root = vm.mmu.lock().tdp.root_pa();
+        let arch = vm.vendor.ops.create_vcpu(id, tdp_root)?;
+        let state = VcpuState {
+            arch,
+            cpuid: GuestCpuid::new(),
+            pending: Pending::None,
+            fpu: GuestFpu::new()?,
+            msrs: msrs::GenericMsrs::new(id == 0),
+            xcr0: msrs::XFEATURE_MASK_FP,
+            emulator: crate::emulate::Emulator::new(),
+            irq_pending: None,
+            nmi_pending: false,
+        };
+        Arc::pin_init(
+            try_pin_init!(Vcpu {
+                id,
+                mode: AtomicU32::new(OUTSIDE_GUEST_MODE),
+                cpu: AtomicI32::new(-1),
+                requests: AtomicU64::new(0),
+                run: RunPage::new()?,
+                state <- new_mutex!(state),
+            }),
+            GFP_KERNEL_ACCOUNT,
+        )
+    }
+
+    /// Posts `req` for the run loop.
+    pub(crate) fn make_request(&self, req: u64) {
+        self.requests.fetch_or(req, Ordering::SeqCst);
+    }
+
+    /// Takes all posted requests.
+    pub(crate) fn take_requests(&self) -> u64 {
+        if self.requests.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        self.requests.swap(0, Ordering::SeqCst)
+    }
+
+    /// Makes the vCPU leave guest mode soon, so it sees posted requests;
+    /// with `wait`, returns only once it has left.
+    ///
+    /// Pairs with the run loop: it sets `IN_GUEST_MODE`, then checks
+    /// requests, with interrupts off; the IPI we send is taken as a VM exit.
+    pub(crate) fn kick(&self, wait: bool) {
+        let mode = self.mode.load(Ordering::SeqCst);
+        let send = if wait {
+            mode != OUTSIDE_GUEST_MODE
+        } else {
+            self.mode
+                .compare_exchange(IN_GUEST_MODE, EXITING_GUEST_MODE, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        };
+        if !send {
+            return;
+        }
+        let cpu = self.cpu.load(Ordering::SeqCst);
+        if cpu < 0 {
+            return;
+        }
+        // SAFETY: an empty function call to a (possibly offline, then
+        // ignored) CPU; the callback and its argument are static.
+        unsafe { bindings::smp_call_function_single(cpu, Some(ack_kick), core::ptr::null_mut(), wait) };
+    }
+}
+
+unsafe extern "C" fn ack_kick(_info: *mut ffi::c_void) {}
+
+/// What a vCPU fd owns.
+pub(crate) struct VcpuFile {
+    vm: Arc<Vm>,
+    vcpu: Arc<Vcpu>,
+}
+
+/// Creates vCPU `vcpu`'s fd (`kvm-vcpu:<id>`).
+pub(crate) fn open_fd(vm: Arc<Vm>, vcpu: Arc<Vcpu>) -> Result<u32> {
+    let name = CString::try_from_fmt(fmt!("kvm-vcpu:{}", vcpu.id))?;
+    let f = Arc::new(VcpuFile { vm, vcpu }, GFP_KERNEL_ACCOUNT)?;
+    file::new_anon_fd::<VcpuFile>(&name, f)
+}
+
+#[vtable]
+impl FileOps for VcpuFile {
+    type Ptr = Arc<VcpuFile>;
+
+    fn ioctl(f: ArcBorrow<'_, VcpuFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        f.vm.check_mm()?;
+        if (cmd >> 8) & 0xff != KVMIO {
+            return Err(EINVAL);
+        }
+        let vcpu = &f.vcpu;
+        let mut st = vcpu.state.lock();
+        let st = &mut *st;
+        match cmd {
+            KVM_RUN => {
+                if arg != 0 {
+                    return Err(EINVAL);
+                }
+                run::run(&f.vm, vcpu, st).map(|()| 0)
+            }
+            KVM_GET_REGS => write_arg(arg, &regs::get_regs(&*st.arch)).map(|()| 0),
+            KVM_SET_REGS => {
+                let r: uapi::kvm_regs = read_arg(arg)?;
+                regs::set_regs(&mut *st.arch, &r);
+                Ok(0)
+            }
+            KVM_GET_SREGS => {
+                let mut s = uapi::kvm_sregs::default();
+                st.arch.get_sregs(&mut s);
+                s.apic_base = st.msrs.apic_base;
+                write_arg(arg, &s).map(|()| 0)
+            }
+            KVM_SET_SREGS => {
+                let s: uapi::kvm_sregs = read_arg(arg)?;
+                st.arch.set_sregs(&s)?;
+                st.msrs.set_apic_base(s.apic_base, true)?;
+                Ok(0)
+            }
+            KVM_GET_MSRS => msrs::ioctl_msrs(st, arg, false),
+            KVM_SET_MSRS => msrs::ioctl_msrs(st, arg, true),
+            KVM_SET_CPUID2 => st.cpuid.set_from_user(arg).map(|()| 0),
+            KVM_GET_CPUID2 => st.cpuid.get_to_user(arg).map(|()| 0),
+            KVM_GET_FPU => regs::get_fpu(st, arg).map(|()| 0),
+            KVM_SET_FPU => regs::set_fpu(st, arg).map(|()| 0),
+            KVM_GET_XSAVE => regs::get_xsave(st, arg, 4096).map(|()| 0),
+            KVM_GET_XSAVE2 => regs::get_xsave(st, arg, regs::xsave_size()).map(|()| 0),
+            KVM_SET_XSAVE => regs::set_xsave(st, arg).map(|()| 0),
+            KVM_GET_XCRS => regs::get_xcrs(st, arg).map(|()| 0),
+            KVM_SET_XCRS => regs::set_xcrs(st, arg).map(|()| 0),
+            KVM_GET_DEBUGREGS => regs::get_debugregs(st, arg).map(|()| 0),
+            KVM_SET_DEBUGREGS => regs::set_debugregs(st, arg).map(|()| 0),
+            KVM_INTERRUPT => {
+                let irq: uapi::kvm_interrupt = read_arg(arg)?;
+                if irq.irq >= 256 {
+                    return Err(EINVAL);
+                }
+                st.irq_pending = Some(irq.irq as u8);
+                Ok(0)
+            }
+            KVM_NMI => {
+                st.nmi_pending = true;
+                Ok(0)
+            }
+            KVM_GET_MP_STATE => write_arg(arg, &uapi::kvm_mp_state { mp_state: uapi::KVM_MP_STATE_RUNNABLE }).map(|()| 0),
+            KVM_SET_MP_STATE => {
+                let s: uapi::kvm_mp_state = read_arg(arg)?;
+                if s.mp_state > uapi::KVM_MP_STATE_AP_RESET_HOLD {
+                    return Err(EINVAL);
+                }
+                Ok(0)
+            }
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn mmap(f: ArcBorrow<'_, VcpuFile>, vma: &VmaNew, pgoff: usize) -> Result {
+        let len = vma.end() - vma.start();
+        let pages = len.div_ceil(4096);
+        let map = vma.set_mixedmap();
+        for i in 0..pages {
+            let page = f.vcpu.run.page(pgoff + i).or_else(|| f.vm.coalesced_page(pgoff + i)).ok_or(EINVAL)?;
+            map.vm_insert_page(vma.start() + i * 4096, page)?;
+        }
+        Ok(())
+    }
+}
