@@ -17,6 +17,9 @@
 #include <asm/fpu/xcr.h>
 #include <asm/fpu/api.h>
 #include <linux/uaccess.h>
+#include <linux/signal.h>
+#include <linux/timekeeping.h>
+#include <asm/tsc.h>
 #include <asm/msr.h>
 #include "helpers.h"
 
@@ -28,6 +31,12 @@ u64 rkvm_rdmsr(u32 msr)
 	return val;
 }
 EXPORT_SYMBOL_GPL(rkvm_rdmsr);
+
+int rkvm_rdmsr_safe(u32 msr, u64 *val)
+{
+	return rdmsrq_safe(msr, val);
+}
+EXPORT_SYMBOL_GPL(rkvm_rdmsr_safe);
 
 void rkvm_wrmsr(u32 msr, u64 val)
 {
@@ -267,3 +276,48 @@ u64 rkvm_rdtsc(void)
 	return rdtsc();
 }
 EXPORT_SYMBOL_GPL(rkvm_rdtsc);
+
+unsigned int rkvm_num_online_cpus(void)
+{
+	return num_online_cpus();
+}
+EXPORT_SYMBOL_GPL(rkvm_num_online_cpus);
+
+u64 rkvm_ktime_get_boottime_ns(void)
+{
+	return ktime_get_boottime_ns();
+}
+EXPORT_SYMBOL_GPL(rkvm_ktime_get_boottime_ns);
+
+u64 rkvm_ktime_get_real_ns(void)
+{
+	return ktime_get_real_ns();
+}
+EXPORT_SYMBOL_GPL(rkvm_ktime_get_real_ns);
+
+unsigned int rkvm_tsc_khz(void)
+{
+	return tsc_khz;
+}
+EXPORT_SYMBOL_GPL(rkvm_tsc_khz);
+
+/*
+ * KVM_SET_SIGNAL_MASK: the signal mask that applies while KVM_RUN runs,
+ * as upstream's kvm_sigset_activate()/deactivate(): the task's own mask is
+ * parked in ->real_blocked, which only current changes.
+ */
+void rkvm_sigset_activate(u64 mask)
+{
+	sigset_t set;
+
+	set.sig[0] = mask;
+	sigprocmask(SIG_SETMASK, &set, &current->real_blocked);
+}
+EXPORT_SYMBOL_GPL(rkvm_sigset_activate);
+
+void rkvm_sigset_deactivate(void)
+{
+	sigprocmask(SIG_SETMASK, &current->real_blocked, NULL);
+	sigemptyset(&current->real_blocked);
+}
+EXPORT_SYMBOL_GPL(rkvm_sigset_deactivate);

@@ -11,6 +11,7 @@
 struct page;
 
 u64 rkvm_rdmsr(u32 msr);
+int rkvm_rdmsr_safe(u32 msr, u64 *val);
 void rkvm_wrmsr(u32 msr, u64 val);
 bool rkvm_cpu_has(unsigned int feature);
 u64 rkvm_page_to_phys(struct page *page);
@@ -44,5 +45,11 @@ void rkvm_cond_resched(void);
 struct page *rkvm_alloc_pages_zeroed(unsigned int order);
 void rkvm_free_pages(struct page *page, unsigned int order);
 u64 rkvm_rdtsc(void);
+unsigned int rkvm_num_online_cpus(void);
+u64 rkvm_ktime_get_boottime_ns(void);
+u64 rkvm_ktime_get_real_ns(void);
+unsigned int rkvm_tsc_khz(void);
+void rkvm_sigset_activate(u64 mask);
+void rkvm_sigset_deactivate(void);
 
 #endif

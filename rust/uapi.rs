@@ -60,4 +60,5 @@ pod!(
     kvm_clock_data,
     kvm_signal_mask,
     kvm_enable_cap,
+    kvm_clear_dirty_log,
 );

@@ -69,6 +69,15 @@ else
 	vmtest_ok=
 fi
 
+step "build: peer suite (rust-vmm kvm-ioctls' own tests)"
+if scripts/peer.sh > "$out/peer-build.log" 2>&1; then
+	pass build/peer
+else
+	tail -n 20 "$out/peer-build.log"
+	fail build/peer "see $out/peer-build.log"
+fi
+: > "$out/peer.txt"
+
 # Oopses, warnings, lockdep and sanitizer reports in a guest kernel log.
 log_bad='Oops|WARNING:|BUG:|Call Trace|general protection fault|Kernel panic|UBSAN|KASAN|panicked at|circular locking|inconsistent lock|rcu_.*stall|blocked for more than'
 
@@ -113,6 +122,13 @@ for set in ours intree; do
 		grep -E -A 12 "$log_bad" "$d/dmesg.txt" 2>/dev/null | head -n 40
 		fail "vm/$set/kernel-log-clean" "see $d/dmesg.txt"
 	fi
+	# The peer suite is reported, not counted: it covers later issues too.
+	if [ -s "$d/peer-summary.txt" ]; then
+		sed "s/^peer /$set: /" "$d/peer-summary.txt" | tee -a "$out/peer.txt"
+		grep -h '^PEER-FAIL ' "$d"/peer-*.txt 2>/dev/null | sed "s/^PEER-FAIL /  $set failed: /" >> "$out/peer.txt"
+	elif [ -s build/peer/tests.list ]; then
+		fail "vm/$set/peer-ran" "no peer-summary.txt; see $d"
+	fi
 done
 
 step "VM tests side by side"
@@ -121,6 +137,9 @@ for n in "${names[@]}"; do
 	printf '%-52s %-6s %-6s\n' "$n" "${result[ours,$n]:--}" "${result[intree,$n]:--}"
 done
 
+echo
+echo "peer suite (rust-vmm kvm-ioctls 0.25.1 tests; report only):"
+cat "$out/peer.txt"
 echo
 echo "check took $(($(date +%s) - t0)) s; logs in $out"
 if [ ${#failures[@]} -gt 0 ]; then

@@ -63,6 +63,29 @@ pub use crate::emulate::SegReg as Seg;
 /// Interrupt shadow kinds (STI, MOV SS).
 pub use crate::emulate::InterruptShadow;
 
+/// An event about to be injected (KVM_GET/SET_VCPU_EVENTS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectedEvent {
+    /// Nothing.
+    None,
+    /// External (or software, `soft`) interrupt.
+    Interrupt {
+        /// Vector.
+        vector: u8,
+        /// Software interrupt (INT n).
+        soft: bool,
+    },
+    /// NMI.
+    Nmi,
+    /// Exception.
+    Exception {
+        /// Vector.
+        vector: u8,
+        /// Error code.
+        error_code: Option<u32>,
+    },
+}
+
 /// Result of an MSR access offered to the vendor backend first.
 pub enum MsrAccess {
     /// Handled; for reads, the value.
@@ -101,7 +124,8 @@ pub trait VcpuArch: Send {
     /// Segments, control registers, EFER and descriptor tables.
     fn get_sregs(&self, sregs: &mut uapi::kvm_sregs);
     /// Sets what [`VcpuArch::get_sregs`] gets (not `apic_base` and
-    /// `interrupt_bitmap`, which the core owns).
+    /// `interrupt_bitmap`, which the core owns); the core has checked
+    /// the values' consistency.
     fn set_sregs(&mut self, sregs: &uapi::kvm_sregs) -> Result;
     /// One segment register.
     fn segment(&self, seg: Seg) -> uapi::kvm_segment;
@@ -147,10 +171,25 @@ pub trait VcpuArch: Send {
     fn inject_interrupt(&mut self, vector: u8);
     /// Whether an NMI can be injected now.
     fn nmi_allowed(&self) -> bool;
-    /// Injects an NMI on the next entry.
+    /// Injects an NMI on the next entry (NMIs are blocked until the
+    /// guest's handler returns).
     fn inject_nmi(&mut self);
+    /// Whether NMIs are blocked.
+    fn nmi_masked(&self) -> bool;
+    /// Blocks or unblocks NMIs (KVM_SET_VCPU_EVENTS).
+    fn set_nmi_masked(&mut self, masked: bool);
     /// Exit as soon as the guest can take an interrupt (or stop asking).
     fn request_interrupt_window(&mut self, on: bool);
+    /// The event set up for injection on the next entry, if any.
+    fn injected_event(&self) -> InjectedEvent;
+    /// Replaces the event to inject on the next entry.
+    fn set_injected_event(&mut self, e: InjectedEvent);
+    /// Whether the STI/MOV SS interrupt shadow is active.
+    fn interrupt_shadow(&self) -> bool;
+    /// Clears the interrupt shadow (KVM_SET_VCPU_EVENTS).
+    fn clear_interrupt_shadow(&mut self);
+    /// Intercepts exception `vector` (for guest debugging) or stops.
+    fn set_exception_intercept(&mut self, vector: u8, on: bool);
     /// Flushes this vCPU's guest TLB on the next entry.
     fn flush_tlb(&mut self);
     /// Back to the reset state (power-on, or INIT when `init`).

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `/dev/kvm` and its system ioctls.
 
-use crate::{caps, ext::file::FileOps, ioctl::*, vm};
+use crate::{caps, ext::file::FileOps, ioctl::*, supported, vm};
 use kernel::{fs::File, page::PAGE_SIZE, prelude::*};
 
 /// The `/dev/kvm` device: stateless, every open shares it.
@@ -21,6 +21,11 @@ impl FileOps for KvmDev {
             KVM_CREATE_VM => vm::create(arg),
             KVM_CHECK_EXTENSION => Ok(caps::check(None, arg)),
             KVM_GET_VCPU_MMAP_SIZE if arg == 0 => Ok((VCPU_MMAP_PAGES * PAGE_SIZE) as isize),
+            KVM_GET_SUPPORTED_CPUID => supported::get_cpuid(arg, false),
+            KVM_GET_EMULATED_CPUID => supported::get_cpuid(arg, true),
+            KVM_GET_MSR_INDEX_LIST => supported::msr_index_list(arg),
+            KVM_GET_MSR_FEATURE_INDEX_LIST => supported::feature_msr_index_list(arg),
+            KVM_GET_MSRS => supported::get_feature_msrs(arg),
             // Upstream answers every other ioctl on /dev/kvm with EINVAL.
             _ => Err(EINVAL),
         }

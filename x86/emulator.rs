@@ -253,18 +253,6 @@ impl GuestMemory for Mem<'_> {
     }
 }
 
-/// Guest linear address to guest physical, through the guest's paging.
-pub(crate) fn linear_to_gpa(vm: &Vm, st: &mut VcpuState, la: u64, write: bool) -> Result<Option<u64>> {
-    let cfg = paging_config(st);
-    let mut mem = Mem::new(vm);
-    let acc = paging::Access { write, user: st.arch.cpl() == 3, ..Default::default() };
-    let r = paging::translate(&mut mem, &cfg, la, acc);
-    if mem.fault {
-        return Err(EFAULT);
-    }
-    Ok(r.ok().map(|t| t.gpa))
-}
-
 /// The guest's current paging mode.
 pub(crate) fn paging_config(st: &mut VcpuState) -> paging::PagingConfig {
     paging::PagingConfig::from_regs(

@@ -15,6 +15,7 @@ mod caps;
 mod cpuid;
 mod dev;
 mod emulator;
+mod events;
 pub mod exit;
 pub mod ioctl;
 mod memslot;
@@ -23,11 +24,14 @@ mod msrs;
 mod regs;
 mod run;
 mod run_page;
+mod supported;
 mod vcpu;
 mod vm;
 
 // Pure components (DESIGN.md section 3): the same files the host tests in
 // tests/host build.
+#[path = "cpuid_caps/mod.rs"]
+pub mod cpuid_caps;
 #[path = "emulate/mod.rs"]
 pub mod emulate;
 #[path = "irqchip/mod.rs"]

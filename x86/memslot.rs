@@ -15,14 +15,22 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// A slot for `desc`, with a cleared dirty bitmap if it logs writes.
-    pub(crate) fn new(desc: SlotDesc) -> Result<Arc<Self>> {
+    /// A slot for `desc`, with a dirty bitmap if it logs writes: cleared,
+    /// or all set with `initially_set` (KVM_DIRTY_LOG_INITIALLY_SET).
+    pub(crate) fn new(desc: SlotDesc, initially_set: bool) -> Result<Arc<Self>> {
         let mut dirty = KVec::new();
         if desc.flags & KVM_MEM_LOG_DIRTY_PAGES != 0 {
             let words = desc.npages.div_ceil(64) as usize;
             dirty.reserve(words, GFP_KERNEL_ACCOUNT)?;
-            for _ in 0..words {
-                dirty.push(AtomicU64::new(0), GFP_KERNEL_ACCOUNT)?;
+            for i in 0..words as u64 {
+                let bits = if !initially_set {
+                    0
+                } else if (i + 1) * 64 <= desc.npages {
+                    u64::MAX
+                } else {
+                    (1u64 << (desc.npages % 64)) - 1
+                };
+                dirty.push(AtomicU64::new(bits), GFP_KERNEL_ACCOUNT)?;
             }
         }
         Ok(Arc::new(Self { desc, dirty }, GFP_KERNEL_ACCOUNT)?)

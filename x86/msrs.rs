@@ -17,98 +17,94 @@ use kernel::{
 };
 
 // Architectural MSR numbers.
-/// IA32_TIME_STAMP_COUNTER.
-pub const MSR_IA32_TSC: u32 = 0x10;
 /// IA32_PLATFORM_ID.
-pub const MSR_IA32_PLATFORM_ID: u32 = 0x17;
+pub(crate) const MSR_IA32_PLATFORM_ID: u32 = 0x17;
 /// IA32_APIC_BASE.
-pub const MSR_IA32_APICBASE: u32 = 0x1b;
+pub(crate) const MSR_IA32_APICBASE: u32 = 0x1b;
 /// IA32_TSC_ADJUST.
-pub const MSR_IA32_TSC_ADJUST: u32 = 0x3b;
+pub(crate) const MSR_IA32_TSC_ADJUST: u32 = 0x3b;
 /// IA32_BIOS_SIGN_ID (microcode revision).
-pub const MSR_IA32_UCODE_REV: u32 = 0x8b;
+pub(crate) const MSR_IA32_UCODE_REV: u32 = 0x8b;
 /// IA32_MTRRCAP.
-pub const MSR_MTRRCAP: u32 = 0xfe;
+pub(crate) const MSR_MTRRCAP: u32 = 0xfe;
 /// IA32_MCG_CAP.
-pub const MSR_IA32_MCG_CAP: u32 = 0x179;
+pub(crate) const MSR_IA32_MCG_CAP: u32 = 0x179;
 /// IA32_MCG_STATUS.
-pub const MSR_IA32_MCG_STATUS: u32 = 0x17a;
+pub(crate) const MSR_IA32_MCG_STATUS: u32 = 0x17a;
 /// IA32_MISC_ENABLE.
-pub const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
+pub(crate) const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
 /// IA32_POWER_CTL.
-pub const MSR_IA32_POWER_CTL: u32 = 0x1fc;
+pub(crate) const MSR_IA32_POWER_CTL: u32 = 0x1fc;
 /// First variable-range MTRR (PHYSBASE0); 8 pairs.
-pub const MSR_MTRR_PHYS_BASE0: u32 = 0x200;
+pub(crate) const MSR_MTRR_PHYS_BASE0: u32 = 0x200;
 /// IA32_MTRR_FIX64K_00000.
-pub const MSR_MTRR_FIX64K_00000: u32 = 0x250;
+pub(crate) const MSR_MTRR_FIX64K_00000: u32 = 0x250;
 /// IA32_MTRR_FIX16K_80000 / _A0000.
-pub const MSR_MTRR_FIX16K_80000: u32 = 0x258;
+pub(crate) const MSR_MTRR_FIX16K_80000: u32 = 0x258;
 /// IA32_MTRR_FIX4K_C0000 .. _F8000 (8 MSRs).
-pub const MSR_MTRR_FIX4K_C0000: u32 = 0x268;
+pub(crate) const MSR_MTRR_FIX4K_C0000: u32 = 0x268;
 /// IA32_MTRR_DEF_TYPE.
-pub const MSR_MTRR_DEF_TYPE: u32 = 0x2ff;
+pub(crate) const MSR_MTRR_DEF_TYPE: u32 = 0x2ff;
 /// IA32_PAT.
-pub const MSR_IA32_CR_PAT: u32 = 0x277;
+pub(crate) const MSR_IA32_CR_PAT: u32 = 0x277;
 /// AMD performance counters and selectors (K7 legacy range).
-pub const MSR_K7_EVNTSEL0: u32 = 0xc001_0000;
+pub(crate) const MSR_K7_EVNTSEL0: u32 = 0xc001_0000;
 /// Last of the K7 performance MSRs.
-pub const MSR_K7_PERFCTR3: u32 = 0xc001_0007;
+pub(crate) const MSR_K7_PERFCTR3: u32 = 0xc001_0007;
 /// AMD HWCR.
-pub const MSR_K7_HWCR: u32 = 0xc001_0015;
+pub(crate) const MSR_K7_HWCR: u32 = 0xc001_0015;
 /// AMD NB_CFG.
-pub const MSR_AMD64_NB_CFG: u32 = 0xc001_001f;
+pub(crate) const MSR_AMD64_NB_CFG: u32 = 0xc001_001f;
 /// EFER.
-pub const MSR_EFER: u32 = 0xc000_0080;
+pub(crate) const MSR_EFER: u32 = 0xc000_0080;
 
 /// EFER bits.
-pub const EFER_SCE: u64 = 1 << 0;
+pub(crate) const EFER_SCE: u64 = 1 << 0;
 /// Long mode enable.
-pub const EFER_LME: u64 = 1 << 8;
+pub(crate) const EFER_LME: u64 = 1 << 8;
 /// Long mode active.
-pub const EFER_LMA: u64 = 1 << 10;
+pub(crate) const EFER_LMA: u64 = 1 << 10;
 /// No-execute enable.
-pub const EFER_NXE: u64 = 1 << 11;
+pub(crate) const EFER_NXE: u64 = 1 << 11;
 /// Fast FXSAVE/FXRSTOR.
-pub const EFER_FFXSR: u64 = 1 << 14;
+pub(crate) const EFER_FFXSR: u64 = 1 << 14;
 
 /// CR0 bits.
-pub const X86_CR0_PE: u64 = 1 << 0;
+pub(crate) const X86_CR0_PE: u64 = 1 << 0;
 /// Extension type (always 1).
-pub const X86_CR0_ET: u64 = 1 << 4;
+pub(crate) const X86_CR0_ET: u64 = 1 << 4;
 /// Not write-through.
-pub const X86_CR0_NW: u64 = 1 << 29;
+pub(crate) const X86_CR0_NW: u64 = 1 << 29;
 /// Cache disable.
-pub const X86_CR0_CD: u64 = 1 << 30;
+pub(crate) const X86_CR0_CD: u64 = 1 << 30;
 /// Paging.
-pub const X86_CR0_PG: u64 = 1 << 31;
+pub(crate) const X86_CR0_PG: u64 = 1 << 31;
 /// CR4.PAE.
-pub const X86_CR4_PAE: u64 = 1 << 5;
-/// CR4.VMXE (Intel only: reserved on AMD).
-pub const X86_CR4_VMXE: u64 = 1 << 13;
+pub(crate) const X86_CR4_PAE: u64 = 1 << 5;
 /// CR4.PCIDE.
-pub const X86_CR4_PCIDE: u64 = 1 << 17;
+pub(crate) const X86_CR4_PCIDE: u64 = 1 << 17;
 /// CR4.OSXSAVE.
-pub const X86_CR4_OSXSAVE: u64 = 1 << 18;
+pub(crate) const X86_CR4_OSXSAVE: u64 = 1 << 18;
 /// CR4.LA57.
-pub const X86_CR4_LA57: u64 = 1 << 12;
-/// CR4 bits a guest may set (still subject to its CPUID).
-const CR4_VALID: u64 = 0x1f_ffff & !X86_CR4_VMXE | (1 << 20) | (1 << 21) | (1 << 22) | (1 << 23);
+pub(crate) const X86_CR4_LA57: u64 = 1 << 12;
+/// CR4 bits 0-10 (VME through OSXMMEXCPT): valid on any x86-64 CPU.
+const CR4_BASE: u64 = 0x7ff;
 
 /// IA32_APIC_BASE: BSP flag.
-pub const APIC_BASE_BSP: u64 = 1 << 8;
+pub(crate) const APIC_BASE_BSP: u64 = 1 << 8;
 /// IA32_APIC_BASE: x2APIC mode.
-pub const APIC_BASE_EXTD: u64 = 1 << 10;
+pub(crate) const APIC_BASE_EXTD: u64 = 1 << 10;
 /// IA32_APIC_BASE: APIC global enable.
-pub const APIC_BASE_ENABLE: u64 = 1 << 11;
+pub(crate) const APIC_BASE_ENABLE: u64 = 1 << 11;
 /// Default APIC base address.
-pub const APIC_DEFAULT_BASE: u64 = 0xfee0_0000;
+pub(crate) const APIC_DEFAULT_BASE: u64 = 0xfee0_0000;
 
 /// XCR0 x87 state.
-pub const XFEATURE_MASK_FP: u64 = 1 << 0;
+pub(crate) const XFEATURE_MASK_FP: u64 = 1 << 0;
 /// XCR0 SSE state.
-pub const XFEATURE_MASK_SSE: u64 = 1 << 1;
+pub(crate) const XFEATURE_MASK_SSE: u64 = 1 << 1;
 /// XCR0 AVX state.
-pub const XFEATURE_MASK_YMM: u64 = 1 << 2;
+pub(crate) const XFEATURE_MASK_YMM: u64 = 1 << 2;
 /// XCR0 MPX state (must be set or clear together).
 const XFEATURE_MASK_BNDREGS: u64 = 1 << 3;
 const XFEATURE_MASK_BNDCSR: u64 = 1 << 4;
@@ -117,12 +113,42 @@ const XFEATURE_MASK_AVX512: u64 = 0b111 << 5;
 
 /// MISC_ENABLE reset value: PEBS and BTS unavailable (as upstream).
 const MISC_ENABLE_RESET: u64 = (1 << 11) | (1 << 12);
-/// Reset value of IA32_PAT.
-pub const PAT_RESET: u64 = 0x0007_0406_0007_0406;
 /// MTRRCAP: 8 variable ranges, fixed ranges, write-combining.
 const MTRRCAP_VALUE: u64 = 8 | (1 << 8) | (1 << 10);
 /// Microcode revision userspace sees by default (upstream's value).
 const UCODE_REV_DEFAULT: u64 = 0x1_0000_0000;
+
+/// MSRs in KVM_GET_MSR_INDEX_LIST that VMMs save and restore but rkvm
+/// does not act on yet: their values round-trip (guest and host writes),
+/// with upstream's reset values. The features behind them (kvmclock and
+/// the other PV MSRs, speculation controls, LBRs, TSC deadline, ...) are
+/// not advertised in CPUID until they are implemented.
+const STORED_MSRS: [(u32, u64); 24] = [
+    (0x11, 0),                // MSR_KVM_WALL_CLOCK
+    (0x12, 0),                // MSR_KVM_SYSTEM_TIME
+    (0x34, 0),                // MSR_SMI_COUNT
+    (0x3a, 0),                // MSR_IA32_FEAT_CTL
+    (0x48, 0),                // MSR_IA32_SPEC_CTRL
+    (0xce, 1 << 31),          // MSR_PLATFORM_INFO: CPUID faulting
+    (0x10a, 0),               // MSR_IA32_ARCH_CAPABILITIES
+    (0x140, 0),               // MSR_MISC_FEATURES_ENABLES
+    (0x17b, 0),               // MSR_IA32_MCG_CTL
+    (0x1db, 0),               // MSR_IA32_LASTBRANCHFROMIP
+    (0x1dc, 0),               // MSR_IA32_LASTBRANCHTOIP
+    (0x1dd, 0),               // MSR_IA32_LASTINTFROMIP
+    (0x1de, 0),               // MSR_IA32_LASTINTTOIP
+    (0x345, 0),               // MSR_IA32_PERF_CAPABILITIES
+    (0x6e0, 0),               // MSR_IA32_TSC_DEADLINE
+    (0x4b56_4d00, 0),         // MSR_KVM_WALL_CLOCK_NEW
+    (0x4b56_4d01, 0),         // MSR_KVM_SYSTEM_TIME_NEW
+    (0x4b56_4d02, 0),         // MSR_KVM_ASYNC_PF_EN
+    (0x4b56_4d03, 0),         // MSR_KVM_STEAL_TIME
+    (0x4b56_4d04, 0),         // MSR_KVM_PV_EOI_EN
+    (0x4b56_4d05, 0),         // MSR_KVM_ASYNC_PF_ACK
+    (0x4b56_4d06, 1),         // MSR_KVM_POLL_CONTROL: polling allowed
+    (0x4b56_4d07, 0),         // MSR_KVM_ASYNC_PF_INT
+    (0xc000_0104, 1 << 32),   // MSR_AMD64_TSC_RATIO: 1.0
+];
 
 /// Most entries per KVM_GET/SET_MSRS (`MAX_IO_MSRS`).
 const MAX_IO_MSRS: u32 = 256;
@@ -141,6 +167,8 @@ pub(crate) struct GenericMsrs {
     ucode_rev: u64,
     /// CR8 (task priority) while there is no in-kernel local APIC.
     pub(crate) cr8: u64,
+    /// Values of [`STORED_MSRS`], same order.
+    stored: [u64; STORED_MSRS.len()],
 }
 
 impl GenericMsrs {
@@ -158,6 +186,7 @@ impl GenericMsrs {
             power_ctl: 0,
             ucode_rev: UCODE_REV_DEFAULT,
             cr8: 0,
+            stored: STORED_MSRS.map(|(_, v)| v),
         }
     }
 
@@ -170,6 +199,11 @@ impl GenericMsrs {
         }
         self.apic_base = v;
         Ok(())
+    }
+
+    fn stored_slot(&mut self, index: u32) -> Option<&mut u64> {
+        let i = STORED_MSRS.iter().position(|(m, _)| *m == index)?;
+        self.stored.get_mut(i)
     }
 
     fn mtrr_slot(&mut self, index: u32) -> Option<&mut u64> {
@@ -206,7 +240,10 @@ pub(crate) fn get(st: &mut VcpuState, index: u32) -> Result<u64> {
         MSR_AMD64_NB_CFG => 0,
         // No PMU: the legacy AMD counters read as zero, as upstream.
         MSR_K7_EVNTSEL0..=MSR_K7_PERFCTR3 => 0,
-        i => *m.mtrr_slot(i).ok_or(EINVAL)?,
+        i => match m.mtrr_slot(i) {
+            Some(v) => *v,
+            None => *m.stored_slot(i).ok_or(EINVAL)?,
+        },
     })
 }
 
@@ -238,7 +275,10 @@ pub(crate) fn set(st: &mut VcpuState, index: u32, value: u64, host: bool) -> Res
         MSR_IA32_POWER_CTL => m.power_ctl = value,
         MSR_K7_HWCR => m.hwcr = value,
         MSR_AMD64_NB_CFG | MSR_K7_EVNTSEL0..=MSR_K7_PERFCTR3 => {}
-        i => *m.mtrr_slot(i).ok_or(EINVAL)? = value,
+        i => match m.mtrr_slot(i) {
+            Some(v) => *v = value,
+            None => *m.stored_slot(i).ok_or(EINVAL)? = value,
+        },
     }
     Ok(())
 }
@@ -296,11 +336,55 @@ pub(crate) fn set_cr3(st: &mut VcpuState, val: u64) -> Result {
     Ok(())
 }
 
+/// The CR4 bits the guest's CPUID allows (upstream's
+/// `__cr4_reserved_bits()`, inverted).
+pub(crate) fn cr4_valid_bits(st: &VcpuState) -> u64 {
+    let l1 = cpuid::lookup(st, 1, 0);
+    let l7 = cpuid::lookup(st, 7, 0);
+    let bit = |reg: u32, b: u32| reg & (1 << b) != 0;
+    let mut v = CR4_BASE;
+    for (has, cr4_bit) in [
+        (bit(l7[2], 2), 11),  // UMIP
+        (bit(l7[2], 16), 12), // LA57
+        (bit(l7[1], 0), 16),  // FSGSBASE
+        (bit(l1[2], 17), 17), // PCIDE
+        (bit(l1[2], 26), 18), // OSXSAVE (XSAVE)
+        (bit(l7[1], 7), 20),  // SMEP
+        (bit(l7[1], 20), 21), // SMAP
+        (bit(l7[2], 3), 22),  // PKE (PKU)
+        (bit(l7[2], 7) || bit(l7[3], 20), 23), // CET (SHSTK or IBT)
+    ] {
+        if has {
+            v |= 1 << cr4_bit;
+        }
+    }
+    v
+}
+
+/// `kvm_is_valid_sregs()`: what KVM_SET_SREGS must refuse with EINVAL.
+pub(crate) fn check_sregs(st: &VcpuState, s: &uapi::kvm_sregs) -> Result {
+    let cr0_ok = s.cr0 >> 32 == 0
+        && !(s.cr0 & X86_CR0_PG != 0 && s.cr0 & X86_CR0_PE == 0)
+        && !(s.cr0 & X86_CR0_NW != 0 && s.cr0 & X86_CR0_CD == 0);
+    let cr4_ok = s.cr4 & !cr4_valid_bits(st) == 0;
+    let mode_ok = if s.efer & EFER_LME != 0 && s.cr0 & X86_CR0_PG != 0 {
+        // Long mode needs PAE and LMA; not both CS.L and CS.D.
+        s.cr4 & X86_CR4_PAE != 0 && s.efer & EFER_LMA != 0 && !(s.cs.l != 0 && s.cs.db != 0)
+    } else {
+        s.efer & EFER_LMA == 0 && s.cs.l == 0
+    };
+    if cr0_ok && cr4_ok && mode_ok {
+        Ok(())
+    } else {
+        Err(EINVAL)
+    }
+}
+
 /// MOV to CR4 (emulated).
 pub(crate) fn set_cr4(st: &mut VcpuState, val: u64) -> Result {
     let old = st.arch.cr4();
     let lma = st.arch.efer() & EFER_LMA != 0;
-    if val & !CR4_VALID != 0
+    if val & !cr4_valid_bits(st) != 0
         || (lma && val & X86_CR4_PAE == 0)
         || (lma && (old ^ val) & X86_CR4_LA57 != 0)
         || (!lma && val & X86_CR4_PCIDE != 0)
@@ -347,9 +431,26 @@ pub(crate) fn host_xcr0() -> u64 {
     v
 }
 
-/// KVM_GET_MSRS (`write` false) and KVM_SET_MSRS: processes entries in
-/// order until one fails; returns how many succeeded.
+/// KVM_GET_MSRS (`write` false) and KVM_SET_MSRS on a vCPU.
 pub(crate) fn ioctl_msrs(st: &mut VcpuState, arg: usize, write: bool) -> Result<isize> {
+    msr_io(arg, write, |index, data| {
+        if write {
+            set(st, index, *data, true)
+        } else {
+            *data = get(st, index)?;
+            Ok(())
+        }
+    })
+}
+
+/// The `struct kvm_msrs` protocol: applies `f` to the entries in order
+/// until one fails, writes the values back for reads, and returns how
+/// many succeeded.
+pub(crate) fn msr_io(
+    arg: usize,
+    write: bool,
+    mut f: impl FnMut(u32, &mut u64) -> Result,
+) -> Result<isize> {
     let hdr: uapi::kvm_msrs = read_arg(arg)?;
     if hdr.nmsrs >= MAX_IO_MSRS {
         return Err(E2BIG);
@@ -364,18 +465,7 @@ pub(crate) fn ioctl_msrs(st: &mut VcpuState, arg: usize, write: bool) -> Result<
     }
     let mut done = 0;
     for e in entries.iter_mut() {
-        let ok = if write {
-            set(st, e.index, e.data, true).is_ok()
-        } else {
-            match get(st, e.index) {
-                Ok(v) => {
-                    e.data = v;
-                    true
-                }
-                Err(_) => false,
-            }
-        };
-        if !ok {
+        if f(e.index, &mut e.data).is_err() {
             break;
         }
         done += 1;

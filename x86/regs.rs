@@ -2,7 +2,8 @@
 //! Register-state ioctls: REGS, FPU, XSAVE, XCRS, DEBUGREGS.
 
 use crate::{
-    arch::{gpr, VcpuArch},
+    arch::gpr,
+    events,
     ext::uapi,
     msrs,
     vcpu::VcpuState,
@@ -17,7 +18,8 @@ use kernel::{
 const X86_EFLAGS_FIXED: u64 = 1 << 1;
 
 /// KVM_GET_REGS.
-pub(crate) fn get_regs(a: &dyn VcpuArch) -> uapi::kvm_regs {
+pub(crate) fn get_regs(st: &VcpuState) -> uapi::kvm_regs {
+    let a = &*st.arch;
     let g = a.gprs().0;
     uapi::kvm_regs {
         rax: g[gpr::RAX],
@@ -37,13 +39,13 @@ pub(crate) fn get_regs(a: &dyn VcpuArch) -> uapi::kvm_regs {
         r14: g[14],
         r15: g[15],
         rip: a.rip(),
-        rflags: a.rflags(),
+        rflags: events::guest_rflags(st),
     }
 }
 
 /// KVM_SET_REGS.
-pub(crate) fn set_regs(a: &mut dyn VcpuArch, r: &uapi::kvm_regs) {
-    let g = &mut a.gprs_mut().0;
+pub(crate) fn set_regs(st: &mut VcpuState, r: &uapi::kvm_regs) {
+    let g = &mut st.arch.gprs_mut().0;
     g[gpr::RAX] = r.rax;
     g[gpr::RBX] = r.rbx;
     g[gpr::RCX] = r.rcx;
@@ -60,8 +62,10 @@ pub(crate) fn set_regs(a: &mut dyn VcpuArch, r: &uapi::kvm_regs) {
     g[13] = r.r13;
     g[14] = r.r14;
     g[15] = r.r15;
-    a.set_rip(r.rip);
-    a.set_rflags(r.rflags | X86_EFLAGS_FIXED);
+    st.arch.set_rip(r.rip);
+    events::set_guest_rflags(st, r.rflags | X86_EFLAGS_FIXED);
+    st.emulator.reset();
+    st.pending = crate::run::Pending::None;
 }
 
 /// Size of the uabi XSAVE buffer (`KVM_CAP_XSAVE2`): at least 4 KiB.
@@ -80,9 +84,10 @@ mod fx {
     pub(super) const FOP: usize = 6;
     pub(super) const FIP: usize = 8;
     pub(super) const FDP: usize = 16;
-    pub(super) const MXCSR: usize = 24;
     pub(super) const ST0: usize = 32;
     pub(super) const XMM0: usize = 160;
+    /// XSTATE_BV in the XSAVE header (after the 512-byte legacy area).
+    pub(super) const XSTATE_BV: usize = 512;
 }
 
 fn guest_xsave(st: &mut VcpuState, size: usize) -> Result<KVec<u8>> {
@@ -117,7 +122,8 @@ pub(crate) fn get_fpu(st: &mut VcpuState, arg: usize) -> Result {
     for i in 0..16 {
         f.xmm[i].copy_from_slice(&b[fx::XMM0 + 16 * i..fx::XMM0 + 16 * i + 16]);
     }
-    f.mxcsr = u32::from_le_bytes([b[fx::MXCSR], b[fx::MXCSR + 1], b[fx::MXCSR + 2], b[fx::MXCSR + 3]]);
+    // Upstream never reports MXCSR here (it stays 0) nor sets it in
+    // KVM_SET_FPU; keep that ABI.
     write_arg(arg, &f)
 }
 
@@ -134,10 +140,11 @@ pub(crate) fn set_fpu(st: &mut VcpuState, arg: usize) -> Result {
     b[fx::FOP..fx::FOP + 2].copy_from_slice(&f.last_opcode.to_le_bytes());
     b[fx::FIP..fx::FIP + 8].copy_from_slice(&f.last_ip.to_le_bytes());
     b[fx::FDP..fx::FDP + 8].copy_from_slice(&f.last_dp.to_le_bytes());
-    b[fx::MXCSR..fx::MXCSR + 4].copy_from_slice(&f.mxcsr.to_le_bytes());
     for i in 0..16 {
         b[fx::XMM0 + 16 * i..fx::XMM0 + 16 * i + 16].copy_from_slice(&f.xmm[i]);
     }
+    // The x87 and SSE state are now explicit, not in their init state.
+    b[fx::XSTATE_BV] |= (msrs::XFEATURE_MASK_FP | msrs::XFEATURE_MASK_SSE) as u8;
     st.fpu.set_uabi(&b, msrs::host_xcr0())
 }
 

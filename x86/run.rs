@@ -12,7 +12,7 @@
 //! KVM_RUN by the kernel's FPU core, which handles preemption itself.
 
 use crate::{
-    arch::{gpr, IoExit, MsrAccess, VmExit},
+    arch::{gpr, IoExit, VmExit},
     cpuid, emulator,
     ext::{bindings as rb, uapi},
     msrs,
@@ -21,7 +21,7 @@ use crate::{
     vm::Vm,
 };
 use core::sync::atomic::{fence, Ordering};
-use kernel::{bindings, prelude::*};
+use kernel::prelude::*;
 
 /// Exception vectors the core injects.
 pub(crate) mod vector {
@@ -29,8 +29,6 @@ pub(crate) mod vector {
     pub(crate) const DB: u8 = 1;
     /// #BP.
     pub(crate) const BP: u8 = 3;
-    /// #UD.
-    pub(crate) const UD: u8 = 6;
     /// #GP.
     pub(crate) const GP: u8 = 13;
 }
@@ -43,6 +41,8 @@ pub(crate) enum Pending {
     PioIn { size: u8, next_rip: u64 },
     /// The emulator waits for userspace (MMIO, string I/O).
     Emulator(emulator::Waiting),
+    /// KVM_EXIT_HYPERCALL: RAX := `run.hypercall.ret`, then skip VMMCALL.
+    Hypercall { long_mode: bool },
 }
 
 /// What an exit handler wants next.
@@ -56,6 +56,10 @@ pub(crate) enum Next {
 /// The KVM_RUN ioctl.
 pub(crate) fn run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
     let run = &vcpu.run;
+    if let Some(mask) = st.sigmask {
+        // SAFETY: applies to the current task; undone below.
+        unsafe { rb::rkvm_sigset_activate(mask) };
+    }
     // The emulator may touch XMM registers: guest FPU state first.
     st.fpu.load();
     let r = match complete_userspace(vm, vcpu, st) {
@@ -70,6 +74,10 @@ pub(crate) fn run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         Err(e) => Err(e),
     };
     st.fpu.put();
+    if st.sigmask.is_some() {
+        // SAFETY: undoes the activation above.
+        unsafe { rb::rkvm_sigset_deactivate() };
+    }
     report_common(run, st);
     r
 }
@@ -198,6 +206,12 @@ fn complete_userspace(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> 
             Ok(Next::Guest)
         }
         Pending::Emulator(w) => emulator::complete(vm, vcpu, st, w),
+        Pending::Hypercall { long_mode } => {
+            let ret = vcpu.run.hypercall_ret();
+            st.arch.gprs_mut().0[gpr::RAX] = if long_mode { ret } else { ret & 0xffff_ffff };
+            skip(st, 3);
+            Ok(Next::Guest)
+        }
     }
 }
 
@@ -259,16 +273,7 @@ fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result
             skip(st, 2);
             Ok(Next::Guest)
         }
-        VmExit::Hypercall => {
-            // No hypercalls are implemented: -KVM_ENOSYS, or -KVM_EPERM
-            // from CPL > 0, like upstream.
-            const KVM_ENOSYS: u64 = 1000;
-            const KVM_EPERM: u64 = 1;
-            let r = if st.arch.cpl() != 0 { KVM_EPERM } else { KVM_ENOSYS };
-            st.arch.gprs_mut().0[gpr::RAX] = r.wrapping_neg();
-            skip(st, 3);
-            Ok(Next::Guest)
-        }
+        VmExit::Hypercall => handle_hypercall(vm, vcpu, st),
         VmExit::Xsetbv => {
             let g = st.arch.gprs();
             let index = g.0[gpr::RCX] as u32;
@@ -281,8 +286,15 @@ fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result
             Ok(Next::Guest)
         }
         VmExit::TdpFault { gpa, write, insn_len, insn } => {
-            if vm.tdp_fault(gpa, write)? {
-                return Ok(Next::Guest);
+            match vm.tdp_fault(gpa, write) {
+                Ok(true) => return Ok(Next::Guest),
+                Ok(false) => {}
+                Err(e) => {
+                    // The VMM's memory behind a slot is gone (KVM_CAP_MEMORY_FAULT_INFO).
+                    run.set_exit_reason(uapi::KVM_EXIT_MEMORY_FAULT);
+                    run.set_memory_fault(gpa & !0xfff, 4096, 0);
+                    return Err(e);
+                }
             }
             let _ = gpa;
             emulator::emulate(vm, vcpu, st, &insn[..usize::from(insn_len).min(15)])
@@ -296,6 +308,14 @@ fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result
             Ok(Next::User)
         }
         VmExit::Exception { vector, error_code, info: _ } => {
+            let debug_exit = (vector == vector::DB && (st.debug.singlestep() || st.debug.hw_bp()))
+                || (vector == vector::BP && st.debug.sw_bp());
+            if debug_exit {
+                let (dr6, dr7) = (st.arch.dr(6), st.arch.dr(7));
+                run.set_exit_reason(uapi::KVM_EXIT_DEBUG);
+                run.set_debug(u32::from(vector), crate::events::linear_rip(st), dr6, dr7);
+                return Ok(Next::User);
+            }
             // Only exceptions we intercept on purpose get here; give them
             // back to the guest.
             st.arch.inject_exception(vector, error_code);
@@ -337,9 +357,36 @@ fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Nex
     emulator::emulate(vm, vcpu, st, &[])
 }
 
-/// Stops with KVM_EXIT_INTERNAL_ERROR / KVM_INTERNAL_ERROR_EMULATION.
-pub(crate) fn emulation_failure(vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
-    vcpu.run.set_exit_reason(uapi::KVM_EXIT_INTERNAL_ERROR);
-    vcpu.run.set_internal(uapi::KVM_INTERNAL_ERROR_EMULATION, &[st.arch.rip()]);
-    Ok(Next::User)
+
+/// VMMCALL: KVM_HC_MAP_GPA_RANGE goes to userspace when it asked for it
+/// (KVM_CAP_EXIT_HYPERCALL); everything else is -KVM_ENOSYS, or
+/// -KVM_EPERM from CPL > 0, like upstream.
+fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
+    const KVM_ENOSYS: u64 = 1000;
+    const KVM_EPERM: u64 = 1;
+    const KVM_EINVAL: u64 = 22;
+    const KVM_HC_MAP_GPA_RANGE: u64 = 12;
+    let long_mode = st.arch.efer() & msrs::EFER_LMA != 0 && st.arch.segment(crate::arch::Seg::Cs).l != 0;
+    let mask = if long_mode { u64::MAX } else { 0xffff_ffff };
+    let g = st.arch.gprs().0;
+    let (nr, a0, a1, a2) = (g[gpr::RAX] & mask, g[gpr::RBX] & mask, g[gpr::RCX] & mask, g[gpr::RDX] & mask);
+    let ret = if st.arch.cpl() != 0 {
+        KVM_EPERM.wrapping_neg()
+    } else if nr == KVM_HC_MAP_GPA_RANGE && vm.hypercall_exit_enabled(KVM_HC_MAP_GPA_RANGE) {
+        let (gpa, npages) = (a0, a1);
+        if gpa & 0xfff != 0 || npages == 0 || (gpa >> 12).checked_add(npages).is_none() {
+            KVM_EINVAL.wrapping_neg()
+        } else {
+            vcpu.run.set_exit_reason(uapi::KVM_EXIT_HYPERCALL);
+            let flags = if long_mode { uapi::KVM_EXIT_HYPERCALL_LONG_MODE as u64 } else { 0 };
+            vcpu.run.set_hypercall(nr, [gpa, npages, a2], flags);
+            st.pending = Pending::Hypercall { long_mode };
+            return Ok(Next::User);
+        }
+    } else {
+        KVM_ENOSYS.wrapping_neg()
+    };
+    st.arch.gprs_mut().0[gpr::RAX] = ret & mask;
+    skip(st, 3);
+    Ok(Next::Guest)
 }

@@ -135,6 +135,30 @@ impl RunPage {
         unsafe { addr_of_mut!((*self.raw()).__bindgen_anon_1.debug.arch).write_volatile(d) };
     }
 
+    /// Fills `kvm_run.memory_fault`.
+    pub(crate) fn set_memory_fault(&self, gpa: u64, size: u64, flags: u64) {
+        let m = uapi::kvm_run__bindgen_ty_1__bindgen_ty_27 { flags, gpa, size };
+        // SAFETY: in-bounds write to our page.
+        unsafe { addr_of_mut!((*self.raw()).__bindgen_anon_1.memory_fault).write_volatile(m) };
+    }
+
+    /// Fills `kvm_run.hypercall` (`ret` zeroed, as upstream does for QEMU).
+    pub(crate) fn set_hypercall(&self, nr: u64, args: [u64; 3], flags: u64) {
+        let mut h: uapi::kvm_run__bindgen_ty_1__bindgen_ty_8 = pin_init::zeroed();
+        h.nr = nr;
+        h.args[..3].copy_from_slice(&args);
+        h.ret = 0;
+        h.__bindgen_anon_1.flags = flags;
+        // SAFETY: in-bounds write to our page.
+        unsafe { addr_of_mut!((*self.raw()).__bindgen_anon_1.hypercall).write_volatile(h) };
+    }
+
+    /// `kvm_run.hypercall.ret` as userspace left it.
+    pub(crate) fn hypercall_ret(&self) -> u64 {
+        // SAFETY: in-bounds read of our page.
+        unsafe { addr_of!((*self.raw()).__bindgen_anon_1.hypercall.ret).read_volatile() }
+    }
+
     /// Copies `data` into the PIO data page at `offset`.
     pub(crate) fn write_pio(&self, offset: usize, data: &[u8]) {
         let n = data.len().min(4096usize.saturating_sub(offset));

@@ -8,6 +8,7 @@
 use crate::{
     arch::VcpuArch,
     cpuid::GuestCpuid,
+    events,
     ext::{
         file::{self, FileOps},
         fpu::GuestFpu,
@@ -77,6 +78,10 @@ pub(crate) struct VcpuState {
     pub(crate) irq_pending: Option<u8>,
     /// KVM_NMI, until injected.
     pub(crate) nmi_pending: bool,
+    /// KVM_SET_GUEST_DEBUG state.
+    pub(crate) debug: crate::events::GuestDebug,
+    /// KVM_SET_SIGNAL_MASK: the mask while in KVM_RUN.
+    pub(crate) sigmask: Option<u64>,
 }
 
 impl Vcpu {
@@ -94,6 +99,8 @@ impl Vcpu {
             emulator: crate::emulate::Emulator::new(),
             irq_pending: None,
             nmi_pending: false,
+            debug: Default::default(),
+            sigmask: None,
         };
         Arc::pin_init(
             try_pin_init!(Vcpu {
@@ -182,10 +189,10 @@ impl FileOps for VcpuFile {
                 }
                 run::run(&f.vm, vcpu, st).map(|()| 0)
             }
-            KVM_GET_REGS => write_arg(arg, &regs::get_regs(&*st.arch)).map(|()| 0),
+            KVM_GET_REGS => write_arg(arg, &regs::get_regs(st)).map(|()| 0),
             KVM_SET_REGS => {
                 let r: uapi::kvm_regs = read_arg(arg)?;
-                regs::set_regs(&mut *st.arch, &r);
+                regs::set_regs(st, &r);
                 Ok(0)
             }
             KVM_GET_SREGS => {
@@ -196,6 +203,7 @@ impl FileOps for VcpuFile {
             }
             KVM_SET_SREGS => {
                 let s: uapi::kvm_sregs = read_arg(arg)?;
+                msrs::check_sregs(st, &s)?;
                 st.arch.set_sregs(&s)?;
                 st.msrs.set_apic_base(s.apic_base, true)?;
                 Ok(0)
@@ -225,13 +233,19 @@ impl FileOps for VcpuFile {
                 st.nmi_pending = true;
                 Ok(0)
             }
-            KVM_GET_MP_STATE => write_arg(arg, &uapi::kvm_mp_state { mp_state: uapi::KVM_MP_STATE_RUNNABLE }).map(|()| 0),
-            KVM_SET_MP_STATE => {
-                let s: uapi::kvm_mp_state = read_arg(arg)?;
-                if s.mp_state > uapi::KVM_MP_STATE_AP_RESET_HOLD {
-                    return Err(EINVAL);
-                }
-                Ok(0)
+            KVM_GET_MP_STATE => events::get_mp_state(arg).map(|()| 0),
+            KVM_SET_MP_STATE => events::set_mp_state(arg).map(|()| 0),
+            KVM_GET_VCPU_EVENTS => events::get_events(st, arg).map(|()| 0),
+            KVM_SET_VCPU_EVENTS => events::set_events(st, arg).map(|()| 0),
+            KVM_SET_GUEST_DEBUG => events::set_guest_debug(st, arg).map(|()| 0),
+            KVM_TRANSLATE => events::translate(&f.vm, st, arg).map(|()| 0),
+            KVM_SET_SIGNAL_MASK => events::set_signal_mask(st, arg).map(|()| 0),
+            // SAFETY: reads the host TSC frequency.
+            KVM_GET_TSC_KHZ => Ok(unsafe { crate::ext::bindings::rkvm_tsc_khz() } as isize),
+            KVM_ENABLE_CAP => {
+                let c: uapi::kvm_enable_cap = read_arg(arg)?;
+                let _ = c;
+                Err(EINVAL)
             }
             _ => Err(EINVAL),
         }

@@ -18,7 +18,7 @@ use crate::{
     mmu::{notifier, tdp, Mmu},
     vcpu::{self, Vcpu},
 };
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use kernel::{
     bindings,
     fs::File,
@@ -65,6 +65,12 @@ pub(crate) struct Vm {
     max_gfn: u64,
     /// The coalesced-MMIO ring, page 2 of every vCPU mmap.
     coalesced: Page,
+    /// kvmclock = boot-time ns + this (KVM_GET/SET_CLOCK).
+    kvmclock_offset: AtomicI64,
+    /// KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 options.
+    manual_dirty_log: AtomicU64,
+    /// KVM_CAP_EXIT_HYPERCALL: hypercalls that exit to userspace.
+    hypercall_exit: AtomicU64,
 }
 
 // SAFETY: the embedded `mmu_notifier` is only touched by the MMU notifier
@@ -97,18 +103,6 @@ impl Vm {
         } else {
             Err(EIO)
         }
-    }
-
-    /// The vCPUs.
-    pub(crate) fn vcpus(&self) -> KVec<Arc<Vcpu>> {
-        let mut out = KVec::new();
-        let v = self.vcpus.lock();
-        if out.reserve(v.len(), GFP_ATOMIC).is_ok() {
-            for c in v.iter() {
-                let _ = out.push_within_capacity(c.clone());
-            }
-        }
-        out
     }
 
     /// Makes every vCPU flush its guest TLB before it next enters the
@@ -184,7 +178,8 @@ impl Vm {
                 return Err(EINVAL);
             }
         }
-        let new_slot = new.map(Slot::new).transpose()?;
+        let initially_set = self.manual_protect() && self.initially_set();
+        let new_slot = new.map(|n| Slot::new(n, initially_set)).transpose()?;
         let mut m = self.mmu.lock();
         m.reserve_slot()?;
         m.replace_slot(old.map(|o| o.id), new_slot.clone())?;
@@ -197,8 +192,9 @@ impl Vm {
             }
         }
         if let Some(s) = &new_slot {
-            if s.logging() {
-                // Writes must fault from now on, to be logged.
+            if s.logging() && !initially_set {
+                // Writes must fault from now on, to be logged (with
+                // INITIALLY_SET, from the first KVM_CLEAR_DIRTY_LOG on).
                 flush |= m.tdp.write_protect(s.desc.base_gfn, s.desc.end_gfn());
             }
         }
@@ -224,7 +220,12 @@ impl Vm {
         let words = slot.dirty_words();
         let mut buf = KVec::with_capacity(words.len(), GFP_KERNEL_ACCOUNT)?;
         let mut flush = false;
-        {
+        if self.manual_protect() {
+            // Userspace clears (and re-protects) with KVM_CLEAR_DIRTY_LOG.
+            for w in words.iter() {
+                buf.push(w.load(Ordering::SeqCst), GFP_KERNEL_ACCOUNT)?;
+            }
+        } else {
             let mut m = self.mmu.lock();
             for (i, w) in words.iter().enumerate() {
                 let mask = w.swap(0, Ordering::SeqCst);
@@ -268,9 +269,11 @@ impl Vm {
                 return Ok(false);
             }
             let hva = slot.desc.gfn_to_hva(gfn).ok_or(EFAULT)?;
-            // Map writable when it can be, except while logging (writes
-            // must fault to be logged) or in read-only slots.
-            let want_write = write || (!slot.logging() && !slot.readonly());
+            // Map writable whenever the slot and the host page allow, and
+            // log it as dirty if so, like upstream (it does not wait for a
+            // write fault; pages write-protected by GET_DIRTY_LOG stay
+            // mapped read-only until the guest writes them).
+            let want_write = write || !slot.readonly();
             let (page, writable) = match pin_page(hva, want_write) {
                 Ok(p) => (p, want_write),
                 Err(_) if !write && want_write => (pin_page(hva, false)?, false),
@@ -363,6 +366,127 @@ impl Vm {
     /// MMIO ring (`KVM_COALESCED_MMIO_PAGE_OFFSET`).
     pub(crate) fn coalesced_page(&self, pgoff: usize) -> Option<&Page> {
         (pgoff == uapi::KVM_COALESCED_MMIO_PAGE_OFFSET as usize).then_some(&self.coalesced)
+    }
+
+    /// Whether hypercall `nr` exits to userspace (KVM_CAP_EXIT_HYPERCALL).
+    pub(crate) fn hypercall_exit_enabled(&self, nr: u64) -> bool {
+        nr < 64 && self.hypercall_exit.load(Ordering::Relaxed) & (1 << nr) != 0
+    }
+
+    /// KVM_GET_CLOCK.
+    fn get_clock(&self, arg: usize) -> Result {
+        let mut d = uapi::kvm_clock_data::default();
+        d.clock = (boottime_ns() as i64).wrapping_add(self.kvmclock_offset.load(Ordering::SeqCst)) as u64;
+        // SAFETY: plain clock reads.
+        d.realtime = unsafe { rb::rkvm_ktime_get_real_ns() };
+        // SAFETY: reads the TSC.
+        d.host_tsc = unsafe { rb::rkvm_rdtsc() };
+        d.flags = uapi::KVM_CLOCK_REALTIME | uapi::KVM_CLOCK_HOST_TSC;
+        write_arg(arg, &d)
+    }
+
+    /// KVM_SET_CLOCK: flags as KVM_GET_CLOCK returns them are accepted;
+    /// with KVM_CLOCK_REALTIME the time since `realtime` is added.
+    fn set_clock(&self, arg: usize) -> Result {
+        let mut d: uapi::kvm_clock_data = read_arg(arg)?;
+        if d.flags & !caps::CLOCK_VALID_FLAGS != 0 {
+            return Err(EINVAL);
+        }
+        if d.flags & uapi::KVM_CLOCK_REALTIME != 0 {
+            // SAFETY: plain clock read.
+            let now = unsafe { rb::rkvm_ktime_get_real_ns() };
+            if now > d.realtime {
+                d.clock = d.clock.wrapping_add(now - d.realtime);
+            }
+        }
+        self.kvmclock_offset.store((d.clock as i64).wrapping_sub(boottime_ns() as i64), Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// KVM_ENABLE_CAP on the VM.
+    fn enable_cap(&self, arg: usize) -> Result {
+        let c: uapi::kvm_enable_cap = read_arg(arg)?;
+        if c.flags != 0 {
+            return Err(EINVAL);
+        }
+        match c.cap {
+            uapi::KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 => {
+                let allowed = if c.args[0] & u64::from(uapi::KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE) != 0 {
+                    caps::MANUAL_DIRTY_LOG_CAPS
+                } else {
+                    u64::from(uapi::KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE)
+                };
+                if c.args[0] & !allowed != 0 {
+                    return Err(EINVAL);
+                }
+                self.manual_dirty_log.store(c.args[0], Ordering::SeqCst);
+                Ok(())
+            }
+            uapi::KVM_CAP_EXIT_HYPERCALL => {
+                if c.args[0] & !caps::EXIT_HYPERCALL_VALID != 0 {
+                    return Err(EINVAL);
+                }
+                self.hypercall_exit.store(c.args[0], Ordering::SeqCst);
+                Ok(())
+            }
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn manual_protect(&self) -> bool {
+        self.manual_dirty_log.load(Ordering::SeqCst) & u64::from(uapi::KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE) != 0
+    }
+
+    fn initially_set(&self) -> bool {
+        self.manual_dirty_log.load(Ordering::SeqCst) & u64::from(uapi::KVM_DIRTY_LOG_INITIALLY_SET) != 0
+    }
+
+    /// KVM_CLEAR_DIRTY_LOG: clears the given bits and write-protects those
+    /// pages again (manual-protect mode).
+    fn clear_dirty_log(&self, arg: usize) -> Result {
+        let log: uapi::kvm_clear_dirty_log = read_arg(arg)?;
+        let (as_id, id) = (log.slot >> 16, log.slot & 0xffff);
+        if as_id >= memslots::ADDRESS_SPACE_NUM || id >= memslots::USER_MEM_SLOTS {
+            return Err(EINVAL);
+        }
+        if log.first_page & 63 != 0 {
+            return Err(EINVAL);
+        }
+        let _serial = self.lock.lock();
+        let slot = self.mmu.lock().slot_by_id(id).cloned().ok_or(ENOENT)?;
+        if !slot.logging() {
+            return Err(ENOENT);
+        }
+        let npages = slot.desc.npages;
+        let (first, num) = (log.first_page, u64::from(log.num_pages));
+        if first > npages || num > npages - first || (num < npages - first && num & 63 != 0) {
+            return Err(EINVAL);
+        }
+        let words = num.div_ceil(64) as usize;
+        // SAFETY: union of the userspace pointer and padding.
+        let ptr = unsafe { log.__bindgen_anon_1.dirty_bitmap } as usize;
+        let mut r = UserSlice::new(UserPtr::from_addr(ptr), words * 8).reader();
+        let mut flush = false;
+        let dirty = slot.dirty_words();
+        let mut m = self.mmu.lock();
+        for i in 0..words {
+            let mut b = [0u8; 8];
+            r.read_slice(&mut b)?;
+            let user = u64::from_ne_bytes(b);
+            let Some(w) = dirty.get((first / 64) as usize + i) else { break };
+            let mut cleared = w.fetch_and(!user, Ordering::SeqCst) & user;
+            while cleared != 0 {
+                let bit = cleared.trailing_zeros() as u64;
+                cleared &= cleared - 1;
+                let gfn = slot.desc.base_gfn + first + i as u64 * 64 + bit;
+                flush |= m.tdp.write_protect(gfn, gfn + 1);
+            }
+        }
+        drop(m);
+        if flush {
+            self.flush_remote_tlbs();
+        }
+        Ok(())
     }
 
     /// Number of vCPUs.
@@ -466,6 +590,9 @@ pub(crate) fn create(machine_type: usize) -> Result<isize> {
             vcpus <- new_spinlock!(KVec::with_capacity(MAX_VCPUS, GFP_KERNEL_ACCOUNT)?),
             max_gfn,
             coalesced: Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?,
+            kvmclock_offset: AtomicI64::new(0i64.wrapping_sub(boottime_ns() as i64)),
+            manual_dirty_log: AtomicU64::new(0),
+            hypercall_exit: AtomicU64::new(0),
         }),
         GFP_KERNEL_ACCOUNT,
     )?;
@@ -531,6 +658,10 @@ impl FileOps for VmFile {
                 let log: uapi::kvm_dirty_log = read_arg(arg)?;
                 vm.get_dirty_log(&log).map(|()| 0)
             }
+            KVM_GET_CLOCK => vm.get_clock(arg).map(|()| 0),
+            KVM_SET_CLOCK => vm.set_clock(arg).map(|()| 0),
+            KVM_ENABLE_CAP => vm.enable_cap(arg).map(|()| 0),
+            KVM_CLEAR_DIRTY_LOG => vm.clear_dirty_log(arg).map(|()| 0),
             // SVM needs neither (they are VMX real-mode helpers), but
             // userspace sets them unconditionally; accept like upstream.
             KVM_SET_TSS_ADDR => Ok(0),
@@ -545,4 +676,10 @@ impl FileOps for VmFile {
             _ => Err(ENOTTY),
         }
     }
+}
+
+/// The clock kvmclock counts from: boot time, in ns.
+fn boottime_ns() -> u64 {
+    // SAFETY: plain clock read.
+    unsafe { rb::rkvm_ktime_get_boottime_ns() }
 }

@@ -47,7 +47,11 @@ const RKVM_NEVER: &[Feature] = &[
 impl KvmCaps {
     /// All zero.
     pub const fn empty() -> Self {
-        KvmCaps { words: [0; NR_LEAVES], supported_xcr0: 0, supported_xss: 0 }
+        KvmCaps {
+            words: [0; NR_LEAVES],
+            supported_xcr0: 0,
+            supported_xss: 0,
+        }
     }
 
     /// The capabilities of this KVM on `host`.
@@ -101,7 +105,7 @@ impl KvmCaps {
     /// enabled (NPT) and `allow_smaller_maxphyaddr` off.
     fn common_fixups<H: HostCpuid + ?Sized>(&mut self, host: &H) {
         let has = |x: LinuxFeature| host.boot_cpu_has(x);
-        let hw = |x: Feature| x.linux().map_or(false, |l| host.boot_cpu_has(l));
+        let hw = |x: Feature| linux::kernel_has(host, x);
 
         // PKU needs the host's CR4.PKE (OSPKE).
         if !hw(X86_FEATURE_OSPKE) {
@@ -134,7 +138,7 @@ impl KvmCaps {
     /// `svm_set_cpu_caps()` and the XSAVE parts of the vendor setup.
     fn svm_fixups<H: HostCpuid + ?Sized>(&mut self, host: &H, opts: &Options) {
         let has = |x: LinuxFeature| host.boot_cpu_has(x);
-        let hw = |x: Feature| x.linux().map_or(false, |l| host.boot_cpu_has(l));
+        let hw = |x: Feature| linux::kernel_has(host, x);
 
         self.clear(X86_FEATURE_IBT);
 
@@ -151,7 +155,10 @@ impl KvmCaps {
             self.set_if(X86_FEATURE_PFTHRESHOLD, hw(X86_FEATURE_PFTHRESHOLD));
             self.set_if(X86_FEATURE_GMET, hw(X86_FEATURE_GMET));
             self.set_if(X86_FEATURE_VGIF, hw(X86_FEATURE_VGIF));
-            self.set_if(X86_FEATURE_VNMI, hw(X86_FEATURE_VNMI) && hw(X86_FEATURE_VGIF));
+            self.set_if(
+                X86_FEATURE_VNMI,
+                hw(X86_FEATURE_VNMI) && hw(X86_FEATURE_VGIF),
+            );
             self.set(X86_FEATURE_SVME_ADDR_CHK);
         }
 
@@ -210,9 +217,7 @@ impl KvmCaps {
             for x in AMX {
                 self.clear(*x);
             }
-            for leaf in [Leaf::L1ESub1Eax] {
-                self.set_word(leaf, 0);
-            }
+            self.set_word(Leaf::L1ESub1Eax, 0);
         }
         // Dynamic (XFD-managed) state is never in the default guest
         // permissions (kvm_get_filtered_xcr0() without

@@ -20,12 +20,24 @@ pub const MIN_EMULATED_NENT: usize = NR_EMULATED_ENTRIES + 1;
 /// The emulated leaves, given whether RDTSCP is supported (RDPID is
 /// emulated through the same `MSR_TSC_AUX`).
 pub const fn emulated_entries(rdtscp: bool) -> [CpuidEntry; NR_EMULATED_ENTRIES] {
-    let zero = CpuidEntry { function: 0, index: 0, flags: 0, eax: 0, ebx: 0, ecx: 0, edx: 0 };
+    let zero = CpuidEntry {
+        function: 0,
+        index: 0,
+        flags: 0,
+        eax: 0,
+        ebx: 0,
+        ecx: 0,
+        edx: 0,
+    };
     [
         // Leaf 0: up to leaf 7.
         CpuidEntry { eax: 7, ..zero },
         // Leaf 1: MOVBE (MONITOR/MWAIT are never offered here).
-        CpuidEntry { function: 1, ecx: X86_FEATURE_MOVBE.mask(), ..zero },
+        CpuidEntry {
+            function: 1,
+            ecx: X86_FEATURE_MOVBE.mask(),
+            ..zero
+        },
         CpuidEntry {
             function: 7,
             flags: KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
@@ -53,7 +65,10 @@ pub fn emulated_for<H: HostCpuid + ?Sized>(
     fill(emulated_entries(caps.has(X86_FEATURE_RDTSCP)), out)
 }
 
-fn fill(entries: [CpuidEntry; NR_EMULATED_ENTRIES], out: &mut [CpuidEntry]) -> Result<usize, TooMany> {
+fn fill(
+    entries: [CpuidEntry; NR_EMULATED_ENTRIES],
+    out: &mut [CpuidEntry],
+) -> Result<usize, TooMany> {
     if out.len() < MIN_EMULATED_NENT {
         return Err(TooMany);
     }

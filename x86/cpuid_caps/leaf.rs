@@ -211,7 +211,10 @@ pub struct Feature {
 impl Feature {
     /// Bit `bit` (taken mod 32) of `leaf`.
     pub const fn new(leaf: Leaf, bit: u8) -> Self {
-        Feature { leaf, bit: bit & 31 }
+        Feature {
+            leaf,
+            bit: bit & 31,
+        }
     }
 
     /// The bit as a mask of its register.

@@ -150,9 +150,17 @@ pub fn family<H: HostCpuid + ?Sized>(host: &H) -> u32 {
     let eax = host.cpuid(1, 0)[0];
     let base = (eax >> 8) & 0xf;
     if base == 0xf {
-        base + ((eax >> 20) & 0xff)
+        base.saturating_add((eax >> 20) & 0xff)
     } else {
         base
+    }
+}
+
+/// `boot_cpu_has()` of a hardware feature (false for KVM-only words).
+pub fn kernel_has<H: HostCpuid + ?Sized>(host: &H, feature: Feature) -> bool {
+    match feature.linux() {
+        Some(l) => host.boot_cpu_has(l),
+        None => false,
     }
 }
 
@@ -191,7 +199,11 @@ pub fn derived_has<H: HostCpuid + ?Sized>(host: &H, feature: LinuxFeature) -> bo
     match feature {
         LNX_CONSTANT_TSC => has(f::X86_FEATURE_CONSTANT_TSC),
         LNX_ARCH_PERFMON => {
-            let eax = if host.cpuid(0, 0)[0] >= 0xa { host.cpuid(0xa, 0)[0] } else { 0 };
+            let eax = if host.cpuid(0, 0)[0] >= 0xa {
+                host.cpuid(0xa, 0)[0]
+            } else {
+                0
+            };
             v == Vendor::Intel && eax & 0xff != 0 && (eax >> 8) & 0xff > 1
         }
         LNX_PERFMON_V2 => has(f::X86_FEATURE_PERFMON_V2),
@@ -239,13 +251,9 @@ fn ls_cfg_ssbd<H: HostCpuid + ?Sized>(host: &H, amd: bool) -> bool {
 }
 
 fn derived_hardware<H: HostCpuid + ?Sized>(host: &H, feature: Feature) -> bool {
-    let amd = matches!(vendor(host), Vendor::Amd | Vendor::Hygon);
     if feature == f::X86_FEATURE_LFENCE_RDTSC {
         // init_amd()/init_intel()/...: LFENCE made (or known) serializing.
         return raw_has(host, feature) || raw_has(host, f::X86_FEATURE_XMM2);
-    }
-    if feature == f::X86_FEATURE_AMD_SSBD && amd {
-        return raw_has(host, feature);
     }
     // init_speculation_control(): AMD_SSBD hides VIRT_SSBD.
     if feature == f::X86_FEATURE_VIRT_SSBD && raw_has(host, f::X86_FEATURE_AMD_SSBD) {

@@ -30,7 +30,7 @@ pub mod xstate;
 
 pub use self::caps::KvmCaps;
 pub use self::emulated::{emulated, emulated_for};
-pub use self::feature_msrs::{arch_capabilities, feature_msr, feature_msr_index_list};
+pub use self::feature_msrs::{arch_capabilities, dev_get_msr, feature_msr, feature_msr_index_list};
 pub use self::leaf::{Feature, Leaf};
 pub use self::linux::LinuxFeature;
 pub use self::msrs::{

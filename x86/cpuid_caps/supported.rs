@@ -39,13 +39,22 @@ pub fn supported_with_caps<H: HostCpuid + ?Sized>(
     caps: &KvmCaps,
     out: &mut [CpuidEntry],
 ) -> Result<usize, TooMany> {
-    let mut ctx = Ctx { host, opts, caps, out,
+    let mut ctx = Ctx {
+        host,
+        opts,
+        caps,
+        out,
         n: 0,
         max_ext: host.cpuid(0x8000_0000, 0)[0],
         scratch: CpuidEntry::default(),
     };
     let centaur = matches!(linux::vendor(host), Vendor::Centaur | Vendor::Zhaoxin);
-    for base in [0, 0x8000_0000, CENTAUR_CPUID_SIGNATURE, pv::KVM_CPUID_SIGNATURE] {
+    for base in [
+        0,
+        0x8000_0000,
+        CENTAUR_CPUID_SIGNATURE,
+        pv::KVM_CPUID_SIGNATURE,
+    ] {
         if base == CENTAUR_CPUID_SIGNATURE && !centaur {
             continue;
         }
@@ -53,7 +62,7 @@ pub fn supported_with_caps<H: HostCpuid + ?Sized>(
         let limit = ctx.last_eax();
         let mut func = base;
         while func < limit {
-            func += 1;
+            func = func.saturating_add(1);
             ctx.do_func(func)?;
         }
     }
@@ -64,8 +73,21 @@ pub fn supported_with_caps<H: HostCpuid + ?Sized>(
 pub const fn function_is_indexed(function: u32) -> bool {
     matches!(
         function,
-        4 | 7 | 0xb | 0xd | 0xf | 0x10 | 0x12 | 0x14 | 0x17 | 0x18 | 0x1d | 0x1e | 0x1f | 0x23
-            | 0x24 | 0x8000_001d
+        4 | 7
+            | 0xb
+            | 0xd
+            | 0xf
+            | 0x10
+            | 0x12
+            | 0x14
+            | 0x17
+            | 0x18
+            | 0x1d
+            | 0x1e
+            | 0x1f
+            | 0x23
+            | 0x24
+            | 0x8000_001d
     )
 }
 
@@ -90,7 +112,11 @@ impl<H: HostCpuid + ?Sized> Ctx<'_, H> {
     /// Upstream `do_host_cpuid()`: appends the raw host entry (zeroes for
     /// the hypervisor range and beyond the host's extended range).
     fn host_entry(&mut self, function: u32, index: u32) -> Result<(), TooMany> {
-        let mut e = CpuidEntry { function, index, ..CpuidEntry::default() };
+        let mut e = CpuidEntry {
+            function,
+            index,
+            ..CpuidEntry::default()
+        };
         let synthesized = function & 0xc000_0000 == 0x4000_0000
             || (function & 0xc000_0000 == 0x8000_0000 && function > self.max_ext);
         if !synthesized {
@@ -105,7 +131,7 @@ impl<H: HostCpuid + ?Sized> Ctx<'_, H> {
         }
         let slot = self.out.get_mut(self.n).ok_or(TooMany)?;
         *slot = e;
-        self.n += 1;
+        self.n = self.n.saturating_add(1);
         Ok(())
     }
 
@@ -220,7 +246,11 @@ impl<H: HostCpuid + ?Sized> Ctx<'_, H> {
     }
 
     fn leaf7(&mut self) -> Result<(), TooMany> {
-        let (ebx, ecx, edx) = (self.cap(Leaf::L7Ebx), self.cap(Leaf::L7Ecx), self.cap(Leaf::L7Edx));
+        let (ebx, ecx, edx) = (
+            self.cap(Leaf::L7Ebx),
+            self.cap(Leaf::L7Ecx),
+            self.cap(Leaf::L7Edx),
+        );
         let e = self.last();
         let max_idx = e.eax.min(2);
         e.eax = max_idx;
@@ -255,8 +285,11 @@ impl<H: HostCpuid + ?Sized> Ctx<'_, H> {
         let gp = ((e.eax >> 8) & 0xff).min(8);
         let gp_width = (e.eax >> 16) & 0xff;
         let mask_len = (e.eax >> 24) & 0xff;
-        let (fixed, fixed_width) =
-            if version > 1 { ((e.edx & 0x1f).min(3), (e.edx >> 5) & 0xff) } else { (0, 0) };
+        let (fixed, fixed_width) = if version > 1 {
+            ((e.edx & 0x1f).min(3), (e.edx >> 5) & 0xff)
+        } else {
+            (0, 0)
+        };
         let anythread_deprecated = if version != 0 { 1 << 15 } else { 0 };
         let ebx = e.ebx;
         set_regs(
@@ -284,7 +317,11 @@ impl<H: HostCpuid + ?Sized> Ctx<'_, H> {
         self.host_entry(0xd, 1)?;
         let eax = self.cap(Leaf::LDSub1Eax);
         let compact = eax & (X86_FEATURE_XSAVES.mask() | X86_FEATURE_XSAVEC.mask()) != 0;
-        let ebx = if compact { xstate::required_size(self.host, xcr0 | xss, true) } else { 0 };
+        let ebx = if compact {
+            xstate::required_size(self.host, xcr0 | xss, true)
+        } else {
+            0
+        };
         let e = self.last();
         e.eax = eax;
         e.ebx = ebx;
@@ -474,5 +511,5 @@ fn set_regs(e: &mut CpuidEntry, eax: u32, ebx: u32, ecx: u32, edx: u32) {
 
 /// Bits `high..=low` set (`GENMASK`), for `high` in 0..=31.
 const fn genmask(high: u32, low: u32) -> u32 {
-    (u32::MAX >> (31 - (high & 31))) & (u32::MAX << (low & 31))
+    (u32::MAX >> 31u32.saturating_sub(high & 31)) & (u32::MAX << (low & 31))
 }

@@ -37,25 +37,46 @@ pub struct Cap {
 }
 
 const fn f(feature: Feature) -> Cap {
-    Cap { feature, kind: Kind::F }
+    Cap {
+        feature,
+        kind: Kind::F,
+    }
 }
 const fn emulated(feature: Feature) -> Cap {
-    Cap { feature, kind: Kind::Emulated }
+    Cap {
+        feature,
+        kind: Kind::Emulated,
+    }
 }
 const fn passthrough(feature: Feature) -> Cap {
-    Cap { feature, kind: Kind::Passthrough }
+    Cap {
+        feature,
+        kind: Kind::Passthrough,
+    }
 }
 const fn scattered(feature: Feature, l: LinuxFeature) -> Cap {
-    Cap { feature, kind: Kind::Scattered(l) }
+    Cap {
+        feature,
+        kind: Kind::Scattered(l),
+    }
 }
 const fn synthesized(feature: Feature) -> Cap {
     match feature.linux() {
-        Some(l) => Cap { feature, kind: Kind::Synthesized(l) },
-        None => Cap { feature, kind: Kind::F },
+        Some(l) => Cap {
+            feature,
+            kind: Kind::Synthesized(l),
+        },
+        None => Cap {
+            feature,
+            kind: Kind::F,
+        },
     }
 }
 const fn synthesized_as(feature: Feature, l: LinuxFeature) -> Cap {
-    Cap { feature, kind: Kind::Synthesized(l) }
+    Cap {
+        feature,
+        kind: Kind::Synthesized(l),
+    }
 }
 /// `ALIASED_1_EDX_F()`: a CPUID.1:EDX feature repeated in
 /// CPUID.80000001H:EDX (AMD).

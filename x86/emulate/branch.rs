@@ -223,15 +223,17 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         }
         let mut e = [0u8; 4];
         self.read_lin(idt.base.wrapping_add(off) & 0xFFFF_FFFF, &mut e, true)?;
-        let new_ip = u64::from(u16::from_le_bytes([e[0], e[1]]));
-        let new_cs = u16::from_le_bytes([e[2], e[3]]);
+        let [ip0, ip1, cs0, cs1] = e;
+        let new_ip = u64::from(u16::from_le_bytes([ip0, ip1]));
+        let new_cs = u16::from_le_bytes([cs0, cs1]);
         let fl = self.flags();
         let cs = self.cpu.segment(SegReg::Cs);
         let ret = (self.next_rip & 0xFFFF) as u16;
-        let mut frame = [0u8; 6];
-        frame[..2].copy_from_slice(&ret.to_le_bytes());
-        frame[2..4].copy_from_slice(&cs.selector.to_le_bytes());
-        frame[4..].copy_from_slice(&(fl as u16).to_le_bytes());
+        let [r0, r1] = ret.to_le_bytes();
+        let [c0, c1] = cs.selector.to_le_bytes();
+        let [f0, f1] = (fl as u16).to_le_bytes();
+        // Memory order from the new stack pointer: IP, CS, FLAGS.
+        let frame = [r0, r1, c0, c1, f0, f1];
         let sp = self.push_bytes_at(self.sp(), &frame)?;
         self.commit_sp(sp);
         self.cpu.set_rflags((fl & !(IF | TF | AC | RF)) | FIXED);

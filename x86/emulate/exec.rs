@@ -304,22 +304,34 @@ pub(super) fn emulate<C: CpuState, M: GuestMemory>(
     st.io.rc.clear();
     st.io.wq.clear();
     st.io.pio = PioState::new();
+    match decode_at(cpu, mem, prefetched) {
+        Ok(insn) => {
+            st.insn = insn;
+            run(st, cpu, mem)
+        }
+        Err(o) => o,
+    }
+}
+
+/// Fetch and decode the instruction at CS:RIP without executing it.
+pub(super) fn decode_at<C: CpuState, M: GuestMemory>(
+    cpu: &C,
+    mem: &mut M,
+    prefetched: &[u8],
+) -> Result<Insn, Outcome> {
     let mode = CpuMode::of(cpu);
     let code = segment::code_size(cpu, mode);
     let mut f = CodeFetcher::new(cpu, mem, mode, prefetched);
     let r = decode::decode(&mut f, code);
     let (bytes, nbytes) = f.bytes();
-    match r {
-        Ok(insn) => {
-            st.insn = insn;
-            run(st, cpu, mem)
+    r.map_err(|e| match e {
+        DecodeError::Invalid => Outcome::Exception(Exception::ud()),
+        DecodeError::TooLong => Outcome::Exception(Exception::gp(0)),
+        DecodeError::Fetch(Stop::Fault(e)) => Outcome::Exception(e),
+        DecodeError::Unsupported | DecodeError::Fetch(_) => {
+            Outcome::Unhandleable { bytes, len: nbytes }
         }
-        Err(DecodeError::Invalid) => Outcome::Exception(Exception::ud()),
-        Err(DecodeError::TooLong) => Outcome::Exception(Exception::gp(0)),
-        Err(DecodeError::Unsupported) => Outcome::Unhandleable { bytes, len: nbytes },
-        Err(DecodeError::Fetch(Stop::Fault(e))) => Outcome::Exception(e),
-        Err(DecodeError::Fetch(_)) => Outcome::Unhandleable { bytes, len: nbytes },
-    }
+    })
 }
 
 fn unhandleable(insn: &Insn) -> Outcome {

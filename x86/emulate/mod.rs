@@ -1,9 +1,10 @@
 //! x86 instruction emulator (pure component, see DESIGN.md section 3).
 //!
-//! `core` only: no `kernel` crate, no allocation, no panics on any input.
-//! The same files are compiled into `kvm.ko` and into the host test crate
-//! `tests/host/emulate`, so items refer to each other through `super::`
-//! paths only.
+//! `core` only: no `kernel` crate, no allocation, no floating point, no
+//! panics on any input (checked/wrapping arithmetic, no unchecked
+//! indexing), bounded work per call. The same files are compiled into
+//! `kvm.ko` and into the host test crate `tests/host/emulate`, so items
+//! refer to each other through `super::` paths only.
 //!
 //! # Interface with KVM
 //!
@@ -11,18 +12,26 @@
 //!
 //! * [`CpuState`]: the vCPU's architectural state (GPRs, RIP, RFLAGS,
 //!   segment registers, descriptor tables, control/debug registers, EFER,
-//!   XMM registers) plus hooks for MSRs, CPUID, INVLPG, WBINVD and the
-//!   interrupt shadow.
+//!   XMM registers, CPL) plus hooks for MSRs (also used for the TSC and
+//!   TSC_AUX), CPUID, INVLPG, WBINVD and the interrupt shadow. Setters that
+//!   can be refused (CR, DR, MSR) return [`Rejected`], which becomes #GP(0).
 //! * [`GuestMemory`]: guest *physical* memory. Every access stays within one
 //!   4 KiB page and is at most 16 bytes long. An access to a GPA that is not
 //!   ordinary RAM fails with [`MemError::Mmio`]; the emulator then turns it
-//!   into an MMIO request. The page-table walker in [`paging`] uses the same
-//!   trait, so the MMU can reuse it.
+//!   into an MMIO request. [`GuestMemory::cmpxchg`] makes LOCKed
+//!   read-modify-writes, XCHG, CMPXCHG8B/16B and accessed/dirty/busy bit
+//!   updates atomic. The page-table walker in [`paging`] uses the same
+//!   trait and has its own small API, so the MMU can reuse it.
 //!
 //! Instruction bytes come from the `prefetched` slice given to
 //! [`Emulator::emulate`] (e.g. the up to 15 bytes of SVM decode assists,
-//! which must start at the current RIP) and, beyond its end, from guest
-//! memory at CS:RIP through the page-table walker.
+//! which must start at the current RIP; pass `&[]` when there are none)
+//! and, beyond its end, from guest memory at CS:RIP through segmentation
+//! and the page-table walker (only as many bytes as the decoder needs, so
+//! a fetch never faults on bytes past the instruction).
+//!
+//! [`Emulator::instruction_length`] fetches and decodes without executing,
+//! for skipping intercepted instructions when the CPU reports no next RIP.
 //!
 //! # Protocol
 //!
@@ -31,40 +40,65 @@
 //! * [`Outcome::Completed`]: the instruction retired (RIP advanced,
 //!   RFLAGS.RF cleared). Handle RFLAGS.TF single-step if needed and resume
 //!   the guest. [`Outcome::Halt`] is the same for HLT: the vCPU should halt.
-//! * [`Outcome::Continue`]: a REP string instruction made bounded progress
-//!   (RCX/RSI/RDI updated, RIP still at the instruction). Check for signals
-//!   and rescheduling, then either call `emulate` again or re-enter the guest
-//!   (which re-executes the instruction). Nothing is pending.
+//! * [`Outcome::Continue`]: the instruction made bounded progress but did
+//!   not finish: a REP string instruction ran [`REP_BUDGET`] iterations
+//!   (RCX/RSI/RDI updated, RIP still at the instruction), or an atomic
+//!   update lost a race (nothing changed). Nothing is pending: check for
+//!   signals and rescheduling, then call `emulate` again or re-enter the
+//!   guest, which re-executes the instruction.
 //! * [`Outcome::Mmio`]: one access of at most 8 bytes to a non-RAM GPA,
 //!   exactly what `kvm_run.mmio` carries. For a **read**, nothing has been
 //!   committed yet: perform the read (in-kernel device or
 //!   `KVM_EXIT_MMIO`), pass the data to [`Emulator::complete_mmio_read`],
 //!   then call `emulate` again: the emulator re-executes the same decoded
-//!   instruction, serving MMIO reads from the data supplied so far
-//!   (upstream's read cache). For a **write**, the instruction has already
-//!   retired architecturally; perform the write, then call `emulate` again,
-//!   which delivers further write fragments (an access crossing a page or
-//!   larger than 8 bytes is split) and finally returns the instruction's
-//!   real outcome. REP MOVS/STOS to MMIO produce one element per exit.
+//!   instruction (no re-fetch), serving MMIO reads from the data supplied
+//!   so far (upstream's read cache), so an instruction with several MMIO
+//!   reads (e.g. 16-byte SSE loads, CMPS) takes several round trips. For
+//!   a **write**, the instruction has already retired architecturally
+//!   (like upstream, MMIO writes are posted); perform the write, then call
+//!   `emulate` again, which delivers further write fragments (an access
+//!   crossing a page or larger than 8 bytes is split) and finally returns
+//!   the instruction's own outcome. REP MOVS/STOS to MMIO produce one
+//!   element per exit; after the element's write the next `emulate` call
+//!   continues the REP loop with the cached instruction.
 //! * [`Outcome::Pio`]: a port access. For OUT/OUTS the instruction (or the
 //!   current batch of REP OUTS elements) has retired; the bytes to send are
-//!   [`Emulator::pio_out_data`] (`size * count` bytes, elements in order).
-//!   For IN/INS nothing is committed: obtain `size * count` bytes, pass them
-//!   to [`Emulator::complete_pio_in`] and call `emulate` again. String I/O
-//!   is batched up to [`PIO_BATCH_BYTES`] bytes per request, never crossing
-//!   a page; REP INS/OUTS then continue on the next call (or return
-//!   `Continue`).
+//!   [`Emulator::pio_out_data`] (`size * count` bytes, elements in order,
+//!   i.e. what `kvm_run.io` with `count` expects at `data_offset`). For
+//!   IN/INS nothing is committed: obtain `size * count` bytes, pass them to
+//!   [`Emulator::complete_pio_in`] and call `emulate` again. String I/O is
+//!   batched up to [`PIO_BATCH_BYTES`] bytes per request, never crossing a
+//!   page, and checked against IOPL and the TSS I/O bitmap before the
+//!   access; REP INS/OUTS continue on the next call.
 //! * [`Outcome::Exception`]: inject the exception (for #PF, set CR2 to
-//!   `cr2`). RIP was not advanced (faults only).
+//!   `cr2`). RIP was not advanced; completed REP iterations stay done, as
+//!   on hardware.
 //! * [`Outcome::Unhandleable`]: report `KVM_EXIT_INTERNAL_ERROR` /
-//!   `KVM_INTERNAL_ERROR_EMULATION` with the instruction bytes.
+//!   `KVM_INTERNAL_ERROR_EMULATION` with the instruction bytes fetched so
+//!   far. Nothing was committed.
 //!
 //! While [`Emulator::is_pending`] is true the vCPU must not re-enter the
 //! guest before calling `emulate` again (KVM_RUN does that first thing on
-//! re-entry after a userspace exit). [`Emulator::reset`] drops any pending
-//! state (e.g. on vCPU reset or KVM_SET_REGS).
-
-#![allow(clippy::too_many_arguments)]
+//! re-entry after a userspace exit: copy `kvm_run.mmio.data` or the I/O
+//! data in, then loop on `emulate`). In-kernel devices (LAPIC, IOAPIC,
+//! PIT, ...) are served the same way without leaving the kernel.
+//! [`Emulator::reset`] drops any pending state (vCPU reset, KVM_SET_REGS
+//! while an exit is pending, or when KVM decides to inject something
+//! instead).
+//!
+//! # Semantics notes
+//!
+//! * Near branches in 64-bit mode ignore the operand-size prefix (Intel
+//!   behaviour, like upstream KVM and iced-x86's default).
+//! * INT n/INT3/INTO and IRET are emulated in real mode only; in other
+//!   modes they are [`Outcome::Unhandleable`] (KVM injects events itself).
+//!   Far JMP/CALL/RET load code segments at the same privilege level;
+//!   gates, task switches and returns to an outer level are unhandleable.
+//! * Flags the SDM leaves undefined get deterministic values (the tests
+//!   mask them when comparing with hardware).
+//! * Not emulated (unhandleable): x87, MMX, VEX/EVEX/XOP, SSE arithmetic,
+//!   SYSCALL/SYSENTER family, SWAPGS, LAR/LSL/VERR/VERW/ARPL, BCD
+//!   adjustments, POPCNT/LZCNT/TZCNT, fences/CLFLUSH, RDRAND/RDSEED/RDPID.
 
 mod access;
 mod alu;
@@ -78,6 +112,7 @@ mod flags;
 pub mod insn;
 mod io;
 mod muldiv;
+mod onebyte;
 pub mod paging;
 pub mod regs;
 mod segload;
@@ -87,6 +122,7 @@ mod sse;
 mod stack;
 mod string;
 mod system;
+mod twobyte;
 
 pub use regs::SegReg;
 
@@ -390,6 +426,19 @@ impl Emulator {
         prefetched: &[u8],
     ) -> Outcome {
         exec::emulate(&mut self.st, cpu, mem, prefetched)
+    }
+
+    /// Length of the instruction at CS:RIP, fetched and decoded like
+    /// `emulate` does but not executed. For skipping an intercepted
+    /// instruction when the hardware reports no next RIP (SVM without
+    /// NRIP save, e.g. under QEMU TCG). Decoding errors come back as the
+    /// outcome `emulate` would return (#UD, #GP, #PF, unhandleable).
+    pub fn instruction_length<C: CpuState, M: GuestMemory>(
+        cpu: &C,
+        mem: &mut M,
+        prefetched: &[u8],
+    ) -> Result<u8, Outcome> {
+        exec::decode_at(cpu, mem, prefetched).map(|i| i.len)
     }
 
     /// Supply the data of the MMIO read returned by the last `emulate`.

@@ -81,7 +81,8 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             b.get_mut(..usize::from(size)).ok_or(Stop::Unhandleable)?,
             false,
         )?;
-        let limit = u16::from_le_bytes([b[0], b[1]]);
+        let [l0, l1, ..] = b;
+        let limit = u16::from_le_bytes([l0, l1]);
         let mut base_b = [0u8; 8];
         let bn = usize::from(size) - 2;
         base_b
@@ -108,9 +109,9 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         } else {
             dt.base
         };
-        let mut b = [0u8; 10];
-        b[..2].copy_from_slice(&dt.limit.to_le_bytes());
-        b[2..].copy_from_slice(&base.to_le_bytes());
+        let [l0, l1] = dt.limit.to_le_bytes();
+        let [b0, b1, b2, b3, b4, b5, b6, b7] = base.to_le_bytes();
+        let b = [l0, l1, b0, b1, b2, b3, b4, b5, b6, b7];
         let ea = self.ea(&mem);
         let la = self.linear(mem.seg, ea, u64::from(size), SegAccess::Write)?;
         self.write_lin(
@@ -227,11 +228,11 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             Op::Cpuid => {
                 let leaf = self.reg(RAX, 4) as u32;
                 let sub = self.reg(RCX, 4) as u32;
-                let r = self.cpu.cpuid(leaf, sub);
-                self.set(RAX, 4, u64::from(r[0]));
-                self.set(super::regs::RBX, 4, u64::from(r[1]));
-                self.set(RCX, 4, u64::from(r[2]));
-                self.set(RDX, 4, u64::from(r[3]));
+                let [eax, ebx, ecx, edx] = self.cpu.cpuid(leaf, sub);
+                self.set(RAX, 4, u64::from(eax));
+                self.set(super::regs::RBX, 4, u64::from(ebx));
+                self.set(RCX, 4, u64::from(ecx));
+                self.set(RDX, 4, u64::from(edx));
             }
             Op::Rdmsr => {
                 self.need_cpl0()?;

@@ -105,9 +105,19 @@ pub enum Change {
     /// Remove slot `id`.
     Delete(SlotDesc),
     /// Slot `id` moves to another guest physical address.
-    Move { old: SlotDesc, new: SlotDesc },
+    Move {
+        /// Before.
+        old: SlotDesc,
+        /// After.
+        new: SlotDesc,
+    },
     /// Only the `KVM_MEM_LOG_DIRTY_PAGES` flag changes.
-    Flags { old: SlotDesc, new: SlotDesc },
+    Flags {
+        /// Before.
+        old: SlotDesc,
+        /// After.
+        new: SlotDesc,
+    },
 }
 
 /// Why a request is refused: `EINVAL` or `EEXIST`, as upstream.

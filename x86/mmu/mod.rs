@@ -4,8 +4,9 @@
 //! an MMU notifier.
 //!
 //! Coherence protocol (as upstream's `mmu_invalidate_seq`): a fault reads
-//! `seq` under the lock, pins the page without the lock, and installs the
-//! translation only if no invalidation started or ended in between; an
+//! `Vm::mmu_seq`, pins the page without the lock, and installs the
+//! translation (under the lock) only if no invalidation started or ended in
+//! between (`Vm::mmu_invalidating`, `Vm::mmu_seq`); an
 //! invalidation zaps under the lock and flushes every vCPU's TLB before the
 //! VMM's page can be freed.
 
@@ -21,15 +22,11 @@ pub(crate) struct Mmu {
     /// Sorted by `base_gfn`; slots never overlap.
     slots: KVec<Arc<Slot>>,
     pub(crate) tdp: Tdp,
-    /// Bumped at the end of every invalidation and slot change.
-    pub(crate) seq: u64,
-    /// Invalidations in progress (between start and end).
-    pub(crate) invalidating: u32,
 }
 
 impl Mmu {
     pub(crate) fn new() -> Result<Self> {
-        Ok(Self { slots: KVec::new(), tdp: Tdp::new()?, seq: 0, invalidating: 0 })
+        Ok(Self { slots: KVec::new(), tdp: Tdp::new()? })
     }
 
     /// The slot holding `gfn`.
@@ -60,7 +57,6 @@ impl Mmu {
             let i = self.slots.partition_point(|s| s.desc.base_gfn < new.desc.base_gfn);
             self.slots.insert_within_capacity(i, new).map_err(|_| ENOMEM)?;
         }
-        self.seq = self.seq.wrapping_add(1);
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 //! before the host page can be reused.
 
 use crate::vm::Vm;
-use kernel::{bindings, ffi, prelude::*};
+use kernel::{bindings, ffi};
 
 /// The notifier operations every VM registers.
 pub(crate) static OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {

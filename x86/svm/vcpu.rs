@@ -8,7 +8,7 @@ use crate::{
 use core::arch::asm;
 use kernel::{page::Page, prelude::*, sync::Arc};
 use kvm::{
-    arch::{gpr, Gprs, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit},
+    arch::{gpr, Gprs, InjectedEvent, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit},
     ext::{bindings as rb, uapi},
 };
 
@@ -76,6 +76,10 @@ pub(crate) struct SvmVcpu {
     dbgctl: u64,
     vm_hsave_pa: u64,
     de_cfg: u64,
+    /// NMIs are blocked (an NMI handler runs until its IRET completes).
+    nmi_masked: bool,
+    /// IRET intercepted: NMIs unblock once RIP has moved past it.
+    awaiting_iret: Option<u64>,
 }
 
 // SAFETY: the VMCB page and state are only used by the thread holding the
@@ -101,6 +105,8 @@ impl SvmVcpu {
             dbgctl: 0,
             vm_hsave_pa: 0,
             de_cfg: 0,
+            nmi_masked: false,
+            awaiting_iret: None,
         };
         v.init_control(tdp_root);
         v.reset(false);
@@ -236,6 +242,13 @@ impl SvmVcpu {
         let (code, info1, info2) = (c.exit_code, c.exit_info_1, c.exit_info_2);
         match code {
             exit::INTR | exit::NMI | exit::SMI => VmExit::None,
+            exit::IRET => {
+                // The NMI handler is returning: stop intercepting and
+                // unblock NMIs once the IRET has retired.
+                self.set_intercept(intercept::IRET, false);
+                self.awaiting_iret = Some(self.rip());
+                VmExit::None
+            }
             exit::IOIO => VmExit::Io(IoExit {
                 port: (info1 >> ioio::PORT_SHIFT) as u16,
                 size: if info1 & ioio::SZ8 != 0 {
@@ -322,6 +335,15 @@ impl SvmVcpu {
         }
     }
 
+    fn set_intercept(&mut self, (w, b): intercept::Bit, on: bool) {
+        let c = &mut self.vmcb_mut().control;
+        if on {
+            c.intercepts[w] |= 1 << b;
+        } else {
+            c.intercepts[w] &= !(1 << b);
+        }
+    }
+
     fn set_interrupt_window(&mut self, on: bool) {
         let c = &mut self.vmcb_mut().control;
         let (w, b) = intercept::VINTR;
@@ -361,10 +383,16 @@ impl VcpuArch for SvmVcpu {
             v.control.clean = 0;
         }
         clgi();
+        // The host's RFLAGS.IF at VMRUN decides whether physical interrupts
+        // exit the guest (V_INTR_MASKING): set it. GIF=0 keeps them pending
+        // while we are still in host code, as upstream does.
+        // SAFETY: see above; undone right after the world switch.
+        unsafe { asm!("sti", options(nomem, nostack)) };
         // SAFETY: the VMCB is initialised and ours; `gprs` has 16 slots;
-        // `host_save` is this CPU's VMSAVE area; interrupts are disabled
-        // (caller) and GIF is clear.
+        // `host_save` is this CPU's VMSAVE area; GIF is clear.
         unsafe { rkvm_svm_vcpu_run(self.vmcb_pa, self.gprs.0.as_mut_ptr(), host_save) };
+        // SAFETY: back to the caller's interrupts-off state before GIF=1.
+        unsafe { asm!("cli", options(nomem, nostack)) };
         stgi();
         let v = self.vmcb_mut();
         let (rax, rsp) = (v.save.rax, v.save.rsp);
@@ -380,6 +408,12 @@ impl VcpuArch for SvmVcpu {
         }
         self.gprs.0[gpr::RAX] = rax;
         self.gprs.0[gpr::RSP] = rsp;
+        if let Some(iret_rip) = self.awaiting_iret {
+            if self.rip() != iret_rip {
+                self.awaiting_iret = None;
+                self.nmi_masked = false;
+            }
+        }
         self.decode_exit()
     }
 
@@ -430,14 +464,7 @@ impl VcpuArch for SvmVcpu {
     }
 
     fn set_sregs(&mut self, s: &uapi::kvm_sregs) -> Result {
-        // kvm_valid_sregs(): long mode needs PAE and LMA; LMA/CS.L need LME+PG.
-        if s.efer & EFER_LME != 0 && s.cr0 & X86_CR0_PG != 0 {
-            if s.cr4 & (1 << 5) == 0 || s.efer & EFER_LMA == 0 {
-                return Err(EINVAL);
-            }
-        } else if s.efer & EFER_LMA != 0 || s.cs.l != 0 {
-            return Err(EINVAL);
-        }
+        // The core checked kvm_is_valid_sregs().
         for (seg, val) in [
             (Seg::Cs, &s.cs),
             (Seg::Ds, &s.ds),
@@ -632,9 +659,10 @@ impl VcpuArch for SvmVcpu {
             MSR_KERNEL_GS_BASE => self.vmcb_mut().save.kernel_gs_base = value,
             MSR_FS_BASE => self.vmcb_mut().save.fs.base = value,
             MSR_GS_BASE => self.vmcb_mut().save.gs.base = value,
-            MSR_IA32_SYSENTER_CS => self.vmcb_mut().save.sysenter_cs = value,
-            MSR_IA32_SYSENTER_ESP => self.vmcb_mut().save.sysenter_esp = value,
-            MSR_IA32_SYSENTER_EIP => self.vmcb_mut().save.sysenter_eip = value,
+            // 32-bit on AMD, as upstream keeps them for an AMD guest.
+            MSR_IA32_SYSENTER_CS => self.vmcb_mut().save.sysenter_cs = value & 0xffff_ffff,
+            MSR_IA32_SYSENTER_ESP => self.vmcb_mut().save.sysenter_esp = value & 0xffff_ffff,
+            MSR_IA32_SYSENTER_EIP => self.vmcb_mut().save.sysenter_eip = value & 0xffff_ffff,
             MSR_IA32_CR_PAT => self.vmcb_mut().save.g_pat = value,
             MSR_IA32_TSC => self.vmcb_mut().control.tsc_offset = value.wrapping_sub(rdtsc()),
             MSR_TSC_AUX => {
@@ -679,15 +707,77 @@ impl VcpuArch for SvmVcpu {
 
     fn nmi_allowed(&self) -> bool {
         let v = self.vmcb();
-        v.control.int_state & vmcb::INTERRUPT_SHADOW == 0 && v.control.event_inj & event::VALID == 0
+        !self.nmi_masked
+            && v.control.int_state & vmcb::INTERRUPT_SHADOW == 0
+            && v.control.event_inj & event::VALID == 0
     }
 
     fn inject_nmi(&mut self) {
         self.vmcb_mut().control.event_inj = 2 | event::TYPE_NMI | event::VALID;
+        self.nmi_masked = true;
+        self.set_intercept(intercept::IRET, true);
+    }
+
+    fn nmi_masked(&self) -> bool {
+        self.nmi_masked
+    }
+
+    fn set_nmi_masked(&mut self, masked: bool) {
+        self.nmi_masked = masked;
+        self.awaiting_iret = None;
+        self.set_intercept(intercept::IRET, masked);
     }
 
     fn request_interrupt_window(&mut self, on: bool) {
         self.set_interrupt_window(on);
+    }
+
+    fn injected_event(&self) -> InjectedEvent {
+        let c = &self.vmcb().control;
+        let e = c.event_inj;
+        if e & event::VALID == 0 {
+            return InjectedEvent::None;
+        }
+        let vector = (e & event::VECTOR_MASK) as u8;
+        match e & event::TYPE_MASK {
+            event::TYPE_NMI => InjectedEvent::Nmi,
+            event::TYPE_EXEPT => InjectedEvent::Exception {
+                vector,
+                error_code: (e & event::VALID_ERR != 0).then_some(c.event_inj_err),
+            },
+            t => InjectedEvent::Interrupt { vector, soft: t == event::TYPE_SOFT },
+        }
+    }
+
+    fn set_injected_event(&mut self, e: InjectedEvent) {
+        match e {
+            InjectedEvent::None => self.vmcb_mut().control.event_inj = 0,
+            InjectedEvent::Interrupt { vector, soft } => {
+                let t = if soft { event::TYPE_SOFT } else { event::TYPE_INTR };
+                self.vmcb_mut().control.event_inj = u32::from(vector) | t | event::VALID;
+            }
+            InjectedEvent::Nmi => self.inject_nmi(),
+            InjectedEvent::Exception { vector, error_code } => self.inject_exception(vector, error_code),
+        }
+    }
+
+    fn interrupt_shadow(&self) -> bool {
+        self.vmcb().control.int_state & vmcb::INTERRUPT_SHADOW != 0
+    }
+
+    fn clear_interrupt_shadow(&mut self) {
+        self.vmcb_mut().control.int_state &= !vmcb::INTERRUPT_SHADOW;
+    }
+
+    fn set_exception_intercept(&mut self, vector: u8, on: bool) {
+        let w = &mut self.vmcb_mut().control.intercepts[intercept::EXCEPTION_WORD];
+        // #AC stays intercepted regardless.
+        let bit = 1u32 << (vector & 31);
+        if on {
+            *w |= bit;
+        } else if u32::from(vector) != AC_VECTOR {
+            *w &= !bit;
+        }
     }
 
     fn flush_tlb(&mut self) {
@@ -736,8 +826,12 @@ impl VcpuArch for SvmVcpu {
         c.event_inj = 0;
         c.int_state = 0;
         c.int_ctl = int_ctl::V_INTR_MASKING;
+        let (w, b) = intercept::IRET;
+        c.intercepts[w] &= !(1 << b);
         let (w, b) = intercept::VINTR;
         c.intercepts[w] &= !(1 << b);
+        self.nmi_masked = false;
+        self.awaiting_iret = None;
         self.flush_pending = true;
     }
 }

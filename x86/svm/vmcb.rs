@@ -154,6 +154,7 @@ pub(crate) mod intercept {
     pub(crate) const VINTR: Bit = (3, 4);
     pub(crate) const RDPMC: Bit = (3, 15);
     pub(crate) const CPUID: Bit = (3, 18);
+    pub(crate) const IRET: Bit = (3, 20);
     pub(crate) const INVD: Bit = (3, 22);
     pub(crate) const HLT: Bit = (3, 24);
     pub(crate) const INVLPGA: Bit = (3, 26);
@@ -176,7 +177,6 @@ pub(crate) mod intercept {
     pub(crate) const MWAIT_COND: Bit = (4, 12);
     pub(crate) const XSETBV: Bit = (4, 13);
     pub(crate) const RDPRU: Bit = (4, 14);
-    pub(crate) const INVPCID: Bit = (5, 2);
 }
 
 /// #VMEXIT codes (`Control::exit_code`).
@@ -191,13 +191,12 @@ pub(crate) mod exit {
     pub(crate) const VINTR: u64 = 0x064;
     pub(crate) const RDPMC: u64 = 0x06f;
     pub(crate) const CPUID: u64 = 0x072;
+    pub(crate) const IRET: u64 = 0x074;
     pub(crate) const INVD: u64 = 0x076;
     pub(crate) const HLT: u64 = 0x078;
     pub(crate) const INVLPGA: u64 = 0x07a;
     pub(crate) const IOIO: u64 = 0x07b;
     pub(crate) const MSR: u64 = 0x07c;
-    pub(crate) const TASK_SWITCH: u64 = 0x07d;
-    pub(crate) const FERR_FREEZE: u64 = 0x07e;
     pub(crate) const SHUTDOWN: u64 = 0x07f;
     pub(crate) const VMRUN: u64 = 0x080;
     pub(crate) const VMMCALL: u64 = 0x081;
@@ -213,7 +212,6 @@ pub(crate) mod exit {
     pub(crate) const MWAIT_COND: u64 = 0x08c;
     pub(crate) const XSETBV: u64 = 0x08d;
     pub(crate) const RDPRU: u64 = 0x08e;
-    pub(crate) const INVPCID: u64 = 0x0a2;
     pub(crate) const NPF: u64 = 0x400;
     /// VMRUN failed its consistency checks (`VMEXIT_INVALID`, -1).
     pub(crate) const INVALID: u64 = u64::MAX;
@@ -221,7 +219,6 @@ pub(crate) mod exit {
 
 /// `Control::int_ctl` bits.
 pub(crate) mod int_ctl {
-    pub(crate) const V_TPR_MASK: u32 = 0x0f;
     pub(crate) const V_IRQ: u32 = 1 << 8;
     pub(crate) const V_INTR_PRIO_SHIFT: u32 = 16;
     pub(crate) const V_IGN_TPR: u32 = 1 << 20;

@@ -8,11 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// (file stem, Rust static name, bits)
-const GUESTS: [(&str, &str, u32); 3] = [
-    ("real16", "REAL16", 16),
-    ("prot32", "PROT32", 32),
-    ("long64", "LONG64", 64),
-];
+const GUESTS: [(&str, &str, u32); 3] = [("real16", "REAL16", 16), ("prot32", "PROT32", 32), ("long64", "LONG64", 64)];
 
 /// Where every guest is linked (guests/common.inc: CODE_ADDR).
 const ORG: &str = "0x8000";
@@ -20,11 +16,7 @@ const ORG: &str = "0x8000";
 fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     if !out.status.success() {
-        panic!(
-            "{cmd:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        panic!("{cmd:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
     out.stdout
 }
@@ -62,11 +54,10 @@ fn main() {
             let [addr, kind, sym] = f[..] else { continue };
             let Ok(v) = u64::from_str_radix(addr, 16) else { continue };
             match kind {
-                "t" | "T" if !sym.starts_with('_') && !sym.starts_with(".L") => {
-                    syms.push((sym.to_string(), v))
-                }
-                "a" | "A" if sym.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-                    && sym != "BITS" =>
+                "t" | "T" if !sym.starts_with('_') && !sym.starts_with(".L") => syms.push((sym.to_string(), v)),
+                "a" | "A"
+                    if sym.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                        && sym != "BITS" =>
                 {
                     if !consts.iter().any(|(n, _)| n == sym) {
                         consts.push((sym.to_string(), v));

@@ -12,7 +12,10 @@
  *   emulated ... / emulated_nent N / emulated_e2big NENT ERRNO
  *   msr INDEX / msr_nent N / feature_msr INDEX / feature_msr_nent N
  *   feature_msr_value INDEX VALUE | feature_msr_value INDEX none
+ *   rdmsr INDEX VALUE | rdmsr INDEX fault   host RDMSR via /dev/cpu/0/msr
+ * Everything runs on CPU 0, so per-CPU fields (APIC IDs) agree.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,6 +23,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+#include <sched.h>
 #include <cpuid.h>
 #include <linux/kvm.h>
 
@@ -143,12 +147,48 @@ static void feature_value(int kvm, unsigned idx)
 		printf("feature_msr_value %x none %d\n", idx, r < 0 ? -errno : r);
 }
 
+/* Candidates of upstream's msrs_to_save[] plus a few feature MSRs. */
+static const unsigned probe_msrs[] = {
+	0x174, 0x175, 0x176, 0xc0000081, 0xc0000083, 0xc0000102, 0xc0000084,
+	0xc0000082, 0x10, 0x277, 0xc0010117, 0x3a, 0xd90, 0xc0000103, 0x48,
+	0x122, 0x570, 0x571, 0x572, 0x560, 0x561, 0x580, 0x581, 0x582, 0x583,
+	0x584, 0x585, 0x586, 0x587, 0xe1, 0x1c4, 0x1c5, 0xda0, 0x6a0, 0x6a2,
+	0x6a4, 0x6a5, 0x6a6, 0x6a7, 0x6a8, 0x1d9, 0x1db, 0x1dc, 0x1dd, 0x1de,
+	0x8b, 0x10a, 0xc0011029, 0xc0011020, 0xc0010000, 0xc0010004,
+	0xc0010200, 0xc0010201, 0xc0000300, 0xc0000301,
+};
+
+static void probe_rdmsr(void)
+{
+	int fd = open("/dev/cpu/0/msr", O_RDONLY);
+	unsigned i;
+
+	if (fd < 0) {
+		printf("rdmsr_error %d\n", errno);
+		return;
+	}
+	for (i = 0; i < sizeof(probe_msrs) / sizeof(probe_msrs[0]); i++) {
+		unsigned long long v;
+
+		if (pread(fd, &v, 8, probe_msrs[i]) == 8)
+			printf("rdmsr %x %llx\n", probe_msrs[i], v);
+		else
+			printf("rdmsr %x fault\n", probe_msrs[i]);
+	}
+	close(fd);
+}
+
 int main(void)
 {
+	cpu_set_t set;
 	unsigned feats[64], nf, i, lo, hi;
 	char line[8192];
 	FILE *f;
 	int kvm;
+
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	sched_setaffinity(0, sizeof(set), &set);
 
 	raw_range(0);
 	raw_range(0x40000000);
@@ -168,6 +208,8 @@ int main(void)
 				break;
 		}
 	}
+
+	probe_rdmsr();
 
 	kvm = open("/dev/kvm", O_RDWR);
 	if (kvm < 0) {

@@ -2,8 +2,8 @@
 //! mnemonic class and same operands, over random and structured byte
 //! sequences in 16-, 32- and 64-bit code.
 //!
-//! `RKVM_DECODE_N` scales the number of sequences per mode (default 150000
-//! random + 150000 structured).
+//! `RKVM_DECODE_N` scales the number of sequences per mode (default 500000
+//! random + 500000 structured).
 
 mod common;
 
@@ -434,7 +434,7 @@ fn decode_differential_vs_iced() {
     let n: u64 = std::env::var("RKVM_DECODE_N")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(150_000);
+        .unwrap_or(500_000);
     let mut rng = Rng::new(0x5eed_dec0de);
     let mut st = Stats::default();
     let mut report = Vec::new();

@@ -4,7 +4,7 @@
 //! Asserts no panic (overflow checks on), bounded work per `emulate` call
 //! and sane outcomes. Prints throughput.
 //!
-//! `RKVM_FUZZ_N` sets the number of inputs (default 200000); run the long
+//! `RKVM_FUZZ_N` sets the number of inputs (default 1000000); run the long
 //! campaign with `cargo test --release -p rkvm-emulate --test fuzz -- --nocapture`.
 
 mod common;
@@ -386,7 +386,7 @@ fn fuzz_random_instructions_and_state() {
     let n: u64 = std::env::var("RKVM_FUZZ_N")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(200_000);
+        .unwrap_or(1_000_000);
     let seed: u64 = std::env::var("RKVM_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

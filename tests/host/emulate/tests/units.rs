@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use common::{flat_seg, TestCpu, TestMem, PAGE, PTE_PW, PTE_PWU};
 use rkvm_emulate::emulate::paging::{self, Access, PagingConfig, WalkError};
-use rkvm_emulate::emulate::regs::{self, cr0, cr4, efer, pfec, rflags, vector, SegReg};
+use rkvm_emulate::emulate::regs::{self, cr0, cr4, pfec, rflags, vector, SegReg};
 use rkvm_emulate::emulate::{
     DescTable, Emulator, Exception, InterruptShadow, MmioRequest, Outcome, PioRequest, Segment, REP_BUDGET,
 };
@@ -1374,4 +1374,29 @@ fn walker_4_and_5_level() {
         paging::translate(&mut mem, &c, 0x4000_1234, Access { write: true, ..RD }),
         Err(WalkError::Busy)
     );
+}
+
+#[test]
+fn instruction_length_for_skipping() {
+    let (mut cpu, mut mem) = long_env();
+    place(&cpu, &mut mem, &[0x66, 0x0F, 0x1F, 0x44, 0x00, 0x00]);
+    assert_eq!(Emulator::instruction_length(&cpu, &mut mem, &[]), Ok(6));
+    assert_eq!(Emulator::instruction_length(&cpu, &mut mem, &[0xEE]), Ok(1));
+    assert_eq!(cpu.rip, 0x1000, "nothing executed");
+    cpu.rip = 0x1_FFFF;
+    mem.poke(0x1_FFFF, &[0xB8]);
+    assert!(
+        matches!(Emulator::instruction_length(&cpu, &mut mem, &[]), Err(Outcome::Exception(e)) if e.vector == vector::PF)
+    );
+    let (cpu, mut mem) = real_env();
+    place(&cpu, &mut mem, &[0x66, 0xB8, 1, 2, 3, 4]);
+    assert_eq!(Emulator::instruction_length(&cpu, &mut mem, &[]), Ok(6));
+}
+
+#[test]
+fn emulator_state_is_small() {
+    let n = std::mem::size_of::<Emulator>();
+    println!("size_of::<Emulator>() = {n}");
+    assert!(n <= 1024, "Emulator grew to {n} bytes");
+    assert!(std::mem::size_of::<Outcome>() <= 32);
 }

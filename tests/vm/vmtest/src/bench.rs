@@ -69,7 +69,8 @@ fn run_one(b: &Bench, iters: u64) -> Result<(Duration, u64), String> {
         let e = g.cpu.run()?;
         match e {
             Exit::Io { out: true, port: PORT_DONE, .. } => break,
-            Exit::Io { out: true, port: PORT_OUT, .. } | Exit::Mmio { write: true, .. } | Exit::Hlt if b.user_exits => {}
+            Exit::Io { out: true, port: PORT_OUT, .. } | Exit::Mmio { write: true, .. } | Exit::Hlt if b.user_exits => {
+            }
             Exit::Hypercall { nr: 12, .. } if b.user_exits => {
                 g.cpu.kvm_run().__bindgen_anon_1.hypercall.ret = 0;
             }

@@ -157,7 +157,10 @@ fn immediate_exit_completes_in() -> TestResult {
 fn signal_mask() -> TestResult {
     let mut g = Guest::at(Mode::Long, "spin")?;
     expect_errno("KVM_SET_SIGNAL_MASK(len 4)", kvmsys::set_signal_mask(&g.cpu.fd, Some(0), 4), libc::EINVAL)?;
-    crate::report::ctx("KVM_SET_SIGNAL_MASK(empty, len 8)", kvmsys::set_signal_mask(&g.cpu.fd, Some(0), 8).map_err(errno_name))?;
+    crate::report::ctx(
+        "KVM_SET_SIGNAL_MASK(empty, len 8)",
+        kvmsys::set_signal_mask(&g.cpu.fd, Some(0), 8).map_err(errno_name),
+    )?;
     // SAFETY: plain signal-mask manipulation of this thread.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe {
@@ -234,7 +237,10 @@ fn interrupt(m: Mode) -> TestResult {
     expect_eq("if_flag when ready", g.cpu.kvm_run().if_flag, 1)?;
     g.cpu.kvm_run().request_interrupt_window = 0;
     let irq = kvm_interrupt { irq: VEC_IRQ as u32 };
-    crate::report::ctx("KVM_INTERRUPT", ioctl(&g.cpu.fd, kvmsys::INTERRUPT, &irq as *const _ as u64).map_err(errno_name))?;
+    crate::report::ctx(
+        "KVM_INTERRUPT",
+        ioctl(&g.cpu.fd, kvmsys::INTERRUPT, &irq as *const _ as u64).map_err(errno_name),
+    )?;
     g.cpu.expect(Exit::out1(PORT_EXC, VEC_IRQ as u8))?;
     g.cpu.expect_hlt()
 }

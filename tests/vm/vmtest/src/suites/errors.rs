@@ -91,7 +91,11 @@ fn slot_overlap() -> TestResult {
         expect_errno(what, set_region(&vm.fd, &r), libc::EEXIST)?;
     }
     vm.add_slot(1, 0x10_0000, 0x10000, a, 0)?;
-    expect_errno("slot 2 overlapping slot 1", set_region(&vm.fd, &region(2, 0, 0x10_8000, 0x10000, a + 0x10000)), libc::EEXIST)?;
+    expect_errno(
+        "slot 2 overlapping slot 1",
+        set_region(&vm.fd, &region(2, 0, 0x10_8000, 0x10000, a + 0x10000)),
+        libc::EEXIST,
+    )?;
     expect_errno("moving slot 1 onto slot 0", set_region(&vm.fd, &region(1, 0, 0, 0x10000, a)), libc::EEXIST)?;
     // Adjacent is fine.
     vm.add_slot(2, 0x11_0000, 0x1000, a + 0x10000, 0)
@@ -119,7 +123,11 @@ fn slot_flags() -> TestResult {
     let vm = Vm::bare()?;
     let m = Mem::new(0x1000)?;
     for flags in [1u32 << 2 /* GUEST_MEMFD: not with the v1 ioctl */, 1 << 3, 1 << 31] {
-        expect_errno(&format!("flags {flags:#x}"), set_region(&vm.fd, &region(1, flags, 0x10_0000, 0x1000, m.addr())), libc::EINVAL)?;
+        expect_errno(
+            &format!("flags {flags:#x}"),
+            set_region(&vm.fd, &region(1, flags, 0x10_0000, 0x1000, m.addr())),
+            libc::EINVAL,
+        )?;
     }
     Ok(())
 }
@@ -235,7 +243,8 @@ fn pointers() -> TestResult {
         ("KVM_GET_MSR_FEATURE_INDEX_LIST", kvmsys::GET_MSR_FEATURE_INDEX_LIST),
     ];
     let novcpu = Vm::bare()?;
-    let kvm = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map_err(|e| format!("/dev/kvm: {e}"))?;
+    let kvm =
+        std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map_err(|e| format!("/dev/kvm: {e}"))?;
     let mut bad = Vec::new();
     for ptr in [0u64, 0xdead_0000_0000, 0xffff_8880_0000_0000] {
         let mut check = |what: &str, fd: i32, cmd: u64| {
@@ -244,7 +253,10 @@ fn pointers() -> TestResult {
             let r = unsafe { libc::ioctl(fd, cmd as _, ptr) };
             let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
             if r >= 0 || e != libc::EFAULT {
-                bad.push(format!("{what}({ptr:#x}): {}", if r >= 0 { format!("succeeded ({r})") } else { errno_name(e) }));
+                bad.push(format!(
+                    "{what}({ptr:#x}): {}",
+                    if r >= 0 { format!("succeeded ({r})") } else { errno_name(e) }
+                ));
             }
         };
         for (w, c) in vcpu_cmds {
@@ -294,8 +306,16 @@ fn clear_bad_range() -> TestResult {
     vm.add_slot(1, 0x10_0000, 128 * 4096, m.addr(), KVM_MEM_LOG_DIRTY_PAGES)?;
     let mut b = [0u64; 2];
     expect_errno("first_page 1", kvmsys::clear_dirty_log(&vm.fd, 1, 1, 64, &mut b), libc::EINVAL)?;
-    expect_errno("pages 64..192 of a 128-page slot", kvmsys::clear_dirty_log(&vm.fd, 1, 64, 128, &mut b), libc::EINVAL)?;
-    expect_errno("num_pages 3 not reaching the slot's end", kvmsys::clear_dirty_log(&vm.fd, 1, 0, 3, &mut b), libc::EINVAL)?;
+    expect_errno(
+        "pages 64..192 of a 128-page slot",
+        kvmsys::clear_dirty_log(&vm.fd, 1, 64, 128, &mut b),
+        libc::EINVAL,
+    )?;
+    expect_errno(
+        "num_pages 3 not reaching the slot's end",
+        kvmsys::clear_dirty_log(&vm.fd, 1, 0, 3, &mut b),
+        libc::EINVAL,
+    )?;
     expect_eq("pages 64..128", errno_ok(kvmsys::clear_dirty_log(&vm.fd, 1, 64, 64, &mut b)), Ok(0))
 }
 
@@ -303,15 +323,27 @@ fn enable_cap_bad() -> TestResult {
     let vm = Vm::bare()?;
     let mut cap = kvm_enable_cap { cap: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, ..Default::default() };
     cap.args[0] = 4;
-    expect_errno("MANUAL_DIRTY_LOG_PROTECT2 with args[0] = 4", ioctl(&vm.fd, kvmsys::ENABLE_CAP, &cap as *const _ as u64), libc::EINVAL)?;
+    expect_errno(
+        "MANUAL_DIRTY_LOG_PROTECT2 with args[0] = 4",
+        ioctl(&vm.fd, kvmsys::ENABLE_CAP, &cap as *const _ as u64),
+        libc::EINVAL,
+    )?;
     cap.args[0] = 1;
     cap.flags = 1;
-    expect_errno("MANUAL_DIRTY_LOG_PROTECT2 with flags 1", ioctl(&vm.fd, kvmsys::ENABLE_CAP, &cap as *const _ as u64), libc::EINVAL)?;
+    expect_errno(
+        "MANUAL_DIRTY_LOG_PROTECT2 with flags 1",
+        ioctl(&vm.fd, kvmsys::ENABLE_CAP, &cap as *const _ as u64),
+        libc::EINVAL,
+    )?;
     let unknown = kvm_enable_cap { cap: 100_000, ..Default::default() };
     expect_errno("unknown cap 100000", ioctl(&vm.fd, kvmsys::ENABLE_CAP, &unknown as *const _ as u64), libc::EINVAL)?;
     let mut hc = kvm_enable_cap { cap: KVM_CAP_EXIT_HYPERCALL, ..Default::default() };
     hc.args[0] = 1 << 1;
-    expect_errno("EXIT_HYPERCALL for hypercall 1", ioctl(&vm.fd, kvmsys::ENABLE_CAP, &hc as *const _ as u64), libc::EINVAL)
+    expect_errno(
+        "EXIT_HYPERCALL for hypercall 1",
+        ioctl(&vm.fd, kvmsys::ENABLE_CAP, &hc as *const _ as u64),
+        libc::EINVAL,
+    )
 }
 
 /// A kvm_cpuid2 header followed by room for `room` entries.
@@ -326,9 +358,14 @@ fn cpuid_buf(nent: u32, room: usize) -> Vec<u64> {
 /// with more than 256 entries: E2BIG.
 fn cpuid_e2big() -> TestResult {
     let g = Guest::new(Mode::Long)?;
-    let kvm = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map_err(|e| format!("/dev/kvm: {e}"))?;
+    let kvm =
+        std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map_err(|e| format!("/dev/kvm: {e}"))?;
     let mut b = cpuid_buf(1, 1);
-    expect_errno("KVM_GET_SUPPORTED_CPUID(nent 1)", ioctl(&kvm, kvmsys::GET_SUPPORTED_CPUID, b.as_mut_ptr() as u64), libc::E2BIG)?;
+    expect_errno(
+        "KVM_GET_SUPPORTED_CPUID(nent 1)",
+        ioctl(&kvm, kvmsys::GET_SUPPORTED_CPUID, b.as_mut_ptr() as u64),
+        libc::E2BIG,
+    )?;
     let b = cpuid_buf(257, 257);
     expect_errno("KVM_SET_CPUID2(nent 257)", ioctl(&g.cpu.fd, kvmsys::SET_CPUID2, b.as_ptr() as u64), libc::E2BIG)?;
     let mut b = cpuid_buf(0, 0);
@@ -368,13 +405,17 @@ fn sregs_bad() -> TestResult {
 /// the wrong kind of fd.
 fn wrong_size() -> TestResult {
     let g = Guest::new(Mode::Long)?;
-    let kvm = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map_err(|e| format!("/dev/kvm: {e}"))?;
+    let kvm =
+        std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map_err(|e| format!("/dev/kvm: {e}"))?;
     let mut buf = vec![0u64; 1024];
     let p = buf.as_mut_ptr() as u64;
     let vcpu_bad = [
         ("_IOR(KVMIO, 0x81, 8) (KVM_GET_REGS with a wrong size)", ioc(2, KVMIO, 0x81, 8)),
         ("_IOW(KVMIO, 0x80, 8) (KVM_RUN with a size)", ioc(1, KVMIO, 0x80, 8)),
-        ("_IOW(KVMIO, 0x83, sizeof kvm_sregs) (KVM_GET_SREGS as write)", ioc(1, KVMIO, 0x83, std::mem::size_of::<kvm_sregs>() as u64)),
+        (
+            "_IOW(KVMIO, 0x83, sizeof kvm_sregs) (KVM_GET_SREGS as write)",
+            ioc(1, KVMIO, 0x83, std::mem::size_of::<kvm_sregs>() as u64),
+        ),
         ("KVM_SET_USER_MEMORY_REGION on a vCPU fd", kvmsys::SET_USER_MEMORY_REGION),
         ("KVM_CREATE_VCPU on a vCPU fd", kvmsys::CREATE_VCPU),
     ];

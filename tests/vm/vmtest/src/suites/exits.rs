@@ -112,7 +112,9 @@ fn string_io(m: Mode) -> TestResult {
     let mut given = 0usize;
     while given < 8 {
         match g.cpu.run()? {
-            Exit::Io { out: false, port: PORT_STR, size: 2, count, .. } if count >= 1 && given + count as usize <= 8 => {
+            Exit::Io { out: false, port: PORT_STR, size: 2, count, .. }
+                if count >= 1 && given + count as usize <= 8 =>
+            {
                 g.cpu.respond(&words[2 * given..2 * (given + count as usize)])?;
                 given += count as usize;
             }
@@ -138,12 +140,8 @@ fn cpuid(m: Mode) -> TestResult {
     let vm = Vm::new(m)?;
     let mut table = vm.supported_cpuid()?;
     let custom = cpuid_custom_entries();
-    let mut entries: Vec<kvm_cpuid_entry2> = table
-        .as_slice()
-        .iter()
-        .filter(|e| !custom.iter().any(|c| c.function == e.function))
-        .copied()
-        .collect();
+    let mut entries: Vec<kvm_cpuid_entry2> =
+        table.as_slice().iter().filter(|e| !custom.iter().any(|c| c.function == e.function)).copied().collect();
     entries.extend_from_slice(&custom);
     table = CpuId::from_entries(&entries).map_err(|e| format!("CpuId::from_entries: {e:?}"))?;
     let mut cpu = vm.vcpu_with_cpuid(0, &table)?;

@@ -193,8 +193,12 @@ impl Vm {
         let r = kvmsys::region(slot, flags, gpa, size, uaddr);
         // SAFETY: every caller passes memory that outlives the slot (the
         // VM's own `Mem`s, dropped after the VM fd).
-        unsafe { self.fd.set_user_memory_region(r) }
-            .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION(slot {slot}, gpa {gpa:#x}, size {size:#x}, flags {flags:#x}): {}", kerr(e)))
+        unsafe { self.fd.set_user_memory_region(r) }.map_err(|e| {
+            format!(
+                "KVM_SET_USER_MEMORY_REGION(slot {slot}, gpa {gpa:#x}, size {size:#x}, flags {flags:#x}): {}",
+                kerr(e)
+            )
+        })
     }
 
     fn write_layout(&self) -> Result<(), String> {
@@ -220,8 +224,13 @@ impl Vm {
             m.write_u32(PD32_ADDR as usize + 4 * i as usize, pde as u32);
         }
         // Interrupt handlers: real-mode IVT at 0, otherwise IDT_ADDR.
-        let handlers =
-            [(2u64, "nmi_handler"), (6, "ud_handler"), (13, "gp_handler"), (14, "pf_handler"), (VEC_IRQ, "irq_handler")];
+        let handlers = [
+            (2u64, "nmi_handler"),
+            (6, "ud_handler"),
+            (13, "gp_handler"),
+            (14, "pf_handler"),
+            (VEC_IRQ, "irq_handler"),
+        ];
         for (vec, h) in handlers {
             let a = bin.sym(h)?;
             match self.mode {
@@ -293,40 +302,55 @@ pub fn minimal_cpuid() -> Result<CpuId, String> {
 }
 
 fn seg(selector: u16, type_: u8, db: u8, l: u8, g: u8, limit: u32) -> kvm_segment {
-    kvm_segment {
-        base: 0,
-        limit,
-        selector,
-        type_,
-        present: 1,
-        dpl: 0,
-        db,
-        s: 1,
-        l,
-        g,
-        avl: 0,
-        unusable: 0,
-        padding: 0,
-    }
+    kvm_segment { base: 0, limit, selector, type_, present: 1, dpl: 0, db, s: 1, l, g, avl: 0, unusable: 0, padding: 0 }
 }
 
 /// One exit of KVM_RUN, copied out of `struct kvm_run`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Exit {
     /// KVM_EXIT_IO; `data` holds size * count bytes for OUT, nothing for IN.
-    Io { out: bool, port: u16, size: u8, count: u32, data: Vec<u8> },
+    Io {
+        out: bool,
+        port: u16,
+        size: u8,
+        count: u32,
+        data: Vec<u8>,
+    },
     /// KVM_EXIT_MMIO; `data` holds `len` bytes for writes, nothing for reads.
-    Mmio { write: bool, addr: u64, len: u32, data: Vec<u8> },
+    Mmio {
+        write: bool,
+        addr: u64,
+        len: u32,
+        data: Vec<u8>,
+    },
     Hlt,
     Shutdown,
-    Debug { exception: u32, pc: u64, dr6: u64, dr7: u64 },
+    Debug {
+        exception: u32,
+        pc: u64,
+        dr6: u64,
+        dr7: u64,
+    },
     IrqWindowOpen,
     Intr,
-    Hypercall { nr: u64, args: [u64; 6] },
-    FailEntry { reason: u64, cpu: u32 },
-    InternalError { suberror: u32, data: Vec<u64> },
+    Hypercall {
+        nr: u64,
+        args: [u64; 6],
+    },
+    FailEntry {
+        reason: u64,
+        cpu: u32,
+    },
+    InternalError {
+        suberror: u32,
+        data: Vec<u64>,
+    },
     /// KVM_EXIT_IO with a data_offset/size outside the kvm_run mapping.
-    BadIo { data_offset: u64, size: u8, count: u32 },
+    BadIo {
+        data_offset: u64,
+        size: u8,
+        count: u32,
+    },
     Other(u32),
 }
 
@@ -446,7 +470,14 @@ impl Cpu {
                 for d in [&mut s.ds, &mut s.es, &mut s.fs, &mut s.gs, &mut s.ss] {
                     *d = seg(SEL_DATA as u16, 3, 1, 0, 1, 0xffff_ffff);
                 }
-                s.tr = kvm_segment { base: TSS_ADDR, limit: 0x67, selector: SEL_TSS as u16, type_: 0xb, present: 1, ..Default::default() };
+                s.tr = kvm_segment {
+                    base: TSS_ADDR,
+                    limit: 0x67,
+                    selector: SEL_TSS as u16,
+                    type_: 0xb,
+                    present: 1,
+                    ..Default::default()
+                };
                 s.gdt = kvm_dtable { base: GDT_ADDR, limit: 0x2f, ..Default::default() };
                 s.idt = kvm_dtable { base: IDT_ADDR, limit: if long { 0xfff } else { 0x7ff }, ..Default::default() };
                 // PE MP ET NE WP PG

@@ -180,12 +180,10 @@ pub fn run_all(r: &mut Report, tests: Vec<Test>) {
     for t in tests {
         let (tx, rx) = mpsc::channel();
         let f = t.f;
-        let spawned = std::thread::Builder::new()
-            .name("guest-test".into())
-            .spawn(move || {
-                let res = catch_unwind(AssertUnwindSafe(f)).map_err(panic_text);
-                let _ = tx.send(res);
-            });
+        let spawned = std::thread::Builder::new().name("guest-test".into()).spawn(move || {
+            let res = catch_unwind(AssertUnwindSafe(f)).map_err(panic_text);
+            let _ = tx.send(res);
+        });
         if let Err(e) = spawned {
             r.check(&t.name, Err(format!("cannot spawn the test thread: {e}")));
             continue;

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use crate::sys::{ioc, io, KVMIO};
+use crate::sys::{io, ioc, KVMIO};
 use kvm_bindings::*;
 use std::mem::size_of;
 
@@ -60,13 +60,7 @@ pub const CLEAR_DIRTY_LOG: u64 = iowr(0xc0, size_of::<kvm_clear_dirty_log>());
 
 /// A `kvm_userspace_memory_region`.
 pub fn region(slot: u32, flags: u32, gpa: u64, size: u64, uaddr: u64) -> kvm_userspace_memory_region {
-    kvm_userspace_memory_region {
-        slot,
-        flags,
-        guest_phys_addr: gpa,
-        memory_size: size,
-        userspace_addr: uaddr,
-    }
+    kvm_userspace_memory_region { slot, flags, guest_phys_addr: gpa, memory_size: size, userspace_addr: uaddr }
 }
 
 /// KVM_SET_USER_MEMORY_REGION through the raw ioctl: `Err(errno)`.

@@ -253,7 +253,11 @@ fn dirty_log_enable_later() -> TestResult {
     g.vm.add_slot(1, SLOT_GPA, DIRTY_PAGES * PAGE, m.addr(), 0)?;
     guest_write_list(&mut g, &page_addrs(&[1, 2]), 0xe1e1_e1e1)?;
     let mut b = [0u64; 2];
-    crate::sys::expect_errno("KVM_GET_DIRTY_LOG without logging", kvmsys::get_dirty_log(&g.vm.fd, 1, &mut b), libc::ENOENT)?;
+    crate::sys::expect_errno(
+        "KVM_GET_DIRTY_LOG without logging",
+        kvmsys::get_dirty_log(&g.vm.fd, 1, &mut b),
+        libc::ENOENT,
+    )?;
     g.vm.add_slot(1, SLOT_GPA, DIRTY_PAGES * PAGE, m.addr(), KVM_MEM_LOG_DIRTY_PAGES)?;
     guest_write_list(&mut g, &page_addrs(&[2, 9]), 0xe2e2_e2e2)?;
     expect_eq("dirty pages", get_log(&g.vm, 1)?, vec![2, 9])?;

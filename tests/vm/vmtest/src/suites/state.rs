@@ -138,26 +138,31 @@ fn xcrs_round_trip() -> TestResult {
     eq_hex("XCR0", got.xcrs[0].value, want)?;
     // XCR0 without x87 is invalid.
     set.xcrs[0].value = 2;
-    expect_errno("KVM_SET_XCRS(XCR0 = SSE only)", ioctl(&g.cpu.fd, kvmsys::SET_XCRS, &set as *const _ as u64), libc::EINVAL)
+    expect_errno(
+        "KVM_SET_XCRS(XCR0 = SSE only)",
+        ioctl(&g.cpu.fd, kvmsys::SET_XCRS, &set as *const _ as u64),
+        libc::EINVAL,
+    )
 }
 
 const MSRS: [(u32, u64); 12] = [
-    (0x174, 0x10),                   // SYSENTER_CS
-    (0x175, 0x8000_2000),            // SYSENTER_ESP (32 bits for an AMD guest)
-    (0x176, 0x8000_3000),            // SYSENTER_EIP (32 bits for an AMD guest)
+    (0x174, 0x10),                        // SYSENTER_CS
+    (0x175, 0x8000_2000),                 // SYSENTER_ESP (32 bits for an AMD guest)
+    (0x176, 0x8000_3000),                 // SYSENTER_EIP (32 bits for an AMD guest)
     (0xc000_0081, 0x0023_0010_0000_0000), // STAR
     (0xc000_0082, 0xffff_ffff_8100_0000), // LSTAR
     (0xc000_0083, 0xffff_ffff_8100_1000), // CSTAR
-    (0xc000_0084, 0x4_7700),         // SFMASK
+    (0xc000_0084, 0x4_7700),              // SFMASK
     (0xc000_0102, 0xffff_8880_0000_0000), // KERNEL_GS_BASE
-    (0x277, 0x0407_0601_0007_0406),  // PAT
-    (0xc000_0100, 0x7f00_0000_0000), // FS_BASE
-    (0xc000_0101, 0x7f00_0000_1000), // GS_BASE
-    (0x1a0, 0x1),                    // MISC_ENABLE: fast strings
+    (0x277, 0x0407_0601_0007_0406),       // PAT
+    (0xc000_0100, 0x7f00_0000_0000),      // FS_BASE
+    (0xc000_0101, 0x7f00_0000_1000),      // GS_BASE
+    (0x1a0, 0x1),                         // MISC_ENABLE: fast strings
 ];
 
 fn msr_entries(list: &[(u32, u64)]) -> Result<Msrs, String> {
-    let e: Vec<kvm_msr_entry> = list.iter().map(|&(index, data)| kvm_msr_entry { index, data, ..Default::default() }).collect();
+    let e: Vec<kvm_msr_entry> =
+        list.iter().map(|&(index, data)| kvm_msr_entry { index, data, ..Default::default() }).collect();
     Msrs::from_entries(&e).map_err(|e| format!("Msrs: {e:?}"))
 }
 
@@ -236,7 +241,11 @@ fn debugregs_round_trip() -> TestResult {
     eq_hex("dr6", got.dr6, d.dr6)?;
     // Bits 63:32 of DR7 are reserved.
     d.dr7 = 1 << 32 | 0x400;
-    expect_errno("KVM_SET_DEBUGREGS(dr7 bit 32)", ioctl(&g.cpu.fd, kvmsys::SET_DEBUGREGS, &d as *const _ as u64), libc::EINVAL)
+    expect_errno(
+        "KVM_SET_DEBUGREGS(dr7 bit 32)",
+        ioctl(&g.cpu.fd, kvmsys::SET_DEBUGREGS, &d as *const _ as u64),
+        libc::EINVAL,
+    )
 }
 
 /// KVM_GET_CPUID2 returns the entries set (our custom leaves unchanged).
@@ -259,11 +268,7 @@ fn cpuid2_round_trip() -> TestResult {
             (w.flags, w.eax, w.ebx, w.ecx, w.edx),
         )?;
     }
-    expect_errno(
-        "KVM_GET_CPUID2 with nent 1",
-        cpu.fd.get_cpuid2(1).map(|_| 0).map_err(|e| e.errno()),
-        libc::E2BIG,
-    )
+    expect_errno("KVM_GET_CPUID2 with nent 1", cpu.fd.get_cpuid2(1).map(|_| 0).map_err(|e| e.errno()), libc::E2BIG)
 }
 
 fn guest_sees_regs() -> TestResult {
@@ -301,7 +306,8 @@ fn guest_sees_cr_dr() -> TestResult {
     d.dr7 = 0x400 | 0x55; // L0..L3
     k("KVM_SET_DEBUGREGS", g.cpu.fd.set_debug_regs(&d))?;
     let got = g.cpu.collect_out4(PORT_ECHO, 10)?;
-    let want = vec![s.cr0 as u32, s.cr3 as u32, s.cr4 as u32, 0x1111_0000, 0x2222_0000, 0x3333_0000, 0x4444_0000, 0x455];
+    let want =
+        vec![s.cr0 as u32, s.cr3 as u32, s.cr4 as u32, 0x1111_0000, 0x2222_0000, 0x3333_0000, 0x4444_0000, 0x455];
     expect_eq("CR0 CR3 CR4 DR0 DR1 DR2 DR3 DR7 seen by the guest", got, want)
 }
 
@@ -325,7 +331,7 @@ fn guest_sees_fpu_xcr0() -> TestResult {
     x.region[40] = 0x89ab_cdef;
     x.region[41] = 0x0123_4567;
     x.region[128] |= 0x2; // XSTATE_BV.SSE
-    // SAFETY: a kvm_xsave from KVM_GET_XSAVE with the SSE state changed.
+                          // SAFETY: a kvm_xsave from KVM_GET_XSAVE with the SSE state changed.
     k("KVM_SET_XSAVE", unsafe { g.cpu.fd.set_xsave(&x) })?;
     let xcr0 = xcr0_for(&g.vm)?;
     let mut x = k("KVM_GET_XCRS", g.cpu.fd.get_xcrs())?;

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: GPL-2.0
+//! What `/dev/kvm` says about the host: KVM_GET_SUPPORTED_CPUID,
+//! KVM_GET_EMULATED_CPUID, the MSR index lists and the feature MSRs.
+//! The rules are the pure `cpuid_caps` module's; this file gives it the
+//! host and what rkvm does not back yet.
+
+use crate::{
+    cpuid_caps::{self as cc, features::*, CpuidEntry, Feature, HostCpuid, HostMsrs, LinuxFeature, Options},
+    ext::{bindings as rb, uapi},
+    msrs,
+    vm::{read_arg, write_arg},
+};
+use kernel::{
+    prelude::*,
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// The running host.
+pub(crate) struct Host;
+
+impl HostCpuid for Host {
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+        [r.eax, r.ebx, r.ecx, r.edx]
+    }
+
+    fn boot_cpu_has(&self, f: LinuxFeature) -> bool {
+        // SAFETY: reads the boot CPU's capability bitmap.
+        unsafe { rb::rkvm_cpu_has(f.0) }
+    }
+}
+
+impl HostMsrs for Host {
+    fn rdmsr_safe(&self, index: u32) -> Option<u64> {
+        let mut v = 0;
+        // SAFETY: rdmsr with the fault fixed up; `v` is writable.
+        (unsafe { rb::rkvm_rdmsr_safe(index, &mut v) } == 0).then_some(v)
+    }
+}
+
+/// Features rkvm cannot back yet, hidden from KVM_GET_SUPPORTED_CPUID:
+/// RDPID runs natively on SVM and would read the host's TSC_AUX; XSAVES
+/// needs IA32_XSS switching; PKU needs PKRU switching; the speculation
+/// controls need SPEC_CTRL/PRED_CMD handling in the world switch.
+const HIDE: &[Feature] = &[
+    X86_FEATURE_RDPID,
+    X86_FEATURE_XSAVES,
+    X86_FEATURE_PKU,
+    X86_FEATURE_WAITPKG,
+    X86_FEATURE_SPEC_CTRL,
+    X86_FEATURE_SPEC_CTRL_SSBD,
+    X86_FEATURE_INTEL_STIBP,
+    X86_FEATURE_INTEL_PSFD,
+    X86_FEATURE_FLUSH_L1D,
+    X86_FEATURE_ARCH_CAPABILITIES,
+    X86_FEATURE_AMD_IBPB,
+    X86_FEATURE_AMD_IBPB_RET,
+    X86_FEATURE_AMD_IBRS,
+    X86_FEATURE_AMD_IBRS_SAME_MODE,
+    X86_FEATURE_AMD_STIBP,
+    X86_FEATURE_AMD_STIBP_ALWAYS_ON,
+    X86_FEATURE_AMD_SSBD,
+    X86_FEATURE_VIRT_SSBD,
+    X86_FEATURE_AMD_PSFD,
+    X86_FEATURE_SBPB,
+    X86_FEATURE_IBPB_BRTYPE,
+];
+
+/// What this KVM implements, for the tables.
+pub(crate) fn options() -> Options {
+    let mut o = Options::rkvm(msrs::host_xcr0(), 0);
+    o.hide = HIDE;
+    o
+}
+
+const ENTRY_SIZE: usize = core::mem::size_of::<uapi::kvm_cpuid_entry2>();
+const HEADER_SIZE: usize = core::mem::size_of::<uapi::kvm_cpuid2>();
+
+/// KVM_GET_SUPPORTED_CPUID (`emulated` false) and KVM_GET_EMULATED_CPUID:
+/// `E2BIG` (with `nent` left alone) if userspace's array is too small.
+pub(crate) fn get_cpuid(arg: usize, emulated: bool) -> Result<isize> {
+    let mut hdr: uapi::kvm_cpuid2 = read_arg(arg)?;
+    if hdr.nent < 1 {
+        return Err(E2BIG);
+    }
+    let n = (hdr.nent as usize).min(cc::MAX_CPUID_ENTRIES);
+    let mut out = KVec::from_elem(CpuidEntry::default(), n, GFP_KERNEL)?;
+    let opts = options();
+    let count = if emulated {
+        cc::emulated_for(&Host, &opts, &mut out)
+    } else {
+        cc::supported(&Host, &opts, &mut out)
+    }
+    .map_err(|_| E2BIG)?;
+    let mut w = UserSlice::new(UserPtr::from_addr(arg + HEADER_SIZE), count * ENTRY_SIZE).writer();
+    for e in out.iter().take(count) {
+        w.write(&uapi::kvm_cpuid_entry2 {
+            function: e.function,
+            index: e.index,
+            flags: e.flags,
+            eax: e.eax,
+            ebx: e.ebx,
+            ecx: e.ecx,
+            edx: e.edx,
+            padding: [0; 3],
+        })?;
+    }
+    hdr.nent = count as u32;
+    write_arg(arg, &hdr)?;
+    Ok(0)
+}
+
+/// KVM_GET_MSR_INDEX_LIST.
+pub(crate) fn msr_index_list(arg: usize) -> Result<isize> {
+    let opts = options();
+    let caps = cc::KvmCaps::new(&Host, &opts);
+    let list = cc::msr_index_list(&Host, &caps, &opts);
+    msrs::write_msr_list(arg, list.as_slice())
+}
+
+/// KVM_GET_MSR_FEATURE_INDEX_LIST.
+pub(crate) fn feature_msr_index_list(arg: usize) -> Result<isize> {
+    let list = cc::feature_msr_index_list(&Host);
+    msrs::write_msr_list(arg, list.as_slice())
+}
+
+/// KVM_GET_MSRS on /dev/kvm: feature MSR values (0 for other advertised
+/// MSRs, as upstream).
+pub(crate) fn get_feature_msrs(arg: usize) -> Result<isize> {
+    let opts = options();
+    let caps = cc::KvmCaps::new(&Host, &opts);
+    let advertised = cc::msr_index_list(&Host, &caps, &opts);
+    msrs::msr_io(arg, false, |index, data| {
+        *data = cc::dev_get_msr(&Host, &advertised, index).ok_or(EINVAL)?;
+        Ok(())
+    })
+}
