@@ -18,6 +18,7 @@
 #include <asm/fpu/api.h>
 #include <linux/uaccess.h>
 #include <linux/signal.h>
+#include <linux/poll.h>
 #include <linux/timekeeping.h>
 #include <asm/tsc.h>
 #include <asm/msr.h>
@@ -321,3 +322,15 @@ void rkvm_sigset_deactivate(void)
 	sigemptyset(&current->real_blocked);
 }
 EXPORT_SYMBOL_GPL(rkvm_sigset_deactivate);
+
+u64 rkvm_ktime_get_ns(void)
+{
+	return ktime_get_ns();
+}
+EXPORT_SYMBOL_GPL(rkvm_ktime_get_ns);
+
+unsigned int rkvm_vfs_poll(struct file *file, struct poll_table_struct *pt)
+{
+	return vfs_poll(file, pt);
+}
+EXPORT_SYMBOL_GPL(rkvm_vfs_poll);

@@ -48,8 +48,12 @@ u64 rkvm_rdtsc(void);
 unsigned int rkvm_num_online_cpus(void);
 u64 rkvm_ktime_get_boottime_ns(void);
 u64 rkvm_ktime_get_real_ns(void);
+u64 rkvm_ktime_get_ns(void);
 unsigned int rkvm_tsc_khz(void);
 void rkvm_sigset_activate(u64 mask);
 void rkvm_sigset_deactivate(void);
+struct file;
+struct poll_table_struct;
+unsigned int rkvm_vfs_poll(struct file *file, struct poll_table_struct *pt);
 
 #endif

@@ -6,6 +6,7 @@
 
 pub mod bindings;
 pub mod cpuhp;
+pub mod eventfd;
 pub mod file;
 pub mod fpu;
 pub mod misc;

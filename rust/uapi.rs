@@ -61,4 +61,13 @@ pod!(
     kvm_signal_mask,
     kvm_enable_cap,
     kvm_clear_dirty_log,
+    kvm_irqchip,
+    kvm_irq_routing,
+    kvm_msi,
+    kvm_pit_config,
+    kvm_irq_level,
+    kvm_lapic_state,
+    kvm_irqfd,
+    kvm_ioeventfd,
+    kvm_coalesced_mmio_zone,
 );

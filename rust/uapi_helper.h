@@ -3,11 +3,11 @@
  * Input of our bindgen run over the uapi (see Kbuild): our
  * usr/include/linux/kvm.h, which comes first on the include path.
  *
- * bindgen cannot expand the _IO*() macros of ioctl numbers, but it does
- * evaluate enum constants: each number we use is mirrored here, and Kbuild
- * strips the RKVM_IOCTL_ prefix, so Rust sees e.g. `KVM_RUN` with exactly
- * the C header's value (which scripts/uapi-check.sh compares with the
- * kernel's).
+ * bindgen cannot expand the _IO*() macros of ioctl numbers (nor macros
+ * built from enum constants), but it does evaluate enum constants: each
+ * such value we use is mirrored here, and Kbuild strips the RKVM_IOCTL_
+ * prefix, so Rust sees e.g. `KVM_RUN` with exactly the C header's value
+ * (which scripts/uapi-check.sh compares with the kernel's).
  */
 #include <linux/kvm.h>
 
@@ -34,6 +34,20 @@ enum rkvm_ioctl {
 	RKVM_IOCTL(KVM_SET_CLOCK),
 	RKVM_IOCTL(KVM_ENABLE_CAP),
 	RKVM_IOCTL(KVM_CLEAR_DIRTY_LOG),
+	RKVM_IOCTL(KVM_CREATE_IRQCHIP),
+	RKVM_IOCTL(KVM_IRQ_LINE),
+	RKVM_IOCTL(KVM_IRQ_LINE_STATUS),
+	RKVM_IOCTL(KVM_GET_IRQCHIP),
+	RKVM_IOCTL(KVM_SET_IRQCHIP),
+	RKVM_IOCTL(KVM_SET_GSI_ROUTING),
+	RKVM_IOCTL(KVM_SIGNAL_MSI),
+	RKVM_IOCTL(KVM_CREATE_PIT2),
+	RKVM_IOCTL(KVM_GET_PIT2),
+	RKVM_IOCTL(KVM_SET_PIT2),
+	RKVM_IOCTL(KVM_IRQFD),
+	RKVM_IOCTL(KVM_IOEVENTFD),
+	RKVM_IOCTL(KVM_REGISTER_COALESCED_MMIO),
+	RKVM_IOCTL(KVM_UNREGISTER_COALESCED_MMIO),
 	/* vCPU */
 	RKVM_IOCTL(KVM_RUN),
 	RKVM_IOCTL(KVM_GET_REGS),
@@ -63,4 +77,10 @@ enum rkvm_ioctl {
 	RKVM_IOCTL(KVM_GET_XCRS),
 	RKVM_IOCTL(KVM_SET_XCRS),
 	RKVM_IOCTL(KVM_GET_TSC_KHZ),
+	RKVM_IOCTL(KVM_GET_LAPIC),
+	RKVM_IOCTL(KVM_SET_LAPIC),
+	/* flags defined through enum constants */
+	RKVM_IOCTL(KVM_IOEVENTFD_FLAG_DATAMATCH),
+	RKVM_IOCTL(KVM_IOEVENTFD_FLAG_PIO),
+	RKVM_IOCTL(KVM_IOEVENTFD_FLAG_DEASSIGN),
 };

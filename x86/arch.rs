@@ -190,6 +190,14 @@ pub trait VcpuArch: Send {
     fn clear_interrupt_shadow(&mut self);
     /// Intercepts exception `vector` (for guest debugging) or stops.
     fn set_exception_intercept(&mut self, vector: u8, on: bool);
+    /// The guest TSC's offset from the host's.
+    fn tsc_offset(&self) -> u64;
+    /// The virtual TPR (CR8) the guest runs with.
+    fn v_tpr(&self) -> u8;
+    /// Sets the virtual TPR.
+    fn set_v_tpr(&mut self, tpr: u8);
+    /// Makes guest writes to CR8 exit (to be emulated), or not.
+    fn set_cr8_write_intercept(&mut self, on: bool);
     /// Flushes this vCPU's guest TLB on the next entry.
     fn flush_tlb(&mut self);
     /// Back to the reset state (power-on, or INIT when `init`).

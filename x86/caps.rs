@@ -49,7 +49,24 @@ pub(crate) fn check(_vm: Option<&Vm>, cap: usize) -> isize {
         | KVM_CAP_IMMEDIATE_EXIT
         | KVM_CAP_SET_GUEST_DEBUG
         | KVM_CAP_ENABLE_CAP
-        | KVM_CAP_MEMORY_FAULT_INFO => 1,
+        | KVM_CAP_MEMORY_FAULT_INFO
+        // The in-kernel irqchip (PIC, IOAPIC, LAPIC, PIT) and routing.
+        | KVM_CAP_IRQCHIP
+        | KVM_CAP_IRQ_ROUTING
+        | KVM_CAP_SIGNAL_MSI
+        | KVM_CAP_IRQ_INJECT_STATUS
+        | KVM_CAP_PIT
+        | KVM_CAP_PIT2
+        | KVM_CAP_PIT_STATE2
+        | KVM_CAP_TSC_DEADLINE_TIMER
+        | KVM_CAP_IOAPIC_POLARITY_IGNORED
+        | KVM_CAP_IRQFD
+        | KVM_CAP_IRQFD_RESAMPLE
+        | KVM_CAP_IOEVENTFD
+        | KVM_CAP_IOEVENTFD_NO_LENGTH
+        | KVM_CAP_IOEVENTFD_ANY_LENGTH
+        | KVM_CAP_COALESCED_PIO => 1,
+        KVM_CAP_COALESCED_MMIO => KVM_COALESCED_MMIO_PAGE_OFFSET as isize,
         KVM_CAP_NR_VCPUS => num_online_cpus().min(MAX_VCPUS) as isize,
         KVM_CAP_MAX_VCPUS => MAX_VCPUS as isize,
         KVM_CAP_MAX_VCPU_ID => MAX_VCPU_IDS as isize,

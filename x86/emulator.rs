@@ -69,6 +69,8 @@ fn seg_from_emu(s: &Segment) -> uapi::kvm_segment {
 
 /// [`CpuState`] over a vCPU.
 pub(crate) struct Cpu<'a> {
+    pub(crate) vm: &'a Vm,
+    pub(crate) vcpu: &'a Vcpu,
     pub(crate) st: &'a mut VcpuState,
 }
 
@@ -120,7 +122,10 @@ impl CpuState for Cpu<'_> {
             Cr::Cr2 => self.st.arch.cr2(),
             Cr::Cr3 => self.st.arch.cr3(),
             Cr::Cr4 => self.st.arch.cr4(),
-            Cr::Cr8 => self.st.msrs.cr8,
+            Cr::Cr8 => match &self.vcpu.apic {
+                Some(l) => l.lock().cr8(),
+                None => self.st.msrs.cr8,
+            },
         }
     }
     fn set_cr(&mut self, cr: Cr, val: u64) -> Result<(), Rejected> {
@@ -136,7 +141,14 @@ impl CpuState for Cpu<'_> {
                 if val > 15 {
                     return Err(Rejected);
                 }
-                self.st.msrs.cr8 = val;
+                match &self.vcpu.apic {
+                    Some(l) => {
+                        l.lock().set_cr8(val);
+                        self.st.arch.set_v_tpr(val as u8);
+                        self.vcpu.kick.make_request(crate::kick::REQ_EVENT);
+                    }
+                    None => self.st.msrs.cr8 = val,
+                }
                 Ok(())
             }
         }
@@ -156,10 +168,10 @@ impl CpuState for Cpu<'_> {
         Ok(())
     }
     fn read_msr(&mut self, index: u32) -> Result<u64, Rejected> {
-        msrs::get(self.st, index).map_err(|_| Rejected)
+        msrs::get(self.vm, self.vcpu, self.st, index).map_err(|_| Rejected)
     }
     fn write_msr(&mut self, index: u32, val: u64) -> Result<(), Rejected> {
-        msrs::set(self.st, index, val, false).map_err(|_| Rejected)
+        msrs::set(self.vm, self.vcpu, self.st, index, val, false).map_err(|_| Rejected)
     }
     fn cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4] {
         cpuid::lookup(self.st, leaf, subleaf)
@@ -295,20 +307,78 @@ pub(crate) fn complete(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, w: Waiting) -> 
     r
 }
 
+/// Most accesses one instruction may make to in-kernel devices before we
+/// stop looping here (each emulate call makes progress; this only bounds
+/// the time spent without a scheduling point).
+const MAX_INKERNEL_ROUNDS: u32 = 1024;
+
 fn step(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, insn: &[u8]) -> Result<Next> {
-    let run = &vcpu.run;
-    let mut mem = Mem::new(vm);
-    let outcome = emu.emulate(&mut Cpu { st }, &mut mem, insn);
-    if mem.fault {
-        emu.reset();
-        return Err(EFAULT);
+    let mut insn = insn;
+    let mut rounds = 0;
+    loop {
+        let mut mem = Mem::new(vm);
+        let outcome = emu.emulate(&mut Cpu { vm, vcpu, st: &mut *st }, &mut mem, insn);
+        if mem.fault {
+            emu.reset();
+            return Err(EFAULT);
+        }
+        insn = &[];
+        rounds += 1;
+        // In-kernel devices complete the access here, and the emulator
+        // goes on, without an exit to userspace.
+        let handled = match outcome {
+            Outcome::Mmio(m) => {
+                let mut data = m.data;
+                let len = usize::from(m.len).min(8);
+                let done = crate::iodev::mmio(vm, vcpu, st, m.gpa, m.is_write, &mut data[..len]);
+                if done && !m.is_write {
+                    emu.complete_mmio_read(&data[..len]);
+                }
+                done
+            }
+            Outcome::Pio(p) => pio_inkernel(vm, emu, p),
+            _ => false,
+        };
+        if handled && rounds < MAX_INKERNEL_ROUNDS {
+            continue;
+        }
+        if handled {
+            // Out of rounds with the instruction still pending: finish it
+            // on the next entry into this function.
+            return Ok(Next::Guest);
+        }
+        return finish(vm, vcpu, st, emu, outcome);
     }
+}
+
+/// String I/O to an in-kernel port, element by element.
+fn pio_inkernel(vm: &Vm, emu: &mut Emulator, p: crate::emulate::PioRequest) -> bool {
+    let size = usize::from(p.size).min(4);
+    let bytes = size * p.count as usize;
+    let mut buf = [0u8; emulate::PIO_BATCH_BYTES];
+    if bytes > buf.len() || size == 0 {
+        return false;
+    }
+    if !p.is_in {
+        buf[..bytes].copy_from_slice(&emu.pio_out_data()[..bytes.min(emu.pio_out_data().len())]);
+    }
+    for chunk in buf[..bytes].chunks_mut(size) {
+        if !crate::iodev::pio(vm, p.port, !p.is_in, chunk) {
+            return false;
+        }
+    }
+    if p.is_in {
+        emu.complete_pio_in(&buf[..bytes]);
+    }
+    true
+}
+
+fn finish(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, outcome: Outcome) -> Result<Next> {
+    let _ = vm;
+    let run = &vcpu.run;
     match outcome {
         Outcome::Completed | Outcome::Continue => Ok(Next::Guest),
-        Outcome::Halt => {
-            run.set_exit_reason(uapi::KVM_EXIT_HLT);
-            Ok(Next::User)
-        }
+        Outcome::Halt => Ok(crate::run::halt(vcpu, st)),
         Outcome::Mmio(m) => {
             run.set_exit_reason(uapi::KVM_EXIT_MMIO);
             run.set_mmio(m.gpa, m.data, u32::from(m.len), m.is_write);

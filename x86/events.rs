@@ -110,7 +110,7 @@ pub(crate) fn get_events(st: &mut VcpuState, arg: usize) -> Result {
     if st.arch.interrupt_shadow() {
         e.interrupt.shadow = (uapi::KVM_X86_SHADOW_INT_MOV_SS | uapi::KVM_X86_SHADOW_INT_STI) as u8;
     }
-    e.nmi.pending = u8::from(st.nmi_pending);
+    e.nmi.pending = u8::from(st.nmi_pending != 0);
     e.nmi.masked = u8::from(st.arch.nmi_masked());
     e.flags = uapi::KVM_VCPUEVENT_VALID_NMI_PENDING | uapi::KVM_VCPUEVENT_VALID_SHADOW | uapi::KVM_VCPUEVENT_VALID_SMM;
     write_arg(arg, &e)
@@ -160,24 +160,41 @@ pub(crate) fn set_events(st: &mut VcpuState, arg: usize) -> Result {
         }
     }
     if e.flags & uapi::KVM_VCPUEVENT_VALID_NMI_PENDING != 0 {
-        st.nmi_pending = e.nmi.pending != 0;
+        st.nmi_pending = u32::from(e.nmi.pending != 0);
     }
     st.arch.set_nmi_masked(e.nmi.masked != 0);
     Ok(())
 }
 
-/// KVM_GET_MP_STATE (no in-kernel local APIC yet: always runnable).
-pub(crate) fn get_mp_state(arg: usize) -> Result {
-    write_arg(arg, &uapi::kvm_mp_state { mp_state: uapi::KVM_MP_STATE_RUNNABLE })
+/// KVM_GET_MP_STATE.
+pub(crate) fn get_mp_state(st: &VcpuState, arg: usize) -> Result {
+    write_arg(arg, &uapi::kvm_mp_state { mp_state: st.mp_state })
 }
 
 /// KVM_SET_MP_STATE: without an in-kernel local APIC only RUNNABLE is
-/// valid, as upstream.
-pub(crate) fn set_mp_state(arg: usize) -> Result {
+/// valid, as upstream; SIPI_RECEIVED means INIT_RECEIVED plus a pending
+/// SIPI there, which we treat as INIT_RECEIVED.
+pub(crate) fn set_mp_state(vcpu: &crate::vcpu::Vcpu, st: &mut VcpuState, arg: usize) -> Result {
     let s: uapi::kvm_mp_state = read_arg(arg)?;
-    if s.mp_state != uapi::KVM_MP_STATE_RUNNABLE {
-        return Err(EINVAL);
+    match s.mp_state {
+        uapi::KVM_MP_STATE_RUNNABLE => st.mp_state = s.mp_state,
+        uapi::KVM_MP_STATE_UNINITIALIZED
+        | uapi::KVM_MP_STATE_HALTED
+        | uapi::KVM_MP_STATE_AP_RESET_HOLD
+        | uapi::KVM_MP_STATE_INIT_RECEIVED
+        | uapi::KVM_MP_STATE_SIPI_RECEIVED => {
+            if vcpu.apic.is_none() {
+                return Err(EINVAL);
+            }
+            st.mp_state = if s.mp_state == uapi::KVM_MP_STATE_SIPI_RECEIVED {
+                uapi::KVM_MP_STATE_INIT_RECEIVED
+            } else {
+                s.mp_state
+            };
+        }
+        _ => return Err(EINVAL),
     }
+    vcpu.kick.make_request(crate::kick::REQ_EVENT);
     Ok(())
 }
 

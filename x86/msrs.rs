@@ -4,11 +4,12 @@
 //! checks on CR0/CR3/CR4/EFER/XCR0 writes, and KVM_GET/SET_MSRS.
 
 use crate::{
+    apic,
     arch::{MsrAccess, Seg},
     cpuid,
     ext::{bindings as rb, uapi},
-    vcpu::VcpuState,
-    vm::{read_arg, write_arg},
+    vcpu::{Vcpu, VcpuState},
+    vm::{read_arg, write_arg, Vm},
 };
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
@@ -219,7 +220,11 @@ impl GenericMsrs {
 }
 
 /// Reads MSR `index` for the guest (or KVM_GET_MSRS).
-pub(crate) fn get(st: &mut VcpuState, index: u32) -> Result<u64> {
+pub(crate) fn get(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32) -> Result<u64> {
+    let _ = vm;
+    if let Some(r) = apic::read_msr(vcpu, st, index) {
+        return r;
+    }
     match st.arch.get_msr(index) {
         MsrAccess::Done(v) => return Ok(v),
         MsrAccess::Fault => return Err(EINVAL),
@@ -248,7 +253,10 @@ pub(crate) fn get(st: &mut VcpuState, index: u32) -> Result<u64> {
 }
 
 /// Writes MSR `index` for the guest (`host` false) or KVM_SET_MSRS.
-pub(crate) fn set(st: &mut VcpuState, index: u32, value: u64, host: bool) -> Result {
+pub(crate) fn set(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, value: u64, host: bool) -> Result {
+    if let Some(r) = apic::write_msr(vm, vcpu, st, index, value, host) {
+        return r;
+    }
     if index == MSR_EFER {
         return set_efer(st, value, host);
     }
@@ -432,12 +440,12 @@ pub(crate) fn host_xcr0() -> u64 {
 }
 
 /// KVM_GET_MSRS (`write` false) and KVM_SET_MSRS on a vCPU.
-pub(crate) fn ioctl_msrs(st: &mut VcpuState, arg: usize, write: bool) -> Result<isize> {
+pub(crate) fn ioctl_msrs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize, write: bool) -> Result<isize> {
     msr_io(arg, write, |index, data| {
         if write {
-            set(st, index, *data, true)
+            set(vm, vcpu, st, index, *data, true)
         } else {
-            *data = get(st, index)?;
+            *data = get(vm, vcpu, st, index)?;
             Ok(())
         }
     })

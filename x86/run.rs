@@ -16,8 +16,10 @@ use crate::{
     cpuid, emulator,
     ext::{bindings as rb, uapi},
     msrs,
+    interrupts,
+    kick::{IN_GUEST_MODE, OUTSIDE_GUEST_MODE, REQ_TLB_FLUSH},
     run_page::RunPage,
-    vcpu::{Vcpu, VcpuState, IN_GUEST_MODE, OUTSIDE_GUEST_MODE, REQ_TLB_FLUSH},
+    vcpu::{Vcpu, VcpuState},
     vm::Vm,
 };
 use core::sync::atomic::{fence, Ordering};
@@ -60,6 +62,23 @@ pub(crate) fn run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         // SAFETY: applies to the current task; undone below.
         unsafe { rb::rkvm_sigset_activate(mask) };
     }
+    // An AP that waits for INIT/SIPI: block, then let userspace retry
+    // (EAGAIN), as upstream.
+    if st.mp_state == uapi::KVM_MP_STATE_UNINITIALIZED {
+        let r = match interrupts::wait_until_runnable_once(vm, vcpu, st) {
+            Ok(true) => Err(EAGAIN),
+            Ok(false) => {
+                run.set_exit_reason(uapi::KVM_EXIT_INTR);
+                Err(EINTR)
+            }
+            Err(e) => Err(e),
+        };
+        if st.sigmask.is_some() {
+            // SAFETY: undoes the activation above.
+            unsafe { rb::rkvm_sigset_deactivate() };
+        }
+        return r;
+    }
     // The emulator may touch XMM registers: guest FPU state first.
     st.fpu.load();
     let r = match complete_userspace(vm, vcpu, st) {
@@ -92,10 +111,22 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         // SAFETY: a scheduling point with no locks but the vCPU mutex.
         unsafe { rb::rkvm_cond_resched() };
 
-        if vcpu.take_requests() & REQ_TLB_FLUSH != 0 {
+        if st.mp_state != uapi::KVM_MP_STATE_RUNNABLE {
+            if !interrupts::wait_until_runnable(vm, vcpu, st)? {
+                run.set_exit_reason(uapi::KVM_EXIT_INTR);
+                return Err(EINTR);
+            }
+            continue;
+        }
+        let reqs = vcpu.kick.take_requests();
+        if reqs & REQ_TLB_FLUSH != 0 {
             st.arch.flush_tlb();
         }
-        inject_pending_events(run, st);
+        interrupts::service_requests(vm, vcpu, st, reqs)?;
+        if st.mp_state != uapi::KVM_MP_STATE_RUNNABLE {
+            continue;
+        }
+        interrupts::inject_pending_events(vm, vcpu, run, st);
 
         // SAFETY: balanced below; nothing in between sleeps.
         unsafe { rb::rkvm_preempt_disable() };
@@ -106,15 +137,15 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         // SAFETY: balanced below.
         unsafe { rb::rkvm_local_irq_disable() };
 
-        vcpu.cpu.store(cpu, Ordering::SeqCst);
-        vcpu.mode.store(IN_GUEST_MODE, Ordering::SeqCst);
+        vcpu.kick.cpu.store(cpu, Ordering::SeqCst);
+        vcpu.kick.mode.store(IN_GUEST_MODE, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         // SAFETY: plain reads of the current task's flags.
-        let must_exit = vcpu.requests.load(Ordering::SeqCst) != 0
+        let must_exit = vcpu.kick.requests.load(Ordering::SeqCst) != 0
             || unsafe { rb::rkvm_need_resched() }
             || kernel::current!().signal_pending();
         if must_exit {
-            vcpu.mode.store(OUTSIDE_GUEST_MODE, Ordering::SeqCst);
+            vcpu.kick.mode.store(OUTSIDE_GUEST_MODE, Ordering::SeqCst);
             // SAFETY: undo the above, in reverse order.
             unsafe {
                 rb::rkvm_local_irq_enable();
@@ -135,7 +166,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         let exit = st.arch.run(cpu as u32);
         // SAFETY: pairs with the enter above.
         unsafe { rb::rkvm_guest_exit_irqoff() };
-        vcpu.mode.store(OUTSIDE_GUEST_MODE, Ordering::SeqCst);
+        vcpu.kick.mode.store(OUTSIDE_GUEST_MODE, Ordering::SeqCst);
         if swap_xcr0 {
             // SAFETY: restores the host's own value.
             unsafe { rb::rkvm_xsetbv(0, host_xcr0) };
@@ -149,6 +180,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
             rb::rkvm_preempt_enable();
         }
 
+        interrupts::after_exit(vcpu, st);
         match handle_exit(vm, vcpu, st, exit)? {
             Next::Guest => {}
             Next::User => return Ok(()),
@@ -161,36 +193,14 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
     }
 }
 
+const X86_EFLAGS_IF: u64 = 1 << 9;
+
 /// Fields of kvm_run that every return to userspace updates.
 fn report_common(run: &RunPage, st: &mut VcpuState) {
     let if_flag = st.arch.rflags() & X86_EFLAGS_IF != 0;
     let ready = st.irq_pending.is_none() && st.arch.interrupt_allowed();
     run.set_common(if_flag, ready, st.msrs.cr8, st.msrs.apic_base);
 }
-
-/// Injects what KVM_INTERRUPT / KVM_NMI queued when the guest can take
-/// it, else asks for an exit as soon as it can; also opens the interrupt
-/// window userspace requested.
-fn inject_pending_events(run: &RunPage, st: &mut VcpuState) {
-    if st.nmi_pending && st.arch.nmi_allowed() {
-        st.arch.inject_nmi();
-        st.nmi_pending = false;
-    }
-    let mut want_window = run.request_interrupt_window();
-    if let Some(v) = st.irq_pending {
-        if st.arch.interrupt_allowed() {
-            st.arch.inject_interrupt(v);
-            st.irq_pending = None;
-        } else {
-            want_window = true;
-        }
-    }
-    if want_window && !st.arch.interrupt_allowed() {
-        st.arch.request_interrupt_window(true);
-    }
-}
-
-const X86_EFLAGS_IF: u64 = 1 << 9;
 
 /// Finishes what the last exit to userspace left open.
 fn complete_userspace(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
@@ -240,8 +250,7 @@ fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result
         VmExit::Io(io) => handle_io(vm, vcpu, st, io),
         VmExit::Hlt => {
             skip(st, 1);
-            run.set_exit_reason(uapi::KVM_EXIT_HLT);
-            Ok(Next::User)
+            Ok(halt(vcpu, st))
         }
         VmExit::Cpuid => {
             cpuid::emulate(st);
@@ -253,12 +262,12 @@ fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result
             let index = g.0[gpr::RCX] as u32;
             let value = (g.0[gpr::RDX] << 32) | (g.0[gpr::RAX] & 0xffff_ffff);
             if write {
-                if msrs::set(st, index, value, false).is_err() {
+                if msrs::set(vm, vcpu, st, index, value, false).is_err() {
                     st.arch.inject_exception(vector::GP, Some(0));
                     return Ok(Next::Guest);
                 }
             } else {
-                match msrs::get(st, index) {
+                match msrs::get(vm, vcpu, st, index) {
                     Ok(v) => {
                         let g = st.arch.gprs_mut();
                         g.0[gpr::RAX] = v & 0xffff_ffff;
@@ -323,14 +332,14 @@ fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result
         }
         VmExit::FailEntry { reason } => {
             run.set_exit_reason(uapi::KVM_EXIT_FAIL_ENTRY);
-            run.set_fail_entry(reason, vcpu.cpu.load(Ordering::Relaxed) as u32);
+            run.set_fail_entry(reason, vcpu.kick.cpu.load(Ordering::Relaxed) as u32);
             Ok(Next::User)
         }
         VmExit::Unknown { code, info1, info2 } => {
             run.set_exit_reason(uapi::KVM_EXIT_INTERNAL_ERROR);
             run.set_internal(
                 uapi::KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON,
-                &[code, vcpu.cpu.load(Ordering::Relaxed) as u64, info1, info2],
+                &[code, vcpu.kick.cpu.load(Ordering::Relaxed) as u64, info1, info2],
             );
             Ok(Next::User)
         }
@@ -340,6 +349,18 @@ fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result
 fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Next> {
     let run = &vcpu.run;
     if !io.string {
+        // In-kernel devices (PIC, PIT) first.
+        let mut data = st.arch.gprs().0[gpr::RAX].to_le_bytes();
+        let n = usize::from(io.size).min(4);
+        if crate::iodev::pio(vm, io.port, !io.input, &mut data[..n]) {
+            if io.input {
+                let v = u64::from_le_bytes(data);
+                let rax = &mut st.arch.gprs_mut().0[gpr::RAX];
+                *rax = merge_reg(*rax, v, io.size);
+            }
+            st.arch.skip_to(io.next_rip);
+            return Ok(Next::Guest);
+        }
         run.set_exit_reason(uapi::KVM_EXIT_IO);
         run.set_io(io.input, io.size, io.port, 1);
         if io.input {
@@ -389,4 +410,16 @@ fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     st.arch.gprs_mut().0[gpr::RAX] = ret & mask;
     skip(st, 3);
     Ok(Next::Guest)
+}
+
+/// HLT: with an in-kernel LAPIC the vCPU sleeps in the kernel until an
+/// interrupt; without, userspace's irqchip handles it (KVM_EXIT_HLT).
+pub(crate) fn halt(vcpu: &Vcpu, st: &mut VcpuState) -> Next {
+    if vcpu.apic.is_some() {
+        st.mp_state = uapi::KVM_MP_STATE_HALTED;
+        Next::Guest
+    } else {
+        vcpu.run.set_exit_reason(uapi::KVM_EXIT_HLT);
+        Next::User
+    }
 }

@@ -7,8 +7,11 @@
 
 use crate::{
     arch::VcpuArch,
+    apic::{self, VcpuLapic},
     cpuid::GuestCpuid,
     events,
+    kick::{VcpuKick, REQ_TIMER},
+    timer::DeviceTimer,
     ext::{
         file::{self, FileOps},
         fpu::GuestFpu,
@@ -20,9 +23,7 @@ use crate::{
     run_page::RunPage,
     vm::{read_arg, write_arg, Vm},
 };
-use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use kernel::{
-    bindings, ffi,
     fs::File,
     mm::virt::VmaNew,
     new_mutex,
@@ -31,26 +32,16 @@ use kernel::{
     sync::{Arc, ArcBorrow, Mutex},
 };
 
-/// Request: flush the guest TLB before the next entry.
-pub(crate) const REQ_TLB_FLUSH: u64 = 1 << 0;
-
-/// `Vcpu::mode`: not running guest code.
-pub(crate) const OUTSIDE_GUEST_MODE: u32 = 0;
-/// `Vcpu::mode`: between the final request check and the exit.
-pub(crate) const IN_GUEST_MODE: u32 = 1;
-/// `Vcpu::mode`: kicked; will leave guest mode soon.
-pub(crate) const EXITING_GUEST_MODE: u32 = 2;
-
 /// A vCPU.
 #[pin_data]
 pub(crate) struct Vcpu {
     pub(crate) id: u32,
-    /// One of the `*_GUEST_MODE` values.
-    pub(crate) mode: AtomicU32,
-    /// The CPU it last entered the guest on.
-    pub(crate) cpu: AtomicI32,
-    /// `REQ_*` bits for the run loop.
-    pub(crate) requests: AtomicU64,
+    /// Position in the VM's vCPU list (interrupt delivery indexes by it).
+    pub(crate) index: usize,
+    /// Requests, kicks and the halt wait queue.
+    pub(crate) kick: Arc<VcpuKick>,
+    /// The in-kernel local APIC (with KVM_CREATE_IRQCHIP).
+    pub(crate) apic: Option<VcpuLapic>,
     /// The pages userspace maps.
     pub(crate) run: RunPage,
     /// Everything only the thread holding the vCPU touches.
@@ -76,19 +67,34 @@ pub(crate) struct VcpuState {
     pub(crate) emulator: crate::emulate::Emulator,
     /// KVM_INTERRUPT's vector, until injected.
     pub(crate) irq_pending: Option<u8>,
-    /// KVM_NMI, until injected.
-    pub(crate) nmi_pending: bool,
+    /// KVM_NMI and LAPIC NMIs, until injected.
+    pub(crate) nmi_pending: u32,
     /// KVM_SET_GUEST_DEBUG state.
     pub(crate) debug: crate::events::GuestDebug,
     /// KVM_SET_SIGNAL_MASK: the mask while in KVM_RUN.
     pub(crate) sigmask: Option<u64>,
+    /// `KVM_MP_STATE_*`.
+    pub(crate) mp_state: u32,
+    /// The LAPIC timer (with an in-kernel LAPIC).
+    pub(crate) apic_timer: Option<DeviceTimer>,
 }
 
 impl Vcpu {
-    /// A new vCPU `id` of `vm`, in its reset state.
-    pub(crate) fn new(vm: &Vm, id: u32) -> Result<Arc<Self>> {
+    /// A new vCPU `id` of `vm` at list position `index`, in its reset
+    /// state. With an in-kernel irqchip it gets a LAPIC and, unless it is
+    /// the BSP, waits for INIT/SIPI (upstream's UNINITIALIZED).
+    pub(crate) fn new(vm: &Vm, id: u32, index: usize) -> Result<Arc<Self>> {
         let tdp_root = vm.mmu.lock().tdp.root_pa();
         let arch = vm.vendor.ops.create_vcpu(id, tdp_root)?;
+        let kick = Arc::pin_init(VcpuKick::new(), GFP_KERNEL_ACCOUNT)?;
+        let irqchip = vm.has_irqchip();
+        let apic = if irqchip { Some(apic::new_lapic(id)?) } else { None };
+        let apic_timer = if irqchip { Some(DeviceTimer::new(kick.clone(), REQ_TIMER)?) } else { None };
+        let mp_state = if irqchip && id != 0 {
+            uapi::KVM_MP_STATE_UNINITIALIZED
+        } else {
+            uapi::KVM_MP_STATE_RUNNABLE
+        };
         let state = VcpuState {
             arch,
             cpuid: GuestCpuid::new(),
@@ -98,16 +104,18 @@ impl Vcpu {
             xcr0: msrs::XFEATURE_MASK_FP,
             emulator: crate::emulate::Emulator::new(),
             irq_pending: None,
-            nmi_pending: false,
+            nmi_pending: 0,
             debug: Default::default(),
             sigmask: None,
+            mp_state,
+            apic_timer,
         };
         Arc::pin_init(
             try_pin_init!(Vcpu {
                 id,
-                mode: AtomicU32::new(OUTSIDE_GUEST_MODE),
-                cpu: AtomicI32::new(-1),
-                requests: AtomicU64::new(0),
+                index,
+                kick,
+                apic,
                 run: RunPage::new()?,
                 state <- new_mutex!(state),
             }),
@@ -115,47 +123,7 @@ impl Vcpu {
         )
     }
 
-    /// Posts `req` for the run loop.
-    pub(crate) fn make_request(&self, req: u64) {
-        self.requests.fetch_or(req, Ordering::SeqCst);
-    }
-
-    /// Takes all posted requests.
-    pub(crate) fn take_requests(&self) -> u64 {
-        if self.requests.load(Ordering::Relaxed) == 0 {
-            return 0;
-        }
-        self.requests.swap(0, Ordering::SeqCst)
-    }
-
-    /// Makes the vCPU leave guest mode soon, so it sees posted requests;
-    /// with `wait`, returns only once it has left.
-    ///
-    /// Pairs with the run loop: it sets `IN_GUEST_MODE`, then checks
-    /// requests, with interrupts off; the IPI we send is taken as a VM exit.
-    pub(crate) fn kick(&self, wait: bool) {
-        let mode = self.mode.load(Ordering::SeqCst);
-        let send = if wait {
-            mode != OUTSIDE_GUEST_MODE
-        } else {
-            self.mode
-                .compare_exchange(IN_GUEST_MODE, EXITING_GUEST_MODE, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-        };
-        if !send {
-            return;
-        }
-        let cpu = self.cpu.load(Ordering::SeqCst);
-        if cpu < 0 {
-            return;
-        }
-        // SAFETY: an empty function call to a (possibly offline, then
-        // ignored) CPU; the callback and its argument are static.
-        unsafe { bindings::smp_call_function_single(cpu, Some(ack_kick), core::ptr::null_mut(), wait) };
-    }
 }
-
-unsafe extern "C" fn ack_kick(_info: *mut ffi::c_void) {}
 
 /// What a vCPU fd owns.
 pub(crate) struct VcpuFile {
@@ -208,9 +176,13 @@ impl FileOps for VcpuFile {
                 st.msrs.set_apic_base(s.apic_base, true)?;
                 Ok(0)
             }
-            KVM_GET_MSRS => msrs::ioctl_msrs(st, arg, false),
-            KVM_SET_MSRS => msrs::ioctl_msrs(st, arg, true),
-            KVM_SET_CPUID2 => st.cpuid.set_from_user(arg).map(|()| 0),
+            KVM_GET_MSRS => msrs::ioctl_msrs(&f.vm, vcpu, st, arg, false),
+            KVM_SET_MSRS => msrs::ioctl_msrs(&f.vm, vcpu, st, arg, true),
+            KVM_SET_CPUID2 => {
+                st.cpuid.set_from_user(arg)?;
+                apic::update_config(vcpu, st);
+                Ok(0)
+            }
             KVM_GET_CPUID2 => st.cpuid.get_to_user(arg).map(|()| 0),
             KVM_GET_FPU => regs::get_fpu(st, arg).map(|()| 0),
             KVM_SET_FPU => regs::set_fpu(st, arg).map(|()| 0),
@@ -223,6 +195,10 @@ impl FileOps for VcpuFile {
             KVM_SET_DEBUGREGS => regs::set_debugregs(st, arg).map(|()| 0),
             KVM_INTERRUPT => {
                 let irq: uapi::kvm_interrupt = read_arg(arg)?;
+                // With the in-kernel PIC, interrupts come from it.
+                if f.vm.has_irqchip() {
+                    return Err(ENXIO);
+                }
                 if irq.irq >= 256 {
                     return Err(EINVAL);
                 }
@@ -230,11 +206,13 @@ impl FileOps for VcpuFile {
                 Ok(0)
             }
             KVM_NMI => {
-                st.nmi_pending = true;
+                st.nmi_pending = st.nmi_pending.saturating_add(1);
                 Ok(0)
             }
-            KVM_GET_MP_STATE => events::get_mp_state(arg).map(|()| 0),
-            KVM_SET_MP_STATE => events::set_mp_state(arg).map(|()| 0),
+            KVM_GET_MP_STATE => events::get_mp_state(st, arg).map(|()| 0),
+            KVM_SET_MP_STATE => events::set_mp_state(vcpu, st, arg).map(|()| 0),
+            KVM_GET_LAPIC => apic::get_lapic(&f.vm, vcpu, st, arg).map(|()| 0),
+            KVM_SET_LAPIC => apic::set_lapic(&f.vm, vcpu, st, arg).map(|()| 0),
             KVM_GET_VCPU_EVENTS => events::get_events(st, arg).map(|()| 0),
             KVM_SET_VCPU_EVENTS => events::set_events(st, arg).map(|()| 0),
             KVM_SET_GUEST_DEBUG => events::set_guest_debug(st, arg).map(|()| 0),
@@ -256,7 +234,7 @@ impl FileOps for VcpuFile {
         let pages = len.div_ceil(4096);
         let map = vma.set_mixedmap();
         for i in 0..pages {
-            let page = f.vcpu.run.page(pgoff + i).or_else(|| f.vm.coalesced_page(pgoff + i)).ok_or(EINVAL)?;
+            let page = f.vcpu.run.page(pgoff + i).or_else(|| f.vm.coalesced_mmap_page(pgoff + i)).ok_or(EINVAL)?;
             map.vm_insert_page(vma.start() + i * 4096, page)?;
         }
         Ok(())

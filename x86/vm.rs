@@ -17,16 +17,19 @@ use crate::{
     memslots::{self, Change, Request, SlotError},
     mmu::{notifier, tdp, Mmu},
     vcpu::{self, Vcpu},
+    vm_irq::Chips,
+    eventfds::{Ioeventfd, Irqfd},
+    coalesced_mmio::Zone,
 };
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use kernel::{
     bindings,
     fs::File,
     mm::Mm,
-    new_mutex, new_spinlock,
+    new_mutex, new_spinlock, new_spinlock_irq,
     page::Page,
     prelude::*,
-    sync::{aref::ARef, Arc, ArcBorrow, Mutex, SpinLock},
+    sync::{aref::ARef, Arc, ArcBorrow, Mutex, SpinLock, SpinLockIrq},
     task::Task,
     types::Opaque,
     uaccess::{UserPtr, UserSlice},
@@ -60,7 +63,11 @@ pub(crate) struct Vm {
     lock: Mutex<()>,
     /// The vCPUs, in creation order; capacity reserved for `MAX_VCPUS`.
     #[pin]
-    vcpus: SpinLock<KVec<Arc<Vcpu>>>,
+    pub(crate) vcpus: SpinLockIrq<KVec<Arc<Vcpu>>>,
+    /// The in-kernel PIC, IOAPIC and PIT (KVM_CREATE_IRQCHIP). IRQ-safe:
+    /// irqfds inject from an eventfd's wakeup, in any context.
+    #[pin]
+    pub(crate) chips: SpinLockIrq<Option<KBox<Chips>>>,
     /// Highest guest frame a slot may map.
     max_gfn: u64,
     /// The coalesced-MMIO ring, page 2 of every vCPU mmap.
@@ -71,6 +78,18 @@ pub(crate) struct Vm {
     manual_dirty_log: AtomicU64,
     /// KVM_CAP_EXIT_HYPERCALL: hypercalls that exit to userspace.
     hypercall_exit: AtomicU64,
+    /// KVM_IRQFD assignments.
+    #[pin]
+    pub(crate) irqfds: Mutex<KVec<Irqfd>>,
+    /// KVM_IOEVENTFD assignments.
+    #[pin]
+    pub(crate) ioeventfds: Mutex<KVec<Ioeventfd>>,
+    /// KVM_REGISTER_COALESCED_MMIO zones.
+    #[pin]
+    pub(crate) coalesced_zones: Mutex<KVec<Zone>>,
+    /// Serialises writers of the coalesced ring.
+    #[pin]
+    pub(crate) coalesced_lock: SpinLock<()>,
 }
 
 // SAFETY: the embedded `mmu_notifier` is only touched by the MMU notifier
@@ -107,11 +126,13 @@ impl Vm {
 
     /// Makes every vCPU flush its guest TLB before it next enters the
     /// guest, and waits until none still runs with stale translations.
+    /// (The waiting cross calls need interrupts on: not under the lock.)
     pub(crate) fn flush_remote_tlbs(&self) {
-        let v = self.vcpus.lock();
-        for c in v.iter() {
-            c.make_request(vcpu::REQ_TLB_FLUSH);
-            c.kick(true);
+        let mut i = 0;
+        while let Some(c) = self.vcpus.lock().get(i).cloned() {
+            c.kick.make_request(crate::kick::REQ_TLB_FLUSH);
+            c.kick.kick(true);
+            i += 1;
         }
     }
 
@@ -338,7 +359,7 @@ impl Vm {
             return Err(EINVAL);
         }
         let _serial = self.lock.lock();
-        {
+        let index = {
             let v = self.vcpus.lock();
             if v.iter().any(|c| c.id == id as u32) {
                 return Err(EEXIST);
@@ -346,8 +367,9 @@ impl Vm {
             if v.len() >= MAX_VCPUS {
                 return Err(EINVAL);
             }
-        }
-        let vcpu = Vcpu::new(&self, id as u32)?;
+            v.len()
+        };
+        let vcpu = Vcpu::new(&self, id as u32, index)?;
         self.vcpus.lock().push_within_capacity(vcpu.clone()).map_err(|_| ENOMEM)?;
         let vm: Arc<Vm> = self.into();
         match vcpu::open_fd(vm, vcpu.clone()) {
@@ -364,8 +386,13 @@ impl Vm {
 
     /// The page behind vCPU mmap page `pgoff`, if it is the coalesced
     /// MMIO ring (`KVM_COALESCED_MMIO_PAGE_OFFSET`).
-    pub(crate) fn coalesced_page(&self, pgoff: usize) -> Option<&Page> {
+    pub(crate) fn coalesced_mmap_page(&self, pgoff: usize) -> Option<&Page> {
         (pgoff == uapi::KVM_COALESCED_MMIO_PAGE_OFFSET as usize).then_some(&self.coalesced)
+    }
+
+    /// The coalesced-MMIO ring page.
+    pub(crate) fn coalesced_page(&self) -> &Page {
+        &self.coalesced
     }
 
     /// Whether hypercall `nr` exits to userspace (KVM_CAP_EXIT_HYPERCALL).
@@ -498,6 +525,8 @@ impl Vm {
 #[pinned_drop]
 impl PinnedDrop for Vm {
     fn drop(self: Pin<&mut Self>) {
+        // irqfds point at this VM: none may fire once it starts going.
+        self.release_irqfds();
         if self.notifier_registered.load(Ordering::SeqCst) {
             // SAFETY: registered on `mm` in `create`; after this returns no
             // callback runs, so the rest of `self` may be dropped.
@@ -587,12 +616,17 @@ pub(crate) fn create(machine_type: usize) -> Result<isize> {
             mmu_seq: AtomicU64::new(0),
             mmu_invalidating: AtomicU32::new(0),
             lock <- new_mutex!(()),
-            vcpus <- new_spinlock!(KVec::with_capacity(MAX_VCPUS, GFP_KERNEL_ACCOUNT)?),
+            vcpus <- new_spinlock_irq!(KVec::with_capacity(MAX_VCPUS, GFP_KERNEL_ACCOUNT)?),
+            chips <- new_spinlock_irq!(None),
             max_gfn,
             coalesced: Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?,
             kvmclock_offset: AtomicI64::new(0i64.wrapping_sub(boottime_ns() as i64)),
             manual_dirty_log: AtomicU64::new(0),
             hypercall_exit: AtomicU64::new(0),
+            irqfds <- new_mutex!(KVec::new()),
+            ioeventfds <- new_mutex!(KVec::new()),
+            coalesced_zones <- new_mutex!(KVec::new()),
+            coalesced_lock <- new_spinlock!(()),
         }),
         GFP_KERNEL_ACCOUNT,
     )?;
@@ -658,6 +692,30 @@ impl FileOps for VmFile {
                 let log: uapi::kvm_dirty_log = read_arg(arg)?;
                 vm.get_dirty_log(&log).map(|()| 0)
             }
+            KVM_CREATE_IRQCHIP => vm.create_irqchip().map(|()| 0),
+            KVM_IRQ_LINE | KVM_IRQ_LINE_STATUS => {
+                let mut l: uapi::kvm_irq_level = read_arg(arg)?;
+                // SAFETY: `irq` and `status` share the first word; the
+                // input is the GSI.
+                let gsi = unsafe { l.__bindgen_anon_1.irq };
+                let status = vm.set_gsi(gsi, l.level != 0, crate::vm_irq::USERSPACE_SOURCE, cmd == KVM_IRQ_LINE_STATUS)?;
+                if cmd == KVM_IRQ_LINE_STATUS {
+                    l.__bindgen_anon_1.status = status;
+                    write_arg(arg, &l)?;
+                }
+                Ok(0)
+            }
+            KVM_GET_IRQCHIP => vm.get_irqchip(arg).map(|()| 0),
+            KVM_SET_IRQCHIP => vm.set_irqchip(arg).map(|()| 0),
+            KVM_SET_GSI_ROUTING => vm.set_gsi_routing(arg).map(|()| 0),
+            KVM_SIGNAL_MSI => vm.signal_msi(arg),
+            KVM_CREATE_PIT2 => vm.create_pit(arg).map(|()| 0),
+            KVM_GET_PIT2 => vm.get_pit2(arg).map(|()| 0),
+            KVM_SET_PIT2 => vm.set_pit2(arg).map(|()| 0),
+            KVM_IRQFD => vm.irqfd(arg).map(|()| 0),
+            KVM_IOEVENTFD => vm.ioeventfd(arg).map(|()| 0),
+            KVM_REGISTER_COALESCED_MMIO => vm.coalesced_zone(arg, true).map(|()| 0),
+            KVM_UNREGISTER_COALESCED_MMIO => vm.coalesced_zone(arg, false).map(|()| 0),
             KVM_GET_CLOCK => vm.get_clock(arg).map(|()| 0),
             KVM_SET_CLOCK => vm.set_clock(arg).map(|()| 0),
             KVM_ENABLE_CAP => vm.enable_cap(arg).map(|()| 0),

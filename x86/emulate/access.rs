@@ -168,7 +168,8 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             fetch: false,
             user: self.cpl == 3 && !implicit,
             implicit,
-            ac: self.cpu.rflags() & rflags::AC != 0,
+            // At CPL 3, implicit supervisor accesses ignore RFLAGS.AC.
+            ac: self.cpu.rflags() & rflags::AC != 0 && !(implicit && self.cpl == 3),
         };
         let t =
             paging::translate(self.mem, &self.paging, la, acc).map_err(|e| walk_error(e, la))?;

@@ -88,8 +88,8 @@ pub struct Access {
     pub user: bool,
     /// Implicit supervisor access (descriptor tables, TSS) from any CPL.
     pub implicit: bool,
-    /// RFLAGS.AC at the time of the access (relaxes SMAP for explicit
-    /// supervisor data accesses).
+    /// SMAP is overridden: RFLAGS.AC is set and the access is not an
+    /// implicit supervisor access made at CPL 3.
     pub ac: bool,
 }
 
@@ -345,7 +345,7 @@ fn walk_once<M: GuestMemory>(
         if !acc.user && user && cfg.smep {
             return Err(fault(true, false));
         }
-    } else if !acc.user && user && cfg.smap && (acc.implicit || !acc.ac) {
+    } else if !acc.user && user && cfg.smap && !acc.ac {
         return Err(fault(true, false));
     }
 

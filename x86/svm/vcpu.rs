@@ -295,7 +295,7 @@ impl SvmVcpu {
                     info: 0,
                 }
             }
-            exit::DR_READ_0..=exit::DR_WRITE_15 => VmExit::Emulate,
+            exit::DR_READ_0..=exit::DR_WRITE_15 | exit::WRITE_CR8 => VmExit::Emulate,
             exit::VMRUN
             | exit::VMLOAD
             | exit::VMSAVE
@@ -778,6 +778,23 @@ impl VcpuArch for SvmVcpu {
         } else if u32::from(vector) != AC_VECTOR {
             *w &= !bit;
         }
+    }
+
+    fn tsc_offset(&self) -> u64 {
+        self.vmcb().control.tsc_offset
+    }
+
+    fn v_tpr(&self) -> u8 {
+        (self.vmcb().control.int_ctl & int_ctl::V_TPR_MASK) as u8
+    }
+
+    fn set_v_tpr(&mut self, tpr: u8) {
+        let c = &mut self.vmcb_mut().control;
+        c.int_ctl = (c.int_ctl & !int_ctl::V_TPR_MASK) | (u32::from(tpr) & int_ctl::V_TPR_MASK);
+    }
+
+    fn set_cr8_write_intercept(&mut self, on: bool) {
+        self.set_intercept(intercept::CR8_WRITE, on);
     }
 
     fn flush_tlb(&mut self) {

@@ -148,6 +148,7 @@ pub(crate) mod intercept {
     pub(crate) const EXCEPTION_WORD: usize = 2;
     /// All DR reads (bits 0-15) and writes (16-31).
     pub(crate) const DR_WORD: usize = 1;
+    pub(crate) const CR8_WRITE: Bit = (0, 16 + 8);
     pub(crate) const INTR: Bit = (3, 0);
     pub(crate) const NMI: Bit = (3, 1);
     pub(crate) const SMI: Bit = (3, 2);
@@ -181,6 +182,7 @@ pub(crate) mod intercept {
 
 /// #VMEXIT codes (`Control::exit_code`).
 pub(crate) mod exit {
+    pub(crate) const WRITE_CR8: u64 = 0x018;
     pub(crate) const DR_READ_0: u64 = 0x020;
     pub(crate) const DR_WRITE_15: u64 = 0x03f;
     pub(crate) const EXCP_BASE: u64 = 0x040;
@@ -219,6 +221,7 @@ pub(crate) mod exit {
 
 /// `Control::int_ctl` bits.
 pub(crate) mod int_ctl {
+    pub(crate) const V_TPR_MASK: u32 = 0x0f;
     pub(crate) const V_IRQ: u32 = 1 << 8;
     pub(crate) const V_INTR_PRIO_SHIFT: u32 = 16;
     pub(crate) const V_IGN_TPR: u32 = 1 << 20;

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A vCPU's in-kernel local APIC: the pure model (`irqchip::Lapic`) behind
+//! a spinlock, its clock and timer, register access from MMIO and MSRs,
+//! and the effects of those accesses (IPIs, EOIs) carried out after the
+//! lock is dropped, as the model's protocol requires.
+
+use crate::{
+    ext::{bindings as rb, uapi},
+    irqchip::{ClockSnapshot, Lapic, LapicConfig, LapicEffects},
+    kick::REQ_EVENT,
+    timer::now_ns,
+    vcpu::{Vcpu, VcpuState},
+    vm::{read_arg, write_arg, Vm},
+};
+use kernel::{new_spinlock_irq, prelude::*, sync::SpinLockIrq};
+
+/// First and last x2APIC MSR.
+pub(crate) const X2APIC_MSR_FIRST: u32 = 0x800;
+/// Last x2APIC MSR.
+pub(crate) const X2APIC_MSR_LAST: u32 = 0x8ff;
+/// IA32_TSC_DEADLINE.
+pub(crate) const MSR_IA32_TSC_DEADLINE: u32 = 0x6e0;
+/// The xAPIC register page size.
+const APIC_MMIO_SIZE: u64 = 4096;
+
+/// A vCPU's LAPIC (IRQ-safe: interrupts arrive from any context).
+pub(crate) type VcpuLapic = Pin<KBox<SpinLockIrq<Lapic>>>;
+
+/// A LAPIC for vCPU `id` (the BSP is vCPU 0, as upstream's default).
+pub(crate) fn new_lapic(id: u32) -> Result<VcpuLapic> {
+    KBox::pin_init(new_spinlock_irq!(Lapic::new(LapicConfig::new(id, id == 0))), GFP_KERNEL_ACCOUNT)
+}
+
+/// The model's clock: host monotonic ns and this vCPU's guest TSC.
+pub(crate) fn clock(st: &VcpuState) -> ClockSnapshot {
+    // SAFETY: plain reads of the TSC and its frequency.
+    let (tsc, khz) = unsafe { (rb::rkvm_rdtsc(), rb::rkvm_tsc_khz()) };
+    ClockSnapshot {
+        now_ns: now_ns(),
+        guest_tsc: tsc.wrapping_add(st.arch.tsc_offset()),
+        guest_tsc_khz: khz,
+    }
+}
+
+/// Carries out what a LAPIC access asked for, with no LAPIC lock held.
+pub(crate) fn apply(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, eff: LapicEffects) {
+    if let Some(ipi) = eff.ipi {
+        vm.deliver(Some(vcpu.index), &ipi);
+    }
+    if let Some(e) = eff.eoi {
+        vm.ioapic_eoi(vcpu.index, e.vector, e.trigger, e.suppress_broadcast);
+    }
+    if eff.timer_changed {
+        arm_timer(vcpu, st);
+    }
+}
+
+/// Arms the vCPU's timer for its LAPIC's next deadline.
+pub(crate) fn arm_timer(vcpu: &Vcpu, st: &mut VcpuState) {
+    let Some(lapic) = &vcpu.apic else { return };
+    let deadline = lapic.lock().timer_deadline_ns();
+    if let Some(t) = st.apic_timer.as_mut() {
+        t.set(deadline);
+    }
+}
+
+/// Moves a due timer interrupt into IRR and re-arms for the next one.
+pub(crate) fn service_timer(vcpu: &Vcpu, st: &mut VcpuState) {
+    let Some(lapic) = &vcpu.apic else { return };
+    let clk = clock(st);
+    let deadline = {
+        let mut l = lapic.lock();
+        l.service_timer(&clk);
+        l.timer_deadline_ns()
+    };
+    if let Some(t) = st.apic_timer.as_mut() {
+        t.set(deadline);
+    }
+}
+
+/// An MMIO access to this vCPU's APIC page, if `gpa` is in it; returns
+/// whether it was handled.
+pub(crate) fn mmio(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, gpa: u64, write: bool, data: &mut [u8]) -> bool {
+    let Some(lapic) = &vcpu.apic else { return false };
+    let clk = clock(st);
+    let eff = {
+        let mut l = lapic.lock();
+        if !l.mmio_enabled() {
+            return false;
+        }
+        let base = l.mmio_base();
+        if gpa < base || gpa >= base + APIC_MMIO_SIZE {
+            return false;
+        }
+        if write {
+            l.mmio_write(gpa - base, data, &clk)
+        } else {
+            l.mmio_read(gpa - base, data, &clk);
+            return true;
+        }
+    };
+    apply(vm, vcpu, st, eff);
+    true
+}
+
+/// RDMSR of an APIC MSR (x2APIC range, APIC_BASE, TSC_DEADLINE): `None`
+/// if not an APIC MSR, `Some(Err)` for #GP.
+pub(crate) fn read_msr(vcpu: &Vcpu, st: &VcpuState, index: u32) -> Option<Result<u64>> {
+    let lapic = vcpu.apic.as_ref()?;
+    let clk = clock(st);
+    let l = lapic.lock();
+    Some(match index {
+        crate::msrs::MSR_IA32_APICBASE => Ok(l.apic_base()),
+        MSR_IA32_TSC_DEADLINE => Ok(l.tsc_deadline()),
+        X2APIC_MSR_FIRST..=X2APIC_MSR_LAST => l.x2apic_msr_read(index, &clk).map_err(|_| EINVAL),
+        _ => return None,
+    })
+}
+
+/// WRMSR of an APIC MSR; `None` if not one.
+pub(crate) fn write_msr(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    st: &mut VcpuState,
+    index: u32,
+    value: u64,
+    host: bool,
+) -> Option<Result> {
+    let lapic = vcpu.apic.as_ref()?;
+    let clk = clock(st);
+    let eff = {
+        let mut l = lapic.lock();
+        match index {
+            crate::msrs::MSR_IA32_APICBASE => l.set_apic_base(value, host),
+            MSR_IA32_TSC_DEADLINE => Ok(l.set_tsc_deadline(value, &clk)),
+            X2APIC_MSR_FIRST..=X2APIC_MSR_LAST => l.x2apic_msr_write(index, value, &clk),
+            _ => return None,
+        }
+    };
+    Some(match eff {
+        Ok(eff) => {
+            apply(vm, vcpu, st, eff);
+            Ok(())
+        }
+        Err(_) => Err(EINVAL),
+    })
+}
+
+/// KVM_GET_LAPIC.
+pub(crate) fn get_lapic(vm: &Vm, vcpu: &Vcpu, st: &VcpuState, arg: usize) -> Result {
+    let lapic = vcpu.apic.as_ref().ok_or(ENXIO)?;
+    let clk = clock(st);
+    let s = lapic.lock().get_state(&clk, vm.x2apic_format());
+    write_arg(arg, &s)
+}
+
+/// KVM_SET_LAPIC.
+pub(crate) fn set_lapic(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+    let lapic = vcpu.apic.as_ref().ok_or(ENXIO)?;
+    let s: crate::irqchip::uapi::KvmLapicState = read_arg(arg)?;
+    let clk = clock(st);
+    let eff = lapic.lock().set_state(&s, &clk, vm.x2apic_format()).map_err(|_| EINVAL)?;
+    apply(vm, vcpu, st, eff);
+    arm_timer(vcpu, st);
+    vcpu.kick.make_request(REQ_EVENT);
+    Ok(())
+}
+
+/// After KVM_SET_CPUID2: what the guest's CPUID offers (x2APIC,
+/// TSC-deadline) shapes the LAPIC.
+pub(crate) fn update_config(vcpu: &Vcpu, st: &VcpuState) {
+    let Some(lapic) = &vcpu.apic else { return };
+    let l1 = crate::cpuid::lookup(st, 1, 0);
+    let mut l = lapic.lock();
+    let mut cfg = *l.config();
+    cfg.x2apic_supported = l1[2] & (1 << 21) != 0;
+    cfg.tsc_deadline_supported = l1[2] & (1 << 24) != 0;
+    cfg.max_phys_addr_bits = crate::cpuid::guest_maxphyaddr(st);
+    l.set_config(cfg);
+}
+
+/// Keeps `uapi` in use for the LAPIC state type check below.
+const _: () = assert!(
+    core::mem::size_of::<crate::irqchip::uapi::KvmLapicState>() == core::mem::size_of::<uapi::kvm_lapic_state>()
+);

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Getting interrupts and events into the guest before each entry, and the
+//! vCPU's MP state (halted, waiting for INIT/SIPI), for both a userspace
+//! irqchip (KVM_INTERRUPT) and the in-kernel LAPIC and PIC.
+
+use crate::{
+    apic,
+    arch::Seg,
+    ext::uapi,
+    kick::{REQ_PIT, REQ_TIMER},
+    run_page::RunPage,
+    vcpu::{Vcpu, VcpuState},
+    vm::Vm,
+};
+use kernel::prelude::*;
+
+/// What the run loop's posted requests ask of the interrupt side.
+pub(crate) fn service_requests(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, reqs: u64) -> Result {
+    if vcpu.apic.is_none() {
+        return Ok(());
+    }
+    if reqs & REQ_TIMER != 0 {
+        apic::service_timer(vcpu, st);
+    }
+    if vcpu.index == 0 && reqs & REQ_PIT != 0 {
+        vm.service_pit(vcpu)?;
+    }
+    accept_apic_events(vcpu, st);
+    Ok(())
+}
+
+/// INIT, SIPI and NMIs the LAPIC received.
+fn accept_apic_events(vcpu: &Vcpu, st: &mut VcpuState) {
+    let Some(lapic) = &vcpu.apic else { return };
+    let ev = lapic.lock().take_events();
+    if ev.init {
+        st.arch.reset(true);
+        lapic.lock().reset(true);
+        st.emulator.reset();
+        st.pending = crate::run::Pending::None;
+        st.nmi_pending = 0;
+        st.mp_state = if vcpu.id == 0 {
+            uapi::KVM_MP_STATE_RUNNABLE
+        } else {
+            uapi::KVM_MP_STATE_INIT_RECEIVED
+        };
+        apic::arm_timer(vcpu, st);
+    }
+    if let Some(v) = ev.sipi {
+        if st.mp_state == uapi::KVM_MP_STATE_INIT_RECEIVED {
+            let mut cs = st.arch.segment(Seg::Cs);
+            cs.selector = u16::from(v) << 8;
+            cs.base = u64::from(v) << 12;
+            st.arch.set_segment(Seg::Cs, &cs);
+            st.arch.set_rip(0);
+            st.mp_state = uapi::KVM_MP_STATE_RUNNABLE;
+        }
+    }
+    st.nmi_pending = st.nmi_pending.saturating_add(ev.nmis);
+}
+
+/// Whether an interrupt is waiting in the in-kernel LAPIC or PIC.
+fn apic_interrupt_pending(vm: &Vm, vcpu: &Vcpu) -> bool {
+    let Some(lapic) = &vcpu.apic else { return false };
+    let (pending, pic) = {
+        let l = lapic.lock();
+        (l.highest_injectable_vector().is_some(), l.accepts_pic_interrupts())
+    };
+    pending || (pic && vm.pic_output())
+}
+
+/// Whether a halted vCPU has something to do (upstream's
+/// kvm_vcpu_has_events()).
+fn has_events(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> bool {
+    st.nmi_pending != 0 || (st.arch.interrupt_allowed() && apic_interrupt_pending(vm, vcpu))
+}
+
+/// Blocks a vCPU that cannot run (halted, or waiting for INIT/SIPI) until
+/// it can. `Ok(false)`: a signal arrived (exit to userspace with EINTR).
+pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<bool> {
+    loop {
+        let reqs = vcpu.kick.take_requests();
+        if reqs & crate::kick::REQ_TLB_FLUSH != 0 {
+            st.arch.flush_tlb();
+        }
+        service_requests(vm, vcpu, st, reqs)?;
+        if st.mp_state == uapi::KVM_MP_STATE_HALTED && has_events(vm, vcpu, st) {
+            st.mp_state = uapi::KVM_MP_STATE_RUNNABLE;
+        }
+        if st.mp_state == uapi::KVM_MP_STATE_RUNNABLE {
+            return Ok(true);
+        }
+        if vcpu.kick.block() {
+            return Ok(false);
+        }
+    }
+}
+
+/// UNINITIALIZED at KVM_RUN: block once until something happens (INIT
+/// arriving), take the events, and report whether no signal came.
+pub(crate) fn wait_until_runnable_once(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<bool> {
+    let signal = vcpu.kick.block();
+    let reqs = vcpu.kick.take_requests();
+    service_requests(vm, vcpu, st, reqs)?;
+    Ok(!signal)
+}
+
+/// Injects what is pending when the guest can take it, or asks for an
+/// exit as soon as it can: NMIs, then interrupts from the in-kernel PIC or
+/// LAPIC, or from KVM_INTERRUPT; also opens the interrupt window that
+/// userspace requested.
+pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mut VcpuState) {
+    if st.nmi_pending != 0 && st.arch.nmi_allowed() {
+        st.arch.inject_nmi();
+        st.nmi_pending -= 1;
+    }
+    if let Some(lapic) = &vcpu.apic {
+        st.arch.set_v_tpr(lapic.lock().cr8() as u8);
+        if st.arch.interrupt_allowed() {
+            let from_pic = lapic.lock().accepts_pic_interrupts();
+            let vector = match from_pic.then(|| vm.pic_intack()).flatten() {
+                Some(v) => Some(v),
+                None => {
+                    let mut l = lapic.lock();
+                    let v = l.highest_injectable_vector();
+                    if let Some(v) = v {
+                        l.ack_interrupt(v);
+                    }
+                    v
+                }
+            };
+            if let Some(v) = vector {
+                st.arch.inject_interrupt(v);
+            }
+        } else if apic_interrupt_pending(vm, vcpu) {
+            st.arch.request_interrupt_window(true);
+        }
+        // While the highest request is masked by TPR, a CR8 write that
+        // lowers it must exit, to be re-evaluated.
+        let masked = {
+            let l = lapic.lock();
+            l.highest_irr().is_some() && l.highest_injectable_vector().is_none()
+        };
+        st.arch.set_cr8_write_intercept(masked);
+        return;
+    }
+    let mut want_window = run.request_interrupt_window();
+    if let Some(v) = st.irq_pending {
+        if st.arch.interrupt_allowed() {
+            st.arch.inject_interrupt(v);
+            st.irq_pending = None;
+        } else {
+            want_window = true;
+        }
+    }
+    if want_window && !st.arch.interrupt_allowed() {
+        st.arch.request_interrupt_window(true);
+    }
+}
+
+/// After an exit: the guest's CR8 (V_TPR) writes reach the LAPIC's TPR.
+pub(crate) fn after_exit(vcpu: &Vcpu, st: &mut VcpuState) {
+    if let Some(lapic) = &vcpu.apic {
+        let tpr = st.arch.v_tpr();
+        let mut l = lapic.lock();
+        if l.cr8() != u64::from(tpr) {
+            l.set_cr8(u64::from(tpr));
+        }
+    }
+}

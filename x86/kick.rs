@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Reaching a vCPU from other threads, timers and interrupt sources:
+//! posted requests, the kick that makes a running vCPU exit the guest, and
+//! the wait queue a halted vCPU sleeps on.
+//!
+//! Protocol with the run loop: it publishes `IN_GUEST_MODE` and then
+//! re-checks `requests` with interrupts disabled; a poster sets a request
+//! bit and then kicks, so either the loop sees the request or the kick's
+//! IPI arrives as a VM exit. A halted vCPU checks `requests` under
+//! `wait_lock` before sleeping; posters notify under the same lock.
+
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use kernel::{bindings, ffi, new_condvar, new_spinlock_irq, prelude::*, sync::{CondVar, SpinLockIrq}};
+use crate::ext::bindings as rb;
+
+/// Flush the guest TLB before the next entry.
+pub(crate) const REQ_TLB_FLUSH: u64 = 1 << 0;
+/// Re-evaluate pending interrupts and events.
+pub(crate) const REQ_EVENT: u64 = 1 << 1;
+/// The LAPIC timer is due.
+pub(crate) const REQ_TIMER: u64 = 1 << 2;
+/// The PIT is due (vCPU 0 services it).
+pub(crate) const REQ_PIT: u64 = 1 << 3;
+
+/// `mode`: not running guest code.
+pub(crate) const OUTSIDE_GUEST_MODE: u32 = 0;
+/// `mode`: between the final request check and the exit.
+pub(crate) const IN_GUEST_MODE: u32 = 1;
+/// `mode`: kicked; will leave guest mode soon.
+pub(crate) const EXITING_GUEST_MODE: u32 = 2;
+
+/// The part of a vCPU other contexts may touch.
+#[pin_data]
+pub(crate) struct VcpuKick {
+    /// One of the `*_GUEST_MODE` values.
+    pub(crate) mode: AtomicU32,
+    /// The CPU it last entered the guest on (-1: never).
+    pub(crate) cpu: AtomicI32,
+    /// `REQ_*` bits for the run loop.
+    pub(crate) requests: AtomicU64,
+    #[pin]
+    wait_lock: SpinLockIrq<()>,
+    #[pin]
+    waitq: CondVar,
+}
+
+impl VcpuKick {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            mode: AtomicU32::new(OUTSIDE_GUEST_MODE),
+            cpu: AtomicI32::new(-1),
+            requests: AtomicU64::new(0),
+            wait_lock <- new_spinlock_irq!(()),
+            waitq <- new_condvar!(),
+        })
+    }
+
+    /// Posts `req` for the run loop.
+    pub(crate) fn make_request(&self, req: u64) {
+        self.requests.fetch_or(req, Ordering::SeqCst);
+    }
+
+    /// Takes all posted requests.
+    pub(crate) fn take_requests(&self) -> u64 {
+        if self.requests.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        self.requests.swap(0, Ordering::SeqCst)
+    }
+
+    /// Posts `req`, makes a running vCPU exit and wakes a halted one. Safe
+    /// from any context, hard interrupts included.
+    pub(crate) fn post(&self, req: u64) {
+        self.make_request(req);
+        self.kick(false);
+        self.wake();
+    }
+
+    /// Makes the vCPU leave guest mode soon, so it sees posted requests;
+    /// with `wait` (process context only), returns once it has left.
+    pub(crate) fn kick(&self, wait: bool) {
+        let send = if wait {
+            self.mode.load(Ordering::SeqCst) != OUTSIDE_GUEST_MODE
+        } else {
+            self.mode
+                .compare_exchange(IN_GUEST_MODE, EXITING_GUEST_MODE, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        };
+        let cpu = self.cpu.load(Ordering::SeqCst);
+        if !send || cpu < 0 {
+            return;
+        }
+        if wait {
+            // SAFETY: an empty cross call; callback and argument are static.
+            unsafe { bindings::smp_call_function_single(cpu, Some(ack_kick), core::ptr::null_mut(), true) };
+        } else {
+            // SAFETY: a reschedule IPI, allowed from any context.
+            unsafe { rb::rkvm_smp_send_reschedule(cpu) };
+        }
+    }
+
+    /// Wakes the vCPU if it sleeps in [`VcpuKick::block`].
+    pub(crate) fn wake(&self) {
+        let _g = self.wait_lock.lock();
+        self.waitq.notify_all();
+    }
+
+    /// Sleeps until a request is posted or a signal arrives; returns true
+    /// if a signal is pending.
+    pub(crate) fn block(&self) -> bool {
+        let mut g = self.wait_lock.lock();
+        if self.requests.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        self.waitq.wait_interruptible(&mut g)
+    }
+}
+
+unsafe extern "C" fn ack_kick(_info: *mut ffi::c_void) {}

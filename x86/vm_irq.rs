@@ -1,0 +1,543 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A VM's in-kernel interrupt controllers: the PIC pair, the IOAPIC and the
+//! PIT (pure models behind one mutex), GSI routing, and interrupt delivery
+//! to the vCPUs' local APICs.
+//!
+//! Lock order: `Vm::chips` (mutex) → `Vm::vcpus` (spinlock) → a vCPU's
+//! LAPIC (spinlock). Deliveries run with the vCPU list locked; everything
+//! that may sleep or re-enter (irqfd resamplers, PIT acks) runs after.
+
+use crate::{
+    ext::uapi,
+    irqchip::{
+        self, deliver, prepare_routes, routes_for_gsi, ApicBus, ApicDestInfo, BusConfig, ChipPinMap,
+        Delivery, Ioapic, IoapicEnv, IrqLines, Pic, PicChip, Pit, RouteEntry, TriggerMode,
+    },
+    kick::REQ_EVENT,
+    timer::{now_ns, DeviceTimer},
+    vcpu::Vcpu,
+    vm::{read_arg, write_arg, Vm},
+};
+use kernel::{
+    prelude::*,
+    sync::Arc,
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// Source id of KVM_IRQ_LINE.
+pub(crate) const USERSPACE_SOURCE: u32 = irqchip::routing::USERSPACE_IRQ_SOURCE_ID;
+
+/// The VM's interrupt controllers (created by KVM_CREATE_IRQCHIP).
+pub(crate) struct Chips {
+    pub(crate) pic: Pic,
+    pub(crate) ioapic: Ioapic,
+    /// Created by KVM_CREATE_PIT2.
+    pub(crate) pit: Option<Pit>,
+    /// Armed by vCPU 0 for the PIT's next deadline.
+    pub(crate) pit_timer: Option<DeviceTimer>,
+    routes: KVec<RouteEntry>,
+    pin_map: ChipPinMap,
+    /// IOAPIC pins with a level irqfd (resampler) on their GSI.
+    resample_pins: u32,
+}
+
+impl Chips {
+    fn new() -> Result<KBox<Self>> {
+        let mut routes = KVec::with_capacity(irqchip::DEFAULT_ROUTES.len(), GFP_KERNEL_ACCOUNT)?;
+        routes.extend_from_slice(&irqchip::DEFAULT_ROUTES, GFP_KERNEL_ACCOUNT)?;
+        let pin_map = prepare_routes(&mut routes).map_err(|_| EINVAL)?;
+        Ok(KBox::new(
+            Self { pic: Pic::new(), ioapic: Ioapic::new(), pit: None, pit_timer: None, routes, pin_map, resample_pins: 0 },
+            GFP_KERNEL_ACCOUNT,
+        )?)
+    }
+}
+
+/// The vCPUs' local APICs as the models see them.
+struct Bus<'a> {
+    vcpus: &'a [Arc<Vcpu>],
+    /// IOAPIC pins whose ack notifiers fired (run after the call).
+    acked: u32,
+    /// IOAPIC pins with a resampler: their resample source is lowered
+    /// before the IOAPIC re-checks the line.
+    resample_pins: u32,
+}
+
+impl ApicBus for Bus<'_> {
+    fn apic_count(&self) -> usize {
+        self.vcpus.len()
+    }
+
+    fn dest_info(&self, index: usize) -> Option<ApicDestInfo> {
+        Some(self.vcpus.get(index)?.apic.as_ref()?.lock().dest_info())
+    }
+
+    fn accept(&mut self, index: usize, irq: &Delivery) -> bool {
+        let Some(v) = self.vcpus.get(index) else { return false };
+        let Some(lapic) = &v.apic else { return false };
+        let ok = lapic.lock().accept_irq(irq);
+        if ok {
+            v.kick.post(REQ_EVENT);
+        }
+        ok
+    }
+
+    fn pending_eoi(&self, index: usize, vector: u8) -> bool {
+        self.vcpus
+            .get(index)
+            .and_then(|v| v.apic.as_ref())
+            .is_some_and(|l| l.lock().vector_pending_eoi(vector))
+    }
+}
+
+impl IoapicEnv for Bus<'_> {
+    fn irq_acked(&mut self, pin: u8) -> u32 {
+        let bit = 1u32.checked_shl(u32::from(pin)).unwrap_or(0);
+        self.acked |= bit;
+        if self.resample_pins & bit != 0 {
+            1 << irqchip::routing::IRQFD_RESAMPLE_IRQ_SOURCE_ID
+        } else {
+            0
+        }
+    }
+}
+
+/// `routing::set_irq`'s view of the chips.
+struct Lines<'a, 'b> {
+    chips: &'a mut Chips,
+    bus: &'a mut Bus<'b>,
+    cfg: BusConfig,
+}
+
+impl IrqLines for Lines<'_, '_> {
+    fn set_pic_irq(&mut self, pin: u8, source_id: u32, level: bool) -> i32 {
+        self.chips.pic.set_irq(pin, source_id, level)
+    }
+
+    fn set_ioapic_irq(&mut self, pin: u8, source_id: u32, level: bool, line_status: bool) -> i32 {
+        self.chips.ioapic.set_irq(self.bus, usize::from(pin), source_id, level, line_status)
+    }
+
+    fn set_msi(&mut self, route: &irqchip::routing::MsiRoute, level: bool) -> i32 {
+        irqchip::signal_msi(self.bus, &route.msg, level, &self.cfg)
+    }
+}
+
+impl Vm {
+    /// Whether KVM_CREATE_IRQCHIP was done.
+    pub(crate) fn has_irqchip(&self) -> bool {
+        self.chips.lock().is_some()
+    }
+
+    /// KVM_CREATE_IRQCHIP: `EEXIST` if done, `EINVAL` once vCPUs exist.
+    pub(crate) fn create_irqchip(&self) -> Result {
+        let mut c = self.chips.lock();
+        if c.is_some() {
+            return Err(EEXIST);
+        }
+        if self.nr_vcpus() != 0 {
+            return Err(EINVAL);
+        }
+        *c = Some(Chips::new()?);
+        Ok(())
+    }
+
+    /// Sends `irq` (an IPI from vCPU `source`, or a device message) to the
+    /// LAPICs it addresses; upstream's delivery count semantics.
+    pub(crate) fn deliver(&self, source: Option<usize>, irq: &Delivery) -> i32 {
+        let cfg = self.bus_config();
+        let v = self.vcpus.lock();
+        let mut bus = Bus { vcpus: &v, acked: 0, resample_pins: 0 };
+        deliver(&mut bus, source, irq, &cfg)
+    }
+
+    /// A LAPIC EOI'd a vector: the IOAPIC clears remote IRR and re-checks
+    /// level lines; ack notifiers (PIT reinjection) run after.
+    pub(crate) fn ioapic_eoi(&self, vcpu_index: usize, vector: u8, trigger: TriggerMode, suppress: bool) {
+        let mut gsis = [u32::MAX; irqchip::ioapic::IOAPIC_NUM_PINS];
+        {
+            let mut guard = self.chips.lock();
+            let Some(chips) = guard.as_deref_mut() else { return };
+            let acked = {
+                let v = self.vcpus.lock();
+                let mut bus = Bus { vcpus: &v, acked: 0, resample_pins: chips.resample_pins };
+                chips.ioapic.eoi(&mut bus, vcpu_index, vector, trigger, suppress);
+                bus.acked
+            };
+            for (pin, g) in gsis.iter_mut().enumerate() {
+                if acked & chips.resample_pins & (1 << pin) != 0 {
+                    *g = chips.pin_map.gsi(irqchip::IrqChip::Ioapic, pin as u8).unwrap_or(u32::MAX);
+                }
+            }
+            self.after_acks(chips, acked);
+        }
+        // Resamplers signal userspace outside the chips lock.
+        for g in gsis.iter().filter(|g| **g != u32::MAX) {
+            self.irqfd_acked(*g);
+        }
+    }
+
+    /// Marks the IOAPIC pins routed from `gsi` as having a resampler.
+    pub(crate) fn set_resample_gsi(&self, gsi: u32, on: bool) {
+        let mut guard = self.chips.lock();
+        let Some(chips) = guard.as_deref_mut() else { return };
+        for pin in 0..irqchip::ioapic::IOAPIC_NUM_PINS as u8 {
+            if chips.pin_map.gsi(irqchip::IrqChip::Ioapic, pin) == Some(gsi) {
+                if on {
+                    chips.resample_pins |= 1 << pin;
+                } else {
+                    chips.resample_pins &= !(1 << pin);
+                }
+            }
+        }
+    }
+
+    /// Ack notifiers for IOAPIC pins in `acked`: the PIT's reinjection on
+    /// GSI 0 (irqfd resamplers come with irqfd).
+    fn after_acks(&self, chips: &mut Chips, acked: u32) {
+        if acked & 1 == 0 && acked & (1 << 2) == 0 {
+            return;
+        }
+        let again = chips.pit.as_mut().is_some_and(|p| p.irq_acked());
+        if again {
+            self.pulse_gsi0(chips);
+        }
+    }
+
+    /// The PIT's interrupt: GSI 0 up and down (routes to PIC pin 0 and
+    /// IOAPIC pin 2), plus LINT0 in NMI mode on every LAPIC.
+    fn pulse_gsi0(&self, chips: &mut Chips) {
+        let cfg = self.bus_config();
+        let v = self.vcpus.lock();
+        let mut bus = Bus { vcpus: &v, acked: 0, resample_pins: 0 };
+        // The table is not needed by the chips while we deliver.
+        let routes = core::mem::take(&mut chips.routes);
+        for level in [true, false] {
+            let mut lines = Lines { chips: &mut *chips, bus: &mut bus, cfg };
+            irqchip::set_irq(routes_for_gsi(&routes, 0), &mut lines, irqchip::i8254::PIT_IRQ_SOURCE_ID, level, false);
+        }
+        chips.routes = routes;
+        for vcpu in v.iter() {
+            if let Some(l) = &vcpu.apic {
+                let mut l = l.lock();
+                if l.lvt0_in_nmi_mode() && l.deliver_lvt(irqchip::Lvt::Lint0) {
+                    vcpu.kick.post(REQ_EVENT);
+                }
+            }
+        }
+        drop(v);
+        self.pic_wakeup(chips);
+    }
+
+    /// The PIC raised INTR: wake the vCPU that takes PIC interrupts.
+    fn pic_wakeup(&self, chips: &mut Chips) {
+        if !chips.pic.take_wakeup() {
+            return;
+        }
+        let v = self.vcpus.lock();
+        for vcpu in v.iter() {
+            if vcpu.apic.as_ref().is_some_and(|l| l.lock().accepts_pic_interrupts()) {
+                vcpu.kick.post(REQ_EVENT);
+                break;
+            }
+        }
+    }
+
+    /// Raises or lowers `gsi` from `source`; KVM_IRQ_LINE_STATUS's value.
+    pub(crate) fn set_gsi(&self, gsi: u32, level: bool, source: u32, line_status: bool) -> Result<i32> {
+        let mut guard = self.chips.lock();
+        let chips = guard.as_deref_mut().ok_or(ENXIO)?;
+        let cfg = self.bus_config();
+        let routes = core::mem::take(&mut chips.routes);
+        let (r, acked) = {
+            let v = self.vcpus.lock();
+            let mut bus = Bus { vcpus: &v, acked: 0, resample_pins: 0 };
+            let mut lines = Lines { chips: &mut *chips, bus: &mut bus, cfg };
+            let r = irqchip::set_irq(routes_for_gsi(&routes, gsi), &mut lines, source, level, line_status);
+            (r, bus.acked)
+        };
+        chips.routes = routes;
+        self.pic_wakeup(chips);
+        self.after_acks(chips, acked);
+        Ok(r)
+    }
+
+    /// The PIC's INTR line, for the vCPU that takes PIC interrupts.
+    pub(crate) fn pic_output(&self) -> bool {
+        self.chips.lock().as_ref().is_some_and(|c| c.pic.output())
+    }
+
+    /// INTA cycle: the PIC's vector.
+    pub(crate) fn pic_intack(&self) -> Option<u8> {
+        let mut guard = self.chips.lock();
+        let chips = guard.as_deref_mut()?;
+        if !chips.pic.output() {
+            return None;
+        }
+        let v = chips.pic.intack();
+        let acked = chips.pic.take_acked_pins();
+        if acked & 1 != 0 {
+            let again = chips.pit.as_mut().is_some_and(|p| p.irq_acked());
+            if again {
+                self.pulse_gsi0(chips);
+            }
+        }
+        Some(v)
+    }
+
+    /// vCPU 0's PIT duty: deliver due ticks, arm the timer for the next.
+    pub(crate) fn service_pit(&self, vcpu: &Vcpu) -> Result {
+        let need_timer = self.chips.lock().as_deref().is_some_and(|c| c.pit.is_some() && c.pit_timer.is_none());
+        // Allocated without the (IRQ-safe) lock held.
+        let mut new_timer = if need_timer {
+            Some(DeviceTimer::new(vcpu.kick.clone(), crate::kick::REQ_PIT)?)
+        } else {
+            None
+        };
+        let mut guard = self.chips.lock();
+        let Some(chips) = guard.as_deref_mut() else { return Ok(()) };
+        let Some(pit) = chips.pit.as_mut() else { return Ok(()) };
+        if pit.service(now_ns()) {
+            self.pulse_gsi0(chips);
+        }
+        let deadline = chips.pit.as_ref().and_then(|p| p.next_deadline_ns());
+        if chips.pit_timer.is_none() {
+            chips.pit_timer = new_timer.take();
+        }
+        if let Some(t) = chips.pit_timer.as_mut() {
+            t.set(deadline);
+        }
+        Ok(())
+    }
+
+    /// PIC/PIT/ELCR/speaker ports: `None` if not an in-kernel port.
+    pub(crate) fn pio(&self, port: u16, write: bool, data: &mut [u8]) -> Option<()> {
+        use irqchip::i8254::{PIT_BASE_PORT, PIT_PORT_COUNT, SPEAKER_PORT};
+        use irqchip::i8259::*;
+        let is_pic = matches!(
+            port,
+            PIC_MASTER_CMD | PIC_MASTER_DATA | PIC_SLAVE_CMD | PIC_SLAVE_DATA | PIC_ELCR_MASTER | PIC_ELCR_SLAVE
+        );
+        let is_pit = (PIT_BASE_PORT..PIT_BASE_PORT + PIT_PORT_COUNT).contains(&port) || port == SPEAKER_PORT;
+        if !is_pic && !is_pit {
+            return None;
+        }
+        let mut guard = self.chips.lock();
+        let chips = guard.as_deref_mut()?;
+        if is_pit && chips.pit.is_none() {
+            return None;
+        }
+        // The 8-bit devices only answer byte accesses; others read 0.
+        if data.len() != 1 {
+            if !write {
+                data.fill(0);
+            }
+            return Some(());
+        }
+        let now = now_ns();
+        if is_pic {
+            if write {
+                chips.pic.port_write(port, data[0]);
+                let acked = chips.pic.take_acked_pins();
+                let _ = acked;
+                self.pic_wakeup(chips);
+            } else {
+                data[0] = chips.pic.port_read(port);
+            }
+        } else if let Some(pit) = chips.pit.as_mut() {
+            match (port == SPEAKER_PORT, write) {
+                (true, true) => pit.speaker_write(data[0], now),
+                (true, false) => data[0] = pit.speaker_read(now),
+                (false, true) => pit.port_write(port, data[0], now),
+                (false, false) => data[0] = pit.port_read(port, now),
+            }
+            if write {
+                // A reprogrammed channel 0 changes the deadline: let vCPU 0
+                // re-arm.
+                self.kick_vcpu0();
+            }
+        }
+        Some(())
+    }
+
+    fn kick_vcpu0(&self) {
+        if let Some(v) = self.vcpus.lock().first() {
+            v.kick.post(crate::kick::REQ_PIT);
+        }
+    }
+
+    /// IOAPIC MMIO: `None` if `gpa` is not the IOAPIC's.
+    pub(crate) fn ioapic_mmio(&self, gpa: u64, write: bool, data: &mut [u8]) -> Option<()> {
+        use irqchip::ioapic::IOAPIC_MEM_LENGTH;
+        let mut guard = self.chips.lock();
+        let chips = guard.as_deref_mut()?;
+        let base = chips.ioapic.base_address();
+        if gpa < base || gpa >= base + IOAPIC_MEM_LENGTH {
+            return None;
+        }
+        let acked = {
+            let v = self.vcpus.lock();
+            let mut bus = Bus { vcpus: &v, acked: 0, resample_pins: 0 };
+            if write {
+                chips.ioapic.mmio_write(&mut bus, gpa - base, data);
+            } else {
+                chips.ioapic.mmio_read(gpa - base, data);
+            }
+            bus.acked
+        };
+        self.after_acks(chips, acked);
+        Some(())
+    }
+
+    /// KVM_GET_IRQCHIP.
+    pub(crate) fn get_irqchip(&self, arg: usize) -> Result {
+        let mut c: uapi::kvm_irqchip = read_arg(arg)?;
+        let guard = self.chips.lock();
+        let chips = guard.as_deref().ok_or(ENXIO)?;
+        // `chip` is a 512-byte union of plain-data images; we write one of
+        // them through its matching mirror type.
+        let dst = (&mut c.chip as *mut uapi::kvm_irqchip__bindgen_ty_1).cast::<u8>();
+        let put = |bytes: &[u8]| {
+            // SAFETY: each image is smaller than the 512-byte union.
+            unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len().min(512)) }
+        };
+        match c.chip_id {
+            uapi::KVM_IRQCHIP_PIC_MASTER => put(as_bytes(&chips.pic.get_state(PicChip::Master))),
+            uapi::KVM_IRQCHIP_PIC_SLAVE => put(as_bytes(&chips.pic.get_state(PicChip::Slave))),
+            uapi::KVM_IRQCHIP_IOAPIC => put(as_bytes(&chips.ioapic.get_state())),
+            _ => return Err(EINVAL),
+        }
+        drop(guard);
+        write_arg(arg, &c)
+    }
+
+    /// KVM_SET_IRQCHIP.
+    pub(crate) fn set_irqchip(&self, arg: usize) -> Result {
+        let c: uapi::kvm_irqchip = read_arg(arg)?;
+        let mut guard = self.chips.lock();
+        let chips = guard.as_deref_mut().ok_or(ENXIO)?;
+        // The union's bytes, read below as the chosen image type.
+        let src = (&c.chip as *const uapi::kvm_irqchip__bindgen_ty_1).cast::<u8>();
+        match c.chip_id {
+            uapi::KVM_IRQCHIP_PIC_MASTER | uapi::KVM_IRQCHIP_PIC_SLAVE => {
+                // SAFETY: the image is plain data fitting the union.
+                let s: irqchip::uapi::KvmPicState = unsafe { src.cast::<irqchip::uapi::KvmPicState>().read_unaligned() };
+                let which = if c.chip_id == uapi::KVM_IRQCHIP_PIC_MASTER { PicChip::Master } else { PicChip::Slave };
+                chips.pic.set_state(which, &s);
+                self.pic_wakeup(chips);
+            }
+            uapi::KVM_IRQCHIP_IOAPIC => {
+                // SAFETY: as above.
+                let s: irqchip::uapi::KvmIoapicState = unsafe { src.cast::<irqchip::uapi::KvmIoapicState>().read_unaligned() };
+                let v = self.vcpus.lock();
+                let mut bus = Bus { vcpus: &v, acked: 0, resample_pins: 0 };
+                chips.ioapic.set_state(&mut bus, &s);
+            }
+            _ => return Err(EINVAL),
+        }
+        Ok(())
+    }
+
+    /// KVM_SET_GSI_ROUTING.
+    pub(crate) fn set_gsi_routing(&self, arg: usize) -> Result {
+        let hdr: uapi::kvm_irq_routing = read_arg(arg)?;
+        if hdr.nr > irqchip::uapi::KVM_MAX_IRQ_ROUTES || hdr.flags != 0 {
+            return Err(EINVAL);
+        }
+        let cfg = self.bus_config();
+        let n = hdr.nr as usize;
+        let mut routes = KVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
+        let esz = core::mem::size_of::<irqchip::uapi::KvmIrqRoutingEntry>();
+        let mut r = UserSlice::new(UserPtr::from_addr(arg + core::mem::size_of::<uapi::kvm_irq_routing>()), n * esz).reader();
+        for _ in 0..n {
+            let e: irqchip::uapi::KvmIrqRoutingEntry = r.read()?;
+            routes.push(RouteEntry::from_uapi(&e, &cfg).map_err(|_| EINVAL)?, GFP_KERNEL_ACCOUNT)?;
+        }
+        let pin_map = prepare_routes(&mut routes).map_err(|_| EINVAL)?;
+        let mut guard = self.chips.lock();
+        let chips = guard.as_deref_mut().ok_or(EINVAL)?;
+        chips.routes = routes;
+        chips.pin_map = pin_map;
+        Ok(())
+    }
+
+    /// KVM_SIGNAL_MSI.
+    pub(crate) fn signal_msi(&self, arg: usize) -> Result<isize> {
+        let m: uapi::kvm_msi = read_arg(arg)?;
+        if !self.has_irqchip() || m.flags & !uapi::KVM_MSI_VALID_DEVID != 0 {
+            return Err(EINVAL);
+        }
+        let cfg = self.bus_config();
+        let msg = irqchip::MsiMessage { address_lo: m.address_lo, address_hi: m.address_hi, data: m.data };
+        let v = self.vcpus.lock();
+        let mut bus = Bus { vcpus: &v, acked: 0, resample_pins: 0 };
+        let r = irqchip::signal_msi(&mut bus, &msg, true, &cfg);
+        if r < 0 && r == -irqchip::msi::EINVAL {
+            return Err(EINVAL);
+        }
+        Ok(r as isize)
+    }
+
+    /// KVM_CREATE_PIT2.
+    pub(crate) fn create_pit(&self, arg: usize) -> Result {
+        let _cfg: uapi::kvm_pit_config = read_arg(arg)?;
+        let mut guard = self.chips.lock();
+        let chips = guard.as_deref_mut().ok_or(ENOENT)?;
+        if chips.pit.is_some() {
+            return Err(EEXIST);
+        }
+        chips.pit = Some(Pit::new(now_ns()));
+        drop(guard);
+        self.kick_vcpu0();
+        Ok(())
+    }
+
+    /// KVM_GET_PIT2.
+    pub(crate) fn get_pit2(&self, arg: usize) -> Result {
+        let guard = self.chips.lock();
+        let pit = guard.as_deref().and_then(|c| c.pit.as_ref()).ok_or(ENXIO)?;
+        let s = pit.get_state2();
+        drop(guard);
+        write_arg(arg, &s)
+    }
+
+    /// KVM_SET_PIT2.
+    pub(crate) fn set_pit2(&self, arg: usize) -> Result {
+        let s: irqchip::uapi::KvmPitState2 = read_arg(arg)?;
+        let mut guard = self.chips.lock();
+        let pit = guard.as_deref_mut().and_then(|c| c.pit.as_mut()).ok_or(ENXIO)?;
+        pit.set_state2(&s, now_ns());
+        drop(guard);
+        self.kick_vcpu0();
+        Ok(())
+    }
+
+    /// The addressing options (KVM_CAP_X2APIC_API not supported yet).
+    pub(crate) fn bus_config(&self) -> BusConfig {
+        BusConfig::default()
+    }
+
+    /// Whether LAPIC state uses the 32-bit x2APIC ID format.
+    pub(crate) fn x2apic_format(&self) -> bool {
+        self.bus_config().x2apic_format
+    }
+}
+
+fn as_bytes<T>(v: &T) -> &[u8] {
+    // SAFETY: the irqchip uapi mirror types are `repr(C)` plain data
+    // without padding (their layout is checked against the uapi).
+    unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>()) }
+}
+
+// SAFETY: the irqchip uapi mirrors are `repr(C)` integer structs without
+// implicit padding (layouts checked against the C uapi by the irqchip host
+// tests): every bit pattern is valid and no byte is uninitialised.
+unsafe impl kernel::transmute::FromBytes for irqchip::uapi::KvmLapicState {}
+// SAFETY: as above.
+unsafe impl kernel::transmute::AsBytes for irqchip::uapi::KvmLapicState {}
+// SAFETY: as above.
+unsafe impl kernel::transmute::FromBytes for irqchip::uapi::KvmPitState2 {}
+// SAFETY: as above.
+unsafe impl kernel::transmute::AsBytes for irqchip::uapi::KvmPitState2 {}
+// SAFETY: as above.
+unsafe impl kernel::transmute::FromBytes for irqchip::uapi::KvmIrqRoutingEntry {}
