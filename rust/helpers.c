@@ -22,6 +22,7 @@
 #include <linux/timekeeping.h>
 #include <asm/tsc.h>
 #include <asm/msr.h>
+#include <asm/asm.h>
 #include "helpers.h"
 
 u64 rkvm_rdmsr(u32 msr)
@@ -246,6 +247,103 @@ void rkvm_write_xmm(unsigned int n, const void *val)
 	fpregs_unlock();
 }
 EXPORT_SYMBOL_GPL(rkvm_write_xmm);
+
+/*
+ * The emulator's view of the guest's YMM and MMX registers, under the
+ * same rules as rkvm_read_xmm. YMM is only touched when the guest's XCR0
+ * enables it (so the host has AVX); MMX only after rkvm_fwait_faults()
+ * said no x87 exception is pending, as an MMX access would raise it.
+ */
+#define RKVM_YMM_CASE(i, op) case i: asm volatile(op " %%ymm" #i ", %0" : "=m"(*(u8 (*)[32])val)); break;
+#define RKVM_YMM_CASE_W(i, op) case i: asm volatile(op " %0, %%ymm" #i :: "m"(*(const u8 (*)[32])val)); break;
+#define RKVM_MM_CASE(i) case i: asm volatile("movq %%mm" #i ", %0" : "=m"(*val)); break;
+#define RKVM_MM_CASE_W(i) case i: asm volatile("movq %0, %%mm" #i :: "m"(*val)); break;
+
+void rkvm_read_ymm(unsigned int n, void *val)
+{
+	if (!boot_cpu_has(X86_FEATURE_AVX)) {
+		memset(val, 0, 32);
+		return;
+	}
+	fpregs_lock();
+	if (test_thread_flag(TIF_NEED_FPU_LOAD))
+		switch_fpu_return();
+	switch (n) {
+	RKVM_YMM_CASE(0, "vmovdqu") RKVM_YMM_CASE(1, "vmovdqu") RKVM_YMM_CASE(2, "vmovdqu")
+	RKVM_YMM_CASE(3, "vmovdqu") RKVM_YMM_CASE(4, "vmovdqu") RKVM_YMM_CASE(5, "vmovdqu")
+	RKVM_YMM_CASE(6, "vmovdqu") RKVM_YMM_CASE(7, "vmovdqu") RKVM_YMM_CASE(8, "vmovdqu")
+	RKVM_YMM_CASE(9, "vmovdqu") RKVM_YMM_CASE(10, "vmovdqu") RKVM_YMM_CASE(11, "vmovdqu")
+	RKVM_YMM_CASE(12, "vmovdqu") RKVM_YMM_CASE(13, "vmovdqu") RKVM_YMM_CASE(14, "vmovdqu")
+	RKVM_YMM_CASE(15, "vmovdqu")
+	default: memset(val, 0, 32);
+	}
+	fpregs_unlock();
+}
+
+void rkvm_write_ymm(unsigned int n, const void *val)
+{
+	if (!boot_cpu_has(X86_FEATURE_AVX))
+		return;
+	fpregs_lock();
+	if (test_thread_flag(TIF_NEED_FPU_LOAD))
+		switch_fpu_return();
+	switch (n) {
+	RKVM_YMM_CASE_W(0, "vmovdqu") RKVM_YMM_CASE_W(1, "vmovdqu") RKVM_YMM_CASE_W(2, "vmovdqu")
+	RKVM_YMM_CASE_W(3, "vmovdqu") RKVM_YMM_CASE_W(4, "vmovdqu") RKVM_YMM_CASE_W(5, "vmovdqu")
+	RKVM_YMM_CASE_W(6, "vmovdqu") RKVM_YMM_CASE_W(7, "vmovdqu") RKVM_YMM_CASE_W(8, "vmovdqu")
+	RKVM_YMM_CASE_W(9, "vmovdqu") RKVM_YMM_CASE_W(10, "vmovdqu") RKVM_YMM_CASE_W(11, "vmovdqu")
+	RKVM_YMM_CASE_W(12, "vmovdqu") RKVM_YMM_CASE_W(13, "vmovdqu") RKVM_YMM_CASE_W(14, "vmovdqu")
+	RKVM_YMM_CASE_W(15, "vmovdqu")
+	default: break;
+	}
+	fpregs_unlock();
+}
+
+void rkvm_read_mmx(unsigned int n, u64 *val)
+{
+	fpregs_lock();
+	if (test_thread_flag(TIF_NEED_FPU_LOAD))
+		switch_fpu_return();
+	switch (n) {
+	RKVM_MM_CASE(0) RKVM_MM_CASE(1) RKVM_MM_CASE(2) RKVM_MM_CASE(3)
+	RKVM_MM_CASE(4) RKVM_MM_CASE(5) RKVM_MM_CASE(6) RKVM_MM_CASE(7)
+	default: *val = 0;
+	}
+	fpregs_unlock();
+}
+
+void rkvm_write_mmx(unsigned int n, const u64 *val)
+{
+	fpregs_lock();
+	if (test_thread_flag(TIF_NEED_FPU_LOAD))
+		switch_fpu_return();
+	switch (n) {
+	RKVM_MM_CASE_W(0) RKVM_MM_CASE_W(1) RKVM_MM_CASE_W(2) RKVM_MM_CASE_W(3)
+	RKVM_MM_CASE_W(4) RKVM_MM_CASE_W(5) RKVM_MM_CASE_W(6) RKVM_MM_CASE_W(7)
+	default: break;
+	}
+	fpregs_unlock();
+}
+
+/*
+ * FWAIT on the guest's x87 state: true if it faulted (#MF), i.e. an
+ * unmasked x87 exception is pending. The exception table entry turns the
+ * kernel-mode #MF into a return value, as upstream's asm_safe() does.
+ */
+bool rkvm_fwait_faults(void)
+{
+	int fault = 0;
+
+	fpregs_lock();
+	if (test_thread_flag(TIF_NEED_FPU_LOAD))
+		switch_fpu_return();
+	asm volatile("1: fwait\n"
+		     "2:\n"
+		     _ASM_EXTABLE_TYPE_REG(1b, 2b, EX_TYPE_ONE_REG, %[fault])
+		     : [fault] "+r"(fault));
+	fpregs_unlock();
+	return fault != 0;
+}
 
 u64 rkvm_task_size_max(void)
 {

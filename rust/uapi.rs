@@ -53,6 +53,8 @@ pod!(
     kvm_xsave,
     kvm_vcpu_events,
     kvm_mp_state,
+    kvm_vapic_addr,
+    kvm_tpr_access_ctl,
     kvm_translation,
     kvm_guest_debug,
     kvm_interrupt,

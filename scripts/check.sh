@@ -69,6 +69,14 @@ else
 	vmtest_ok=
 fi
 
+step "build: L2 guest for the nested QEMU test (scripts/l2-initramfs.sh)"
+if scripts/l2-initramfs.sh > "$out/l2-initramfs.log" 2>&1; then
+	pass build/l2-initramfs
+else
+	tail -n 20 "$out/l2-initramfs.log"
+	fail build/l2-initramfs "see $out/l2-initramfs.log"
+fi
+
 step "build: peer suite (rust-vmm kvm-ioctls' own tests)"
 if scripts/peer.sh > "$out/peer-build.log" 2>&1; then
 	pass build/peer
@@ -81,7 +89,7 @@ fi
 # Oopses, warnings, lockdep and sanitizer reports in a guest kernel log.
 log_bad='Oops|WARNING:|BUG:|Call Trace|general protection fault|Kernel panic|UBSAN|KASAN|panicked at|circular locking|inconsistent lock|rcu_.*stall|blocked for more than'
 
-declare -A result names_seen
+declare -A result names_seen l2_info
 names=()
 for set in ours intree; do
 	step "VM tests: $set modules (QEMU TCG, -cpu EPYC,+svm,+npt, 2 vCPUs)"
@@ -91,7 +99,7 @@ for set in ours intree; do
 	fi
 	d=$out/vm-$set
 	s=$(date +%s)
-	if scripts/vm.sh check "$set" "$d" 600 > "$d.console.log" 2>&1; then
+	if scripts/vm.sh check "$set" "$d" 1200 > "$d.console.log" 2>&1; then
 		pass "vm/$set/boot-and-finish"
 	else
 		tail -n 40 "$d.console.log"
@@ -108,7 +116,11 @@ for set in ours intree; do
 		FAIL) fail "$set: $name" "$rest" ;;
 		SKIP) skip "$set: $name" >/dev/null ;;
 		esac
-	done < <(cat "$d/results.txt" 2>/dev/null)
+	done < <(cat "$d/results.txt" "$d/l2-results.txt" 2>/dev/null)
+	# Nested QEMU timings (INFO lines of scripts/l2-boot.sh): reported, not counted.
+	for k in boot-seconds workload-seconds kernel-irqchip-split kernel-irqchip-off; do
+		l2_info[$set,$k]=$(sed -n "s|^INFO l2/$k ||p" "$d/l2-results.txt" 2>/dev/null | head -n 1)
+	done
 	# vmtest exits 0 (all passed) or 1 (failures reported); anything else,
 	# or no results at all, means it crashed or never ran.
 	rc=$(cat "$d/vmtest.rc" 2>/dev/null || echo none)
@@ -135,6 +147,17 @@ step "VM tests side by side"
 printf '%-52s %-6s %-6s\n' test ours in-tree
 for n in "${names[@]}"; do
 	printf '%-52s %-6s %-6s\n' "$n" "${result[ours,$n]:--}" "${result[intree,$n]:--}"
+done
+
+echo
+echo "nested QEMU 7.2 -accel kvm, L2 guest (report only; see build/check/vm-*/l2-*.console.log):"
+printf '  %-40s %-12s %-12s\n' '' ours in-tree
+printf '  %-40s %-12s %-12s\n' 'boot to shell (s)' "${l2_info[ours,boot-seconds]:--}" "${l2_info[intree,boot-seconds]:--}"
+printf '  %-40s %-12s %-12s\n' 'workload (s)' "${l2_info[ours,workload-seconds]:--}" "${l2_info[intree,workload-seconds]:--}"
+for k in kernel-irqchip-split kernel-irqchip-off; do
+	for set in ours intree; do
+		[ -z "${l2_info[$set,$k]}" ] || echo "  $set $k: ${l2_info[$set,$k]}"
+	done
 done
 
 echo

@@ -11,36 +11,55 @@
 #       --amd KO --intel KO): loaded first when not loaded yet (rkvm-vmtest
 #       and the peer suite unload everything), unloaded at the end. Result
 #       lines (PASS/FAIL/SKIP as tests/vm/vmtest prints them, plus INFO
-#       lines) go to stdout and OUT/qemu-results.txt, consoles and QEMU's
-#       stderr to OUT/qemu-<variant>.console.log / .stderr:
-#         qemu/boot-to-shell            RKVM-L2-SHELL-READY and the prompt
-#         qemu/both-vcpus-online        `cat /proc/cpuinfo | grep -c processor` -> 2
-#         qemu/workload-checksum        /l2/workload.sh's sha256 == the host's
-#         qemu/virtio-serial-transfer   the workload's file sent through a
+#       lines) go to stdout and OUT/l2-results.txt, consoles and QEMU's
+#       stderr to OUT/l2-<variant>.console.log / .stderr:
+#         l2/boot-to-shell            RKVM-L2-SHELL-READY and the prompt
+#         l2/both-vcpus-online        `cat /proc/cpuinfo | grep -c processor` -> 2
+#         l2/workload-checksum        /l2/workload.sh's sha256 == the host's
+#         l2/virtio-serial-transfer   the workload's file sent through a
 #                                       virtio-serial port arrives intact in L1
-#         qemu/l2-kernel-log-clean      no WARNING/BUG/Oops in the guest's dmesg
-#         qemu/clean-poweroff           `poweroff -f` ends QEMU with status 0
-#         qemu/l1-kernel-log-clean      no new WARNING/BUG/Oops in L1's dmesg
-#         qemu/kernel-irqchip-split-clean, qemu/kernel-irqchip-off-clean
+#         l2/guest-kernel-log-clean    no WARNING/BUG/Oops in the guest's dmesg
+#         l2/clean-poweroff           `poweroff -f` ends QEMU with status 0
+#         l2/l1-kernel-log-clean      no new WARNING/BUG/Oops in L1's dmesg
+#         l2/kernel-irqchip-split-clean, l2/kernel-irqchip-off-clean
 #                                       QEMU with -accel kvm,kernel-irqchip=X
 #                                       boots to the shell, 2 vCPUs, powers
 #                                       off -- or exits at once with an error
-#                                       message; never hangs, never a kernel
-#                                       warning in L1
-#         INFO qemu/boot-seconds N      QEMU start -> shell marker (wall)
-#         INFO qemu/workload-seconds N, INFO qemu/kernel-irqchip-X ...
+#                                       message; never hangs. =off runs
+#                                       with -smp 1: QEMU 7.2's userspace
+#                                       LAPIC livelocks with 2 vCPUs, on the
+#                                       in-tree module too
+#         l2/<variant>-l1-log-clean   no kernel warning in L1 during each
+#         INFO l2/boot-seconds N      QEMU start -> shell marker (wall)
+#         INFO l2/workload-seconds N, INFO l2/<variant>-boot-seconds N,
+#         INFO l2/<variant> <what happened>
 #
-#   scripts/l2-boot.sh demo [ACCEL]
-#       One session (ACCEL default "kvm"), the guest's console on stdout
-#       (scripts/l2-demo.sh).
+#   scripts/l2-boot.sh demo [MODULE-ARGS...]
+#       One session (-accel $L2_ACCEL, default kvm), the guest's console on
+#       stdout: boot to the shell, a few boot messages (dmesg), `cat
+#       /proc/cpuinfo | grep -c processor`, `uname -r`, the clocksource,
+#       `poweroff -f` (scripts/l2-demo.sh).
+#       MODULE-ARGS as for check.
 #
-# Environment: L2_CPU (-cpu, default host), L2_BOOT_TIMEOUT (s to the shell,
-# default 600), L2_CMD_TIMEOUT (s per command, default 300), L2_DIR
+# Environment: L2_SMP (vCPUs of the default and demo sessions, default 2),
+# L2_CPU (-cpu, default qemu64: QEMU's own default; "host"
+# and "EPYC" make the in-tree module's L2 warn "XSAVE consistency problem"
+# under TCG; "host" with kernel-irqchip=off makes QEMU abort: KVM refuses
+# MSR_KVM_ASYNC_PF_INT without an in-kernel LAPIC), L2_ACCEL (default kvm), L2_BOOT_TIMEOUT (s to the shell,
+# default 120; the in-tree module needs ~5), L2_CMD_TIMEOUT (s per command,
+# default 120), L2_BUDGET (check mode: no new variant starts after this
+# many s, default 300; its tests are SKIPped), L2_DIR
 # (initramfs dir, default build/l2), L2_KERNEL (default the test bzImage),
-# L2_APPEND_EXTRA (more kernel parameters), L2_QEMU_EXTRA (more QEMU
+# L2_APPEND_EXTRA (more kernel parameters; "loglevel=7" shows the guest's
+# boot messages, which "quiet" hides), L2_QEMU_EXTRA (more QEMU
 # arguments, split on spaces), L2_VARIANTS (check mode, default
-# "default split off").
+# "default split off"), L2_DEMO_COMMANDS (demo mode: the
+# commands to type, one a line), L2_LOGDIR (demo mode: logs, default /tmp),
+# L2_STRACE=1 (QEMU under strace -f -e trace=ioctl -e kvm=vcpu, to
+# LOGDIR/l2-<variant>.strace), L2_KVMTRACE=path/kvmtrace.so (QEMU with that
+# LD_PRELOAD shim, tests/vm/l2/kvmtrace.sh, to LOGDIR/l2-<variant>.kvmtrace).
 set -u
+shopt -s extglob
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck disable=SC1091
 . "$here/config.mak"
@@ -49,9 +68,11 @@ qemu=${QEMU:-qemu-system-x86_64}
 l2dir=${L2_DIR:-$here/build/l2}
 kernel=${L2_KERNEL:-$KERNELDIR/arch/x86/boot/bzImage}
 initrd=$l2dir/initramfs.cpio.gz
-cpu=${L2_CPU:-host}
-boot_tmo=${L2_BOOT_TIMEOUT:-600}
-cmd_tmo=${L2_CMD_TIMEOUT:-300}
+cpu=${L2_CPU:-qemu64}
+accel=${L2_ACCEL:-kvm}
+boot_tmo=${L2_BOOT_TIMEOUT:-120}
+cmd_tmo=${L2_CMD_TIMEOUT:-120}
+budget=${L2_BUDGET:-300}
 append="console=ttyS0 quiet panic=-1 rdinit=/init tsc=reliable no_timer_check ${L2_APPEND_EXTRA:-}"
 prompt='l2# '
 # Oopses, warnings and lockdep reports in a kernel log (as scripts/check.sh).
@@ -64,21 +85,25 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 # S_* is the state of the current session.
 S_demo=
 
-# s_start NAME ACCEL: start QEMU, console in and out through FIFOs.
+# s_start NAME ACCEL [CPU [SMP]]: start QEMU, console in and out through FIFOs.
 s_start() {
-	S_name=$1 S_accel=$2
-	S_log=$logdir/qemu-$S_name.console.log
-	S_err=$logdir/qemu-$S_name.stderr
-	S_vout=$logdir/qemu-$S_name.virtio-out
+	S_name=$1 S_accel=$2 S_cpu=${3:-$cpu} S_smp=${4:-${L2_SMP:-2}}
+	S_log=$logdir/l2-$S_name.console.log
+	S_err=$logdir/l2-$S_name.stderr
+	S_vout=$logdir/l2-$S_name.virtio-out
 	S_fifo=$(mktemp -d /tmp/l2-fifo.XXXXXX)
-	S_line= S_eof= S_lines=() S_prompts=0
+	S_line= S_eof= S_killed= S_hung= S_lines=() S_prompts=0
 	: > "$S_log"
 	rm -f "$S_vout"
 	mkfifo "$S_fifo/in" "$S_fifo/out"
 	# -k: QEMU gets TERM at the total limit, KILL 5 s later.
-	local total=$((boot_tmo + 6 * cmd_tmo))
+	local total=$((boot_tmo + 6 * cmd_tmo)) wrap=()
+	# Investigation aids: strace, the kvmtrace LD_PRELOAD shim.
+	[ -z "${L2_STRACE:-}" ] || wrap+=(strace -f -qq -e trace=ioctl -e kvm=vcpu -o "$logdir/l2-$S_name.strace")
+	[ -z "${L2_KVMTRACE:-}" ] || wrap+=(env LD_PRELOAD="$L2_KVMTRACE" KVMTRACE_OUT="$logdir/l2-$S_name.kvmtrace")
+	rm -f "$logdir/l2-$S_name.strace" "$logdir/l2-$S_name.kvmtrace"
 	# shellcheck disable=SC2086
-	timeout -k 5 "$total" "$qemu" -accel "$S_accel" -machine pc -cpu "$cpu" -smp 2 -m 256M \
+	timeout -k 5 "$total" "${wrap[@]}" "$qemu" -accel "$S_accel" -machine pc -cpu "$S_cpu" -smp "$S_smp" -m 256M \
 		-nodefaults -display none -monitor none -no-reboot -serial stdio \
 		-kernel "$kernel" -initrd "$initrd" -append "$append" \
 		-device virtio-serial-pci,id=vser \
@@ -93,9 +118,12 @@ s_start() {
 
 # s_emit LINE: a complete console line: log it (and show it in demo mode).
 s_emit() {
-	S_lines+=("$1")
-	printf '%s\n' "$1" >> "$S_log"
-	[ -z "$S_demo" ] || printf '%s\n' "$1"
+	# Without terminal control sequences (ash asks for the cursor position).
+	local l=${1//$'\e'\[+([0-9;])[A-Za-z]/}
+	l=${l//$'\e'\[[A-Za-z]/}
+	S_lines+=("$l")
+	printf '%s\n' "$l" >> "$S_log"
+	[ -z "$S_demo" ] || printf 'l2| %s\n' "$l"
 }
 
 # s_expect WHAT TIMEOUT: read the console until a complete line matches the
@@ -103,10 +131,12 @@ s_emit() {
 # start of a line. 0: seen (the line in S_match); 1: QEMU's output ended
 # (it exited); 2: timed out.
 s_expect() {
-	local want=$1 deadline=$((SECONDS + $2)) c
+	local want=$1 deadline=$((SECONDS + $2)) c rc
 	while [ $SECONDS -lt $deadline ]; do
-		if ! IFS= read -r -t 1 -N 1 -u "$S_r" c; then
-			[ $? -gt 128 ] && continue
+		IFS= read -r -t 1 -N 1 -u "$S_r" c
+		rc=$?
+		if [ $rc != 0 ]; then
+			[ $rc -gt 128 ] && continue
 			S_eof=1
 			[ -z "$S_line" ] || { s_emit "$S_line"; S_line=; }
 			return 1
@@ -136,42 +166,60 @@ s_expect() {
 
 # s_cmd COMMAND [TIMEOUT]: type COMMAND at the prompt (already seen) and read
 # until the next prompt; its output lines (without the echoed command line)
-# in S_out. 0: the prompt came back.
+# in S_out. 0: the prompt came back. After one command timed out the guest
+# counts as hung: later commands fail at once.
 s_cmd() {
 	local mark=${#S_lines[@]} rc
+	S_out=()
 	[ -n "$S_eof" ] && return 1
+	[ -n "$S_hung" ] && return 2
 	printf '%s\n' "$1" >&"$S_w" 2>/dev/null || return 1
 	s_expect PROMPT "${2:-$cmd_tmo}"
 	rc=$?
+	[ $rc != 2 ] || S_hung=1
 	S_out=("${S_lines[@]:$((mark + 1))}")
 	return $rc
 }
 
 # s_finish TIMEOUT: wait for QEMU to exit (after poweroff) up to TIMEOUT s,
 # kill it otherwise. S_rc: QEMU's exit status (124: killed at the limit or
-# here).
+# here; 125: could not be killed).
 s_finish() {
 	[ -n "$S_eof" ] || s_expect '^\b$' "$1"
 	if [ -z "$S_eof" ]; then
+		S_killed=1
 		kill "$S_pid" 2>/dev/null
 		s_expect '^\b$' 10
 	fi
-	wait "$S_pid"
-	S_rc=$?
-	[ -n "$S_eof" ] || S_rc=124
+	# A QEMU stuck in the kernel (D state) survives even SIGKILL: give up
+	# on it after 20 s rather than hang the whole run.
+	local i=0
+	while kill -0 "$S_pid" 2>/dev/null && [ $i -lt 20 ]; do
+		[ $i = 10 ] && pkill -KILL -P "$S_pid" 2>/dev/null
+		sleep 1
+		i=$((i + 1))
+	done
+	if kill -0 "$S_pid" 2>/dev/null; then
+		S_rc=125
+		s_emit "l2-boot: QEMU does not die (stuck in the kernel?); left behind"
+	else
+		wait "$S_pid"
+		S_rc=$?
+	fi
+	[ -n "$S_eof" ] || [ "$S_rc" = 125 ] || S_rc=124
 	exec {S_w}>&- {S_r}<&-
 	rm -rf "$S_fifo"
 	S_t1=$(now)
-}
+} 2>/dev/null   # no "Killed" job notices from bash
 
 # Why a session did not reach the shell: QEMU's message or the console tail.
 s_why() {
-	if [ -n "$S_eof" ] && [ -s "$S_err" ]; then
-		echo "QEMU exited ($S_rc): $(grep -v '^$' "$S_err" | tail -n 3 | tr '\n' '|')"
-	elif [ -n "$S_eof" ]; then
-		echo "QEMU exited ($S_rc) before the shell; console: $(tail -n 3 "$S_log" | tr '\n' '|')"
+	if [ -n "$S_killed" ]; then
+		echo "no shell after ${boot_tmo}s (hang; QEMU killed); console: $(tail -n 3 "$S_log" | tr '\n' '|')"
+	elif [ -s "$S_err" ]; then
+		echo "QEMU exited ($S_rc): $(grep -v '^$' "$S_err" | grep -v 'warning:' | tail -n 3 | tr '\n' '|')"
 	else
-		echo "no shell after ${boot_tmo}s (hang); console: $(tail -n 3 "$S_log" | tr '\n' '|')"
+		echo "QEMU exited ($S_rc) before the shell; console: $(tail -n 3 "$S_log" | tr '\n' '|')"
 	fi
 }
 
@@ -191,121 +239,126 @@ l1_log_bad() { dmesg | tail -n +"$((L1_mark + 1))" | grep -E -A 8 "$log_bad" | h
 full_session() {
 	local t_ready t_wl bad sum want
 	l1_log_mark
-	s_start default kvm
+	s_start default "$accel"
 	if s_expect '^RKVM-L2-SHELL-READY' "$boot_tmo" && s_expect PROMPT 60; then
 		t_ready=$(now)
-		pass qemu/boot-to-shell
-		info qemu/boot-seconds "$(secs "$S_t0" "$t_ready")"
-		info qemu/l2-ready "$S_match"
+		pass l2/boot-to-shell
+		info l2/boot-seconds "$(secs "$S_t0" "$t_ready")"
+		info l2/ready "$S_match"
 	else
-		fail qemu/boot-to-shell "$(s_why)"
+		fail l2/boot-to-shell "$(s_why)"
 		s_finish 5
-		for t in both-vcpus-online workload-checksum virtio-serial-transfer l2-kernel-log-clean clean-poweroff; do
-			skip "qemu/$t" "no shell"
+		for t in both-vcpus-online workload-checksum virtio-serial-transfer guest-kernel-log-clean clean-poweroff; do
+			skip "l2/$t" "no shell"
 		done
 		l1_check default
 		return
 	fi
 
 	if s_cmd 'cat /proc/cpuinfo | grep -c processor' && [ "${S_out[0]:-}" = 2 ]; then
-		pass qemu/both-vcpus-online
+		pass l2/both-vcpus-online
 	else
-		fail qemu/both-vcpus-online "got '${S_out[*]:-}'"
+		fail l2/both-vcpus-online "got '${S_out[*]:-}'"
 	fi
 
 	want=$(cat "$l2dir/expected.txt")
 	t_wl=$(now)
 	if s_cmd /l2/workload.sh; then
-		info qemu/workload-seconds "$(secs "$t_wl" "$(now)")"
+		info l2/workload-seconds "$(secs "$t_wl" "$(now)")"
 		sum=$(printf '%s\n' "${S_out[@]}" | grep '^RKVM-L2-SHA256 ' | head -n 1)
 		if [ "$sum" = "$want" ]; then
-			pass qemu/workload-checksum
+			pass l2/workload-checksum
 		else
-			fail qemu/workload-checksum "got '${sum:-${S_out[*]:-nothing}}', want '$want'"
+			fail l2/workload-checksum "got '${sum:-${S_out[*]:-nothing}}', want '$want'"
 		fi
 	else
-		fail qemu/workload-checksum "no prompt within ${cmd_tmo}s"
+		fail l2/workload-checksum "no prompt within ${cmd_tmo}s"
 	fi
 
 	# The workload's file, written to a virtio-serial port: QEMU writes it to
 	# $S_vout in L1 (virtqueue, notifications, interrupts, MSI-X).
 	local vio_ok=
-	if s_cmd 'test -c /dev/rkvm-out && cat /tmp/wl/out > /dev/rkvm-out; echo RKVM-L2-VIRTIO-RC $?' &&
+	if s_cmd '/l2/send.sh /tmp/wl/out' &&
 		printf '%s\n' "${S_out[@]}" | grep -qx 'RKVM-L2-VIRTIO-RC 0'; then
 		vio_ok=1
 	fi
 
-	if s_cmd "echo RKVM-L2-DMESG-BAD \$(dmesg | grep -cE '$log_bad')"; then
+	if s_cmd /l2/logcheck.sh; then
 		bad=$(printf '%s\n' "${S_out[@]}" | sed -n 's/^RKVM-L2-DMESG-BAD \([0-9]*\)$/\1/p')
 		if [ "$bad" = 0 ]; then
-			pass qemu/l2-kernel-log-clean
+			pass l2/guest-kernel-log-clean
 		else
-			s_cmd "dmesg | grep -E -A 8 '$log_bad' | head -n 30" >/dev/null
-			fail qemu/l2-kernel-log-clean "${bad:-?} reports; see $S_log"
+			# The first lines: the message a report belongs to.
+			fail l2/guest-kernel-log-clean "${bad:-?} lines: $(printf '%s\n' "${S_out[@]:0:3}" |
+				sed 's/^\[ *[0-9.]*\] //' | tr '\n' '|')... see $(basename "$S_log")"
 		fi
 	else
-		fail qemu/l2-kernel-log-clean "no prompt"
+		fail l2/guest-kernel-log-clean "no prompt"
 	fi
 
 	printf '%s\n' 'poweroff -f' >&"$S_w" 2>/dev/null
 	s_finish 120
 	if [ "$S_rc" = 0 ]; then
-		pass qemu/clean-poweroff
+		pass l2/clean-poweroff
 	else
-		fail qemu/clean-poweroff "QEMU exit status $S_rc$([ "$S_rc" = 124 ] && echo ' (still running after poweroff; killed)')"
+		fail l2/clean-poweroff "QEMU exit status $S_rc$([ "$S_rc" = 124 ] && echo ' (still running after poweroff; killed)')"
 	fi
-	info qemu/total-seconds "$(secs "$S_t0" "$S_t1")"
+	info l2/total-seconds "$(secs "$S_t0" "$S_t1")"
 
 	# After QEMU exited its chardev file is complete.
 	if [ -n "$vio_ok" ] && [ "RKVM-L2-SHA256 $(sha256sum < "$S_vout" | cut -d' ' -f1)" = "$want" ]; then
-		pass qemu/virtio-serial-transfer
+		pass l2/virtio-serial-transfer
 	else
-		fail qemu/virtio-serial-transfer "$( [ -n "$vio_ok" ] || echo 'the guest could not write the port; ')received $(stat -c %s "$S_vout" 2>/dev/null || echo 0) bytes, sha256 $(sha256sum < "$S_vout" 2>/dev/null | cut -c1-16)..."
+		fail l2/virtio-serial-transfer "$( [ -n "$vio_ok" ] || echo 'the guest could not write the port; ')received $(stat -c %s "$S_vout" 2>/dev/null || echo 0) bytes, sha256 $(sha256sum < "$S_vout" 2>/dev/null | cut -c1-16)..."
 	fi
 	l1_check default
 }
 
 # l1_check VARIANT: no new kernel warnings in L1 since l1_log_mark.
 l1_check() {
-	local bad name=qemu/l1-kernel-log-clean
-	[ "$1" = default ] || name=qemu/kernel-irqchip-$1-l1-log-clean
+	local bad name=l2/l1-kernel-log-clean
+	[ "$1" = default ] || name=l2/$1-l1-log-clean
 	bad=$(l1_log_bad)
 	if [ -z "$bad" ]; then
 		pass "$name"
 	else
-		printf '%s\n' "$bad" > "$logdir/qemu-$1.l1-dmesg-bad.txt"
+		printf '%s\n' "$bad" > "$logdir/l2-$1.l1-dmesg-bad.txt"
 		fail "$name" "$(printf '%s\n' "$bad" | grep -E "$log_bad" | head -n 2 | tr '\n' '|')"
 	fi
 }
 
-# -accel kvm,kernel-irqchip=X: boots (shell, 2 vCPUs, poweroff) or QEMU
-# refuses at once with a message. A hang or an L1 warning fails.
+# irqchip_session VARIANT TEST ACCEL SMP: QEMU with ACCEL (a kernel-irqchip=
+# setting) and SMP vCPUs boots to the shell, sees SMP vCPUs and powers off,
+# or exits at once with an error message. A hang or an L1 kernel warning
+# fails.
 irqchip_session() {
-	local v=$1 name=qemu/kernel-irqchip-$1-clean cpus
+	local v=$1 name=$2 acc=$3 smp=$4 c=$cpu cpus
 	l1_log_mark
-	s_start "$v" "kvm,kernel-irqchip=$v"
+	s_start "$v" "$acc" "$c" "$smp"
 	if s_expect '^RKVM-L2-SHELL-READY' "$boot_tmo" && s_expect PROMPT 60; then
-		info "qemu/kernel-irqchip-$v-boot-seconds" "$(secs "$S_t0" "$(now)")"
+		info "l2/$v-boot-seconds" "$(secs "$S_t0" "$(now)")"
 		s_cmd 'cat /proc/cpuinfo | grep -c processor'
 		cpus=${S_out[0]:-}
 		printf '%s\n' 'poweroff -f' >&"$S_w" 2>/dev/null
 		s_finish 120
-		if [ "$cpus" = 2 ] && [ "$S_rc" = 0 ]; then
+		if [ "$cpus" = "$smp" ] && [ "$S_rc" = 0 ]; then
 			pass "$name"
-			info "qemu/kernel-irqchip-$v" "booted to the shell, 2 vCPUs, powered off"
+			info "l2/$v" "-accel $acc -smp $smp: booted to the shell, $smp vCPU(s), powered off"
 		else
-			fail "$name" "booted but cpus='$cpus', QEMU exit status $S_rc; see $S_log"
+			fail "$name" "booted but cpus='$cpus', QEMU exit status $S_rc; see $(basename "$S_log")"
 		fi
 	else
 		s_finish 5
-		if [ -n "$S_eof" ] && [ "$S_rc" != 0 ] && [ "$S_rc" != 124 ] && [ -s "$S_err" ] &&
-			[ "$(secs "$S_t0" "$S_t1" | cut -d. -f1)" -lt 120 ]; then
+		# Refused: QEMU ended by itself, with an error status and message.
+		if [ -z "$S_killed" ] && [ "$S_rc" != 0 ] && [ "$S_rc" != 124 ] &&
+			[ -s "$S_err" ]; then
 			pass "$name"
-			info "qemu/kernel-irqchip-$v" "refused by QEMU: $(grep -v '^$' "$S_err" | tail -n 2 | tr '\n' ' ')"
+			info "l2/$v" "-accel $acc -smp $smp: refused by QEMU: $(grep -v '^$' "$S_err" | grep -v 'warning:' | tail -n 2 | tr '\n' ' ')"
 		else
 			fail "$name" "$(s_why)"
 		fi
 	fi
+	rm -f "$S_vout"
 	l1_check "$v"
 }
 
@@ -346,59 +399,83 @@ preflight() {
 	printf '%s' "$why"
 }
 
+# The tests of each variant (for SKIP lines).
+variant_tests() {
+	case $1 in
+	default) echo boot-to-shell both-vcpus-online workload-checksum virtio-serial-transfer \
+		guest-kernel-log-clean clean-poweroff l1-kernel-log-clean ;;
+	split|off) echo "kernel-irqchip-$1-clean kernel-irqchip-$1-l1-log-clean" ;;
+	esac
+}
+
 case ${1:-} in
 check)
 	out=${2:?usage: $0 check OUT [MODULE-ARGS...]}
 	shift 2
-	logdir=$out results=$out/qemu-results.txt
+	logdir=$out results=$out/l2-results.txt
 	mkdir -p "$out"
 	: > "$results"
+	variants=${L2_VARIANTS:-default split off}
 	load_modules "$@"
 	why=$(preflight)
-	if [ -n "$why" ]; then
-		for t in boot-to-shell both-vcpus-online workload-checksum virtio-serial-transfer \
-			l2-kernel-log-clean clean-poweroff l1-kernel-log-clean \
-			kernel-irqchip-split-clean kernel-irqchip-off-clean; do
-			skip "qemu/$t" "$why"
-		done
-	else
-		info qemu/versions "$($qemu --version | head -n 1 | sed 's/^QEMU emulator version //'), -cpu $cpu, kernel $(basename "$(dirname "$(dirname "$(dirname "$kernel")")")")"
-		for v in ${L2_VARIANTS:-default split off}; do
-			case $v in
-			default) full_session ;;
-			*) irqchip_session "$v" ;;
-			esac
-		done
-	fi
+	start=$SECONDS
+	[ -n "$why" ] || info l2/versions "$($qemu --version | head -n 1 | sed 's/^QEMU emulator version //'), -cpu $cpu"
+	for v in $variants; do
+		[ -n "$why" ] || [ $((SECONDS - start)) -lt "$budget" ] ||
+			why="over the ${budget}s budget (L2_BUDGET) after earlier variants"
+		if [ -n "$why" ]; then
+			for t in $(variant_tests "$v"); do skip "l2/$t" "$why"; done
+			continue
+		fi
+		case $v in
+		default) full_session ;;
+		split) irqchip_session kernel-irqchip-split l2/kernel-irqchip-split-clean \
+			"$accel,kernel-irqchip=split" 2 ;;
+		# One vCPU: with two, QEMU 7.2's userspace LAPIC livelocks at the
+		# AP's startup even on the in-tree module (a vCPU thread spins in
+		# QEMU holding the BQL; the main loop and the other vCPU wait).
+		off) irqchip_session kernel-irqchip-off l2/kernel-irqchip-off-clean \
+			"$accel,kernel-irqchip=off" 1 ;;
+		*) echo "l2-boot: unknown variant $v" >&2 ;;
+		esac
+	done
 	unload_modules
 	[ "$nfail" = 0 ]
 	;;
 demo)
+	shift
 	logdir=${L2_LOGDIR:-/tmp} results=/dev/null
 	S_demo=1
+	load_modules "$@"
 	why=$(preflight)
-	[ -z "$why" ] || { echo "l2-demo: $why" >&2; exit 1; }
-	accel=${2:-kvm}
-	echo "l2: qemu-system-x86_64 -accel $accel -cpu $cpu -smp 2 -m 256M -kernel bzImage -initrd l2 initramfs (console below)"
+	[ -z "$why" ] || { echo "l2: $why" >&2; unload_modules; exit 1; }
+	echo "l2: qemu-system-x86_64 -accel $accel -cpu $cpu -smp ${L2_SMP:-2} -m 256M -nodefaults -serial stdio" \
+		"-kernel bzImage -initrd build/l2/initramfs.cpio.gz (the guest's console follows)"
 	s_start demo "$accel"
 	if ! { s_expect '^RKVM-L2-SHELL-READY' "$boot_tmo" && s_expect PROMPT 60; }; then
 		s_finish 5
 		echo "l2: the guest did not reach its shell: $(s_why)"
+		unload_modules
 		exit 1
 	fi
 	t_ready=$(now)
-	# Type as a user would (the guest's echo shows each command after its prompt).
-	for c in 'cat /proc/cpuinfo | grep -c processor' 'uname -r' 'cat /sys/devices/system/clocksource/clocksource0/current_clocksource'; do
-		s_cmd "$c" 60 || break
-	done
+	# Type as a user would (the guest echoes each command after its prompt).
+	cmds=${L2_DEMO_COMMANDS:-'dmesg | grep -E "Linux version|Hypervisor detected|smpboot: Total|Switched to clocksource|Run /init"
+cat /proc/cpuinfo | grep -c processor
+uname -r
+cat /sys/devices/system/clocksource/clocksource0/current_clocksource'}
+	while IFS= read -r c; do
+		s_cmd "$c" "$cmd_tmo" || break
+	done <<< "$cmds"
 	printf '%s\n' 'poweroff -f' >&"$S_w" 2>/dev/null
 	s_finish 120
-	echo
-	echo "l2: shell after $(secs "$S_t0" "$t_ready") s; QEMU exited with status $S_rc after $(secs "$S_t0" "$S_t1") s"
+	echo "l2: the guest reached its shell after $(secs "$S_t0" "$t_ready") s;" \
+		"QEMU exited with status $S_rc after $(secs "$S_t0" "$S_t1") s"
+	unload_modules
 	[ "$S_rc" = 0 ]
 	;;
 *)
-	echo "usage: $0 check OUT [MODULE-ARGS...] | demo [ACCEL]" >&2
+	echo "usage: $0 check OUT [MODULE-ARGS...] | demo [MODULE-ARGS...]" >&2
 	exit 2
 	;;
 esac

@@ -5,7 +5,8 @@
 #   scripts/l2-initramfs.sh [OUTDIR]     default OUTDIR: build/l2
 #
 # Writes OUTDIR/initramfs.cpio.gz: /init (tests/vm/l2/init), the host's
-# static busybox as /bin/busybox, /l2/workload.sh; and OUTDIR/expected.txt:
+# static busybox as /bin/busybox, /l2/{workload,logcheck,send}.sh; and
+# OUTDIR/expected.txt:
 # "RKVM-L2-SHA256 <sum>", the workload's result computed here with the
 # same busybox binary (so the guest must print exactly that line).
 # The kernel is the test kernel's own bzImage ($KERNELDIR, config.mak);
@@ -24,7 +25,9 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,l2,etc,root}
 cp "$bb" "$root/bin/busybox"
 install -m 0755 "$here/tests/vm/l2/init" "$root/init"
-install -m 0755 "$here/tests/vm/l2/workload.sh" "$root/l2/workload.sh"
+for f in workload.sh logcheck.sh send.sh; do
+	install -m 0755 "$here/tests/vm/l2/$f" "$root/l2/$f"
+done
 echo 'root:x:0:0:root:/tmp:/bin/sh' > "$root/etc/passwd"
 echo 'root:x:0:' > "$root/etc/group"
 (cd "$root" && find . -mindepth 1 | LC_ALL=C sort |

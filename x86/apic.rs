@@ -22,13 +22,15 @@ pub(crate) const X2APIC_MSR_LAST: u32 = 0x8ff;
 pub(crate) const MSR_IA32_TSC_DEADLINE: u32 = 0x6e0;
 /// The xAPIC register page size.
 const APIC_MMIO_SIZE: u64 = 4096;
+/// The TPR's offset in it.
+const APIC_TASKPRI_OFFSET: u64 = 0x80;
 
 /// A vCPU's LAPIC (IRQ-safe: interrupts arrive from any context).
 pub(crate) type VcpuLapic = Pin<KBox<SpinLockIrq<Lapic>>>;
 
-/// A LAPIC for vCPU `id` (the BSP is vCPU 0, as upstream's default).
-pub(crate) fn new_lapic(id: u32) -> Result<VcpuLapic> {
-    KBox::pin_init(new_spinlock_irq!(Lapic::new(LapicConfig::new(id, id == 0))), GFP_KERNEL_ACCOUNT)
+/// A LAPIC for vCPU `id`, the BSP or not.
+pub(crate) fn new_lapic(id: u32, bsp: bool) -> Result<VcpuLapic> {
+    KBox::pin_init(new_spinlock_irq!(Lapic::new(LapicConfig::new(id, bsp))), GFP_KERNEL_ACCOUNT)
 }
 
 /// The model's clock: host monotonic ns and this vCPU's guest TSC.
@@ -92,6 +94,11 @@ pub(crate) fn mmio(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, gpa: u64, write: bo
         if gpa < base || gpa >= base + APIC_MMIO_SIZE {
             return false;
         }
+        // KVM_TPR_ACCESS_REPORTING: QEMU's TPR patching wants to hear of
+        // guest TPR accesses (reported at the next entry, as upstream).
+        if st.tpr_access_reporting && (gpa - base) & !0xf == APIC_TASKPRI_OFFSET {
+            st.tpr_report = Some((st.arch.rip(), write));
+        }
         if write {
             l.mmio_write(gpa - base, data, &clk)
         } else {
@@ -148,7 +155,7 @@ pub(crate) fn write_msr(
 
 /// KVM_GET_LAPIC.
 pub(crate) fn get_lapic(vm: &Vm, vcpu: &Vcpu, st: &VcpuState, arg: usize) -> Result {
-    let lapic = vcpu.apic.as_ref().ok_or(ENXIO)?;
+    let lapic = vcpu.apic.as_ref().ok_or(EINVAL)?;
     let clk = clock(st);
     let s = lapic.lock().get_state(&clk, vm.x2apic_format());
     write_arg(arg, &s)
@@ -156,7 +163,7 @@ pub(crate) fn get_lapic(vm: &Vm, vcpu: &Vcpu, st: &VcpuState, arg: usize) -> Res
 
 /// KVM_SET_LAPIC.
 pub(crate) fn set_lapic(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
-    let lapic = vcpu.apic.as_ref().ok_or(ENXIO)?;
+    let lapic = vcpu.apic.as_ref().ok_or(EINVAL)?;
     let s: crate::irqchip::uapi::KvmLapicState = read_arg(arg)?;
     let clk = clock(st);
     let eff = lapic.lock().set_state(&s, &clk, vm.x2apic_format()).map_err(|_| EINVAL)?;
@@ -183,3 +190,58 @@ pub(crate) fn update_config(vcpu: &Vcpu, st: &VcpuState) {
 const _: () = assert!(
     core::mem::size_of::<crate::irqchip::uapi::KvmLapicState>() == core::mem::size_of::<uapi::kvm_lapic_state>()
 );
+
+/// `KVM_SET_VAPIC_ADDR`: where QEMU's TPR-patching ROM keeps its VAPIC
+/// word (0 turns it off). The address must be writable guest RAM, else
+/// EINVAL (as upstream, whose hva-cache setup fails).
+pub(crate) fn set_vapic_addr(vm: &Vm, st: &mut VcpuState, gpa: u64) -> Result {
+    if gpa != 0 && (vm.gpa_to_hva(gpa, true).is_none() || vm.gpa_to_hva(gpa + 3, true).is_none()) {
+        return Err(EINVAL);
+    }
+    st.vapic_addr = gpa;
+    Ok(())
+}
+
+/// Reads or writes the 4-byte VAPIC word, which may straddle a page.
+fn vapic_access(vm: &Vm, gpa: u64, word: &mut [u8; 4], write: bool) -> Result<bool> {
+    let first = (4096 - (gpa & 0xfff) as usize).min(4);
+    let (a, b) = word.split_at_mut(first);
+    let mut ok = true;
+    for (addr, part) in [(gpa, a), (gpa + first as u64, b)] {
+        if !part.is_empty() {
+            ok &= if write { vm.write_guest(addr, part)? } else { vm.read_guest(addr, part)? };
+        }
+    }
+    Ok(ok)
+}
+
+/// Before entry: publishes TPR/ISR/IRR in the VAPIC word (only while the
+/// LAPIC is enabled, as upstream).
+pub(crate) fn sync_to_vapic(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) {
+    let Some(lapic) = &vcpu.apic else { return };
+    if st.vapic_addr == 0 {
+        return;
+    }
+    let word = {
+        let l = lapic.lock();
+        if !l.enabled() {
+            return;
+        }
+        l.vapic_word()
+    };
+    let mut word = word.to_le_bytes();
+    // A guest that unmapped the page loses its TPR shortcut, as upstream.
+    let _ = vapic_access(vm, st.vapic_addr, &mut word, true);
+}
+
+/// After an exit: the guest's TPR writes to the VAPIC word reach the LAPIC.
+pub(crate) fn sync_from_vapic(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) {
+    let Some(lapic) = &vcpu.apic else { return };
+    if st.vapic_addr == 0 {
+        return;
+    }
+    let mut word = [0u8; 4];
+    if let Ok(true) = vapic_access(vm, st.vapic_addr, &mut word, false) {
+        lapic.lock().set_tpr(u32::from(word[0]));
+    }
+}

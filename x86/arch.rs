@@ -192,6 +192,8 @@ pub trait VcpuArch: Send {
     fn set_exception_intercept(&mut self, vector: u8, on: bool);
     /// The guest TSC's offset from the host's.
     fn tsc_offset(&self) -> u64;
+    /// Sets guest TSC - host TSC.
+    fn set_tsc_offset(&mut self, offset: u64);
     /// The virtual TPR (CR8) the guest runs with.
     fn v_tpr(&self) -> u8;
     /// Sets the virtual TPR.
@@ -200,6 +202,10 @@ pub trait VcpuArch: Send {
     fn set_cr8_write_intercept(&mut self, on: bool);
     /// Flushes this vCPU's guest TLB on the next entry.
     fn flush_tlb(&mut self);
+    /// The last exit as upstream's `get_exit_info()` reports it in
+    /// KVM_EXIT_INTERNAL_ERROR: reason, info 1 and 2, the event being
+    /// delivered, and its error code.
+    fn exit_info(&self) -> [u64; 5];
     /// Back to the reset state (power-on, or INIT when `init`).
     fn reset(&mut self, init: bool);
 }

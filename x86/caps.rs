@@ -52,7 +52,6 @@ pub(crate) fn check(_vm: Option<&Vm>, cap: usize) -> isize {
         | KVM_CAP_MEMORY_FAULT_INFO
         // The in-kernel irqchip (PIC, IOAPIC, LAPIC, PIT) and routing.
         | KVM_CAP_IRQCHIP
-        | KVM_CAP_IRQ_ROUTING
         | KVM_CAP_SIGNAL_MSI
         | KVM_CAP_IRQ_INJECT_STATUS
         | KVM_CAP_PIT
@@ -67,6 +66,8 @@ pub(crate) fn check(_vm: Option<&Vm>, cap: usize) -> isize {
         | KVM_CAP_IOEVENTFD_ANY_LENGTH
         | KVM_CAP_COALESCED_PIO => 1,
         KVM_CAP_COALESCED_MMIO => KVM_COALESCED_MMIO_PAGE_OFFSET as isize,
+        // QEMU sizes its GSI table from this (KVM_MAX_IRQ_ROUTES).
+        KVM_CAP_IRQ_ROUTING => crate::irqchip::uapi::KVM_MAX_IRQ_ROUTES as isize,
         KVM_CAP_NR_VCPUS => num_online_cpus().min(MAX_VCPUS) as isize,
         KVM_CAP_MAX_VCPUS => MAX_VCPUS as isize,
         KVM_CAP_MAX_VCPU_ID => MAX_VCPU_IDS as isize,
@@ -76,6 +77,8 @@ pub(crate) fn check(_vm: Option<&Vm>, cap: usize) -> isize {
         KVM_CAP_EXIT_HYPERCALL => EXIT_HYPERCALL_VALID as isize,
         KVM_CAP_ADJUST_CLOCK => CLOCK_VALID_FLAGS as isize,
         KVM_CAP_XSAVE2 => regs::xsave_size() as isize,
+        KVM_CAP_MCE => crate::msrs::MAX_MCE_BANKS as isize,
+        KVM_CAP_VAPIC | KVM_CAP_SET_BOOT_CPU_ID => 1,
         _ => 0,
     }
 }

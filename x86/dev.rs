@@ -26,6 +26,9 @@ impl FileOps for KvmDev {
             KVM_GET_MSR_INDEX_LIST => supported::msr_index_list(arg),
             KVM_GET_MSR_FEATURE_INDEX_LIST => supported::feature_msr_index_list(arg),
             KVM_GET_MSRS => supported::get_feature_msrs(arg),
+            KVM_X86_GET_MCE_CAP_SUPPORTED => {
+                crate::vm::write_arg(arg, &crate::msrs::SUPPORTED_MCE_CAP).map(|()| 0)
+            }
             // Upstream answers every other ioctl on /dev/kvm with EINVAL.
             _ => Err(EINVAL),
         }

@@ -168,7 +168,7 @@ impl CpuState for Cpu<'_> {
         Ok(())
     }
     fn read_msr(&mut self, index: u32) -> Result<u64, Rejected> {
-        msrs::get(self.vm, self.vcpu, self.st, index).map_err(|_| Rejected)
+        msrs::get(self.vm, self.vcpu, self.st, index, false).map_err(|_| Rejected)
     }
     fn write_msr(&mut self, index: u32, val: u64) -> Result<(), Rejected> {
         msrs::set(self.vm, self.vcpu, self.st, index, val, false).map_err(|_| Rejected)
@@ -186,6 +186,35 @@ impl CpuState for Cpu<'_> {
     fn set_xmm(&mut self, n: u8, val: u128) {
         // SAFETY: as in `xmm`.
         unsafe { rb::rkvm_write_xmm(u32::from(n), (&val as *const u128).cast()) };
+    }
+    fn ymm(&self, n: u8) -> [u8; 32] {
+        let mut v = [0u8; 32];
+        // SAFETY: 32 writable bytes; as in `xmm` (the helper does nothing
+        // without AVX on the host).
+        unsafe { rb::rkvm_read_ymm(u32::from(n), v.as_mut_ptr().cast()) };
+        v
+    }
+    fn set_ymm(&mut self, n: u8, val: [u8; 32]) {
+        // SAFETY: 32 readable bytes; as in `xmm`.
+        unsafe { rb::rkvm_write_ymm(u32::from(n), val.as_ptr().cast()) };
+    }
+    fn mmx(&mut self, n: u8) -> u64 {
+        let mut v = 0u64;
+        // SAFETY: 8 writable bytes; as in `xmm`. The emulator checked
+        // `x87_exception_pending` first, so the access cannot raise #MF.
+        unsafe { rb::rkvm_read_mmx(u32::from(n), &mut v) };
+        v
+    }
+    fn set_mmx(&mut self, n: u8, val: u64) {
+        // SAFETY: as in `mmx`.
+        unsafe { rb::rkvm_write_mmx(u32::from(n), &val) };
+    }
+    fn x87_exception_pending(&mut self) -> bool {
+        // SAFETY: no arguments; the helper catches the #MF of its FWAIT.
+        unsafe { rb::rkvm_fwait_faults() }
+    }
+    fn xcr0(&self) -> u64 {
+        self.st.xcr0
     }
     fn invlpg(&mut self, _linear: u64) {
         self.st.arch.flush_tlb()
@@ -275,6 +304,36 @@ pub(crate) fn paging_config(st: &mut VcpuState) -> paging::PagingConfig {
         cpuid::guest_maxphyaddr(st),
         true,
     )
+}
+
+/// `kvm_run.emulation_failure` as upstream lays it out: flags
+/// (INSTRUCTION_BYTES), insn_size and 15 bytes (NOP-padded), then the
+/// vendor's exit info.
+fn emulation_failure_data(st: &VcpuState, bytes: &[u8], len: u8) -> [u64; 8] {
+    let n = usize::from(len).min(15).min(bytes.len());
+    let mut insn = [0x90u8; 16];
+    insn[0] = n as u8;
+    insn[1..1 + n].copy_from_slice(&bytes[..n]);
+    let packed = u128::from_le_bytes(insn);
+    let [reason, info1, info2, intr, err] = st.arch.exit_info();
+    [
+        u64::from(uapi::KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES),
+        packed as u64,
+        (packed >> 64) as u64,
+        reason,
+        info1,
+        info2,
+        intr,
+        err,
+    ]
+}
+
+/// The length of the instruction at CS:RIP, decoded from guest memory
+/// (for skipping it when the hardware gives no next RIP).
+pub(crate) fn instruction_length(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Option<u64> {
+    let cpu = Cpu { vm, vcpu, st };
+    let mut mem = Mem::new(vm);
+    Emulator::instruction_length(&cpu, &mut mem, &[]).ok().map(u64::from)
 }
 
 /// Emulates the instruction at CS:RIP (`insn`: bytes the hardware already
@@ -409,13 +468,14 @@ fn finish(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, outcome:
             Ok(Next::Guest)
         }
         Outcome::Unhandleable { bytes, len } => {
-            run.set_exit_reason(uapi::KVM_EXIT_INTERNAL_ERROR);
-            let mut data = [0u64; 3];
-            data[0] = u64::from(len);
-            for (i, b) in bytes.iter().take(usize::from(len).min(15)).enumerate() {
-                data[1 + i / 8] |= u64::from(*b) << (8 * (i % 8));
+            // As upstream: #UD is queued; at CPL 0 userspace also hears
+            // of it, with the instruction bytes and the exit info.
+            st.arch.inject_exception(emulate::regs::vector::UD, None);
+            if st.arch.cpl() != 0 {
+                return Ok(Next::Guest);
             }
-            run.set_internal(uapi::KVM_INTERNAL_ERROR_EMULATION, &data);
+            run.set_exit_reason(uapi::KVM_EXIT_INTERNAL_ERROR);
+            run.set_internal(uapi::KVM_INTERNAL_ERROR_EMULATION, &emulation_failure_data(st, &bytes, len));
             Ok(Next::User)
         }
     }

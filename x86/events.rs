@@ -167,7 +167,8 @@ pub(crate) fn set_events(st: &mut VcpuState, arg: usize) -> Result {
 }
 
 /// KVM_GET_MP_STATE.
-pub(crate) fn get_mp_state(st: &VcpuState, arg: usize) -> Result {
+pub(crate) fn get_mp_state(vcpu: &crate::vcpu::Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+    crate::interrupts::accept_apic_events(vcpu, st);
     write_arg(arg, &uapi::kvm_mp_state { mp_state: st.mp_state })
 }
 

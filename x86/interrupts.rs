@@ -29,8 +29,9 @@ pub(crate) fn service_requests(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, reqs: u
     Ok(())
 }
 
-/// INIT, SIPI and NMIs the LAPIC received.
-fn accept_apic_events(vcpu: &Vcpu, st: &mut VcpuState) {
+/// INIT, SIPI and NMIs the LAPIC received (also on KVM_GET_MP_STATE, as
+/// upstream, so userspace sees INIT_RECEIVED right after the INIT).
+pub(crate) fn accept_apic_events(vcpu: &Vcpu, st: &mut VcpuState) {
     let Some(lapic) = &vcpu.apic else { return };
     let ev = lapic.lock().take_events();
     if ev.init {
@@ -39,7 +40,7 @@ fn accept_apic_events(vcpu: &Vcpu, st: &mut VcpuState) {
         st.emulator.reset();
         st.pending = crate::run::Pending::None;
         st.nmi_pending = 0;
-        st.mp_state = if vcpu.id == 0 {
+        st.mp_state = if vcpu.bsp {
             uapi::KVM_MP_STATE_RUNNABLE
         } else {
             uapi::KVM_MP_STATE_INIT_RECEIVED
@@ -142,6 +143,7 @@ pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mu
             l.highest_irr().is_some() && l.highest_injectable_vector().is_none()
         };
         st.arch.set_cr8_write_intercept(masked);
+        crate::apic::sync_to_vapic(vm, vcpu, st);
         return;
     }
     let mut want_window = run.request_interrupt_window();
@@ -158,13 +160,16 @@ pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mu
     }
 }
 
-/// After an exit: the guest's CR8 (V_TPR) writes reach the LAPIC's TPR.
-pub(crate) fn after_exit(vcpu: &Vcpu, st: &mut VcpuState) {
+/// After an exit: the guest's CR8 (V_TPR) and VAPIC writes reach the
+/// LAPIC's TPR.
+pub(crate) fn after_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) {
     if let Some(lapic) = &vcpu.apic {
         let tpr = st.arch.v_tpr();
         let mut l = lapic.lock();
         if l.cr8() != u64::from(tpr) {
             l.set_cr8(u64::from(tpr));
         }
+        drop(l);
+        crate::apic::sync_from_vapic(vm, vcpu, st);
     }
 }

@@ -22,6 +22,7 @@ mod iodev;
 mod eventfds;
 mod coalesced_mmio;
 mod kick;
+mod kvmclock;
 mod timer;
 mod vm_irq;
 pub mod exit;
@@ -46,6 +47,8 @@ pub mod emulate;
 pub mod irqchip;
 #[path = "memslots/mod.rs"]
 pub mod memslots;
+#[path = "pvclock/mod.rs"]
+pub mod pvclock;
 
 module! {
     type: KvmModule,

@@ -4,6 +4,7 @@
 //! checks on CR0/CR3/CR4/EFER/XCR0 writes, and KVM_GET/SET_MSRS.
 
 use crate::{
+    kvmclock,
     apic,
     arch::{MsrAccess, Seg},
     cpuid,
@@ -56,6 +57,48 @@ pub(crate) const MSR_K7_PERFCTR3: u32 = 0xc001_0007;
 pub(crate) const MSR_K7_HWCR: u32 = 0xc001_0015;
 /// AMD NB_CFG.
 pub(crate) const MSR_AMD64_NB_CFG: u32 = 0xc001_001f;
+/// Model-specific MSRs that read as zero (upstream's list in
+/// kvm_get_msr_common(): platform, SYSCFG/TSEG, interrupt-pending message,
+/// MMIO config base, BU/DC/TW/EX config, PERF_CTL, RAPL energy counters,
+/// the two P6 counters and event selectors without a vPMU).
+const READ_AS_ZERO_MSRS: [u32; 20] = [
+    0x2a,        // MSR_IA32_EBL_CR_POWERON
+    0xc1,        // MSR_P6_PERFCTR0
+    0xc2,        // MSR_P6_PERFCTR1
+    0x186,       // MSR_P6_EVNTSEL0
+    0x187,       // MSR_P6_EVNTSEL1
+    0x199,       // MSR_IA32_PERF_CTL
+    0x606,       // MSR_RAPL_POWER_UNIT
+    0x611,       // MSR_PKG_ENERGY_STATUS
+    0x619,       // MSR_DRAM_ENERGY_STATUS
+    0x639,       // MSR_PP0_ENERGY_STATUS
+    0x641,       // MSR_PP1_ENERGY_STATUS
+    0xc001_0010, // MSR_AMD64_SYSCFG
+    0xc001_0055, // MSR_K8_INT_PENDING_MSG
+    0xc001_0058, // MSR_FAM10H_MMIO_CONF_BASE
+    0xc001_0112, // MSR_K8_TSEG_ADDR
+    0xc001_0113, // MSR_K8_TSEG_MASK
+    0xc001_1022, // MSR_AMD64_DC_CFG
+    0xc001_1023, // MSR_AMD64_TW_CFG
+    0xc001_102a, // MSR_AMD64_BU_CFG2
+    0xc001_102c, // MSR_F15H_EX_CFG
+];
+/// Writes upstream accepts and drops (kvm_set_msr_common(); the P6
+/// counters without a vPMU).
+const WRITE_IGNORED_MSRS: [u32; 10] = [
+    0x79,        // MSR_IA32_UCODE_WRITE
+    0xc1,        // MSR_P6_PERFCTR0
+    0xc2,        // MSR_P6_PERFCTR1
+    0x186,       // MSR_P6_EVNTSEL0
+    0x187,       // MSR_P6_EVNTSEL1
+    0xc001_0020, // MSR_AMD64_PATCH_LOADER
+    0xc001_1022, // MSR_AMD64_DC_CFG
+    0xc001_1023, // MSR_AMD64_TW_CFG
+    0xc001_102a, // MSR_AMD64_BU_CFG2
+    0xc001_102c, // MSR_F15H_EX_CFG
+];
+/// "FSB frequency": upstream answers 3.
+const MSR_FSB_FREQ: u32 = 0xcd;
 /// EFER.
 pub(crate) const MSR_EFER: u32 = 0xc000_0080;
 
@@ -112,6 +155,9 @@ const XFEATURE_MASK_BNDCSR: u64 = 1 << 4;
 /// XCR0 AVX-512 state (all three together, with YMM).
 const XFEATURE_MASK_AVX512: u64 = 0b111 << 5;
 
+/// IA32_TIME_STAMP_COUNTER.
+const MSR_IA32_TSC: u32 = 0x10;
+
 /// MISC_ENABLE reset value: PEBS and BTS unavailable (as upstream).
 const MISC_ENABLE_RESET: u64 = (1 << 11) | (1 << 12);
 /// MTRRCAP: 8 variable ranges, fixed ranges, write-combining.
@@ -133,7 +179,6 @@ const STORED_MSRS: [(u32, u64); 24] = [
     (0xce, 1 << 31),          // MSR_PLATFORM_INFO: CPUID faulting
     (0x10a, 0),               // MSR_IA32_ARCH_CAPABILITIES
     (0x140, 0),               // MSR_MISC_FEATURES_ENABLES
-    (0x17b, 0),               // MSR_IA32_MCG_CTL
     (0x1db, 0),               // MSR_IA32_LASTBRANCHFROMIP
     (0x1dc, 0),               // MSR_IA32_LASTBRANCHTOIP
     (0x1dd, 0),               // MSR_IA32_LASTINTFROMIP
@@ -149,7 +194,22 @@ const STORED_MSRS: [(u32, u64); 24] = [
     (0x4b56_4d06, 1),         // MSR_KVM_POLL_CONTROL: polling allowed
     (0x4b56_4d07, 0),         // MSR_KVM_ASYNC_PF_INT
     (0xc000_0104, 1 << 32),   // MSR_AMD64_TSC_RATIO: 1.0
+    (0xc001_011f, 0),         // MSR_AMD64_VIRT_SPEC_CTRL
 ];
+
+/// Machine-check banks a guest may have (`KVM_MAX_MCE_BANKS`).
+pub(crate) const MAX_MCE_BANKS: usize = 32;
+/// IA32_MCG_CAP.MCG_CTL_P: IA32_MCG_CTL exists.
+const MCG_CTL_P: u64 = 1 << 8;
+/// IA32_MCG_CAP.MCG_SER_P: software error recovery.
+const MCG_SER_P: u64 = 1 << 24;
+/// What KVM_X86_SETUP_MCE accepts besides the bank count (AMD: no LMCE
+/// or CMCI), as upstream's `kvm_caps.supported_mce_cap`.
+pub(crate) const SUPPORTED_MCE_CAP: u64 = MCG_CTL_P | MCG_SER_P;
+/// IA32_MCG_CTL.
+const MSR_IA32_MCG_CTL: u32 = 0x17b;
+/// IA32_MC0_CTL; bank n has CTL, STATUS, ADDR, MISC at 0x400 + 4n.
+const MSR_IA32_MC0_CTL: u32 = 0x400;
 
 /// Most entries per KVM_GET/SET_MSRS (`MAX_IO_MSRS`).
 const MAX_IO_MSRS: u32 = 256;
@@ -170,6 +230,11 @@ pub(crate) struct GenericMsrs {
     pub(crate) cr8: u64,
     /// Values of [`STORED_MSRS`], same order.
     stored: [u64; STORED_MSRS.len()],
+    /// IA32_MCG_CAP (KVM_X86_SETUP_MCE); 0: no machine-check banks.
+    mcg_cap: u64,
+    mcg_ctl: u64,
+    /// MCi_CTL, MCi_STATUS, MCi_ADDR, MCi_MISC of each bank.
+    mce_banks: [u64; MAX_MCE_BANKS * 4],
 }
 
 impl GenericMsrs {
@@ -188,6 +253,9 @@ impl GenericMsrs {
             ucode_rev: UCODE_REV_DEFAULT,
             cr8: 0,
             stored: STORED_MSRS.map(|(_, v)| v),
+            mcg_cap: 0,
+            mcg_ctl: 0,
+            mce_banks: [0; MAX_MCE_BANKS * 4],
         }
     }
 
@@ -200,6 +268,71 @@ impl GenericMsrs {
         }
         self.apic_base = v;
         Ok(())
+    }
+
+    /// KVM_X86_SETUP_MCE (upstream's rules and reset values).
+    pub(crate) fn setup_mce(&mut self, mcg_cap: u64) -> Result {
+        let banks = (mcg_cap & 0xff) as usize;
+        if banks == 0 || banks > MAX_MCE_BANKS || mcg_cap & !(SUPPORTED_MCE_CAP | 0xff | 0xff_0000) != 0 {
+            return Err(EINVAL);
+        }
+        self.mcg_cap = mcg_cap;
+        if mcg_cap & MCG_CTL_P != 0 {
+            self.mcg_ctl = u64::MAX;
+        }
+        for bank in self.mce_banks.chunks_mut(4).take(banks) {
+            bank[0] = u64::MAX;
+        }
+        Ok(())
+    }
+
+    /// The bank register of MSR `index`, if within the configured banks.
+    fn mce_slot(&mut self, index: u32) -> Option<&mut u64> {
+        let off = index.checked_sub(MSR_IA32_MC0_CTL)? as usize;
+        if off >= (self.mcg_cap & 0xff) as usize * 4 {
+            return None;
+        }
+        self.mce_banks.get_mut(off)
+    }
+
+    /// Writes an MCE MSR with upstream's set_msr_mce() checks; `None`
+    /// if `index` is not one.
+    fn set_mce(&mut self, index: u32, data: u64, host: bool) -> Option<Result> {
+        Some(match index {
+            MSR_IA32_MCG_STATUS => {
+                self.mcg_status = data;
+                Ok(())
+            }
+            MSR_IA32_MCG_CTL => {
+                if (self.mcg_cap & MCG_CTL_P == 0 && (data != 0 || !host)) || (data != 0 && data != u64::MAX) {
+                    Err(EINVAL)
+                } else {
+                    self.mcg_ctl = data;
+                    Ok(())
+                }
+            }
+            MSR_IA32_MC0_CTL..=0x47f => {
+                let off = index - MSR_IA32_MC0_CTL;
+                let is_ctl = off % 4 == 0;
+                let is_status = off % 4 == 1;
+                // Only 0 or all ones in MCi_CTL (bits 10 and 0 may be
+                // clear); guests write MCi_STATUS only to clear it.
+                if is_ctl && data != 0 && (data | (1 << 10) | 1) != u64::MAX {
+                    return Some(Err(EINVAL));
+                }
+                if is_status && !host && data != 0 {
+                    return Some(Err(EINVAL));
+                }
+                match self.mce_slot(index) {
+                    Some(v) => {
+                        *v = data;
+                        Ok(())
+                    }
+                    None => Err(EINVAL),
+                }
+            }
+            _ => return None,
+        })
     }
 
     fn stored_slot(&mut self, index: u32) -> Option<&mut u64> {
@@ -219,8 +352,8 @@ impl GenericMsrs {
     }
 }
 
-/// Reads MSR `index` for the guest (or KVM_GET_MSRS).
-pub(crate) fn get(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32) -> Result<u64> {
+/// Reads MSR `index` for the guest (`host` false) or KVM_GET_MSRS.
+pub(crate) fn get(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, host: bool) -> Result<u64> {
     let _ = vm;
     if let Some(r) = apic::read_msr(vcpu, st, index) {
         return r;
@@ -238,11 +371,15 @@ pub(crate) fn get(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32) -> Resul
         MSR_IA32_UCODE_REV => m.ucode_rev,
         MSR_IA32_PLATFORM_ID => 0,
         MSR_MTRRCAP => MTRRCAP_VALUE,
-        MSR_IA32_MCG_CAP => 0,
+        MSR_IA32_MCG_CAP => m.mcg_cap,
         MSR_IA32_MCG_STATUS => m.mcg_status,
+        MSR_IA32_MCG_CTL if host || m.mcg_cap & MCG_CTL_P != 0 => m.mcg_ctl,
+        MSR_IA32_MC0_CTL..=0x47f => *m.mce_slot(index).ok_or(EINVAL)?,
         MSR_IA32_POWER_CTL => m.power_ctl,
         MSR_K7_HWCR => m.hwcr,
         MSR_AMD64_NB_CFG => 0,
+        i if READ_AS_ZERO_MSRS.contains(&i) => 0,
+        MSR_FSB_FREQ => 3,
         // No PMU: the legacy AMD counters read as zero, as upstream.
         MSR_K7_EVNTSEL0..=MSR_K7_PERFCTR3 => 0,
         i => match m.mtrr_slot(i) {
@@ -263,12 +400,25 @@ pub(crate) fn set(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, value: u
     if index == MSR_IA32_CR_PAT && !valid_pat(value) {
         return Err(EINVAL);
     }
+    // Userspace TSC writes keep the VM on one TSC where they can.
+    if index == MSR_IA32_TSC && host {
+        st.arch.set_tsc_offset(kvmclock::tsc_write(vm, value));
+        return Ok(());
+    }
+    match index {
+        kvmclock::MSR_KVM_SYSTEM_TIME | kvmclock::MSR_KVM_SYSTEM_TIME_NEW => st.clock.set_msr(value),
+        kvmclock::MSR_KVM_WALL_CLOCK | kvmclock::MSR_KVM_WALL_CLOCK_NEW => kvmclock::write_wall_clock(vm, value),
+        _ => {}
+    }
     match st.arch.set_msr(index, value, host) {
         MsrAccess::Done(_) => return Ok(()),
         MsrAccess::Fault => return Err(EINVAL),
         MsrAccess::NotMine => {}
     }
     let m = &mut st.msrs;
+    if let Some(r) = m.set_mce(index, value, host) {
+        return r;
+    }
     match index {
         MSR_IA32_APICBASE => m.set_apic_base(value, host)?,
         MSR_IA32_MISC_ENABLE => m.misc_enable = value,
@@ -279,10 +429,10 @@ pub(crate) fn set(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, value: u
                 m.ucode_rev = value;
             }
         }
-        MSR_IA32_MCG_STATUS => m.mcg_status = value,
         MSR_IA32_POWER_CTL => m.power_ctl = value,
         MSR_K7_HWCR => m.hwcr = value,
         MSR_AMD64_NB_CFG | MSR_K7_EVNTSEL0..=MSR_K7_PERFCTR3 => {}
+        i if WRITE_IGNORED_MSRS.contains(&i) => {}
         i => match m.mtrr_slot(i) {
             Some(v) => *v = value,
             None => *m.stored_slot(i).ok_or(EINVAL)? = value,
@@ -445,7 +595,7 @@ pub(crate) fn ioctl_msrs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize, w
         if write {
             set(vm, vcpu, st, index, *data, true)
         } else {
-            *data = get(vm, vcpu, st, index)?;
+            *data = get(vm, vcpu, st, index, true)?;
             Ok(())
         }
     })

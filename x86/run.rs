@@ -123,9 +123,15 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
             st.arch.flush_tlb();
         }
         interrupts::service_requests(vm, vcpu, st, reqs)?;
+        if let Some((rip, write)) = st.tpr_report.take() {
+            run.set_exit_reason(uapi::KVM_EXIT_TPR_ACCESS);
+            run.set_tpr_access(rip, write);
+            return Ok(());
+        }
         if st.mp_state != uapi::KVM_MP_STATE_RUNNABLE {
             continue;
         }
+        crate::kvmclock::update(vm, vcpu, st);
         interrupts::inject_pending_events(vm, vcpu, run, st);
 
         // SAFETY: balanced below; nothing in between sleeps.
@@ -180,7 +186,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
             rb::rkvm_preempt_enable();
         }
 
-        interrupts::after_exit(vcpu, st);
+        interrupts::after_exit(vm, vcpu, st);
         match handle_exit(vm, vcpu, st, exit)? {
             Next::Guest => {}
             Next::User => return Ok(()),
@@ -219,7 +225,7 @@ fn complete_userspace(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> 
         Pending::Hypercall { long_mode } => {
             let ret = vcpu.run.hypercall_ret();
             st.arch.gprs_mut().0[gpr::RAX] = if long_mode { ret } else { ret & 0xffff_ffff };
-            skip(st, 3);
+            skip(vm, vcpu, st, 3);
             Ok(Next::Guest)
         }
     }
@@ -236,10 +242,17 @@ pub(crate) fn merge_reg(old: u64, v: u64, size: u8) -> u64 {
     }
 }
 
-/// Continues after an intercepted instruction of (architectural) length
-/// `len` without prefixes, unless the hardware told the next RIP.
-pub(crate) fn skip(st: &mut VcpuState, len: u64) {
-    let next = st.arch.next_rip().unwrap_or_else(|| st.arch.rip().wrapping_add(len));
+/// Continues after an intercepted instruction. The hardware's next RIP
+/// if it saved one; else the decoded length (prefixes count); else `len`,
+/// its length without prefixes.
+pub(crate) fn skip(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, len: u64) {
+    let next = match st.arch.next_rip() {
+        Some(n) => n,
+        None => {
+            let l = emulator::instruction_length(vm, vcpu, st).unwrap_or(len);
+            st.arch.rip().wrapping_add(l)
+        }
+    };
     st.arch.skip_to(next);
 }
 
@@ -249,12 +262,12 @@ fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result
         VmExit::None => Ok(Next::Guest),
         VmExit::Io(io) => handle_io(vm, vcpu, st, io),
         VmExit::Hlt => {
-            skip(st, 1);
+            skip(vm, vcpu, st, 1);
             Ok(halt(vcpu, st))
         }
         VmExit::Cpuid => {
             cpuid::emulate(st);
-            skip(st, 2);
+            skip(vm, vcpu, st, 2);
             Ok(Next::Guest)
         }
         VmExit::Msr { write } => {
@@ -267,7 +280,7 @@ fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result
                     return Ok(Next::Guest);
                 }
             } else {
-                match msrs::get(vm, vcpu, st, index) {
+                match msrs::get(vm, vcpu, st, index, false) {
                     Ok(v) => {
                         let g = st.arch.gprs_mut();
                         g.0[gpr::RAX] = v & 0xffff_ffff;
@@ -279,7 +292,7 @@ fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result
                     }
                 }
             }
-            skip(st, 2);
+            skip(vm, vcpu, st, 2);
             Ok(Next::Guest)
         }
         VmExit::Hypercall => handle_hypercall(vm, vcpu, st),
@@ -291,7 +304,7 @@ fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result
                 st.arch.inject_exception(vector::GP, Some(0));
                 return Ok(Next::Guest);
             }
-            skip(st, 3);
+            skip(vm, vcpu, st, 3);
             Ok(Next::Guest)
         }
         VmExit::TdpFault { gpa, write, insn_len, insn } => {
@@ -408,7 +421,7 @@ fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
         KVM_ENOSYS.wrapping_neg()
     };
     st.arch.gprs_mut().0[gpr::RAX] = ret & mask;
-    skip(st, 3);
+    skip(vm, vcpu, st, 3);
     Ok(Next::Guest)
 }
 

@@ -123,9 +123,19 @@ impl RunPage {
         i.suberror = suberror;
         let n = data.len().min(i.data.len());
         i.ndata = n as u32;
-        i.data[..n].copy_from_slice(&data[..n]);
+        // Element-wise: copy_from_slice::<u64>'s panic path trips objtool.
+        for k in 0..n {
+            i.data[k] = data[k];
+        }
         // SAFETY: in-bounds write to our page.
         unsafe { addr_of_mut!((*self.raw()).__bindgen_anon_1.internal).write_volatile(i) };
+    }
+
+    /// Fills `kvm_run.tpr_access`.
+    pub(crate) fn set_tpr_access(&self, rip: u64, is_write: bool) {
+        let t = uapi::kvm_run__bindgen_ty_1__bindgen_ty_9 { rip, is_write: u32::from(is_write), pad: 0 };
+        // SAFETY: in-bounds write to our page.
+        unsafe { addr_of_mut!((*self.raw()).__bindgen_anon_1.tpr_access).write_volatile(t) };
     }
 
     /// Fills `kvm_run.debug.arch`.
@@ -146,7 +156,7 @@ impl RunPage {
     pub(crate) fn set_hypercall(&self, nr: u64, args: [u64; 3], flags: u64) {
         let mut h: uapi::kvm_run__bindgen_ty_1__bindgen_ty_8 = pin_init::zeroed();
         h.nr = nr;
-        h.args[..3].copy_from_slice(&args);
+        (h.args[0], h.args[1], h.args[2]) = (args[0], args[1], args[2]);
         h.ret = 0;
         h.__bindgen_anon_1.flags = flags;
         // SAFETY: in-bounds write to our page.

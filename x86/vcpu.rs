@@ -36,6 +36,8 @@ use kernel::{
 #[pin_data]
 pub(crate) struct Vcpu {
     pub(crate) id: u32,
+    /// The bootstrap processor (KVM_SET_BOOT_CPU_ID; vCPU 0 by default).
+    pub(crate) bsp: bool,
     /// Position in the VM's vCPU list (interrupt delivery indexes by it).
     pub(crate) index: usize,
     /// Requests, kicks and the halt wait queue.
@@ -77,6 +79,14 @@ pub(crate) struct VcpuState {
     pub(crate) mp_state: u32,
     /// The LAPIC timer (with an in-kernel LAPIC).
     pub(crate) apic_timer: Option<DeviceTimer>,
+    /// KVM_SET_VAPIC_ADDR: guest address of the TPR-patching VAPIC word, 0 = off.
+    pub(crate) vapic_addr: u64,
+    /// kvmclock (MSR_KVM_SYSTEM_TIME_NEW).
+    pub(crate) clock: crate::kvmclock::VcpuClock,
+    /// KVM_TPR_ACCESS_REPORTING on.
+    pub(crate) tpr_access_reporting: bool,
+    /// A TPR access (RIP, write) to report with KVM_EXIT_TPR_ACCESS.
+    pub(crate) tpr_report: Option<(u64, bool)>,
 }
 
 impl Vcpu {
@@ -85,12 +95,15 @@ impl Vcpu {
     /// the BSP, waits for INIT/SIPI (upstream's UNINITIALIZED).
     pub(crate) fn new(vm: &Vm, id: u32, index: usize) -> Result<Arc<Self>> {
         let tdp_root = vm.mmu.lock().tdp.root_pa();
-        let arch = vm.vendor.ops.create_vcpu(id, tdp_root)?;
+        let bsp = id == vm.bsp_id();
+        let mut arch = vm.vendor.ops.create_vcpu(id, tdp_root)?;
+        // All vCPUs share one TSC (upstream synchronises at creation).
+        arch.set_tsc_offset(crate::kvmclock::tsc_write(vm, 0));
         let kick = Arc::pin_init(VcpuKick::new(), GFP_KERNEL_ACCOUNT)?;
         let irqchip = vm.has_irqchip();
-        let apic = if irqchip { Some(apic::new_lapic(id)?) } else { None };
+        let apic = if irqchip { Some(apic::new_lapic(id, bsp)?) } else { None };
         let apic_timer = if irqchip { Some(DeviceTimer::new(kick.clone(), REQ_TIMER)?) } else { None };
-        let mp_state = if irqchip && id != 0 {
+        let mp_state = if irqchip && !bsp {
             uapi::KVM_MP_STATE_UNINITIALIZED
         } else {
             uapi::KVM_MP_STATE_RUNNABLE
@@ -100,7 +113,7 @@ impl Vcpu {
             cpuid: GuestCpuid::new(),
             pending: Pending::None,
             fpu: GuestFpu::new()?,
-            msrs: msrs::GenericMsrs::new(id == 0),
+            msrs: msrs::GenericMsrs::new(bsp),
             xcr0: msrs::XFEATURE_MASK_FP,
             emulator: crate::emulate::Emulator::new(),
             irq_pending: None,
@@ -109,10 +122,15 @@ impl Vcpu {
             sigmask: None,
             mp_state,
             apic_timer,
+            vapic_addr: 0,
+            clock: Default::default(),
+            tpr_access_reporting: false,
+            tpr_report: None,
         };
         Arc::pin_init(
             try_pin_init!(Vcpu {
                 id,
+                bsp,
                 index,
                 kick,
                 apic,
@@ -209,8 +227,21 @@ impl FileOps for VcpuFile {
                 st.nmi_pending = st.nmi_pending.saturating_add(1);
                 Ok(0)
             }
-            KVM_GET_MP_STATE => events::get_mp_state(st, arg).map(|()| 0),
+            KVM_GET_MP_STATE => events::get_mp_state(vcpu, st, arg).map(|()| 0),
             KVM_SET_MP_STATE => events::set_mp_state(vcpu, st, arg).map(|()| 0),
+            KVM_X86_SETUP_MCE => {
+                let cap: u64 = read_arg(arg)?;
+                st.msrs.setup_mce(cap).map(|()| 0)
+            }
+            // Injecting machine checks is not supported yet.
+            KVM_X86_SET_MCE => Err(EINVAL),
+            KVM_SET_VAPIC_ADDR => {
+                if vcpu.apic.is_none() {
+                    return Err(EINVAL);
+                }
+                let va: uapi::kvm_vapic_addr = read_arg(arg)?;
+                apic::set_vapic_addr(&f.vm, st, va.vapic_addr).map(|()| 0)
+            }
             KVM_GET_LAPIC => apic::get_lapic(&f.vm, vcpu, st, arg).map(|()| 0),
             KVM_SET_LAPIC => apic::set_lapic(&f.vm, vcpu, st, arg).map(|()| 0),
             KVM_GET_VCPU_EVENTS => events::get_events(st, arg).map(|()| 0),
@@ -220,6 +251,15 @@ impl FileOps for VcpuFile {
             KVM_SET_SIGNAL_MASK => events::set_signal_mask(st, arg).map(|()| 0),
             // SAFETY: reads the host TSC frequency.
             KVM_GET_TSC_KHZ => Ok(unsafe { crate::ext::bindings::rkvm_tsc_khz() } as isize),
+            KVM_SET_TSC_KHZ => crate::kvmclock::set_tsc_khz(arg as u32).map(|()| 0),
+            KVM_TPR_ACCESS_REPORTING => {
+                let tac: uapi::kvm_tpr_access_ctl = read_arg(arg)?;
+                if tac.flags != 0 {
+                    return Err(EINVAL);
+                }
+                st.tpr_access_reporting = tac.enabled != 0;
+                write_arg(arg, &tac).map(|()| 0)
+            }
             KVM_ENABLE_CAP => {
                 let c: uapi::kvm_enable_cap = read_arg(arg)?;
                 let _ = c;

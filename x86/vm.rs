@@ -74,6 +74,15 @@ pub(crate) struct Vm {
     coalesced: Page,
     /// kvmclock = boot-time ns + this (KVM_GET/SET_CLOCK).
     kvmclock_offset: AtomicI64,
+    /// Bumped by KVM_SET_CLOCK: vCPUs rewrite their kvmclock time info.
+    pub(crate) clock_gen: AtomicU64,
+    /// The VM's one TSC (userspace writes and vCPU creation).
+    #[pin]
+    pub(crate) tsc_sync: SpinLock<crate::pvclock::TscSync>,
+    /// KVM_SET_BOOT_CPU_ID: the vCPU id of the BSP.
+    bsp_id: AtomicU32,
+    /// KVM_CAP_MAX_VCPU_ID as enabled (0: not, ids up to MAX_VCPU_IDS).
+    max_vcpu_ids: AtomicU32,
     /// KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 options.
     manual_dirty_log: AtomicU64,
     /// KVM_CAP_EXIT_HYPERCALL: hypercalls that exit to userspace.
@@ -355,7 +364,8 @@ impl Vm {
 
     /// `KVM_CREATE_VCPU`.
     fn create_vcpu(self: ArcBorrow<'_, Self>, id: usize) -> Result<isize> {
-        if id >= MAX_VCPU_IDS as usize {
+        let max = self.max_vcpu_ids.load(Ordering::Relaxed);
+        if id >= MAX_VCPU_IDS as usize || (max != 0 && id >= max as usize) {
             return Err(EINVAL);
         }
         let _serial = self.lock.lock();
@@ -400,10 +410,35 @@ impl Vm {
         nr < 64 && self.hypercall_exit.load(Ordering::Relaxed) & (1 << nr) != 0
     }
 
+    /// kvmclock at host boot-time `boot_ns`.
+    pub(crate) fn kvmclock_at(&self, boot_ns: u64) -> u64 {
+        (boot_ns as i64).wrapping_add(self.kvmclock_offset.load(Ordering::SeqCst)) as u64
+    }
+
+    /// The vCPU id of the BSP (KVM_SET_BOOT_CPU_ID; 0 by default).
+    pub(crate) fn bsp_id(&self) -> u32 {
+        self.bsp_id.load(Ordering::Relaxed)
+    }
+
+    /// KVM_SET_BOOT_CPU_ID: only before any vCPU exists (EBUSY after).
+    fn set_boot_cpu_id(&self, id: usize) -> Result {
+        let _serial = self.lock.lock();
+        if !self.vcpus.lock().is_empty() {
+            return Err(EBUSY);
+        }
+        // Upstream's bounds are inclusive.
+        let max = self.max_vcpu_ids.load(Ordering::Relaxed);
+        if id > MAX_VCPU_IDS as usize || (max != 0 && id > max as usize) {
+            return Err(EINVAL);
+        }
+        self.bsp_id.store(id as u32, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// KVM_GET_CLOCK.
     fn get_clock(&self, arg: usize) -> Result {
         let mut d = uapi::kvm_clock_data::default();
-        d.clock = (boottime_ns() as i64).wrapping_add(self.kvmclock_offset.load(Ordering::SeqCst)) as u64;
+        d.clock = self.kvmclock_at(boottime_ns());
         // SAFETY: plain clock reads.
         d.realtime = unsafe { rb::rkvm_ktime_get_real_ns() };
         // SAFETY: reads the TSC.
@@ -427,6 +462,7 @@ impl Vm {
             }
         }
         self.kvmclock_offset.store((d.clock as i64).wrapping_sub(boottime_ns() as i64), Ordering::SeqCst);
+        self.clock_gen.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
@@ -448,6 +484,24 @@ impl Vm {
                 }
                 self.manual_dirty_log.store(c.args[0], Ordering::SeqCst);
                 Ok(())
+            }
+            // Lowers the vCPU id limit, once (upstream: EINVAL below the
+            // BSP's id or when already set to another value).
+            uapi::KVM_CAP_MAX_VCPU_ID => {
+                let n = c.args[0];
+                if n > u64::from(MAX_VCPU_IDS) || u64::from(self.bsp_id()) > n {
+                    return Err(EINVAL);
+                }
+                let _serial = self.lock.lock();
+                let cur = self.max_vcpu_ids.load(Ordering::Relaxed);
+                if u64::from(cur) == n {
+                    Ok(())
+                } else if cur == 0 {
+                    self.max_vcpu_ids.store(n as u32, Ordering::Relaxed);
+                    Ok(())
+                } else {
+                    Err(EINVAL)
+                }
             }
             uapi::KVM_CAP_EXIT_HYPERCALL => {
                 if c.args[0] & !caps::EXIT_HYPERCALL_VALID != 0 {
@@ -621,6 +675,10 @@ pub(crate) fn create(machine_type: usize) -> Result<isize> {
             max_gfn,
             coalesced: Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?,
             kvmclock_offset: AtomicI64::new(0i64.wrapping_sub(boottime_ns() as i64)),
+            clock_gen: AtomicU64::new(0),
+            tsc_sync <- new_spinlock!(crate::pvclock::TscSync::new()),
+            bsp_id: AtomicU32::new(0),
+            max_vcpu_ids: AtomicU32::new(0),
             manual_dirty_log: AtomicU64::new(0),
             hypercall_exit: AtomicU64::new(0),
             irqfds <- new_mutex!(KVec::new()),
@@ -717,6 +775,7 @@ impl FileOps for VmFile {
             KVM_REGISTER_COALESCED_MMIO => vm.coalesced_zone(arg, true).map(|()| 0),
             KVM_UNREGISTER_COALESCED_MMIO => vm.coalesced_zone(arg, false).map(|()| 0),
             KVM_GET_CLOCK => vm.get_clock(arg).map(|()| 0),
+            KVM_SET_BOOT_CPU_ID => vm.set_boot_cpu_id(arg).map(|()| 0),
             KVM_SET_CLOCK => vm.set_clock(arg).map(|()| 0),
             KVM_ENABLE_CAP => vm.enable_cap(arg).map(|()| 0),
             KVM_CLEAR_DIRTY_LOG => vm.clear_dirty_log(arg).map(|()| 0),

@@ -172,9 +172,7 @@ impl Vm {
             self.after_acks(chips, acked);
         }
         // Resamplers signal userspace outside the chips lock.
-        for g in gsis.iter().filter(|g| **g != u32::MAX) {
-            self.irqfd_acked(*g);
-        }
+        self.resample(&gsis);
     }
 
     /// Marks the IOAPIC pins routed from `gsi` as having a resampler.
@@ -275,14 +273,40 @@ impl Vm {
             return None;
         }
         let v = chips.pic.intack();
-        let acked = chips.pic.take_acked_pins();
-        if acked & 1 != 0 {
-            let again = chips.pit.as_mut().is_some_and(|p| p.irq_acked());
-            if again {
-                self.pulse_gsi0(chips);
-            }
-        }
+        let gsis = self.pic_acks(chips);
+        drop(guard);
+        self.resample(&gsis);
         Some(v)
+    }
+
+    /// Ack notifiers for the PIC pins an EOI or auto-EOI retired: the PIT's
+    /// reinjection on IRQ0 now; the GSIs whose irqfd resamplers must be
+    /// told are returned, for after the chips lock.
+    fn pic_acks(&self, chips: &mut Chips) -> [u32; 16] {
+        let acked = chips.pic.take_acked_pins();
+        let mut gsis = [u32::MAX; 16];
+        if acked == 0 {
+            return gsis;
+        }
+        if acked & 1 != 0 && chips.pit.as_mut().is_some_and(|p| p.irq_acked()) {
+            self.pulse_gsi0(chips);
+        }
+        for (pin, g) in gsis.iter_mut().enumerate().filter(|(pin, _)| acked & (1 << pin) != 0) {
+            let (chip, p) = if pin < 8 {
+                (irqchip::IrqChip::PicMaster, pin as u8)
+            } else {
+                (irqchip::IrqChip::PicSlave, pin as u8 - 8)
+            };
+            *g = chips.pin_map.gsi(chip, p).unwrap_or(u32::MAX);
+        }
+        gsis
+    }
+
+    /// Signals the resamplers of `gsis` (no chips lock held).
+    fn resample(&self, gsis: &[u32]) {
+        for g in gsis.iter().filter(|g| **g != u32::MAX) {
+            self.irqfd_acked(*g);
+        }
     }
 
     /// vCPU 0's PIT duty: deliver due ticks, arm the timer for the next.
@@ -336,14 +360,16 @@ impl Vm {
         }
         let now = now_ns();
         if is_pic {
+            // Writes may EOI and reads may poll: either can retire an IRQ.
             if write {
                 chips.pic.port_write(port, data[0]);
-                let acked = chips.pic.take_acked_pins();
-                let _ = acked;
-                self.pic_wakeup(chips);
             } else {
                 data[0] = chips.pic.port_read(port);
             }
+            let gsis = self.pic_acks(chips);
+            self.pic_wakeup(chips);
+            drop(guard);
+            self.resample(&gsis);
         } else if let Some(pit) = chips.pit.as_mut() {
             match (port == SPEAKER_PORT, write) {
                 (true, true) => pit.speaker_write(data[0], now),

@@ -18,6 +18,8 @@ for p in $(cat /proc/cmdline); do
 	rkvm.*=*) k=${p%%=*}; eval "${k#rkvm.}=\${p#*=}" ;;
 	esac
 done
+# rkvm.filter (RKVM_TEST_FILTER on the host): run only matching guest tests.
+[ -n "$filter" ] && export RKVM_TEST_FILTER=$filter
 
 # Writable /tmp and /run over the read-only root; host paths we need that
 # live below them (a clone in /tmp, say) are bound back on top.
@@ -68,10 +70,17 @@ check)
 	# Peer suite (kvm-ioctls' own tests), when scripts/peer.sh built it.
 	# shellcheck disable=SC2086
 	[ -s "$repo/build/peer/tests.list" ] && "$repo/scripts/peer.sh" vm "$out" $mods > $out/peer.log 2>&1
+	# Nested guest (issue 6): unmodified QEMU -accel kvm boots the L2 guest
+	# (build/l2, made on the host by scripts/l2-initramfs.sh); reloads the
+	# modules, writes $out/l2-results.txt.
+	# shellcheck disable=SC2086
+	"$repo/scripts/l2-boot.sh" check "$out" $mods > $out/l2.log 2>&1
 	;;
 run)
 	# shellcheck disable=SC2086
 	$vmtest --set "$set" $mods --demo 2>&1
+	# shellcheck disable=SC2086
+	"$repo/scripts/l2-demo.sh" $mods 2>&1
 	;;
 bench)
 	# shellcheck disable=SC2086

@@ -57,9 +57,10 @@ pub const UPSTREAM_PV_FEATURES: u32 = KVMCLOCK_FEATURES
     | KVM_FEATURE_ASYNC_PF_INT
     | KVM_FEATURE_STEAL_TIME;
 
-/// What rkvm implements without further host support: only the
-/// "no I/O delay needed" hint.
-pub const RKVM_PV_FEATURES: u32 = KVM_FEATURE_NOP_IO_DELAY;
+/// What rkvm implements: the "no I/O delay needed" hint and kvmclock at
+/// both MSR pairs (without the stable bit: rkvm's kvmclock has no VM-wide
+/// master clock).
+pub const RKVM_PV_FEATURES: u32 = KVM_FEATURE_NOP_IO_DELAY | KVM_FEATURE_CLOCKSOURCE | KVM_FEATURE_CLOCKSOURCE2;
 
 /// EAX of leaf 0x40000001 for `opts`.
 pub fn features_eax(opts: &super::Options) -> u32 {

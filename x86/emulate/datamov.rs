@@ -110,6 +110,11 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         let h = usize::from(half);
         let mut cur = [0u8; 16];
         self.read_lin(la, cur.get_mut(..n).ok_or(Stop::Unhandleable)?, false)?;
+        // Upstream reads the 16-byte operand, then gives up (em_cmpxchg8b):
+        // userspace sees the two MMIO reads and then an emulation failure.
+        if size == 16 {
+            return Err(Stop::Unhandleable);
+        }
         let mut exp = [0u8; 16];
         let mut new = [0u8; 16];
         let (lo, hi) = (

@@ -1,13 +1,13 @@
 //! Instruction decoder: prefixes, ModRM/SIB, displacement and immediates,
-//! for 16-, 32- and 64-bit code. The opcode maps live in `onebyte.rs` and
-//! `twobyte.rs`.
+//! for 16-, 32- and 64-bit code. The opcode maps live in `onebyte.rs`,
+//! `twobyte.rs` and `vex.rs`.
 //!
 //! The decoder distinguishes three failures: encodings that raise #UD on
 //! every CPU ([`DecodeError::Invalid`]), instructions longer than 15 bytes
 //! ([`DecodeError::TooLong`], #GP(0)), and valid instructions the emulator
-//! does not implement ([`DecodeError::Unsupported`], e.g. x87, AVX/VEX, most
-//! SSE arithmetic). Near branches use Intel semantics in 64-bit mode (the
-//! operand-size prefix is ignored), as upstream KVM does.
+//! does not implement ([`DecodeError::Unsupported`], e.g. x87, most VEX
+//! instructions, SSE arithmetic). Near branches use Intel semantics in
+//! 64-bit mode (the operand-size prefix is ignored), as upstream KVM does.
 
 use super::insn::{Insn, MemRef, Op, Operand, Rep};
 use super::regs::{SegReg, MAX_INSN_LEN, RBP, RDI, RSI, RSP};
@@ -109,6 +109,8 @@ pub(super) const PFX_LOCK: u8 = 0xF0;
 pub(super) const PFX_REPNE: u8 = 0xF2;
 pub(super) const PFX_REP: u8 = 0xF3;
 pub(super) const OPC_ESCAPE: u8 = 0x0F;
+pub(super) const OPC_VEX3: u8 = 0xC4;
+pub(super) const OPC_VEX2: u8 = 0xC5;
 pub(super) const REX_W: u8 = 8;
 pub(super) const REX_R: u8 = 4;
 pub(super) const REX_X: u8 = 2;
@@ -222,7 +224,11 @@ impl<S: ByteSource> Decoder<'_, S> {
             (CodeSize::Bits64, false) => 8,
         };
         self.set_opsize(Size64::Normal);
-        if b == OPC_ESCAPE {
+        // C4/C5 are VEX in 64-bit mode; elsewhere LES/LDS unless the next
+        // byte would be a register-form ModRM (which LES/LDS cannot take).
+        if (b == OPC_VEX3 || b == OPC_VEX2) && (self.long || self.peek()? >> 6 == MOD_REG) {
+            self.vex(b)?;
+        } else if b == OPC_ESCAPE {
             let b2 = self.next()?;
             self.two_byte(b2)?;
         } else {

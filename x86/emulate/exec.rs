@@ -555,6 +555,8 @@ impl<'a, C: CpuState, M: GuestMemory> Ctx<'a, C, M> {
             | Op::Iret => self.exec_branch(),
             Op::MovToSeg | Op::MovFromSeg | Op::Lseg => self.exec_segmov(),
             Op::SseMov => self.exec_sse(),
+            Op::MmxMov => self.exec_mmx(),
+            Op::AvxMov => self.exec_avx(),
             Op::In | Op::Out => self.exec_inout(),
             Op::MovToCr
             | Op::MovFromCr

@@ -46,6 +46,10 @@ pub enum Op {
     Movnti,
     /// SSE register/memory move (details in `Insn::sse`).
     SseMov,
+    /// MMX MOVQ between MMX registers and memory (0F 6F/7F).
+    MmxMov,
+    /// VEX-encoded vector move, 16 or 32 bytes (details in `Insn::sse`).
+    AvxMov,
     /// MOVS.
     Movs,
     /// CMPS.
@@ -318,8 +322,13 @@ pub enum Operand {
     Cr(u8),
     /// Debug register number.
     Dr(u8),
-    /// XMM register number.
+    /// XMM register number (under [`Op::AvxMov`], a write zeroes bits
+    /// 255:128 of the YMM register, as VEX.128 does).
     Xmm(u8),
+    /// YMM register number (all 256 bits).
+    Ymm(u8),
+    /// MMX register number (0..=7).
+    Mm(u8),
     /// Far pointer immediate `sel:off`.
     Far {
         /// Selector.
@@ -329,15 +338,26 @@ pub enum Operand {
     },
 }
 
-/// Shape of an SSE move (`Op::SseMov`).
+/// Shape of a vector move (`Op::SseMov`, `Op::MmxMov`, `Op::AvxMov`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SseMove {
-    /// Bytes moved: 4, 8 or 16.
+    /// Bytes moved: 4, 8, 16 or 32.
     pub width: u8,
-    /// Memory operand must be 16-byte aligned (#GP otherwise).
+    /// Memory operand must be aligned to `width` bytes (#GP otherwise).
     pub aligned: bool,
     /// An XMM destination has its upper bytes zeroed (else merged).
     pub zero_upper: bool,
+}
+
+impl SseMove {
+    /// Required alignment of the memory operand in bytes (1: none).
+    pub fn alignment(&self) -> u64 {
+        if self.aligned {
+            u64::from(self.width)
+        } else {
+            1
+        }
+    }
 }
 
 /// A decoded instruction.

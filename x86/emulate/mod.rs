@@ -12,9 +12,10 @@
 //!
 //! * [`CpuState`]: the vCPU's architectural state (GPRs, RIP, RFLAGS,
 //!   segment registers, descriptor tables, control/debug registers, EFER,
-//!   XMM registers, CPL) plus hooks for MSRs (also used for the TSC and
-//!   TSC_AUX), CPUID, INVLPG, WBINVD and the interrupt shadow. Setters that
-//!   can be refused (CR, DR, MSR) return [`Rejected`], which becomes #GP(0).
+//!   XCR0, XMM/YMM/MMX registers, CPL) plus hooks for MSRs (also used for
+//!   the TSC and TSC_AUX), CPUID, INVLPG, WBINVD, the interrupt shadow and
+//!   pending x87 exceptions. Setters that can be refused (CR, DR, MSR)
+//!   return [`Rejected`], which becomes #GP(0).
 //! * [`GuestMemory`]: guest *physical* memory. Every access stays within one
 //!   4 KiB page and is at most 16 bytes long. An access to a GPA that is not
 //!   ordinary RAM fails with [`MemError::Mmio`]; the emulator then turns it
@@ -53,12 +54,12 @@
 //!   then call `emulate` again: the emulator re-executes the same decoded
 //!   instruction (no re-fetch), serving MMIO reads from the data supplied
 //!   so far (upstream's read cache), so an instruction with several MMIO
-//!   reads (e.g. 16-byte SSE loads, CMPS) takes several round trips. For
-//!   a **write**, the instruction has already retired architecturally
-//!   (like upstream, MMIO writes are posted); perform the write, then call
-//!   `emulate` again, which delivers further write fragments (an access
-//!   crossing a page or larger than 8 bytes is split) and finally returns
-//!   the instruction's own outcome. REP MOVS/STOS to MMIO produce one
+//!   reads (e.g. 16-byte SSE or 32-byte AVX loads, CMPS) takes several
+//!   round trips. For a **write**, the instruction has already retired
+//!   architecturally (like upstream, MMIO writes are posted); perform the
+//!   write, then call `emulate` again, which delivers further write
+//!   fragments (an access crossing a page or larger than 8 bytes is split)
+//!   and finally returns the instruction's own outcome. REP MOVS/STOS to MMIO produce one
 //!   element per exit; after the element's write the next `emulate` call
 //!   continues the REP loop with the cached instruction.
 //! * [`Outcome::Pio`]: a port access. For OUT/OUTS the instruction (or the
@@ -96,12 +97,16 @@
 //!   gates, task switches and returns to an outer level are unhandleable.
 //! * Flags the SDM leaves undefined get deterministic values (the tests
 //!   mask them when comparing with hardware).
-//! * Not emulated (unhandleable): x87, MMX, VEX/EVEX/XOP, SSE arithmetic,
-//!   SYSCALL/SYSENTER family, SWAPGS, LAR/LSL/VERR/VERW/ARPL, BCD
-//!   adjustments, POPCNT/LZCNT/TZCNT, fences/CLFLUSH, RDRAND/RDSEED/RDPID.
+//! * Vector moves are those upstream emulates (plus a few SSE forms):
+//!   SSE moves, MMX MOVQ (0F 6F/7F) and the VEX moves of `vex.rs`.
+//! * Not emulated (unhandleable): x87, other MMX and VEX instructions,
+//!   EVEX/XOP, SSE arithmetic, SYSCALL/SYSENTER family, SWAPGS,
+//!   LAR/LSL/VERR/VERW/ARPL, BCD adjustments, POPCNT/LZCNT/TZCNT,
+//!   fences/CLFLUSH, RDRAND/RDSEED/RDPID.
 
 mod access;
 mod alu;
+mod avx;
 mod bitops;
 mod branch;
 mod datamov;
@@ -111,6 +116,7 @@ mod fetch;
 mod flags;
 pub mod insn;
 mod io;
+mod mmx;
 mod muldiv;
 mod onebyte;
 pub mod paging;
@@ -123,6 +129,7 @@ mod stack;
 mod string;
 mod system;
 mod twobyte;
+mod vex;
 
 pub use regs::SegReg;
 
@@ -246,8 +253,25 @@ pub trait CpuState {
     fn cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4];
     /// Read XMM register `n` (0..=15).
     fn xmm(&self, n: u8) -> u128;
-    /// Write XMM register `n` (0..=15).
+    /// Write XMM register `n` (0..=15), leaving bits 255:128 of the YMM
+    /// register alone (legacy SSE semantics).
     fn set_xmm(&mut self, n: u8, val: u128);
+    /// Read YMM register `n` (0..=15), little-endian; bytes 0..16 are XMM
+    /// register `n`. Only called when CR4.OSXSAVE and XCR0.YMM are set.
+    fn ymm(&self, n: u8) -> [u8; 32];
+    /// Write all 256 bits of YMM register `n` (0..=15).
+    fn set_ymm(&mut self, n: u8, val: [u8; 32]);
+    /// Read MMX register `n` (0..=7). Only called after
+    /// [`CpuState::x87_exception_pending`] returned false.
+    fn mmx(&mut self, n: u8) -> u64;
+    /// Write MMX register `n` (0..=7), with the x87 side effects of an MMX
+    /// instruction (TOP = 0, all tags valid).
+    fn set_mmx(&mut self, n: u8, val: u64);
+    /// Whether the guest's x87 state holds a pending unmasked exception,
+    /// which an MMX instruction delivers as #MF (what FWAIT checks).
+    fn x87_exception_pending(&mut self) -> bool;
+    /// The guest's XCR0 (VEX instructions need XCR0.YMM).
+    fn xcr0(&self) -> u64;
     /// INVLPG of a linear address: flush the guest TLB entry.
     fn invlpg(&mut self, linear: u64);
     /// WBINVD/INVD executed by the guest.

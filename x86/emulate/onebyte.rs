@@ -1,8 +1,7 @@
 //! Decoder: the one-byte opcode map.
 
 use super::decode::{
-    ByteSource, DResult, DecodeError, Decoder, ModRm, Size64, ALU_OPS, MOD_REG, PFX_REP, REX_B,
-    SHIFT_OPS,
+    ByteSource, DResult, DecodeError, Decoder, ModRm, Size64, ALU_OPS, PFX_REP, REX_B, SHIFT_OPS,
 };
 use super::insn::{MemRef, Op, Operand};
 use super::regs::{SegReg, RAX, RCX, RDX};
@@ -279,10 +278,7 @@ impl<S: ByteSource> Decoder<'_, S> {
                 self.set(Op::Ret, i, Operand::None);
             }
             0xC4 | 0xC5 => {
-                let nb = self.peek()?;
-                if self.long || nb >> 6 == MOD_REG {
-                    return Err(DecodeError::Unsupported); // VEX
-                }
+                // LES/LDS: the decoder took the VEX forms already.
                 let m = self.modrm()?;
                 let seg = if b == 0xC4 { SegReg::Es } else { SegReg::Ds };
                 self.lseg(&m, seg)?;

@@ -167,10 +167,22 @@ pub mod cr4 {
     pub const FSGSBASE: u64 = 1 << 16;
     /// Process-context identifiers.
     pub const PCIDE: u64 = 1 << 17;
+    /// OS supports XSAVE and XCR0 (AVX usable with XCR0.YMM).
+    pub const OSXSAVE: u64 = 1 << 18;
     /// Supervisor-mode execution prevention.
     pub const SMEP: u64 = 1 << 20;
     /// Supervisor-mode access prevention.
     pub const SMAP: u64 = 1 << 21;
+}
+
+/// XCR0 (XFEATURE_ENABLED_MASK) bits.
+pub mod xcr0 {
+    /// x87 state.
+    pub const X87: u64 = 1 << 0;
+    /// SSE state (XMM registers).
+    pub const SSE: u64 = 1 << 1;
+    /// AVX state (upper halves of the YMM registers).
+    pub const YMM: u64 = 1 << 2;
 }
 
 /// EFER bits.
@@ -227,6 +239,8 @@ pub mod vector {
     pub const GP: u8 = 13;
     /// Page fault.
     pub const PF: u8 = 14;
+    /// x87 floating-point error.
+    pub const MF: u8 = 16;
     /// Alignment check.
     pub const AC: u8 = 17;
 }

@@ -1,5 +1,5 @@
 //! SSE moves used for MMIO: MOVUPS/MOVUPD/MOVAPS/MOVAPD/MOVSS/MOVSD,
-//! MOVDQA/MOVDQU, MOVD/MOVQ, MOVNTPS/MOVNTPD/MOVNTDQ.
+//! MOVDQA/MOVDQU, MOVD/MOVQ, MOVNTPS/MOVNTPD/MOVNTDQ/MOVNTDQA.
 
 use super::access::mask;
 use super::exec::{Ctx, Done, Res, Stop};
@@ -7,9 +7,6 @@ use super::insn::Operand;
 use super::regs::{cr0, cr4, vector};
 use super::segment::SegAccess;
 use super::{CpuState, Cr, Exception, GuestMemory};
-
-/// Alignment required by the aligned forms.
-const SSE_ALIGN: u64 = 16;
 
 /// Mask of the low `width` bytes of an XMM value.
 fn wmask(width: u8) -> u128 {
@@ -21,7 +18,9 @@ fn wmask(width: u8) -> u128 {
 }
 
 impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
-    fn sse_mem_la(&self, o: &Operand, write: bool) -> Res<u64> {
+    /// Linear address of the memory operand `o` of a vector move, with
+    /// #GP(0) if it is not aligned to `align` bytes.
+    pub(super) fn vec_mem_la(&self, o: &Operand, write: bool, align: u64) -> Res<u64> {
         let Operand::Mem { mem, size } = *o else {
             return Err(Stop::Unhandleable);
         };
@@ -32,7 +31,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             SegAccess::Read
         };
         let la = self.linear(mem.seg, ea, u64::from(size), acc)?;
-        if self.insn.sse.aligned && la % SSE_ALIGN != 0 {
+        if la % align.max(1) != 0 {
             return Err(Exception::gp(0).into());
         }
         Ok(la)
@@ -55,7 +54,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             Operand::Xmm(x) => self.cpu.xmm(x) & wmask(w),
             Operand::Reg { reg, size, .. } => u128::from(self.reg(reg, size)),
             Operand::Mem { .. } => {
-                let la = self.sse_mem_la(&i.src, false)?;
+                let la = self.vec_mem_la(&i.src, false, sse.alignment())?;
                 let mut b = [0u8; 16];
                 self.read_lin(la, b.get_mut(..n).ok_or(Stop::Unhandleable)?, false)?;
                 u128::from_le_bytes(b)
@@ -73,7 +72,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             }
             Operand::Reg { reg, size, .. } => self.set(reg, size, (v as u64) & mask(size)),
             Operand::Mem { .. } => {
-                let la = self.sse_mem_la(&i.dst, true)?;
+                let la = self.vec_mem_la(&i.dst, true, sse.alignment())?;
                 let b = v.to_le_bytes();
                 self.write_lin(la, b.get(..n).ok_or(Stop::Unhandleable)?, false)?;
             }

@@ -44,6 +44,10 @@ impl<S: ByteSource> Decoder<'_, S> {
                 self.set(Op::Nop, e, Operand::None);
             }
             0x10 | 0x11 | 0x28 | 0x29 | 0x2B => self.sse_ps(b)?,
+            0x38 => {
+                let b3 = self.next()?;
+                self.three_byte_38(b3)?;
+            }
             0x6E | 0x6F | 0x7E | 0x7F | 0xD6 | 0xE7 => self.sse_int(b)?,
             0x20..=0x23 => {
                 if self.insn.lock {
@@ -305,7 +309,9 @@ impl<S: ByteSource> Decoder<'_, S> {
         Ok(())
     }
 
-    /// MOVD/MOVQ/MOVDQA/MOVDQU/MOVNTDQ (SSE2 integer moves, 66/F3 forms).
+    /// MOVD/MOVQ/MOVDQA/MOVDQU/MOVNTDQ (SSE2 integer moves, 66/F3 forms)
+    /// and the MMX MOVQ of 0F 6F/7F without prefix. Like upstream, the
+    /// other MMX moves (0F 6E/7E MOVD/MOVQ, 0F E7 MOVNTQ) are not emulated.
     pub(super) fn sse_int(&mut self, b: u8) -> DResult<(), S::Error> {
         let mp = self.mandatory();
         let m = self.modrm()?;
@@ -348,6 +354,24 @@ impl<S: ByteSource> Decoder<'_, S> {
                 };
                 self.set(Op::SseMov, dst, reg);
             }
+            (0x6F | 0x7F, 0) => {
+                // MMX MOVQ: mm0-mm7 whatever REX.R/REX.B say.
+                let mm = Operand::Mm(m.reg & 7);
+                let rm = match m.mem {
+                    Some(mem) => Operand::Mem { mem, size: 8 },
+                    None => Operand::Mm(m.rm & 7),
+                };
+                self.insn.sse = SseMove {
+                    width: 8,
+                    aligned: false,
+                    zero_upper: false,
+                };
+                if b == 0x6F {
+                    self.set(Op::MmxMov, mm, rm);
+                } else {
+                    self.set(Op::MmxMov, rm, mm);
+                }
+            }
             (0x6F | 0x7F, PFX_OPSIZE | PFX_REP) => {
                 let rm = self.xmm_rm(&m, 16);
                 self.insn.sse = SseMove {
@@ -375,6 +399,28 @@ impl<S: ByteSource> Decoder<'_, S> {
             }
             _ => return Err(DecodeError::Unsupported),
         }
+        Ok(())
+    }
+
+    /// The 0F 38 map: only MOVNTDQA (66 0F 38 2A), as upstream.
+    pub(super) fn three_byte_38(&mut self, b: u8) -> DResult<(), S::Error> {
+        if b != 0x2A || self.mandatory() != PFX_OPSIZE {
+            return Err(DecodeError::Unsupported);
+        }
+        let m = self.modrm()?;
+        let Some(mem) = m.mem else {
+            return Err(DecodeError::Invalid);
+        };
+        self.insn.sse = SseMove {
+            width: 16,
+            aligned: true,
+            zero_upper: true,
+        };
+        self.set(
+            Op::SseMov,
+            Operand::Xmm(m.reg),
+            Operand::Mem { mem, size: 16 },
+        );
         Ok(())
     }
 }

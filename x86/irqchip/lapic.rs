@@ -421,7 +421,8 @@ impl Lapic {
         self.regs.set(APIC_PROCPRI, ppr);
     }
 
-    pub(super) fn set_tpr(&mut self, tpr: u32) {
+    /// TPR write (MMIO, MSR, or the VAPIC word).
+    pub fn set_tpr(&mut self, tpr: u32) {
         self.regs.set(APIC_TASKPRI, tpr & APIC_TPR_MASK);
         self.update_ppr();
     }
@@ -462,6 +463,15 @@ impl Lapic {
     /// CR8 write (or V_TPR sync-back): TPR = cr8 << 4.
     pub fn set_cr8(&mut self, cr8: u64) {
         self.set_tpr(((cr8 & CR8_MASK) as u32) << CR8_TPR_SHIFT);
+    }
+
+    /// The word QEMU's TPR-patching option ROM reads at the VAPIC address
+    /// (upstream `kvm_lapic_sync_to_vapic()`): TPR, ISR class, IRR vector.
+    pub fn vapic_word(&self) -> u32 {
+        let tpr = self.regs.get(APIC_TASKPRI) & 0xff;
+        let isr = u32::from(self.highest_isr().unwrap_or(0));
+        let irr = u32::from(self.highest_irr().unwrap_or(0));
+        tpr | ((isr & 0xf0) << 8) | (irr << 24)
     }
 
     /// CR8 value derived from TPR.

@@ -784,6 +784,10 @@ impl VcpuArch for SvmVcpu {
         self.vmcb().control.tsc_offset
     }
 
+    fn set_tsc_offset(&mut self, offset: u64) {
+        self.vmcb_mut().control.tsc_offset = offset;
+    }
+
     fn v_tpr(&self) -> u8 {
         (self.vmcb().control.int_ctl & int_ctl::V_TPR_MASK) as u8
     }
@@ -799,6 +803,13 @@ impl VcpuArch for SvmVcpu {
 
     fn flush_tlb(&mut self) {
         self.flush_pending = true;
+    }
+
+    fn exit_info(&self) -> [u64; 5] {
+        let c = &self.vmcb().control;
+        let info = c.exit_int_info;
+        let err = if info & event::VALID != 0 && info & event::VALID_ERR != 0 { c.exit_int_info_err } else { 0 };
+        [c.exit_code as u32 as u64, c.exit_info_1, c.exit_info_2, u64::from(info), u64::from(err)]
     }
 
     fn reset(&mut self, _init: bool) {

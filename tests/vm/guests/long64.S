@@ -8,3 +8,5 @@
 	.include "state64.inc"
 	.include "hypercall.inc"
 	.include "bench.inc"
+	.include "emul.inc"
+	.include "irq.inc"

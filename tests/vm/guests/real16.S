@@ -5,3 +5,4 @@
 	.include "common.inc"
 	.include "exits.inc"
 	.include "modeswitch.inc"
+	.include "emul.inc"

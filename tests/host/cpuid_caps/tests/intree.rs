@@ -121,8 +121,8 @@ fn feature_msrs_match_intree() {
 
 /// What rkvm leaves out on purpose, compared with in-tree kvm-amd:
 /// - no nested SVM: CPUID.80000001H:ECX.SVM and leaf 0x8000000A;
-/// - PV features: only NOP_IO_DELAY until kvmclock & co. exist (upstream
-///   0x01007efb);
+/// - PV features: NOP_IO_DELAY and kvmclock without the stable bit
+///   (upstream 0x01007efb);
 /// - no SMM: MSR_IA32_SMBASE not in the MSR index list.
 #[test]
 fn rkvm_differs_from_intree_only_where_intended() {
@@ -135,7 +135,7 @@ fn rkvm_differs_from_intree_only_where_intended() {
             match e.function {
                 0x8000_0001 => e.ecx &= !(1 << 2),
                 0x8000_000a => (e.eax, e.ebx, e.ecx, e.edx) = (0, 0, 0, 0),
-                0x4000_0001 => e.eax = cc::pv::KVM_FEATURE_NOP_IO_DELAY,
+                0x4000_0001 => e.eax = cc::pv::RKVM_PV_FEATURES,
                 _ => {}
             }
         }

@@ -88,7 +88,12 @@ fn mnemonics(op: Op) -> &'static [&'static str] {
         ],
         Op::SseMov => &[
             "Movups", "Movupd", "Movss", "Movsd", "Movaps", "Movapd", "Movntps", "Movntpd", "Movd", "Movq", "Movdqa",
-            "Movdqu", "Movntdq",
+            "Movdqu", "Movntdq", "Movntdqa",
+        ],
+        Op::MmxMov => &["Movq"],
+        Op::AvxMov => &[
+            "Vmovups", "Vmovupd", "Vmovaps", "Vmovapd", "Vmovntps", "Vmovntpd", "Vmovdqa", "Vmovdqu", "Vmovntdq",
+            "Vmovntdqa",
         ],
         Op::Movs => &["Movsb", "Movsw", "Movsd", "Movsq"],
         Op::Cmps => &["Cmpsb", "Cmpsw", "Cmpsd", "Cmpsq"],
@@ -175,6 +180,18 @@ fn cmp_operand(o: &Operand, insn: &Insn, ii: &Instruction, k: u32, bits: u32) ->
             let got = iced_reg(ii.op_register(k));
             if got != format!("XMM{n}") {
                 return Err(format!("op{k}: XMM{n} vs {got}"));
+            }
+        }
+        Operand::Ymm(n) => {
+            let got = iced_reg(ii.op_register(k));
+            if got != format!("YMM{n}") {
+                return Err(format!("op{k}: YMM{n} vs {got}"));
+            }
+        }
+        Operand::Mm(n) => {
+            let got = iced_reg(ii.op_register(k));
+            if got != format!("MM{n}") {
+                return Err(format!("op{k}: MM{n} vs {got}"));
             }
         }
         Operand::Mem { mem, size } => {
@@ -389,7 +406,7 @@ const TWO_BYTE: &[u8] = &[
     0x00, 0x01, 0x06, 0x08, 0x09, 0x0b, 0x0d, 0x10, 0x11, 0x18, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x28, 0x29, 0x2b, 0x30,
     0x31, 0x32, 0x40, 0x45, 0x4f, 0x6e, 0x6f, 0x7e, 0x7f, 0x80, 0x84, 0x8f, 0x90, 0x94, 0x9f, 0xa0, 0xa1, 0xa2, 0xa3,
     0xa4, 0xa5, 0xa8, 0xa9, 0xab, 0xac, 0xad, 0xaf, 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb9, 0xba, 0xbb,
-    0xbc, 0xbd, 0xbe, 0xbf, 0xc0, 0xc1, 0xc3, 0xc7, 0xc8, 0xcf, 0xd6, 0xe7,
+    0xbc, 0xbd, 0xbe, 0xbf, 0xc0, 0xc1, 0xc3, 0xc7, 0xc8, 0xcf, 0xd6, 0xe7, 0x38,
 ];
 const PREFIXES: &[u8] = &[0x66, 0x67, 0xf0, 0xf2, 0xf3, 0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65];
 
@@ -482,4 +499,87 @@ fn decode_differential_vs_iced() {
         st.compared, st.mismatches, st.both_invalid, st.unsupported
     );
     assert_eq!(st.mismatches, 0, "decode mismatches against iced-x86");
+}
+
+/// A VEX-encoded instruction: `vex2` picks C5 (only map 1, W = 0, X = B = 0).
+#[allow(clippy::too_many_arguments)]
+fn vex_bytes(vex2: bool, rxb: u8, w: bool, map: u8, vvvv: u8, l: bool, pp: u8, op: u8) -> Vec<u8> {
+    let tail = (u8::from(w) << 7) | ((!vvvv & 0xF) << 3) | (u8::from(l) << 2) | (pp & 3);
+    if vex2 {
+        vec![0xC5, ((!rxb & 4) << 5) | (tail & 0x7F), op]
+    } else {
+        vec![0xC4, ((!rxb & 7) << 5) | (map & 0x1F), tail, op]
+    }
+}
+
+/// VEX (C4/C5, all maps, pp, L, vvvv, RXB, W) and the 0F 38 map against
+/// iced-x86, over every opcode of maps 1 and 2 and a spread of ModRM forms.
+#[test]
+fn decode_vex_differential_vs_iced() {
+    const MODRMS: [u8; 14] = [0x00, 0x04, 0x05, 0x07, 0x0C, 0x3D, 0x44, 0x45, 0x84, 0x8F, 0xC0, 0xC9, 0xF8, 0xFF];
+    const PREFIXES: [&[u8]; 12] =
+        [&[], &[], &[], &[], &[0x66], &[0xF3], &[0xF2], &[0xF0], &[0x2E], &[0x67], &[0x64, 0x67], &[0x48]];
+    let mut rng = Rng::new(0x7e7_dec0de);
+    let mut st = Stats::default();
+    let mut report = Vec::new();
+    for code in [CodeSize::Bits16, CodeSize::Bits32, CodeSize::Bits64] {
+        let long = code == CodeSize::Bits64;
+        for map in 0..=31u8 {
+            let ops: Vec<u8> = if map == 1 || map == 2 { (0..=255).collect() } else { vec![0x10, 0x2A, 0x6F, 0xE7] };
+            for op in ops {
+                for pp in 0..4u8 {
+                    for l in [false, true] {
+                        for k in 0..4 {
+                            let vex2 = map == 1 && rng.chance(1, 2);
+                            let mut rxb = if long { rng.below(8) as u8 } else { 0 };
+                            if k == 0 {
+                                rxb = 0;
+                            } else if !long && rng.chance(1, 8) {
+                                rxb = 1; // VEX.B outside 64-bit mode
+                            }
+                            let w = !vex2 && rng.chance(1, 4);
+                            let vvvv = if k < 2 || rng.chance(3, 4) { 0 } else { rng.below(16) as u8 };
+                            let mut b: Vec<u8> = if k == 3 { rng.pick(&PREFIXES).to_vec() } else { Vec::new() };
+                            b.extend(vex_bytes(vex2, rxb, w, map, vvvv, l, pp, op));
+                            b.push(if k == 0 { MODRMS[(op as usize + pp as usize) % MODRMS.len()] } else { rng.pick(&MODRMS) });
+                            while b.len() < 20 {
+                                b.push(rng.next() as u8);
+                            }
+                            compare(&b, code, &mut st, &mut report);
+                        }
+                    }
+                }
+            }
+        }
+        // C4/C5 with every second byte (LES/LDS or VEX) and the 0F 38 map.
+        for first in [0xC4u8, 0xC5] {
+            for second in 0..=255u8 {
+                let mut b = vec![first, second];
+                while b.len() < 20 {
+                    b.push(rng.next() as u8);
+                }
+                compare(&b, code, &mut st, &mut report);
+            }
+        }
+        for pfx in [&[][..], &[0x66], &[0xF3], &[0xF2], &[0x66, 0xF2], &[0xF0, 0x66]] {
+            for op in 0..=255u8 {
+                for modrm in MODRMS {
+                    let mut b = pfx.to_vec();
+                    b.extend_from_slice(&[0x0F, 0x38, op, modrm]);
+                    while b.len() < 20 {
+                        b.push(rng.next() as u8);
+                    }
+                    compare(&b, code, &mut st, &mut report);
+                }
+            }
+        }
+    }
+    for r in &report {
+        println!("{r}");
+    }
+    println!(
+        "VEX decodes compared: {}, mismatches: {} (both invalid: {}, not emulated/skipped: {})",
+        st.compared, st.mismatches, st.both_invalid, st.unsupported
+    );
+    assert_eq!(st.mismatches, 0, "VEX decode mismatches against iced-x86");
 }

@@ -1106,6 +1106,12 @@ fn exec_differential_vs_host_cpu() {
             de += 1;
             continue;
         }
+        let rex_w_0fc7 = case.bytes.windows(3).any(|w| w[0] & 0xf8 == 0x48 && w[1] == 0x0f && w[2] == 0xc7);
+        if case.desc.starts_with("cmpxchg") && rex_w_0fc7 && matches!(out, Outcome::Unhandleable { .. }) {
+            // CMPXCHG16B: KVM reads the operand, then reports a failure.
+            de += 1;
+            continue;
+        }
         if out != Outcome::Completed {
             skipped += 1;
             if reports.len() < 30 {
@@ -1179,5 +1185,284 @@ fn exec_differential_vs_host_cpu() {
         "executions compared: {compared}, mismatches: {mismatches} (expected faults skipped: {de}, generated: {i})"
     );
     let _ = skipped;
+    assert_eq!(mismatches, 0);
+}
+
+/// Registers of the vector differential test: GPRs (addresses), MMX and
+/// YMM registers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct VState {
+    gpr: [u64; 16],
+    mm: [u64; 8],
+    ymm: [[u8; 32]; 16],
+}
+
+const VMM_OFF: u32 = 128;
+const VYMM_OFF: u32 = 192;
+
+/// `vmovdqu` between ymmN and `[base + disp32]` (`store`: register to
+/// memory), base in 0..8.
+fn vmovdqu_disp32(n: u8, base: u8, disp: u32, store: bool) -> Vec<u8> {
+    let r = if n >= 8 { 0x7E } else { 0xFE };
+    let mut c = vec![0xC5, r, if store { 0x7F } else { 0x6F }, 0x80 | ((n & 7) << 3) | base];
+    c.extend_from_slice(&disp.to_le_bytes());
+    c
+}
+
+impl Jit {
+    /// Run `insn` natively with the GPRs (but RSP), MMX and YMM registers
+    /// of `st`; reads the MMX/YMM registers back.
+    fn run_vec(&self, insn: &[u8], st: &mut VState) {
+        let save = self.code as u64 + 4096 - 64;
+        let mut c: Vec<u8> = Vec::new();
+        // push rbx, rbp, r12-r15; movabs rax, save; mov [rax+8], rdi
+        c.extend_from_slice(&[0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57]);
+        c.extend_from_slice(&[0x48, 0xB8]);
+        c.extend_from_slice(&save.to_le_bytes());
+        c.extend_from_slice(&[0x48, 0x89, 0x78, 0x08]);
+        // movq mmN, [rdi+VMM_OFF+8N]; vmovdqu ymmN, [rdi+VYMM_OFF+32N]
+        for n in 0..8u8 {
+            c.extend_from_slice(&[0x0F, 0x6F, 0x80 | (n << 3) | 7]);
+            c.extend_from_slice(&(VMM_OFF + 8 * u32::from(n)).to_le_bytes());
+        }
+        for n in 0..16u8 {
+            c.extend(vmovdqu_disp32(n, 7, VYMM_OFF + 32 * u32::from(n), false));
+        }
+        // mov rN, [rdi+8N] for all but RSP, RDI last.
+        for i in (0..16u8).filter(|&i| i != 4 && i != 7).chain([7]) {
+            c.push(0x48 | if i >= 8 { 4 } else { 0 });
+            c.push(0x8B);
+            c.push(0x80 | ((i & 7) << 3) | 7);
+            c.extend_from_slice(&(u32::from(i) * 8).to_le_bytes());
+        }
+        c.extend_from_slice(insn);
+        // movabs rax, [save+8]; store MMX and YMM registers back.
+        c.extend_from_slice(&[0x48, 0xA1]);
+        c.extend_from_slice(&(save + 8).to_le_bytes());
+        for n in 0..8u8 {
+            c.extend_from_slice(&[0x0F, 0x7F, 0x80 | (n << 3)]);
+            c.extend_from_slice(&(VMM_OFF + 8 * u32::from(n)).to_le_bytes());
+        }
+        for n in 0..16u8 {
+            c.extend(vmovdqu_disp32(n, 0, VYMM_OFF + 32 * u32::from(n), true));
+        }
+        // emms; vzeroupper; pop r15-r12, rbp, rbx; ret
+        c.extend_from_slice(&[0x0F, 0x77, 0xC5, 0xF8, 0x77]);
+        c.extend_from_slice(&[0x41, 0x5F, 0x41, 0x5E, 0x41, 0x5D, 0x41, 0x5C, 0x5D, 0x5B, 0xC3]);
+        assert!(c.len() < 4096 - 64);
+        // SAFETY: as in `run`; RSP is never changed, the callee-saved
+        // registers are restored, memory accesses stay in the state struct,
+        // the save area and the scratch area.
+        unsafe {
+            std::ptr::copy_nonoverlapping(c.as_ptr(), self.code, c.len());
+            let f: extern "C" fn(*mut VState) = std::mem::transmute(self.code);
+            f(st);
+        }
+    }
+}
+
+/// One VEX move form: map, opcode, allowed pp values, register/memory,
+/// aligned.
+const VEX_FORMS: &[(u8, u8, &[u8], Rm, bool)] = &[
+    (1, 0x10, &[0, 1], Rm::Any, false),
+    (1, 0x11, &[0, 1], Rm::Any, false),
+    (1, 0x28, &[0, 1], Rm::Any, true),
+    (1, 0x29, &[0, 1], Rm::Any, true),
+    (1, 0x2B, &[0, 1], Rm::Mem, true),
+    (1, 0x6F, &[1], Rm::Any, true),
+    (1, 0x7F, &[1], Rm::Any, true),
+    (1, 0x6F, &[2], Rm::Any, false),
+    (1, 0x7F, &[2], Rm::Any, false),
+    (1, 0xE7, &[1], Rm::Mem, true),
+    (2, 0x2A, &[1], Rm::Mem, true),
+];
+
+/// Rewrite `[67] [REX] 0F op modrm...` from `Gen::encode` into VEX form.
+fn to_vex(rng: &mut Rng, legacy: &[u8], map: u8, pp: u8, l: bool) -> Vec<u8> {
+    let mut i = 0;
+    let mut out = Vec::new();
+    if legacy[i] == 0x67 {
+        out.push(0x67);
+        i += 1;
+    }
+    let mut rex = 0;
+    if legacy[i] & 0xF0 == 0x40 {
+        rex = legacy[i];
+        i += 1;
+    }
+    assert_eq!(legacy[i], 0x0F);
+    let rest = &legacy[i + 1..];
+    let (r, x, b) = (rex & 4 != 0, rex & 2 != 0, rex & 1 != 0);
+    let w = rng.chance(1, 4);
+    let tail = (u8::from(w) << 7) | 0x78 | (u8::from(l) << 2) | pp;
+    if map == 1 && !x && !b && !w && rng.chance(1, 2) {
+        out.extend_from_slice(&[0xC5, (u8::from(!r) << 7) | tail]);
+    } else {
+        out.extend_from_slice(&[0xC4, (u8::from(!r) << 7) | (u8::from(!x) << 6) | (u8::from(!b) << 5) | map, tail]);
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// Effective address of the memory operand (iced-x86), if any.
+fn mem_ea(bytes: &[u8], gpr: &[u64; 16]) -> Option<(iced_x86::Register, u64)> {
+    use iced_x86::{Decoder, DecoderOptions, OpKind};
+    let ins = Decoder::with_ip(64, bytes, CODE_RIP, DecoderOptions::NONE).decode();
+    (0..ins.op_count()).find(|&k| ins.op_kind(k) == OpKind::Memory)?;
+    let regval = |r: iced_x86::Register, _: usize, _: usize| -> Option<u64> {
+        if !r.is_gpr() {
+            return Some(0); // segment bases are 0 in 64-bit mode here
+        }
+        let full = r.full_register();
+        let v = gpr[(full as usize) - (iced_x86::Register::RAX as usize)];
+        Some(if r.size() == 4 { v & 0xFFFF_FFFF } else { v })
+    };
+    Some((ins.memory_base(), ins.virtual_address(0, 0, regval)?))
+}
+
+/// MMX MOVQ and the VEX moves, run natively and in the emulator.
+#[test]
+fn exec_vector_differential_vs_host_cpu() {
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        println!("host CPU lacks AVX2: vector differential test skipped");
+        return;
+    }
+    let n: u64 = std::env::var("RKVM_EXEC_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(|n: u64| n / 10)
+        .unwrap_or(30_000);
+    let jit = Jit::new();
+    let base = jit.scratch_base();
+    let cr3 = 0x0010_0000;
+    let mut mem = TestMem::new();
+    mem.add_ram(cr3, 4096);
+    mem.identity(cr3, base, SCRATCH_LEN as u64, PTE_PWU);
+    let mut rng = Rng::new(0x7ec7_d1ff);
+    let (mut compared, mut mismatches, mut faults) = (0u64, 0u64, 0u64);
+    let mut reports = Vec::new();
+    while compared + faults < n {
+        let mut nst = NState::default();
+        for r in nst.gpr.iter_mut() {
+            *r = rng.interesting();
+        }
+        let kind = rng.below(8);
+        let (mut bytes, aligned, width) = {
+            let mut g = Gen { rng: &mut rng, base };
+            if kind < 2 {
+                let opc = if g.rng.chance(1, 2) { 0x6F } else { 0x7F };
+                let (b, _, _) = g.encode(&mut nst, &[], &[0x0F, opc], None, Rm::Any, false);
+                (b, false, 8u64)
+            } else if kind == 2 {
+                // Legacy SSE loads (MOVNTDQA, MOVDQU, MOVUPS) keep bits
+                // 255:128 of the YMM register.
+                let (pfx, opc, rm, aligned): (&[u8], &[u8], Rm, bool) = g.rng.pick(&[
+                    (&[0x66][..], &[0x0F, 0x38, 0x2A][..], Rm::Mem, true),
+                    (&[0xF3], &[0x0F, 0x6F], Rm::Any, false),
+                    (&[], &[0x0F, 0x10], Rm::Any, false),
+                ]);
+                let (b, _, _) = g.encode(&mut nst, pfx, opc, None, rm, false);
+                (b, aligned, 16)
+            } else {
+                let (map, op, pps, rm, aligned) = g.rng.pick(VEX_FORMS);
+                let pp = g.rng.pick(pps);
+                let l = g.rng.chance(1, 2);
+                let opc: &[u8] = if map == 2 { &[0x0F, 0x38, op] } else { &[0x0F, op] };
+                let (b, _, _) = g.encode(&mut nst, &[], opc, None, rm, false);
+                let b = if map == 2 {
+                    // Drop the 38 escape byte: the VEX map says it.
+                    let k = b.iter().position(|&x| x == 0x38).unwrap();
+                    [&b[..k], &b[k + 1..]].concat()
+                } else {
+                    b
+                };
+                (to_vex(g.rng, &b, map, pp, l), aligned, if l { 32 } else { 16 })
+            }
+        };
+        // Align most aligned-form operands (moving the base register).
+        if let Some((reg, ea)) = mem_ea(&bytes, &nst.gpr) {
+            if aligned && rng.chance(3, 4) {
+                let idx = (reg.full_register() as usize) - (iced_x86::Register::RAX as usize);
+                nst.gpr[idx] = nst.gpr[idx].wrapping_sub(ea % width);
+            }
+        }
+        // The emulator fetches past the instruction end: pad nothing, but
+        // keep the encoding short enough.
+        bytes.truncate(15);
+        let mut vst = VState { gpr: nst.gpr, mm: [0; 8], ymm: [[0; 32]; 16] };
+        for m in vst.mm.iter_mut() {
+            *m = rng.next();
+        }
+        for y in vst.ymm.iter_mut() {
+            for c in y.chunks_mut(8) {
+                c.copy_from_slice(&rng.next().to_le_bytes());
+            }
+        }
+        let mut data = vec![0u8; SCRATCH_LEN];
+        for c in data.chunks_mut(8) {
+            c.copy_from_slice(&rng.next().to_le_bytes()[..c.len()]);
+        }
+        jit.scratch().copy_from_slice(&data);
+        mem.poke(base, &data);
+        let mut cpu = TestCpu::long64(cr3);
+        cpu.cr4 |= rkvm_emulate::emulate::regs::cr4::OSXSAVE;
+        cpu.xcr0 = 7;
+        cpu.gpr = vst.gpr;
+        cpu.cpl = 3;
+        cpu.rip = CODE_RIP;
+        cpu.mm = vst.mm;
+        for (k, y) in vst.ymm.iter().enumerate() {
+            cpu.xmm[k] = u128::from_le_bytes(y[..16].try_into().unwrap());
+            cpu.ymm_hi[k] = u128::from_le_bytes(y[16..].try_into().unwrap());
+        }
+        let out = Emulator::new().emulate(&mut cpu, &mut mem, &bytes);
+        if aligned && matches!(out, Outcome::Exception(e) if e == rkvm_emulate::emulate::Exception::gp(0)) {
+            // Misaligned aligned form: #GP(0), as on hardware.
+            faults += 1;
+            continue;
+        }
+        if out != Outcome::Completed {
+            mismatches += 1;
+            if reports.len() < 30 {
+                reports.push(format!("{:02x?}: emulator outcome {:?}", bytes, out));
+            }
+            continue;
+        }
+        let mut native = vst;
+        jit.run_vec(&bytes, &mut native);
+        compared += 1;
+        let mut errs = Vec::new();
+        for k in 0..8 {
+            if cpu.mm[k] != native.mm[k] {
+                errs.push(format!("mm{k}: emu {:#x} cpu {:#x}", cpu.mm[k], native.mm[k]));
+            }
+        }
+        for k in 0..16 {
+            let mut e = cpu.xmm[k].to_le_bytes().to_vec();
+            e.extend_from_slice(&cpu.ymm_hi[k].to_le_bytes());
+            if e != native.ymm[k] {
+                errs.push(format!("ymm{k}: emu {:02x?} cpu {:02x?}", e, native.ymm[k]));
+            }
+        }
+        if cpu.rip != CODE_RIP + bytes.len() as u64 {
+            errs.push(format!("rip {:#x}", cpu.rip));
+        }
+        let emem = mem.peek(base, SCRATCH_LEN);
+        if emem != jit.scratch() {
+            let k = emem.iter().zip(jit.scratch().iter()).position(|(a, b)| a != b).unwrap();
+            errs.push(format!("memory differs at +{k:#x}: emu {:02x} cpu {:02x}", emem[k], jit.scratch()[k]));
+        }
+        if !errs.is_empty() {
+            mismatches += 1;
+            if reports.len() < 30 {
+                reports.push(format!("{:02x?}: {}", bytes, errs.join("; ")));
+            }
+        }
+    }
+    for r in &reports {
+        println!("{r}");
+    }
+    println!("vector executions compared: {compared}, mismatches: {mismatches} (#GP on misaligned skipped: {faults})");
     assert_eq!(mismatches, 0);
 }

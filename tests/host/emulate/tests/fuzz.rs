@@ -78,6 +78,10 @@ struct FuzzCpu {
     efer: u64,
     dr: [u64; 8],
     xmm: [u128; 16],
+    ymm_hi: [u128; 16],
+    mm: [u64; 8],
+    xcr0: u64,
+    x87_pending: bool,
     cpl: u8,
     calls: Cell<u64>,
     maxphy: u8,
@@ -168,6 +172,32 @@ impl CpuState for FuzzCpu {
     fn set_xmm(&mut self, n: u8, val: u128) {
         self.xmm[usize::from(n)] = val;
     }
+    fn ymm(&self, n: u8) -> [u8; 32] {
+        assert!(self.xcr0 & 4 != 0 && self.cr[4] & cr4::OSXSAVE != 0, "YMM read without AVX enabled");
+        let mut v = [0u8; 32];
+        v[..16].copy_from_slice(&self.xmm[usize::from(n)].to_le_bytes());
+        v[16..].copy_from_slice(&self.ymm_hi[usize::from(n)].to_le_bytes());
+        v
+    }
+    fn set_ymm(&mut self, n: u8, val: [u8; 32]) {
+        assert!(self.xcr0 & 4 != 0 && self.cr[4] & cr4::OSXSAVE != 0, "YMM write without AVX enabled");
+        self.xmm[usize::from(n)] = u128::from_le_bytes(val[..16].try_into().unwrap());
+        self.ymm_hi[usize::from(n)] = u128::from_le_bytes(val[16..].try_into().unwrap());
+    }
+    fn mmx(&mut self, n: u8) -> u64 {
+        assert!(!self.x87_pending, "MMX read with an x87 exception pending");
+        self.mm[usize::from(n)]
+    }
+    fn set_mmx(&mut self, n: u8, val: u64) {
+        assert!(!self.x87_pending, "MMX write with an x87 exception pending");
+        self.mm[usize::from(n)] = val;
+    }
+    fn x87_exception_pending(&mut self) -> bool {
+        self.x87_pending
+    }
+    fn xcr0(&self) -> u64 {
+        self.xcr0
+    }
     fn invlpg(&mut self, _linear: u64) {}
     fn wbinvd(&mut self) {}
     fn set_interrupt_shadow(&mut self, _kind: InterruptShadow) {}
@@ -232,6 +262,10 @@ fn rand_cpu(rng: &mut Rng) -> FuzzCpu {
             if rng.chance(1, 10) { regs::dr::DR7_GD } else { 0x400 },
         ],
         xmm: [0; 16],
+        ymm_hi: [0; 16],
+        mm: [0; 8],
+        xcr0: 0,
+        x87_pending: false,
         cpl: 0,
         calls: Cell::new(0),
         maxphy: rng.pick(&[36, 40, 46, 52]),
@@ -243,9 +277,14 @@ fn rand_cpu(rng: &mut Rng) -> FuzzCpu {
             rng.interesting()
         };
     }
-    for x in c.xmm.iter_mut() {
+    for x in c.xmm.iter_mut().chain(c.ymm_hi.iter_mut()) {
         *x = u128::from(rng.next()) << 64 | u128::from(rng.next());
     }
+    for m in c.mm.iter_mut() {
+        *m = rng.next();
+    }
+    c.xcr0 = rng.pick(&[1, 3, 7]);
+    c.x87_pending = rng.chance(1, 8);
     for s in [
         SegReg::Es,
         SegReg::Ss,
@@ -273,6 +312,7 @@ fn rand_cpu(rng: &mut Rng) -> FuzzCpu {
         cr4::DE,
         cr4::LA57,
         cr4::PCIDE,
+        cr4::OSXSAVE,
     ] {
         if rng.chance(1, 4) {
             cr4v |= b;

@@ -732,3 +732,19 @@ fn state_image_x2apic_id_formats() {
     let _ = m.set_state(&modern, &clk(0), true).unwrap();
     assert_eq!(m.get_state(&clk(0), true).regs[..], modern.regs[..]);
 }
+
+#[test]
+fn vapic_word_packs_tpr_isr_class_and_irr() {
+    let mut l = lapic(0);
+    assert_eq!(l.vapic_word(), 0);
+    assert!(l.accept_irq(&fixed(0x55, TriggerMode::Edge)));
+    l.ack_interrupt(0x55);
+    assert!(l.accept_irq(&fixed(0x31, TriggerMode::Edge)));
+    l.set_tpr(0x2a);
+    // TPR in bits 0-7, ISR class in 12-15, highest IRR in 24-31.
+    assert_eq!(l.vapic_word(), 0x2a | (0x50 << 8) | (0x31 << 24));
+    // Writing TPR back from the word keeps only its low byte.
+    l.set_tpr(0x1234_5677 & 0xff);
+    assert_eq!(rd(&l, APIC_TASKPRI), 0x77);
+    assert_eq!(l.ppr(), 0x77);
+}

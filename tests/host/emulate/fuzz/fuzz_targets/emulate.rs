@@ -75,6 +75,10 @@ struct Cpu {
     efer: u64,
     dr: [u64; 8],
     xmm: [u128; 16],
+    ymm_hi: [u128; 16],
+    mm: [u64; 8],
+    xcr0: u64,
+    x87_pending: bool,
     cpl: u8,
 }
 
@@ -158,6 +162,32 @@ impl CpuState for Cpu {
     fn set_xmm(&mut self, n: u8, val: u128) {
         self.xmm[usize::from(n)] = val;
     }
+    fn ymm(&self, n: u8) -> [u8; 32] {
+        assert!(self.xcr0 & 4 != 0 && self.cr[4] & cr4::OSXSAVE != 0, "YMM read without AVX enabled");
+        let mut v = [0u8; 32];
+        v[..16].copy_from_slice(&self.xmm[usize::from(n)].to_le_bytes());
+        v[16..].copy_from_slice(&self.ymm_hi[usize::from(n)].to_le_bytes());
+        v
+    }
+    fn set_ymm(&mut self, n: u8, val: [u8; 32]) {
+        assert!(self.xcr0 & 4 != 0 && self.cr[4] & cr4::OSXSAVE != 0, "YMM write without AVX enabled");
+        self.xmm[usize::from(n)] = u128::from_le_bytes(val[..16].try_into().unwrap());
+        self.ymm_hi[usize::from(n)] = u128::from_le_bytes(val[16..].try_into().unwrap());
+    }
+    fn mmx(&mut self, n: u8) -> u64 {
+        assert!(!self.x87_pending, "MMX read with an x87 exception pending");
+        self.mm[usize::from(n)]
+    }
+    fn set_mmx(&mut self, n: u8, val: u64) {
+        assert!(!self.x87_pending, "MMX write with an x87 exception pending");
+        self.mm[usize::from(n)] = val;
+    }
+    fn x87_exception_pending(&mut self) -> bool {
+        self.x87_pending
+    }
+    fn xcr0(&self) -> u64 {
+        self.xcr0
+    }
     fn invlpg(&mut self, _linear: u64) {}
     fn wbinvd(&mut self) {}
     fn set_interrupt_shadow(&mut self, _kind: InterruptShadow) {}
@@ -224,6 +254,10 @@ fuzz_target!(|data: &[u8]| {
         efer: 0,
         dr: [0, 0, 0, 0, 0, 0, 0xFFFF_0FF0, 0x400],
         xmm: [0; 16],
+        ymm_hi: [0; 16],
+        mm: [0; 8],
+        xcr0: 1,
+        x87_pending: false,
         cpl: 0,
     };
     for r in cpu.gpr.iter_mut() {
@@ -250,6 +284,13 @@ fuzz_target!(|data: &[u8]| {
     if f & 2 != 0 {
         c4 |= cr4::SMAP | cr4::SMEP;
     }
+    if f & 4 != 0 {
+        c4 |= cr4::OSXSAVE;
+    }
+    if f & 8 != 0 {
+        cpu.xcr0 = 7;
+    }
+    cpu.x87_pending = f & 16 != 0;
     match mode % 6 {
         0 => {}
         1 => {

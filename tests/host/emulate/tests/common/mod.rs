@@ -77,6 +77,12 @@ pub struct TestCpu {
     pub efer: u64,
     pub dr: [u64; 8],
     pub xmm: [u128; 16],
+    /// Bits 255:128 of the YMM registers.
+    pub ymm_hi: [u128; 16],
+    pub mm: [u64; 8],
+    pub xcr0: u64,
+    /// A pending unmasked x87 exception (MMX raises #MF).
+    pub x87_pending: bool,
     pub cpl: u8,
     pub msrs: HashMap<u32, u64>,
     pub tsc: u64,
@@ -137,6 +143,10 @@ impl TestCpu {
             efer: 0,
             dr: [0, 0, 0, 0, 0, 0, 0xFFFF_0FF0, 0x400],
             xmm: [0; 16],
+            ymm_hi: [0; 16],
+            mm: [0; 8],
+            xcr0: regs::xcr0::X87,
+            x87_pending: false,
             cpl: 0,
             msrs: HashMap::new(),
             tsc: 0x1234_5678_9ABC,
@@ -323,6 +333,32 @@ impl CpuState for TestCpu {
     }
     fn set_xmm(&mut self, n: u8, val: u128) {
         self.xmm[usize::from(n & 15)] = val;
+    }
+    fn ymm(&self, n: u8) -> [u8; 32] {
+        assert!(self.xcr0 & regs::xcr0::YMM != 0, "YMM read with XCR0.YMM clear");
+        let mut v = [0u8; 32];
+        v[..16].copy_from_slice(&self.xmm[usize::from(n)].to_le_bytes());
+        v[16..].copy_from_slice(&self.ymm_hi[usize::from(n)].to_le_bytes());
+        v
+    }
+    fn set_ymm(&mut self, n: u8, val: [u8; 32]) {
+        assert!(self.xcr0 & regs::xcr0::YMM != 0, "YMM write with XCR0.YMM clear");
+        self.xmm[usize::from(n)] = u128::from_le_bytes(val[..16].try_into().unwrap());
+        self.ymm_hi[usize::from(n)] = u128::from_le_bytes(val[16..].try_into().unwrap());
+    }
+    fn mmx(&mut self, n: u8) -> u64 {
+        assert!(!self.x87_pending, "MMX read with an x87 exception pending");
+        self.mm[usize::from(n)]
+    }
+    fn set_mmx(&mut self, n: u8, val: u64) {
+        assert!(!self.x87_pending, "MMX write with an x87 exception pending");
+        self.mm[usize::from(n)] = val;
+    }
+    fn x87_exception_pending(&mut self) -> bool {
+        self.x87_pending
+    }
+    fn xcr0(&self) -> u64 {
+        self.xcr0
     }
     fn invlpg(&mut self, linear: u64) {
         self.invlpgs.push(linear);

@@ -10,13 +10,18 @@
 use crate::report::Report;
 
 mod control;
+mod emulation;
 mod errors;
 mod exits;
 pub mod guest;
 pub mod harness;
+pub mod irqchip;
+mod irqchip_errors;
+pub mod irqchip_io;
 pub mod kvmsys;
 mod memslots;
 mod modes;
+mod qemu_compat;
 mod smp;
 mod state;
 mod system;
@@ -32,6 +37,11 @@ pub fn run(r: &mut Report) {
     tests.extend(state::tests());
     tests.extend(smp::tests());
     tests.extend(errors::tests());
+    tests.extend(emulation::tests());
+    tests.extend(irqchip::tests());
+    tests.extend(irqchip_io::tests());
+    tests.extend(irqchip_errors::tests());
+    tests.extend(qemu_compat::tests());
     if let Ok(filter) = std::env::var("RKVM_TEST_FILTER") {
         tests.retain(|t| t.name.contains(&filter));
     }
