@@ -19,7 +19,7 @@ failures=()
 pass() { passed=$((passed + 1)); echo "PASS $1"; }
 fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1${2:+: $2}"; }
 skip() { skipped=$((skipped + 1)); echo "SKIP $1${2:+: $2}"; }
-step() { echo; echo "== $* =="; }
+step() { echo; echo "== $* == (at +$(( $(date +%s) - t0 )) s)"; }
 t0=$(date +%s)
 
 step "build: modules"

@@ -102,6 +102,21 @@ vm() {
 		p=0 f=0 i=0 timeouts=0
 		failed=
 		tests=$("$exe" --list --format terse 2>>"$log" | sed -n 's/: test$//p')
+		# Fast path: the whole binary once (one process start instead of
+		# one per test). If it does not finish (a hang, a crash), every
+		# test runs on its own below, with its own timeout.
+		res=$(cd /tmp && timeout -k 5 120 "$exe" --test-threads=1 2>&1)
+		if printf '%s\n' "$res" | grep -q '^test result: '; then
+			printf '%s\n' "$res" >> "$log"
+			p=$(printf '%s\n' "$res" | grep -c '^test .* \.\.\. ok$')
+			i=$(printf '%s\n' "$res" | grep -c '^test .* \.\.\. ignored')
+			failed=$(printf '%s\n' "$res" | sed -n 's/^test \(.*\) \.\.\. FAILED$/\1/p')
+			f=$(printf '%s\n' "$failed" | grep -c .)
+			tests=
+		else
+			printf '%s\n' "$res" | tail -n 20 >> "$log"
+			echo "peer: one-process run did not finish; running tests one by one" >> "$log"
+		fi
 		for t in $tests; do
 			if [ $timeouts -ge 3 ]; then
 				echo "test $t ... not run (3 tests timed out)" >> "$log"

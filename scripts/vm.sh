@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/config.mak"
 mode=$1 set=$2 out=$3 tmo=${4:-600}
 mkdir -p "$out"
-rm -f "$out"/results.txt "$out"/dmesg.txt "$out"/done
+rm -f "$out"/results.txt "$out"/dmesg.txt "$out"/done "$out"/phases.txt
 
 cpu=${RKVM_CPU:-EPYC,+svm,+npt}
 append="console=ttyS0 panic=-1 oops=panic_on_warn=0 root=hostroot rootfstype=9p \

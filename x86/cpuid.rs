@@ -4,8 +4,9 @@
 
 use crate::{
     arch::gpr,
+    cpuid_caps::xstate,
     ext::uapi,
-    msrs,
+    msrs, supported,
     vcpu::VcpuState,
     vm::{read_arg, write_arg},
 };
@@ -19,6 +20,9 @@ pub(crate) const MAX_ENTRIES: u32 = 256;
 const ENTRY_SIZE: usize = core::mem::size_of::<uapi::kvm_cpuid_entry2>();
 const HEADER_SIZE: usize = core::mem::size_of::<uapi::kvm_cpuid2>();
 
+/// CPUID.(0DH,1):EAX.XSAVEC and .XSAVES: EBX is the compacted size.
+const CPUID_D1_EAX_XSAVEC: u32 = 1 << 1;
+const CPUID_D1_EAX_XSAVES: u32 = 1 << 3;
 /// CPUID.1:ECX.OSXSAVE, which mirrors CR4.OSXSAVE.
 const CPUID1_ECX_OSXSAVE: u32 = 1 << 27;
 /// CPUID.1:EDX.APIC, which mirrors IA32_APIC_BASE.EN.
@@ -88,6 +92,14 @@ pub(crate) fn lookup(st: &VcpuState, leaf: u32, subleaf: u32) -> [u32; 4] {
         if st.msrs.apic_base & msrs::APIC_BASE_ENABLE == 0 {
             r[3] &= !CPUID1_EDX_APIC;
         }
+    }
+    // The XSAVE area size follows the guest's XCR0 (as upstream's
+    // kvm_update_cpuid_runtime()): a guest compares it with its own sum.
+    if leaf == 0xd && subleaf == 0 {
+        r[1] = xstate::required_size(&supported::Host, st.xcr0, false);
+    }
+    if leaf == 0xd && subleaf == 1 && r[0] & (CPUID_D1_EAX_XSAVEC | CPUID_D1_EAX_XSAVES) != 0 {
+        r[1] = xstate::required_size(&supported::Host, st.xcr0, true);
     }
     r
 }

@@ -64,17 +64,23 @@ esac
 
 case $mode in
 check)
+	# Phase timings (uptime), for finding where the time goes.
+	phase() { read -r up _ < /proc/uptime; echo "$up $1" >> $out/phases.txt; }
+	phase vmtest
 	# shellcheck disable=SC2086
 	$vmtest --set "$set" $mods > $out/results.txt 2> $out/vmtest.err
 	echo $? > $out/vmtest.rc
+	phase peer
 	# Peer suite (kvm-ioctls' own tests), when scripts/peer.sh built it.
 	# shellcheck disable=SC2086
 	[ -s "$repo/build/peer/tests.list" ] && "$repo/scripts/peer.sh" vm "$out" $mods > $out/peer.log 2>&1
 	# Nested guest (issue 6): unmodified QEMU -accel kvm boots the L2 guest
 	# (build/l2, made on the host by scripts/l2-initramfs.sh); reloads the
 	# modules, writes $out/l2-results.txt.
+	phase l2
 	# shellcheck disable=SC2086
 	"$repo/scripts/l2-boot.sh" check "$out" $mods > $out/l2.log 2>&1
+	phase end
 	;;
 run)
 	# shellcheck disable=SC2086
