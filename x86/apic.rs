@@ -50,7 +50,12 @@ pub(crate) fn apply(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, eff: LapicEffects)
         vm.deliver(Some(vcpu.index), &ipi);
     }
     if let Some(e) = eff.eoi {
-        vm.ioapic_eoi(vcpu.index, e.vector, e.trigger, e.suppress_broadcast);
+        match vm.split_eoi_exit(vcpu, e.vector) {
+            // Split irqchip: the userspace IOAPIC hears of it.
+            Some(true) => st.eoi_exit = Some(e.vector),
+            Some(false) => {}
+            None => vm.ioapic_eoi(vcpu.index, e.vector, e.trigger, e.suppress_broadcast),
+        }
     }
     if eff.timer_changed {
         arm_timer(vcpu, st);

@@ -78,7 +78,7 @@ pub(crate) fn check(_vm: Option<&Vm>, cap: usize) -> isize {
         KVM_CAP_ADJUST_CLOCK => CLOCK_VALID_FLAGS as isize,
         KVM_CAP_XSAVE2 => regs::xsave_size() as isize,
         KVM_CAP_MCE => crate::msrs::MAX_MCE_BANKS as isize,
-        KVM_CAP_VAPIC | KVM_CAP_SET_BOOT_CPU_ID => 1,
+        KVM_CAP_VAPIC | KVM_CAP_SET_BOOT_CPU_ID | KVM_CAP_SPLIT_IRQCHIP => 1,
         _ => 0,
     }
 }

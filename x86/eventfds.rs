@@ -103,9 +103,9 @@ impl Vm {
             return Ok(());
         }
         let resample = a.flags & uapi::KVM_IRQFD_FLAG_RESAMPLE != 0;
-        // Only an in-kernel irqchip can take them (upstream's
-        // kvm_arch_irqfd_allowed()).
-        if !self.has_irqchip() {
+        // Only an in-kernel irqchip can take them, and resampling needs
+        // the in-kernel IOAPIC (upstream's kvm_arch_irqfd_allowed()).
+        if !self.has_irqchip() || (resample && !self.has_full_irqchip()) {
             return Err(EINVAL);
         }
         let resamplefd = if resample { Some(EventFd::from_fd(a.resamplefd as i32)?) } else { None };

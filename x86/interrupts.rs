@@ -60,20 +60,30 @@ pub(crate) fn accept_apic_events(vcpu: &Vcpu, st: &mut VcpuState) {
     st.nmi_pending = st.nmi_pending.saturating_add(ev.nmis);
 }
 
-/// Whether an interrupt is waiting in the in-kernel LAPIC or PIC.
-fn apic_interrupt_pending(vm: &Vm, vcpu: &Vcpu) -> bool {
+/// Whether an interrupt is waiting in the in-kernel LAPIC, or as ExtINT
+/// from the PIC (in-kernel, or userspace's with a split irqchip).
+fn apic_interrupt_pending(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) -> bool {
     let Some(lapic) = &vcpu.apic else { return false };
     let (pending, pic) = {
         let l = lapic.lock();
         (l.highest_injectable_vector().is_some(), l.accepts_pic_interrupts())
     };
-    pending || (pic && vm.pic_output())
+    pending || (pic && (st.pending_extint.is_some() || vm.pic_output()))
 }
 
 /// Whether a halted vCPU has something to do (upstream's
 /// kvm_vcpu_has_events()).
 fn has_events(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> bool {
-    st.nmi_pending != 0 || (st.arch.interrupt_allowed() && apic_interrupt_pending(vm, vcpu))
+    st.nmi_pending != 0 || (st.arch.interrupt_allowed() && apic_interrupt_pending(vm, vcpu, st))
+}
+
+/// Split irqchip: whether userspace may inject its PIC's next vector now
+/// (upstream's kvm_vcpu_ready_for_interrupt_injection() with an in-kernel
+/// LAPIC): the guest takes interrupts, none is waiting, LINT0 takes ExtINT.
+pub(crate) fn split_ready_for_injection(vcpu: &Vcpu, st: &VcpuState) -> bool {
+    st.arch.interrupt_allowed()
+        && st.pending_extint.is_none()
+        && vcpu.apic.as_ref().is_some_and(|l| l.lock().accepts_pic_interrupts())
 }
 
 /// Blocks a vCPU that cannot run (halted, or waiting for INIT/SIPI) until
@@ -119,7 +129,8 @@ pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mu
         st.arch.set_v_tpr(lapic.lock().cr8() as u8);
         if st.arch.interrupt_allowed() {
             let from_pic = lapic.lock().accepts_pic_interrupts();
-            let vector = match from_pic.then(|| vm.pic_intack()).flatten() {
+            let extint = || st.pending_extint.take().or_else(|| vm.pic_intack());
+            let vector = match from_pic.then(extint).flatten() {
                 Some(v) => Some(v),
                 None => {
                     let mut l = lapic.lock();
@@ -133,7 +144,8 @@ pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mu
             if let Some(v) = vector {
                 st.arch.inject_interrupt(v);
             }
-        } else if apic_interrupt_pending(vm, vcpu) {
+        } else if apic_interrupt_pending(vm, vcpu, st) || run.request_interrupt_window() {
+            // The latter: a split irqchip's userspace PIC waits for a window.
             st.arch.request_interrupt_window(true);
         }
         // While the highest request is masked by TPR, a CR8 write that

@@ -97,7 +97,7 @@ pub(crate) fn run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         // SAFETY: undoes the activation above.
         unsafe { rb::rkvm_sigset_deactivate() };
     }
-    report_common(run, st);
+    report_common(vm, vcpu, st);
     r
 }
 
@@ -126,6 +126,11 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         if let Some((rip, write)) = st.tpr_report.take() {
             run.set_exit_reason(uapi::KVM_EXIT_TPR_ACCESS);
             run.set_tpr_access(rip, write);
+            return Ok(());
+        }
+        if let Some(vector) = st.eoi_exit.take() {
+            run.set_exit_reason(uapi::KVM_EXIT_IOAPIC_EOI);
+            run.set_eoi_vector(vector);
             return Ok(());
         }
         if st.mp_state != uapi::KVM_MP_STATE_RUNNABLE {
@@ -191,8 +196,9 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
             Next::Guest => {}
             Next::User => return Ok(()),
         }
-        // Userspace irqchip: report the interrupt window it asked for.
-        if run.request_interrupt_window() && st.irq_pending.is_none() && st.arch.interrupt_allowed() {
+        // Userspace PIC (no irqchip, or split): report the interrupt
+        // window it asked for.
+        if run.request_interrupt_window() && !vm.has_full_irqchip() && ready_for_injection(vm, vcpu, st) {
             run.set_exit_reason(uapi::KVM_EXIT_IRQ_WINDOW_OPEN);
             return Ok(());
         }
@@ -201,11 +207,23 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
 
 const X86_EFLAGS_IF: u64 = 1 << 9;
 
+/// Whether userspace may inject an interrupt now (upstream's
+/// `ready_for_interrupt_injection`): always with the in-kernel PIC.
+fn ready_for_injection(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) -> bool {
+    if vcpu.apic.is_none() {
+        st.irq_pending.is_none() && st.arch.interrupt_allowed()
+    } else if vm.is_split_irqchip() {
+        interrupts::split_ready_for_injection(vcpu, st)
+    } else {
+        true
+    }
+}
+
 /// Fields of kvm_run that every return to userspace updates.
-fn report_common(run: &RunPage, st: &mut VcpuState) {
+fn report_common(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) {
     let if_flag = st.arch.rflags() & X86_EFLAGS_IF != 0;
-    let ready = st.irq_pending.is_none() && st.arch.interrupt_allowed();
-    run.set_common(if_flag, ready, st.msrs.cr8, st.msrs.apic_base);
+    let ready = ready_for_injection(vm, vcpu, st);
+    vcpu.run.set_common(if_flag, ready, st.msrs.cr8, st.msrs.apic_base);
 }
 
 /// Finishes what the last exit to userspace left open.

@@ -131,6 +131,12 @@ impl RunPage {
         unsafe { addr_of_mut!((*self.raw()).__bindgen_anon_1.internal).write_volatile(i) };
     }
 
+    /// Fills `kvm_run.eoi` (KVM_EXIT_IOAPIC_EOI).
+    pub(crate) fn set_eoi_vector(&self, vector: u8) {
+        // SAFETY: in-bounds write to our page.
+        unsafe { addr_of_mut!((*self.raw()).__bindgen_anon_1.eoi.vector).write_volatile(vector) };
+    }
+
     /// Fills `kvm_run.tpr_access`.
     pub(crate) fn set_tpr_access(&self, rip: u64, is_write: bool) {
         let t = uapi::kvm_run__bindgen_ty_1__bindgen_ty_9 { rip, is_write: u32::from(is_write), pad: 0 };

@@ -87,6 +87,11 @@ pub(crate) struct VcpuState {
     pub(crate) tpr_access_reporting: bool,
     /// A TPR access (RIP, write) to report with KVM_EXIT_TPR_ACCESS.
     pub(crate) tpr_report: Option<(u64, bool)>,
+    /// Split irqchip: the userspace PIC's vector (KVM_INTERRUPT), taken
+    /// when the LAPIC accepts ExtINT and the guest interrupts.
+    pub(crate) pending_extint: Option<u8>,
+    /// Split irqchip: an EOI to report with KVM_EXIT_IOAPIC_EOI.
+    pub(crate) eoi_exit: Option<u8>,
 }
 
 impl Vcpu {
@@ -126,6 +131,8 @@ impl Vcpu {
             clock: Default::default(),
             tpr_access_reporting: false,
             tpr_report: None,
+            pending_extint: None,
+            eoi_exit: None,
         };
         Arc::pin_init(
             try_pin_init!(Vcpu {
@@ -213,12 +220,21 @@ impl FileOps for VcpuFile {
             KVM_SET_DEBUGREGS => regs::set_debugregs(st, arg).map(|()| 0),
             KVM_INTERRUPT => {
                 let irq: uapi::kvm_interrupt = read_arg(arg)?;
-                // With the in-kernel PIC, interrupts come from it.
-                if f.vm.has_irqchip() {
-                    return Err(ENXIO);
-                }
                 if irq.irq >= 256 {
                     return Err(EINVAL);
+                }
+                // With the in-kernel PIC, interrupts come from it.
+                if f.vm.has_full_irqchip() {
+                    return Err(ENXIO);
+                }
+                if f.vm.is_split_irqchip() {
+                    // The userspace PIC's ExtINT, for the in-kernel LAPIC.
+                    if st.pending_extint.is_some() {
+                        return Err(EEXIST);
+                    }
+                    st.pending_extint = Some(irq.irq as u8);
+                    vcpu.kick.make_request(crate::kick::REQ_EVENT);
+                    return Ok(0);
                 }
                 st.irq_pending = Some(irq.irq as u8);
                 Ok(0)

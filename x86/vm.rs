@@ -503,6 +503,7 @@ impl Vm {
                     Err(EINVAL)
                 }
             }
+            uapi::KVM_CAP_SPLIT_IRQCHIP => self.enable_split_irqchip(c.args[0]),
             uapi::KVM_CAP_EXIT_HYPERCALL => {
                 if c.args[0] & !caps::EXIT_HYPERCALL_VALID != 0 {
                     return Err(EINVAL);

@@ -39,17 +39,40 @@ pub(crate) struct Chips {
     pin_map: ChipPinMap,
     /// IOAPIC pins with a level irqfd (resampler) on their GSI.
     resample_pins: u32,
+    /// KVM_CAP_SPLIT_IRQCHIP: only the LAPICs are in the kernel (the PIC,
+    /// IOAPIC and PIT models here stay unreachable); the number of IOAPIC
+    /// pins userspace reserved in the GSI space.
+    split_pins: Option<u32>,
 }
 
 impl Chips {
-    fn new() -> Result<KBox<Self>> {
-        let mut routes = KVec::with_capacity(irqchip::DEFAULT_ROUTES.len(), GFP_KERNEL_ACCOUNT)?;
-        routes.extend_from_slice(&irqchip::DEFAULT_ROUTES, GFP_KERNEL_ACCOUNT)?;
-        let pin_map = prepare_routes(&mut routes).map_err(|_| EINVAL)?;
+    /// KVM_CREATE_IRQCHIP: everything in the kernel, upstream's default
+    /// routing. With `split_pins`, KVM_CAP_SPLIT_IRQCHIP: an empty table.
+    fn new(split_pins: Option<u32>) -> Result<KBox<Self>> {
+        let mut routes = KVec::new();
+        let mut pin_map = ChipPinMap::new();
+        if split_pins.is_none() {
+            routes.extend_from_slice(&irqchip::DEFAULT_ROUTES, GFP_KERNEL_ACCOUNT)?;
+            pin_map = prepare_routes(&mut routes).map_err(|_| EINVAL)?;
+        }
         Ok(KBox::new(
-            Self { pic: Pic::new(), ioapic: Ioapic::new(), pit: None, pit_timer: None, routes, pin_map, resample_pins: 0 },
+            Self {
+                pic: Pic::new(),
+                ioapic: Ioapic::new(),
+                pit: None,
+                pit_timer: None,
+                routes,
+                pin_map,
+                resample_pins: 0,
+                split_pins,
+            },
             GFP_KERNEL_ACCOUNT,
         )?)
+    }
+
+    /// The PIC, IOAPIC and PIT are in the kernel (not split).
+    fn full(&self) -> bool {
+        self.split_pins.is_none()
     }
 }
 
@@ -124,9 +147,20 @@ impl IrqLines for Lines<'_, '_> {
 }
 
 impl Vm {
-    /// Whether KVM_CREATE_IRQCHIP was done.
+    /// Whether the LAPICs are in the kernel (KVM_CREATE_IRQCHIP or
+    /// KVM_CAP_SPLIT_IRQCHIP; upstream's irqchip_in_kernel()).
     pub(crate) fn has_irqchip(&self) -> bool {
         self.chips.lock().is_some()
+    }
+
+    /// Whether the PIC and IOAPIC are in the kernel too (irqchip_full()).
+    pub(crate) fn has_full_irqchip(&self) -> bool {
+        self.chips.lock().as_deref().is_some_and(Chips::full)
+    }
+
+    /// Whether the irqchip is split (IOAPIC and PIC in userspace).
+    pub(crate) fn is_split_irqchip(&self) -> bool {
+        self.chips.lock().as_deref().is_some_and(|c| !c.full())
     }
 
     /// KVM_CREATE_IRQCHIP: `EEXIST` if done, `EINVAL` once vCPUs exist.
@@ -138,8 +172,37 @@ impl Vm {
         if self.nr_vcpus() != 0 {
             return Err(EINVAL);
         }
-        *c = Some(Chips::new()?);
+        *c = Some(Chips::new(None)?);
         Ok(())
+    }
+
+    /// KVM_ENABLE_CAP(KVM_CAP_SPLIT_IRQCHIP): LAPICs in the kernel, the
+    /// IOAPIC (with `pins` GSIs reserved for its routes) and PIC in
+    /// userspace. As upstream: `EINVAL` for too many pins, `EEXIST` with
+    /// an irqchip or a vCPU already there.
+    pub(crate) fn enable_split_irqchip(&self, pins: u64) -> Result {
+        if pins > u64::from(irqchip::uapi::KVM_MAX_IRQ_ROUTES) {
+            return Err(EINVAL);
+        }
+        // Allocated before the IRQ-safe lock.
+        let new = Chips::new(Some(pins as u32))?;
+        let mut c = self.chips.lock();
+        if c.is_some() || self.nr_vcpus() != 0 {
+            return Err(EEXIST);
+        }
+        *c = Some(new);
+        Ok(())
+    }
+
+    /// Split irqchip: whether vCPU `vcpu`'s EOI of `vector` must exit to
+    /// the userspace IOAPIC. `None` when the irqchip is not split.
+    pub(crate) fn split_eoi_exit(&self, vcpu: &Vcpu, vector: u8) -> Option<bool> {
+        let dest = vcpu.apic.as_ref()?.lock().dest_info();
+        let cfg = self.bus_config();
+        let guard = self.chips.lock();
+        let chips = guard.as_deref()?;
+        let pins = chips.split_pins?;
+        Some(irqchip::routing::split_eoi_exit(&chips.routes, pins, vector, &dest, &cfg))
     }
 
     /// Sends `irq` (an IPI from vCPU `source`, or a device message) to the
@@ -347,7 +410,7 @@ impl Vm {
             return None;
         }
         let mut guard = self.chips.lock();
-        let chips = guard.as_deref_mut()?;
+        let chips = guard.as_deref_mut().filter(|c| c.full())?;
         if is_pit && chips.pit.is_none() {
             return None;
         }
@@ -396,7 +459,7 @@ impl Vm {
     pub(crate) fn ioapic_mmio(&self, gpa: u64, write: bool, data: &mut [u8]) -> Option<()> {
         use irqchip::ioapic::IOAPIC_MEM_LENGTH;
         let mut guard = self.chips.lock();
-        let chips = guard.as_deref_mut()?;
+        let chips = guard.as_deref_mut().filter(|c| c.full())?;
         let base = chips.ioapic.base_address();
         if gpa < base || gpa >= base + IOAPIC_MEM_LENGTH {
             return None;
@@ -419,7 +482,7 @@ impl Vm {
     pub(crate) fn get_irqchip(&self, arg: usize) -> Result {
         let mut c: uapi::kvm_irqchip = read_arg(arg)?;
         let guard = self.chips.lock();
-        let chips = guard.as_deref().ok_or(ENXIO)?;
+        let chips = guard.as_deref().filter(|c| c.full()).ok_or(ENXIO)?;
         // `chip` is a 512-byte union of plain-data images; we write one of
         // them through its matching mirror type.
         let dst = (&mut c.chip as *mut uapi::kvm_irqchip__bindgen_ty_1).cast::<u8>();
@@ -441,7 +504,7 @@ impl Vm {
     pub(crate) fn set_irqchip(&self, arg: usize) -> Result {
         let c: uapi::kvm_irqchip = read_arg(arg)?;
         let mut guard = self.chips.lock();
-        let chips = guard.as_deref_mut().ok_or(ENXIO)?;
+        let chips = guard.as_deref_mut().filter(|c| c.full()).ok_or(ENXIO)?;
         // The union's bytes, read below as the chosen image type.
         let src = (&c.chip as *const uapi::kvm_irqchip__bindgen_ty_1).cast::<u8>();
         match c.chip_id {
@@ -482,6 +545,10 @@ impl Vm {
         let pin_map = prepare_routes(&mut routes).map_err(|_| EINVAL)?;
         let mut guard = self.chips.lock();
         let chips = guard.as_deref_mut().ok_or(EINVAL)?;
+        // Split: the irqchips are userspace's, only MSI routes are ours.
+        if !chips.full() && routes.iter().any(|r| matches!(r.target, irqchip::RouteTarget::Irqchip { .. })) {
+            return Err(EINVAL);
+        }
         chips.routes = routes;
         chips.pin_map = pin_map;
         Ok(())
@@ -511,6 +578,10 @@ impl Vm {
         let chips = guard.as_deref_mut().ok_or(ENOENT)?;
         if chips.pit.is_some() {
             return Err(EEXIST);
+        }
+        // The PIT needs the in-kernel PIC (upstream: ENOENT).
+        if !chips.full() {
+            return Err(ENOENT);
         }
         chips.pit = Some(Pit::new(now_ns()));
         drop(guard);

@@ -375,3 +375,27 @@ pub fn set_irq<L: IrqLines + ?Sized>(
     }
     ret
 }
+
+/// Split irqchip (IOAPIC in userspace): whether an EOI of `vector` by the
+/// LAPIC `target` must exit to userspace (KVM_EXIT_IOAPIC_EOI). It must
+/// when a level-triggered MSI route of a GSI below `ioapic_pins` (the
+/// pins userspace reserved with KVM_CAP_SPLIT_IRQCHIP) sends `vector` to
+/// `target`: upstream's `kvm_scan_ioapic_routes()`, asked per EOI.
+pub fn split_eoi_exit(
+    sorted: &[RouteEntry],
+    ioapic_pins: u32,
+    vector: u8,
+    target: &super::ApicDestInfo,
+    cfg: &BusConfig,
+) -> bool {
+    sorted.iter().take_while(|r| r.gsi < ioapic_pins).any(|r| match r.target {
+        RouteTarget::Msi(m) => {
+            let d = m.msg.to_delivery(cfg);
+            !m.msg.is_invalid(cfg)
+                && d.vector == vector
+                && d.trigger == super::TriggerMode::Level
+                && super::matches_dest(target, false, false, super::Shorthand::None, d.dest_id, d.dest_mode, cfg)
+        }
+        RouteTarget::Irqchip { .. } => false,
+    })
+}

@@ -369,3 +369,32 @@ fn gsi_to_guest_end_to_end() {
     );
     assert_eq!(vm.bus.lapics[0].highest_irr(), Some(0x77));
 }
+
+/// Split irqchip: only level-triggered MSI routes of reserved pins (GSI
+/// below the count) addressed to this LAPIC make its EOI of their vector
+/// exit to the userspace IOAPIC.
+#[test]
+fn split_irqchip_eoi_exits() {
+    let cfg = BusConfig::default();
+    let level = 1 << 15;
+    let mut routes = [
+        // GSI 5: level, vector 0x35, physical APIC ID 1.
+        uapi_msi(5, 0xfee0_1000, 0, level | 0x35),
+        // GSI 6: edge, vector 0x36 to APIC 1.
+        uapi_msi(6, 0xfee0_1000, 0, 0x36),
+        // GSI 7: level, vector 0x37, but to APIC 2.
+        uapi_msi(7, 0xfee0_2000, 0, level | 0x37),
+        // GSI 30: level, vector 0x3e to APIC 1, beyond the 24 reserved pins.
+        uapi_msi(30, 0xfee0_1000, 0, level | 0x3e),
+    ]
+    .map(|e| RouteEntry::from_uapi(&e, &cfg).unwrap());
+    prepare_routes(&mut routes).unwrap();
+    let apic1 = ApicDestInfo { hw_enabled: true, sw_enabled: true, xapic_id: 1, x2apic_id: 1, ..Default::default() };
+    assert!(split_eoi_exit(&routes, 24, 0x35, &apic1, &cfg));
+    assert!(!split_eoi_exit(&routes, 24, 0x36, &apic1, &cfg), "edge route");
+    assert!(!split_eoi_exit(&routes, 24, 0x37, &apic1, &cfg), "another APIC's route");
+    assert!(!split_eoi_exit(&routes, 24, 0x3e, &apic1, &cfg), "GSI not reserved");
+    assert!(split_eoi_exit(&routes, 31, 0x3e, &apic1, &cfg), "GSI reserved when 31 pins are");
+    assert!(!split_eoi_exit(&routes, 5, 0x35, &apic1, &cfg), "no pins below GSI 5 reserved");
+    assert!(!split_eoi_exit(&routes, 24, 0x99, &apic1, &cfg), "no route for the vector");
+}

@@ -6,7 +6,7 @@
 
 use super::guest::*;
 use super::harness::{test, Test, TestResult};
-use super::irqchip::{interrupt_me_after, IrqVm};
+use super::irqchip::{interrupt_me_after, nr, route_irqchip, route_msi, set_routing, IrqVm};
 use crate::report::expect_eq;
 use crate::sys::{errno_name, expect_errno, ioctl};
 use kvm_bindings::*;
@@ -33,6 +33,8 @@ pub fn tests() -> Vec<Test> {
         test("qemu/kvmclock-time-info-and-wall-clock", kvmclock),
         test("qemu/tsc-one-clock-for-all-vcpus", tsc_sync),
         test("qemu/set-boot-cpu-id", boot_cpu_id),
+        test("qemu/split-irqchip-errnos-msi-and-eoi-exit", split_msi_eoi),
+        test("qemu/split-irqchip-extint-via-kvm-interrupt-and-window", split_extint),
     ]
 }
 
@@ -280,4 +282,135 @@ fn boot_cpu_id() -> TestResult {
     eq_hex("vCPU 1 APIC_BASE.BSP", rd_msr(&c1, 0x1b)? & bsp, bsp)?;
     eq_hex("vCPU 0 APIC_BASE.BSP", rd_msr(&c0, 0x1b)? & bsp, 0)?;
     expect_errno("KVM_SET_BOOT_CPU_ID with vCPUs", set(0), libc::EBUSY)
+}
+
+const KVM_EXIT_IOAPIC_EOI: u32 = 26;
+const INTERRUPT: u64 = 0x4004_ae86; // _IOW(KVMIO, 0x86, struct kvm_interrupt)
+const PIC_PORTS: [u16; 4] = [0x20, 0x21, 0xa0, 0xa1];
+
+/// A VM laid out for guests/irq.inc with KVM_CAP_SPLIT_IRQCHIP (24 pins).
+fn split_vm() -> Result<IrqVm, String> {
+    let iv = IrqVm::new(false, false)?;
+    let mut cap = kvm_enable_cap { cap: KVM_CAP_SPLIT_IRQCHIP, ..Default::default() };
+    cap.args[0] = 24;
+    k("KVM_ENABLE_CAP(KVM_CAP_SPLIT_IRQCHIP, 24)", iv.vm.fd.enable_cap(&cap))?;
+    Ok(iv)
+}
+
+/// Runs until an OUT to `port`; OUTs to the (userspace) PIC are skipped.
+fn run_to_port(c: &mut Cpu, port: u16) -> TestResult {
+    loop {
+        match c.run()? {
+            Exit::Io { out: true, port: p, .. } if p == port => return Ok(()),
+            Exit::Io { out: true, port: p, .. } if PIC_PORTS.contains(&p) => {}
+            e => return Err(format!("exit: got {e}, want an out to port {port:#x} (rip {})", c.rip())),
+        }
+    }
+}
+
+/// KVM_CAP_SPLIT_IRQCHIP: the cap reads 1; enabling again, or
+/// KVM_CREATE_IRQCHIP after it, is EEXIST; no in-kernel PIT (ENOENT),
+/// PIC or IOAPIC (KVM_GET_IRQCHIP ENXIO), irqchip routes (EINVAL) or
+/// resampling irqfds (EINVAL); APs wait for INIT. A level-triggered MSI
+/// route of a reserved GSI raised with KVM_IRQ_LINE reaches the guest,
+/// and its LAPIC EOI exits with KVM_EXIT_IOAPIC_EOI and the vector (for
+/// userspace's IOAPIC); an edge MSI's EOI does not.
+fn split_msi_eoi() -> TestResult {
+    let iv = split_vm()?;
+    let vm = &iv.vm;
+    expect_eq("KVM_CHECK_EXTENSION(KVM_CAP_SPLIT_IRQCHIP)", vm.fd.check_extension_int(kvm_ioctls::Cap::SplitIrqchip), 1)?;
+    let mut cap = kvm_enable_cap { cap: KVM_CAP_SPLIT_IRQCHIP, ..Default::default() };
+    cap.args[0] = 24;
+    expect_errno("KVM_CAP_SPLIT_IRQCHIP again", ioctl(&vm.fd, 0x4068_aea3, &cap as *const _ as u64), libc::EEXIST)?;
+    expect_errno("KVM_CREATE_IRQCHIP after it", ioctl(&vm.fd, nr::CREATE_IRQCHIP, 0), libc::EEXIST)?;
+    let pit = kvm_pit_config::default();
+    expect_errno("KVM_CREATE_PIT2", ioctl(&vm.fd, nr::CREATE_PIT2, &pit as *const _ as u64), libc::ENOENT)?;
+    let mut chip = kvm_irqchip { chip_id: KVM_IRQCHIP_IOAPIC, ..Default::default() };
+    expect_errno("KVM_GET_IRQCHIP(IOAPIC)", ioctl(&vm.fd, nr::GET_IRQCHIP, &mut chip as *mut _ as u64), libc::ENXIO)?;
+    expect_errno(
+        "KVM_SET_GSI_ROUTING with an IOAPIC route",
+        set_routing(&vm.fd, &[route_irqchip(5, KVM_IRQCHIP_IOAPIC, 5)], None, 0),
+        libc::EINVAL,
+    )?;
+    let efd = super::irqchip::EventFd::new()?;
+    let rfd = super::irqchip::EventFd::new()?;
+    expect_errno(
+        "KVM_IRQFD with KVM_IRQFD_FLAG_RESAMPLE",
+        super::irqchip::irqfd(&vm.fd, efd.fd(), 5, KVM_IRQFD_FLAG_RESAMPLE, rfd.fd()),
+        libc::EINVAL,
+    )?;
+    let level = route_msi(5, 0, VEC_LEVEL as u32 | 1 << 15);
+    let edge = route_msi(6, 0, VEC_EDGE as u32);
+    set_routing(&vm.fd, &[level, edge], None, 0).map_err(|e| format!("KVM_SET_GSI_ROUTING(MSI): {}", errno_name(e)))?;
+    let mut c = iv.vcpu(0)?;
+    let ap = iv.vcpu(1)?;
+    expect_eq("vCPU 1 mp_state", super::irqchip::mp_state(&ap)?, KVM_MP_STATE_UNINITIALIZED)?;
+    iv.set_eoi(VEC_LEVEL, EOI_LAPIC);
+    iv.set_eoi(VEC_EDGE, EOI_LAPIC);
+
+    // The edge MSI first: delivered, EOI'd in the kernel without an exit.
+    c.start("irq_ready_loop")?;
+    c.with_regs(|r| {
+        r.rbx = VEC_EDGE;
+        r.rcx = 1;
+    })?;
+    run_to_port(&mut c, PORT_READY)?;
+    k("KVM_IRQ_LINE(6, 1)", vm.fd.set_irq_line(6, true))?;
+    super::irqchip::expect_echo(&mut c, "edge MSI interrupts", 1)?;
+    run_to_port(&mut c, PORT_DONE)?;
+
+    c.start("irq_ready_loop")?;
+    c.with_regs(|r| {
+        r.rbx = VEC_LEVEL;
+        r.rcx = 1;
+    })?;
+    run_to_port(&mut c, PORT_READY)?;
+    k("KVM_IRQ_LINE(5, 1)", vm.fd.set_irq_line(5, true))?;
+    match c.run()? {
+        Exit::Other(KVM_EXIT_IOAPIC_EOI) => {}
+        e => return Err(format!("after the level MSI: got {e}, want KVM_EXIT_IOAPIC_EOI")),
+    }
+    // SAFETY: the kernel filled the eoi member for this exit.
+    let v = unsafe { c.kvm_run().__bindgen_anon_1.eoi.vector };
+    eq_hex("kvm_run.eoi.vector", u64::from(v), VEC_LEVEL)?;
+    super::irqchip::expect_echo(&mut c, "level MSI interrupts", 1)?;
+    run_to_port(&mut c, PORT_DONE)?;
+    expect_eq("other vectors (vector, count)", iv.others(&[VEC_LEVEL, VEC_EDGE]), vec![])
+}
+
+fn kvm_interrupt(c: &Cpu, vector: u32) -> Result<i64, i32> {
+    let i = kvm_interrupt { irq: vector };
+    ioctl(&c.fd, INTERRUPT, &i as *const _ as u64)
+}
+
+/// Split irqchip, the userspace PIC's path (QEMU's): with LINT0 in ExtINT
+/// mode and IF = 0, request_interrupt_window makes KVM_RUN come back with
+/// KVM_EXIT_IRQ_WINDOW_OPEN once the guest can take an interrupt, with
+/// ready_for_interrupt_injection set; KVM_INTERRUPT queues the vector (a
+/// second one while it waits is EEXIST), and the guest takes it.
+fn split_extint() -> TestResult {
+    const VEC: u64 = 0x23;
+    let iv = split_vm()?;
+    let mut c = iv.vcpu(0)?;
+    iv.set_eoi(VEC, 0);
+    c.start("pic_ready_loop")?;
+    c.with_regs(|r| {
+        r.rbx = VEC;
+        r.rcx = 1;
+        r.rdx = 0xfffe;
+    })?;
+    run_to_port(&mut c, PORT_READY)?;
+    c.kvm_run().request_interrupt_window = 1;
+    match c.run()? {
+        Exit::IrqWindowOpen => {}
+        e => return Err(format!("with request_interrupt_window: got {e}, want KVM_EXIT_IRQ_WINDOW_OPEN")),
+    }
+    expect_eq("ready_for_interrupt_injection", c.kvm_run().ready_for_interrupt_injection, 1)?;
+    expect_eq("if_flag", c.kvm_run().if_flag, 1)?;
+    c.kvm_run().request_interrupt_window = 0;
+    kvm_interrupt(&c, VEC as u32).map_err(|e| format!("KVM_INTERRUPT: {}", errno_name(e)))?;
+    expect_errno("KVM_INTERRUPT while one waits", kvm_interrupt(&c, VEC as u32), libc::EEXIST)?;
+    super::irqchip::expect_echo(&mut c, "ExtINT interrupts", 1)?;
+    run_to_port(&mut c, PORT_DONE)?;
+    expect_eq("other vectors (vector, count)", iv.others(&[VEC]), vec![])
 }
