@@ -106,9 +106,30 @@ for set in ours intree; do
 		fail "vm/$set/boot-and-finish" "see $d.console.log"
 	fi
 	echo "($set: $(($(date +%s) - s)) s)"
+	# The in-tree module is the reference, not the product: under TCG's
+	# nested SVM it now and then loses an interrupt that arrives just
+	# before the guest's `sti; hlt` (seen on irq/smp-* and irq/irqfd-*,
+	# a few percent of runs; never on ours). Its failed guest tests run
+	# once more in a fresh VM (at most 5; the module-lifecycle tests always
+	# run again), and a pass there counts, marked as a retry.
+	# Our modules get no second chance.
+	: > "$d/retried.txt"
+	retry=$(sed -n 's/^FAIL \([^:]*\):.*/\1/p' "$d/results.txt" 2>/dev/null | head -n 6)
+	if [ "$set" = intree ] && [ -n "$retry" ] && [ "$(printf '%s\n' "$retry" | wc -l)" -le 5 ]; then
+		echo "(in-tree: re-running $(echo $retry))"
+		RKVM_TEST_FILTER=$(printf '%s\n' "$retry" | paste -sd '|') RKVM_ONLY_VMTEST=1 \
+			scripts/vm.sh check "$set" "$d-retry" 600 > "$d-retry.console.log" 2>&1
+		for n in $retry; do
+			grep -qx "PASS $n" "$d-retry/results.txt" 2>/dev/null && echo "$n" >> "$d/retried.txt"
+		done
+	fi
 	while read -r status name rest; do
 		case $status in PASS|FAIL|SKIP) ;; *) continue ;; esac
 		name=${name%:}
+		if [ "$status" = FAIL ] && grep -qx "$name" "$d/retried.txt" 2>/dev/null; then
+			echo "  in-tree $name: failed ($rest), passed on retry"
+			status=PASS
+		fi
 		[ -n "${names_seen[$name]:-}" ] || { names+=("$name"); names_seen[$name]=1; }
 		result[$set,$name]=$status
 		case $status in

@@ -19,7 +19,7 @@ cpu=${RKVM_CPU:-EPYC,+svm,+npt}
 append="console=ttyS0 panic=-1 oops=panic_on_warn=0 root=hostroot rootfstype=9p \
 rootflags=trans=virtio,version=9p2000.L,msize=524288,cache=loose ro \
 init=$here/tests/vm/init.sh rkvm.mode=$mode rkvm.set=$set rkvm.repo=$here \
-rkvm.kdir=$KERNELDIR rkvm.krel=$KERNELRELEASE${RKVM_CMD:+ rkvm.cmd=$RKVM_CMD}${RKVM_TEST_FILTER:+ rkvm.filter=$RKVM_TEST_FILTER}"
+rkvm.kdir=$KERNELDIR rkvm.krel=$KERNELRELEASE${RKVM_CMD:+ rkvm.cmd=$RKVM_CMD}${RKVM_TEST_FILTER:+ rkvm.filter=$RKVM_TEST_FILTER}${RKVM_ONLY_VMTEST:+ rkvm.only_vmtest=1}"
 
 timeout --foreground -k 10 "$tmo" "${QEMU:-qemu-system-x86_64}" \
 	-machine q35 -nodefaults -vga none -accel tcg,thread=multi -cpu "$cpu" -smp 2 -m 3G \

@@ -71,6 +71,8 @@ check)
 	$vmtest --set "$set" $mods > $out/results.txt 2> $out/vmtest.err
 	echo $? > $out/vmtest.rc
 	phase peer
+	# rkvm.only_vmtest (a re-run of single tests): no peer suite, no L2.
+	if [ -n "${only_vmtest:-}" ]; then phase end; finish; fi
 	# Peer suite (kvm-ioctls' own tests), when scripts/peer.sh built it.
 	# shellcheck disable=SC2086
 	[ -s "$repo/build/peer/tests.list" ] && "$repo/scripts/peer.sh" vm "$out" $mods > $out/peer.log 2>&1
