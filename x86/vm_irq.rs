@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 //! A VM's in-kernel interrupt controllers: the PIC pair, the IOAPIC and the
-//! PIT (pure models behind one mutex), GSI routing, and interrupt delivery
-//! to the vCPUs' local APICs.
+//! PIT (pure models behind one lock), GSI routing, and interrupt delivery
+//! to the vCPUs' local APICs; with KVM_CAP_SPLIT_IRQCHIP only the routing
+//! (MSI) and the LAPICs are used.
 //!
-//! Lock order: `Vm::chips` (mutex) → `Vm::vcpus` (spinlock) → a vCPU's
-//! LAPIC (spinlock). Deliveries run with the vCPU list locked; everything
-//! that may sleep or re-enter (irqfd resamplers, PIT acks) runs after.
+//! Lock order: `Vm::chips` → `Vm::vcpus` → a vCPU's LAPIC, all IRQ-safe
+//! spinlocks (irqfds inject from eventfd wakeups). Deliveries run with the
+//! vCPU list locked; everything that may sleep (irqfd resamplers, guest
+//! memory) runs after.
 
 use crate::{
     ext::uapi,
