@@ -18,7 +18,6 @@ use crate::{
     msrs,
     interrupts,
     kick::{IN_GUEST_MODE, OUTSIDE_GUEST_MODE, REQ_TLB_FLUSH},
-    run_page::RunPage,
     vcpu::{Vcpu, VcpuState},
     vm::Vm,
 };
