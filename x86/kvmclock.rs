@@ -13,7 +13,7 @@
 use crate::{
     ext::bindings as rb,
     pvclock::{self, TimeScale, VcpuTimeInfo, PVCLOCK_GUEST_STOPPED},
-    vcpu::{Vcpu, VcpuState},
+    vcpu::VcpuState,
     vm::Vm,
 };
 use core::sync::atomic::Ordering;
@@ -75,7 +75,7 @@ pub(crate) fn tsc_write(vm: &Vm, value: u64) -> u64 {
 }
 
 /// Before entering the guest: rewrites the time info if needed.
-pub(crate) fn update(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) {
+pub(crate) fn update(vm: &Vm, st: &mut VcpuState) {
     let Some(gpa) = st.clock.gpa else { return };
     let gen = vm.clock_gen.load(Ordering::Acquire);
     // SAFETY: reads the current CPU id (a hint: a move right after is
@@ -87,7 +87,6 @@ pub(crate) fn update(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) {
     st.clock.dirty = false;
     st.clock.gen = gen;
     st.clock.cpu = cpu;
-    let _ = vcpu;
     let Some(scale) = TimeScale::for_tsc_khz(tsc_khz()) else { return };
     // Upstream needs the structure within one page; so do we.
     if gpa & 0xfff > 0x1000 - pvclock::VCPU_TIME_INFO_SIZE as u64 {

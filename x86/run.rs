@@ -135,7 +135,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         if st.mp_state != uapi::KVM_MP_STATE_RUNNABLE {
             continue;
         }
-        crate::kvmclock::update(vm, vcpu, st);
+        crate::kvmclock::update(vm, st);
         interrupts::inject_pending_events(vm, vcpu, run, st);
 
         // SAFETY: balanced below; nothing in between sleeps.

@@ -265,8 +265,7 @@ impl FileOps for VcpuFile {
             KVM_SET_GUEST_DEBUG => events::set_guest_debug(st, arg).map(|()| 0),
             KVM_TRANSLATE => events::translate(&f.vm, st, arg).map(|()| 0),
             KVM_SET_SIGNAL_MASK => events::set_signal_mask(st, arg).map(|()| 0),
-            // SAFETY: reads the host TSC frequency.
-            KVM_GET_TSC_KHZ => Ok(unsafe { crate::ext::bindings::rkvm_tsc_khz() } as isize),
+            KVM_GET_TSC_KHZ => Ok(crate::kvmclock::tsc_khz() as isize),
             KVM_SET_TSC_KHZ => crate::kvmclock::set_tsc_khz(arg as u32).map(|()| 0),
             KVM_TPR_ACCESS_REPORTING => {
                 let tac: uapi::kvm_tpr_access_ctl = read_arg(arg)?;
