@@ -21,7 +21,7 @@ use crate::{
     eventfds::{Ioeventfd, Irqfd},
     coalesced_mmio::Zone,
 };
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::{
     bindings,
     fs::File,
@@ -68,6 +68,9 @@ pub(crate) struct Vm {
     /// irqfds inject from an eventfd's wakeup, in any context.
     #[pin]
     pub(crate) chips: SpinLockIrq<Option<KBox<Chips>>>,
+    /// Which irqchip `chips` holds (`vm_irq::IRQCHIP_*`), set once with
+    /// it: the run loop asks on every exit without taking the lock.
+    pub(crate) irqchip_mode: AtomicU8,
     /// Highest guest frame a slot may map.
     max_gfn: u64,
     /// The coalesced-MMIO ring, page 2 of every vCPU mmap.
@@ -673,6 +676,7 @@ pub(crate) fn create(machine_type: usize) -> Result<isize> {
             lock <- new_mutex!(()),
             vcpus <- new_spinlock_irq!(KVec::with_capacity(MAX_VCPUS, GFP_KERNEL_ACCOUNT)?),
             chips <- new_spinlock_irq!(None),
+            irqchip_mode: AtomicU8::new(crate::vm_irq::IRQCHIP_NONE),
             max_gfn,
             coalesced: Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?,
             kvmclock_offset: AtomicI64::new(0i64.wrapping_sub(boottime_ns() as i64)),

@@ -20,11 +20,19 @@ use crate::{
     vcpu::Vcpu,
     vm::{read_arg, write_arg, Vm},
 };
+use core::sync::atomic::Ordering;
 use kernel::{
     prelude::*,
     sync::Arc,
     uaccess::{UserPtr, UserSlice},
 };
+
+/// `Vm::irqchip_mode`: no in-kernel irqchip.
+pub(crate) const IRQCHIP_NONE: u8 = 0;
+/// KVM_CREATE_IRQCHIP: PIC, IOAPIC and LAPICs in the kernel.
+const IRQCHIP_FULL: u8 = 1;
+/// KVM_CAP_SPLIT_IRQCHIP: only the LAPICs.
+const IRQCHIP_SPLIT: u8 = 2;
 
 /// Source id of KVM_IRQ_LINE.
 pub(crate) const USERSPACE_SOURCE: u32 = irqchip::routing::USERSPACE_IRQ_SOURCE_ID;
@@ -152,17 +160,17 @@ impl Vm {
     /// Whether the LAPICs are in the kernel (KVM_CREATE_IRQCHIP or
     /// KVM_CAP_SPLIT_IRQCHIP; upstream's irqchip_in_kernel()).
     pub(crate) fn has_irqchip(&self) -> bool {
-        self.chips.lock().is_some()
+        self.irqchip_mode.load(Ordering::Acquire) != IRQCHIP_NONE
     }
 
     /// Whether the PIC and IOAPIC are in the kernel too (irqchip_full()).
     pub(crate) fn has_full_irqchip(&self) -> bool {
-        self.chips.lock().as_deref().is_some_and(Chips::full)
+        self.irqchip_mode.load(Ordering::Acquire) == IRQCHIP_FULL
     }
 
     /// Whether the irqchip is split (IOAPIC and PIC in userspace).
     pub(crate) fn is_split_irqchip(&self) -> bool {
-        self.chips.lock().as_deref().is_some_and(|c| !c.full())
+        self.irqchip_mode.load(Ordering::Acquire) == IRQCHIP_SPLIT
     }
 
     /// KVM_CREATE_IRQCHIP: `EEXIST` if done, `EINVAL` once vCPUs exist.
@@ -175,6 +183,7 @@ impl Vm {
             return Err(EINVAL);
         }
         *c = Some(Chips::new(None)?);
+        self.irqchip_mode.store(IRQCHIP_FULL, Ordering::Release);
         Ok(())
     }
 
@@ -193,6 +202,7 @@ impl Vm {
             return Err(EEXIST);
         }
         *c = Some(new);
+        self.irqchip_mode.store(IRQCHIP_SPLIT, Ordering::Release);
         Ok(())
     }
 
