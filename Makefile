@@ -56,4 +56,4 @@ clean:
 	rm -rf build
 
 distclean: clean
-	rm -f config.mak kvm-kmod-config.h
+	rm -f config.mak include/kvm-kmod-config.h

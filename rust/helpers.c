@@ -23,7 +23,15 @@
 #include <asm/tsc.h>
 #include <asm/msr.h>
 #include <asm/asm.h>
+#include <linux/version.h>
 #include "helpers.h"
+#include "kvm-kmod-config.h"
+
+/* ./configure's kernel must be the one we are built against. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(RKVM_KERNEL_VERSION, RKVM_KERNEL_PATCHLEVEL, 0) || \
+	LINUX_VERSION_CODE >= KERNEL_VERSION(RKVM_KERNEL_VERSION, RKVM_KERNEL_PATCHLEVEL + 1, 0)
+#error "built against another kernel than ./configure found: re-run ./configure"
+#endif
 
 u64 rkvm_rdmsr(u32 msr)
 {

@@ -8,8 +8,8 @@
 
 use crate::{
     ext::uapi::*,
-    memslots, regs,
-    vm::{Vm, MAX_VCPUS, MAX_VCPU_IDS},
+    memslots, x86::regs,
+    virt::vm::{Vm, MAX_VCPUS, MAX_VCPU_IDS},
 };
 
 /// `KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET`.
@@ -77,7 +77,7 @@ pub(crate) fn check(_vm: Option<&Vm>, cap: usize) -> isize {
         KVM_CAP_EXIT_HYPERCALL => EXIT_HYPERCALL_VALID as isize,
         KVM_CAP_ADJUST_CLOCK => CLOCK_VALID_FLAGS as isize,
         KVM_CAP_XSAVE2 => regs::xsave_size() as isize,
-        KVM_CAP_MCE => crate::msrs::MAX_MCE_BANKS as isize,
+        KVM_CAP_MCE => crate::x86::msrs::MAX_MCE_BANKS as isize,
         KVM_CAP_VAPIC | KVM_CAP_SET_BOOT_CPU_ID | KVM_CAP_SPLIT_IRQCHIP => 1,
         _ => 0,
     }

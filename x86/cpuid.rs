@@ -3,12 +3,12 @@
 //! the guest's CPUID instruction returns from it.
 
 use crate::{
-    arch::gpr,
+    x86::vendor::gpr,
     cpuid_caps::xstate,
     ext::uapi,
-    msrs, supported,
-    vcpu::VcpuState,
-    vm::{read_arg, write_arg},
+    x86::msrs, x86::supported,
+    virt::vcpu::VcpuState,
+    virt::vm::{read_arg, write_arg},
 };
 use kernel::{
     prelude::*,

@@ -4,13 +4,13 @@
 //! KVM_SET_SIGNAL_MASK.
 
 use crate::{
-    arch::{InjectedEvent, Seg},
+    x86::vendor::{InjectedEvent, Seg},
     emulate::paging,
-    emulator::{paging_config, Mem},
+    x86::emulator_ops::{paging_config, Mem},
     ext::uapi,
-    run::vector,
-    vcpu::VcpuState,
-    vm::{read_arg, write_arg, Vm},
+    x86::run::vector,
+    virt::vcpu::VcpuState,
+    virt::vm::{read_arg, write_arg, Vm},
 };
 use kernel::{
     prelude::*,
@@ -154,7 +154,7 @@ pub(crate) fn set_events(st: &mut VcpuState, arg: usize) -> Result {
     st.arch.set_injected_event(ev);
     if e.flags & uapi::KVM_VCPUEVENT_VALID_SHADOW != 0 {
         if e.interrupt.shadow != 0 {
-            st.arch.set_interrupt_shadow(crate::arch::InterruptShadow::Sti);
+            st.arch.set_interrupt_shadow(crate::x86::vendor::InterruptShadow::Sti);
         } else {
             st.arch.clear_interrupt_shadow();
         }
@@ -167,15 +167,15 @@ pub(crate) fn set_events(st: &mut VcpuState, arg: usize) -> Result {
 }
 
 /// KVM_GET_MP_STATE.
-pub(crate) fn get_mp_state(vcpu: &crate::vcpu::Vcpu, st: &mut VcpuState, arg: usize) -> Result {
-    crate::interrupts::accept_apic_events(vcpu, st);
+pub(crate) fn get_mp_state(vcpu: &crate::virt::vcpu::Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+    crate::x86::irq::inject::accept_apic_events(vcpu, st);
     write_arg(arg, &uapi::kvm_mp_state { mp_state: st.mp_state })
 }
 
 /// KVM_SET_MP_STATE: without an in-kernel local APIC only RUNNABLE is
 /// valid, as upstream; SIPI_RECEIVED means INIT_RECEIVED plus a pending
 /// SIPI there, which we treat as INIT_RECEIVED.
-pub(crate) fn set_mp_state(vcpu: &crate::vcpu::Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+pub(crate) fn set_mp_state(vcpu: &crate::virt::vcpu::Vcpu, st: &mut VcpuState, arg: usize) -> Result {
     let s: uapi::kvm_mp_state = read_arg(arg)?;
     match s.mp_state {
         uapi::KVM_MP_STATE_RUNNABLE => st.mp_state = s.mp_state,
@@ -195,7 +195,7 @@ pub(crate) fn set_mp_state(vcpu: &crate::vcpu::Vcpu, st: &mut VcpuState, arg: us
         }
         _ => return Err(EINVAL),
     }
-    vcpu.kick.make_request(crate::kick::REQ_EVENT);
+    vcpu.kick.make_request(crate::virt::kick::REQ_EVENT);
     Ok(())
 }
 

@@ -3,51 +3,34 @@
 //!
 //! This crate root only wires the modules together; see DESIGN.md. The
 //! vendor modules (kvm-amd, kvm-intel) use this crate's `pub` items through
-//! `--extern kvm` and register an [`arch::ArchOps`] implementation.
+//! `--extern kvm` and register an [`x86::vendor::ArchOps`] implementation.
 
 use kernel::prelude::*;
 
 #[path = "../rust/mod.rs"]
 pub mod ext;
 
-pub mod arch;
-mod caps;
-mod cpuid;
-mod dev;
-mod emulator;
-mod events;
-mod apic;
-mod interrupts;
-mod iodev;
-mod eventfds;
-mod coalesced_mmio;
-mod kick;
-mod kvmclock;
-mod timer;
-mod vm_irq;
-pub mod exit;
-pub mod ioctl;
-mod memslot;
-mod mmu;
-mod msrs;
-mod regs;
-mod run;
-mod run_page;
-mod supported;
-mod vcpu;
-mod vm;
+/// Generic KVM (upstream's virt/kvm): /dev/kvm, VMs, vCPUs, memory,
+/// eventfds, the run page, kicks.
+#[path = "../virt/kvm/mod.rs"]
+pub mod virt;
 
-// Pure components (DESIGN.md section 3): the same files the host tests in
-// tests/host build.
-#[path = "cpuid_caps/mod.rs"]
+/// x86 common (upstream's arch/x86/kvm): the vendor interface, the run
+/// loop and exits, CPUID, MSRs, registers, interrupts, the MMU.
+#[path = "x86.rs"]
+pub mod x86;
+
+// Pure components (core only, host-tested in tests/host): the same files
+// the host tests build.
+#[path = "../pure/cpuid_caps/mod.rs"]
 pub mod cpuid_caps;
-#[path = "emulate/mod.rs"]
+#[path = "../pure/emulate/mod.rs"]
 pub mod emulate;
-#[path = "irqchip/mod.rs"]
+#[path = "../pure/irqchip/mod.rs"]
 pub mod irqchip;
-#[path = "memslots/mod.rs"]
+#[path = "../pure/memslots/mod.rs"]
 pub mod memslots;
-#[path = "pvclock/mod.rs"]
+#[path = "../pure/pvclock/mod.rs"]
 pub mod pvclock;
 
 module! {
@@ -71,10 +54,10 @@ struct KvmModule {
 impl kernel::InPlaceModule for KvmModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         // SAFETY: runs once, before `/dev/kvm` exists and before any vendor
-        // module can call `arch::register` (they depend on this module).
-        unsafe { arch::KVM_LOCK.init() };
+        // module can call `vendor::register` (they depend on this module).
+        unsafe { x86::vendor::KVM_LOCK.init() };
         try_pin_init!(Self {
-            _dev <- ext::misc::Registration::register::<dev::KvmDev>(KVM_MINOR, c"kvm"),
+            _dev <- ext::misc::Registration::register::<virt::dev::KvmDev>(KVM_MINOR, c"kvm"),
         })
     }
 }

@@ -13,8 +13,8 @@
 use crate::{
     ext::bindings as rb,
     pvclock::{self, TimeScale, VcpuTimeInfo, PVCLOCK_GUEST_STOPPED},
-    vcpu::VcpuState,
-    vm::Vm,
+    virt::vcpu::VcpuState,
+    virt::vm::Vm,
 };
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;

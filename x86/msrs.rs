@@ -4,13 +4,13 @@
 //! checks on CR0/CR3/CR4/EFER/XCR0 writes, and KVM_GET/SET_MSRS.
 
 use crate::{
-    kvmclock,
-    apic,
-    arch::{MsrAccess, Seg},
-    cpuid,
+    x86::kvmclock,
+    x86::irq::lapic,
+    x86::vendor::{MsrAccess, Seg},
+    x86::cpuid,
     ext::{bindings as rb, uapi},
-    vcpu::{Vcpu, VcpuState},
-    vm::{read_arg, write_arg, Vm},
+    virt::vcpu::{Vcpu, VcpuState},
+    virt::vm::{read_arg, write_arg, Vm},
 };
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
@@ -355,7 +355,7 @@ impl GenericMsrs {
 /// Reads MSR `index` for the guest (`host` false) or KVM_GET_MSRS.
 pub(crate) fn get(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, host: bool) -> Result<u64> {
     let _ = vm;
-    if let Some(r) = apic::read_msr(vcpu, st, index) {
+    if let Some(r) = lapic::read_msr(vcpu, st, index) {
         return r;
     }
     match st.arch.get_msr(index) {
@@ -391,7 +391,7 @@ pub(crate) fn get(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, host: bo
 
 /// Writes MSR `index` for the guest (`host` false) or KVM_SET_MSRS.
 pub(crate) fn set(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, value: u64, host: bool) -> Result {
-    if let Some(r) = apic::write_msr(vm, vcpu, st, index, value, host) {
+    if let Some(r) = lapic::write_msr(vm, vcpu, st, index, value, host) {
         return r;
     }
     if index == MSR_EFER {

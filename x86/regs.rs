@@ -2,12 +2,12 @@
 //! Register-state ioctls: REGS, FPU, XSAVE, XCRS, DEBUGREGS.
 
 use crate::{
-    arch::gpr,
-    events,
+    x86::vendor::gpr,
+    x86::events,
     ext::uapi,
-    msrs,
-    vcpu::VcpuState,
-    vm::{read_arg, write_arg},
+    x86::msrs,
+    virt::vcpu::VcpuState,
+    virt::vm::{read_arg, write_arg},
 };
 use kernel::{
     prelude::*,
@@ -65,7 +65,7 @@ pub(crate) fn set_regs(st: &mut VcpuState, r: &uapi::kvm_regs) {
     st.arch.set_rip(r.rip);
     events::set_guest_rflags(st, r.rflags | X86_EFLAGS_FIXED);
     st.emulator.reset();
-    st.pending = crate::run::Pending::None;
+    st.pending = crate::x86::run::Pending::None;
 }
 
 /// Size of the uabi XSAVE buffer (`KVM_CAP_XSAVE2`): at least 4 KiB.

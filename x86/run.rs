@@ -12,14 +12,14 @@
 //! KVM_RUN by the kernel's FPU core, which handles preemption itself.
 
 use crate::{
-    arch::{gpr, IoExit, VmExit},
-    cpuid, emulator,
+    x86::vendor::{gpr, IoExit, VmExit},
+    x86::cpuid, x86::emulator_ops,
     ext::{bindings as rb, uapi},
-    msrs,
-    interrupts,
-    kick::{IN_GUEST_MODE, OUTSIDE_GUEST_MODE, REQ_TLB_FLUSH},
-    vcpu::{Vcpu, VcpuState},
-    vm::Vm,
+    x86::msrs,
+    x86::irq::inject,
+    virt::kick::{IN_GUEST_MODE, OUTSIDE_GUEST_MODE, REQ_TLB_FLUSH},
+    virt::vcpu::{Vcpu, VcpuState},
+    virt::vm::Vm,
 };
 use core::sync::atomic::{fence, Ordering};
 use kernel::prelude::*;
@@ -41,7 +41,7 @@ pub(crate) enum Pending {
     /// IN: merge the PIO data page into RAX, then continue at `next_rip`.
     PioIn { size: u8, next_rip: u64 },
     /// The emulator waits for userspace (MMIO, string I/O).
-    Emulator(emulator::Waiting),
+    Emulator(emulator_ops::Waiting),
     /// KVM_EXIT_HYPERCALL: RAX := `run.hypercall.ret`, then skip VMMCALL.
     Hypercall { long_mode: bool },
 }
@@ -64,7 +64,7 @@ pub(crate) fn run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
     // An AP that waits for INIT/SIPI: block, then let userspace retry
     // (EAGAIN), as upstream.
     if st.mp_state == uapi::KVM_MP_STATE_UNINITIALIZED {
-        let r = match interrupts::wait_until_runnable_once(vm, vcpu, st) {
+        let r = match inject::wait_until_runnable_once(vm, vcpu, st) {
             Ok(true) => Err(EAGAIN),
             Ok(false) => {
                 run.set_exit_reason(uapi::KVM_EXIT_INTR);
@@ -111,7 +111,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         unsafe { rb::rkvm_cond_resched() };
 
         if st.mp_state != uapi::KVM_MP_STATE_RUNNABLE {
-            if !interrupts::wait_until_runnable(vm, vcpu, st)? {
+            if !inject::wait_until_runnable(vm, vcpu, st)? {
                 run.set_exit_reason(uapi::KVM_EXIT_INTR);
                 return Err(EINTR);
             }
@@ -121,7 +121,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         if reqs & REQ_TLB_FLUSH != 0 {
             st.arch.flush_tlb();
         }
-        interrupts::service_requests(vm, vcpu, st, reqs)?;
+        inject::service_requests(vm, vcpu, st, reqs)?;
         if let Some((rip, write)) = st.tpr_report.take() {
             run.set_exit_reason(uapi::KVM_EXIT_TPR_ACCESS);
             run.set_tpr_access(rip, write);
@@ -135,8 +135,8 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         if st.mp_state != uapi::KVM_MP_STATE_RUNNABLE {
             continue;
         }
-        crate::kvmclock::update(vm, st);
-        interrupts::inject_pending_events(vm, vcpu, run, st);
+        crate::x86::kvmclock::update(vm, st);
+        inject::inject_pending_events(vm, vcpu, run, st);
 
         // SAFETY: balanced below; nothing in between sleeps.
         unsafe { rb::rkvm_preempt_disable() };
@@ -190,7 +190,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
             rb::rkvm_preempt_enable();
         }
 
-        interrupts::after_exit(vm, vcpu, st);
+        inject::after_exit(vm, vcpu, st);
         match handle_exit(vm, vcpu, st, exit)? {
             Next::Guest => {}
             Next::User => return Ok(()),
@@ -212,7 +212,7 @@ fn ready_for_injection(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) -> bool {
     if vcpu.apic.is_none() {
         st.irq_pending.is_none() && st.arch.interrupt_allowed()
     } else if vm.is_split_irqchip() {
-        interrupts::split_ready_for_injection(vcpu, st)
+        inject::split_ready_for_injection(vcpu, st)
     } else {
         true
     }
@@ -238,7 +238,7 @@ fn complete_userspace(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> 
             st.arch.skip_to(next_rip);
             Ok(Next::Guest)
         }
-        Pending::Emulator(w) => emulator::complete(vm, vcpu, st, w),
+        Pending::Emulator(w) => emulator_ops::complete(vm, vcpu, st, w),
         Pending::Hypercall { long_mode } => {
             let ret = vcpu.run.hypercall_ret();
             st.arch.gprs_mut().0[gpr::RAX] = if long_mode { ret } else { ret & 0xffff_ffff };
@@ -266,7 +266,7 @@ pub(crate) fn skip(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, len: u64) {
     let next = match st.arch.next_rip() {
         Some(n) => n,
         None => {
-            let l = emulator::instruction_length(vm, vcpu, st).unwrap_or(len);
+            let l = emulator_ops::instruction_length(vm, vcpu, st).unwrap_or(len);
             st.arch.rip().wrapping_add(l)
         }
     };
@@ -336,10 +336,10 @@ fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result
                 }
             }
             let _ = gpa;
-            emulator::emulate(vm, vcpu, st, &insn[..usize::from(insn_len).min(15)])
+            emulator_ops::emulate(vm, vcpu, st, &insn[..usize::from(insn_len).min(15)])
         }
         VmExit::InterruptWindow => Ok(Next::Guest),
-        VmExit::Emulate => emulator::emulate(vm, vcpu, st, &[]),
+        VmExit::Emulate => emulator_ops::emulate(vm, vcpu, st, &[]),
         VmExit::Shutdown => {
             // The VMCB is undefined after a shutdown: INIT the vCPU.
             st.arch.reset(true);
@@ -352,7 +352,7 @@ fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result
             if debug_exit {
                 let (dr6, dr7) = (st.arch.dr(6), st.arch.dr(7));
                 run.set_exit_reason(uapi::KVM_EXIT_DEBUG);
-                run.set_debug(u32::from(vector), crate::events::linear_rip(st), dr6, dr7);
+                run.set_debug(u32::from(vector), crate::x86::events::linear_rip(st), dr6, dr7);
                 return Ok(Next::User);
             }
             // Only exceptions we intercept on purpose get here; give them
@@ -382,7 +382,7 @@ fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Nex
         // In-kernel devices (PIC, PIT) first.
         let mut data = st.arch.gprs().0[gpr::RAX].to_le_bytes();
         let n = usize::from(io.size).min(4);
-        if crate::iodev::pio(vm, io.port, !io.input, &mut data[..n]) {
+        if crate::x86::iodev::pio(vm, io.port, !io.input, &mut data[..n]) {
             if io.input {
                 let v = u64::from_le_bytes(data);
                 let rax = &mut st.arch.gprs_mut().0[gpr::RAX];
@@ -405,7 +405,7 @@ fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Nex
 
     // INS/OUTS: the emulator decodes segment, address size and REP, and
     // batches elements per exit.
-    emulator::emulate(vm, vcpu, st, &[])
+    emulator_ops::emulate(vm, vcpu, st, &[])
 }
 
 
@@ -417,7 +417,7 @@ fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     const KVM_EPERM: u64 = 1;
     const KVM_EINVAL: u64 = 22;
     const KVM_HC_MAP_GPA_RANGE: u64 = 12;
-    let long_mode = st.arch.efer() & msrs::EFER_LMA != 0 && st.arch.segment(crate::arch::Seg::Cs).l != 0;
+    let long_mode = st.arch.efer() & msrs::EFER_LMA != 0 && st.arch.segment(crate::x86::vendor::Seg::Cs).l != 0;
     let mask = if long_mode { u64::MAX } else { 0xffff_ffff };
     let g = st.arch.gprs().0;
     let (nr, a0, a1, a2) = (g[gpr::RAX] & mask, g[gpr::RBX] & mask, g[gpr::RCX] & mask, g[gpr::RDX] & mask);

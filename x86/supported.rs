@@ -7,8 +7,8 @@
 use crate::{
     cpuid_caps::{self as cc, features::*, CpuidEntry, Feature, HostCpuid, HostMsrs, LinuxFeature, Options},
     ext::{bindings as rb, uapi},
-    msrs,
-    vm::{read_arg, write_arg},
+    x86::msrs,
+    virt::vm::{read_arg, write_arg},
 };
 use kernel::{
     prelude::*,

@@ -10,10 +10,9 @@
 //! invalidation zaps under the lock and flushes every vCPU's TLB before the
 //! VMM's page can be freed.
 
-pub(crate) mod notifier;
 pub(crate) mod tdp;
 
-use crate::memslot::Slot;
+use crate::virt::guest_memory::Slot;
 use kernel::{prelude::*, sync::Arc};
 use tdp::Tdp;
 

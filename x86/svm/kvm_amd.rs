@@ -8,7 +8,7 @@
 
 use kernel::{cpu, prelude::*, sync::Arc};
 use kvm::{
-    arch::{self, ArchOps, VcpuArch},
+    x86::vendor::{self, ArchOps, VcpuArch},
     ext::{bindings as rb, msr},
 };
 
@@ -26,7 +26,7 @@ module! {
 }
 
 struct KvmAmd {
-    _registration: arch::Registration,
+    _registration: vendor::Registration,
 }
 
 impl kernel::Module for KvmAmd {
@@ -48,7 +48,7 @@ impl kernel::Module for KvmAmd {
             pr_info!("Nested Paging enabled\n");
         }
         let svm: Arc<dyn ArchOps> = Arc::new(Svm::new()?, GFP_KERNEL)?;
-        let registration = arch::register(c"kvm_amd", svm, module)?;
+        let registration = vendor::register(c"kvm_amd", svm, module)?;
         Ok(Self { _registration: registration })
     }
 }

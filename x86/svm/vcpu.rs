@@ -8,7 +8,7 @@ use crate::{
 use core::arch::asm;
 use kernel::{page::Page, prelude::*, sync::Arc};
 use kvm::{
-    arch::{gpr, Gprs, InjectedEvent, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit},
+    x86::vendor::{gpr, Gprs, InjectedEvent, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit},
     ext::{bindings as rb, uapi},
 };
 

@@ -1,5 +1,5 @@
-//! Host build of x86/cpuid_caps/ (the same files kvm.ko compiles).
+//! Host build of pure/cpuid_caps/ (the same files kvm.ko compiles).
 #![no_std]
 
-#[path = "../../../../x86/cpuid_caps/mod.rs"]
+#[path = "../../../../pure/cpuid_caps/mod.rs"]
 pub mod cpuid_caps;

@@ -436,23 +436,23 @@ fn check_msrs<H: cc::HostMsrs>(what: &str, caps: &KvmCaps, opts: &Options, host:
             "{what}: VMX MSR {m:#x} on SVM"
         );
     }
-    assert!(!all.contains(&cc::msrs::MSR_IA32_MCG_EXT_CTL), "{what}");
-    assert_eq!(all.contains(&cc::msrs::MSR_IA32_SMBASE), opts.smm, "{what}");
+    assert!(!all.contains(&cc::msr_lists::MSR_IA32_MCG_EXT_CTL), "{what}");
+    assert_eq!(all.contains(&cc::msr_lists::MSR_IA32_SMBASE), opts.smm, "{what}");
     assert!(
-        !all.contains(&cc::msrs::MSR_IA32_BNDCFGS),
+        !all.contains(&cc::msr_lists::MSR_IA32_BNDCFGS),
         "{what}: no MPX on SVM"
     );
     assert_eq!(
-        all.contains(&cc::msrs::MSR_IA32_XSS),
+        all.contains(&cc::msr_lists::MSR_IA32_XSS),
         caps.supported_xss != 0 && host.rdmsr_safe(0xda0).is_some()
     );
     if !caps.has(X86_FEATURE_SHSTK) {
-        assert!(!all.contains(&cc::msrs::MSR_IA32_PL0_SSP), "{what}");
+        assert!(!all.contains(&cc::msr_lists::MSR_IA32_PL0_SSP), "{what}");
     }
     for m in [
-        cc::msrs::MSR_KVM_SYSTEM_TIME_NEW,
-        cc::msrs::MSR_IA32_TSC_DEADLINE,
-        cc::msrs::MSR_IA32_MISC_ENABLE,
+        cc::msr_lists::MSR_KVM_SYSTEM_TIME_NEW,
+        cc::msr_lists::MSR_IA32_TSC_DEADLINE,
+        cc::msr_lists::MSR_IA32_MISC_ENABLE,
     ] {
         assert!(all.contains(&m), "{what}: {m:#x}");
     }
@@ -613,7 +613,7 @@ fn intel_amx_upstream_vs_rkvm() {
     assert_eq!((a.eax >> 8) & 0xff, 8);
     assert_eq!(a.edx & 0x1f, 3);
     // IA32_ARCH_CAPABILITIES from the host MSR.
-    let v = cc::feature_msr(&host, cc::msrs::MSR_IA32_ARCH_CAPABILITIES).unwrap();
+    let v = cc::feature_msr(&host, cc::msr_lists::MSR_IA32_ARCH_CAPABILITIES).unwrap();
     use cc::feature_msrs::*;
     assert_eq!(v & !KVM_SUPPORTED_ARCH_CAP, 0);
     assert!(v & ARCH_CAP_MDS_NO != 0 && v & ARCH_CAP_RDCL_NO != 0 && v & ARCH_CAP_TAA_NO != 0);
@@ -666,11 +666,11 @@ fn hide_option_removes_features() {
     let caps = KvmCaps::new(&fx.host(), &opts);
     let list = cc::msr_index_list(&fx.host(), &caps, &opts);
     assert!(
-        !list.contains(cc::msrs::MSR_TSC_AUX),
+        !list.contains(cc::msr_lists::MSR_TSC_AUX),
         "TSC_AUX goes with RDTSCP"
     );
-    const HIDE_MSRS: &[u32] = &[cc::msrs::MSR_KVM_POLL_CONTROL];
+    const HIDE_MSRS: &[u32] = &[cc::msr_lists::MSR_KVM_POLL_CONTROL];
     opts.hide_msrs = HIDE_MSRS;
     let list = cc::msr_index_list(&fx.host(), &caps, &opts);
-    assert!(!list.contains(cc::msrs::MSR_KVM_POLL_CONTROL));
+    assert!(!list.contains(cc::msr_lists::MSR_KVM_POLL_CONTROL));
 }

@@ -1,9 +1,9 @@
-//! Host build of x86/emulate/: the very same files kvm.ko compiles, pulled in
+//! Host build of pure/emulate/: the very same files kvm.ko compiles, pulled in
 //! with #[path]. `no_std` here enforces the core-only rule at compile time;
 //! tests (unit tests under cfg(test) and tests/*.rs) may use std freely.
 #![no_std]
 #[cfg(test)]
 extern crate std;
 
-#[path = "../../../../x86/emulate/mod.rs"]
+#[path = "../../../../pure/emulate/mod.rs"]
 pub mod emulate;

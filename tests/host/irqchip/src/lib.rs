@@ -1,4 +1,4 @@
-//! Host build of x86/irqchip/: the very same files kvm.ko compiles, pulled in
+//! Host build of pure/irqchip/: the very same files kvm.ko compiles, pulled in
 //! with `#[path]`. `no_std` here enforces the core-only rule at compile time;
 //! tests (unit tests under cfg(test) and tests/*.rs) may use std freely.
 #![no_std]
@@ -6,6 +6,6 @@
 #[cfg(test)]
 extern crate std;
 
-// The irqchip models: x86/irqchip/mod.rs (documented there).
-#[path = "../../../../x86/irqchip/mod.rs"]
+// The irqchip models: pure/irqchip/mod.rs (documented there).
+#[path = "../../../../pure/irqchip/mod.rs"]
 pub mod irqchip;

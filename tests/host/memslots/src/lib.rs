@@ -1,5 +1,5 @@
-//! Host build of x86/memslots/ (the same file kvm.ko compiles).
+//! Host build of pure/memslots/ (the same file kvm.ko compiles).
 #![no_std]
 
-#[path = "../../../../x86/memslots/mod.rs"]
+#[path = "../../../../pure/memslots/mod.rs"]
 pub mod memslots;

@@ -1,5 +1,5 @@
-//! Host build of x86/pvclock/ (the same file kvm.ko compiles).
+//! Host build of pure/pvclock/ (the same file kvm.ko compiles).
 #![no_std]
 
-#[path = "../../../../x86/pvclock/mod.rs"]
+#[path = "../../../../pure/pvclock/mod.rs"]
 pub mod pvclock;

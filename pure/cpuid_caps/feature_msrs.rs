@@ -5,7 +5,7 @@
 
 use super::features::{X86_FEATURE_ARCH_CAPABILITIES, X86_FEATURE_RTM};
 use super::linux;
-use super::msrs::{
+use super::msr_lists::{
     MsrList, FEATURE_MSRS, MSR_AMD64_DE_CFG, MSR_IA32_ARCH_CAPABILITIES,
     MSR_IA32_PERF_CAPABILITIES, MSR_IA32_UCODE_REV, MSR_PLATFORM_INFO,
 };

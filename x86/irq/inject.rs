@@ -4,13 +4,13 @@
 //! irqchip (KVM_INTERRUPT) and the in-kernel LAPIC and PIC.
 
 use crate::{
-    apic,
-    arch::Seg,
+    x86::irq::lapic,
+    x86::vendor::Seg,
     ext::uapi,
-    kick::{REQ_PIT, REQ_TIMER},
-    run_page::RunPage,
-    vcpu::{Vcpu, VcpuState},
-    vm::Vm,
+    virt::kick::{REQ_PIT, REQ_TIMER},
+    virt::run_page::RunPage,
+    virt::vcpu::{Vcpu, VcpuState},
+    virt::vm::Vm,
 };
 use kernel::prelude::*;
 
@@ -20,7 +20,7 @@ pub(crate) fn service_requests(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, reqs: u
         return Ok(());
     }
     if reqs & REQ_TIMER != 0 {
-        apic::service_timer(vcpu, st);
+        lapic::service_timer(vcpu, st);
     }
     if vcpu.index == 0 && reqs & REQ_PIT != 0 {
         vm.service_pit(vcpu)?;
@@ -38,14 +38,14 @@ pub(crate) fn accept_apic_events(vcpu: &Vcpu, st: &mut VcpuState) {
         st.arch.reset(true);
         lapic.lock().reset(true);
         st.emulator.reset();
-        st.pending = crate::run::Pending::None;
+        st.pending = crate::x86::run::Pending::None;
         st.nmi_pending = 0;
         st.mp_state = if vcpu.bsp {
             uapi::KVM_MP_STATE_RUNNABLE
         } else {
             uapi::KVM_MP_STATE_INIT_RECEIVED
         };
-        apic::arm_timer(vcpu, st);
+        lapic::arm_timer(vcpu, st);
     }
     if let Some(v) = ev.sipi {
         if st.mp_state == uapi::KVM_MP_STATE_INIT_RECEIVED {
@@ -91,7 +91,7 @@ pub(crate) fn split_ready_for_injection(vcpu: &Vcpu, st: &VcpuState) -> bool {
 pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<bool> {
     loop {
         let reqs = vcpu.kick.take_requests();
-        if reqs & crate::kick::REQ_TLB_FLUSH != 0 {
+        if reqs & crate::virt::kick::REQ_TLB_FLUSH != 0 {
             st.arch.flush_tlb();
         }
         service_requests(vm, vcpu, st, reqs)?;
@@ -155,7 +155,7 @@ pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mu
             l.highest_irr().is_some() && l.highest_injectable_vector().is_none()
         };
         st.arch.set_cr8_write_intercept(masked);
-        crate::apic::sync_to_vapic(vm, vcpu, st);
+        crate::x86::irq::lapic::sync_to_vapic(vm, vcpu, st);
         return;
     }
     let mut want_window = run.request_interrupt_window();
@@ -182,6 +182,6 @@ pub(crate) fn after_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) {
             l.set_cr8(u64::from(tpr));
         }
         drop(l);
-        crate::apic::sync_from_vapic(vm, vcpu, st);
+        crate::x86::irq::lapic::sync_from_vapic(vm, vcpu, st);
     }
 }

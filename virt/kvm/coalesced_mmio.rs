@@ -5,7 +5,7 @@
 
 use crate::{
     ext::{bindings as rb, uapi},
-    vm::{read_arg, Vm},
+    virt::vm::{read_arg, Vm},
 };
 use core::ptr::{addr_of, addr_of_mut};
 use kernel::prelude::*;

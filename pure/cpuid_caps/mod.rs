@@ -22,7 +22,7 @@ pub mod feature_msrs;
 pub mod features;
 pub mod leaf;
 pub mod linux;
-pub mod msrs;
+pub mod msr_lists;
 pub mod pv;
 pub mod supported;
 pub mod tables;
@@ -33,7 +33,7 @@ pub use self::emulated::{emulated, emulated_for};
 pub use self::feature_msrs::{arch_capabilities, dev_get_msr, feature_msr, feature_msr_index_list};
 pub use self::leaf::{Feature, Leaf};
 pub use self::linux::LinuxFeature;
-pub use self::msrs::{
+pub use self::msr_lists::{
     emulated_msr_ok, msr_index_list, msr_to_save_ok, MsrList, EMULATED_MSRS, FEATURE_MSRS,
     MSRS_TO_SAVE,
 };

@@ -5,21 +5,22 @@
 //! `Arc<Vm>`); the vCPUs live as long as the VM, like upstream.
 
 use crate::{
-    arch::VendorRef,
-    caps,
+    x86::vendor::VendorRef,
+    x86::caps,
     ext::{
         bindings as rb,
         file::{self, FileOps},
         uapi,
     },
-    ioctl::*,
-    memslot::Slot,
+    virt::ioctl::*,
+    virt::guest_memory::Slot,
     memslots::{self, Change, Request, SlotError},
-    mmu::{notifier, tdp, Mmu},
-    vcpu::{self, Vcpu},
-    vm_irq::Chips,
-    eventfds::{Ioeventfd, Irqfd},
-    coalesced_mmio::Zone,
+    x86::mmu::{tdp, Mmu},
+    virt::mmu_notifier as notifier,
+    virt::vcpu::{self, Vcpu},
+    x86::irq::chips::Chips,
+    virt::eventfd::{Ioeventfd, Irqfd},
+    virt::coalesced_mmio::Zone,
 };
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::{
@@ -68,7 +69,7 @@ pub(crate) struct Vm {
     /// irqfds inject from an eventfd's wakeup, in any context.
     #[pin]
     pub(crate) chips: SpinLockIrq<Option<KBox<Chips>>>,
-    /// Which irqchip `chips` holds (`vm_irq::IRQCHIP_*`), set once with
+    /// Which irqchip `chips` holds (`chips::IRQCHIP_*`), set once with
     /// it: the run loop asks on every exit without taking the lock.
     pub(crate) irqchip_mode: AtomicU8,
     /// Highest guest frame a slot may map.
@@ -142,7 +143,7 @@ impl Vm {
     pub(crate) fn flush_remote_tlbs(&self) {
         let mut i = 0;
         while let Some(c) = self.vcpus.lock().get(i).cloned() {
-            c.kick.make_request(crate::kick::REQ_TLB_FLUSH);
+            c.kick.make_request(crate::virt::kick::REQ_TLB_FLUSH);
             c.kick.kick(true);
             i += 1;
         }
@@ -676,7 +677,7 @@ pub(crate) fn create(machine_type: usize) -> Result<isize> {
             lock <- new_mutex!(()),
             vcpus <- new_spinlock_irq!(KVec::with_capacity(MAX_VCPUS, GFP_KERNEL_ACCOUNT)?),
             chips <- new_spinlock_irq!(None),
-            irqchip_mode: AtomicU8::new(crate::vm_irq::IRQCHIP_NONE),
+            irqchip_mode: AtomicU8::new(crate::x86::irq::chips::IRQCHIP_NONE),
             max_gfn,
             coalesced: Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?,
             kvmclock_offset: AtomicI64::new(0i64.wrapping_sub(boottime_ns() as i64)),
@@ -761,7 +762,7 @@ impl FileOps for VmFile {
                 // SAFETY: `irq` and `status` share the first word; the
                 // input is the GSI.
                 let gsi = unsafe { l.__bindgen_anon_1.irq };
-                let status = vm.set_gsi(gsi, l.level != 0, crate::vm_irq::USERSPACE_SOURCE, cmd == KVM_IRQ_LINE_STATUS)?;
+                let status = vm.set_gsi(gsi, l.level != 0, crate::x86::irq::chips::USERSPACE_SOURCE, cmd == KVM_IRQ_LINE_STATUS)?;
                 if cmd == KVM_IRQ_LINE_STATUS {
                     l.__bindgen_anon_1.status = status;
                     write_arg(arg, &l)?;

@@ -6,22 +6,22 @@
 //! vCPU only through `requests` and a kick (see [`Vcpu::kick`]).
 
 use crate::{
-    arch::VcpuArch,
-    apic::{self, VcpuLapic},
-    cpuid::GuestCpuid,
-    events,
-    kick::{VcpuKick, REQ_TIMER},
-    timer::DeviceTimer,
+    x86::vendor::VcpuArch,
+    x86::irq::lapic::{self, VcpuLapic},
+    x86::cpuid::GuestCpuid,
+    x86::events,
+    virt::kick::{VcpuKick, REQ_TIMER},
+    virt::kick_timer::DeviceTimer,
     ext::{
         file::{self, FileOps},
         fpu::GuestFpu,
         uapi,
     },
-    ioctl::*,
-    msrs, regs,
-    run::{self, Pending},
-    run_page::RunPage,
-    vm::{read_arg, write_arg, Vm},
+    virt::ioctl::*,
+    x86::msrs, x86::regs,
+    x86::run::{self, Pending},
+    virt::run_page::RunPage,
+    virt::vm::{read_arg, write_arg, Vm},
 };
 use kernel::{
     fs::File,
@@ -72,7 +72,7 @@ pub(crate) struct VcpuState {
     /// KVM_NMI and LAPIC NMIs, until injected.
     pub(crate) nmi_pending: u32,
     /// KVM_SET_GUEST_DEBUG state.
-    pub(crate) debug: crate::events::GuestDebug,
+    pub(crate) debug: crate::x86::events::GuestDebug,
     /// KVM_SET_SIGNAL_MASK: the mask while in KVM_RUN.
     pub(crate) sigmask: Option<u64>,
     /// `KVM_MP_STATE_*`.
@@ -82,7 +82,7 @@ pub(crate) struct VcpuState {
     /// KVM_SET_VAPIC_ADDR: guest address of the TPR-patching VAPIC word, 0 = off.
     pub(crate) vapic_addr: u64,
     /// kvmclock (MSR_KVM_SYSTEM_TIME_NEW).
-    pub(crate) clock: crate::kvmclock::VcpuClock,
+    pub(crate) clock: crate::x86::kvmclock::VcpuClock,
     /// KVM_TPR_ACCESS_REPORTING on.
     pub(crate) tpr_access_reporting: bool,
     /// A TPR access (RIP, write) to report with KVM_EXIT_TPR_ACCESS.
@@ -103,10 +103,10 @@ impl Vcpu {
         let bsp = id == vm.bsp_id();
         let mut arch = vm.vendor.ops.create_vcpu(id, tdp_root)?;
         // All vCPUs share one TSC (upstream synchronises at creation).
-        arch.set_tsc_offset(crate::kvmclock::tsc_write(vm, 0));
+        arch.set_tsc_offset(crate::x86::kvmclock::tsc_write(vm, 0));
         let kick = Arc::pin_init(VcpuKick::new(), GFP_KERNEL_ACCOUNT)?;
         let irqchip = vm.has_irqchip();
-        let apic = if irqchip { Some(apic::new_lapic(id, bsp)?) } else { None };
+        let apic = if irqchip { Some(lapic::new_lapic(id, bsp)?) } else { None };
         let apic_timer = if irqchip { Some(DeviceTimer::new(kick.clone(), REQ_TIMER)?) } else { None };
         let mp_state = if irqchip && !bsp {
             uapi::KVM_MP_STATE_UNINITIALIZED
@@ -205,7 +205,7 @@ impl FileOps for VcpuFile {
             KVM_SET_MSRS => msrs::ioctl_msrs(&f.vm, vcpu, st, arg, true),
             KVM_SET_CPUID2 => {
                 st.cpuid.set_from_user(arg)?;
-                apic::update_config(vcpu, st);
+                lapic::update_config(vcpu, st);
                 Ok(0)
             }
             KVM_GET_CPUID2 => st.cpuid.get_to_user(arg).map(|()| 0),
@@ -233,7 +233,7 @@ impl FileOps for VcpuFile {
                         return Err(EEXIST);
                     }
                     st.pending_extint = Some(irq.irq as u8);
-                    vcpu.kick.make_request(crate::kick::REQ_EVENT);
+                    vcpu.kick.make_request(crate::virt::kick::REQ_EVENT);
                     return Ok(0);
                 }
                 st.irq_pending = Some(irq.irq as u8);
@@ -256,17 +256,17 @@ impl FileOps for VcpuFile {
                     return Err(EINVAL);
                 }
                 let va: uapi::kvm_vapic_addr = read_arg(arg)?;
-                apic::set_vapic_addr(&f.vm, st, va.vapic_addr).map(|()| 0)
+                lapic::set_vapic_addr(&f.vm, st, va.vapic_addr).map(|()| 0)
             }
-            KVM_GET_LAPIC => apic::get_lapic(&f.vm, vcpu, st, arg).map(|()| 0),
-            KVM_SET_LAPIC => apic::set_lapic(&f.vm, vcpu, st, arg).map(|()| 0),
+            KVM_GET_LAPIC => lapic::get_lapic(&f.vm, vcpu, st, arg).map(|()| 0),
+            KVM_SET_LAPIC => lapic::set_lapic(&f.vm, vcpu, st, arg).map(|()| 0),
             KVM_GET_VCPU_EVENTS => events::get_events(st, arg).map(|()| 0),
             KVM_SET_VCPU_EVENTS => events::set_events(st, arg).map(|()| 0),
             KVM_SET_GUEST_DEBUG => events::set_guest_debug(st, arg).map(|()| 0),
             KVM_TRANSLATE => events::translate(&f.vm, st, arg).map(|()| 0),
             KVM_SET_SIGNAL_MASK => events::set_signal_mask(st, arg).map(|()| 0),
-            KVM_GET_TSC_KHZ => Ok(crate::kvmclock::tsc_khz() as isize),
-            KVM_SET_TSC_KHZ => crate::kvmclock::set_tsc_khz(arg as u32).map(|()| 0),
+            KVM_GET_TSC_KHZ => Ok(crate::x86::kvmclock::tsc_khz() as isize),
+            KVM_SET_TSC_KHZ => crate::x86::kvmclock::set_tsc_khz(arg as u32).map(|()| 0),
             KVM_TPR_ACCESS_REPORTING => {
                 let tac: uapi::kvm_tpr_access_ctl = read_arg(arg)?;
                 if tac.flags != 0 {

@@ -7,10 +7,10 @@
 use crate::{
     ext::{bindings as rb, uapi},
     irqchip::{ClockSnapshot, Lapic, LapicConfig, LapicEffects},
-    kick::REQ_EVENT,
-    timer::now_ns,
-    vcpu::{Vcpu, VcpuState},
-    vm::{read_arg, write_arg, Vm},
+    virt::kick::REQ_EVENT,
+    virt::kick_timer::now_ns,
+    virt::vcpu::{Vcpu, VcpuState},
+    virt::vm::{read_arg, write_arg, Vm},
 };
 use kernel::{new_spinlock_irq, prelude::*, sync::SpinLockIrq};
 
@@ -122,7 +122,7 @@ pub(crate) fn read_msr(vcpu: &Vcpu, st: &VcpuState, index: u32) -> Option<Result
     let clk = clock(st);
     let l = lapic.lock();
     Some(match index {
-        crate::msrs::MSR_IA32_APICBASE => Ok(l.apic_base()),
+        crate::x86::msrs::MSR_IA32_APICBASE => Ok(l.apic_base()),
         MSR_IA32_TSC_DEADLINE => Ok(l.tsc_deadline()),
         X2APIC_MSR_FIRST..=X2APIC_MSR_LAST => l.x2apic_msr_read(index, &clk).map_err(|_| EINVAL),
         _ => return None,
@@ -143,7 +143,7 @@ pub(crate) fn write_msr(
     let eff = {
         let mut l = lapic.lock();
         match index {
-            crate::msrs::MSR_IA32_APICBASE => l.set_apic_base(value, host),
+            crate::x86::msrs::MSR_IA32_APICBASE => l.set_apic_base(value, host),
             MSR_IA32_TSC_DEADLINE => Ok(l.set_tsc_deadline(value, &clk)),
             X2APIC_MSR_FIRST..=X2APIC_MSR_LAST => l.x2apic_msr_write(index, value, &clk),
             _ => return None,
@@ -182,12 +182,12 @@ pub(crate) fn set_lapic(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) ->
 /// TSC-deadline) shapes the LAPIC.
 pub(crate) fn update_config(vcpu: &Vcpu, st: &VcpuState) {
     let Some(lapic) = &vcpu.apic else { return };
-    let l1 = crate::cpuid::lookup(st, 1, 0);
+    let l1 = crate::x86::cpuid::lookup(st, 1, 0);
     let mut l = lapic.lock();
     let mut cfg = *l.config();
     cfg.x2apic_supported = l1[2] & (1 << 21) != 0;
     cfg.tsc_deadline_supported = l1[2] & (1 << 24) != 0;
-    cfg.max_phys_addr_bits = crate::cpuid::guest_maxphyaddr(st);
+    cfg.max_phys_addr_bits = crate::x86::cpuid::guest_maxphyaddr(st);
     l.set_config(cfg);
 }
 

@@ -4,7 +4,7 @@
 //! guest memory zap the affected translations and flush every vCPU's TLB
 //! before the host page can be reused.
 
-use crate::vm::Vm;
+use crate::virt::vm::Vm;
 use kernel::{bindings, ffi};
 
 /// The notifier operations every VM registers.

@@ -5,17 +5,17 @@
 //! I/O, exceptions, internal errors).
 
 use crate::{
-    arch::Seg,
-    cpuid,
+    x86::vendor::Seg,
+    x86::cpuid,
     emulate::{
         self, paging, Cr, CpuState, DescTable, Emulator, GuestMemory, InterruptShadow, MemError,
         Outcome, Rejected, Segment,
     },
     ext::{bindings as rb, uapi},
-    msrs,
-    run::{Next, Pending},
-    vcpu::{Vcpu, VcpuState},
-    vm::Vm,
+    x86::msrs,
+    x86::run::{Next, Pending},
+    virt::vcpu::{Vcpu, VcpuState},
+    virt::vm::Vm,
 };
 use kernel::prelude::*;
 
@@ -145,7 +145,7 @@ impl CpuState for Cpu<'_> {
                     Some(l) => {
                         l.lock().set_cr8(val);
                         self.st.arch.set_v_tpr(val as u8);
-                        self.vcpu.kick.make_request(crate::kick::REQ_EVENT);
+                        self.vcpu.kick.make_request(crate::virt::kick::REQ_EVENT);
                     }
                     None => self.st.msrs.cr8 = val,
                 }
@@ -389,7 +389,7 @@ fn step(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, insn: &[u8
             Outcome::Mmio(m) => {
                 let mut data = m.data;
                 let len = usize::from(m.len).min(8);
-                let done = crate::iodev::mmio(vm, vcpu, st, m.gpa, m.is_write, &mut data[..len]);
+                let done = crate::x86::iodev::mmio(vm, vcpu, st, m.gpa, m.is_write, &mut data[..len]);
                 if done && !m.is_write {
                     emu.complete_mmio_read(&data[..len]);
                 }
@@ -422,7 +422,7 @@ fn pio_inkernel(vm: &Vm, emu: &mut Emulator, p: crate::emulate::PioRequest) -> b
         buf[..bytes].copy_from_slice(&emu.pio_out_data()[..bytes.min(emu.pio_out_data().len())]);
     }
     for chunk in buf[..bytes].chunks_mut(size) {
-        if !crate::iodev::pio(vm, p.port, !p.is_in, chunk) {
+        if !crate::x86::iodev::pio(vm, p.port, !p.is_in, chunk) {
             return false;
         }
     }
@@ -437,7 +437,7 @@ fn finish(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, outcome:
     let run = &vcpu.run;
     match outcome {
         Outcome::Completed | Outcome::Continue => Ok(Next::Guest),
-        Outcome::Halt => Ok(crate::run::halt(vcpu, st)),
+        Outcome::Halt => Ok(crate::x86::run::halt(vcpu, st)),
         Outcome::Mmio(m) => {
             run.set_exit_reason(uapi::KVM_EXIT_MMIO);
             run.set_mmio(m.gpa, m.data, u32::from(m.len), m.is_write);

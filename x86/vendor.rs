@@ -11,7 +11,7 @@
 use crate::ext::{cpuhp, uapi};
 use kernel::{bindings, prelude::*, sync::Arc, ThisModule};
 
-pub use crate::exit::{IoExit, VmExit};
+pub use crate::x86::exit::{IoExit, VmExit};
 
 /// What a vendor backend implements.
 pub trait ArchOps: Send + Sync {

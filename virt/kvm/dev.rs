@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `/dev/kvm` and its system ioctls.
 
-use crate::{caps, ext::file::FileOps, ioctl::*, supported, vm};
+use crate::{x86::caps, ext::file::FileOps, virt::ioctl::*, x86::supported, virt::vm};
 use kernel::{fs::File, page::PAGE_SIZE, prelude::*};
 
 /// The `/dev/kvm` device: stateless, every open shares it.
@@ -27,7 +27,7 @@ impl FileOps for KvmDev {
             KVM_GET_MSR_FEATURE_INDEX_LIST => supported::feature_msr_index_list(arg),
             KVM_GET_MSRS => supported::get_feature_msrs(arg),
             KVM_X86_GET_MCE_CAP_SUPPORTED => {
-                crate::vm::write_arg(arg, &crate::msrs::SUPPORTED_MCE_CAP).map(|()| 0)
+                crate::virt::vm::write_arg(arg, &crate::x86::msrs::SUPPORTED_MCE_CAP).map(|()| 0)
             }
             // Upstream answers every other ioctl on /dev/kvm with EINVAL.
             _ => Err(EINVAL),

@@ -15,10 +15,10 @@ use crate::{
         self, deliver, prepare_routes, routes_for_gsi, ApicBus, ApicDestInfo, BusConfig, ChipPinMap,
         Delivery, Ioapic, IoapicEnv, IrqLines, Pic, PicChip, Pit, RouteEntry, TriggerMode,
     },
-    kick::REQ_EVENT,
-    timer::{now_ns, DeviceTimer},
-    vcpu::Vcpu,
-    vm::{read_arg, write_arg, Vm},
+    virt::kick::REQ_EVENT,
+    virt::kick_timer::{now_ns, DeviceTimer},
+    virt::vcpu::Vcpu,
+    virt::vm::{read_arg, write_arg, Vm},
 };
 use core::sync::atomic::Ordering;
 use kernel::{
@@ -389,7 +389,7 @@ impl Vm {
         let need_timer = self.chips.lock().as_deref().is_some_and(|c| c.pit.is_some() && c.pit_timer.is_none());
         // Allocated without the (IRQ-safe) lock held.
         let mut new_timer = if need_timer {
-            Some(DeviceTimer::new(vcpu.kick.clone(), crate::kick::REQ_PIT)?)
+            Some(DeviceTimer::new(vcpu.kick.clone(), crate::virt::kick::REQ_PIT)?)
         } else {
             None
         };
@@ -463,7 +463,7 @@ impl Vm {
 
     fn kick_vcpu0(&self) {
         if let Some(v) = self.vcpus.lock().first() {
-            v.kick.post(crate::kick::REQ_PIT);
+            v.kick.post(crate::virt::kick::REQ_PIT);
         }
     }
 

@@ -2,7 +2,7 @@
 //! Timers that post a request to a vCPU when they expire (the LAPIC timer,
 //! the PIT). The device models compute deadlines; the vCPU services them.
 
-use crate::{ext::bindings as rb, kick::VcpuKick};
+use crate::{ext::bindings as rb, virt::kick::VcpuKick};
 use kernel::{
     impl_has_hr_timer,
     prelude::*,

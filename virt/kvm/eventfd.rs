@@ -9,8 +9,8 @@ use crate::{
         uapi,
     },
     irqchip::routing::IRQFD_RESAMPLE_IRQ_SOURCE_ID,
-    vm::{read_arg, Vm},
-    vm_irq::USERSPACE_SOURCE,
+    virt::vm::{read_arg, Vm},
+    x86::irq::chips::USERSPACE_SOURCE,
 };
 use kernel::prelude::*;
 

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: GPL-2.0
+//! x86 common: what upstream keeps in arch/x86/kvm (x86.c, cpuid.c, lapic.c,
+//! irq.c, mmu/, ...), shared by both vendor backends.
+
+pub mod vendor;
+pub mod exit;
+pub(crate) mod caps;
+pub(crate) mod cpuid;
+pub(crate) mod emulator_ops;
+pub(crate) mod events;
+pub(crate) mod iodev;
+pub(crate) mod irq;
+pub(crate) mod kvmclock;
+pub(crate) mod mmu;
+pub(crate) mod msrs;
+pub(crate) mod regs;
+pub(crate) mod run;
+pub(crate) mod supported;
