@@ -69,3 +69,75 @@ impl Drop for GuestFpu {
         unsafe { bindings::fpu_free_guest_fpstate(&mut *self.inner) };
     }
 }
+
+/// The guest's vector and x87/MMX registers as the instruction emulator
+/// sees them. Only valid in KVM_RUN between [`GuestFpu::load`] and
+/// [`GuestFpu::put`], when the guest's FPU state is the current one (the
+/// helpers reload it if a context switch saved it).
+pub mod regs {
+    use crate::ext::bindings as rb;
+
+    /// XMM register `n` (0-15).
+    pub fn xmm(n: u8) -> u128 {
+        let mut v = 0u128;
+        // SAFETY: 16 writable bytes; the helper ignores n > 15.
+        unsafe { rb::rkvm_read_xmm(u32::from(n), (&mut v as *mut u128).cast()) };
+        v
+    }
+
+    /// Sets XMM register `n`.
+    pub fn set_xmm(n: u8, val: u128) {
+        // SAFETY: 16 readable bytes.
+        unsafe { rb::rkvm_write_xmm(u32::from(n), (&val as *const u128).cast()) };
+    }
+
+    /// YMM register `n` (zeros without AVX on the host).
+    pub fn ymm(n: u8) -> [u8; 32] {
+        let mut v = [0u8; 32];
+        // SAFETY: 32 writable bytes.
+        unsafe { rb::rkvm_read_ymm(u32::from(n), v.as_mut_ptr().cast()) };
+        v
+    }
+
+    /// Sets YMM register `n`.
+    pub fn set_ymm(n: u8, val: [u8; 32]) {
+        // SAFETY: 32 readable bytes.
+        unsafe { rb::rkvm_write_ymm(u32::from(n), val.as_ptr().cast()) };
+    }
+
+    /// MMX register `n` (0-7). Check [`x87_exception_pending`] first: an
+    /// MMX access with a pending x87 exception would raise #MF.
+    pub fn mmx(n: u8) -> u64 {
+        let mut v = 0u64;
+        // SAFETY: 8 writable bytes.
+        unsafe { rb::rkvm_read_mmx(u32::from(n), &mut v) };
+        v
+    }
+
+    /// Sets MMX register `n` (see [`mmx`]).
+    pub fn set_mmx(n: u8, val: u64) {
+        // SAFETY: 8 readable bytes.
+        unsafe { rb::rkvm_write_mmx(u32::from(n), &val) };
+    }
+
+    /// Whether an unmasked x87 exception is pending (FWAIT would #MF).
+    pub fn x87_exception_pending() -> bool {
+        // SAFETY: no arguments; the helper catches the #MF of its FWAIT.
+        unsafe { rb::rkvm_fwait_faults() }
+    }
+
+    /// XCR0 of the host (the same on every CPU; cached after the first read).
+    pub fn host_xcr0() -> u64 {
+        use core::sync::atomic::{AtomicU64, Ordering};
+        static HOST_XCR0: AtomicU64 = AtomicU64::new(0);
+        let v = HOST_XCR0.load(Ordering::Relaxed);
+        if v != 0 {
+            return v;
+        }
+        // SAFETY: XGETBV(0) with CR4.OSXSAVE set, which x86-64 Linux
+        // requires for any XSAVE use (the FPU core relies on it).
+        let v = unsafe { rb::rkvm_xgetbv(0) };
+        HOST_XCR0.store(v, Ordering::Relaxed);
+        v
+    }
+}

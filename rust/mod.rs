@@ -5,11 +5,18 @@
 //! `kvm::ext`. Each file is a small safe wrapper; raw calls stay in here.
 
 pub mod bindings;
+pub mod cpu;
 pub mod cpuhp;
 pub mod eventfd;
 pub mod file;
 pub mod fpu;
+pub mod guest_entry;
 pub mod misc;
+pub mod mmu_notifier;
+pub mod module_ref;
 pub mod msr;
 pub mod pages;
+pub mod signal;
+pub mod time;
+pub mod uaccess;
 pub mod uapi;

@@ -27,3 +27,10 @@ pub fn cpu_has(feature: u32) -> bool {
     // SAFETY: `boot_cpu_has` only reads the boot CPU's capability bitmap.
     unsafe { bindings::rkvm_cpu_has(feature) }
 }
+
+/// Reads MSR `index`, `None` if the read faults (the MSR does not exist).
+pub fn read_safe(index: u32) -> Option<u64> {
+    let mut v = 0;
+    // SAFETY: rdmsr with the fault fixed up; `v` is writable.
+    (unsafe { bindings::rkvm_rdmsr_safe(index, &mut v) } == 0).then_some(v)
+}

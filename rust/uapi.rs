@@ -73,3 +73,56 @@ pod!(
     kvm_ioeventfd,
     kvm_coalesced_mmio_zone,
 );
+
+// Reads of the uapi unions whose members are all plain integers of the
+// same size (any bit pattern is valid in each), so no caller needs
+// `unsafe` for them.
+
+impl kvm_irq_level {
+    /// `irq` (input of KVM_IRQ_LINE[_STATUS]; `status` shares the word).
+    pub fn irq(&self) -> u32 {
+        // SAFETY: both members are 32-bit integers.
+        unsafe { self.__bindgen_anon_1.irq }
+    }
+}
+
+impl kvm_dirty_log {
+    /// The userspace address of the bitmap.
+    pub fn bitmap_addr(&self) -> u64 {
+        // SAFETY: the pointer and `padding2` are both 64-bit plain data.
+        unsafe { self.__bindgen_anon_1.padding2 }
+    }
+}
+
+impl kvm_clear_dirty_log {
+    /// The userspace address of the bitmap.
+    pub fn bitmap_addr(&self) -> u64 {
+        // SAFETY: as for `kvm_dirty_log`.
+        unsafe { self.__bindgen_anon_1.padding2 }
+    }
+}
+
+impl kvm_coalesced_mmio_zone {
+    /// `pio` (the word is `pad` in older headers).
+    pub fn pio(&self) -> u32 {
+        // SAFETY: both members are 32-bit integers.
+        unsafe { self.__bindgen_anon_1.pio }
+    }
+}
+
+impl kvm_irqchip {
+    /// The 512-byte `chip` union as bytes.
+    pub fn chip_bytes(&self) -> [u8; 512] {
+        // SAFETY: `dummy` spans the union; every member is plain data.
+        unsafe { self.chip.dummy }.map(|b| b as u8)
+    }
+
+    /// Sets the `chip` union from `bytes` (the rest zeroed).
+    pub fn set_chip_bytes(&mut self, bytes: &[u8]) {
+        let mut d = [0 as ffi::c_char; 512];
+        for (dst, src) in d.iter_mut().zip(bytes) {
+            *dst = *src as ffi::c_char;
+        }
+        self.chip.dummy = d;
+    }
+}

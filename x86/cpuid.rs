@@ -3,21 +3,18 @@
 //! the guest's CPUID instruction returns from it.
 
 use crate::{
-    x86::vendor::gpr,
     cpuid_caps::xstate,
-    ext::uapi,
-    x86::msrs, x86::supported,
-    virt::vcpu::VcpuState,
-    virt::vm::{read_arg, write_arg},
+    ext::{
+        uaccess::{read_arg, read_array, write_arg, write_array},
+        uapi,
+    },
+    virt::vcpu::Vcpu,
+    x86::{irq::lapic, msrs, supported, vcpu::VcpuState, vendor::gpr},
 };
-use kernel::{
-    prelude::*,
-    uaccess::{UserPtr, UserSlice},
-};
+use kernel::prelude::*;
 
 /// Most entries KVM_SET_CPUID2 accepts (`KVM_MAX_CPUID_ENTRIES`).
 pub(crate) const MAX_ENTRIES: u32 = 256;
-const ENTRY_SIZE: usize = core::mem::size_of::<uapi::kvm_cpuid_entry2>();
 const HEADER_SIZE: usize = core::mem::size_of::<uapi::kvm_cpuid2>();
 
 /// CPUID.(0DH,1):EAX.XSAVEC and .XSAVES: EBX is the compacted size.
@@ -38,32 +35,23 @@ impl GuestCpuid {
         Self { entries: KVec::new() }
     }
 
-    /// KVM_SET_CPUID2.
-    pub(crate) fn set_from_user(&mut self, arg: usize) -> Result {
+    /// Replaces the table with KVM_SET_CPUID2's argument.
+    fn set_from_user(&mut self, arg: usize) -> Result {
         let hdr: uapi::kvm_cpuid2 = read_arg(arg)?;
         if hdr.nent > MAX_ENTRIES {
             return Err(E2BIG);
         }
-        let n = hdr.nent as usize;
-        let mut entries = KVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
-        let mut r = UserSlice::new(UserPtr::from_addr(arg + HEADER_SIZE), n * ENTRY_SIZE).reader();
-        for _ in 0..n {
-            entries.push(r.read::<uapi::kvm_cpuid_entry2>()?, GFP_KERNEL_ACCOUNT)?;
-        }
-        self.entries = entries;
+        self.entries = read_array(arg + HEADER_SIZE, hdr.nent as usize)?;
         Ok(())
     }
 
     /// KVM_GET_CPUID2: `E2BIG` if userspace's array is too small.
-    pub(crate) fn get_to_user(&self, arg: usize) -> Result {
+    pub(crate) fn get_cpuid2(&self, arg: usize) -> Result {
         let mut hdr: uapi::kvm_cpuid2 = read_arg(arg)?;
         if (hdr.nent as usize) < self.entries.len() {
             return Err(E2BIG);
         }
-        let mut w = UserSlice::new(UserPtr::from_addr(arg + HEADER_SIZE), self.entries.len() * ENTRY_SIZE).writer();
-        for e in self.entries.iter() {
-            w.write(e)?;
-        }
+        write_array(arg + HEADER_SIZE, &self.entries)?;
         hdr.nent = self.entries.len() as u32;
         write_arg(arg, &hdr)
     }
@@ -77,6 +65,13 @@ impl GuestCpuid {
     }
 }
 
+/// KVM_SET_CPUID2: the table, and what it offers shapes the LAPIC.
+pub(crate) fn set_cpuid2(vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+    st.cpuid.set_from_user(arg)?;
+    lapic::update_config(vcpu, st);
+    Ok(())
+}
+
 /// What the guest's CPUID returns for `leaf`/`subleaf`: the table entry
 /// with the bits that track guest state (OSXSAVE, APIC) updated; leaves
 /// the table lacks read as zeros (AMD behaviour, as upstream for AMD).
@@ -84,7 +79,7 @@ pub(crate) fn lookup(st: &VcpuState, leaf: u32, subleaf: u32) -> [u32; 4] {
     let Some(e) = st.cpuid.find(leaf, subleaf) else { return [0; 4] };
     let mut r = [e.eax, e.ebx, e.ecx, e.edx];
     if leaf == 1 {
-        if st.arch.cr4() & msrs::X86_CR4_OSXSAVE != 0 {
+        if st.hw.cr4() & msrs::X86_CR4_OSXSAVE != 0 {
             r[2] |= CPUID1_ECX_OSXSAVE;
         } else {
             r[2] &= !CPUID1_ECX_OSXSAVE;
@@ -96,19 +91,19 @@ pub(crate) fn lookup(st: &VcpuState, leaf: u32, subleaf: u32) -> [u32; 4] {
     // The XSAVE area size follows the guest's XCR0 (as upstream's
     // kvm_update_cpuid_runtime()): a guest compares it with its own sum.
     if leaf == 0xd && subleaf == 0 {
-        r[1] = xstate::required_size(&supported::Host, st.xcr0, false);
+        r[1] = xstate::required_size(&supported::Host, st.msrs.xcr0(), false);
     }
     if leaf == 0xd && subleaf == 1 && r[0] & (CPUID_D1_EAX_XSAVEC | CPUID_D1_EAX_XSAVES) != 0 {
-        r[1] = xstate::required_size(&supported::Host, st.xcr0, true);
+        r[1] = xstate::required_size(&supported::Host, st.msrs.xcr0(), true);
     }
     r
 }
 
 /// The guest executed CPUID (EAX, ECX in; EAX..EDX out).
 pub(crate) fn emulate(st: &mut VcpuState) {
-    let g = st.arch.gprs().0;
+    let g = st.hw.gprs().0;
     let r = lookup(st, g[gpr::RAX] as u32, g[gpr::RCX] as u32);
-    let g = st.arch.gprs_mut();
+    let g = st.hw.gprs_mut();
     g.0[gpr::RAX] = u64::from(r[0]);
     g.0[gpr::RBX] = u64::from(r[1]);
     g.0[gpr::RCX] = u64::from(r[2]);

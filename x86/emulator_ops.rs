@@ -5,17 +5,18 @@
 //! I/O, exceptions, internal errors).
 
 use crate::{
-    x86::vendor::Seg,
-    x86::cpuid,
     emulate::{
-        self, paging, Cr, CpuState, DescTable, Emulator, GuestMemory, InterruptShadow, MemError,
-        Outcome, Rejected, Segment,
+        self, paging, Cr, CpuState, DescTable, Emulator, GuestMemory, InterruptShadow, MemError, Outcome,
+        Rejected, Segment,
     },
-    ext::{bindings as rb, uapi},
-    x86::msrs,
-    x86::run::{Next, Pending},
-    virt::vcpu::{Vcpu, VcpuState},
-    virt::vm::Vm,
+    ext::{fpu::regs, uapi},
+    virt::{kick::REQ_EVENT, vcpu::Vcpu, vm::Vm},
+    x86::{
+        cpuid, iodev, msrs,
+        run::{halt, Next},
+        vcpu::VcpuState,
+        vendor::Seg,
+    },
 };
 use kernel::prelude::*;
 
@@ -76,53 +77,53 @@ pub(crate) struct Cpu<'a> {
 
 impl CpuState for Cpu<'_> {
     fn gpr(&self, reg: emulate::regs::Gpr) -> u64 {
-        self.st.arch.gprs().0[usize::from(reg & 15)]
+        self.st.hw.gprs().0[usize::from(reg & 15)]
     }
     fn set_gpr(&mut self, reg: emulate::regs::Gpr, val: u64) {
-        self.st.arch.gprs_mut().0[usize::from(reg & 15)] = val;
+        self.st.hw.gprs_mut().0[usize::from(reg & 15)] = val;
     }
     fn rip(&self) -> u64 {
-        self.st.arch.rip()
+        self.st.hw.rip()
     }
     fn set_rip(&mut self, val: u64) {
-        self.st.arch.set_rip(val)
+        self.st.hw.set_rip(val)
     }
     fn rflags(&self) -> u64 {
-        self.st.arch.rflags()
+        self.st.hw.rflags()
     }
     fn set_rflags(&mut self, val: u64) {
-        self.st.arch.set_rflags(val)
+        self.st.hw.set_rflags(val)
     }
     fn segment(&self, seg: Seg) -> Segment {
-        seg_to_emu(&self.st.arch.segment(seg))
+        seg_to_emu(&self.st.hw.segment(seg))
     }
     fn set_segment(&mut self, seg: Seg, val: Segment) {
-        self.st.arch.set_segment(seg, &seg_from_emu(&val))
+        self.st.hw.set_segment(seg, &seg_from_emu(&val))
     }
     fn gdtr(&self) -> DescTable {
-        let d = self.st.arch.dtable(false);
+        let d = self.st.hw.dtable(false);
         DescTable { base: d.base, limit: d.limit }
     }
     fn set_gdtr(&mut self, val: DescTable) {
-        self.st.arch.set_dtable(false, &uapi::kvm_dtable { base: val.base, limit: val.limit, padding: [0; 3] })
+        self.st.hw.set_dtable(false, &uapi::kvm_dtable { base: val.base, limit: val.limit, padding: [0; 3] })
     }
     fn idtr(&self) -> DescTable {
-        let d = self.st.arch.dtable(true);
+        let d = self.st.hw.dtable(true);
         DescTable { base: d.base, limit: d.limit }
     }
     fn set_idtr(&mut self, val: DescTable) {
-        self.st.arch.set_dtable(true, &uapi::kvm_dtable { base: val.base, limit: val.limit, padding: [0; 3] })
+        self.st.hw.set_dtable(true, &uapi::kvm_dtable { base: val.base, limit: val.limit, padding: [0; 3] })
     }
     fn cpl(&self) -> u8 {
-        self.st.arch.cpl()
+        self.st.hw.cpl()
     }
     fn cr(&self, cr: Cr) -> u64 {
         match cr {
-            Cr::Cr0 => self.st.arch.cr0(),
-            Cr::Cr2 => self.st.arch.cr2(),
-            Cr::Cr3 => self.st.arch.cr3(),
-            Cr::Cr4 => self.st.arch.cr4(),
-            Cr::Cr8 => match &self.vcpu.apic {
+            Cr::Cr0 => self.st.hw.cr0(),
+            Cr::Cr2 => self.st.hw.cr2(),
+            Cr::Cr3 => self.st.hw.cr3(),
+            Cr::Cr4 => self.st.hw.cr4(),
+            Cr::Cr8 => match self.vcpu.lapic() {
                 Some(l) => l.lock().cr8(),
                 None => self.st.msrs.cr8,
             },
@@ -132,7 +133,7 @@ impl CpuState for Cpu<'_> {
         match cr {
             Cr::Cr0 => msrs::set_cr0(self.st, val),
             Cr::Cr2 => {
-                self.st.arch.set_cr2(val);
+                self.st.hw.set_cr2(val);
                 Ok(())
             }
             Cr::Cr3 => msrs::set_cr3(self.st, val),
@@ -141,11 +142,11 @@ impl CpuState for Cpu<'_> {
                 if val > 15 {
                     return Err(Rejected);
                 }
-                match &self.vcpu.apic {
+                match self.vcpu.lapic() {
                     Some(l) => {
                         l.lock().set_cr8(val);
-                        self.st.arch.set_v_tpr(val as u8);
-                        self.vcpu.kick.make_request(crate::virt::kick::REQ_EVENT);
+                        self.st.hw.set_v_tpr(val as u8);
+                        self.vcpu.kick().make_request(REQ_EVENT);
                     }
                     None => self.st.msrs.cr8 = val,
                 }
@@ -155,16 +156,16 @@ impl CpuState for Cpu<'_> {
         .map_err(|_| Rejected)
     }
     fn efer(&self) -> u64 {
-        self.st.arch.efer()
+        self.st.hw.efer()
     }
     fn dr(&self, n: u8) -> u64 {
-        self.st.arch.dr(n)
+        self.st.hw.dr(n)
     }
     fn set_dr(&mut self, n: u8, val: u64) -> Result<(), Rejected> {
         if (n == 6 || n == 7) && val >> 32 != 0 {
             return Err(Rejected);
         }
-        self.st.arch.set_dr(n, val);
+        self.st.hw.set_dr(n, val);
         Ok(())
     }
     fn read_msr(&mut self, index: u32) -> Result<u64, Rejected> {
@@ -176,52 +177,39 @@ impl CpuState for Cpu<'_> {
     fn cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4] {
         cpuid::lookup(self.st, leaf, subleaf)
     }
+    // The vector registers: the emulator runs in KVM_RUN, with the guest
+    // FPU state loaded.
     fn xmm(&self, n: u8) -> u128 {
-        let mut v = 0u128;
-        // SAFETY: 16 writable bytes; called in KVM_RUN with the guest FPU
-        // state current (the helper reloads it if it was saved).
-        unsafe { rb::rkvm_read_xmm(u32::from(n), (&mut v as *mut u128).cast()) };
-        v
+        regs::xmm(n)
     }
     fn set_xmm(&mut self, n: u8, val: u128) {
-        // SAFETY: as in `xmm`.
-        unsafe { rb::rkvm_write_xmm(u32::from(n), (&val as *const u128).cast()) };
+        regs::set_xmm(n, val)
     }
     fn ymm(&self, n: u8) -> [u8; 32] {
-        let mut v = [0u8; 32];
-        // SAFETY: 32 writable bytes; as in `xmm` (the helper does nothing
-        // without AVX on the host).
-        unsafe { rb::rkvm_read_ymm(u32::from(n), v.as_mut_ptr().cast()) };
-        v
+        regs::ymm(n)
     }
     fn set_ymm(&mut self, n: u8, val: [u8; 32]) {
-        // SAFETY: 32 readable bytes; as in `xmm`.
-        unsafe { rb::rkvm_write_ymm(u32::from(n), val.as_ptr().cast()) };
+        regs::set_ymm(n, val)
     }
     fn mmx(&mut self, n: u8) -> u64 {
-        let mut v = 0u64;
-        // SAFETY: 8 writable bytes; as in `xmm`. The emulator checked
-        // `x87_exception_pending` first, so the access cannot raise #MF.
-        unsafe { rb::rkvm_read_mmx(u32::from(n), &mut v) };
-        v
+        // The emulator checked `x87_exception_pending` first.
+        regs::mmx(n)
     }
     fn set_mmx(&mut self, n: u8, val: u64) {
-        // SAFETY: as in `mmx`.
-        unsafe { rb::rkvm_write_mmx(u32::from(n), &val) };
+        regs::set_mmx(n, val)
     }
     fn x87_exception_pending(&mut self) -> bool {
-        // SAFETY: no arguments; the helper catches the #MF of its FWAIT.
-        unsafe { rb::rkvm_fwait_faults() }
+        regs::x87_exception_pending()
     }
     fn xcr0(&self) -> u64 {
-        self.st.xcr0
+        self.st.msrs.xcr0()
     }
     fn invlpg(&mut self, _linear: u64) {
-        self.st.arch.flush_tlb()
+        self.st.hw.flush_tlb()
     }
     fn wbinvd(&mut self) {}
     fn set_interrupt_shadow(&mut self, kind: InterruptShadow) {
-        self.st.arch.set_interrupt_shadow(kind)
+        self.st.hw.set_interrupt_shadow(kind)
     }
     fn maxphyaddr(&self) -> u8 {
         cpuid::guest_maxphyaddr(self.st)
@@ -243,7 +231,7 @@ impl<'a> Mem<'a> {
 
 impl GuestMemory for Mem<'_> {
     fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        match self.vm.read_guest(gpa, buf) {
+        match self.vm.mmu().read_guest(gpa, buf) {
             Ok(true) => Ok(()),
             Ok(false) => Err(MemError::Mmio),
             Err(_) => {
@@ -253,7 +241,7 @@ impl GuestMemory for Mem<'_> {
         }
     }
     fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
-        match self.vm.write_guest(gpa, data) {
+        match self.vm.mmu().write_guest(gpa, data) {
             Ok(true) => Ok(()),
             Ok(false) => Err(MemError::Mmio),
             Err(_) => {
@@ -263,22 +251,12 @@ impl GuestMemory for Mem<'_> {
         }
     }
     fn cmpxchg(&mut self, gpa: u64, old: &[u8], new: &[u8]) -> Result<bool, MemError> {
-        let Some((hva, slot)) = self.vm.gpa_to_hva(gpa, true) else { return Err(MemError::Mmio) };
-        let mut expected = [0u8; 16];
-        let n = old.len().min(16);
-        expected[..n].copy_from_slice(&old[..n]);
-        // SAFETY: `expected` and `new` hold `len` bytes; `hva` is a user
-        // address (faults are caught).
-        let r = unsafe {
-            rb::rkvm_cmpxchg_user(hva, expected.as_mut_ptr().cast(), new.as_ptr().cast(), n as u32)
-        };
-        match r {
-            0 | 1 => {
-                slot.mark_dirty(gpa >> 12);
-                Ok(r == 0)
-            }
-            r if r == EINVAL.to_errno() => {
+        match self.vm.mmu().cmpxchg_guest(gpa, old, new) {
+            Ok(Some(exchanged)) => Ok(exchanged),
+            Ok(None) => Err(MemError::Mmio),
+            Err(e) if e == EINVAL => {
                 // 16 bytes: like upstream, emulate as a plain write.
+                let n = old.len().min(16);
                 let mut cur = [0u8; 16];
                 self.read(gpa, &mut cur[..n])?;
                 if cur[..n] != old[..n] {
@@ -286,7 +264,7 @@ impl GuestMemory for Mem<'_> {
                 }
                 self.write(gpa, new).map(|()| true)
             }
-            _ => {
+            Err(_) => {
                 self.fault = true;
                 Err(MemError::Mmio)
             }
@@ -297,10 +275,10 @@ impl GuestMemory for Mem<'_> {
 /// The guest's current paging mode.
 pub(crate) fn paging_config(st: &mut VcpuState) -> paging::PagingConfig {
     paging::PagingConfig::from_regs(
-        st.arch.cr0(),
-        st.arch.cr3(),
-        st.arch.cr4(),
-        st.arch.efer(),
+        st.hw.cr0(),
+        st.hw.cr3(),
+        st.hw.cr4(),
+        st.hw.efer(),
         cpuid::guest_maxphyaddr(st),
         true,
     )
@@ -315,7 +293,7 @@ fn emulation_failure_data(st: &VcpuState, bytes: &[u8], len: u8) -> [u64; 8] {
     insn[0] = n as u8;
     insn[1..1 + n].copy_from_slice(&bytes[..n]);
     let packed = u128::from_le_bytes(insn);
-    let [reason, info1, info2, intr, err] = st.arch.exit_info();
+    let [reason, info1, info2, intr, err] = st.hw.exit_info();
     [
         u64::from(uapi::KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES),
         packed as u64,
@@ -350,13 +328,13 @@ pub(crate) fn complete(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, w: Waiting) -> 
     let mut emu = core::mem::take(&mut st.emulator);
     match w {
         Waiting::MmioRead { len } => {
-            let d = vcpu.run.mmio_data();
+            let d = vcpu.run_page().mmio_data();
             emu.complete_mmio_read(&d[..usize::from(len).min(8)]);
         }
         Waiting::PioIn { bytes } => {
             let mut b = [0u8; emulate::PIO_BATCH_BYTES];
             let n = bytes.min(b.len());
-            vcpu.run.read_pio(0, &mut b[..n]);
+            vcpu.run_page().read_pio(0, &mut b[..n]);
             emu.complete_pio_in(&b[..n]);
         }
         Waiting::MmioWrite | Waiting::PioOut => {}
@@ -389,7 +367,7 @@ fn step(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, insn: &[u8
             Outcome::Mmio(m) => {
                 let mut data = m.data;
                 let len = usize::from(m.len).min(8);
-                let done = crate::x86::iodev::mmio(vm, vcpu, st, m.gpa, m.is_write, &mut data[..len]);
+                let done = iodev::mmio(vm, vcpu, st, m.gpa, m.is_write, &mut data[..len]);
                 if done && !m.is_write {
                     emu.complete_mmio_read(&data[..len]);
                 }
@@ -406,7 +384,7 @@ fn step(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, insn: &[u8
             // on the next entry into this function.
             return Ok(Next::Guest);
         }
-        return finish(vm, vcpu, st, emu, outcome);
+        return finish(vcpu, st, emu, outcome);
     }
 }
 
@@ -422,7 +400,7 @@ fn pio_inkernel(vm: &Vm, emu: &mut Emulator, p: crate::emulate::PioRequest) -> b
         buf[..bytes].copy_from_slice(&emu.pio_out_data()[..bytes.min(emu.pio_out_data().len())]);
     }
     for chunk in buf[..bytes].chunks_mut(size) {
-        if !crate::x86::iodev::pio(vm, p.port, !p.is_in, chunk) {
+        if !iodev::pio(vm, p.port, !p.is_in, chunk) {
             return false;
         }
     }
@@ -432,20 +410,15 @@ fn pio_inkernel(vm: &Vm, emu: &mut Emulator, p: crate::emulate::PioRequest) -> b
     true
 }
 
-fn finish(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, outcome: Outcome) -> Result<Next> {
-    let _ = vm;
-    let run = &vcpu.run;
+fn finish(vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, outcome: Outcome) -> Result<Next> {
+    let run = vcpu.run_page();
     match outcome {
         Outcome::Completed | Outcome::Continue => Ok(Next::Guest),
-        Outcome::Halt => Ok(crate::x86::run::halt(vcpu, st)),
+        Outcome::Halt => Ok(halt(vcpu, st)),
         Outcome::Mmio(m) => {
             run.set_exit_reason(uapi::KVM_EXIT_MMIO);
             run.set_mmio(m.gpa, m.data, u32::from(m.len), m.is_write);
-            st.pending = Pending::Emulator(if m.is_write {
-                Waiting::MmioWrite
-            } else {
-                Waiting::MmioRead { len: m.len }
-            });
+            st.completion.emulator(if m.is_write { Waiting::MmioWrite } else { Waiting::MmioRead { len: m.len } });
             Ok(Next::User)
         }
         Outcome::Pio(p) => {
@@ -453,25 +426,25 @@ fn finish(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, outcome:
             run.set_io(p.is_in, p.size, p.port, p.count);
             if p.is_in {
                 let bytes = usize::from(p.size) * p.count as usize;
-                st.pending = Pending::Emulator(Waiting::PioIn { bytes });
+                st.completion.emulator(Waiting::PioIn { bytes });
             } else {
                 run.write_pio(0, emu.pio_out_data());
-                st.pending = Pending::Emulator(Waiting::PioOut);
+                st.completion.emulator(Waiting::PioOut);
             }
             Ok(Next::User)
         }
         Outcome::Exception(e) => {
             if e.vector == emulate::regs::vector::PF {
-                st.arch.set_cr2(e.cr2);
+                st.hw.set_cr2(e.cr2);
             }
-            st.arch.inject_exception(e.vector, e.error_code);
+            st.hw.inject_exception(e.vector, e.error_code);
             Ok(Next::Guest)
         }
         Outcome::Unhandleable { bytes, len } => {
             // As upstream: #UD is queued; at CPL 0 userspace also hears
             // of it, with the instruction bytes and the exit info.
-            st.arch.inject_exception(emulate::regs::vector::UD, None);
-            if st.arch.cpl() != 0 {
+            st.hw.inject_exception(emulate::regs::vector::UD, None);
+            if st.hw.cpl() != 0 {
                 return Ok(Next::Guest);
             }
             run.set_exit_reason(uapi::KVM_EXIT_INTERNAL_ERROR);

@@ -17,7 +17,8 @@ pub struct IoExit {
     pub rep: bool,
     /// Address size of a string instruction, in bytes (2, 4 or 8).
     pub addr_size: u8,
-    /// RIP of the next instruction (SVM reports it for I/O always).
+    /// RIP of the next instruction (both vendors report the I/O
+    /// instruction's length or end).
     pub next_rip: u64,
 }
 
@@ -41,13 +42,24 @@ pub enum VmExit {
     Hypercall,
     /// XSETBV.
     Xsetbv,
-    /// Nested page fault at `gpa`.
+    /// RDTSCP (when the vendor intercepts it).
+    Rdtscp,
+    /// MONITOR, MWAIT (and MWAIT with a condition): NOPs.
+    MonitorMwait,
+    /// WBINVD or INVD.
+    Wbinvd,
+    /// INVLPG (decoded by the emulator).
+    Invlpg,
+    /// RDPMC.
+    Rdpmc,
+    /// A fault in the two-dimensional page tables (NPT/EPT) at `gpa`.
     TdpFault {
         /// Guest physical address.
         gpa: u64,
         /// The access was a write.
         write: bool,
-        /// Instruction bytes the hardware fetched (decode assist), if any.
+        /// Number of instruction bytes the hardware already fetched (0 if
+        /// it does not report them).
         insn_len: u8,
         /// Those bytes.
         insn: [u8; 15],

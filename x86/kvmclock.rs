@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Guest time: one TSC offset per VM (see `pvclock::TscSync`) and
 //! kvmclock, the paravirtual clock Linux guests prefer: the per-vCPU time
-//! info at the address the guest writes to MSR_KVM_SYSTEM_TIME(_NEW), and
-//! the boot wall-clock at MSR_KVM_WALL_CLOCK(_NEW).
+//! info at the address the guest writes to MSR_KVM_SYSTEM_TIME(_NEW), the
+//! boot wall-clock at MSR_KVM_WALL_CLOCK(_NEW), and KVM_GET/SET_CLOCK.
 //!
 //! kvmclock here is upstream's "no master clock" flavour: each vCPU's
 //! time info is a fresh (TSC, kvmclock ns) pair, refreshed when the guest
@@ -11,13 +11,18 @@
 //! monotonic across vCPUs itself.
 
 use crate::{
-    ext::bindings as rb,
-    pvclock::{self, TimeScale, VcpuTimeInfo, PVCLOCK_GUEST_STOPPED},
-    virt::vcpu::VcpuState,
+    ext::{
+        cpu,
+        time::{self, boottime_ns, realtime_ns},
+        uaccess::{read_arg, write_arg},
+        uapi,
+    },
+    pvclock::{self, TimeScale, TscSync, VcpuTimeInfo, PVCLOCK_GUEST_STOPPED},
     virt::vm::Vm,
+    x86::vcpu::VcpuState,
 };
-use core::sync::atomic::Ordering;
-use kernel::prelude::*;
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use kernel::{new_spinlock, page::PAGE_SIZE, prelude::*, sync::SpinLock};
 
 /// MSR_KVM_WALL_CLOCK / MSR_KVM_WALL_CLOCK_NEW.
 pub(crate) const MSR_KVM_WALL_CLOCK: u32 = 0x11;
@@ -28,6 +33,44 @@ pub(crate) const MSR_KVM_SYSTEM_TIME: u32 = 0x12;
 /// The new-style system time MSR.
 pub(crate) const MSR_KVM_SYSTEM_TIME_NEW: u32 = 0x4b56_4d01;
 
+/// `KVM_CLOCK_TSC_STABLE | KVM_CLOCK_REALTIME | KVM_CLOCK_HOST_TSC`.
+pub(crate) const CLOCK_VALID_FLAGS: u32 =
+    uapi::KVM_CLOCK_TSC_STABLE | uapi::KVM_CLOCK_REALTIME | uapi::KVM_CLOCK_HOST_TSC;
+
+/// A VM's clocks.
+#[pin_data]
+pub(crate) struct VmClock {
+    /// kvmclock = boot-time ns + this (KVM_GET/SET_CLOCK).
+    offset: AtomicI64,
+    /// Bumped by KVM_SET_CLOCK: vCPUs rewrite their kvmclock time info.
+    generation: AtomicU64,
+    /// The VM's one TSC (userspace writes and vCPU creation). A leaf lock.
+    #[pin]
+    tsc_sync: SpinLock<TscSync>,
+}
+
+impl VmClock {
+    /// kvmclock starts at 0 now.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            offset: AtomicI64::new(0i64.wrapping_sub(boottime_ns() as i64)),
+            generation: AtomicU64::new(0),
+            tsc_sync <- new_spinlock!(TscSync::new()),
+        })
+    }
+
+    /// kvmclock at host boot-time `boot_ns`.
+    pub(crate) fn kvmclock_at(&self, boot_ns: u64) -> u64 {
+        (boot_ns as i64).wrapping_add(self.offset.load(Ordering::SeqCst)) as u64
+    }
+
+    /// The TSC offset for a userspace write of `value` (0 at vCPU creation).
+    fn tsc_write(&self, value: u64) -> u64 {
+        let (tsc, ns) = time::tsc_and_boottime();
+        self.tsc_sync.lock().write(value, tsc, ns, tsc_khz())
+    }
+}
+
 /// A vCPU's kvmclock.
 #[derive(Default)]
 pub(crate) struct VcpuClock {
@@ -36,7 +79,7 @@ pub(crate) struct VcpuClock {
     /// The time info must be rewritten before the next entry.
     dirty: bool,
     /// The VM's clock generation it was written for (KVM_SET_CLOCK).
-    gen: u64,
+    generation: u64,
     /// The host CPU it was written on.
     cpu: i32,
 }
@@ -49,78 +92,68 @@ impl VcpuClock {
     }
 }
 
-/// Host TSC and host boot-time ns, read back to back.
-fn host_now() -> (u64, u64) {
-    // SAFETY: a short section with interrupts off so that the two reads
-    // belong together; restored right after.
-    unsafe {
-        rb::rkvm_local_irq_disable();
-        let tsc = rb::rkvm_rdtsc();
-        let ns = rb::rkvm_ktime_get_boottime_ns();
-        rb::rkvm_local_irq_enable();
-        (tsc, ns)
-    }
-}
-
 /// The host TSC frequency.
 pub(crate) fn tsc_khz() -> u64 {
-    // SAFETY: plain read.
-    u64::from(unsafe { rb::rkvm_tsc_khz() })
+    time::tsc_khz()
 }
 
-/// The TSC offset for a userspace write of `value` (0 at vCPU creation).
+/// The TSC offset for a userspace write of `value` to vCPU TSC (0 at vCPU
+/// creation): the VM stays on one TSC where it can.
 pub(crate) fn tsc_write(vm: &Vm, value: u64) -> u64 {
-    let (tsc, ns) = host_now();
-    vm.tsc_sync.lock().write(value, tsc, ns, tsc_khz())
+    vm.arch().clock().tsc_write(value)
 }
 
 /// Before entering the guest: rewrites the time info if needed.
 pub(crate) fn update(vm: &Vm, st: &mut VcpuState) {
     let Some(gpa) = st.clock.gpa else { return };
-    let gen = vm.clock_gen.load(Ordering::Acquire);
-    // SAFETY: reads the current CPU id (a hint: a move right after is
-    // caught on the next entry).
-    let cpu = unsafe { rb::rkvm_smp_processor_id() };
-    if !st.clock.dirty && st.clock.gen == gen && st.clock.cpu == cpu {
+    let vc = vm.arch().clock();
+    let generation = vc.generation.load(Ordering::Acquire);
+    // A hint: a move right after is caught on the next entry.
+    let cpu = cpu::current_cpu_hint();
+    if !st.clock.dirty && st.clock.generation == generation && st.clock.cpu == cpu {
         return;
     }
     st.clock.dirty = false;
-    st.clock.gen = gen;
+    st.clock.generation = generation;
     st.clock.cpu = cpu;
     let Some(scale) = TimeScale::for_tsc_khz(tsc_khz()) else { return };
     // Upstream needs the structure within one page; so do we.
-    if gpa & 0xfff > 0x1000 - pvclock::VCPU_TIME_INFO_SIZE as u64 {
+    if gpa % PAGE_SIZE as u64 > (PAGE_SIZE - pvclock::VCPU_TIME_INFO_SIZE) as u64 {
         return;
     }
-    let (tsc, ns) = host_now();
+    let (tsc, ns) = time::tsc_and_boottime();
+    let mem = vm.mmu();
     let mut head = [0u8; 32];
-    if !matches!(vm.read_guest(gpa, &mut head), Ok(true)) {
+    if !matches!(mem.read_guest(gpa, &mut head), Ok(true)) {
         return;
     }
     let old_version = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
     let info = VcpuTimeInfo {
-        tsc_timestamp: tsc.wrapping_add(st.arch.tsc_offset()),
-        system_time: vm.kvmclock_at(ns),
+        tsc_timestamp: tsc.wrapping_add(st.hw.tsc_offset()),
+        system_time: vc.kvmclock_at(ns),
         scale,
         // The guest's own flag survives (upstream does the same).
         flags: head[29] & PVCLOCK_GUEST_STOPPED,
     };
     // Odd version while the fields change, as the guest's reader expects.
+    // A failing write (the VMM unmapped the page) leaves the guest a stale
+    // clock, as upstream.
     let odd = old_version.wrapping_add(1) | 1;
-    let _ = vm.write_guest(gpa, &odd.to_le_bytes());
-    let _ = vm.write_guest(gpa, &info.to_bytes(odd));
-    let _ = vm.write_guest(gpa, &odd.wrapping_add(1).to_le_bytes());
+    let _ = mem.write_guest(gpa, &odd.to_le_bytes());
+    let _ = mem.write_guest(gpa, &info.to_bytes(odd));
+    let _ = mem.write_guest(gpa, &odd.wrapping_add(1).to_le_bytes());
 }
 
 /// A write of MSR_KVM_WALL_CLOCK(_NEW): the wall-clock time at which
-/// kvmclock read zero, at guest address `value` (upstream writes it
+/// kvmclock read zero, at guest address `gpa` (upstream writes it
 /// whatever bit 0 says).
 pub(crate) fn write_wall_clock(vm: &Vm, gpa: u64) {
-    if gpa & 0xfff > 0x1000 - pvclock::WALL_CLOCK_SIZE as u64 {
+    if gpa % PAGE_SIZE as u64 > (PAGE_SIZE - pvclock::WALL_CLOCK_SIZE) as u64 {
         return;
     }
+    let mem = vm.mmu();
     let mut v = [0u8; 4];
-    if !matches!(vm.read_guest(gpa, &mut v), Ok(true)) {
+    if !matches!(mem.read_guest(gpa, &mut v), Ok(true)) {
         return;
     }
     let mut version = u32::from_le_bytes(v);
@@ -129,13 +162,11 @@ pub(crate) fn write_wall_clock(vm: &Vm, gpa: u64) {
         version = version.wrapping_add(1);
     }
     version = version.wrapping_add(1);
-    let (_, ns) = host_now();
-    // SAFETY: plain clock read.
-    let real = unsafe { rb::rkvm_ktime_get_real_ns() };
-    let boot = real.wrapping_sub(vm.kvmclock_at(ns));
-    let _ = vm.write_guest(gpa, &version.to_le_bytes());
-    let _ = vm.write_guest(gpa, &pvclock::wall_clock_bytes(version, boot));
-    let _ = vm.write_guest(gpa, &version.wrapping_add(1).to_le_bytes());
+    let (_, ns) = time::tsc_and_boottime();
+    let boot = realtime_ns().wrapping_sub(vm.arch().clock().kvmclock_at(ns));
+    let _ = mem.write_guest(gpa, &version.to_le_bytes());
+    let _ = mem.write_guest(gpa, &pvclock::wall_clock_bytes(version, boot));
+    let _ = mem.write_guest(gpa, &version.wrapping_add(1).to_le_bytes());
 }
 
 /// KVM_SET_TSC_KHZ without TSC scaling: the host's rate (0 means it) give
@@ -149,4 +180,33 @@ pub(crate) fn set_tsc_khz(khz: u32) -> Result {
     } else {
         Err(EINVAL)
     }
+}
+
+/// KVM_GET_CLOCK.
+pub(crate) fn get_clock(vm: &Vm, arg: usize) -> Result {
+    let mut d = uapi::kvm_clock_data::default();
+    d.clock = vm.arch().clock().kvmclock_at(boottime_ns());
+    d.realtime = realtime_ns();
+    d.host_tsc = time::rdtsc();
+    d.flags = uapi::KVM_CLOCK_REALTIME | uapi::KVM_CLOCK_HOST_TSC;
+    write_arg(arg, &d)
+}
+
+/// KVM_SET_CLOCK: flags as KVM_GET_CLOCK returns them are accepted; with
+/// KVM_CLOCK_REALTIME the time since `realtime` is added.
+pub(crate) fn set_clock(vm: &Vm, arg: usize) -> Result {
+    let mut d: uapi::kvm_clock_data = read_arg(arg)?;
+    if d.flags & !CLOCK_VALID_FLAGS != 0 {
+        return Err(EINVAL);
+    }
+    if d.flags & uapi::KVM_CLOCK_REALTIME != 0 {
+        let now = realtime_ns();
+        if now > d.realtime {
+            d.clock = d.clock.wrapping_add(now - d.realtime);
+        }
+    }
+    let c = vm.arch().clock();
+    c.offset.store((d.clock as i64).wrapping_sub(boottime_ns() as i64), Ordering::SeqCst);
+    c.generation.fetch_add(1, Ordering::Release);
+    Ok(())
 }

@@ -4,19 +4,21 @@
 //! checks on CR0/CR3/CR4/EFER/XCR0 writes, and KVM_GET/SET_MSRS.
 
 use crate::{
-    x86::kvmclock,
-    x86::irq::lapic,
-    x86::vendor::{MsrAccess, Seg},
-    x86::cpuid,
-    ext::{bindings as rb, uapi},
-    virt::vcpu::{Vcpu, VcpuState},
-    virt::vm::{read_arg, write_arg, Vm},
+    ext::{
+        fpu::regs::host_xcr0,
+        uaccess::{read_arg, read_array, write_arg, write_array},
+        uapi,
+    },
+    virt::{vcpu::Vcpu, vm::Vm},
+    x86::{
+        cpuid,
+        irq::lapic,
+        kvmclock,
+        vcpu::VcpuState,
+        vendor::{MsrAccess, Seg},
+    },
 };
-use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::{
-    prelude::*,
-    uaccess::{UserPtr, UserSlice},
-};
+use kernel::prelude::*;
 
 // Architectural MSR numbers.
 /// IA32_PLATFORM_ID.
@@ -101,6 +103,8 @@ const WRITE_IGNORED_MSRS: [u32; 10] = [
 const MSR_FSB_FREQ: u32 = 0xcd;
 /// EFER.
 pub(crate) const MSR_EFER: u32 = 0xc000_0080;
+/// TSC_AUX (RDTSCP's ECX).
+pub(crate) const MSR_TSC_AUX: u32 = 0xc000_0103;
 
 /// EFER bits.
 pub(crate) const EFER_SCE: u64 = 1 << 0;
@@ -228,6 +232,8 @@ pub(crate) struct GenericMsrs {
     ucode_rev: u64,
     /// CR8 (task priority) while there is no in-kernel local APIC.
     pub(crate) cr8: u64,
+    /// XCR0 as the guest set it (XSETBV, KVM_SET_XCRS; see `set_xcr`).
+    xcr0: u64,
     /// Values of [`STORED_MSRS`], same order.
     stored: [u64; STORED_MSRS.len()],
     /// IA32_MCG_CAP (KVM_X86_SETUP_MCE); 0: no machine-check banks.
@@ -252,11 +258,17 @@ impl GenericMsrs {
             power_ctl: 0,
             ucode_rev: UCODE_REV_DEFAULT,
             cr8: 0,
+            xcr0: XFEATURE_MASK_FP,
             stored: STORED_MSRS.map(|(_, v)| v),
             mcg_cap: 0,
             mcg_ctl: 0,
             mce_banks: [0; MAX_MCE_BANKS * 4],
         }
+    }
+
+    /// The guest's XCR0.
+    pub(crate) fn xcr0(&self) -> u64 {
+        self.xcr0
     }
 
     /// Sets IA32_APIC_BASE (reserved bits must be clear; x2APIC needs
@@ -353,12 +365,11 @@ impl GenericMsrs {
 }
 
 /// Reads MSR `index` for the guest (`host` false) or KVM_GET_MSRS.
-pub(crate) fn get(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, host: bool) -> Result<u64> {
-    let _ = vm;
+pub(crate) fn get(_vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, host: bool) -> Result<u64> {
     if let Some(r) = lapic::read_msr(vcpu, st, index) {
         return r;
     }
-    match st.arch.get_msr(index) {
+    match st.hw.get_msr(index) {
         MsrAccess::Done(v) => return Ok(v),
         MsrAccess::Fault => return Err(EINVAL),
         MsrAccess::NotMine => {}
@@ -402,7 +413,7 @@ pub(crate) fn set(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, value: u
     }
     // Userspace TSC writes keep the VM on one TSC where they can.
     if index == MSR_IA32_TSC && host {
-        st.arch.set_tsc_offset(kvmclock::tsc_write(vm, value));
+        st.hw.set_tsc_offset(kvmclock::tsc_write(vm, value));
         return Ok(());
     }
     match index {
@@ -410,7 +421,7 @@ pub(crate) fn set(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, value: u
         kvmclock::MSR_KVM_WALL_CLOCK | kvmclock::MSR_KVM_WALL_CLOCK_NEW => kvmclock::write_wall_clock(vm, value),
         _ => {}
     }
-    match st.arch.set_msr(index, value, host) {
+    match st.hw.set_msr(index, value, host) {
         MsrAccess::Done(_) => return Ok(()),
         MsrAccess::Fault => return Err(EINVAL),
         MsrAccess::NotMine => {}
@@ -452,14 +463,14 @@ fn set_efer(st: &mut VcpuState, mut value: u64, host: bool) -> Result {
         return Err(EINVAL);
     }
     if !host {
-        let old = st.arch.efer();
-        if st.arch.cr0() & X86_CR0_PG != 0 && (old ^ value) & EFER_LME != 0 {
+        let old = st.hw.efer();
+        if st.hw.cr0() & X86_CR0_PG != 0 && (old ^ value) & EFER_LME != 0 {
             return Err(EINVAL);
         }
         // LMA is the CPU's to set.
         value = (value & !EFER_LMA) | (old & EFER_LMA);
     }
-    match st.arch.set_msr(MSR_EFER, value, host) {
+    match st.hw.set_msr(MSR_EFER, value, host) {
         MsrAccess::Done(_) => Ok(()),
         _ => Err(EINVAL),
     }
@@ -474,23 +485,23 @@ pub(crate) fn set_cr0(st: &mut VcpuState, val: u64) -> Result {
     if cr0 & X86_CR0_PG != 0 && cr0 & X86_CR0_PE == 0 {
         return Err(EINVAL);
     }
-    let paging_on = st.arch.cr0() & X86_CR0_PG == 0 && cr0 & X86_CR0_PG != 0;
-    if paging_on && st.arch.efer() & EFER_LME != 0 {
-        if st.arch.cr4() & X86_CR4_PAE == 0 || st.arch.segment(Seg::Cs).l != 0 {
+    let paging_on = st.hw.cr0() & X86_CR0_PG == 0 && cr0 & X86_CR0_PG != 0;
+    if paging_on && st.hw.efer() & EFER_LME != 0 {
+        if st.hw.cr4() & X86_CR4_PAE == 0 || st.hw.segment(Seg::Cs).l != 0 {
             return Err(EINVAL);
         }
     }
-    st.arch.set_cr(0, cr0);
+    st.hw.set_cr(0, cr0);
     Ok(())
 }
 
 /// MOV to CR3 (emulated).
 pub(crate) fn set_cr3(st: &mut VcpuState, val: u64) -> Result {
-    if st.arch.efer() & EFER_LMA != 0 && val >> cpuid::guest_maxphyaddr(st) != 0 {
+    if st.hw.efer() & EFER_LMA != 0 && val >> cpuid::guest_maxphyaddr(st) != 0 {
         return Err(EINVAL);
     }
-    st.arch.set_cr(3, val);
-    st.arch.flush_tlb();
+    st.hw.set_cr(3, val);
+    st.hw.flush_tlb();
     Ok(())
 }
 
@@ -540,8 +551,8 @@ pub(crate) fn check_sregs(st: &VcpuState, s: &uapi::kvm_sregs) -> Result {
 
 /// MOV to CR4 (emulated).
 pub(crate) fn set_cr4(st: &mut VcpuState, val: u64) -> Result {
-    let old = st.arch.cr4();
-    let lma = st.arch.efer() & EFER_LMA != 0;
+    let old = st.hw.cr4();
+    let lma = st.hw.efer() & EFER_LMA != 0;
     if val & !cr4_valid_bits(st) != 0
         || (lma && val & X86_CR4_PAE == 0)
         || (lma && (old ^ val) & X86_CR4_LA57 != 0)
@@ -549,8 +560,8 @@ pub(crate) fn set_cr4(st: &mut VcpuState, val: u64) -> Result {
     {
         return Err(EINVAL);
     }
-    st.arch.set_cr(4, val);
-    st.arch.flush_tlb();
+    st.hw.set_cr(4, val);
+    st.hw.flush_tlb();
     Ok(())
 }
 
@@ -571,34 +582,21 @@ pub(crate) fn set_xcr(st: &mut VcpuState, index: u32, xcr0: u64) -> Result {
     {
         return Err(EINVAL);
     }
-    st.xcr0 = xcr0;
+    st.msrs.xcr0 = xcr0;
     Ok(())
 }
 
-/// The host's XCR0 (the same on every CPU).
-pub(crate) fn host_xcr0() -> u64 {
-    static HOST_XCR0: AtomicU64 = AtomicU64::new(0);
-    let v = HOST_XCR0.load(Ordering::Relaxed);
-    if v != 0 {
-        return v;
-    }
-    // SAFETY: XGETBV(0) with OSXSAVE set, which x86-64 Linux requires
-    // for any XSAVE use (and the FPU core relies on).
-    let v = unsafe { rb::rkvm_xgetbv(0) };
-    HOST_XCR0.store(v, Ordering::Relaxed);
-    v
+/// KVM_GET_MSRS on a vCPU.
+pub(crate) fn get_msrs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result<isize> {
+    msr_io(arg, false, |index, data| {
+        *data = get(vm, vcpu, st, index, true)?;
+        Ok(())
+    })
 }
 
-/// KVM_GET_MSRS (`write` false) and KVM_SET_MSRS on a vCPU.
-pub(crate) fn ioctl_msrs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize, write: bool) -> Result<isize> {
-    msr_io(arg, write, |index, data| {
-        if write {
-            set(vm, vcpu, st, index, *data, true)
-        } else {
-            *data = get(vm, vcpu, st, index, true)?;
-            Ok(())
-        }
-    })
+/// KVM_SET_MSRS on a vCPU.
+pub(crate) fn set_msrs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result<isize> {
+    msr_io(arg, true, |index, data| set(vm, vcpu, st, index, *data, true))
 }
 
 /// The `struct kvm_msrs` protocol: applies `f` to the entries in order
@@ -613,14 +611,8 @@ pub(crate) fn msr_io(
     if hdr.nmsrs >= MAX_IO_MSRS {
         return Err(E2BIG);
     }
-    let n = hdr.nmsrs as usize;
     let base = arg + core::mem::size_of::<uapi::kvm_msrs>();
-    let esz = core::mem::size_of::<uapi::kvm_msr_entry>();
-    let mut entries = KVec::with_capacity(n, GFP_KERNEL)?;
-    let mut r = UserSlice::new(UserPtr::from_addr(base), n * esz).reader();
-    for _ in 0..n {
-        entries.push(r.read::<uapi::kvm_msr_entry>()?, GFP_KERNEL)?;
-    }
+    let mut entries: KVec<uapi::kvm_msr_entry> = read_array(base, hdr.nmsrs as usize)?;
     let mut done = 0;
     for e in entries.iter_mut() {
         if f(e.index, &mut e.data).is_err() {
@@ -629,10 +621,7 @@ pub(crate) fn msr_io(
         done += 1;
     }
     if !write {
-        let mut w = UserSlice::new(UserPtr::from_addr(base), n * esz).writer();
-        for e in entries.iter() {
-            w.write(e)?;
-        }
+        write_array(base, &entries)?;
     }
     Ok(done)
 }
@@ -647,9 +636,6 @@ pub(crate) fn write_msr_list(arg: usize, list: &[u32]) -> Result<isize> {
     if user_n < list.len() {
         return Err(E2BIG);
     }
-    let mut w = UserSlice::new(UserPtr::from_addr(arg + 4), list.len() * 4).writer();
-    for i in list {
-        w.write_slice(&i.to_ne_bytes())?;
-    }
+    write_array(arg + core::mem::size_of::<uapi::kvm_msr_list>(), list)?;
     Ok(0)
 }

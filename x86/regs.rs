@@ -1,27 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Register-state ioctls: REGS, FPU, XSAVE, XCRS, DEBUGREGS.
+//! Register-state ioctls: REGS, SREGS, FPU, XSAVE, XCRS, DEBUGREGS.
 
 use crate::{
-    x86::vendor::gpr,
-    x86::events,
-    ext::uapi,
-    x86::msrs,
-    virt::vcpu::VcpuState,
-    virt::vm::{read_arg, write_arg},
+    ext::{
+        fpu::regs::host_xcr0,
+        uaccess::{read_arg, read_bytes, write_arg, write_bytes},
+        uapi,
+    },
+    x86::{events, msrs, vcpu::VcpuState, vendor::gpr},
 };
-use kernel::{
-    prelude::*,
-    uaccess::{UserPtr, UserSlice},
-};
+use kernel::prelude::*;
 
 /// RFLAGS bit 1, always set.
 const X86_EFLAGS_FIXED: u64 = 1 << 1;
 
 /// KVM_GET_REGS.
-pub(crate) fn get_regs(st: &VcpuState) -> uapi::kvm_regs {
-    let a = &*st.arch;
+pub(crate) fn get_regs(st: &VcpuState, arg: usize) -> Result {
+    let a = &*st.hw;
     let g = a.gprs().0;
-    uapi::kvm_regs {
+    let r = uapi::kvm_regs {
         rax: g[gpr::RAX],
         rbx: g[gpr::RBX],
         rcx: g[gpr::RCX],
@@ -40,12 +37,14 @@ pub(crate) fn get_regs(st: &VcpuState) -> uapi::kvm_regs {
         r15: g[15],
         rip: a.rip(),
         rflags: events::guest_rflags(st),
-    }
+    };
+    write_arg(arg, &r)
 }
 
-/// KVM_SET_REGS.
-pub(crate) fn set_regs(st: &mut VcpuState, r: &uapi::kvm_regs) {
-    let g = &mut st.arch.gprs_mut().0;
+/// KVM_SET_REGS: also abandons an exit userspace did not complete.
+pub(crate) fn set_regs(st: &mut VcpuState, arg: usize) -> Result {
+    let r: uapi::kvm_regs = read_arg(arg)?;
+    let g = &mut st.hw.gprs_mut().0;
     g[gpr::RAX] = r.rax;
     g[gpr::RBX] = r.rbx;
     g[gpr::RCX] = r.rcx;
@@ -62,10 +61,27 @@ pub(crate) fn set_regs(st: &mut VcpuState, r: &uapi::kvm_regs) {
     g[13] = r.r13;
     g[14] = r.r14;
     g[15] = r.r15;
-    st.arch.set_rip(r.rip);
+    st.hw.set_rip(r.rip);
     events::set_guest_rflags(st, r.rflags | X86_EFLAGS_FIXED);
     st.emulator.reset();
-    st.pending = crate::x86::run::Pending::None;
+    st.completion.cancel();
+    Ok(())
+}
+
+/// KVM_GET_SREGS (`apic_base` is the core's; the rest the vendor's).
+pub(crate) fn get_sregs(st: &VcpuState, arg: usize) -> Result {
+    let mut s = uapi::kvm_sregs::default();
+    st.hw.get_sregs(&mut s);
+    s.apic_base = st.msrs.apic_base;
+    write_arg(arg, &s)
+}
+
+/// KVM_SET_SREGS, after upstream's kvm_is_valid_sregs() checks.
+pub(crate) fn set_sregs(st: &mut VcpuState, arg: usize) -> Result {
+    let s: uapi::kvm_sregs = read_arg(arg)?;
+    msrs::check_sregs(st, &s)?;
+    st.hw.set_sregs(&s)?;
+    st.msrs.set_apic_base(s.apic_base, true)
 }
 
 /// Size of the uabi XSAVE buffer (`KVM_CAP_XSAVE2`): at least 4 KiB.
@@ -92,7 +108,7 @@ mod fx {
 
 fn guest_xsave(st: &mut VcpuState, size: usize) -> Result<KVec<u8>> {
     let mut buf = KVec::from_elem(0u8, size, GFP_KERNEL)?;
-    st.fpu.get_uabi(&mut buf, msrs::host_xcr0(), 0);
+    st.fpu.get_uabi(&mut buf, host_xcr0(), 0);
     Ok(buf)
 }
 
@@ -108,7 +124,7 @@ fn rd64(b: &[u8], o: usize) -> u64 {
 
 /// KVM_GET_FPU (from the legacy area of the XSAVE image).
 pub(crate) fn get_fpu(st: &mut VcpuState, arg: usize) -> Result {
-    let b = guest_xsave(st, 4096)?;
+    let b = guest_xsave(st, KVM_XSAVE_LEGACY_SIZE)?;
     let mut f = uapi::kvm_fpu::default();
     for i in 0..8 {
         f.fpr[i].copy_from_slice(&b[fx::ST0 + 16 * i..fx::ST0 + 16 * i + 16]);
@@ -130,7 +146,7 @@ pub(crate) fn get_fpu(st: &mut VcpuState, arg: usize) -> Result {
 /// KVM_SET_FPU (into the legacy area of the XSAVE image).
 pub(crate) fn set_fpu(st: &mut VcpuState, arg: usize) -> Result {
     let f: uapi::kvm_fpu = read_arg(arg)?;
-    let mut b = guest_xsave(st, 4096)?;
+    let mut b = guest_xsave(st, KVM_XSAVE_LEGACY_SIZE)?;
     for i in 0..8 {
         b[fx::ST0 + 16 * i..fx::ST0 + 16 * i + 16].copy_from_slice(&f.fpr[i]);
     }
@@ -145,21 +161,27 @@ pub(crate) fn set_fpu(st: &mut VcpuState, arg: usize) -> Result {
     }
     // The x87 and SSE state are now explicit, not in their init state.
     b[fx::XSTATE_BV] |= (msrs::XFEATURE_MASK_FP | msrs::XFEATURE_MASK_SSE) as u8;
-    st.fpu.set_uabi(&b, msrs::host_xcr0())
+    st.fpu.set_uabi(&b, host_xcr0())
 }
 
-/// KVM_GET_XSAVE (`size` 4096) and KVM_GET_XSAVE2.
-pub(crate) fn get_xsave(st: &mut VcpuState, arg: usize, size: usize) -> Result {
-    let b = guest_xsave(st, size)?;
-    UserSlice::new(UserPtr::from_addr(arg), size).writer().write_slice(&b)
+/// The legacy `struct kvm_xsave` size.
+const KVM_XSAVE_LEGACY_SIZE: usize = 4096;
+
+/// KVM_GET_XSAVE: the legacy 4 KiB image.
+pub(crate) fn get_xsave(st: &mut VcpuState, arg: usize) -> Result {
+    write_bytes(arg as u64, &guest_xsave(st, KVM_XSAVE_LEGACY_SIZE)?)
+}
+
+/// KVM_GET_XSAVE2: the image in the size KVM_CAP_XSAVE2 reports.
+pub(crate) fn get_xsave2(st: &mut VcpuState, arg: usize) -> Result {
+    write_bytes(arg as u64, &guest_xsave(st, xsave_size())?)
 }
 
 /// KVM_SET_XSAVE.
 pub(crate) fn set_xsave(st: &mut VcpuState, arg: usize) -> Result {
-    let size = xsave_size();
-    let mut b = KVec::from_elem(0u8, size, GFP_KERNEL)?;
-    UserSlice::new(UserPtr::from_addr(arg), size).reader().read_slice(&mut b)?;
-    st.fpu.set_uabi(&b, msrs::host_xcr0())
+    let mut b = KVec::from_elem(0u8, xsave_size(), GFP_KERNEL)?;
+    read_bytes(arg as u64, &mut b)?;
+    st.fpu.set_uabi(&b, host_xcr0())
 }
 
 /// KVM_GET_XCRS.
@@ -167,7 +189,7 @@ pub(crate) fn get_xcrs(st: &mut VcpuState, arg: usize) -> Result {
     let mut x = uapi::kvm_xcrs::default();
     x.nr_xcrs = 1;
     x.xcrs[0].xcr = 0;
-    x.xcrs[0].value = st.xcr0;
+    x.xcrs[0].value = st.msrs.xcr0();
     write_arg(arg, &x)
 }
 
@@ -189,10 +211,10 @@ pub(crate) fn set_xcrs(st: &mut VcpuState, arg: usize) -> Result {
 pub(crate) fn get_debugregs(st: &mut VcpuState, arg: usize) -> Result {
     let mut d = uapi::kvm_debugregs::default();
     for i in 0..4 {
-        d.db[i] = st.arch.dr(i as u8);
+        d.db[i] = st.hw.dr(i as u8);
     }
-    d.dr6 = st.arch.dr(6);
-    d.dr7 = st.arch.dr(7);
+    d.dr6 = st.hw.dr(6);
+    d.dr7 = st.hw.dr(7);
     write_arg(arg, &d)
 }
 
@@ -203,9 +225,9 @@ pub(crate) fn set_debugregs(st: &mut VcpuState, arg: usize) -> Result {
         return Err(EINVAL);
     }
     for i in 0..4 {
-        st.arch.set_dr(i as u8, d.db[i]);
+        st.hw.set_dr(i as u8, d.db[i]);
     }
-    st.arch.set_dr(6, d.dr6);
-    st.arch.set_dr(7, d.dr7);
+    st.hw.set_dr(6, d.dr6);
+    st.hw.set_dr(7, d.dr7);
     Ok(())
 }

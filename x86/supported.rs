@@ -6,14 +6,15 @@
 
 use crate::{
     cpuid_caps::{self as cc, features::*, CpuidEntry, Feature, HostCpuid, HostMsrs, LinuxFeature, Options},
-    ext::{bindings as rb, uapi},
+    ext::{
+        fpu::regs::host_xcr0,
+        msr,
+        uaccess::{read_arg, write_arg, write_array},
+        uapi,
+    },
     x86::msrs,
-    virt::vm::{read_arg, write_arg},
 };
-use kernel::{
-    prelude::*,
-    uaccess::{UserPtr, UserSlice},
-};
+use kernel::prelude::*;
 
 /// The running host.
 pub(crate) struct Host;
@@ -25,16 +26,13 @@ impl HostCpuid for Host {
     }
 
     fn boot_cpu_has(&self, f: LinuxFeature) -> bool {
-        // SAFETY: reads the boot CPU's capability bitmap.
-        unsafe { rb::rkvm_cpu_has(f.0) }
+        msr::cpu_has(f.0)
     }
 }
 
 impl HostMsrs for Host {
     fn rdmsr_safe(&self, index: u32) -> Option<u64> {
-        let mut v = 0;
-        // SAFETY: rdmsr with the fault fixed up; `v` is writable.
-        (unsafe { rb::rkvm_rdmsr_safe(index, &mut v) } == 0).then_some(v)
+        msr::read_safe(index)
     }
 }
 
@@ -68,17 +66,26 @@ const HIDE: &[Feature] = &[
 
 /// What this KVM implements, for the tables.
 pub(crate) fn options() -> Options {
-    let mut o = Options::rkvm(msrs::host_xcr0(), 0);
+    let mut o = Options::rkvm(host_xcr0(), 0);
     o.hide = HIDE;
     o
 }
 
-const ENTRY_SIZE: usize = core::mem::size_of::<uapi::kvm_cpuid_entry2>();
 const HEADER_SIZE: usize = core::mem::size_of::<uapi::kvm_cpuid2>();
+
+/// KVM_GET_SUPPORTED_CPUID.
+pub(crate) fn get_supported_cpuid(arg: usize) -> Result<isize> {
+    get_cpuid(arg, false)
+}
+
+/// KVM_GET_EMULATED_CPUID.
+pub(crate) fn get_emulated_cpuid(arg: usize) -> Result<isize> {
+    get_cpuid(arg, true)
+}
 
 /// KVM_GET_SUPPORTED_CPUID (`emulated` false) and KVM_GET_EMULATED_CPUID:
 /// `E2BIG` (with `nent` left alone) if userspace's array is too small.
-pub(crate) fn get_cpuid(arg: usize, emulated: bool) -> Result<isize> {
+fn get_cpuid(arg: usize, emulated: bool) -> Result<isize> {
     let mut hdr: uapi::kvm_cpuid2 = read_arg(arg)?;
     if hdr.nent < 1 {
         return Err(E2BIG);
@@ -92,26 +99,30 @@ pub(crate) fn get_cpuid(arg: usize, emulated: bool) -> Result<isize> {
         cc::supported(&Host, &opts, &mut out)
     }
     .map_err(|_| E2BIG)?;
-    let mut w = UserSlice::new(UserPtr::from_addr(arg + HEADER_SIZE), count * ENTRY_SIZE).writer();
+    let mut entries = KVec::with_capacity(count, GFP_KERNEL)?;
     for e in out.iter().take(count) {
-        w.write(&uapi::kvm_cpuid_entry2 {
-            function: e.function,
-            index: e.index,
-            flags: e.flags,
-            eax: e.eax,
-            ebx: e.ebx,
-            ecx: e.ecx,
-            edx: e.edx,
-            padding: [0; 3],
-        })?;
+        entries.push(
+            uapi::kvm_cpuid_entry2 {
+                function: e.function,
+                index: e.index,
+                flags: e.flags,
+                eax: e.eax,
+                ebx: e.ebx,
+                ecx: e.ecx,
+                edx: e.edx,
+                padding: [0; 3],
+            },
+            GFP_KERNEL,
+        )?;
     }
+    write_array(arg + HEADER_SIZE, &entries)?;
     hdr.nent = count as u32;
     write_arg(arg, &hdr)?;
     Ok(0)
 }
 
 /// KVM_GET_MSR_INDEX_LIST.
-pub(crate) fn msr_index_list(arg: usize) -> Result<isize> {
+pub(crate) fn get_msr_index_list(arg: usize) -> Result<isize> {
     let opts = options();
     let caps = cc::KvmCaps::new(&Host, &opts);
     let list = cc::msr_index_list(&Host, &caps, &opts);
@@ -119,7 +130,7 @@ pub(crate) fn msr_index_list(arg: usize) -> Result<isize> {
 }
 
 /// KVM_GET_MSR_FEATURE_INDEX_LIST.
-pub(crate) fn feature_msr_index_list(arg: usize) -> Result<isize> {
+pub(crate) fn get_msr_feature_index_list(arg: usize) -> Result<isize> {
     let list = cc::feature_msr_index_list(&Host);
     msrs::write_msr_list(arg, list.as_slice())
 }

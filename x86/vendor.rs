@@ -8,10 +8,13 @@
 //! `enable_virt_at_load`. Every VM holds a [`VendorRef`], which pins the
 //! vendor module, so `rmmod kvm-amd` with live VMs fails cleanly.
 
-use crate::ext::{cpuhp, uapi};
-use kernel::{bindings, prelude::*, sync::Arc, ThisModule};
+use crate::ext::{cpuhp, module_ref::ModuleRef, uapi};
+use kernel::{prelude::*, sync::Arc, ThisModule};
 
-pub use crate::x86::exit::{IoExit, VmExit};
+pub use crate::x86::{
+    exit::{IoExit, VmExit},
+    mmu::tdp::TdpFormat,
+};
 
 /// What a vendor backend implements.
 pub trait ArchOps: Send + Sync {
@@ -23,8 +26,11 @@ pub trait ArchOps: Send + Sync {
     /// Undoes [`ArchOps::enable_cpu`] on the current CPU, `cpu`.
     fn disable_cpu(&self, cpu: u32);
 
-    /// A new vCPU in its reset state, for a VM whose nested page tables
-    /// are rooted at `tdp_root` (host physical).
+    /// The vendor's two-dimensional paging entry format (NPT or EPT).
+    fn tdp_format(&self) -> TdpFormat;
+
+    /// A new vCPU in its reset state, for a VM whose two-dimensional page
+    /// tables are rooted at `tdp_root` (host physical).
     fn create_vcpu(&self, id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>>;
 }
 
@@ -96,7 +102,7 @@ pub enum MsrAccess {
     Fault,
 }
 
-/// A vendor's vCPU: hardware state (VMCB/VMCS) and the world switch.
+/// A vendor's vCPU: its hardware state and the world switch.
 pub trait VcpuArch: Send {
     /// Enters the guest once and returns why it stopped. Called on `cpu`
     /// with preemption and interrupts disabled; returns with them disabled.
@@ -115,7 +121,7 @@ pub trait VcpuArch: Send {
     /// Sets RFLAGS.
     fn set_rflags(&mut self, rflags: u64);
     /// RIP after the instruction that caused the last exit, when the
-    /// hardware reported it (SVM next-RIP save).
+    /// hardware reported it (its end or its length).
     fn next_rip(&self) -> Option<u64>;
     /// Completes an intercepted instruction: RIP := `next_rip`, and the
     /// STI/MOV SS interrupt shadow ends.
@@ -157,7 +163,7 @@ pub trait VcpuArch: Send {
     fn efer(&self) -> u64;
     /// Current privilege level.
     fn cpl(&self) -> u8;
-    /// Reads an MSR the vendor keeps (e.g. in the VMCB).
+    /// Reads an MSR the vendor keeps in its hardware state.
     fn get_msr(&mut self, index: u32) -> MsrAccess;
     /// Writes an MSR the vendor keeps; `host` for KVM_SET_MSRS.
     fn set_msr(&mut self, index: u32, value: u64, host: bool) -> MsrAccess;
@@ -213,14 +219,10 @@ pub trait VcpuArch: Send {
 struct Vendor {
     name: &'static CStr,
     ops: Arc<dyn ArchOps>,
-    module: *mut bindings::module,
+    module: &'static ThisModule,
     /// Virtualization is enabled on all CPUs: VMs may be created.
     ready: bool,
 }
-
-// SAFETY: `module` is only passed to try_module_get()/module_put(), which
-// may be called from any thread.
-unsafe impl Send for Vendor {}
 
 /// Global state of kvm.ko, protected by [`KVM_LOCK`].
 pub(crate) struct Core {
@@ -250,7 +252,7 @@ pub fn register(
             pr_err!("cannot register {}: {} is already registered\n", name, v.name);
             return Err(EBUSY);
         }
-        core.vendor = Some(Vendor { name, ops, module: module.as_ptr(), ready: false });
+        core.vendor = Some(Vendor { name, ops, module, ready: false });
     }
     // Not under KVM_LOCK: the hotplug callbacks take it on each CPU.
     match cpuhp::State::<Hotplug>::setup(c"kvm/x86:online") {
@@ -299,32 +301,21 @@ impl cpuhp::Callbacks for Hotplug {
 
 /// A VM's hold on the registered vendor backend; pins the vendor module.
 pub(crate) struct VendorRef {
-    #[allow(dead_code)]
-    pub(crate) ops: Arc<dyn ArchOps>,
-    module: *mut bindings::module,
+    ops: Arc<dyn ArchOps>,
+    _module: ModuleRef,
 }
-
-// SAFETY: see `Vendor`.
-unsafe impl Send for VendorRef {}
-// SAFETY: `&VendorRef` gives access only to `ops`, which is `Sync`.
-unsafe impl Sync for VendorRef {}
 
 impl VendorRef {
     /// The registered backend, or `ENODEV` when no vendor module is loaded.
     pub(crate) fn get() -> Result<Self> {
         let core = KVM_LOCK.lock();
         let v = core.vendor.as_ref().filter(|v| v.ready).ok_or(ENODEV)?;
-        // SAFETY: `v.module` is the vendor module, alive while registered.
-        if !unsafe { bindings::try_module_get(v.module) } {
-            return Err(ENODEV);
-        }
-        Ok(Self { ops: v.ops.clone(), module: v.module })
+        let module = ModuleRef::try_get(v.module).ok_or(ENODEV)?;
+        Ok(Self { ops: v.ops.clone(), _module: module })
     }
-}
 
-impl Drop for VendorRef {
-    fn drop(&mut self) {
-        // SAFETY: balances the try_module_get() in `get`.
-        unsafe { bindings::module_put(self.module) };
+    /// The backend's operations.
+    pub(crate) fn ops(&self) -> &dyn ArchOps {
+        &*self.ops
     }
 }

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `/dev/kvm` and its system ioctls.
+//! `/dev/kvm` and the system ioctl map.
 
-use crate::{x86::caps, ext::file::FileOps, virt::ioctl::*, x86::supported, virt::vm};
+use crate::{
+    ext::{file::FileOps, uaccess::write_arg},
+    virt::{caps, ioctl::*, vm},
+    x86::{msrs::SUPPORTED_MCE_CAP, supported},
+};
 use kernel::{fs::File, page::PAGE_SIZE, prelude::*};
 
 /// The `/dev/kvm` device: stateless, every open shares it.
@@ -15,20 +19,19 @@ const VCPU_MMAP_PAGES: usize = 3;
 impl FileOps for KvmDev {
     type Ptr = ();
 
+    /// The system ioctl map (docs/architecture.md has the table).
     fn ioctl(_this: (), _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
             KVM_GET_API_VERSION if arg == 0 => Ok(KVM_API_VERSION),
-            KVM_CREATE_VM => vm::create(arg),
-            KVM_CHECK_EXTENSION => Ok(caps::check(None, arg)),
+            KVM_CREATE_VM => vm::create_vm(arg),
+            KVM_CHECK_EXTENSION => Ok(caps::check_extension(None, arg)),
             KVM_GET_VCPU_MMAP_SIZE if arg == 0 => Ok((VCPU_MMAP_PAGES * PAGE_SIZE) as isize),
-            KVM_GET_SUPPORTED_CPUID => supported::get_cpuid(arg, false),
-            KVM_GET_EMULATED_CPUID => supported::get_cpuid(arg, true),
-            KVM_GET_MSR_INDEX_LIST => supported::msr_index_list(arg),
-            KVM_GET_MSR_FEATURE_INDEX_LIST => supported::feature_msr_index_list(arg),
+            KVM_GET_SUPPORTED_CPUID => supported::get_supported_cpuid(arg),
+            KVM_GET_EMULATED_CPUID => supported::get_emulated_cpuid(arg),
+            KVM_GET_MSR_INDEX_LIST => supported::get_msr_index_list(arg),
+            KVM_GET_MSR_FEATURE_INDEX_LIST => supported::get_msr_feature_index_list(arg),
             KVM_GET_MSRS => supported::get_feature_msrs(arg),
-            KVM_X86_GET_MCE_CAP_SUPPORTED => {
-                crate::virt::vm::write_arg(arg, &crate::x86::msrs::SUPPORTED_MCE_CAP).map(|()| 0)
-            }
+            KVM_X86_GET_MCE_CAP_SUPPORTED => write_arg(arg, &SUPPORTED_MCE_CAP).map(|()| 0),
             // Upstream answers every other ioctl on /dev/kvm with EINVAL.
             _ => Err(EINVAL),
         }

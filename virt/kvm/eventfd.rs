@@ -9,47 +9,107 @@ use crate::{
         uapi,
     },
     irqchip::routing::IRQFD_RESAMPLE_IRQ_SOURCE_ID,
-    virt::vm::{read_arg, Vm},
-    x86::irq::chips::USERSPACE_SOURCE,
+    virt::vm::Vm,
+    x86::irq::chips::{self, USERSPACE_SOURCE},
 };
-use kernel::prelude::*;
+use kernel::{new_mutex, prelude::*, sync::Arc, sync::Mutex};
 
-/// What an irqfd does when its eventfd is written.
-pub(crate) struct Inject {
-    /// The VM; irqfds never outlive it (`Vm` drops them first).
-    vm: *const Vm,
+/// What an irqfd does when its eventfd is written: raise its GSI in its
+/// VM. Runs in the eventfd's wakeup (IRQ-safe locks only).
+struct Inject {
+    /// The irqfd keeps its VM alive; [`Irqfds::release_all`] (VM fd
+    /// release) breaks the cycle.
+    vm: Arc<Vm>,
     gsi: u32,
     resample: bool,
 }
 
-// SAFETY: `vm` points to a `Vm` (which is `Sync`) that outlives the irqfd.
-unsafe impl Send for Inject {}
-// SAFETY: see above.
-unsafe impl Sync for Inject {}
-
 impl Signalled for Inject {
     fn signalled(&self) {
-        // SAFETY: the VM outlives its irqfds (see `vm`).
-        let vm = unsafe { &*self.vm };
         // Edge: a pulse; level (resample): raise until the guest EOIs.
+        // Errors (no irqchip any more) drop the interrupt, as upstream.
         if self.resample {
-            let _ = vm.set_gsi(self.gsi, true, IRQFD_RESAMPLE_IRQ_SOURCE_ID, false);
+            let _ = chips::set_gsi(&self.vm, self.gsi, true, IRQFD_RESAMPLE_IRQ_SOURCE_ID);
         } else {
-            let _ = vm.set_gsi(self.gsi, true, USERSPACE_SOURCE, false);
-            let _ = vm.set_gsi(self.gsi, false, USERSPACE_SOURCE, false);
+            let _ = chips::set_gsi(&self.vm, self.gsi, true, USERSPACE_SOURCE);
+            let _ = chips::set_gsi(&self.vm, self.gsi, false, USERSPACE_SOURCE);
         }
     }
 }
 
 /// One KVM_IRQFD assignment.
-pub(crate) struct Irqfd {
+struct Irqfd {
     watch: Pin<KBox<Watch<Inject>>>,
     gsi: u32,
     resamplefd: Option<EventFd>,
 }
 
+/// A VM's irqfds.
+#[pin_data]
+pub(crate) struct Irqfds {
+    /// The assignments. A mutex: resampler signalling runs in process
+    /// context (EOI paths), after the IRQ-safe chip locks are dropped.
+    #[pin]
+    list: Mutex<KVec<Irqfd>>,
+}
+
+impl Irqfds {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self { list <- new_mutex!(KVec::new()) })
+    }
+
+    /// KVM_IRQFD with KVM_IRQFD_FLAG_DEASSIGN: unknown irqfds are not an
+    /// error (upstream). Returns whether a resampler went away from `gsi`.
+    pub(crate) fn deassign(&self, fd: i32, gsi: u32) -> Result<bool> {
+        let efd = EventFd::from_fd(fd)?;
+        let mut l = self.list.lock();
+        let before = l.iter().filter(|i| i.resamplefd.is_some() && i.gsi == gsi).count();
+        l.retain(|i| !(i.gsi == gsi && i.watch.eventfd().same(&efd)));
+        let after = l.iter().filter(|i| i.resamplefd.is_some() && i.gsi == gsi).count();
+        Ok(before != after && after == 0)
+    }
+
+    /// KVM_IRQFD: starts watching `a.fd` for `vm` (the caller checked the
+    /// flags and that `vm`'s irqchip can take it). `EBUSY` if that eventfd
+    /// already is an irqfd.
+    pub(crate) fn assign(&self, vm: Arc<Vm>, a: &uapi::kvm_irqfd, resample: bool) -> Result {
+        let fd = a.fd as i32;
+        let resamplefd = if resample { Some(EventFd::from_fd(a.resamplefd as i32)?) } else { None };
+        let inject = Inject { vm, gsi: a.gsi, resample };
+        let watch = KBox::pin_init(Watch::new(fd, inject)?, GFP_KERNEL_ACCOUNT)?;
+        let mut l = self.list.lock();
+        if l.iter().any(|i| i.watch.eventfd().same(watch.eventfd())) {
+            return Err(EBUSY);
+        }
+        l.reserve(1, GFP_KERNEL_ACCOUNT)?;
+        watch.as_ref().start(fd)?;
+        l.push_within_capacity(Irqfd { watch, gsi: a.gsi, resamplefd }).map_err(|_| ENOMEM)?;
+        Ok(())
+    }
+
+    /// The guest EOI'd the interrupt of `gsi`: level irqfds on it tell
+    /// userspace through their resample eventfd. True if there were any
+    /// (the caller lowers their line).
+    pub(crate) fn acked(&self, gsi: u32) -> bool {
+        let l = self.list.lock();
+        let mut any = false;
+        for r in l.iter().filter(|i| i.gsi == gsi).filter_map(|i| i.resamplefd.as_ref()) {
+            any = true;
+            r.signal();
+        }
+        any
+    }
+
+    /// Drops every irqfd (VM fd release), so none can fire into a VM going
+    /// away, as upstream's kvm_irqfd_release().
+    pub(crate) fn release_all(&self) {
+        let old = core::mem::take(&mut *self.list.lock());
+        drop(old);
+    }
+}
+
 /// One KVM_IOEVENTFD assignment.
-pub(crate) struct Ioeventfd {
+struct Ioeventfd {
     addr: u64,
     /// 0: any length.
     len: u32,
@@ -87,69 +147,20 @@ impl Ioeventfd {
     }
 }
 
-impl Vm {
-    /// KVM_IRQFD.
-    pub(crate) fn irqfd(&self, arg: usize) -> Result {
-        let a: uapi::kvm_irqfd = read_arg(arg)?;
-        let valid = uapi::KVM_IRQFD_FLAG_DEASSIGN | uapi::KVM_IRQFD_FLAG_RESAMPLE;
-        if a.flags & !valid != 0 {
-            return Err(EINVAL);
-        }
-        if a.flags & uapi::KVM_IRQFD_FLAG_DEASSIGN != 0 {
-            let efd = EventFd::from_fd(a.fd as i32)?;
-            let mut l = self.irqfds.lock();
-            // Deassigning an unknown irqfd is not an error (upstream).
-            l.retain(|i| !(i.gsi == a.gsi && i.watch.eventfd().same(&efd)));
-            return Ok(());
-        }
-        let resample = a.flags & uapi::KVM_IRQFD_FLAG_RESAMPLE != 0;
-        // Only an in-kernel irqchip can take them, and resampling needs
-        // the in-kernel IOAPIC (upstream's kvm_arch_irqfd_allowed()).
-        if !self.has_irqchip() || (resample && !self.has_full_irqchip()) {
-            return Err(EINVAL);
-        }
-        let resamplefd = if resample { Some(EventFd::from_fd(a.resamplefd as i32)?) } else { None };
-        let inject = Inject { vm: self, gsi: a.gsi, resample };
-        let watch = KBox::pin_init(Watch::new(a.fd as i32, inject)?, GFP_KERNEL_ACCOUNT)?;
-        let mut l = self.irqfds.lock();
-        if l.iter().any(|i| i.watch.eventfd().same(watch.eventfd())) {
-            return Err(EBUSY);
-        }
-        l.reserve(1, GFP_KERNEL_ACCOUNT)?;
-        watch.as_ref().start(a.fd as i32)?;
-        if resample {
-            self.set_resample_gsi(a.gsi, true);
-        }
-        l.push_within_capacity(Irqfd { watch, gsi: a.gsi, resamplefd }).map_err(|_| ENOMEM)?;
-        Ok(())
+/// A VM's ioeventfds.
+#[pin_data]
+pub(crate) struct Ioeventfds {
+    #[pin]
+    list: Mutex<KVec<Ioeventfd>>,
+}
+
+impl Ioeventfds {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self { list <- new_mutex!(KVec::new()) })
     }
 
-    /// The guest EOI'd the interrupt of `gsi`: level irqfds on it lower
-    /// their line and tell userspace through the resample eventfd.
-    pub(crate) fn irqfd_acked(&self, gsi: u32) {
-        let l = self.irqfds.lock();
-        let mut any = false;
-        for i in l.iter().filter(|i| i.gsi == gsi) {
-            if let Some(r) = &i.resamplefd {
-                any = true;
-                r.signal();
-            }
-        }
-        drop(l);
-        if any {
-            let _ = self.set_gsi(gsi, false, IRQFD_RESAMPLE_IRQ_SOURCE_ID, false);
-        }
-    }
-
-    /// Drops every irqfd (VM teardown), so none can fire into a dying VM.
-    pub(crate) fn release_irqfds(&self) {
-        let old = core::mem::take(&mut *self.irqfds.lock());
-        drop(old);
-    }
-
-    /// KVM_IOEVENTFD.
-    pub(crate) fn ioeventfd(&self, arg: usize) -> Result {
-        let a: uapi::kvm_ioeventfd = read_arg(arg)?;
+    /// KVM_IOEVENTFD (assign or, with KVM_IOEVENTFD_FLAG_DEASSIGN, remove).
+    pub(crate) fn ioctl(&self, a: &uapi::kvm_ioeventfd) -> Result {
         let valid = uapi::KVM_IOEVENTFD_FLAG_DATAMATCH | uapi::KVM_IOEVENTFD_FLAG_PIO | uapi::KVM_IOEVENTFD_FLAG_DEASSIGN;
         if !matches!(a.len, 0 | 1 | 2 | 4 | 8)
             || a.addr.checked_add(u64::from(a.len)).is_none()
@@ -166,7 +177,7 @@ impl Vm {
             pio: a.flags & uapi::KVM_IOEVENTFD_FLAG_PIO != 0,
             efd,
         };
-        let mut l = self.ioeventfds.lock();
+        let mut l = self.list.lock();
         if a.flags & uapi::KVM_IOEVENTFD_FLAG_DEASSIGN != 0 {
             let pos = l.iter().position(|o| {
                 o.pio == p.pio && o.efd.same(&p.efd) && o.addr == p.addr && o.len == p.len && o.datamatch == p.datamatch
@@ -185,8 +196,8 @@ impl Vm {
 
     /// A guest write to port (`pio`) or MMIO address `addr`: signals a
     /// matching ioeventfd instead of exiting; true if one matched.
-    pub(crate) fn ioeventfd_write(&self, pio: bool, addr: u64, data: &[u8]) -> bool {
-        let l = self.ioeventfds.lock();
+    pub(crate) fn write(&self, pio: bool, addr: u64, data: &[u8]) -> bool {
+        let l = self.list.lock();
         match l.iter().find(|p| p.pio == pio && p.matches(addr, data)) {
             Some(p) => {
                 p.efd.signal();
@@ -195,4 +206,32 @@ impl Vm {
             None => false,
         }
     }
+}
+
+/// KVM_IRQFD: assign or deassign an irqfd of `vm`.
+pub(crate) fn irqfd(vm: kernel::sync::ArcBorrow<'_, Vm>, arg: usize) -> Result {
+    let a: uapi::kvm_irqfd = crate::ext::uaccess::read_arg(arg)?;
+    let valid = uapi::KVM_IRQFD_FLAG_DEASSIGN | uapi::KVM_IRQFD_FLAG_RESAMPLE;
+    if a.flags & !valid != 0 {
+        return Err(EINVAL);
+    }
+    let chip = vm.arch().irqchip();
+    if a.flags & uapi::KVM_IRQFD_FLAG_DEASSIGN != 0 {
+        if vm.irqfds().deassign(a.fd as i32, a.gsi)? {
+            chip.set_resample_gsi(a.gsi, false);
+        }
+        return Ok(());
+    }
+    let resample = a.flags & uapi::KVM_IRQFD_FLAG_RESAMPLE != 0;
+    // Only an in-kernel irqchip can take them, and resampling needs the
+    // in-kernel IOAPIC (upstream's kvm_arch_irqfd_allowed()).
+    if !chip.in_kernel() || (resample && !chip.is_full()) {
+        return Err(EINVAL);
+    }
+    let vm: Arc<Vm> = vm.into();
+    vm.irqfds().assign(vm.clone(), &a, resample)?;
+    if resample {
+        vm.arch().irqchip().set_resample_gsi(a.gsi, true);
+    }
+    Ok(())
 }

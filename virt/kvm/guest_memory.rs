@@ -1,16 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
-//! A memory slot: a guest-physical range backed by userspace memory, with
-//! its dirty bitmap when `KVM_MEM_LOG_DIRTY_PAGES` is set. The update rules
-//! live in the pure `memslots` module.
+//! Memory slots: guest-physical ranges backed by userspace memory, with
+//! a dirty bitmap when `KVM_MEM_LOG_DIRTY_PAGES` is set, and the VM's
+//! sorted table of them. The update rules live in the pure `memslots`
+//! module; the table is owned (and locked) by the MMU.
 
 use crate::memslots::{SlotDesc, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY};
 use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::{prelude::*, sync::Arc};
+use kernel::{
+    page::{PAGE_SHIFT, PAGE_SIZE},
+    prelude::*,
+    sync::Arc,
+};
 
 /// One memory slot. Immutable but for its dirty bits; a change of flags or
 /// address makes a new `Slot`.
 pub(crate) struct Slot {
-    pub(crate) desc: SlotDesc,
+    desc: SlotDesc,
     dirty: KVec<AtomicU64>,
 }
 
@@ -36,6 +41,28 @@ impl Slot {
         Ok(Arc::new(Self { desc, dirty }, GFP_KERNEL_ACCOUNT)?)
     }
 
+    /// Where it is and what backs it.
+    pub(crate) fn desc(&self) -> &SlotDesc {
+        &self.desc
+    }
+
+    /// The userspace address of guest frame `gfn`, if in this slot.
+    pub(crate) fn gfn_to_hva(&self, gfn: u64) -> Option<u64> {
+        self.desc.gfn_to_hva(gfn)
+    }
+
+    /// Guest frames backed by userspace `[start, end)`, if any.
+    pub(crate) fn hva_range_to_gfns(&self, start: u64, end: u64) -> Option<(u64, u64)> {
+        let d = &self.desc;
+        let s_end = d.hva + (d.npages << PAGE_SHIFT);
+        let lo = start.max(d.hva);
+        let hi = end.min(s_end);
+        if lo >= hi {
+            return None;
+        }
+        Some((d.base_gfn + ((lo - d.hva) >> PAGE_SHIFT), d.base_gfn + ((hi - d.hva).div_ceil(PAGE_SIZE as u64))))
+    }
+
     /// Guest writes exit to userspace as MMIO.
     pub(crate) fn readonly(&self) -> bool {
         self.desc.flags & KVM_MEM_READONLY != 0
@@ -54,13 +81,56 @@ impl Slot {
         }
     }
 
-    /// Bytes of the userspace dirty bitmap (`ALIGN(npages, 64) / 8`).
-    pub(crate) fn bitmap_bytes(&self) -> usize {
-        (self.desc.npages.div_ceil(64) * 8) as usize
-    }
-
     /// The dirty bitmap's words.
     pub(crate) fn dirty_words(&self) -> &[AtomicU64] {
         &self.dirty
+    }
+}
+
+/// A VM's slots, sorted by `base_gfn`; slots never overlap.
+pub(crate) struct Slots {
+    list: KVec<Arc<Slot>>,
+}
+
+impl Slots {
+    pub(crate) fn new() -> Self {
+        Self { list: KVec::new() }
+    }
+
+    /// The slot holding `gfn`.
+    pub(crate) fn for_gfn(&self, gfn: u64) -> Option<&Arc<Slot>> {
+        let i = self.list.partition_point(|s| s.desc.end_gfn() <= gfn);
+        self.list.get(i).filter(|s| s.desc.contains(gfn))
+    }
+
+    /// The slot with id `id`.
+    pub(crate) fn by_id(&self, id: u32) -> Option<&Arc<Slot>> {
+        self.list.iter().find(|s| s.desc.id == id)
+    }
+
+    /// All slots.
+    pub(crate) fn iter(&self) -> core::slice::Iter<'_, Arc<Slot>> {
+        self.list.iter()
+    }
+
+    /// Makes room for one more slot (may sleep: call before `replace`).
+    pub(crate) fn reserve(&mut self) -> Result {
+        self.list.reserve(1, GFP_KERNEL_ACCOUNT)?;
+        Ok(())
+    }
+
+    /// Removes slot `id` (if any) and inserts `new` (if any), keeping the
+    /// order; `new` needs room from [`Slots::reserve`].
+    pub(crate) fn replace(&mut self, id: Option<u32>, new: Option<Arc<Slot>>) -> Result {
+        if let Some(id) = id {
+            if let Some(i) = self.list.iter().position(|s| s.desc.id == id) {
+                self.list.remove(i)?;
+            }
+        }
+        if let Some(new) = new {
+            let i = self.list.partition_point(|s| s.desc.base_gfn < new.desc.base_gfn);
+            self.list.insert_within_capacity(i, new).map_err(|_| ENOMEM)?;
+        }
+        Ok(())
     }
 }

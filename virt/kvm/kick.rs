@@ -9,9 +9,13 @@
 //! IPI arrives as a VM exit. A halted vCPU checks `requests` under
 //! `wait_lock` before sleeping; posters notify under the same lock.
 
+use crate::ext::cpu;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
-use kernel::{bindings, ffi, new_condvar, new_spinlock_irq, prelude::*, sync::{CondVar, SpinLockIrq}};
-use crate::ext::bindings as rb;
+use kernel::{
+    new_condvar, new_spinlock_irq,
+    prelude::*,
+    sync::{CondVar, SpinLockIrq},
+};
 
 /// Flush the guest TLB before the next entry.
 pub(crate) const REQ_TLB_FLUSH: u64 = 1 << 0;
@@ -23,21 +27,24 @@ pub(crate) const REQ_TIMER: u64 = 1 << 2;
 pub(crate) const REQ_PIT: u64 = 1 << 3;
 
 /// `mode`: not running guest code.
-pub(crate) const OUTSIDE_GUEST_MODE: u32 = 0;
+const OUTSIDE_GUEST_MODE: u32 = 0;
 /// `mode`: between the final request check and the exit.
-pub(crate) const IN_GUEST_MODE: u32 = 1;
+const IN_GUEST_MODE: u32 = 1;
 /// `mode`: kicked; will leave guest mode soon.
-pub(crate) const EXITING_GUEST_MODE: u32 = 2;
+const EXITING_GUEST_MODE: u32 = 2;
 
 /// The part of a vCPU other contexts may touch.
 #[pin_data]
 pub(crate) struct VcpuKick {
     /// One of the `*_GUEST_MODE` values.
-    pub(crate) mode: AtomicU32,
+    mode: AtomicU32,
     /// The CPU it last entered the guest on (-1: never).
-    pub(crate) cpu: AtomicI32,
+    cpu: AtomicI32,
     /// `REQ_*` bits for the run loop.
-    pub(crate) requests: AtomicU64,
+    requests: AtomicU64,
+    /// Orders a halted vCPU's last request check with posters' wake-ups
+    /// (IRQ-safe: timers and irqfds post from interrupt context). Innermost
+    /// lock: nothing is taken under it.
     #[pin]
     wait_lock: SpinLockIrq<()>,
     #[pin]
@@ -58,6 +65,36 @@ impl VcpuKick {
     /// Posts `req` for the run loop.
     pub(crate) fn make_request(&self, req: u64) {
         self.requests.fetch_or(req, Ordering::SeqCst);
+    }
+
+    /// Whether any request is posted.
+    pub(crate) fn has_requests(&self) -> bool {
+        self.requests.load(Ordering::SeqCst) != 0
+    }
+
+    /// The CPU the vCPU last entered the guest on (-1: never).
+    pub(crate) fn last_cpu(&self) -> i32 {
+        self.cpu.load(Ordering::Relaxed)
+    }
+
+    /// The run loop is about to enter the guest on `cpu`: from now on a
+    /// kick sends an IPI. Returns false (and stays outside guest mode) if
+    /// a request is already posted; the caller re-checks its other exit
+    /// conditions after this, with interrupts off.
+    pub(crate) fn enter_guest_mode(&self, cpu: u32) -> bool {
+        self.cpu.store(cpu as i32, Ordering::SeqCst);
+        self.mode.store(IN_GUEST_MODE, Ordering::SeqCst);
+        core::sync::atomic::fence(Ordering::SeqCst);
+        if self.has_requests() {
+            self.exit_guest_mode();
+            return false;
+        }
+        true
+    }
+
+    /// Back outside guest mode (after the exit, or instead of entering).
+    pub(crate) fn exit_guest_mode(&self) {
+        self.mode.store(OUTSIDE_GUEST_MODE, Ordering::SeqCst);
     }
 
     /// Takes all posted requests.
@@ -86,16 +123,14 @@ impl VcpuKick {
                 .compare_exchange(IN_GUEST_MODE, EXITING_GUEST_MODE, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
         };
-        let cpu = self.cpu.load(Ordering::SeqCst);
-        if !send || cpu < 0 {
+        if !send {
             return;
         }
+        let cpu = self.cpu.load(Ordering::SeqCst);
         if wait {
-            // SAFETY: an empty cross call; callback and argument are static.
-            unsafe { bindings::smp_call_function_single(cpu, Some(ack_kick), core::ptr::null_mut(), true) };
+            cpu::sync_with_cpu(cpu);
         } else {
-            // SAFETY: a reschedule IPI, allowed from any context.
-            unsafe { rb::rkvm_smp_send_reschedule(cpu) };
+            cpu::send_reschedule(cpu);
         }
     }
 
@@ -116,4 +151,3 @@ impl VcpuKick {
     }
 }
 
-unsafe extern "C" fn ack_kick(_info: *mut ffi::c_void) {}

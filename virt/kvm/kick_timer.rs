@@ -2,7 +2,7 @@
 //! Timers that post a request to a vCPU when they expire (the LAPIC timer,
 //! the PIT). The device models compute deadlines; the vCPU services them.
 
-use crate::{ext::bindings as rb, virt::kick::VcpuKick};
+use crate::{ext::time, virt::kick::VcpuKick};
 use kernel::{
     impl_has_hr_timer,
     prelude::*,
@@ -39,8 +39,7 @@ impl_has_hr_timer! {
 
 /// The current time on the clock the device models use (monotonic ns).
 pub(crate) fn now_ns() -> u64 {
-    // SAFETY: plain clock read.
-    unsafe { rb::rkvm_ktime_get_ns() }
+    time::monotonic_ns()
 }
 
 /// A [`KickTimer`] and its armed deadline.

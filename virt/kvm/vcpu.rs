@@ -1,146 +1,72 @@
 // SPDX-License-Identifier: GPL-2.0
-//! A vCPU, its file descriptor and the vCPU ioctls.
+//! A vCPU, the VM's list of them, its file descriptor and the vCPU ioctl
+//! map.
 //!
 //! Every vCPU ioctl runs under the vCPU's mutex (upstream `vcpu->mutex`),
 //! including KVM_RUN for its whole duration. Other threads reach a running
-//! vCPU only through `requests` and a kick (see [`Vcpu::kick`]).
+//! vCPU only through its [`VcpuKick`] (requests and kicks) and its LAPIC.
 
 use crate::{
-    x86::vendor::VcpuArch,
-    x86::irq::lapic::{self, VcpuLapic},
-    x86::cpuid::GuestCpuid,
-    x86::events,
-    virt::kick::{VcpuKick, REQ_TIMER},
-    virt::kick_timer::DeviceTimer,
     ext::{
         file::{self, FileOps},
-        fpu::GuestFpu,
-        uapi,
+        uaccess::read_arg,
     },
-    virt::ioctl::*,
-    x86::msrs, x86::regs,
-    x86::run::{self, Pending},
-    virt::run_page::RunPage,
-    virt::vm::{read_arg, write_arg, Vm},
+    virt::{
+        ioctl::*,
+        kick::{VcpuKick, REQ_TLB_FLUSH},
+        run_page::RunPage,
+        vm::Vm,
+    },
+    x86::{self, irq::lapic::VcpuLapic, vcpu::VcpuState},
 };
 use kernel::{
     fs::File,
     mm::virt::VmaNew,
-    new_mutex,
+    new_mutex, new_spinlock_irq,
+    page::PAGE_SIZE,
     prelude::*,
     str::CString,
-    sync::{Arc, ArcBorrow, Mutex},
+    sync::{Arc, ArcBorrow, Mutex, MutexGuard, SpinLockIrq, SpinLockIrqGuard},
 };
+
+/// Most vCPUs per VM (`KVM_CAP_MAX_VCPUS`).
+pub(crate) const MAX_VCPUS: usize = 1024;
 
 /// A vCPU.
 #[pin_data]
 pub(crate) struct Vcpu {
-    pub(crate) id: u32,
-    /// The bootstrap processor (KVM_SET_BOOT_CPU_ID; vCPU 0 by default).
-    pub(crate) bsp: bool,
+    id: u32,
     /// Position in the VM's vCPU list (interrupt delivery indexes by it).
-    pub(crate) index: usize,
+    index: usize,
+    /// The bootstrap processor (KVM_SET_BOOT_CPU_ID; vCPU 0 by default).
+    bsp: bool,
     /// Requests, kicks and the halt wait queue.
-    pub(crate) kick: Arc<VcpuKick>,
-    /// The in-kernel local APIC (with KVM_CREATE_IRQCHIP).
-    pub(crate) apic: Option<VcpuLapic>,
+    kick: Arc<VcpuKick>,
+    /// The in-kernel local APIC (with an in-kernel irqchip), which other
+    /// vCPUs and devices deliver to.
+    lapic: Option<VcpuLapic>,
     /// The pages userspace maps.
-    pub(crate) run: RunPage,
-    /// Everything only the thread holding the vCPU touches.
+    run: RunPage,
+    /// Everything only the thread holding the vCPU touches (upstream's
+    /// `vcpu->mutex`; held across KVM_RUN). Outermost vCPU lock.
     #[pin]
-    pub(crate) state: Mutex<VcpuState>,
-}
-
-/// The state behind the vCPU mutex.
-pub(crate) struct VcpuState {
-    /// The vendor's part: VMCB/VMCS, world switch.
-    pub(crate) arch: KBox<dyn VcpuArch>,
-    /// What KVM_SET_CPUID2 set.
-    pub(crate) cpuid: GuestCpuid,
-    /// An exit to userspace whose completion the next KVM_RUN finishes.
-    pub(crate) pending: Pending,
-    /// Guest FPU/XSAVE state.
-    pub(crate) fpu: GuestFpu,
-    /// Generic MSR state (APIC base, TSC, MISC_ENABLE, ...).
-    pub(crate) msrs: msrs::GenericMsrs,
-    /// XCR0 as the guest set it.
-    pub(crate) xcr0: u64,
-    /// The instruction emulator's state across exits.
-    pub(crate) emulator: crate::emulate::Emulator,
-    /// KVM_INTERRUPT's vector, until injected.
-    pub(crate) irq_pending: Option<u8>,
-    /// KVM_NMI and LAPIC NMIs, until injected.
-    pub(crate) nmi_pending: u32,
-    /// KVM_SET_GUEST_DEBUG state.
-    pub(crate) debug: crate::x86::events::GuestDebug,
-    /// KVM_SET_SIGNAL_MASK: the mask while in KVM_RUN.
-    pub(crate) sigmask: Option<u64>,
-    /// `KVM_MP_STATE_*`.
-    pub(crate) mp_state: u32,
-    /// The LAPIC timer (with an in-kernel LAPIC).
-    pub(crate) apic_timer: Option<DeviceTimer>,
-    /// KVM_SET_VAPIC_ADDR: guest address of the TPR-patching VAPIC word, 0 = off.
-    pub(crate) vapic_addr: u64,
-    /// kvmclock (MSR_KVM_SYSTEM_TIME_NEW).
-    pub(crate) clock: crate::x86::kvmclock::VcpuClock,
-    /// KVM_TPR_ACCESS_REPORTING on.
-    pub(crate) tpr_access_reporting: bool,
-    /// A TPR access (RIP, write) to report with KVM_EXIT_TPR_ACCESS.
-    pub(crate) tpr_report: Option<(u64, bool)>,
-    /// Split irqchip: the userspace PIC's vector (KVM_INTERRUPT), taken
-    /// when the LAPIC accepts ExtINT and the guest interrupts.
-    pub(crate) pending_extint: Option<u8>,
-    /// Split irqchip: an EOI to report with KVM_EXIT_IOAPIC_EOI.
-    pub(crate) eoi_exit: Option<u8>,
+    state: Mutex<VcpuState>,
 }
 
 impl Vcpu {
-    /// A new vCPU `id` of `vm` at list position `index`, in its reset
-    /// state. With an in-kernel irqchip it gets a LAPIC and, unless it is
-    /// the BSP, waits for INIT/SIPI (upstream's UNINITIALIZED).
+    /// A new vCPU `id` of `vm` at list position `index`, in its reset state.
     pub(crate) fn new(vm: &Vm, id: u32, index: usize) -> Result<Arc<Self>> {
-        let tdp_root = vm.mmu.lock().tdp.root_pa();
-        let bsp = id == vm.bsp_id();
-        let mut arch = vm.vendor.ops.create_vcpu(id, tdp_root)?;
-        // All vCPUs share one TSC (upstream synchronises at creation).
-        arch.set_tsc_offset(crate::x86::kvmclock::tsc_write(vm, 0));
+        let bsp = id == vm.arch().bsp_id();
         let kick = Arc::pin_init(VcpuKick::new(), GFP_KERNEL_ACCOUNT)?;
-        let irqchip = vm.has_irqchip();
-        let apic = if irqchip { Some(lapic::new_lapic(id, bsp)?) } else { None };
-        let apic_timer = if irqchip { Some(DeviceTimer::new(kick.clone(), REQ_TIMER)?) } else { None };
-        let mp_state = if irqchip && !bsp {
-            uapi::KVM_MP_STATE_UNINITIALIZED
-        } else {
-            uapi::KVM_MP_STATE_RUNNABLE
-        };
-        let state = VcpuState {
-            arch,
-            cpuid: GuestCpuid::new(),
-            pending: Pending::None,
-            fpu: GuestFpu::new()?,
-            msrs: msrs::GenericMsrs::new(bsp),
-            xcr0: msrs::XFEATURE_MASK_FP,
-            emulator: crate::emulate::Emulator::new(),
-            irq_pending: None,
-            nmi_pending: 0,
-            debug: Default::default(),
-            sigmask: None,
-            mp_state,
-            apic_timer,
-            vapic_addr: 0,
-            clock: Default::default(),
-            tpr_access_reporting: false,
-            tpr_report: None,
-            pending_extint: None,
-            eoi_exit: None,
-        };
+        let lapic = if vm.arch().irqchip().in_kernel() { Some(x86::irq::lapic::new_lapic(id, bsp)?) } else { None };
+        let state = VcpuState::new(vm, id, bsp, &kick, lapic.is_some())?;
         Arc::pin_init(
             try_pin_init!(Vcpu {
                 id,
-                bsp,
                 index,
+                bsp,
                 kick,
-                apic,
+                lapic,
                 run: RunPage::new()?,
                 state <- new_mutex!(state),
             }),
@@ -148,6 +74,112 @@ impl Vcpu {
         )
     }
 
+    /// Its position in the VM's vCPU list.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Whether it is the bootstrap processor.
+    pub(crate) fn is_bsp(&self) -> bool {
+        self.bsp
+    }
+
+    /// Requests, kicks and the halt wait queue.
+    pub(crate) fn kick(&self) -> &Arc<VcpuKick> {
+        &self.kick
+    }
+
+    /// The in-kernel LAPIC, if the VM has an in-kernel irqchip.
+    pub(crate) fn lapic(&self) -> Option<&VcpuLapic> {
+        self.lapic.as_ref()
+    }
+
+    /// The `kvm_run` and PIO pages.
+    pub(crate) fn run_page(&self) -> &RunPage {
+        &self.run
+    }
+
+    /// Takes the vCPU mutex.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, VcpuState> {
+        self.state.lock()
+    }
+}
+
+/// A VM's vCPUs, in creation order.
+#[pin_data]
+pub(crate) struct Vcpus {
+    /// Capacity reserved for `MAX_VCPUS`, so pushing never allocates under
+    /// the lock. IRQ-safe: interrupt delivery walks it from any context.
+    /// Taken under `Irqchip::chips`; a vCPU's LAPIC is taken under it.
+    #[pin]
+    list: SpinLockIrq<KVec<Arc<Vcpu>>>,
+}
+
+impl Vcpus {
+    pub(crate) fn new() -> Result<impl PinInit<Self>> {
+        let v = KVec::with_capacity(MAX_VCPUS, GFP_KERNEL_ACCOUNT)?;
+        Ok(pin_init!(Self { list <- new_spinlock_irq!(v) }))
+    }
+
+    /// Number of vCPUs.
+    pub(crate) fn len(&self) -> usize {
+        self.list.lock().len()
+    }
+
+    /// Whether there is none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The vCPU at list position `index`.
+    pub(crate) fn get(&self, index: usize) -> Option<Arc<Vcpu>> {
+        self.list.lock().get(index).cloned()
+    }
+
+    /// The list, locked (IRQ-safe; see [`Vcpus::list`] for the order).
+    pub(crate) fn lock(&self) -> SpinLockIrqGuard<'_, KVec<Arc<Vcpu>>> {
+        self.list.lock()
+    }
+
+    /// The list position a new vCPU `id` gets: `EEXIST` if the id is
+    /// taken, `EINVAL` when the VM is full. Under the VM's slots lock.
+    pub(crate) fn check_new_id(&self, id: u32) -> Result<usize> {
+        let v = self.list.lock();
+        if v.iter().any(|c| c.id == id) {
+            return Err(EEXIST);
+        }
+        if v.len() >= MAX_VCPUS {
+            return Err(EINVAL);
+        }
+        Ok(v.len())
+    }
+
+    /// Appends `vcpu` (room is reserved; under the VM's slots lock).
+    pub(crate) fn push(&self, vcpu: Arc<Vcpu>) -> Result {
+        self.list.lock().push_within_capacity(vcpu).map_err(|_| ENOMEM)
+    }
+
+    /// Removes `vcpu` (its fd could not be created).
+    pub(crate) fn remove(&self, vcpu: &Arc<Vcpu>) {
+        let mut v = self.list.lock();
+        if let Some(i) = v.iter().position(|c| Arc::ptr_eq(c, vcpu)) {
+            // In bounds (just found); the removed Arc is dropped after the
+            // lock: it is not the last reference (`vcpu` is another).
+            drop(v.remove(i));
+        }
+    }
+
+    /// Makes every vCPU flush its guest TLB before it next enters the
+    /// guest, and waits until none still runs with stale translations.
+    /// (The waiting cross calls need interrupts on: not under the lock.)
+    pub(crate) fn flush_tlbs(&self) {
+        let mut i = 0;
+        while let Some(c) = self.get(i) {
+            c.kick.make_request(REQ_TLB_FLUSH);
+            c.kick.kick(true);
+            i += 1;
+        }
+    }
 }
 
 /// What a vCPU fd owns.
@@ -163,134 +195,51 @@ pub(crate) fn open_fd(vm: Arc<Vm>, vcpu: Arc<Vcpu>) -> Result<u32> {
     file::new_anon_fd::<VcpuFile>(&name, f)
 }
 
+/// SIGKILL and SIGSTOP cannot be blocked (bits of signals 9 and 19).
+const UNBLOCKABLE: u64 = (1 << 8) | (1 << 18);
+
+/// KVM_SET_SIGNAL_MASK: the mask while in KVM_RUN; a NULL argument
+/// removes it.
+fn set_signal_mask(st: &mut VcpuState, arg: usize) -> Result {
+    if arg == 0 {
+        st.sigmask = None;
+        return Ok(());
+    }
+    let m: crate::ext::uapi::kvm_signal_mask = read_arg(arg)?;
+    if m.len != 8 {
+        return Err(EINVAL);
+    }
+    let mask: u64 = read_arg(arg + core::mem::size_of::<crate::ext::uapi::kvm_signal_mask>())?;
+    st.sigmask = Some(mask & !UNBLOCKABLE);
+    Ok(())
+}
+
 #[vtable]
 impl FileOps for VcpuFile {
     type Ptr = Arc<VcpuFile>;
 
+    /// The vCPU ioctl map (docs/architecture.md has the table): the
+    /// generic ones here, the x86 ones in `x86::vcpu::vcpu_ioctl`.
     fn ioctl(f: ArcBorrow<'_, VcpuFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         f.vm.check_mm()?;
         if (cmd >> 8) & 0xff != KVMIO {
             return Err(EINVAL);
         }
-        let vcpu = &f.vcpu;
-        let mut st = vcpu.state.lock();
-        let st = &mut *st;
+        let (vm, vcpu) = (&*f.vm, &*f.vcpu);
+        let mut st = vcpu.lock();
         match cmd {
-            KVM_RUN => {
-                if arg != 0 {
-                    return Err(EINVAL);
-                }
-                run::run(&f.vm, vcpu, st).map(|()| 0)
-            }
-            KVM_GET_REGS => write_arg(arg, &regs::get_regs(st)).map(|()| 0),
-            KVM_SET_REGS => {
-                let r: uapi::kvm_regs = read_arg(arg)?;
-                regs::set_regs(st, &r);
-                Ok(0)
-            }
-            KVM_GET_SREGS => {
-                let mut s = uapi::kvm_sregs::default();
-                st.arch.get_sregs(&mut s);
-                s.apic_base = st.msrs.apic_base;
-                write_arg(arg, &s).map(|()| 0)
-            }
-            KVM_SET_SREGS => {
-                let s: uapi::kvm_sregs = read_arg(arg)?;
-                msrs::check_sregs(st, &s)?;
-                st.arch.set_sregs(&s)?;
-                st.msrs.set_apic_base(s.apic_base, true)?;
-                Ok(0)
-            }
-            KVM_GET_MSRS => msrs::ioctl_msrs(&f.vm, vcpu, st, arg, false),
-            KVM_SET_MSRS => msrs::ioctl_msrs(&f.vm, vcpu, st, arg, true),
-            KVM_SET_CPUID2 => {
-                st.cpuid.set_from_user(arg)?;
-                lapic::update_config(vcpu, st);
-                Ok(0)
-            }
-            KVM_GET_CPUID2 => st.cpuid.get_to_user(arg).map(|()| 0),
-            KVM_GET_FPU => regs::get_fpu(st, arg).map(|()| 0),
-            KVM_SET_FPU => regs::set_fpu(st, arg).map(|()| 0),
-            KVM_GET_XSAVE => regs::get_xsave(st, arg, 4096).map(|()| 0),
-            KVM_GET_XSAVE2 => regs::get_xsave(st, arg, regs::xsave_size()).map(|()| 0),
-            KVM_SET_XSAVE => regs::set_xsave(st, arg).map(|()| 0),
-            KVM_GET_XCRS => regs::get_xcrs(st, arg).map(|()| 0),
-            KVM_SET_XCRS => regs::set_xcrs(st, arg).map(|()| 0),
-            KVM_GET_DEBUGREGS => regs::get_debugregs(st, arg).map(|()| 0),
-            KVM_SET_DEBUGREGS => regs::set_debugregs(st, arg).map(|()| 0),
-            KVM_INTERRUPT => {
-                let irq: uapi::kvm_interrupt = read_arg(arg)?;
-                if irq.irq >= 256 {
-                    return Err(EINVAL);
-                }
-                // With the in-kernel PIC, interrupts come from it.
-                if f.vm.has_full_irqchip() {
-                    return Err(ENXIO);
-                }
-                if f.vm.is_split_irqchip() {
-                    // The userspace PIC's ExtINT, for the in-kernel LAPIC.
-                    if st.pending_extint.is_some() {
-                        return Err(EEXIST);
-                    }
-                    st.pending_extint = Some(irq.irq as u8);
-                    vcpu.kick.make_request(crate::virt::kick::REQ_EVENT);
-                    return Ok(0);
-                }
-                st.irq_pending = Some(irq.irq as u8);
-                Ok(0)
-            }
-            KVM_NMI => {
-                st.nmi_pending = st.nmi_pending.saturating_add(1);
-                Ok(0)
-            }
-            KVM_GET_MP_STATE => events::get_mp_state(vcpu, st, arg).map(|()| 0),
-            KVM_SET_MP_STATE => events::set_mp_state(vcpu, st, arg).map(|()| 0),
-            KVM_X86_SETUP_MCE => {
-                let cap: u64 = read_arg(arg)?;
-                st.msrs.setup_mce(cap).map(|()| 0)
-            }
-            // Injecting machine checks is not supported yet.
-            KVM_X86_SET_MCE => Err(EINVAL),
-            KVM_SET_VAPIC_ADDR => {
-                if vcpu.apic.is_none() {
-                    return Err(EINVAL);
-                }
-                let va: uapi::kvm_vapic_addr = read_arg(arg)?;
-                lapic::set_vapic_addr(&f.vm, st, va.vapic_addr).map(|()| 0)
-            }
-            KVM_GET_LAPIC => lapic::get_lapic(&f.vm, vcpu, st, arg).map(|()| 0),
-            KVM_SET_LAPIC => lapic::set_lapic(&f.vm, vcpu, st, arg).map(|()| 0),
-            KVM_GET_VCPU_EVENTS => events::get_events(st, arg).map(|()| 0),
-            KVM_SET_VCPU_EVENTS => events::set_events(st, arg).map(|()| 0),
-            KVM_SET_GUEST_DEBUG => events::set_guest_debug(st, arg).map(|()| 0),
-            KVM_TRANSLATE => events::translate(&f.vm, st, arg).map(|()| 0),
-            KVM_SET_SIGNAL_MASK => events::set_signal_mask(st, arg).map(|()| 0),
-            KVM_GET_TSC_KHZ => Ok(crate::x86::kvmclock::tsc_khz() as isize),
-            KVM_SET_TSC_KHZ => crate::x86::kvmclock::set_tsc_khz(arg as u32).map(|()| 0),
-            KVM_TPR_ACCESS_REPORTING => {
-                let tac: uapi::kvm_tpr_access_ctl = read_arg(arg)?;
-                if tac.flags != 0 {
-                    return Err(EINVAL);
-                }
-                st.tpr_access_reporting = tac.enabled != 0;
-                write_arg(arg, &tac).map(|()| 0)
-            }
-            KVM_ENABLE_CAP => {
-                let c: uapi::kvm_enable_cap = read_arg(arg)?;
-                let _ = c;
-                Err(EINVAL)
-            }
-            _ => Err(EINVAL),
+            KVM_RUN => x86::run::kvm_run(vm, vcpu, &mut st, arg),
+            KVM_SET_SIGNAL_MASK => set_signal_mask(&mut st, arg).map(|()| 0),
+            _ => x86::vcpu::vcpu_ioctl(vm, vcpu, &mut st, cmd, arg),
         }
     }
 
     fn mmap(f: ArcBorrow<'_, VcpuFile>, vma: &VmaNew, pgoff: usize) -> Result {
-        let len = vma.end() - vma.start();
-        let pages = len.div_ceil(4096);
+        let pages = (vma.end() - vma.start()).div_ceil(PAGE_SIZE);
         let map = vma.set_mixedmap();
         for i in 0..pages {
-            let page = f.vcpu.run.page(pgoff + i).or_else(|| f.vm.coalesced_mmap_page(pgoff + i)).ok_or(EINVAL)?;
-            map.vm_insert_page(vma.start() + i * 4096, page)?;
+            let page = f.vcpu.run.page(pgoff + i).or_else(|| f.vm.coalesced().mmap_page(pgoff + i)).ok_or(EINVAL)?;
+            map.vm_insert_page(vma.start() + i * PAGE_SIZE, page)?;
         }
         Ok(())
     }

@@ -4,26 +4,30 @@
 //! irqchip (KVM_INTERRUPT) and the in-kernel LAPIC and PIC.
 
 use crate::{
-    x86::irq::lapic,
-    x86::vendor::Seg,
-    ext::uapi,
-    virt::kick::{REQ_PIT, REQ_TIMER},
-    virt::run_page::RunPage,
-    virt::vcpu::{Vcpu, VcpuState},
-    virt::vm::Vm,
+    virt::{
+        kick::{REQ_PIT, REQ_TIMER, REQ_TLB_FLUSH},
+        run_page::RunPage,
+        vcpu::Vcpu,
+        vm::Vm,
+    },
+    x86::{
+        irq::{chips, lapic},
+        vcpu::VcpuState,
+        vendor::Seg,
+    },
 };
 use kernel::prelude::*;
 
 /// What the run loop's posted requests ask of the interrupt side.
 pub(crate) fn service_requests(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, reqs: u64) -> Result {
-    if vcpu.apic.is_none() {
+    if vcpu.lapic().is_none() {
         return Ok(());
     }
     if reqs & REQ_TIMER != 0 {
         lapic::service_timer(vcpu, st);
     }
-    if vcpu.index == 0 && reqs & REQ_PIT != 0 {
-        vm.service_pit(vcpu)?;
+    if vcpu.index() == 0 && reqs & REQ_PIT != 0 {
+        chips::service_pit(vm, vcpu)?;
     }
     accept_apic_events(vcpu, st);
     Ok(())
@@ -32,76 +36,72 @@ pub(crate) fn service_requests(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, reqs: u
 /// INIT, SIPI and NMIs the LAPIC received (also on KVM_GET_MP_STATE, as
 /// upstream, so userspace sees INIT_RECEIVED right after the INIT).
 pub(crate) fn accept_apic_events(vcpu: &Vcpu, st: &mut VcpuState) {
-    let Some(lapic) = &vcpu.apic else { return };
+    let Some(lapic) = vcpu.lapic() else { return };
     let ev = lapic.lock().take_events();
     if ev.init {
-        st.arch.reset(true);
+        st.hw.reset(true);
         lapic.lock().reset(true);
         st.emulator.reset();
-        st.pending = crate::x86::run::Pending::None;
-        st.nmi_pending = 0;
-        st.mp_state = if vcpu.bsp {
-            uapi::KVM_MP_STATE_RUNNABLE
-        } else {
-            uapi::KVM_MP_STATE_INIT_RECEIVED
-        };
+        st.completion.cancel();
+        st.events.init();
+        st.mp_state.init(vcpu.is_bsp());
         lapic::arm_timer(vcpu, st);
     }
     if let Some(v) = ev.sipi {
-        if st.mp_state == uapi::KVM_MP_STATE_INIT_RECEIVED {
-            let mut cs = st.arch.segment(Seg::Cs);
+        if st.mp_state.sipi() {
+            // The AP starts at vector * 4 KiB in real mode.
+            let mut cs = st.hw.segment(Seg::Cs);
             cs.selector = u16::from(v) << 8;
             cs.base = u64::from(v) << 12;
-            st.arch.set_segment(Seg::Cs, &cs);
-            st.arch.set_rip(0);
-            st.mp_state = uapi::KVM_MP_STATE_RUNNABLE;
+            st.hw.set_segment(Seg::Cs, &cs);
+            st.hw.set_rip(0);
         }
     }
-    st.nmi_pending = st.nmi_pending.saturating_add(ev.nmis);
+    st.events.add_nmis(ev.nmis);
 }
 
 /// Whether an interrupt is waiting in the in-kernel LAPIC, or as ExtINT
 /// from the PIC (in-kernel, or userspace's with a split irqchip).
 fn apic_interrupt_pending(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) -> bool {
-    let Some(lapic) = &vcpu.apic else { return false };
+    let Some(lapic) = vcpu.lapic() else { return false };
     let (pending, pic) = {
         let l = lapic.lock();
         (l.highest_injectable_vector().is_some(), l.accepts_pic_interrupts())
     };
-    pending || (pic && (st.pending_extint.is_some() || vm.pic_output()))
+    pending || (pic && (st.events.extint_pending() || vm.arch().irqchip().pic_output()))
 }
 
 /// Whether a halted vCPU has something to do (upstream's
 /// kvm_vcpu_has_events()).
 fn has_events(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> bool {
-    st.nmi_pending != 0 || (st.arch.interrupt_allowed() && apic_interrupt_pending(vm, vcpu, st))
+    st.events.nmi_pending() || (st.hw.interrupt_allowed() && apic_interrupt_pending(vm, vcpu, st))
 }
 
 /// Split irqchip: whether userspace may inject its PIC's next vector now
 /// (upstream's kvm_vcpu_ready_for_interrupt_injection() with an in-kernel
 /// LAPIC): the guest takes interrupts, none is waiting, LINT0 takes ExtINT.
 pub(crate) fn split_ready_for_injection(vcpu: &Vcpu, st: &VcpuState) -> bool {
-    st.arch.interrupt_allowed()
-        && st.pending_extint.is_none()
-        && vcpu.apic.as_ref().is_some_and(|l| l.lock().accepts_pic_interrupts())
+    st.hw.interrupt_allowed()
+        && !st.events.extint_pending()
+        && vcpu.lapic().is_some_and(|l| l.lock().accepts_pic_interrupts())
 }
 
 /// Blocks a vCPU that cannot run (halted, or waiting for INIT/SIPI) until
 /// it can. `Ok(false)`: a signal arrived (exit to userspace with EINTR).
 pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<bool> {
     loop {
-        let reqs = vcpu.kick.take_requests();
-        if reqs & crate::virt::kick::REQ_TLB_FLUSH != 0 {
-            st.arch.flush_tlb();
+        let reqs = vcpu.kick().take_requests();
+        if reqs & REQ_TLB_FLUSH != 0 {
+            st.hw.flush_tlb();
         }
         service_requests(vm, vcpu, st, reqs)?;
-        if st.mp_state == uapi::KVM_MP_STATE_HALTED && has_events(vm, vcpu, st) {
-            st.mp_state = uapi::KVM_MP_STATE_RUNNABLE;
+        if st.mp_state.is_halted() && has_events(vm, vcpu, st) {
+            st.mp_state.wake_from_halt();
         }
-        if st.mp_state == uapi::KVM_MP_STATE_RUNNABLE {
+        if st.mp_state.is_runnable() {
             return Ok(true);
         }
-        if vcpu.kick.block() {
+        if vcpu.kick().block() {
             return Ok(false);
         }
     }
@@ -110,8 +110,8 @@ pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> R
 /// UNINITIALIZED at KVM_RUN: block once until something happens (INIT
 /// arriving), take the events, and report whether no signal came.
 pub(crate) fn wait_until_runnable_once(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<bool> {
-    let signal = vcpu.kick.block();
-    let reqs = vcpu.kick.take_requests();
+    let signal = vcpu.kick().block();
+    let reqs = vcpu.kick().take_requests();
     service_requests(vm, vcpu, st, reqs)?;
     Ok(!signal)
 }
@@ -121,15 +121,15 @@ pub(crate) fn wait_until_runnable_once(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState)
 /// LAPIC, or from KVM_INTERRUPT; also opens the interrupt window that
 /// userspace requested.
 pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mut VcpuState) {
-    if st.nmi_pending != 0 && st.arch.nmi_allowed() {
-        st.arch.inject_nmi();
-        st.nmi_pending -= 1;
+    if st.events.nmi_pending() && st.hw.nmi_allowed() {
+        st.hw.inject_nmi();
+        st.events.take_nmi();
     }
-    if let Some(lapic) = &vcpu.apic {
-        st.arch.set_v_tpr(lapic.lock().cr8() as u8);
-        if st.arch.interrupt_allowed() {
+    if let Some(lapic) = vcpu.lapic() {
+        st.hw.set_v_tpr(lapic.lock().cr8() as u8);
+        if st.hw.interrupt_allowed() {
             let from_pic = lapic.lock().accepts_pic_interrupts();
-            let extint = || st.pending_extint.take().or_else(|| vm.pic_intack());
+            let extint = || st.events.take_extint().or_else(|| chips::pic_intack(vm));
             let vector = match from_pic.then(extint).flatten() {
                 Some(v) => Some(v),
                 None => {
@@ -142,11 +142,11 @@ pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mu
                 }
             };
             if let Some(v) = vector {
-                st.arch.inject_interrupt(v);
+                st.hw.inject_interrupt(v);
             }
         } else if apic_interrupt_pending(vm, vcpu, st) || run.request_interrupt_window() {
             // The latter: a split irqchip's userspace PIC waits for a window.
-            st.arch.request_interrupt_window(true);
+            st.hw.request_interrupt_window(true);
         }
         // While the highest request is masked by TPR, a CR8 write that
         // lowers it must exit, to be re-evaluated.
@@ -154,34 +154,34 @@ pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mu
             let l = lapic.lock();
             l.highest_irr().is_some() && l.highest_injectable_vector().is_none()
         };
-        st.arch.set_cr8_write_intercept(masked);
-        crate::x86::irq::lapic::sync_to_vapic(vm, vcpu, st);
+        st.hw.set_cr8_write_intercept(masked);
+        lapic::sync_to_vapic(vm, vcpu, st);
         return;
     }
     let mut want_window = run.request_interrupt_window();
-    if let Some(v) = st.irq_pending {
-        if st.arch.interrupt_allowed() {
-            st.arch.inject_interrupt(v);
-            st.irq_pending = None;
+    if let Some(v) = st.events.irq() {
+        if st.hw.interrupt_allowed() {
+            st.hw.inject_interrupt(v);
+            st.events.clear_irq();
         } else {
             want_window = true;
         }
     }
-    if want_window && !st.arch.interrupt_allowed() {
-        st.arch.request_interrupt_window(true);
+    if want_window && !st.hw.interrupt_allowed() {
+        st.hw.request_interrupt_window(true);
     }
 }
 
 /// After an exit: the guest's CR8 (V_TPR) and VAPIC writes reach the
 /// LAPIC's TPR.
 pub(crate) fn after_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) {
-    if let Some(lapic) = &vcpu.apic {
-        let tpr = st.arch.v_tpr();
+    if let Some(lapic) = vcpu.lapic() {
+        let tpr = st.hw.v_tpr();
         let mut l = lapic.lock();
         if l.cr8() != u64::from(tpr) {
             l.set_cr8(u64::from(tpr));
         }
         drop(l);
-        crate::x86::irq::lapic::sync_from_vapic(vm, vcpu, st);
+        lapic::sync_from_vapic(vm, vcpu, st);
     }
 }

@@ -5,14 +5,26 @@
 //! lock is dropped, as the model's protocol requires.
 
 use crate::{
-    ext::{bindings as rb, uapi},
+    ext::{
+        time,
+        uaccess::{read_arg, write_arg},
+        uapi,
+    },
     irqchip::{ClockSnapshot, Lapic, LapicConfig, LapicEffects},
-    virt::kick::REQ_EVENT,
-    virt::kick_timer::now_ns,
-    virt::vcpu::{Vcpu, VcpuState},
-    virt::vm::{read_arg, write_arg, Vm},
+    virt::{
+        kick::{VcpuKick, REQ_EVENT, REQ_TIMER},
+        kick_timer::{now_ns, DeviceTimer},
+        vcpu::Vcpu,
+        vm::Vm,
+    },
+    x86::{
+        cpuid,
+        irq::chips,
+        msrs::MSR_IA32_APICBASE,
+        vcpu::VcpuState,
+    },
 };
-use kernel::{new_spinlock_irq, prelude::*, sync::SpinLockIrq};
+use kernel::{new_spinlock_irq, prelude::*, sync::Arc, sync::SpinLockIrq};
 
 /// First and last x2APIC MSR.
 pub(crate) const X2APIC_MSR_FIRST: u32 = 0x800;
@@ -24,6 +36,10 @@ pub(crate) const MSR_IA32_TSC_DEADLINE: u32 = 0x6e0;
 const APIC_MMIO_SIZE: u64 = 4096;
 /// The TPR's offset in it.
 const APIC_TASKPRI_OFFSET: u64 = 0x80;
+/// CPUID.1:ECX.X2APIC.
+const CPUID1_ECX_X2APIC: u32 = 1 << 21;
+/// CPUID.1:ECX.TSC_DEADLINE_TIMER.
+const CPUID1_ECX_TSC_DEADLINE: u32 = 1 << 24;
 
 /// A vCPU's LAPIC (IRQ-safe: interrupts arrive from any context).
 pub(crate) type VcpuLapic = Pin<KBox<SpinLockIrq<Lapic>>>;
@@ -33,28 +49,53 @@ pub(crate) fn new_lapic(id: u32, bsp: bool) -> Result<VcpuLapic> {
     KBox::pin_init(new_spinlock_irq!(Lapic::new(LapicConfig::new(id, bsp))), GFP_KERNEL_ACCOUNT)
 }
 
+/// The LAPIC's state that lives behind the vCPU mutex: its timer and
+/// QEMU's TPR-patching hooks.
+pub(crate) struct LapicVcpu {
+    /// The LAPIC timer (with an in-kernel LAPIC).
+    timer: Option<DeviceTimer>,
+    /// KVM_SET_VAPIC_ADDR: guest address of the TPR-patching VAPIC word,
+    /// 0 = off.
+    vapic_addr: u64,
+    /// KVM_TPR_ACCESS_REPORTING on.
+    tpr_access_reporting: bool,
+    /// A TPR access (RIP, write) to report with KVM_EXIT_TPR_ACCESS.
+    tpr_report: Option<(u64, bool)>,
+}
+
+impl LapicVcpu {
+    /// With an in-kernel LAPIC, its timer posts REQ_TIMER to `kick`.
+    pub(crate) fn new(kick: &Arc<VcpuKick>, lapic_in_kernel: bool) -> Result<Self> {
+        let timer = if lapic_in_kernel { Some(DeviceTimer::new(kick.clone(), REQ_TIMER)?) } else { None };
+        Ok(Self { timer, vapic_addr: 0, tpr_access_reporting: false, tpr_report: None })
+    }
+
+    /// A TPR access to report to userspace before the next entry.
+    pub(crate) fn take_tpr_report(&mut self) -> Option<(u64, bool)> {
+        self.tpr_report.take()
+    }
+}
+
 /// The model's clock: host monotonic ns and this vCPU's guest TSC.
 pub(crate) fn clock(st: &VcpuState) -> ClockSnapshot {
-    // SAFETY: plain reads of the TSC and its frequency.
-    let (tsc, khz) = unsafe { (rb::rkvm_rdtsc(), rb::rkvm_tsc_khz()) };
     ClockSnapshot {
         now_ns: now_ns(),
-        guest_tsc: tsc.wrapping_add(st.arch.tsc_offset()),
-        guest_tsc_khz: khz,
+        guest_tsc: time::rdtsc().wrapping_add(st.hw.tsc_offset()),
+        guest_tsc_khz: time::tsc_khz() as u32,
     }
 }
 
 /// Carries out what a LAPIC access asked for, with no LAPIC lock held.
 pub(crate) fn apply(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, eff: LapicEffects) {
     if let Some(ipi) = eff.ipi {
-        vm.deliver(Some(vcpu.index), &ipi);
+        chips::deliver(vm, Some(vcpu.index()), &ipi);
     }
     if let Some(e) = eff.eoi {
-        match vm.split_eoi_exit(vcpu, e.vector) {
+        match vm.arch().irqchip().split_eoi_exit(vcpu, e.vector) {
             // Split irqchip: the userspace IOAPIC hears of it.
-            Some(true) => st.eoi_exit = Some(e.vector),
+            Some(true) => st.events.report_eoi(e.vector),
             Some(false) => {}
-            None => vm.ioapic_eoi(vcpu.index, e.vector, e.trigger, e.suppress_broadcast),
+            None => chips::ioapic_eoi(vm, vcpu.index(), e.vector, e.trigger, e.suppress_broadcast),
         }
     }
     if eff.timer_changed {
@@ -64,23 +105,23 @@ pub(crate) fn apply(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, eff: LapicEffects)
 
 /// Arms the vCPU's timer for its LAPIC's next deadline.
 pub(crate) fn arm_timer(vcpu: &Vcpu, st: &mut VcpuState) {
-    let Some(lapic) = &vcpu.apic else { return };
+    let Some(lapic) = vcpu.lapic() else { return };
     let deadline = lapic.lock().timer_deadline_ns();
-    if let Some(t) = st.apic_timer.as_mut() {
+    if let Some(t) = st.lapic.timer.as_mut() {
         t.set(deadline);
     }
 }
 
 /// Moves a due timer interrupt into IRR and re-arms for the next one.
 pub(crate) fn service_timer(vcpu: &Vcpu, st: &mut VcpuState) {
-    let Some(lapic) = &vcpu.apic else { return };
+    let Some(lapic) = vcpu.lapic() else { return };
     let clk = clock(st);
     let deadline = {
         let mut l = lapic.lock();
         l.service_timer(&clk);
         l.timer_deadline_ns()
     };
-    if let Some(t) = st.apic_timer.as_mut() {
+    if let Some(t) = st.lapic.timer.as_mut() {
         t.set(deadline);
     }
 }
@@ -88,7 +129,7 @@ pub(crate) fn service_timer(vcpu: &Vcpu, st: &mut VcpuState) {
 /// An MMIO access to this vCPU's APIC page, if `gpa` is in it; returns
 /// whether it was handled.
 pub(crate) fn mmio(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, gpa: u64, write: bool, data: &mut [u8]) -> bool {
-    let Some(lapic) = &vcpu.apic else { return false };
+    let Some(lapic) = vcpu.lapic() else { return false };
     let clk = clock(st);
     let eff = {
         let mut l = lapic.lock();
@@ -101,8 +142,8 @@ pub(crate) fn mmio(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, gpa: u64, write: bo
         }
         // KVM_TPR_ACCESS_REPORTING: QEMU's TPR patching wants to hear of
         // guest TPR accesses (reported at the next entry, as upstream).
-        if st.tpr_access_reporting && (gpa - base) & !0xf == APIC_TASKPRI_OFFSET {
-            st.tpr_report = Some((st.arch.rip(), write));
+        if st.lapic.tpr_access_reporting && (gpa - base) & !0xf == APIC_TASKPRI_OFFSET {
+            st.lapic.tpr_report = Some((st.hw.rip(), write));
         }
         if write {
             l.mmio_write(gpa - base, data, &clk)
@@ -118,11 +159,11 @@ pub(crate) fn mmio(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, gpa: u64, write: bo
 /// RDMSR of an APIC MSR (x2APIC range, APIC_BASE, TSC_DEADLINE): `None`
 /// if not an APIC MSR, `Some(Err)` for #GP.
 pub(crate) fn read_msr(vcpu: &Vcpu, st: &VcpuState, index: u32) -> Option<Result<u64>> {
-    let lapic = vcpu.apic.as_ref()?;
+    let lapic = vcpu.lapic()?;
     let clk = clock(st);
     let l = lapic.lock();
     Some(match index {
-        crate::x86::msrs::MSR_IA32_APICBASE => Ok(l.apic_base()),
+        MSR_IA32_APICBASE => Ok(l.apic_base()),
         MSR_IA32_TSC_DEADLINE => Ok(l.tsc_deadline()),
         X2APIC_MSR_FIRST..=X2APIC_MSR_LAST => l.x2apic_msr_read(index, &clk).map_err(|_| EINVAL),
         _ => return None,
@@ -138,12 +179,12 @@ pub(crate) fn write_msr(
     value: u64,
     host: bool,
 ) -> Option<Result> {
-    let lapic = vcpu.apic.as_ref()?;
+    let lapic = vcpu.lapic()?;
     let clk = clock(st);
     let eff = {
         let mut l = lapic.lock();
         match index {
-            crate::x86::msrs::MSR_IA32_APICBASE => l.set_apic_base(value, host),
+            MSR_IA32_APICBASE => l.set_apic_base(value, host),
             MSR_IA32_TSC_DEADLINE => Ok(l.set_tsc_deadline(value, &clk)),
             X2APIC_MSR_FIRST..=X2APIC_MSR_LAST => l.x2apic_msr_write(index, value, &clk),
             _ => return None,
@@ -160,34 +201,34 @@ pub(crate) fn write_msr(
 
 /// KVM_GET_LAPIC.
 pub(crate) fn get_lapic(vm: &Vm, vcpu: &Vcpu, st: &VcpuState, arg: usize) -> Result {
-    let lapic = vcpu.apic.as_ref().ok_or(EINVAL)?;
+    let lapic = vcpu.lapic().ok_or(EINVAL)?;
     let clk = clock(st);
-    let s = lapic.lock().get_state(&clk, vm.x2apic_format());
+    let s = lapic.lock().get_state(&clk, vm.arch().irqchip().x2apic_format());
     write_arg(arg, &s)
 }
 
 /// KVM_SET_LAPIC.
 pub(crate) fn set_lapic(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
-    let lapic = vcpu.apic.as_ref().ok_or(EINVAL)?;
+    let lapic = vcpu.lapic().ok_or(EINVAL)?;
     let s: crate::irqchip::uapi::KvmLapicState = read_arg(arg)?;
     let clk = clock(st);
-    let eff = lapic.lock().set_state(&s, &clk, vm.x2apic_format()).map_err(|_| EINVAL)?;
+    let eff = lapic.lock().set_state(&s, &clk, vm.arch().irqchip().x2apic_format()).map_err(|_| EINVAL)?;
     apply(vm, vcpu, st, eff);
     arm_timer(vcpu, st);
-    vcpu.kick.make_request(REQ_EVENT);
+    vcpu.kick().make_request(REQ_EVENT);
     Ok(())
 }
 
 /// After KVM_SET_CPUID2: what the guest's CPUID offers (x2APIC,
 /// TSC-deadline) shapes the LAPIC.
 pub(crate) fn update_config(vcpu: &Vcpu, st: &VcpuState) {
-    let Some(lapic) = &vcpu.apic else { return };
-    let l1 = crate::x86::cpuid::lookup(st, 1, 0);
+    let Some(lapic) = vcpu.lapic() else { return };
+    let l1 = cpuid::lookup(st, 1, 0);
     let mut l = lapic.lock();
     let mut cfg = *l.config();
-    cfg.x2apic_supported = l1[2] & (1 << 21) != 0;
-    cfg.tsc_deadline_supported = l1[2] & (1 << 24) != 0;
-    cfg.max_phys_addr_bits = crate::x86::cpuid::guest_maxphyaddr(st);
+    cfg.x2apic_supported = l1[2] & CPUID1_ECX_X2APIC != 0;
+    cfg.tsc_deadline_supported = l1[2] & CPUID1_ECX_TSC_DEADLINE != 0;
+    cfg.max_phys_addr_bits = cpuid::guest_maxphyaddr(st);
     l.set_config(cfg);
 }
 
@@ -198,13 +239,30 @@ const _: () = assert!(
 
 /// `KVM_SET_VAPIC_ADDR`: where QEMU's TPR-patching ROM keeps its VAPIC
 /// word (0 turns it off). The address must be writable guest RAM, else
-/// EINVAL (as upstream, whose hva-cache setup fails).
-pub(crate) fn set_vapic_addr(vm: &Vm, st: &mut VcpuState, gpa: u64) -> Result {
-    if gpa != 0 && (vm.gpa_to_hva(gpa, true).is_none() || vm.gpa_to_hva(gpa + 3, true).is_none()) {
+/// EINVAL (as upstream, whose hva-cache setup fails); EINVAL without an
+/// in-kernel LAPIC.
+pub(crate) fn set_vapic_addr(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+    if vcpu.lapic().is_none() {
         return Err(EINVAL);
     }
-    st.vapic_addr = gpa;
+    let gpa = read_arg::<uapi::kvm_vapic_addr>(arg)?.vapic_addr;
+    let mem = vm.mmu();
+    if gpa != 0 && (mem.gpa_to_hva(gpa, true).is_none() || mem.gpa_to_hva(gpa + 3, true).is_none()) {
+        return Err(EINVAL);
+    }
+    st.lapic.vapic_addr = gpa;
     Ok(())
+}
+
+/// `KVM_TPR_ACCESS_REPORTING`: QEMU's TPR patching hears of guest TPR
+/// accesses through KVM_EXIT_TPR_ACCESS.
+pub(crate) fn tpr_access_reporting(st: &mut VcpuState, arg: usize) -> Result {
+    let tac: uapi::kvm_tpr_access_ctl = read_arg(arg)?;
+    if tac.flags != 0 {
+        return Err(EINVAL);
+    }
+    st.lapic.tpr_access_reporting = tac.enabled != 0;
+    write_arg(arg, &tac)
 }
 
 /// Reads or writes the 4-byte VAPIC word, which may straddle a page.
@@ -214,7 +272,7 @@ fn vapic_access(vm: &Vm, gpa: u64, word: &mut [u8; 4], write: bool) -> Result<bo
     let mut ok = true;
     for (addr, part) in [(gpa, a), (gpa + first as u64, b)] {
         if !part.is_empty() {
-            ok &= if write { vm.write_guest(addr, part)? } else { vm.read_guest(addr, part)? };
+            ok &= if write { vm.mmu().write_guest(addr, part)? } else { vm.mmu().read_guest(addr, part)? };
         }
     }
     Ok(ok)
@@ -223,8 +281,8 @@ fn vapic_access(vm: &Vm, gpa: u64, word: &mut [u8; 4], write: bool) -> Result<bo
 /// Before entry: publishes TPR/ISR/IRR in the VAPIC word (only while the
 /// LAPIC is enabled, as upstream).
 pub(crate) fn sync_to_vapic(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) {
-    let Some(lapic) = &vcpu.apic else { return };
-    if st.vapic_addr == 0 {
+    let Some(lapic) = vcpu.lapic() else { return };
+    if st.lapic.vapic_addr == 0 {
         return;
     }
     let word = {
@@ -236,17 +294,17 @@ pub(crate) fn sync_to_vapic(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) {
     };
     let mut word = word.to_le_bytes();
     // A guest that unmapped the page loses its TPR shortcut, as upstream.
-    let _ = vapic_access(vm, st.vapic_addr, &mut word, true);
+    let _ = vapic_access(vm, st.lapic.vapic_addr, &mut word, true);
 }
 
 /// After an exit: the guest's TPR writes to the VAPIC word reach the LAPIC.
 pub(crate) fn sync_from_vapic(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) {
-    let Some(lapic) = &vcpu.apic else { return };
-    if st.vapic_addr == 0 {
+    let Some(lapic) = vcpu.lapic() else { return };
+    if st.lapic.vapic_addr == 0 {
         return;
     }
     let mut word = [0u8; 4];
-    if let Ok(true) = vapic_access(vm, st.vapic_addr, &mut word, false) {
+    if let Ok(true) = vapic_access(vm, st.lapic.vapic_addr, &mut word, false) {
         lapic.lock().set_tpr(u32::from(word[0]));
     }
 }

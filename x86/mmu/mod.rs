@@ -1,67 +1,296 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The VM's memory map: memory slots plus the TDP (nested) page tables
-//! built from them on demand, kept coherent with the VMM's address space by
-//! an MMU notifier.
+//! The VM's MMU: its memory slots and the TDP (nested) page tables built
+//! from them on demand, kept coherent with the VMM's address space, and the
+//! guest-memory accesses of the kernel (emulator, kvmclock, VAPIC).
 //!
 //! Coherence protocol (as upstream's `mmu_invalidate_seq`): a fault reads
-//! `Vm::mmu_seq`, pins the page without the lock, and installs the
-//! translation (under the lock) only if no invalidation started or ended in
-//! between (`Vm::mmu_invalidating`, `Vm::mmu_seq`); an
-//! invalidation zaps under the lock and flushes every vCPU's TLB before the
-//! VMM's page can be freed.
+//! `seq`, pins the page without the lock, and installs the translation
+//! (under the lock) only if no invalidation started or ended in between
+//! (`invalidating`, `seq`); an invalidation zaps under the lock and flushes
+//! every vCPU's TLB before the VMM's page can be freed.
+//!
+//! Remote TLB flushes kick vCPUs and wait for them: never under `inner`.
 
 pub(crate) mod tdp;
 
-use crate::virt::guest_memory::Slot;
-use kernel::{prelude::*, sync::Arc};
-use tdp::Tdp;
+use crate::{
+    ext::{cpu, pages::PinnedUserPage, uaccess},
+    memslots::{self, Change, Request, SlotDesc, SlotError},
+    virt::{
+        guest_memory::{Slot, Slots},
+        vcpu::Vcpus,
+    },
+};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use kernel::{
+    new_mutex,
+    page::{PAGE_MASK, PAGE_SHIFT},
+    prelude::*,
+    sync::{Arc, Mutex},
+};
+use tdp::{Tdp, TdpFormat};
 
-/// Slots, tables and the invalidation counters, under `Vm::mmu`.
+/// Under [`Mmu::inner`].
+struct Inner {
+    slots: Slots,
+    tdp: Tdp,
+}
+
+/// A VM's memory map and nested page tables.
+#[pin_data]
 pub(crate) struct Mmu {
-    /// Sorted by `base_gfn`; slots never overlap.
-    slots: KVec<Arc<Slot>>,
-    pub(crate) tdp: Tdp,
+    /// Slots and tables (upstream's slots under `mmu_lock`). A mutex: the
+    /// fault path allocates table pages under it. Taken by MMU-notifier
+    /// callbacks (try-lock when they must not block); lock order: the
+    /// VM's slots lock → `inner`; nothing else is taken under it.
+    #[pin]
+    inner: Mutex<Inner>,
+    /// Bumped at the end of each invalidation and on slot changes.
+    seq: AtomicU64,
+    /// Invalidations in progress.
+    invalidating: AtomicU32,
+    /// Highest guest frame a slot may map.
+    max_gfn: u64,
+    /// `TDP root` (host physical), fixed for the VM's life.
+    root_pa: u64,
 }
 
 impl Mmu {
-    pub(crate) fn new() -> Result<Self> {
-        Ok(Self { slots: KVec::new(), tdp: Tdp::new()? })
+    /// No slots, empty tables in the vendor's `format`.
+    pub(crate) fn new(format: TdpFormat) -> Result<impl PinInit<Self, Error>> {
+        let tdp = Tdp::new(format)?;
+        let root_pa = tdp.root_pa();
+        let max_gfn = tdp::MAX_GFN.min((1u64 << (host_maxphyaddr() - PAGE_SHIFT as u64)) - 1);
+        Ok(try_pin_init!(Self {
+            inner <- new_mutex!(Inner { slots: Slots::new(), tdp }),
+            seq: AtomicU64::new(0),
+            invalidating: AtomicU32::new(0),
+            max_gfn,
+            root_pa,
+        }))
     }
 
-    /// The slot holding `gfn`.
-    pub(crate) fn slot_for_gfn(&self, gfn: u64) -> Option<&Arc<Slot>> {
-        let i = self.slots.partition_point(|s| s.desc.end_gfn() <= gfn);
-        self.slots.get(i).filter(|s| s.desc.contains(gfn))
+    /// Physical address of the top-level TDP table (the vendor's nCR3/EPTP).
+    pub(crate) fn tdp_root(&self) -> u64 {
+        self.root_pa
+    }
+
+    /// What KVM_SET_USER_MEMORY_REGION(2) `req` would change, by the
+    /// rules of `memslots::plan` (under the VM's slots lock, so the plan
+    /// stays valid until [`Mmu::set_slot`]).
+    pub(crate) fn plan(&self, req: &Request, user_limit: u64) -> Result<Change, SlotError> {
+        let inner = self.inner.lock();
+        memslots::plan(req, inner.slots.iter().map(|s| s.desc()), user_limit)
+    }
+
+    /// Replaces the slot `old` (if any) with `new` (if any): the old range
+    /// is unmapped when it moves or goes away, and the new one
+    /// write-protected when it starts logging (`protect`). The caller holds
+    /// the VM's slots lock and planned the change (`memslots::plan`).
+    pub(crate) fn set_slot(&self, vcpus: &Vcpus, old: Option<SlotDesc>, new: Option<Arc<Slot>>, protect: bool) -> Result {
+        if new.as_ref().is_some_and(|n| !self.fits(n.desc())) {
+            return Err(EINVAL);
+        }
+        let mut m = self.inner.lock();
+        m.slots.reserve()?;
+        m.slots.replace(old.map(|o| o.id), new.clone())?;
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        let mut flush = false;
+        if let Some(o) = old {
+            let moved = new.as_ref().map_or(true, |n| n.desc().base_gfn != o.base_gfn);
+            if moved {
+                flush |= m.tdp.zap(o.base_gfn, o.end_gfn());
+            }
+        }
+        if let Some(s) = new.filter(|_| protect) {
+            // Writes must fault from now on, to be logged.
+            flush |= m.tdp.write_protect(s.desc().base_gfn, s.desc().end_gfn());
+        }
+        drop(m);
+        if flush {
+            vcpus.flush_tlbs();
+        }
+        Ok(())
+    }
+
+    /// Whether the tables can map all of `desc`.
+    pub(crate) fn fits(&self, desc: &SlotDesc) -> bool {
+        desc.end_gfn() - 1 <= self.max_gfn
     }
 
     /// The slot with id `id`.
-    pub(crate) fn slot_by_id(&self, id: u32) -> Option<&Arc<Slot>> {
-        self.slots.iter().find(|s| s.desc.id == id)
+    pub(crate) fn slot_by_id(&self, id: u32) -> Option<Arc<Slot>> {
+        self.inner.lock().slots.by_id(id).cloned()
     }
 
-    /// All slots.
-    pub(crate) fn slots(&self) -> &[Arc<Slot>] {
-        &self.slots
+    /// The userspace address and slot of guest physical `gpa`, if RAM (and
+    /// writable RAM for `write`).
+    pub(crate) fn gpa_to_hva(&self, gpa: u64, write: bool) -> Option<(u64, Arc<Slot>)> {
+        let m = self.inner.lock();
+        let slot = m.slots.for_gfn(gpa >> PAGE_SHIFT)?;
+        if write && slot.readonly() {
+            return None;
+        }
+        let hva = slot.gfn_to_hva(gpa >> PAGE_SHIFT)? + (gpa & !PAGE_MASK as u64);
+        Some((hva, slot.clone()))
     }
 
-    /// Removes slot `id` (if any) and inserts `new` (if any), keeping the
-    /// order. `new` must have room reserved: see [`Mmu::reserve_slot`].
-    pub(crate) fn replace_slot(&mut self, id: Option<u32>, new: Option<Arc<Slot>>) -> Result {
-        if let Some(id) = id {
-            if let Some(i) = self.slots.iter().position(|s| s.desc.id == id) {
-                self.slots.remove(i)?;
+    /// Reads guest RAM at `gpa` (within one page). `Ok(false)`: not RAM.
+    pub(crate) fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> Result<bool> {
+        let Some((hva, _)) = self.gpa_to_hva(gpa, false) else { return Ok(false) };
+        uaccess::read_bytes(hva, buf)?;
+        Ok(true)
+    }
+
+    /// Writes guest RAM at `gpa` (within one page), logging the page.
+    /// `Ok(false)`: not writable RAM (MMIO or a read-only slot).
+    pub(crate) fn write_guest(&self, gpa: u64, buf: &[u8]) -> Result<bool> {
+        let Some((hva, slot)) = self.gpa_to_hva(gpa, true) else { return Ok(false) };
+        uaccess::write_bytes(hva, buf)?;
+        slot.mark_dirty(gpa >> PAGE_SHIFT);
+        Ok(true)
+    }
+
+    /// Atomic compare-exchange of guest RAM at `gpa` (1, 2, 4 or 8 bytes
+    /// within one page), logging the page. `Ok(None)`: not writable RAM.
+    pub(crate) fn cmpxchg_guest(&self, gpa: u64, old: &[u8], new: &[u8]) -> Result<Option<bool>> {
+        let Some((hva, slot)) = self.gpa_to_hva(gpa, true) else { return Ok(None) };
+        let r = uaccess::cmpxchg(hva, old, new)?;
+        slot.mark_dirty(gpa >> PAGE_SHIFT);
+        Ok(Some(r))
+    }
+
+    /// Resolves a TDP fault at `gpa`: maps the page and returns `Ok(true)`,
+    /// or `Ok(false)` when the access is MMIO (no slot, or a write to a
+    /// read-only slot). `EFAULT`: the VMM's memory behind the slot is gone.
+    pub(crate) fn fault(&self, vcpus: &Vcpus, gpa: u64, write: bool) -> Result<bool> {
+        let gfn = gpa >> PAGE_SHIFT;
+        loop {
+            let seq = self.seq.load(Ordering::SeqCst);
+            let Some(slot) = self.inner.lock().slots.for_gfn(gfn).cloned() else { return Ok(false) };
+            if write && slot.readonly() {
+                return Ok(false);
+            }
+            let hva = slot.gfn_to_hva(gfn).ok_or(EFAULT)?;
+            // Map writable whenever the slot and the host page allow, and
+            // log it as dirty if so, like upstream (it does not wait for a
+            // write fault; pages write-protected by GET_DIRTY_LOG stay
+            // mapped read-only until the guest writes them).
+            let want_write = write || !slot.readonly();
+            let (page, writable) = match PinnedUserPage::get(hva, want_write) {
+                Ok(p) => (p, want_write),
+                Err(_) if !write && want_write => (PinnedUserPage::get(hva, false)?, false),
+                Err(e) => return Err(e),
+            };
+            let mut m = self.inner.lock();
+            if self.invalidating.load(Ordering::SeqCst) != 0 || self.seq.load(Ordering::SeqCst) != seq {
+                drop(m);
+                drop(page);
+                cpu::cond_resched();
+                continue;
+            }
+            let flush = m.tdp.map(gfn, page.pfn(), writable)?;
+            if writable {
+                slot.mark_dirty(gfn);
+            }
+            drop(m);
+            if flush {
+                vcpus.flush_tlbs();
+            }
+            return Ok(true);
+        }
+    }
+
+    /// MMU notifier: an invalidation of userspace `[start, end)` begins.
+    pub(crate) fn invalidate_start(&self, vcpus: &Vcpus, start: u64, end: u64, blockable: bool) -> Result {
+        let mut m = if blockable { self.inner.lock() } else { self.inner.try_lock().ok_or(EAGAIN)? };
+        self.invalidating.fetch_add(1, Ordering::SeqCst);
+        let mut flush = false;
+        let Inner { slots, tdp } = &mut *m;
+        for slot in slots.iter() {
+            if let Some((a, b)) = slot.hva_range_to_gfns(start, end) {
+                flush |= tdp.zap(a, b);
             }
         }
-        if let Some(new) = new {
-            let i = self.slots.partition_point(|s| s.desc.base_gfn < new.desc.base_gfn);
-            self.slots.insert_within_capacity(i, new).map_err(|_| ENOMEM)?;
+        drop(m);
+        if flush {
+            vcpus.flush_tlbs();
         }
         Ok(())
     }
 
-    /// Makes room for one more slot (may sleep: call before swapping).
-    pub(crate) fn reserve_slot(&mut self) -> Result {
-        self.slots.reserve(1, GFP_KERNEL_ACCOUNT)?;
-        Ok(())
+    /// MMU notifier: the invalidation that began last has ended.
+    pub(crate) fn invalidate_end(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        self.invalidating.fetch_sub(1, Ordering::SeqCst);
     }
+
+    /// MMU notifier: the VMM's address space goes away.
+    pub(crate) fn zap_all(&self, vcpus: &Vcpus) {
+        if self.inner.lock().tdp.zap_all() {
+            vcpus.flush_tlbs();
+        }
+    }
+
+    /// KVM_GET_DIRTY_LOG: the slot's dirty bitmap. Without manual
+    /// protection (`harvest`) the bits are cleared and those pages
+    /// write-protected again, so new writes are logged.
+    pub(crate) fn dirty_bitmap(&self, vcpus: &Vcpus, slot: &Slot, harvest: bool) -> Result<KVec<u64>> {
+        let words = slot.dirty_words();
+        let mut out = KVec::with_capacity(words.len(), GFP_KERNEL_ACCOUNT)?;
+        if !harvest {
+            for w in words.iter() {
+                out.push(w.load(Ordering::SeqCst), GFP_KERNEL_ACCOUNT)?;
+            }
+            return Ok(out);
+        }
+        let mut flush = false;
+        let mut m = self.inner.lock();
+        for (i, w) in words.iter().enumerate() {
+            let mask = w.swap(0, Ordering::SeqCst);
+            out.push(mask, GFP_KERNEL_ACCOUNT)?;
+            flush |= protect_bits(&mut m.tdp, slot.desc().base_gfn + i as u64 * 64, mask);
+        }
+        drop(m);
+        if flush {
+            vcpus.flush_tlbs();
+        }
+        Ok(out)
+    }
+
+    /// KVM_CLEAR_DIRTY_LOG: clears the bits of `masks` (one word per 64
+    /// pages from slot page `first`, a multiple of 64) and write-protects
+    /// those pages again.
+    pub(crate) fn clear_dirty(&self, vcpus: &Vcpus, slot: &Slot, first: u64, masks: &[u64]) {
+        let dirty = slot.dirty_words();
+        let mut flush = false;
+        let mut m = self.inner.lock();
+        for (i, user) in masks.iter().enumerate() {
+            let Some(w) = dirty.get((first / 64) as usize + i) else { break };
+            let cleared = w.fetch_and(!user, Ordering::SeqCst) & user;
+            flush |= protect_bits(&mut m.tdp, slot.desc().base_gfn + first + i as u64 * 64, cleared);
+        }
+        drop(m);
+        if flush {
+            vcpus.flush_tlbs();
+        }
+    }
+}
+
+/// Write-protects the frames `base + b` for each set bit `b` of `mask`.
+fn protect_bits(tdp: &mut Tdp, base: u64, mask: u64) -> bool {
+    let mut flush = false;
+    let mut bits = mask;
+    while bits != 0 {
+        let gfn = base + u64::from(bits.trailing_zeros());
+        bits &= bits - 1;
+        flush |= tdp.write_protect(gfn, gfn + 1);
+    }
+    flush
+}
+
+/// The host's physical address width (CPUID 0x80000008 EAX[7:0]).
+fn host_maxphyaddr() -> u64 {
+    let r = core::arch::x86_64::__cpuid(0x8000_0008);
+    u64::from(r.eax & 0xff).clamp(36, 52)
 }

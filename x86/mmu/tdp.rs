@@ -1,30 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Two-dimensional paging tables: the host-owned guest-physical to
-//! host-physical tables the CPU walks for the guest (AMD NPT, in the
-//! long-mode 4-level page-table format; EPT will get its own entry format).
+//! host-physical tables the CPU walks for the guest (AMD NPT, Intel EPT).
+//! The walk is the same for both; the entry bits come from the vendor
+//! ([`TdpFormat`]).
 //!
 //! 4 KiB leaves only. Table pages are owned here and freed with the tables;
 //! leaves are cleared by [`Tdp::zap`] but intermediate tables stay until the
 //! VM goes away (they are few: 4 KiB of tables maps 2 MiB).
 
-use crate::ext::bindings as rb;
+use crate::ext::pages::{page_phys, phys_to_virt};
 use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::{page::Page, prelude::*};
+use kernel::{
+    page::{Page, PAGE_SHIFT},
+    prelude::*,
+};
 
-/// Page-table entry bits (AMD APM vol. 2, 5.3; NPT uses the same format).
-pub(crate) mod pte {
-    /// Present.
-    pub(crate) const P: u64 = 1 << 0;
-    /// Writable.
-    pub(crate) const RW: u64 = 1 << 1;
-    /// User: nested walks are user accesses, so every NPT entry needs it.
-    pub(crate) const US: u64 = 1 << 2;
-    /// Accessed (set by us so the walker does not have to).
-    pub(crate) const A: u64 = 1 << 5;
-    /// Dirty.
-    pub(crate) const D: u64 = 1 << 6;
-    /// Physical address bits 12..51.
-    pub(crate) const ADDR: u64 = 0x000f_ffff_ffff_f000;
+/// How a vendor's TDP entries look (NPT: the long-mode page-table format;
+/// EPT: read/write/execute bits and a memory type).
+#[derive(Clone, Copy, Debug)]
+pub struct TdpFormat {
+    /// Bits of an entry pointing to a lower-level table (besides its address).
+    pub table: u64,
+    /// Bits of a readable, executable leaf (besides its address).
+    pub leaf: u64,
+    /// Bits added to a writable leaf.
+    pub writable: u64,
+    /// An entry with any of these bits is present.
+    pub present: u64,
+    /// The physical-address bits of an entry.
+    pub addr: u64,
 }
 
 const ENTRIES: usize = 512;
@@ -44,39 +48,35 @@ fn span(level: u32) -> u64 {
     1 << (9 * (level - 1))
 }
 
-/// The NPT of one VM.
+/// The TDP tables of one VM.
 pub(crate) struct Tdp {
+    format: TdpFormat,
+    /// The top-level table.
     root: Page,
-    root_pa: u64,
     /// Every non-root table page; freed on drop.
     tables: KVec<Page>,
 }
 
-fn page_pa(page: &Page) -> u64 {
-    // SAFETY: `page` is a live page.
-    unsafe { rb::rkvm_page_to_phys(page.as_ptr()) }
-}
-
 impl Tdp {
-    /// Empty tables (a zeroed root).
-    pub(crate) fn new() -> Result<Self> {
+    /// Empty tables (a zeroed root) with the vendor's entry `format`.
+    pub(crate) fn new(format: TdpFormat) -> Result<Self> {
         let root = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
-        let root_pa = page_pa(&root);
-        Ok(Self { root, root_pa, tables: KVec::new() })
+        Ok(Self { format, root, tables: KVec::new() })
     }
 
-    /// Physical address of the top-level table (the VMCB's nCR3).
+    /// Physical address of the top-level table (the vendor's TDP root).
     pub(crate) fn root_pa(&self) -> u64 {
-        self.root_pa
+        page_phys(&self.root)
     }
 
     /// The table at physical address `pa`, which one of our entries holds.
     fn table(&self, pa: u64) -> &Table {
+        let va = phys_to_virt(pa & self.format.addr);
         // SAFETY: every table address in our entries (and the root) is a
         // page we own (`self.root`, `self.tables`) that lives as long as
         // `self`; its direct-map address is 4 KiB-aligned and the CPU only
         // ever reads it concurrently, hence atomics.
-        unsafe { &*rb::rkvm_phys_to_virt(pa & pte::ADDR).cast::<Table>() }
+        unsafe { &*va.cast::<Table>() }
     }
 
     /// Maps `gfn` to host frame `pfn`; returns true if a different present
@@ -85,33 +85,33 @@ impl Tdp {
         if gfn > MAX_GFN {
             return Err(EINVAL);
         }
-        let mut table_pa = self.root_pa;
+        let f = self.format;
+        let mut table_pa = self.root_pa();
         for level in (2..=LEVELS).rev() {
             let entry = &self.table(table_pa)[index(gfn, level)];
             let e = entry.load(Ordering::Relaxed);
-            if e & pte::P != 0 {
-                table_pa = e & pte::ADDR;
+            if e & f.present != 0 {
+                table_pa = e & f.addr;
                 continue;
             }
             let page = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
-            let pa = page_pa(&page);
+            let pa = page_phys(&page);
             self.tables.push(page, GFP_KERNEL_ACCOUNT)?;
-            self.table(table_pa)[index(gfn, level)]
-                .store(pa | pte::P | pte::RW | pte::US | pte::A, Ordering::Release);
+            self.table(table_pa)[index(gfn, level)].store(pa | f.table, Ordering::Release);
             table_pa = pa;
         }
-        let mut leaf = (pfn << 12) & pte::ADDR | pte::P | pte::US | pte::A;
+        let mut leaf = (pfn << PAGE_SHIFT) & f.addr | f.leaf;
         if writable {
-            leaf |= pte::RW | pte::D;
+            leaf |= f.writable;
         }
         let old = self.table(table_pa)[index(gfn, 1)].swap(leaf, Ordering::Release);
-        Ok(old & pte::P != 0 && (old & pte::ADDR != leaf & pte::ADDR || old & !leaf & pte::RW != 0))
+        Ok(old & f.present != 0 && (old & f.addr != leaf & f.addr || old & !leaf & f.writable != 0))
     }
 
     /// Applies `f` to every present leaf in `[start, end)`; returns true if
     /// any leaf changed.
     fn for_each_leaf(&self, start: u64, end: u64, f: &impl Fn(u64) -> u64) -> bool {
-        self.walk(self.root_pa, LEVELS, 0, start, end.min(MAX_GFN + 1), f)
+        self.walk(self.root_pa(), LEVELS, 0, start, end.min(MAX_GFN + 1), f)
     }
 
     fn walk(&self, pa: u64, level: u32, base: u64, start: u64, end: u64, f: &impl Fn(u64) -> u64) -> bool {
@@ -125,7 +125,7 @@ impl Tdp {
                 break;
             }
             let e = entry.load(Ordering::Relaxed);
-            if e & pte::P == 0 {
+            if e & self.format.present == 0 {
                 continue;
             }
             if level == 1 {
@@ -136,7 +136,7 @@ impl Tdp {
                 }
             } else {
                 // Depth is bounded by LEVELS.
-                changed |= self.walk(e & pte::ADDR, level - 1, lo, start, end, f);
+                changed |= self.walk(e & self.format.addr, level - 1, lo, start, end, f);
             }
         }
         changed
@@ -149,7 +149,8 @@ impl Tdp {
 
     /// Makes `[start, end)` read-only; true if anything was writable.
     pub(crate) fn write_protect(&mut self, start: u64, end: u64) -> bool {
-        self.for_each_leaf(start, end, &|e| e & !(pte::RW | pte::D))
+        let w = self.format.writable;
+        self.for_each_leaf(start, end, &|e| e & !w)
     }
 
     /// Unmaps everything.
@@ -158,10 +159,5 @@ impl Tdp {
     }
 }
 
-impl Drop for Tdp {
-    fn drop(&mut self) {
-        // The root and `tables` are freed by their own drops. Nothing maps
-        // these tables any more: every vCPU is gone before the VM's MMU.
-        let _ = &self.root;
-    }
-}
+// The root and `tables` are freed by their own drops. Nothing maps these
+// tables any more then: every vCPU is gone before the VM's MMU.

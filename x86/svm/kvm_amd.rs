@@ -8,8 +8,8 @@
 
 use kernel::{cpu, prelude::*, sync::Arc};
 use kvm::{
-    x86::vendor::{self, ArchOps, VcpuArch},
     ext::{bindings as rb, msr},
+    x86::vendor::{self, ArchOps, TdpFormat, VcpuArch},
 };
 
 mod cpuid;
@@ -81,6 +81,10 @@ impl ArchOps for Svm {
         // SAFETY: balances the reference taken in `enable_cpu` on this CPU.
         unsafe { rb::x86_virt_put_ref(rb::X86_FEATURE_SVM as i32) };
         msr::write(rb::MSR_VM_HSAVE_PA, 0);
+    }
+
+    fn tdp_format(&self) -> TdpFormat {
+        vmcb::NPT_FORMAT
     }
 
     fn create_vcpu(&self, _id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>> {

@@ -32,8 +32,6 @@ const X86_EFLAGS_IF: u64 = 1 << 9;
 const AC_VECTOR: u32 = 17;
 /// #UD, injected for SVM instructions (no nested SVM yet).
 const UD_VECTOR: u8 = 6;
-/// #GP, injected for RDPMC (no PMU).
-const GP_VECTOR: u8 = 13;
 
 // MSRs kept in the VMCB or here.
 const MSR_IA32_TSC: u32 = 0x10;
@@ -56,8 +54,7 @@ const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
 const MSR_AMD64_DE_CFG: u32 = 0xc001_1029;
 
 fn rdtsc() -> u64 {
-    // SAFETY: reads the TSC.
-    unsafe { rb::rkvm_rdtsc() }
+    kvm::ext::time::rdtsc()
 }
 
 /// An SVM vCPU.
@@ -199,12 +196,6 @@ impl SvmVcpu {
         }
     }
 
-    /// Continues after an instruction the vendor handled itself.
-    fn skip(&mut self, len: u64) {
-        let next = self.next_rip().unwrap_or_else(|| self.rip().wrapping_add(len));
-        self.skip_to(next);
-    }
-
     /// Picks this vCPU's ASID on `cpu` (a new one after migration or when
     /// the CPU started a new generation) and the TLB flush to request.
     fn prepare_asid(&mut self, cpu: u32) {
@@ -307,29 +298,11 @@ impl SvmVcpu {
                 self.inject_exception(UD_VECTOR, None);
                 VmExit::None
             }
-            exit::RDPMC => {
-                self.inject_exception(GP_VECTOR, Some(0));
-                VmExit::None
-            }
-            exit::RDTSCP => {
-                let tsc = rdtsc().wrapping_add(self.vmcb().control.tsc_offset);
-                let aux = self.tsc_aux;
-                let g = &mut self.gprs.0;
-                g[gpr::RAX] = tsc & 0xffff_ffff;
-                g[gpr::RDX] = tsc >> 32;
-                g[gpr::RCX] = aux & 0xffff_ffff;
-                self.skip(3);
-                VmExit::None
-            }
-            // MONITOR/MWAIT are NOPs, as upstream.
-            exit::MONITOR | exit::MWAIT | exit::MWAIT_COND => {
-                self.skip(3);
-                VmExit::None
-            }
-            exit::WBINVD | exit::INVD => {
-                self.skip(2);
-                VmExit::None
-            }
+            exit::RDPMC => VmExit::Rdpmc,
+            exit::RDTSCP => VmExit::Rdtscp,
+            exit::MONITOR | exit::MWAIT | exit::MWAIT_COND => VmExit::MonitorMwait,
+            exit::WBINVD | exit::INVD => VmExit::Wbinvd,
+            exit::INVLPG => VmExit::Invlpg,
             exit::INVALID => VmExit::FailEntry { reason: exit::INVALID },
             _ => VmExit::Unknown { code, info1, info2 },
         }

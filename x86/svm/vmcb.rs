@@ -196,6 +196,7 @@ pub(crate) mod exit {
     pub(crate) const IRET: u64 = 0x074;
     pub(crate) const INVD: u64 = 0x076;
     pub(crate) const HLT: u64 = 0x078;
+    pub(crate) const INVLPG: u64 = 0x079;
     pub(crate) const INVLPGA: u64 = 0x07a;
     pub(crate) const IOIO: u64 = 0x07b;
     pub(crate) const MSR: u64 = 0x07c;
@@ -232,6 +233,24 @@ pub(crate) mod int_ctl {
 pub(crate) const INTERRUPT_SHADOW: u32 = 1 << 0;
 /// `Control::misc_ctl`: nested paging.
 pub(crate) const MISC_ENABLE_NP: u64 = 1 << 0;
+
+/// Nested page table entries: the long-mode page-table format (AMD APM
+/// vol. 2, 15.25.5). Nested walks are user accesses, so every entry has
+/// U/S; accessed and dirty bits are set by us, so the walker never writes.
+pub(crate) const NPT_FORMAT: kvm::x86::vendor::TdpFormat = {
+    const P: u64 = 1 << 0;
+    const RW: u64 = 1 << 1;
+    const US: u64 = 1 << 2;
+    const A: u64 = 1 << 5;
+    const D: u64 = 1 << 6;
+    kvm::x86::vendor::TdpFormat {
+        table: P | RW | US | A,
+        leaf: P | US | A,
+        writable: RW | D,
+        present: P,
+        addr: 0x000f_ffff_ffff_f000,
+    }
+};
 
 /// `Control::tlb_ctl` values.
 pub(crate) mod tlb_ctl {

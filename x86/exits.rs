@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The exits every vendor shares, in the vendor-neutral terms of
+//! [`VmExit`]: port I/O, MMIO and TDP faults, HLT, CPUID, MSRs,
+//! hypercalls, XSETBV, RDTSCP, MONITOR/MWAIT, WBINVD, INVLPG, RDPMC,
+//! exceptions, shutdown and failed entries.
+
+use crate::{
+    ext::{time, uapi},
+    virt::{vcpu::Vcpu, vm::Vm},
+    x86::{
+        cpuid, emulator_ops, events, iodev, msrs,
+        run::{halt, merge_reg, vector, Next},
+        vcpu::VcpuState,
+        vendor::{gpr, IoExit, Seg, VmExit},
+    },
+};
+use kernel::{page::PAGE_SIZE, prelude::*};
+
+/// Continues after an intercepted instruction: at the hardware's next RIP
+/// if it saved one; else after the decoded instruction (prefixes count);
+/// else `len` bytes on, its length without prefixes.
+pub(crate) fn skip(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, len: u64) {
+    let next = match st.hw.next_rip() {
+        Some(n) => n,
+        None => {
+            let l = emulator_ops::instruction_length(vm, vcpu, st).unwrap_or(len);
+            st.hw.rip().wrapping_add(l)
+        }
+    };
+    st.hw.skip_to(next);
+}
+
+/// EDX:EAX as one value (WRMSR, XSETBV).
+fn edx_eax(st: &VcpuState) -> u64 {
+    let g = &st.hw.gprs().0;
+    (g[gpr::RDX] << 32) | (g[gpr::RAX] & 0xffff_ffff)
+}
+
+/// Handles one exit.
+pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result<Next> {
+    let run = vcpu.run_page();
+    match exit {
+        VmExit::None => Ok(Next::Guest),
+        VmExit::Io(io) => handle_io(vm, vcpu, st, io),
+        VmExit::Hlt => {
+            skip(vm, vcpu, st, 1);
+            Ok(halt(vcpu, st))
+        }
+        VmExit::Cpuid => {
+            cpuid::emulate(st);
+            skip(vm, vcpu, st, 2);
+            Ok(Next::Guest)
+        }
+        VmExit::Msr { write } => handle_msr(vm, vcpu, st, write),
+        VmExit::Hypercall => handle_hypercall(vm, vcpu, st),
+        VmExit::Xsetbv => {
+            let index = st.hw.gprs().0[gpr::RCX] as u32;
+            let value = edx_eax(st);
+            if st.hw.cpl() != 0 || msrs::set_xcr(st, index, value).is_err() {
+                st.hw.inject_exception(vector::GP, Some(0));
+                return Ok(Next::Guest);
+            }
+            skip(vm, vcpu, st, 3);
+            Ok(Next::Guest)
+        }
+        VmExit::Rdtscp => {
+            // TSC_AUX is the vendor's MSR; read it as the guest would.
+            let aux = msrs::get(vm, vcpu, st, msrs::MSR_TSC_AUX, true).unwrap_or(0);
+            let tsc = time::rdtsc().wrapping_add(st.hw.tsc_offset());
+            let g = &mut st.hw.gprs_mut().0;
+            g[gpr::RAX] = tsc & 0xffff_ffff;
+            g[gpr::RDX] = tsc >> 32;
+            g[gpr::RCX] = aux & 0xffff_ffff;
+            skip(vm, vcpu, st, 3);
+            Ok(Next::Guest)
+        }
+        // MONITOR/MWAIT are NOPs, as upstream.
+        VmExit::MonitorMwait => {
+            skip(vm, vcpu, st, 3);
+            Ok(Next::Guest)
+        }
+        // The guest's caches are the host's: nothing to write back.
+        VmExit::Wbinvd => {
+            skip(vm, vcpu, st, 2);
+            Ok(Next::Guest)
+        }
+        VmExit::Invlpg => emulator_ops::emulate(vm, vcpu, st, &[]),
+        // No PMU: RDPMC faults, as upstream with an empty PMU.
+        VmExit::Rdpmc => {
+            st.hw.inject_exception(vector::GP, Some(0));
+            Ok(Next::Guest)
+        }
+        VmExit::TdpFault { gpa, write, insn_len, insn } => {
+            match vm.mmu().fault(vm.vcpus(), gpa, write) {
+                Ok(true) => return Ok(Next::Guest),
+                Ok(false) => {}
+                Err(e) => {
+                    // The VMM's memory behind a slot is gone (KVM_CAP_MEMORY_FAULT_INFO).
+                    run.set_exit_reason(uapi::KVM_EXIT_MEMORY_FAULT);
+                    run.set_memory_fault(gpa & !(PAGE_SIZE as u64 - 1), PAGE_SIZE as u64, 0);
+                    return Err(e);
+                }
+            }
+            emulator_ops::emulate(vm, vcpu, st, &insn[..usize::from(insn_len).min(15)])
+        }
+        VmExit::InterruptWindow => Ok(Next::Guest),
+        VmExit::Emulate => emulator_ops::emulate(vm, vcpu, st, &[]),
+        VmExit::Shutdown => {
+            // The vendor state is undefined after a shutdown: INIT the vCPU.
+            st.hw.reset(true);
+            run.set_exit_reason(uapi::KVM_EXIT_SHUTDOWN);
+            Ok(Next::User)
+        }
+        VmExit::Exception { vector, error_code, info: _ } => {
+            let debug_exit = (vector == vector::DB && (st.debug.singlestep() || st.debug.hw_bp()))
+                || (vector == vector::BP && st.debug.sw_bp());
+            if debug_exit {
+                let (dr6, dr7) = (st.hw.dr(6), st.hw.dr(7));
+                run.set_exit_reason(uapi::KVM_EXIT_DEBUG);
+                run.set_debug(u32::from(vector), events::linear_rip(st), dr6, dr7);
+                return Ok(Next::User);
+            }
+            // Only exceptions we intercept on purpose get here; give them
+            // back to the guest.
+            st.hw.inject_exception(vector, error_code);
+            Ok(Next::Guest)
+        }
+        VmExit::FailEntry { reason } => {
+            run.set_exit_reason(uapi::KVM_EXIT_FAIL_ENTRY);
+            run.set_fail_entry(reason, vcpu.kick().last_cpu() as u32);
+            Ok(Next::User)
+        }
+        VmExit::Unknown { code, info1, info2 } => {
+            run.set_exit_reason(uapi::KVM_EXIT_INTERNAL_ERROR);
+            run.set_internal(
+                uapi::KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON,
+                &[code, vcpu.kick().last_cpu() as u64, info1, info2],
+            );
+            Ok(Next::User)
+        }
+    }
+}
+
+/// RDMSR (ECX) into EDX:EAX, or WRMSR of EDX:EAX; #GP when refused.
+fn handle_msr(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, write: bool) -> Result<Next> {
+    let index = st.hw.gprs().0[gpr::RCX] as u32;
+    if write {
+        let value = edx_eax(st);
+        if msrs::set(vm, vcpu, st, index, value, false).is_err() {
+            st.hw.inject_exception(vector::GP, Some(0));
+            return Ok(Next::Guest);
+        }
+    } else {
+        match msrs::get(vm, vcpu, st, index, false) {
+            Ok(v) => {
+                let g = st.hw.gprs_mut();
+                g.0[gpr::RAX] = v & 0xffff_ffff;
+                g.0[gpr::RDX] = v >> 32;
+            }
+            Err(_) => {
+                st.hw.inject_exception(vector::GP, Some(0));
+                return Ok(Next::Guest);
+            }
+        }
+    }
+    skip(vm, vcpu, st, 2);
+    Ok(Next::Guest)
+}
+
+fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Next> {
+    let run = vcpu.run_page();
+    if !io.string {
+        // In-kernel devices (PIC, PIT) first.
+        let mut data = st.hw.gprs().0[gpr::RAX].to_le_bytes();
+        let n = usize::from(io.size).min(4);
+        if iodev::pio(vm, io.port, !io.input, &mut data[..n]) {
+            if io.input {
+                let v = u64::from_le_bytes(data);
+                let rax = &mut st.hw.gprs_mut().0[gpr::RAX];
+                *rax = merge_reg(*rax, v, io.size);
+            }
+            st.hw.skip_to(io.next_rip);
+            return Ok(Next::Guest);
+        }
+        run.set_exit_reason(uapi::KVM_EXIT_IO);
+        run.set_io(io.input, io.size, io.port, 1);
+        if io.input {
+            st.completion.pio_in(io.size, io.next_rip);
+        } else {
+            let v = st.hw.gprs().0[gpr::RAX];
+            run.write_pio(0, &v.to_le_bytes()[..usize::from(io.size).min(8)]);
+            st.hw.skip_to(io.next_rip);
+        }
+        return Ok(Next::User);
+    }
+
+    // INS/OUTS: the emulator decodes segment, address size and REP, and
+    // batches elements per exit.
+    emulator_ops::emulate(vm, vcpu, st, &[])
+}
+
+/// The hypercall instruction (VMMCALL/VMCALL): KVM_HC_MAP_GPA_RANGE goes
+/// to userspace when it asked for it (KVM_CAP_EXIT_HYPERCALL); everything
+/// else is -KVM_ENOSYS, or -KVM_EPERM from CPL > 0, like upstream.
+fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
+    const KVM_ENOSYS: u64 = 1000;
+    const KVM_EPERM: u64 = 1;
+    const KVM_EINVAL: u64 = 22;
+    const KVM_HC_MAP_GPA_RANGE: u64 = 12;
+    let long_mode = st.hw.efer() & msrs::EFER_LMA != 0 && st.hw.segment(Seg::Cs).l != 0;
+    let mask = if long_mode { u64::MAX } else { 0xffff_ffff };
+    let g = st.hw.gprs().0;
+    let (nr, a0, a1, a2) = (g[gpr::RAX] & mask, g[gpr::RBX] & mask, g[gpr::RCX] & mask, g[gpr::RDX] & mask);
+    let ret = if st.hw.cpl() != 0 {
+        KVM_EPERM.wrapping_neg()
+    } else if nr == KVM_HC_MAP_GPA_RANGE && vm.arch().hypercall_exit_enabled(KVM_HC_MAP_GPA_RANGE) {
+        let (gpa, npages) = (a0, a1);
+        if gpa % PAGE_SIZE as u64 != 0 || npages == 0 || (gpa / PAGE_SIZE as u64).checked_add(npages).is_none() {
+            KVM_EINVAL.wrapping_neg()
+        } else {
+            let run = vcpu.run_page();
+            run.set_exit_reason(uapi::KVM_EXIT_HYPERCALL);
+            let flags = if long_mode { uapi::KVM_EXIT_HYPERCALL_LONG_MODE as u64 } else { 0 };
+            run.set_hypercall(nr, [gpa, npages, a2], flags);
+            st.completion.hypercall(long_mode);
+            return Ok(Next::User);
+        }
+    } else {
+        KVM_ENOSYS.wrapping_neg()
+    };
+    st.hw.gprs_mut().0[gpr::RAX] = ret & mask;
+    skip(vm, vcpu, st, 3);
+    Ok(Next::Guest)
+}

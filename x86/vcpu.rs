@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The x86 state of a vCPU behind its mutex (upstream's `kvm_vcpu_arch`),
+//! and the x86 vCPU ioctls (upstream's kvm_arch_vcpu_ioctl()).
+
+use crate::{
+    emulate::Emulator,
+    ext::{fpu::GuestFpu, uaccess::read_arg, uapi},
+    virt::{
+        ioctl::*,
+        kick::{VcpuKick, REQ_EVENT},
+        vcpu::Vcpu,
+        vm::Vm,
+    },
+    x86::{
+        cpuid::{self, GuestCpuid},
+        events::{self, GuestDebug},
+        irq::lapic::{self, LapicVcpu},
+        kvmclock::{self, VcpuClock},
+        msrs::{self, GenericMsrs},
+        regs,
+        run::Completion,
+        vcpu_events::{MpState, PendingEvents},
+        vendor::VcpuArch,
+    },
+};
+use kernel::{prelude::*, sync::Arc};
+
+/// Everything only the thread holding the vCPU touches.
+pub(crate) struct VcpuState {
+    /// The vendor's part: hardware state (VMCB/VMCS) and the world switch.
+    pub(crate) hw: KBox<dyn VcpuArch>,
+    /// What KVM_SET_CPUID2 set.
+    pub(crate) cpuid: GuestCpuid,
+    /// An exit to userspace whose completion the next KVM_RUN finishes.
+    pub(crate) completion: Completion,
+    /// Guest FPU/XSAVE state.
+    pub(crate) fpu: GuestFpu,
+    /// MSRs the core keeps for every vendor, XCR0 and CR8.
+    pub(crate) msrs: GenericMsrs,
+    /// The instruction emulator's state across exits.
+    pub(crate) emulator: Emulator,
+    /// Interrupts and NMIs waiting to be injected.
+    pub(crate) events: PendingEvents,
+    /// Running, halted, or waiting for INIT/SIPI.
+    pub(crate) mp_state: MpState,
+    /// KVM_SET_GUEST_DEBUG state.
+    pub(crate) debug: GuestDebug,
+    /// KVM_SET_SIGNAL_MASK: the mask while in KVM_RUN.
+    pub(crate) sigmask: Option<u64>,
+    /// The LAPIC's timer and VAPIC/TPR-reporting state (with an in-kernel
+    /// LAPIC).
+    pub(crate) lapic: LapicVcpu,
+    /// kvmclock (MSR_KVM_SYSTEM_TIME_NEW).
+    pub(crate) clock: VcpuClock,
+}
+
+impl VcpuState {
+    /// vCPU `id`'s state at creation (power-on reset).
+    pub(crate) fn new(vm: &Vm, id: u32, bsp: bool, kick: &Arc<VcpuKick>, lapic_in_kernel: bool) -> Result<Self> {
+        let mut hw = vm.vendor().ops().create_vcpu(id, vm.mmu().tdp_root())?;
+        // All vCPUs share one TSC (upstream synchronises at creation).
+        hw.set_tsc_offset(kvmclock::tsc_write(vm, 0));
+        Ok(Self {
+            hw,
+            cpuid: GuestCpuid::new(),
+            completion: Completion::new(),
+            fpu: GuestFpu::new()?,
+            msrs: GenericMsrs::new(bsp),
+            emulator: Emulator::new(),
+            events: PendingEvents::default(),
+            mp_state: MpState::at_creation(lapic_in_kernel, bsp),
+            debug: Default::default(),
+            sigmask: None,
+            lapic: LapicVcpu::new(kick, lapic_in_kernel)?,
+            clock: Default::default(),
+        })
+    }
+}
+
+/// Ok(0) for an ioctl that returns nothing else.
+fn done(r: Result) -> Result<isize> {
+    r.map(|()| 0)
+}
+
+/// The x86 vCPU ioctls; ENOTTY-like EINVAL for unknown ones (upstream's
+/// kvm_arch_vcpu_ioctl() answers them with EINVAL).
+pub(crate) fn vcpu_ioctl(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, cmd: u32, arg: usize) -> Result<isize> {
+    match cmd {
+        KVM_GET_REGS => done(regs::get_regs(st, arg)),
+        KVM_SET_REGS => done(regs::set_regs(st, arg)),
+        KVM_GET_SREGS => done(regs::get_sregs(st, arg)),
+        KVM_SET_SREGS => done(regs::set_sregs(st, arg)),
+        KVM_GET_MSRS => msrs::get_msrs(vm, vcpu, st, arg),
+        KVM_SET_MSRS => msrs::set_msrs(vm, vcpu, st, arg),
+        KVM_SET_CPUID2 => done(cpuid::set_cpuid2(vcpu, st, arg)),
+        KVM_GET_CPUID2 => done(st.cpuid.get_cpuid2(arg)),
+        KVM_GET_FPU => done(regs::get_fpu(st, arg)),
+        KVM_SET_FPU => done(regs::set_fpu(st, arg)),
+        KVM_GET_XSAVE => done(regs::get_xsave(st, arg)),
+        KVM_GET_XSAVE2 => done(regs::get_xsave2(st, arg)),
+        KVM_SET_XSAVE => done(regs::set_xsave(st, arg)),
+        KVM_GET_XCRS => done(regs::get_xcrs(st, arg)),
+        KVM_SET_XCRS => done(regs::set_xcrs(st, arg)),
+        KVM_GET_DEBUGREGS => done(regs::get_debugregs(st, arg)),
+        KVM_SET_DEBUGREGS => done(regs::set_debugregs(st, arg)),
+        KVM_INTERRUPT => done(interrupt(vm, vcpu, st, arg)),
+        KVM_NMI => done(nmi(st)),
+        KVM_GET_MP_STATE => done(events::get_mp_state(vcpu, st, arg)),
+        KVM_SET_MP_STATE => done(events::set_mp_state(vcpu, st, arg)),
+        KVM_X86_SETUP_MCE => done(st.msrs.setup_mce(read_arg(arg)?)),
+        // Injecting machine checks is not supported yet.
+        KVM_X86_SET_MCE => Err(EINVAL),
+        KVM_SET_VAPIC_ADDR => done(lapic::set_vapic_addr(vm, vcpu, st, arg)),
+        KVM_GET_LAPIC => done(lapic::get_lapic(vm, vcpu, st, arg)),
+        KVM_SET_LAPIC => done(lapic::set_lapic(vm, vcpu, st, arg)),
+        KVM_TPR_ACCESS_REPORTING => done(lapic::tpr_access_reporting(st, arg)),
+        KVM_GET_VCPU_EVENTS => done(events::get_vcpu_events(st, arg)),
+        KVM_SET_VCPU_EVENTS => done(events::set_vcpu_events(st, arg)),
+        KVM_SET_GUEST_DEBUG => done(events::set_guest_debug(st, arg)),
+        KVM_TRANSLATE => done(events::translate(vm, st, arg)),
+        KVM_GET_TSC_KHZ => Ok(kvmclock::tsc_khz() as isize),
+        KVM_SET_TSC_KHZ => done(kvmclock::set_tsc_khz(arg as u32)),
+        KVM_ENABLE_CAP => done(enable_cap(arg)),
+        _ => Err(EINVAL),
+    }
+}
+
+/// KVM_INTERRUPT: a vector from the userspace PIC. `ENXIO` with the
+/// in-kernel PIC (interrupts come from it); with a split irqchip it is the
+/// PIC's ExtINT for the in-kernel LAPIC.
+fn interrupt(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+    let irq: uapi::kvm_interrupt = read_arg(arg)?;
+    let vector = u8::try_from(irq.irq).map_err(|_| EINVAL)?;
+    let chip = vm.arch().irqchip();
+    if chip.is_full() {
+        return Err(ENXIO);
+    }
+    if chip.is_split() {
+        st.events.queue_extint(vector)?;
+        vcpu.kick().make_request(REQ_EVENT);
+        return Ok(());
+    }
+    st.events.queue_irq(vector);
+    Ok(())
+}
+
+/// KVM_NMI.
+fn nmi(st: &mut VcpuState) -> Result {
+    st.events.add_nmis(1);
+    Ok(())
+}
+
+/// KVM_ENABLE_CAP on a vCPU: no vCPU capability is offered yet.
+fn enable_cap(arg: usize) -> Result {
+    let _cap: uapi::kvm_enable_cap = read_arg(arg)?;
+    Err(EINVAL)
+}

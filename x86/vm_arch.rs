@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The x86 part of a VM (upstream's `struct kvm_arch`) and the x86 VM
+//! ioctls (upstream's kvm_arch_vm_ioctl()).
+
+use crate::{
+    ext::{uaccess::read_arg, uapi},
+    virt::{ioctl::*, vm::Vm},
+    x86::{
+        irq::chips::{self, Irqchip},
+        kvmclock::{self, VmClock},
+    },
+};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use kernel::prelude::*;
+
+/// Hypercalls userspace may take over (`KVM_EXIT_HYPERCALL_VALID_MASK`):
+/// KVM_HC_MAP_GPA_RANGE.
+pub(crate) const EXIT_HYPERCALL_VALID: u64 = 1 << 12;
+
+/// A VM's x86 state.
+#[pin_data]
+pub(crate) struct VmArch {
+    /// The in-kernel PIC, IOAPIC, PIT and GSI routing.
+    #[pin]
+    irqchip: Irqchip,
+    /// kvmclock and the VM's one TSC.
+    #[pin]
+    clock: VmClock,
+    /// KVM_SET_BOOT_CPU_ID: the vCPU id of the BSP (0 by default).
+    /// Written under the slots lock with no vCPU yet.
+    bsp_id: AtomicU32,
+    /// KVM_CAP_EXIT_HYPERCALL: hypercalls that exit to userspace.
+    hypercall_exit: AtomicU64,
+}
+
+impl VmArch {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            irqchip <- Irqchip::new(),
+            clock <- VmClock::new(),
+            bsp_id: AtomicU32::new(0),
+            hypercall_exit: AtomicU64::new(0),
+        })
+    }
+
+    /// The interrupt controllers.
+    pub(crate) fn irqchip(&self) -> &Irqchip {
+        &self.irqchip
+    }
+
+    /// kvmclock and the TSC.
+    pub(crate) fn clock(&self) -> &VmClock {
+        &self.clock
+    }
+
+    /// The vCPU id of the BSP.
+    pub(crate) fn bsp_id(&self) -> u32 {
+        self.bsp_id.load(Ordering::Relaxed)
+    }
+
+    /// Whether hypercall `nr` exits to userspace (KVM_CAP_EXIT_HYPERCALL).
+    pub(crate) fn hypercall_exit_enabled(&self, nr: u64) -> bool {
+        nr < 64 && self.hypercall_exit.load(Ordering::Relaxed) & (1 << nr) != 0
+    }
+}
+
+/// Ok(0) for an ioctl that returns nothing else.
+fn done(r: Result) -> Result<isize> {
+    r.map(|()| 0)
+}
+
+/// The x86 VM ioctls; ENOTTY for unknown ones, as upstream.
+pub(crate) fn vm_ioctl(vm: &Vm, cmd: u32, arg: usize) -> Result<isize> {
+    match cmd {
+        KVM_CREATE_IRQCHIP => done(chips::create_irqchip(vm)),
+        KVM_IRQ_LINE => done(chips::irq_line(vm, arg, false)),
+        KVM_IRQ_LINE_STATUS => done(chips::irq_line(vm, arg, true)),
+        KVM_GET_IRQCHIP => done(chips::get_irqchip(vm, arg)),
+        KVM_SET_IRQCHIP => done(chips::set_irqchip(vm, arg)),
+        KVM_SET_GSI_ROUTING => done(chips::set_gsi_routing(vm, arg)),
+        KVM_SIGNAL_MSI => chips::signal_msi(vm, arg),
+        KVM_CREATE_PIT2 => done(chips::create_pit2(vm, arg)),
+        KVM_GET_PIT2 => done(chips::get_pit2(vm, arg)),
+        KVM_SET_PIT2 => done(chips::set_pit2(vm, arg)),
+        KVM_GET_CLOCK => done(kvmclock::get_clock(vm, arg)),
+        KVM_SET_CLOCK => done(kvmclock::set_clock(vm, arg)),
+        KVM_SET_BOOT_CPU_ID => done(set_boot_cpu_id(vm, arg)),
+        KVM_SET_TSS_ADDR => done(set_tss_addr(arg)),
+        KVM_SET_IDENTITY_MAP_ADDR => done(set_identity_map_addr(vm, arg)),
+        _ => Err(ENOTTY),
+    }
+}
+
+/// KVM_ENABLE_CAP for the x86 capabilities.
+pub(crate) fn enable_cap(vm: &Vm, c: &uapi::kvm_enable_cap) -> Result {
+    match c.cap {
+        uapi::KVM_CAP_SPLIT_IRQCHIP => chips::enable_split_irqchip(vm, c.args[0]),
+        uapi::KVM_CAP_EXIT_HYPERCALL => {
+            if c.args[0] & !EXIT_HYPERCALL_VALID != 0 {
+                return Err(EINVAL);
+            }
+            vm.arch().hypercall_exit.store(c.args[0], Ordering::SeqCst);
+            Ok(())
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+/// KVM_SET_BOOT_CPU_ID: only before any vCPU exists (EBUSY after).
+fn set_boot_cpu_id(vm: &Vm, id: usize) -> Result {
+    let _slots = vm.lock_slots();
+    if !vm.vcpus().is_empty() {
+        return Err(EBUSY);
+    }
+    if !vm.valid_bsp_id(id) {
+        return Err(EINVAL);
+    }
+    vm.arch().bsp_id.store(id as u32, Ordering::Relaxed);
+    Ok(())
+}
+
+/// KVM_SET_TSS_ADDR: a VMX real-mode helper that SVM does not need, but
+/// userspace sets it unconditionally; accepted like upstream.
+fn set_tss_addr(_addr: usize) -> Result {
+    Ok(())
+}
+
+/// KVM_SET_IDENTITY_MAP_ADDR: as KVM_SET_TSS_ADDR, but only before any
+/// vCPU exists (upstream: EINVAL after).
+fn set_identity_map_addr(vm: &Vm, arg: usize) -> Result {
+    if !vm.vcpus().is_empty() {
+        return Err(EINVAL);
+    }
+    let _addr: u64 = read_arg(arg)?;
+    Ok(())
+}
