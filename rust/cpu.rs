@@ -70,6 +70,11 @@ pub fn send_reschedule(cpu: i32) {
     }
 }
 
+/// A cross-call callback that does nothing.
+///
+/// # Safety
+///
+/// Any argument: it is not used.
 unsafe extern "C" fn nothing(_info: *mut ffi::c_void) {}
 
 /// Runs an empty function on `cpu` and waits for it (process context,

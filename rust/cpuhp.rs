@@ -23,6 +23,11 @@ pub struct State<T: Callbacks> {
     _t: PhantomData<T>,
 }
 
+/// The hotplug core's "online" callback.
+///
+/// # Safety
+///
+/// Called by the hotplug core on `cpu`, which is coming online.
 unsafe extern "C" fn online<T: Callbacks>(cpu: ffi::c_uint) -> ffi::c_int {
     match T::online(cpu) {
         Ok(()) => 0,
@@ -30,6 +35,11 @@ unsafe extern "C" fn online<T: Callbacks>(cpu: ffi::c_uint) -> ffi::c_int {
     }
 }
 
+/// The hotplug core's "offline" callback.
+///
+/// # Safety
+///
+/// Called by the hotplug core on `cpu`, which is going offline.
 unsafe extern "C" fn offline<T: Callbacks>(cpu: ffi::c_uint) -> ffi::c_int {
     T::offline(cpu);
     0

@@ -138,6 +138,10 @@ impl<T: Signalled> Watch<T> {
 }
 
 /// poll_table callback: the eventfd tells us its wait queue.
+///
+/// # Safety
+///
+/// `pt` is the `pt` field of a pinned `Watch<T>` (vfs_poll in `start`).
 unsafe extern "C" fn queue<T: Signalled>(
     _file: *mut bindings::file,
     wqh: *mut bindings::wait_queue_head,
@@ -153,6 +157,11 @@ unsafe extern "C" fn queue<T: Signalled>(
 }
 
 /// Wait-queue callback: runs on every wakeup of the eventfd.
+///
+/// # Safety
+///
+/// `wait` is the `wait` field of a pinned, registered `Watch<T>`; called
+/// under the eventfd's wait-queue lock.
 unsafe extern "C" fn wake<T: Signalled>(
     wait: *mut bindings::wait_queue_entry,
     _mode: ffi::c_uint,

@@ -70,7 +70,7 @@ impl<T: FileOps> VTable<T> {
         let this = unsafe { T::Ptr::borrow(private) };
         // SAFETY: `file` is live and no fdget_pos region is active here.
         let file = unsafe { File::from_raw_file(file) };
-        match T::ioctl(this, file, cmd, arg as usize) {
+        match T::ioctl(this, file, cmd, arg) {
             Ok(r) => r as ffi::c_long,
             Err(e) => e.to_errno() as ffi::c_long,
         }
@@ -100,7 +100,7 @@ impl<T: FileOps> VTable<T> {
         // SAFETY: as in `ioctl`.
         let this = unsafe { T::Ptr::borrow((*file).private_data) };
         // SAFETY: mmap() hands us a VMA under initial setup.
-        let pgoff = unsafe { (*vma).vm_pgoff } as usize;
+        let pgoff = unsafe { (*vma).vm_pgoff };
         // SAFETY: as above.
         let vma = unsafe { VmaNew::from_raw(vma) };
         match T::mmap(this, vma, pgoff) {

@@ -81,14 +81,14 @@ pub mod regs {
     pub fn xmm(n: u8) -> u128 {
         let mut v = 0u128;
         // SAFETY: 16 writable bytes; the helper ignores n > 15.
-        unsafe { rb::rkvm_read_xmm(u32::from(n), (&mut v as *mut u128).cast()) };
+        unsafe { rb::rkvm_read_xmm(u32::from(n), core::ptr::from_mut(&mut v).cast()) };
         v
     }
 
     /// Sets XMM register `n`.
     pub fn set_xmm(n: u8, val: u128) {
         // SAFETY: 16 readable bytes.
-        unsafe { rb::rkvm_write_xmm(u32::from(n), (&val as *const u128).cast()) };
+        unsafe { rb::rkvm_write_xmm(u32::from(n), core::ptr::from_ref(&val).cast()) };
     }
 
     /// YMM register `n` (zeros without AVX on the host).

@@ -133,6 +133,11 @@ impl<T: HasMmuNotifier> MmuNotifier<T> {
         unsafe { &*mn.cast::<u8>().sub(T::OFFSET).cast::<T>() }
     }
 
+    /// `invalidate_range_start`.
+    ///
+    /// # Safety
+    ///
+    /// Called by the mm core with our registered notifier and a valid range.
     unsafe extern "C" fn start(mn: *mut bindings::mmu_notifier, range: *const bindings::mmu_notifier_range) -> ffi::c_int {
         // SAFETY: called by the mm core for our registered notifier.
         let owner = unsafe { Self::owner(mn) };
@@ -145,12 +150,22 @@ impl<T: HasMmuNotifier> MmuNotifier<T> {
         }
     }
 
+    /// `invalidate_range_end`.
+    ///
+    /// # Safety
+    ///
+    /// As for `start`.
     unsafe extern "C" fn end(mn: *mut bindings::mmu_notifier, range: *const bindings::mmu_notifier_range) {
         // SAFETY: as in `start`.
         let (owner, range) = unsafe { (Self::owner(mn), &*range) };
         owner.invalidate_range_end(range.start as u64, range.end as u64);
     }
 
+    /// `release`.
+    ///
+    /// # Safety
+    ///
+    /// Called by the mm core with our registered notifier.
     unsafe extern "C" fn release(mn: *mut bindings::mmu_notifier, _mm: *mut bindings::mm_struct) {
         // SAFETY: as in `start`.
         unsafe { Self::owner(mn) }.release();

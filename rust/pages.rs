@@ -72,7 +72,7 @@ impl PinnedUserPage {
         let flags = if write { bindings::FOLL_WRITE } else { 0 };
         // SAFETY: one page-pointer slot; any user address is allowed (the
         // walk fails with an error for bad ones).
-        let n = unsafe { bindings::get_user_pages_fast(hva as _, 1, flags as _, &mut page) };
+        let n = unsafe { bindings::get_user_pages_fast(hva as usize, 1, flags, &mut page) };
         if n == 1 && !page.is_null() {
             Ok(Self(page))
         } else {

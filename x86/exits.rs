@@ -220,7 +220,7 @@ fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
         } else {
             let run = vcpu.run_page();
             run.set_exit_reason(uapi::KVM_EXIT_HYPERCALL);
-            let flags = if long_mode { uapi::KVM_EXIT_HYPERCALL_LONG_MODE as u64 } else { 0 };
+            let flags = if long_mode { u64::from(uapi::KVM_EXIT_HYPERCALL_LONG_MODE) } else { 0 };
             run.set_hypercall(nr, [gpa, npages, a2], flags);
             st.completion.hypercall(long_mode);
             return Ok(Next::User);

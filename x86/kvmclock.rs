@@ -184,11 +184,13 @@ pub(crate) fn set_tsc_khz(khz: u32) -> Result {
 
 /// KVM_GET_CLOCK.
 pub(crate) fn get_clock(vm: &Vm, arg: usize) -> Result {
-    let mut d = uapi::kvm_clock_data::default();
-    d.clock = vm.arch().clock().kvmclock_at(boottime_ns());
-    d.realtime = realtime_ns();
-    d.host_tsc = time::rdtsc();
-    d.flags = uapi::KVM_CLOCK_REALTIME | uapi::KVM_CLOCK_HOST_TSC;
+    let d = uapi::kvm_clock_data {
+        clock: vm.arch().clock().kvmclock_at(boottime_ns()),
+        realtime: realtime_ns(),
+        host_tsc: time::rdtsc(),
+        flags: uapi::KVM_CLOCK_REALTIME | uapi::KVM_CLOCK_HOST_TSC,
+        ..Default::default()
+    };
     write_arg(arg, &d)
 }
 

@@ -97,7 +97,7 @@ impl Mmu {
         self.seq.fetch_add(1, Ordering::SeqCst);
         let mut flush = false;
         if let Some(o) = old {
-            let moved = new.as_ref().map_or(true, |n| n.desc().base_gfn != o.base_gfn);
+            let moved = new.as_ref().is_none_or(|n| n.desc().base_gfn != o.base_gfn);
             if moved {
                 flush |= m.tdp.zap(o.base_gfn, o.end_gfn());
             }

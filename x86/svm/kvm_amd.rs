@@ -40,7 +40,7 @@ impl kernel::Module for KvmAmd {
             pr_err!("SVM not supported by CPU {}\n", this_cpu);
             return Err(EOPNOTSUPP);
         }
-        if msr::read(rb::MSR_VM_CR) & rb::SVM_VM_CR_SVM_DIS_MASK as u64 != 0 {
+        if msr::read(rb::MSR_VM_CR) & u64::from(rb::SVM_VM_CR_SVM_DIS_MASK) != 0 {
             pr_err!("SVM disabled (by BIOS) in MSR_VM_CR on CPU {}\n", this_cpu);
             return Err(EOPNOTSUPP);
         }

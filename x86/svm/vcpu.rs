@@ -782,7 +782,7 @@ impl VcpuArch for SvmVcpu {
         let c = &self.vmcb().control;
         let info = c.exit_int_info;
         let err = if info & event::VALID != 0 && info & event::VALID_ERR != 0 { c.exit_int_info_err } else { 0 };
-        [c.exit_code as u32 as u64, c.exit_info_1, c.exit_info_2, u64::from(info), u64::from(err)]
+        [u64::from(c.exit_code as u32), c.exit_info_1, c.exit_info_2, u64::from(info), u64::from(err)]
     }
 
     fn reset(&mut self, _init: bool) {
