@@ -17,7 +17,9 @@ impl IrqsOff {
     pub fn new() -> Self {
         // SAFETY: balanced by `Drop` on the same CPU (the guard is !Send).
         unsafe { rb::rkvm_local_irq_disable() };
-        Self { _not_send: PhantomData }
+        Self {
+            _not_send: PhantomData,
+        }
     }
 }
 
@@ -84,6 +86,8 @@ pub fn sync_with_cpu(cpu: i32) {
     if cpu >= 0 {
         // SAFETY: a static no-op callback without argument; waiting cross
         // calls are allowed in process context with interrupts on.
-        unsafe { bindings::smp_call_function_single(cpu, Some(nothing), core::ptr::null_mut(), true) };
+        unsafe {
+            bindings::smp_call_function_single(cpu, Some(nothing), core::ptr::null_mut(), true)
+        };
     }
 }

@@ -4,8 +4,7 @@
 
 use super::bindings as rb;
 use core::marker::PhantomData;
-use kernel::{
-    ffi,bindings, error::to_result, prelude::*};
+use kernel::{bindings, error::to_result, ffi, prelude::*};
 
 /// Per-CPU callbacks. Both run on `cpu` itself, in its hotplug thread: they
 /// may sleep and cannot migrate.
@@ -63,7 +62,10 @@ impl<T: Callbacks> State<T> {
             )
         };
         to_result(id.min(0))?;
-        Ok(Self { id, _t: PhantomData })
+        Ok(Self {
+            id,
+            _t: PhantomData,
+        })
     }
 }
 

@@ -7,14 +7,7 @@ use core::{
     marker::PhantomPinned,
     sync::atomic::{AtomicPtr, Ordering},
 };
-use kernel::{
-    bindings,
-    error::from_err_ptr,
-    ffi,
-    fs::file::LocalFile,
-    prelude::*,
-    types::Opaque,
-};
+use kernel::{bindings, error::from_err_ptr, ffi, fs::file::LocalFile, prelude::*, types::Opaque};
 
 /// A reference to an eventfd's context.
 pub struct EventFd {
@@ -187,7 +180,9 @@ impl<T: Signalled> PinnedDrop for Watch<T> {
             let mut cnt = 0u64;
             // SAFETY: removes our entry under the wait-queue lock; after
             // this no `wake` runs for us.
-            unsafe { bindings::eventfd_ctx_remove_wait_queue(self.ctx.ctx, self.wait.get(), &mut cnt) };
+            unsafe {
+                bindings::eventfd_ctx_remove_wait_queue(self.ctx.ctx, self.wait.get(), &mut cnt)
+            };
         }
     }
 }

@@ -10,9 +10,9 @@
 use super::bindings as rb;
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
-    ffi,
     bindings,
     error::from_err_ptr,
+    ffi,
     fs::{file::FileDescriptorReservation, File},
     mm::virt::VmaNew,
     prelude::*,

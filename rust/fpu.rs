@@ -16,7 +16,10 @@ unsafe impl Send for GuestFpu {}
 impl GuestFpu {
     /// Allocates a guest FPU state in its reset form.
     pub fn new() -> Result<Self> {
-        let mut inner = KBox::new(pin_init::zeroed::<bindings::fpu_guest>(), GFP_KERNEL_ACCOUNT)?;
+        let mut inner = KBox::new(
+            pin_init::zeroed::<bindings::fpu_guest>(),
+            GFP_KERNEL_ACCOUNT,
+        )?;
         // SAFETY: `inner` is a zeroed `fpu_guest`, as the API expects.
         if !unsafe { bindings::fpu_alloc_guest_fpstate(&mut *inner) } {
             return Err(ENOMEM);
@@ -58,7 +61,12 @@ impl GuestFpu {
         let mut pkru = 0u32;
         // SAFETY: `buf` holds a full `struct kvm_xsave` (4 KiB) at least.
         kernel::error::to_result(unsafe {
-            bindings::fpu_copy_uabi_to_guest_fpstate(&mut *self.inner, buf.as_ptr().cast(), xcr0, &mut pkru)
+            bindings::fpu_copy_uabi_to_guest_fpstate(
+                &mut *self.inner,
+                buf.as_ptr().cast(),
+                xcr0,
+                &mut pkru,
+            )
         })
     }
 }

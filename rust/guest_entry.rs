@@ -25,7 +25,10 @@ impl EntryWindow {
             rb::rkvm_local_irq_disable();
             rb::rkvm_smp_processor_id()
         };
-        Self { cpu: cpu as u32, _not_send: PhantomData }
+        Self {
+            cpu: cpu as u32,
+            _not_send: PhantomData,
+        }
     }
 
     /// The CPU, stable while the window is open.

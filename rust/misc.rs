@@ -7,9 +7,11 @@
 //! on. The device's ioctls go through [`FileOps`] with `Ptr = ()`: misc_open
 //! leaves the `miscdevice` pointer in `private_data`, which `()` ignores.
 
-use super::{bindings as rb, file::{vtable, FileOps}};
-use kernel::{
-    ffi,bindings, error::to_result, prelude::*, types::Opaque};
+use super::{
+    bindings as rb,
+    file::{vtable, FileOps},
+};
+use kernel::{bindings, error::to_result, ffi, prelude::*, types::Opaque};
 
 /// A registered misc device; deregistered on drop.
 #[pin_data(PinnedDrop)]

@@ -95,7 +95,9 @@ impl<T: HasMmuNotifier> MmuNotifier<T> {
 
     /// Whether the current task runs in that address space.
     pub fn is_current_mm(&self) -> bool {
-        kernel::current!().mm().is_some_and(|m| m.as_raw() == self.mm.as_raw())
+        kernel::current!()
+            .mm()
+            .is_some_and(|m| m.as_raw() == self.mm.as_raw())
     }
 
     /// Starts the callbacks, which run until [`MmuNotifier::unregister`]
@@ -107,7 +109,9 @@ impl<T: HasMmuNotifier> MmuNotifier<T> {
     pub fn register(&self) -> Result {
         // SAFETY: `inner` is initialised and pinned; `mm` is live (we hold
         // a reference). Unregistered before the memory goes away (`Drop`).
-        kernel::error::to_result(unsafe { bindings::mmu_notifier_register(self.inner.get(), self.mm.as_raw()) })?;
+        kernel::error::to_result(unsafe {
+            bindings::mmu_notifier_register(self.inner.get(), self.mm.as_raw())
+        })?;
         self.registered.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -138,7 +142,10 @@ impl<T: HasMmuNotifier> MmuNotifier<T> {
     /// # Safety
     ///
     /// Called by the mm core with our registered notifier and a valid range.
-    unsafe extern "C" fn start(mn: *mut bindings::mmu_notifier, range: *const bindings::mmu_notifier_range) -> ffi::c_int {
+    unsafe extern "C" fn start(
+        mn: *mut bindings::mmu_notifier,
+        range: *const bindings::mmu_notifier_range,
+    ) -> ffi::c_int {
         // SAFETY: called by the mm core for our registered notifier.
         let owner = unsafe { Self::owner(mn) };
         // SAFETY: the range is valid for the call's duration.
@@ -155,7 +162,10 @@ impl<T: HasMmuNotifier> MmuNotifier<T> {
     /// # Safety
     ///
     /// As for `start`.
-    unsafe extern "C" fn end(mn: *mut bindings::mmu_notifier, range: *const bindings::mmu_notifier_range) {
+    unsafe extern "C" fn end(
+        mn: *mut bindings::mmu_notifier,
+        range: *const bindings::mmu_notifier_range,
+    ) {
         // SAFETY: as in `start`.
         let (owner, range) = unsafe { (Self::owner(mn), &*range) };
         owner.invalidate_range_end(range.start as u64, range.end as u64);

@@ -39,7 +39,10 @@ impl ContigPages {
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: 2^order pages, directly mapped, exclusively ours.
         unsafe {
-            core::slice::from_raw_parts_mut(rb::rkvm_page_address(self.page).cast(), 4096 << self.order)
+            core::slice::from_raw_parts_mut(
+                rb::rkvm_page_address(self.page).cast(),
+                4096 << self.order,
+            )
         }
     }
 }
@@ -105,7 +108,9 @@ pub struct SharedPage {
 impl SharedPage {
     /// A new zeroed page.
     pub fn new() -> Result<Self> {
-        Ok(Self { page: kernel::page::Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)? })
+        Ok(Self {
+            page: kernel::page::Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?,
+        })
     }
 
     /// The page, for mapping it into userspace.
@@ -115,12 +120,19 @@ impl SharedPage {
 
     fn at<V>(&self, offset: usize) -> Option<*mut V> {
         let size = core::mem::size_of::<V>();
-        if offset % core::mem::align_of::<V>() != 0 || offset.checked_add(size)? > kernel::page::PAGE_SIZE {
+        if offset % core::mem::align_of::<V>() != 0
+            || offset.checked_add(size)? > kernel::page::PAGE_SIZE
+        {
             return None;
         }
         // SAFETY: the page is live and direct-mapped; `offset + size` is
         // inside it (checked above).
-        Some(unsafe { rb::rkvm_page_address(self.page.as_ptr()).cast::<u8>().add(offset).cast::<V>() })
+        Some(unsafe {
+            rb::rkvm_page_address(self.page.as_ptr())
+                .cast::<u8>()
+                .add(offset)
+                .cast::<V>()
+        })
     }
 
     /// Reads a `V` at byte `offset` (`V::default()` if it would not fit
@@ -144,7 +156,9 @@ impl SharedPage {
 
     /// Copies `data` into the page at `offset` (clamped to the page).
     pub fn copy_in(&self, offset: usize, data: &[u8]) {
-        let n = data.len().min(kernel::page::PAGE_SIZE.saturating_sub(offset));
+        let n = data
+            .len()
+            .min(kernel::page::PAGE_SIZE.saturating_sub(offset));
         if let Some(p) = self.at::<u8>(offset.min(kernel::page::PAGE_SIZE - 1)) {
             // SAFETY: `n` bytes from `offset` are inside the page.
             unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), p, n) };
@@ -153,7 +167,9 @@ impl SharedPage {
 
     /// Copies from the page at `offset` into `buf` (clamped to the page).
     pub fn copy_out(&self, offset: usize, buf: &mut [u8]) {
-        let n = buf.len().min(kernel::page::PAGE_SIZE.saturating_sub(offset));
+        let n = buf
+            .len()
+            .min(kernel::page::PAGE_SIZE.saturating_sub(offset));
         if let Some(p) = self.at::<u8>(offset.min(kernel::page::PAGE_SIZE - 1)) {
             // SAFETY: `n` bytes from `offset` are inside the page.
             unsafe { core::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n) };

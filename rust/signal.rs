@@ -19,7 +19,10 @@ impl SigmaskGuard {
             // parked in ->real_blocked and restored in `Drop`.
             unsafe { rb::rkvm_sigset_activate(m) };
         }
-        Self { active: mask.is_some(), _not_send: PhantomData }
+        Self {
+            active: mask.is_some(),
+            _not_send: PhantomData,
+        }
     }
 }
 

@@ -12,12 +12,16 @@ use kernel::{
 
 /// Reads a `T` from userspace address `arg` (an ioctl argument).
 pub fn read_arg<T: FromBytes>(arg: usize) -> Result<T> {
-    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>()).reader().read()
+    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>())
+        .reader()
+        .read()
 }
 
 /// Writes `v` to userspace address `arg`.
 pub fn write_arg<T: AsBytes>(arg: usize, v: &T) -> Result {
-    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>()).writer().write(v)
+    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>())
+        .writer()
+        .write(v)
 }
 
 /// Reads `n` consecutive `T`s from userspace address `addr`.
@@ -33,7 +37,10 @@ pub fn read_array<T: FromBytes>(addr: usize, n: usize) -> Result<KVec<T>> {
 
 /// Writes `items` to userspace address `addr`, back to back.
 pub fn write_array<T: AsBytes>(addr: usize, items: &[T]) -> Result {
-    let size = items.len().checked_mul(core::mem::size_of::<T>()).ok_or(EINVAL)?;
+    let size = items
+        .len()
+        .checked_mul(core::mem::size_of::<T>())
+        .ok_or(EINVAL)?;
     let mut w = UserSlice::new(UserPtr::from_addr(addr), size).writer();
     for i in items {
         w.write(i)?;
@@ -43,12 +50,16 @@ pub fn write_array<T: AsBytes>(addr: usize, items: &[T]) -> Result {
 
 /// Reads `buf.len()` bytes from userspace address `addr`.
 pub fn read_bytes(addr: u64, buf: &mut [u8]) -> Result {
-    UserSlice::new(UserPtr::from_addr(addr as usize), buf.len()).reader().read_slice(buf)
+    UserSlice::new(UserPtr::from_addr(addr as usize), buf.len())
+        .reader()
+        .read_slice(buf)
 }
 
 /// Writes `buf` to userspace address `addr`.
 pub fn write_bytes(addr: u64, buf: &[u8]) -> Result {
-    UserSlice::new(UserPtr::from_addr(addr as usize), buf.len()).writer().write_slice(buf)
+    UserSlice::new(UserPtr::from_addr(addr as usize), buf.len())
+        .writer()
+        .write_slice(buf)
 }
 
 /// Atomically replaces the 1, 2, 4 or 8 bytes at user address `addr` with
@@ -66,7 +77,12 @@ pub fn cmpxchg(addr: u64, old: &[u8], new: &[u8]) -> Result<bool> {
     // SAFETY: both buffers hold 8 bytes (>= `n`); `addr` is a user address
     // and the helper's uaccess catches faults.
     let r = unsafe {
-        rb::rkvm_cmpxchg_user(addr, expected.as_mut_ptr().cast(), replacement.as_ptr().cast(), n as u32)
+        rb::rkvm_cmpxchg_user(
+            addr,
+            expected.as_mut_ptr().cast(),
+            replacement.as_ptr().cast(),
+            n as u32,
+        )
     };
     match r {
         0 => Ok(true),

@@ -32,7 +32,9 @@ pub(crate) struct GuestCpuid {
 
 impl GuestCpuid {
     pub(crate) fn new() -> Self {
-        Self { entries: KVec::new() }
+        Self {
+            entries: KVec::new(),
+        }
     }
 
     /// Replaces the table with KVM_SET_CPUID2's argument.
@@ -76,7 +78,9 @@ pub(crate) fn set_cpuid2(vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result 
 /// with the bits that track guest state (OSXSAVE, APIC) updated; leaves
 /// the table lacks read as zeros (AMD behaviour, as upstream for AMD).
 pub(crate) fn lookup(st: &VcpuState, leaf: u32, subleaf: u32) -> [u32; 4] {
-    let Some(e) = st.cpuid.find(leaf, subleaf) else { return [0; 4] };
+    let Some(e) = st.cpuid.find(leaf, subleaf) else {
+        return [0; 4];
+    };
     let mut r = [e.eax, e.ebx, e.ecx, e.edx];
     if leaf == 1 {
         if st.hw.cr4() & msrs::X86_CR4_OSXSAVE != 0 {

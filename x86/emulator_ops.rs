@@ -6,8 +6,8 @@
 
 use crate::{
     emulate::{
-        self, paging, Cr, CpuState, DescTable, Emulator, GuestMemory, InterruptShadow, MemError, Outcome,
-        Rejected, Segment,
+        self, paging, CpuState, Cr, DescTable, Emulator, GuestMemory, InterruptShadow, MemError,
+        Outcome, Rejected, Segment,
     },
     ext::{fpu::regs, uapi},
     virt::{kick::REQ_EVENT, vcpu::Vcpu, vm::Vm},
@@ -102,17 +102,37 @@ impl CpuState for Cpu<'_> {
     }
     fn gdtr(&self) -> DescTable {
         let d = self.st.hw.dtable(false);
-        DescTable { base: d.base, limit: d.limit }
+        DescTable {
+            base: d.base,
+            limit: d.limit,
+        }
     }
     fn set_gdtr(&mut self, val: DescTable) {
-        self.st.hw.set_dtable(false, &uapi::kvm_dtable { base: val.base, limit: val.limit, padding: [0; 3] })
+        self.st.hw.set_dtable(
+            false,
+            &uapi::kvm_dtable {
+                base: val.base,
+                limit: val.limit,
+                padding: [0; 3],
+            },
+        )
     }
     fn idtr(&self) -> DescTable {
         let d = self.st.hw.dtable(true);
-        DescTable { base: d.base, limit: d.limit }
+        DescTable {
+            base: d.base,
+            limit: d.limit,
+        }
     }
     fn set_idtr(&mut self, val: DescTable) {
-        self.st.hw.set_dtable(true, &uapi::kvm_dtable { base: val.base, limit: val.limit, padding: [0; 3] })
+        self.st.hw.set_dtable(
+            true,
+            &uapi::kvm_dtable {
+                base: val.base,
+                limit: val.limit,
+                padding: [0; 3],
+            },
+        )
     }
     fn cpl(&self) -> u8 {
         self.st.hw.cpl()
@@ -311,7 +331,9 @@ fn emulation_failure_data(st: &VcpuState, bytes: &[u8], len: u8) -> [u64; 8] {
 pub(crate) fn instruction_length(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Option<u64> {
     let cpu = Cpu { vm, vcpu, st };
     let mut mem = Mem::new(vm);
-    Emulator::instruction_length(&cpu, &mut mem, &[]).ok().map(u64::from)
+    Emulator::instruction_length(&cpu, &mut mem, &[])
+        .ok()
+        .map(u64::from)
 }
 
 /// Emulates the instruction at CS:RIP (`insn`: bytes the hardware already
@@ -354,7 +376,15 @@ fn step(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, insn: &[u8
     let mut rounds = 0;
     loop {
         let mut mem = Mem::new(vm);
-        let outcome = emu.emulate(&mut Cpu { vm, vcpu, st: &mut *st }, &mut mem, insn);
+        let outcome = emu.emulate(
+            &mut Cpu {
+                vm,
+                vcpu,
+                st: &mut *st,
+            },
+            &mut mem,
+            insn,
+        );
         if mem.fault {
             emu.reset();
             return Err(EFAULT);
@@ -418,7 +448,11 @@ fn finish(vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, outcome: Outcome)
         Outcome::Mmio(m) => {
             run.set_exit_reason(uapi::KVM_EXIT_MMIO);
             run.set_mmio(m.gpa, m.data, u32::from(m.len), m.is_write);
-            st.completion.emulator(if m.is_write { Waiting::MmioWrite } else { Waiting::MmioRead { len: m.len } });
+            st.completion.emulator(if m.is_write {
+                Waiting::MmioWrite
+            } else {
+                Waiting::MmioRead { len: m.len }
+            });
             Ok(Next::User)
         }
         Outcome::Pio(p) => {
@@ -448,7 +482,10 @@ fn finish(vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, outcome: Outcome)
                 return Ok(Next::Guest);
             }
             run.set_exit_reason(uapi::KVM_EXIT_INTERNAL_ERROR);
-            run.set_internal(uapi::KVM_INTERNAL_ERROR_EMULATION, &emulation_failure_data(st, &bytes, len));
+            run.set_internal(
+                uapi::KVM_INTERNAL_ERROR_EMULATION,
+                &emulation_failure_data(st, &bytes, len),
+            );
             Ok(Next::User)
         }
     }

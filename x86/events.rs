@@ -58,7 +58,11 @@ pub(crate) fn guest_rflags(st: &VcpuState) -> u64 {
 
 /// Sets the guest's RFLAGS, keeping our TF while single-stepping.
 pub(crate) fn set_guest_rflags(st: &mut VcpuState, r: u64) {
-    let r = if st.debug.singlestep() { r | X86_EFLAGS_TF } else { r };
+    let r = if st.debug.singlestep() {
+        r | X86_EFLAGS_TF
+    } else {
+        r
+    };
     st.hw.set_rflags(r);
 }
 
@@ -69,11 +73,19 @@ pub(crate) fn set_guest_debug(st: &mut VcpuState, arg: usize) -> Result {
         if st.hw.injected_event() != InjectedEvent::None {
             return Err(EBUSY);
         }
-        let v = if d.control & uapi::KVM_GUESTDBG_INJECT_DB != 0 { vector::DB } else { vector::BP };
+        let v = if d.control & uapi::KVM_GUESTDBG_INJECT_DB != 0 {
+            vector::DB
+        } else {
+            vector::BP
+        };
         st.hw.inject_exception(v, None);
     }
     let rflags = guest_rflags(st);
-    st.debug.control = if d.control & uapi::KVM_GUESTDBG_ENABLE != 0 { d.control } else { 0 };
+    st.debug.control = if d.control & uapi::KVM_GUESTDBG_ENABLE != 0 {
+        d.control
+    } else {
+        0
+    };
     set_guest_rflags(st, rflags);
     let db = st.debug.singlestep() || st.debug.hw_bp();
     st.hw.set_exception_intercept(vector::DB, db);
@@ -114,7 +126,9 @@ pub(crate) fn get_vcpu_events(st: &mut VcpuState, arg: usize) -> Result {
     }
     e.nmi.pending = u8::from(st.events.nmi_pending());
     e.nmi.masked = u8::from(st.hw.nmi_masked());
-    e.flags = uapi::KVM_VCPUEVENT_VALID_NMI_PENDING | uapi::KVM_VCPUEVENT_VALID_SHADOW | uapi::KVM_VCPUEVENT_VALID_SMM;
+    e.flags = uapi::KVM_VCPUEVENT_VALID_NMI_PENDING
+        | uapi::KVM_VCPUEVENT_VALID_SHADOW
+        | uapi::KVM_VCPUEVENT_VALID_SMM;
     write_arg(arg, &e)
 }
 
@@ -148,7 +162,10 @@ pub(crate) fn set_vcpu_events(st: &mut VcpuState, arg: usize) -> Result {
     } else if e.nmi.injected != 0 {
         InjectedEvent::Nmi
     } else if e.interrupt.injected != 0 || e.interrupt.soft != 0 {
-        InjectedEvent::Interrupt { vector: e.interrupt.nr, soft: e.interrupt.soft != 0 }
+        InjectedEvent::Interrupt {
+            vector: e.interrupt.nr,
+            soft: e.interrupt.soft != 0,
+        }
     } else {
         InjectedEvent::None
     };
@@ -171,13 +188,19 @@ pub(crate) fn set_vcpu_events(st: &mut VcpuState, arg: usize) -> Result {
 /// KVM_GET_MP_STATE: pending INIT/SIPI are taken first, as upstream.
 pub(crate) fn get_mp_state(vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
     inject::accept_apic_events(vcpu, st);
-    write_arg(arg, &uapi::kvm_mp_state { mp_state: st.mp_state.get() })
+    write_arg(
+        arg,
+        &uapi::kvm_mp_state {
+            mp_state: st.mp_state.get(),
+        },
+    )
 }
 
 /// KVM_SET_MP_STATE (the rules are `MpState::set_from_user`'s).
 pub(crate) fn set_mp_state(vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
     let s: uapi::kvm_mp_state = read_arg(arg)?;
-    st.mp_state.set_from_user(s.mp_state, vcpu.lapic().is_some())?;
+    st.mp_state
+        .set_from_user(s.mp_state, vcpu.lapic().is_some())?;
     vcpu.kick().make_request(REQ_EVENT);
     Ok(())
 }
@@ -188,7 +211,10 @@ pub(crate) fn translate(vm: &Vm, st: &mut VcpuState, arg: usize) -> Result {
     let mut t: uapi::kvm_translation = read_arg(arg)?;
     let cfg = paging_config(st);
     let mut mem = Mem::new(vm);
-    let acc = paging::Access { implicit: true, ..Default::default() };
+    let acc = paging::Access {
+        implicit: true,
+        ..Default::default()
+    };
     let r = paging::translate(&mut mem, &cfg, t.linear_address, acc);
     match r {
         Ok(tr) => {

@@ -90,7 +90,12 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             st.hw.inject_exception(vector::GP, Some(0));
             Ok(Next::Guest)
         }
-        VmExit::TdpFault { gpa, write, insn_len, insn } => {
+        VmExit::TdpFault {
+            gpa,
+            write,
+            insn_len,
+            insn,
+        } => {
             match vm.mmu().fault(vm.vcpus(), gpa, write) {
                 Ok(true) => return Ok(Next::Guest),
                 Ok(false) => {}
@@ -111,7 +116,11 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             run.set_exit_reason(uapi::KVM_EXIT_SHUTDOWN);
             Ok(Next::User)
         }
-        VmExit::Exception { vector, error_code, info: _ } => {
+        VmExit::Exception {
+            vector,
+            error_code,
+            info: _,
+        } => {
             let debug_exit = (vector == vector::DB && (st.debug.singlestep() || st.debug.hw_bp()))
                 || (vector == vector::BP && st.debug.sw_bp());
             if debug_exit {
@@ -210,17 +219,29 @@ fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     let long_mode = st.hw.efer() & msrs::EFER_LMA != 0 && st.hw.segment(Seg::Cs).l != 0;
     let mask = if long_mode { u64::MAX } else { 0xffff_ffff };
     let g = st.hw.gprs().0;
-    let (nr, a0, a1, a2) = (g[gpr::RAX] & mask, g[gpr::RBX] & mask, g[gpr::RCX] & mask, g[gpr::RDX] & mask);
+    let (nr, a0, a1, a2) = (
+        g[gpr::RAX] & mask,
+        g[gpr::RBX] & mask,
+        g[gpr::RCX] & mask,
+        g[gpr::RDX] & mask,
+    );
     let ret = if st.hw.cpl() != 0 {
         KVM_EPERM.wrapping_neg()
     } else if nr == KVM_HC_MAP_GPA_RANGE && vm.arch().hypercall_exit_enabled(KVM_HC_MAP_GPA_RANGE) {
         let (gpa, npages) = (a0, a1);
-        if gpa % PAGE_SIZE as u64 != 0 || npages == 0 || (gpa / PAGE_SIZE as u64).checked_add(npages).is_none() {
+        if gpa % PAGE_SIZE as u64 != 0
+            || npages == 0
+            || (gpa / PAGE_SIZE as u64).checked_add(npages).is_none()
+        {
             KVM_EINVAL.wrapping_neg()
         } else {
             let run = vcpu.run_page();
             run.set_exit_reason(uapi::KVM_EXIT_HYPERCALL);
-            let flags = if long_mode { u64::from(uapi::KVM_EXIT_HYPERCALL_LONG_MODE) } else { 0 };
+            let flags = if long_mode {
+                u64::from(uapi::KVM_EXIT_HYPERCALL_LONG_MODE)
+            } else {
+                0
+            };
             run.set_hypercall(nr, [gpa, npages, a2], flags);
             st.completion.hypercall(long_mode);
             return Ok(Next::User);

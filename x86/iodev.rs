@@ -13,15 +13,24 @@ use crate::{
 
 /// Offers an MMIO access of `data.len()` bytes at `gpa` to this vCPU's
 /// LAPIC page, the IOAPIC, ioeventfds and coalesced zones; true if taken.
-pub(crate) fn mmio(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, gpa: u64, write: bool, data: &mut [u8]) -> bool {
+pub(crate) fn mmio(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    st: &mut VcpuState,
+    gpa: u64,
+    write: bool,
+    data: &mut [u8],
+) -> bool {
     lapic::mmio(vm, vcpu, st, gpa, write, data)
         || chips::ioapic_mmio(vm, gpa, write, data).is_some()
-        || (write && (vm.ioeventfds().write(false, gpa, data) || vm.coalesced().write(false, gpa, data)))
+        || (write
+            && (vm.ioeventfds().write(false, gpa, data) || vm.coalesced().write(false, gpa, data)))
 }
 
 /// Offers a port access to the PIC/PIT, ioeventfds and coalesced zones.
 pub(crate) fn pio(vm: &Vm, port: u16, write: bool, data: &mut [u8]) -> bool {
     let addr = u64::from(port);
     chips::pio(vm, port, write, data).is_some()
-        || (write && (vm.ioeventfds().write(true, addr, data) || vm.coalesced().write(true, addr, data)))
+        || (write
+            && (vm.ioeventfds().write(true, addr, data) || vm.coalesced().write(true, addr, data)))
 }

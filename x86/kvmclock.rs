@@ -116,7 +116,9 @@ pub(crate) fn update(vm: &Vm, st: &mut VcpuState) {
     st.clock.dirty = false;
     st.clock.generation = generation;
     st.clock.cpu = cpu;
-    let Some(scale) = TimeScale::for_tsc_khz(tsc_khz()) else { return };
+    let Some(scale) = TimeScale::for_tsc_khz(tsc_khz()) else {
+        return;
+    };
     // Upstream needs the structure within one page; so do we.
     if gpa % PAGE_SIZE as u64 > (PAGE_SIZE - pvclock::VCPU_TIME_INFO_SIZE) as u64 {
         return;
@@ -208,7 +210,10 @@ pub(crate) fn set_clock(vm: &Vm, arg: usize) -> Result {
         }
     }
     let c = vm.arch().clock();
-    c.offset.store((d.clock as i64).wrapping_sub(boottime_ns() as i64), Ordering::SeqCst);
+    c.offset.store(
+        (d.clock as i64).wrapping_sub(boottime_ns() as i64),
+        Ordering::SeqCst,
+    );
     c.generation.fetch_add(1, Ordering::Release);
     Ok(())
 }

@@ -175,30 +175,30 @@ const UCODE_REV_DEFAULT: u64 = 0x1_0000_0000;
 /// the other PV MSRs, speculation controls, LBRs, TSC deadline, ...) are
 /// not advertised in CPUID until they are implemented.
 const STORED_MSRS: [(u32, u64); 24] = [
-    (0x11, 0),                // MSR_KVM_WALL_CLOCK
-    (0x12, 0),                // MSR_KVM_SYSTEM_TIME
-    (0x34, 0),                // MSR_SMI_COUNT
-    (0x3a, 0),                // MSR_IA32_FEAT_CTL
-    (0x48, 0),                // MSR_IA32_SPEC_CTRL
-    (0xce, 1 << 31),          // MSR_PLATFORM_INFO: CPUID faulting
-    (0x10a, 0),               // MSR_IA32_ARCH_CAPABILITIES
-    (0x140, 0),               // MSR_MISC_FEATURES_ENABLES
-    (0x1db, 0),               // MSR_IA32_LASTBRANCHFROMIP
-    (0x1dc, 0),               // MSR_IA32_LASTBRANCHTOIP
-    (0x1dd, 0),               // MSR_IA32_LASTINTFROMIP
-    (0x1de, 0),               // MSR_IA32_LASTINTTOIP
-    (0x345, 0),               // MSR_IA32_PERF_CAPABILITIES
-    (0x6e0, 0),               // MSR_IA32_TSC_DEADLINE
-    (0x4b56_4d00, 0),         // MSR_KVM_WALL_CLOCK_NEW
-    (0x4b56_4d01, 0),         // MSR_KVM_SYSTEM_TIME_NEW
-    (0x4b56_4d02, 0),         // MSR_KVM_ASYNC_PF_EN
-    (0x4b56_4d03, 0),         // MSR_KVM_STEAL_TIME
-    (0x4b56_4d04, 0),         // MSR_KVM_PV_EOI_EN
-    (0x4b56_4d05, 0),         // MSR_KVM_ASYNC_PF_ACK
-    (0x4b56_4d06, 1),         // MSR_KVM_POLL_CONTROL: polling allowed
-    (0x4b56_4d07, 0),         // MSR_KVM_ASYNC_PF_INT
-    (0xc000_0104, 1 << 32),   // MSR_AMD64_TSC_RATIO: 1.0
-    (0xc001_011f, 0),         // MSR_AMD64_VIRT_SPEC_CTRL
+    (0x11, 0),              // MSR_KVM_WALL_CLOCK
+    (0x12, 0),              // MSR_KVM_SYSTEM_TIME
+    (0x34, 0),              // MSR_SMI_COUNT
+    (0x3a, 0),              // MSR_IA32_FEAT_CTL
+    (0x48, 0),              // MSR_IA32_SPEC_CTRL
+    (0xce, 1 << 31),        // MSR_PLATFORM_INFO: CPUID faulting
+    (0x10a, 0),             // MSR_IA32_ARCH_CAPABILITIES
+    (0x140, 0),             // MSR_MISC_FEATURES_ENABLES
+    (0x1db, 0),             // MSR_IA32_LASTBRANCHFROMIP
+    (0x1dc, 0),             // MSR_IA32_LASTBRANCHTOIP
+    (0x1dd, 0),             // MSR_IA32_LASTINTFROMIP
+    (0x1de, 0),             // MSR_IA32_LASTINTTOIP
+    (0x345, 0),             // MSR_IA32_PERF_CAPABILITIES
+    (0x6e0, 0),             // MSR_IA32_TSC_DEADLINE
+    (0x4b56_4d00, 0),       // MSR_KVM_WALL_CLOCK_NEW
+    (0x4b56_4d01, 0),       // MSR_KVM_SYSTEM_TIME_NEW
+    (0x4b56_4d02, 0),       // MSR_KVM_ASYNC_PF_EN
+    (0x4b56_4d03, 0),       // MSR_KVM_STEAL_TIME
+    (0x4b56_4d04, 0),       // MSR_KVM_PV_EOI_EN
+    (0x4b56_4d05, 0),       // MSR_KVM_ASYNC_PF_ACK
+    (0x4b56_4d06, 1),       // MSR_KVM_POLL_CONTROL: polling allowed
+    (0x4b56_4d07, 0),       // MSR_KVM_ASYNC_PF_INT
+    (0xc000_0104, 1 << 32), // MSR_AMD64_TSC_RATIO: 1.0
+    (0xc001_011f, 0),       // MSR_AMD64_VIRT_SPEC_CTRL
 ];
 
 /// Machine-check banks a guest may have (`KVM_MAX_MCE_BANKS`).
@@ -285,7 +285,10 @@ impl GenericMsrs {
     /// KVM_X86_SETUP_MCE (upstream's rules and reset values).
     pub(crate) fn setup_mce(&mut self, mcg_cap: u64) -> Result {
         let banks = (mcg_cap & 0xff) as usize;
-        if banks == 0 || banks > MAX_MCE_BANKS || mcg_cap & !(SUPPORTED_MCE_CAP | 0xff | 0xff_0000) != 0 {
+        if banks == 0
+            || banks > MAX_MCE_BANKS
+            || mcg_cap & !(SUPPORTED_MCE_CAP | 0xff | 0xff_0000) != 0
+        {
             return Err(EINVAL);
         }
         self.mcg_cap = mcg_cap;
@@ -316,7 +319,9 @@ impl GenericMsrs {
                 Ok(())
             }
             MSR_IA32_MCG_CTL => {
-                if (self.mcg_cap & MCG_CTL_P == 0 && (data != 0 || !host)) || (data != 0 && data != u64::MAX) {
+                if (self.mcg_cap & MCG_CTL_P == 0 && (data != 0 || !host))
+                    || (data != 0 && data != u64::MAX)
+                {
                     Err(EINVAL)
                 } else {
                     self.mcg_ctl = data;
@@ -354,10 +359,16 @@ impl GenericMsrs {
 
     fn mtrr_slot(&mut self, index: u32) -> Option<&mut u64> {
         match index {
-            MSR_MTRR_PHYS_BASE0..=0x20f => self.mtrr_var.get_mut((index - MSR_MTRR_PHYS_BASE0) as usize),
+            MSR_MTRR_PHYS_BASE0..=0x20f => self
+                .mtrr_var
+                .get_mut((index - MSR_MTRR_PHYS_BASE0) as usize),
             MSR_MTRR_FIX64K_00000 => self.mtrr_fixed.get_mut(0),
-            MSR_MTRR_FIX16K_80000 | 0x259 => self.mtrr_fixed.get_mut((index - MSR_MTRR_FIX16K_80000 + 1) as usize),
-            MSR_MTRR_FIX4K_C0000..=0x26f => self.mtrr_fixed.get_mut((index - MSR_MTRR_FIX4K_C0000 + 3) as usize),
+            MSR_MTRR_FIX16K_80000 | 0x259 => self
+                .mtrr_fixed
+                .get_mut((index - MSR_MTRR_FIX16K_80000 + 1) as usize),
+            MSR_MTRR_FIX4K_C0000..=0x26f => self
+                .mtrr_fixed
+                .get_mut((index - MSR_MTRR_FIX4K_C0000 + 3) as usize),
             MSR_MTRR_DEF_TYPE => Some(&mut self.mtrr_def_type),
             _ => None,
         }
@@ -365,7 +376,13 @@ impl GenericMsrs {
 }
 
 /// Reads MSR `index` for the guest (`host` false) or KVM_GET_MSRS.
-pub(crate) fn get(_vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, host: bool) -> Result<u64> {
+pub(crate) fn get(
+    _vm: &Vm,
+    vcpu: &Vcpu,
+    st: &mut VcpuState,
+    index: u32,
+    host: bool,
+) -> Result<u64> {
     if let Some(r) = lapic::read_msr(vcpu, st, index) {
         return r;
     }
@@ -401,7 +418,14 @@ pub(crate) fn get(_vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, host: b
 }
 
 /// Writes MSR `index` for the guest (`host` false) or KVM_SET_MSRS.
-pub(crate) fn set(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, value: u64, host: bool) -> Result {
+pub(crate) fn set(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    st: &mut VcpuState,
+    index: u32,
+    value: u64,
+    host: bool,
+) -> Result {
     if let Some(r) = lapic::write_msr(vm, vcpu, st, index, value, host) {
         return r;
     }
@@ -417,8 +441,12 @@ pub(crate) fn set(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, value: u
         return Ok(());
     }
     match index {
-        kvmclock::MSR_KVM_SYSTEM_TIME | kvmclock::MSR_KVM_SYSTEM_TIME_NEW => st.clock.set_msr(value),
-        kvmclock::MSR_KVM_WALL_CLOCK | kvmclock::MSR_KVM_WALL_CLOCK_NEW => kvmclock::write_wall_clock(vm, value),
+        kvmclock::MSR_KVM_SYSTEM_TIME | kvmclock::MSR_KVM_SYSTEM_TIME_NEW => {
+            st.clock.set_msr(value)
+        }
+        kvmclock::MSR_KVM_WALL_CLOCK | kvmclock::MSR_KVM_WALL_CLOCK_NEW => {
+            kvmclock::write_wall_clock(vm, value)
+        }
         _ => {}
     }
     match st.hw.set_msr(index, value, host) {
@@ -513,14 +541,14 @@ pub(crate) fn cr4_valid_bits(st: &VcpuState) -> u64 {
     let bit = |reg: u32, b: u32| reg & (1 << b) != 0;
     let mut v = CR4_BASE;
     for (has, cr4_bit) in [
-        (bit(l7[2], 2), 11),  // UMIP
-        (bit(l7[2], 16), 12), // LA57
-        (bit(l7[1], 0), 16),  // FSGSBASE
-        (bit(l1[2], 17), 17), // PCIDE
-        (bit(l1[2], 26), 18), // OSXSAVE (XSAVE)
-        (bit(l7[1], 7), 20),  // SMEP
-        (bit(l7[1], 20), 21), // SMAP
-        (bit(l7[2], 3), 22),  // PKE (PKU)
+        (bit(l7[2], 2), 11),                   // UMIP
+        (bit(l7[2], 16), 12),                  // LA57
+        (bit(l7[1], 0), 16),                   // FSGSBASE
+        (bit(l1[2], 17), 17),                  // PCIDE
+        (bit(l1[2], 26), 18),                  // OSXSAVE (XSAVE)
+        (bit(l7[1], 7), 20),                   // SMEP
+        (bit(l7[1], 20), 21),                  // SMAP
+        (bit(l7[2], 3), 22),                   // PKE (PKU)
         (bit(l7[2], 7) || bit(l7[3], 20), 23), // CET (SHSTK or IBT)
     ] {
         if has {
@@ -578,7 +606,8 @@ pub(crate) fn set_xcr(st: &mut VcpuState, index: u32, xcr0: u64) -> Result {
         || xcr0 & !valid != 0
         || (xcr0 & XFEATURE_MASK_BNDREGS == 0) != (xcr0 & XFEATURE_MASK_BNDCSR == 0)
         || (xcr0 & XFEATURE_MASK_AVX512 != 0
-            && (xcr0 & XFEATURE_MASK_YMM == 0 || xcr0 & XFEATURE_MASK_AVX512 != XFEATURE_MASK_AVX512))
+            && (xcr0 & XFEATURE_MASK_YMM == 0
+                || xcr0 & XFEATURE_MASK_AVX512 != XFEATURE_MASK_AVX512))
     {
         return Err(EINVAL);
     }
@@ -596,7 +625,9 @@ pub(crate) fn get_msrs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> 
 
 /// KVM_SET_MSRS on a vCPU.
 pub(crate) fn set_msrs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result<isize> {
-    msr_io(arg, true, |index, data| set(vm, vcpu, st, index, *data, true))
+    msr_io(arg, true, |index, data| {
+        set(vm, vcpu, st, index, *data, true)
+    })
 }
 
 /// The `struct kvm_msrs` protocol: applies `f` to the entries in order

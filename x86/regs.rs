@@ -186,7 +186,10 @@ pub(crate) fn set_xsave(st: &mut VcpuState, arg: usize) -> Result {
 
 /// KVM_GET_XCRS.
 pub(crate) fn get_xcrs(st: &mut VcpuState, arg: usize) -> Result {
-    let mut x = uapi::kvm_xcrs { nr_xcrs: 1, ..Default::default() };
+    let mut x = uapi::kvm_xcrs {
+        nr_xcrs: 1,
+        ..Default::default()
+    };
     x.xcrs[0].xcr = 0;
     x.xcrs[0].value = st.msrs.xcr0();
     write_arg(arg, &x)

@@ -13,11 +13,13 @@
 //! preemption itself.
 
 use crate::{
-    ext::{cpu, guest_entry::EntryWindow, fpu::regs::host_xcr0, signal::SigmaskGuard, uapi},
+    ext::{cpu, fpu::regs::host_xcr0, guest_entry::EntryWindow, signal::SigmaskGuard, uapi},
     virt::{kick::REQ_TLB_FLUSH, vcpu::Vcpu, vm::Vm},
     x86::{
         emulator_ops::{self, Waiting},
-        exits, irq::inject, kvmclock,
+        exits,
+        irq::inject,
+        kvmclock,
         msrs::X86_CR4_OSXSAVE,
         vcpu::VcpuState,
         vendor::gpr,
@@ -179,7 +181,8 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         // XCR0 is the guest's while it runs with CR4.OSXSAVE (validated by
         // XSETBV/KVM_SET_XCRS).
         let (guest_xcr0, host) = (st.msrs.xcr0(), host_xcr0());
-        let xcr0 = (st.hw.cr4() & X86_CR4_OSXSAVE != 0 && guest_xcr0 != host).then_some((guest_xcr0, host));
+        let xcr0 = (st.hw.cr4() & X86_CR4_OSXSAVE != 0 && guest_xcr0 != host)
+            .then_some((guest_xcr0, host));
         let exit = window.run_guest(xcr0, |cpu| st.hw.run(cpu));
         kick.exit_guest_mode();
         drop(window);
@@ -217,7 +220,8 @@ fn ready_for_injection(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) -> bool {
 fn report_common(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) {
     let if_flag = st.hw.rflags() & X86_EFLAGS_IF != 0;
     let ready = ready_for_injection(vm, vcpu, st);
-    vcpu.run_page().set_common(if_flag, ready, st.msrs.cr8, st.msrs.apic_base);
+    vcpu.run_page()
+        .set_common(if_flag, ready, st.msrs.cr8, st.msrs.apic_base);
 }
 
 /// Finishes what the last exit to userspace left open.
@@ -226,7 +230,8 @@ fn complete_userspace(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> 
         Pending::None => Ok(Next::Guest),
         Pending::PioIn { size, next_rip } => {
             let mut b = [0u8; 8];
-            vcpu.run_page().read_pio(0, &mut b[..usize::from(size).min(8)]);
+            vcpu.run_page()
+                .read_pio(0, &mut b[..usize::from(size).min(8)]);
             let v = u64::from_le_bytes(b);
             let rax = &mut st.hw.gprs_mut().0[gpr::RAX];
             *rax = merge_reg(*rax, v, size);

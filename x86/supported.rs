@@ -5,7 +5,9 @@
 //! host and what rkvm does not back yet.
 
 use crate::{
-    cpuid_caps::{self as cc, features::*, CpuidEntry, Feature, HostCpuid, HostMsrs, LinuxFeature, Options},
+    cpuid_caps::{
+        self as cc, features::*, CpuidEntry, Feature, HostCpuid, HostMsrs, LinuxFeature, Options,
+    },
     ext::{
         fpu::regs::host_xcr0,
         msr,

@@ -56,7 +56,13 @@ pub(crate) struct VcpuState {
 
 impl VcpuState {
     /// vCPU `id`'s state at creation (power-on reset).
-    pub(crate) fn new(vm: &Vm, id: u32, bsp: bool, kick: &Arc<VcpuKick>, lapic_in_kernel: bool) -> Result<Self> {
+    pub(crate) fn new(
+        vm: &Vm,
+        id: u32,
+        bsp: bool,
+        kick: &Arc<VcpuKick>,
+        lapic_in_kernel: bool,
+    ) -> Result<Self> {
         let mut hw = vm.vendor().ops().create_vcpu(id, vm.mmu().tdp_root())?;
         // All vCPUs share one TSC (upstream synchronises at creation).
         hw.set_tsc_offset(kvmclock::tsc_write(vm, 0));
@@ -84,7 +90,13 @@ fn done(r: Result) -> Result<isize> {
 
 /// The x86 vCPU ioctls; ENOTTY-like EINVAL for unknown ones (upstream's
 /// kvm_arch_vcpu_ioctl() answers them with EINVAL).
-pub(crate) fn vcpu_ioctl(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, cmd: u32, arg: usize) -> Result<isize> {
+pub(crate) fn vcpu_ioctl(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    st: &mut VcpuState,
+    cmd: u32,
+    arg: usize,
+) -> Result<isize> {
     match cmd {
         KVM_GET_REGS => done(regs::get_regs(st, arg)),
         KVM_SET_REGS => done(regs::set_regs(st, arg)),

@@ -13,7 +13,11 @@ impl MpState {
     /// The state at creation: with an in-kernel LAPIC an AP waits for
     /// INIT/SIPI (upstream's UNINITIALIZED); everything else runs.
     pub(crate) fn at_creation(lapic_in_kernel: bool, bsp: bool) -> Self {
-        Self(if lapic_in_kernel && !bsp { uapi::KVM_MP_STATE_UNINITIALIZED } else { uapi::KVM_MP_STATE_RUNNABLE })
+        Self(if lapic_in_kernel && !bsp {
+            uapi::KVM_MP_STATE_UNINITIALIZED
+        } else {
+            uapi::KVM_MP_STATE_RUNNABLE
+        })
     }
 
     /// The `KVM_MP_STATE_*` value (KVM_GET_MP_STATE).
@@ -50,7 +54,11 @@ impl MpState {
 
     /// INIT: the BSP restarts, an AP waits for SIPI.
     pub(crate) fn init(&mut self, bsp: bool) {
-        self.0 = if bsp { uapi::KVM_MP_STATE_RUNNABLE } else { uapi::KVM_MP_STATE_INIT_RECEIVED };
+        self.0 = if bsp {
+            uapi::KVM_MP_STATE_RUNNABLE
+        } else {
+            uapi::KVM_MP_STATE_INIT_RECEIVED
+        };
     }
 
     /// SIPI: an AP waiting for it starts. Returns whether it was waiting.

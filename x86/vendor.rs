@@ -249,10 +249,19 @@ pub fn register(
     {
         let mut core = KVM_LOCK.lock();
         if let Some(v) = &core.vendor {
-            pr_err!("cannot register {}: {} is already registered\n", name, v.name);
+            pr_err!(
+                "cannot register {}: {} is already registered\n",
+                name,
+                v.name
+            );
             return Err(EBUSY);
         }
-        core.vendor = Some(Vendor { name, ops, module, ready: false });
+        core.vendor = Some(Vendor {
+            name,
+            ops,
+            module,
+            ready: false,
+        });
     }
     // Not under KVM_LOCK: the hotplug callbacks take it on each CPU.
     match cpuhp::State::<Hotplug>::setup(c"kvm/x86:online") {
@@ -282,7 +291,12 @@ impl Drop for Registration {
 }
 
 fn registered_ops() -> Result<Arc<dyn ArchOps>> {
-    KVM_LOCK.lock().vendor.as_ref().map(|v| v.ops.clone()).ok_or(ENODEV)
+    KVM_LOCK
+        .lock()
+        .vendor
+        .as_ref()
+        .map(|v| v.ops.clone())
+        .ok_or(ENODEV)
 }
 
 struct Hotplug;
@@ -311,7 +325,10 @@ impl VendorRef {
         let core = KVM_LOCK.lock();
         let v = core.vendor.as_ref().filter(|v| v.ready).ok_or(ENODEV)?;
         let module = ModuleRef::try_get(v.module).ok_or(ENODEV)?;
-        Ok(Self { ops: v.ops.clone(), _module: module })
+        Ok(Self {
+            ops: v.ops.clone(),
+            _module: module,
+        })
     }
 
     /// The backend's operations.

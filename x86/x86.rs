@@ -2,12 +2,11 @@
 //! x86 common: what upstream keeps in arch/x86/kvm (x86.c, cpuid.c, lapic.c,
 //! irq.c, mmu/, ...), shared by both vendor backends.
 
-pub mod vendor;
-pub mod exit;
 pub(crate) mod caps;
 pub(crate) mod cpuid;
 pub(crate) mod emulator_ops;
 pub(crate) mod events;
+pub mod exit;
 pub(crate) mod exits;
 pub(crate) mod iodev;
 pub(crate) mod irq;
@@ -19,4 +18,5 @@ pub(crate) mod run;
 pub(crate) mod supported;
 pub(crate) mod vcpu;
 pub(crate) mod vcpu_events;
+pub mod vendor;
 pub(crate) mod vm_arch;

@@ -17,7 +17,9 @@ use crate::{
 /// The answer to `KVM_CHECK_EXTENSION(cap)` on `/dev/kvm` (`vm` is `None`)
 /// or on a VM fd.
 pub(crate) fn check_extension(vm: Option<&Vm>, cap: usize) -> isize {
-    let Ok(cap) = u32::try_from(cap) else { return 0 };
+    let Ok(cap) = u32::try_from(cap) else {
+        return 0;
+    };
     match cap {
         KVM_CAP_USER_MEMORY
         | KVM_CAP_USER_MEMORY2

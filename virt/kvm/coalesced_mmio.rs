@@ -20,7 +20,8 @@ struct Zone {
 
 impl Zone {
     fn contains(&self, addr: u64, len: u64) -> bool {
-        addr >= self.addr && addr.saturating_add(len) <= self.addr.saturating_add(u64::from(self.size))
+        addr >= self.addr
+            && addr.saturating_add(len) <= self.addr.saturating_add(u64::from(self.size))
     }
 }
 
@@ -65,7 +66,11 @@ impl Coalesced {
         if pio > 1 {
             return Err(EINVAL);
         }
-        let zone = Zone { addr: z.addr, size: z.size, pio: pio == 1 };
+        let zone = Zone {
+            addr: z.addr,
+            size: z.size,
+            pio: pio == 1,
+        };
         let mut l = self.zones.lock();
         if register {
             l.push(zone, GFP_KERNEL_ACCOUNT)?;
@@ -83,26 +88,48 @@ impl Coalesced {
             return false;
         }
         let zones = self.zones.lock();
-        if !zones.iter().any(|z| z.pio == pio && z.contains(addr, len as u64)) {
+        if !zones
+            .iter()
+            .any(|z| z.pio == pio && z.contains(addr, len as u64))
+        {
             return false;
         }
         let _g = self.ring_lock.lock();
         // Userspace may change `first` at any time: read once.
-        let first = self.ring.read::<u32>(offset_of!(uapi::kvm_coalesced_mmio_ring, first)) % RING_MAX;
-        let last = self.ring.read::<u32>(offset_of!(uapi::kvm_coalesced_mmio_ring, last)) % RING_MAX;
+        let first = self
+            .ring
+            .read::<u32>(offset_of!(uapi::kvm_coalesced_mmio_ring, first))
+            % RING_MAX;
+        let last = self
+            .ring
+            .read::<u32>(offset_of!(uapi::kvm_coalesced_mmio_ring, last))
+            % RING_MAX;
         if (last + 1) % RING_MAX == first {
             return false;
         }
         let mut bytes = [0u8; 8];
         bytes[..len].copy_from_slice(data);
         let entry = RING_HEADER + last as usize * ENTRY_SIZE;
-        self.ring.write(entry + offset_of!(uapi::kvm_coalesced_mmio, phys_addr), addr);
-        self.ring.write(entry + offset_of!(uapi::kvm_coalesced_mmio, len), len as u32);
-        self.ring.write(entry + offset_of!(uapi::kvm_coalesced_mmio, __bindgen_anon_1.pio), u32::from(pio));
-        self.ring.write(entry + offset_of!(uapi::kvm_coalesced_mmio, data), bytes);
+        self.ring.write(
+            entry + offset_of!(uapi::kvm_coalesced_mmio, phys_addr),
+            addr,
+        );
+        self.ring.write(
+            entry + offset_of!(uapi::kvm_coalesced_mmio, len),
+            len as u32,
+        );
+        self.ring.write(
+            entry + offset_of!(uapi::kvm_coalesced_mmio, __bindgen_anon_1.pio),
+            u32::from(pio),
+        );
+        self.ring
+            .write(entry + offset_of!(uapi::kvm_coalesced_mmio, data), bytes);
         // The entry is visible before the new `last`.
         fence(Ordering::Release);
-        self.ring.write(offset_of!(uapi::kvm_coalesced_mmio_ring, last), (last + 1) % RING_MAX);
+        self.ring.write(
+            offset_of!(uapi::kvm_coalesced_mmio_ring, last),
+            (last + 1) % RING_MAX,
+        );
         true
     }
 }

@@ -23,13 +23,19 @@ pub(crate) struct DirtyLog {
 
 impl DirtyLog {
     pub(crate) fn new() -> Self {
-        Self { manual: AtomicU64::new(0) }
+        Self {
+            manual: AtomicU64::new(0),
+        }
     }
 
     /// KVM_ENABLE_CAP(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2).
     pub(crate) fn enable_manual_protect(&self, flags: u64) -> Result {
         let enable = u64::from(uapi::KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE);
-        let allowed = if flags & enable != 0 { MANUAL_DIRTY_LOG_CAPS } else { enable };
+        let allowed = if flags & enable != 0 {
+            MANUAL_DIRTY_LOG_CAPS
+        } else {
+            enable
+        };
         if flags & !allowed != 0 {
             return Err(EINVAL);
         }
@@ -39,14 +45,16 @@ impl DirtyLog {
 
     /// Userspace clears (and re-protects) with KVM_CLEAR_DIRTY_LOG.
     pub(crate) fn manual_protect(&self) -> bool {
-        self.manual.load(Ordering::SeqCst) & u64::from(uapi::KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE) != 0
+        self.manual.load(Ordering::SeqCst) & u64::from(uapi::KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE)
+            != 0
     }
 
     /// New logging slots start all dirty (KVM_DIRTY_LOG_INITIALLY_SET,
     /// with manual protection), and writable until the first clear.
     pub(crate) fn initially_set(&self) -> bool {
         self.manual_protect()
-            && self.manual.load(Ordering::SeqCst) & u64::from(uapi::KVM_DIRTY_LOG_INITIALLY_SET) != 0
+            && self.manual.load(Ordering::SeqCst) & u64::from(uapi::KVM_DIRTY_LOG_INITIALLY_SET)
+                != 0
     }
 }
 
@@ -95,7 +103,8 @@ pub(crate) fn clear_dirty_log(vm: &Vm, arg: usize) -> Result {
     if first > npages || num > npages - first || (num < npages - first && num & 63 != 0) {
         return Err(EINVAL);
     }
-    let masks: KVec<u64> = uaccess::read_array(log.bitmap_addr() as usize, num.div_ceil(64) as usize)?;
+    let masks: KVec<u64> =
+        uaccess::read_array(log.bitmap_addr() as usize, num.div_ceil(64) as usize)?;
     vm.mmu().clear_dirty(vm.vcpus(), &slot, first, &masks);
     Ok(())
 }

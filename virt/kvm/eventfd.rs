@@ -63,9 +63,15 @@ impl Irqfds {
     pub(crate) fn deassign(&self, fd: i32, gsi: u32) -> Result<bool> {
         let efd = EventFd::from_fd(fd)?;
         let mut l = self.list.lock();
-        let before = l.iter().filter(|i| i.resamplefd.is_some() && i.gsi == gsi).count();
+        let before = l
+            .iter()
+            .filter(|i| i.resamplefd.is_some() && i.gsi == gsi)
+            .count();
         l.retain(|i| !(i.gsi == gsi && i.watch.eventfd().same(&efd)));
-        let after = l.iter().filter(|i| i.resamplefd.is_some() && i.gsi == gsi).count();
+        let after = l
+            .iter()
+            .filter(|i| i.resamplefd.is_some() && i.gsi == gsi)
+            .count();
         Ok(before != after && after == 0)
     }
 
@@ -74,8 +80,16 @@ impl Irqfds {
     /// already is an irqfd.
     pub(crate) fn assign(&self, vm: Arc<Vm>, a: &uapi::kvm_irqfd, resample: bool) -> Result {
         let fd = a.fd as i32;
-        let resamplefd = if resample { Some(EventFd::from_fd(a.resamplefd as i32)?) } else { None };
-        let inject = Inject { vm, gsi: a.gsi, resample };
+        let resamplefd = if resample {
+            Some(EventFd::from_fd(a.resamplefd as i32)?)
+        } else {
+            None
+        };
+        let inject = Inject {
+            vm,
+            gsi: a.gsi,
+            resample,
+        };
         let watch = KBox::pin_init(Watch::new(fd, inject)?, GFP_KERNEL_ACCOUNT)?;
         let mut l = self.list.lock();
         if l.iter().any(|i| i.watch.eventfd().same(watch.eventfd())) {
@@ -83,7 +97,12 @@ impl Irqfds {
         }
         l.reserve(1, GFP_KERNEL_ACCOUNT)?;
         watch.as_ref().start(fd)?;
-        l.push_within_capacity(Irqfd { watch, gsi: a.gsi, resamplefd }).map_err(|_| ENOMEM)?;
+        l.push_within_capacity(Irqfd {
+            watch,
+            gsi: a.gsi,
+            resamplefd,
+        })
+        .map_err(|_| ENOMEM)?;
         Ok(())
     }
 
@@ -93,7 +112,11 @@ impl Irqfds {
     pub(crate) fn acked(&self, gsi: u32) -> bool {
         let l = self.list.lock();
         let mut any = false;
-        for r in l.iter().filter(|i| i.gsi == gsi).filter_map(|i| i.resamplefd.as_ref()) {
+        for r in l
+            .iter()
+            .filter(|i| i.gsi == gsi)
+            .filter_map(|i| i.resamplefd.as_ref())
+        {
             any = true;
             r.signal();
         }
@@ -130,7 +153,9 @@ impl Ioeventfd {
         if data.len() != self.len as usize {
             return false;
         }
-        let Some(want) = self.datamatch else { return true };
+        let Some(want) = self.datamatch else {
+            return true;
+        };
         let mut b = [0u8; 8];
         b[..data.len().min(8)].copy_from_slice(&data[..data.len().min(8)]);
         u64::from_le_bytes(b) == want
@@ -143,7 +168,9 @@ impl Ioeventfd {
             && (self.len == 0
                 || o.len == 0
                 || (self.len == o.len
-                    && (self.datamatch.is_none() || o.datamatch.is_none() || self.datamatch == o.datamatch)))
+                    && (self.datamatch.is_none()
+                        || o.datamatch.is_none()
+                        || self.datamatch == o.datamatch)))
     }
 }
 
@@ -161,7 +188,9 @@ impl Ioeventfds {
 
     /// KVM_IOEVENTFD (assign or, with KVM_IOEVENTFD_FLAG_DEASSIGN, remove).
     pub(crate) fn ioctl(&self, a: &uapi::kvm_ioeventfd) -> Result {
-        let valid = uapi::KVM_IOEVENTFD_FLAG_DATAMATCH | uapi::KVM_IOEVENTFD_FLAG_PIO | uapi::KVM_IOEVENTFD_FLAG_DEASSIGN;
+        let valid = uapi::KVM_IOEVENTFD_FLAG_DATAMATCH
+            | uapi::KVM_IOEVENTFD_FLAG_PIO
+            | uapi::KVM_IOEVENTFD_FLAG_DEASSIGN;
         if !matches!(a.len, 0 | 1 | 2 | 4 | 8)
             || a.addr.checked_add(u64::from(a.len)).is_none()
             || a.flags & !valid != 0
@@ -180,7 +209,11 @@ impl Ioeventfds {
         let mut l = self.list.lock();
         if a.flags & uapi::KVM_IOEVENTFD_FLAG_DEASSIGN != 0 {
             let pos = l.iter().position(|o| {
-                o.pio == p.pio && o.efd.same(&p.efd) && o.addr == p.addr && o.len == p.len && o.datamatch == p.datamatch
+                o.pio == p.pio
+                    && o.efd.same(&p.efd)
+                    && o.addr == p.addr
+                    && o.len == p.len
+                    && o.datamatch == p.datamatch
             });
             return match pos {
                 Some(i) => l.remove(i).map(drop).map_err(|_| ENOENT),

@@ -60,7 +60,10 @@ impl Slot {
         if lo >= hi {
             return None;
         }
-        Some((d.base_gfn + ((lo - d.hva) >> PAGE_SHIFT), d.base_gfn + ((hi - d.hva).div_ceil(PAGE_SIZE as u64))))
+        Some((
+            d.base_gfn + ((lo - d.hva) >> PAGE_SHIFT),
+            d.base_gfn + ((hi - d.hva).div_ceil(PAGE_SIZE as u64)),
+        ))
     }
 
     /// Guest writes exit to userspace as MMIO.
@@ -75,7 +78,9 @@ impl Slot {
 
     /// Records a write to `gfn` (no-op unless logging).
     pub(crate) fn mark_dirty(&self, gfn: u64) {
-        let Some(rel) = gfn.checked_sub(self.desc.base_gfn) else { return };
+        let Some(rel) = gfn.checked_sub(self.desc.base_gfn) else {
+            return;
+        };
         if let Some(w) = self.dirty.get((rel / 64) as usize) {
             w.fetch_or(1 << (rel % 64), Ordering::Relaxed);
         }
@@ -128,8 +133,12 @@ impl Slots {
             }
         }
         if let Some(new) = new {
-            let i = self.list.partition_point(|s| s.desc.base_gfn < new.desc.base_gfn);
-            self.list.insert_within_capacity(i, new).map_err(|_| ENOMEM)?;
+            let i = self
+                .list
+                .partition_point(|s| s.desc.base_gfn < new.desc.base_gfn);
+            self.list
+                .insert_within_capacity(i, new)
+                .map_err(|_| ENOMEM)?;
         }
         Ok(())
     }

@@ -120,7 +120,12 @@ impl VcpuKick {
             self.mode.load(Ordering::SeqCst) != OUTSIDE_GUEST_MODE
         } else {
             self.mode
-                .compare_exchange(IN_GUEST_MODE, EXITING_GUEST_MODE, Ordering::SeqCst, Ordering::SeqCst)
+                .compare_exchange(
+                    IN_GUEST_MODE,
+                    EXITING_GUEST_MODE,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                )
                 .is_ok()
         };
         if !send {
@@ -150,4 +155,3 @@ impl VcpuKick {
         self.waitq.wait_interruptible(&mut g)
     }
 }
-

@@ -8,7 +8,10 @@ use kernel::{
     prelude::*,
     sync::{Arc, ArcBorrow},
     time::{
-        hrtimer::{ArcHrTimerHandle, HrTimer, HrTimerCallback, HrTimerCallbackContext, HrTimerPointer, HrTimerRestart, RelativeMode},
+        hrtimer::{
+            ArcHrTimerHandle, HrTimer, HrTimerCallback, HrTimerCallbackContext, HrTimerPointer,
+            HrTimerRestart, RelativeMode,
+        },
         Delta, Monotonic,
     },
 };
@@ -56,7 +59,11 @@ impl DeviceTimer {
             pin_init!(KickTimer { timer <- HrTimer::new(), kick, req }),
             GFP_KERNEL_ACCOUNT,
         )?;
-        Ok(Self { timer, handle: None, deadline: None })
+        Ok(Self {
+            timer,
+            handle: None,
+            deadline: None,
+        })
     }
 
     /// Arms the timer for absolute `deadline` (monotonic ns), or cancels

@@ -28,7 +28,10 @@ pub(crate) struct RunPage {
 
 impl RunPage {
     pub(crate) fn new() -> Result<Self> {
-        Ok(Self { run: SharedPage::new()?, pio: SharedPage::new()? })
+        Ok(Self {
+            run: SharedPage::new()?,
+            pio: SharedPage::new()?,
+        })
     }
 
     /// The page backing mmap page `pgoff` of the vCPU fd, if any.
@@ -59,27 +62,36 @@ impl RunPage {
     /// `apic_base`, which every exit reports.
     pub(crate) fn set_common(&self, if_flag: bool, ready: bool, cr8: u64, apic_base: u64) {
         self.run.write(run_off!(if_flag), u8::from(if_flag));
-        self.run.write(run_off!(ready_for_interrupt_injection), u8::from(ready));
+        self.run
+            .write(run_off!(ready_for_interrupt_injection), u8::from(ready));
         self.run.write(run_off!(cr8), cr8);
         self.run.write(run_off!(apic_base), apic_base);
     }
 
     /// Fills `kvm_run.io` for a port I/O exit.
     pub(crate) fn set_io(&self, input: bool, size: u8, port: u16, count: u32) {
-        let direction = if input { uapi::KVM_EXIT_IO_IN } else { uapi::KVM_EXIT_IO_OUT };
-        self.run.write(run_off!(__bindgen_anon_1.io.direction), direction as u8);
+        let direction = if input {
+            uapi::KVM_EXIT_IO_IN
+        } else {
+            uapi::KVM_EXIT_IO_OUT
+        };
+        self.run
+            .write(run_off!(__bindgen_anon_1.io.direction), direction as u8);
         self.run.write(run_off!(__bindgen_anon_1.io.size), size);
         self.run.write(run_off!(__bindgen_anon_1.io.port), port);
         self.run.write(run_off!(__bindgen_anon_1.io.count), count);
-        self.run.write(run_off!(__bindgen_anon_1.io.data_offset), PIO_DATA_OFFSET);
+        self.run
+            .write(run_off!(__bindgen_anon_1.io.data_offset), PIO_DATA_OFFSET);
     }
 
     /// Fills `kvm_run.mmio` for an MMIO exit.
     pub(crate) fn set_mmio(&self, gpa: u64, data: [u8; 8], len: u32, write: bool) {
-        self.run.write(run_off!(__bindgen_anon_1.mmio.phys_addr), gpa);
+        self.run
+            .write(run_off!(__bindgen_anon_1.mmio.phys_addr), gpa);
         self.run.write(run_off!(__bindgen_anon_1.mmio.data), data);
         self.run.write(run_off!(__bindgen_anon_1.mmio.len), len);
-        self.run.write(run_off!(__bindgen_anon_1.mmio.is_write), u8::from(write));
+        self.run
+            .write(run_off!(__bindgen_anon_1.mmio.is_write), u8::from(write));
     }
 
     /// `kvm_run.mmio.data` as userspace left it.
@@ -89,8 +101,12 @@ impl RunPage {
 
     /// Fills `kvm_run.fail_entry`.
     pub(crate) fn set_fail_entry(&self, reason: u64, cpu: u32) {
-        self.run.write(run_off!(__bindgen_anon_1.fail_entry.hardware_entry_failure_reason), reason);
-        self.run.write(run_off!(__bindgen_anon_1.fail_entry.cpu), cpu);
+        self.run.write(
+            run_off!(__bindgen_anon_1.fail_entry.hardware_entry_failure_reason),
+            reason,
+        );
+        self.run
+            .write(run_off!(__bindgen_anon_1.fail_entry.cpu), cpu);
     }
 
     /// Fills `kvm_run.internal` (suberror and up to 16 words of data).
@@ -100,45 +116,70 @@ impl RunPage {
         for (w, d) in words.iter_mut().zip(data) {
             *w = *d;
         }
-        self.run.write(run_off!(__bindgen_anon_1.internal.suberror), suberror);
-        self.run.write(run_off!(__bindgen_anon_1.internal.ndata), data.len().min(MAX) as u32);
-        self.run.write(run_off!(__bindgen_anon_1.internal.data), words);
+        self.run
+            .write(run_off!(__bindgen_anon_1.internal.suberror), suberror);
+        self.run.write(
+            run_off!(__bindgen_anon_1.internal.ndata),
+            data.len().min(MAX) as u32,
+        );
+        self.run
+            .write(run_off!(__bindgen_anon_1.internal.data), words);
     }
 
     /// Fills `kvm_run.eoi` (KVM_EXIT_IOAPIC_EOI).
     pub(crate) fn set_eoi_vector(&self, vector: u8) {
-        self.run.write(run_off!(__bindgen_anon_1.eoi.vector), vector);
+        self.run
+            .write(run_off!(__bindgen_anon_1.eoi.vector), vector);
     }
 
     /// Fills `kvm_run.tpr_access`.
     pub(crate) fn set_tpr_access(&self, rip: u64, is_write: bool) {
-        self.run.write(run_off!(__bindgen_anon_1.tpr_access.rip), rip);
-        self.run.write(run_off!(__bindgen_anon_1.tpr_access.is_write), u32::from(is_write));
-        self.run.write(run_off!(__bindgen_anon_1.tpr_access.pad), 0u32);
+        self.run
+            .write(run_off!(__bindgen_anon_1.tpr_access.rip), rip);
+        self.run.write(
+            run_off!(__bindgen_anon_1.tpr_access.is_write),
+            u32::from(is_write),
+        );
+        self.run
+            .write(run_off!(__bindgen_anon_1.tpr_access.pad), 0u32);
     }
 
     /// Fills `kvm_run.debug.arch`.
     pub(crate) fn set_debug(&self, exception: u32, pc: u64, dr6: u64, dr7: u64) {
-        self.run.write(run_off!(__bindgen_anon_1.debug.arch.exception), exception);
-        self.run.write(run_off!(__bindgen_anon_1.debug.arch.pad), 0u32);
+        self.run
+            .write(run_off!(__bindgen_anon_1.debug.arch.exception), exception);
+        self.run
+            .write(run_off!(__bindgen_anon_1.debug.arch.pad), 0u32);
         self.run.write(run_off!(__bindgen_anon_1.debug.arch.pc), pc);
-        self.run.write(run_off!(__bindgen_anon_1.debug.arch.dr6), dr6);
-        self.run.write(run_off!(__bindgen_anon_1.debug.arch.dr7), dr7);
+        self.run
+            .write(run_off!(__bindgen_anon_1.debug.arch.dr6), dr6);
+        self.run
+            .write(run_off!(__bindgen_anon_1.debug.arch.dr7), dr7);
     }
 
     /// Fills `kvm_run.memory_fault`.
     pub(crate) fn set_memory_fault(&self, gpa: u64, size: u64, flags: u64) {
-        self.run.write(run_off!(__bindgen_anon_1.memory_fault.flags), flags);
-        self.run.write(run_off!(__bindgen_anon_1.memory_fault.gpa), gpa);
-        self.run.write(run_off!(__bindgen_anon_1.memory_fault.size), size);
+        self.run
+            .write(run_off!(__bindgen_anon_1.memory_fault.flags), flags);
+        self.run
+            .write(run_off!(__bindgen_anon_1.memory_fault.gpa), gpa);
+        self.run
+            .write(run_off!(__bindgen_anon_1.memory_fault.size), size);
     }
 
     /// Fills `kvm_run.hypercall` (`ret` zeroed, as upstream does for QEMU).
     pub(crate) fn set_hypercall(&self, nr: u64, args: [u64; 3], flags: u64) {
         self.run.write(run_off!(__bindgen_anon_1.hypercall.nr), nr);
-        self.run.write(run_off!(__bindgen_anon_1.hypercall.args), [args[0], args[1], args[2], 0, 0, 0]);
-        self.run.write(run_off!(__bindgen_anon_1.hypercall.ret), 0u64);
-        self.run.write(run_off!(__bindgen_anon_1.hypercall.__bindgen_anon_1.flags), flags);
+        self.run.write(
+            run_off!(__bindgen_anon_1.hypercall.args),
+            [args[0], args[1], args[2], 0, 0, 0],
+        );
+        self.run
+            .write(run_off!(__bindgen_anon_1.hypercall.ret), 0u64);
+        self.run.write(
+            run_off!(__bindgen_anon_1.hypercall.__bindgen_anon_1.flags),
+            flags,
+        );
     }
 
     /// `kvm_run.hypercall.ret` as userspace left it.

@@ -58,7 +58,11 @@ impl Vcpu {
     pub(crate) fn new(vm: &Vm, id: u32, index: usize) -> Result<Arc<Self>> {
         let bsp = id == vm.arch().bsp_id();
         let kick = Arc::pin_init(VcpuKick::new(), GFP_KERNEL_ACCOUNT)?;
-        let lapic = if vm.arch().irqchip().in_kernel() { Some(x86::irq::lapic::new_lapic(id, bsp)?) } else { None };
+        let lapic = if vm.arch().irqchip().in_kernel() {
+            Some(x86::irq::lapic::new_lapic(id, bsp)?)
+        } else {
+            None
+        };
         let state = VcpuState::new(vm, id, bsp, &kick, lapic.is_some())?;
         Arc::pin_init(
             try_pin_init!(Vcpu {
@@ -156,7 +160,10 @@ impl Vcpus {
 
     /// Appends `vcpu` (room is reserved; under the VM's slots lock).
     pub(crate) fn push(&self, vcpu: Arc<Vcpu>) -> Result {
-        self.list.lock().push_within_capacity(vcpu).map_err(|_| ENOMEM)
+        self.list
+            .lock()
+            .push_within_capacity(vcpu)
+            .map_err(|_| ENOMEM)
     }
 
     /// Removes `vcpu` (its fd could not be created).
@@ -238,7 +245,12 @@ impl FileOps for VcpuFile {
         let pages = (vma.end() - vma.start()).div_ceil(PAGE_SIZE);
         let map = vma.set_mixedmap();
         for i in 0..pages {
-            let page = f.vcpu.run.page(pgoff + i).or_else(|| f.vm.coalesced().mmap_page(pgoff + i)).ok_or(EINVAL)?;
+            let page = f
+                .vcpu
+                .run
+                .page(pgoff + i)
+                .or_else(|| f.vm.coalesced().mmap_page(pgoff + i))
+                .ok_or(EINVAL)?;
             map.vm_insert_page(vma.start() + i * PAGE_SIZE, page)?;
         }
         Ok(())

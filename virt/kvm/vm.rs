@@ -82,7 +82,8 @@ impl_has_mmu_notifier!(Vm, notifier);
 
 impl MmuNotifierOps for Vm {
     fn invalidate_range_start(&self, start: u64, end: u64, blockable: bool) -> Result {
-        self.mmu.invalidate_start(&self.vcpus, start, end, blockable)
+        self.mmu
+            .invalidate_start(&self.vcpus, start, end, blockable)
     }
 
     fn invalidate_range_end(&self, _start: u64, _end: u64) {
@@ -166,9 +167,9 @@ impl Vm {
     fn set_user_memory_region(&self, req: Request) -> Result {
         let _slots = self.lock_slots();
         let change = self.mmu.plan(&req, task_size_max()).map_err(|e| match e {
-                SlotError::Invalid => EINVAL,
-                SlotError::Exists => EEXIST,
-            })?;
+            SlotError::Invalid => EINVAL,
+            SlotError::Exists => EEXIST,
+        })?;
         let (old, new) = match change {
             Change::None => return Ok(()),
             Change::Create(new) => (None, Some(new)),
@@ -196,7 +197,9 @@ impl Vm {
         let vcpu = vcpu::Vcpu::new(&self, id as u32, index)?;
         self.vcpus.push(vcpu.clone())?;
         let vm: Arc<Vm> = self.into();
-        vcpu::open_fd(vm, vcpu.clone()).map(|fd| fd as isize).inspect_err(|_| self.vcpus.remove(&vcpu))
+        vcpu::open_fd(vm, vcpu.clone())
+            .map(|fd| fd as isize)
+            .inspect_err(|_| self.vcpus.remove(&vcpu))
     }
 
     /// KVM_ENABLE_CAP on the VM.
@@ -206,7 +209,9 @@ impl Vm {
             return Err(EINVAL);
         }
         match c.cap {
-            uapi::KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 => self.dirty_log.enable_manual_protect(c.args[0]),
+            uapi::KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 => {
+                self.dirty_log.enable_manual_protect(c.args[0])
+            }
             uapi::KVM_CAP_MAX_VCPU_ID => self.enable_max_vcpu_id(c.args[0]),
             _ => x86::vm_arch::enable_cap(self, &c),
         }

@@ -15,8 +15,9 @@ use crate::{
         uapi,
     },
     irqchip::{
-        self, deliver as deliver_to_bus, prepare_routes, routes_for_gsi, ApicBus, ApicDestInfo, BusConfig,
-        ChipPinMap, Delivery, Ioapic, IoapicEnv, IrqLines, Pic, PicChip, Pit, RouteEntry, TriggerMode,
+        self, deliver as deliver_to_bus, prepare_routes, routes_for_gsi, ApicBus, ApicDestInfo,
+        BusConfig, ChipPinMap, Delivery, Ioapic, IoapicEnv, IrqLines, Pic, PicChip, Pit,
+        RouteEntry, TriggerMode,
     },
     virt::{
         kick::{REQ_EVENT, REQ_PIT},
@@ -86,7 +87,9 @@ impl Irqchip {
     /// level irqfd), or not.
     pub(crate) fn set_resample_gsi(&self, gsi: u32, on: bool) {
         let mut guard = self.chips.lock();
-        let Some(chips) = guard.as_deref_mut() else { return };
+        let Some(chips) = guard.as_deref_mut() else {
+            return;
+        };
         for pin in 0..irqchip::ioapic::IOAPIC_NUM_PINS as u8 {
             if chips.pin_map.gsi(irqchip::IrqChip::Ioapic, pin) == Some(gsi) {
                 if on {
@@ -106,7 +109,13 @@ impl Irqchip {
         let guard = self.chips.lock();
         let chips = guard.as_deref()?;
         let pins = chips.split_pins?;
-        Some(irqchip::routing::split_eoi_exit(&chips.routes, pins, vector, &dest, &cfg))
+        Some(irqchip::routing::split_eoi_exit(
+            &chips.routes,
+            pins,
+            vector,
+            &dest,
+            &cfg,
+        ))
     }
 
     /// Whether LAPIC state uses the 32-bit x2APIC ID format.
@@ -189,7 +198,9 @@ impl ApicBus for Bus<'_> {
     }
 
     fn accept(&mut self, index: usize, irq: &Delivery) -> bool {
-        let Some(v) = self.vcpus.get(index) else { return false };
+        let Some(v) = self.vcpus.get(index) else {
+            return false;
+        };
         let Some(lapic) = v.lapic() else { return false };
         let ok = lapic.lock().accept_irq(irq);
         if ok {
@@ -231,7 +242,9 @@ impl IrqLines for Lines<'_, '_> {
     }
 
     fn set_ioapic_irq(&mut self, pin: u8, source_id: u32, level: bool, line_status: bool) -> i32 {
-        self.chips.ioapic.set_irq(self.bus, usize::from(pin), source_id, level, line_status)
+        self.chips
+            .ioapic
+            .set_irq(self.bus, usize::from(pin), source_id, level, line_status)
     }
 
     fn set_msi(&mut self, route: &irqchip::routing::MsiRoute, level: bool) -> i32 {
@@ -240,9 +253,6 @@ impl IrqLines for Lines<'_, '_> {
 }
 
 // --- functions over the whole VM -------------------------------------------
-
-
-
 
 /// KVM_CREATE_IRQCHIP: `EEXIST` if done, `EINVAL` once vCPUs exist.
 pub(crate) fn create_irqchip(vm: &Vm) -> Result {
@@ -256,7 +266,10 @@ pub(crate) fn create_irqchip(vm: &Vm) -> Result {
         return Err(EINVAL);
     }
     *c = Some(new);
-    vm.arch().irqchip().mode.store(IRQCHIP_FULL, Ordering::Release);
+    vm.arch()
+        .irqchip()
+        .mode
+        .store(IRQCHIP_FULL, Ordering::Release);
     Ok(())
 }
 
@@ -275,36 +288,59 @@ pub(crate) fn enable_split_irqchip(vm: &Vm, pins: u64) -> Result {
         return Err(EEXIST);
     }
     *c = Some(new);
-    vm.arch().irqchip().mode.store(IRQCHIP_SPLIT, Ordering::Release);
+    vm.arch()
+        .irqchip()
+        .mode
+        .store(IRQCHIP_SPLIT, Ordering::Release);
     Ok(())
 }
-
 
 /// Sends `irq` (an IPI from vCPU `source`, or a device message) to the
 /// LAPICs it addresses; upstream's delivery count semantics.
 pub(crate) fn deliver(vm: &Vm, source: Option<usize>, irq: &Delivery) -> i32 {
     let cfg = bus_config();
     let v = vm.vcpus().lock();
-    let mut bus = Bus { vcpus: &v, acked: 0, resample_pins: 0 };
+    let mut bus = Bus {
+        vcpus: &v,
+        acked: 0,
+        resample_pins: 0,
+    };
     deliver_to_bus(&mut bus, source, irq, &cfg)
 }
 
 /// A LAPIC EOI'd a vector: the IOAPIC clears remote IRR and re-checks
 /// level lines; ack notifiers (PIT reinjection) run after.
-pub(crate) fn ioapic_eoi(vm: &Vm, vcpu_index: usize, vector: u8, trigger: TriggerMode, suppress: bool) {
+pub(crate) fn ioapic_eoi(
+    vm: &Vm,
+    vcpu_index: usize,
+    vector: u8,
+    trigger: TriggerMode,
+    suppress: bool,
+) {
     let mut gsis = [u32::MAX; irqchip::ioapic::IOAPIC_NUM_PINS];
     {
         let mut guard = vm.arch().irqchip().chips.lock();
-        let Some(chips) = guard.as_deref_mut() else { return };
+        let Some(chips) = guard.as_deref_mut() else {
+            return;
+        };
         let acked = {
             let v = vm.vcpus().lock();
-            let mut bus = Bus { vcpus: &v, acked: 0, resample_pins: chips.resample_pins };
-            chips.ioapic.eoi(&mut bus, vcpu_index, vector, trigger, suppress);
+            let mut bus = Bus {
+                vcpus: &v,
+                acked: 0,
+                resample_pins: chips.resample_pins,
+            };
+            chips
+                .ioapic
+                .eoi(&mut bus, vcpu_index, vector, trigger, suppress);
             bus.acked
         };
         for (pin, g) in gsis.iter_mut().enumerate() {
             if acked & chips.resample_pins & (1 << pin) != 0 {
-                *g = chips.pin_map.gsi(irqchip::IrqChip::Ioapic, pin as u8).unwrap_or(u32::MAX);
+                *g = chips
+                    .pin_map
+                    .gsi(irqchip::IrqChip::Ioapic, pin as u8)
+                    .unwrap_or(u32::MAX);
             }
         }
         after_acks(vm, chips, acked);
@@ -312,7 +348,6 @@ pub(crate) fn ioapic_eoi(vm: &Vm, vcpu_index: usize, vector: u8, trigger: Trigge
     // Resamplers signal userspace outside the chips lock.
     resample(vm, &gsis);
 }
-
 
 /// Ack notifiers for IOAPIC pins in `acked`: the PIT's reinjection on
 /// GSI 0 (irqfd resamplers come with irqfd).
@@ -331,12 +366,26 @@ fn after_acks(vm: &Vm, chips: &mut Chips, acked: u32) {
 fn pulse_gsi0(vm: &Vm, chips: &mut Chips) {
     let cfg = bus_config();
     let v = vm.vcpus().lock();
-    let mut bus = Bus { vcpus: &v, acked: 0, resample_pins: 0 };
+    let mut bus = Bus {
+        vcpus: &v,
+        acked: 0,
+        resample_pins: 0,
+    };
     // The table is not needed by the chips while we deliver.
     let routes = core::mem::take(&mut chips.routes);
     for level in [true, false] {
-        let mut lines = Lines { chips: &mut *chips, bus: &mut bus, cfg };
-        irqchip::set_irq(routes_for_gsi(&routes, 0), &mut lines, irqchip::i8254::PIT_IRQ_SOURCE_ID, level, false);
+        let mut lines = Lines {
+            chips: &mut *chips,
+            bus: &mut bus,
+            cfg,
+        };
+        irqchip::set_irq(
+            routes_for_gsi(&routes, 0),
+            &mut lines,
+            irqchip::i8254::PIT_IRQ_SOURCE_ID,
+            level,
+            false,
+        );
     }
     chips.routes = routes;
     for vcpu in v.iter() {
@@ -358,7 +407,10 @@ fn pic_wakeup(vm: &Vm, chips: &mut Chips) {
     }
     let v = vm.vcpus().lock();
     for vcpu in v.iter() {
-        if vcpu.lapic().is_some_and(|l| l.lock().accepts_pic_interrupts()) {
+        if vcpu
+            .lapic()
+            .is_some_and(|l| l.lock().accepts_pic_interrupts())
+        {
             vcpu.kick().post(REQ_EVENT);
             break;
         }
@@ -391,9 +443,23 @@ fn set_gsi_status(vm: &Vm, gsi: u32, level: bool, source: u32, line_status: bool
     let routes = core::mem::take(&mut chips.routes);
     let (r, acked) = {
         let v = vm.vcpus().lock();
-        let mut bus = Bus { vcpus: &v, acked: 0, resample_pins: 0 };
-        let mut lines = Lines { chips: &mut *chips, bus: &mut bus, cfg };
-        let r = irqchip::set_irq(routes_for_gsi(&routes, gsi), &mut lines, source, level, line_status);
+        let mut bus = Bus {
+            vcpus: &v,
+            acked: 0,
+            resample_pins: 0,
+        };
+        let mut lines = Lines {
+            chips: &mut *chips,
+            bus: &mut bus,
+            cfg,
+        };
+        let r = irqchip::set_irq(
+            routes_for_gsi(&routes, gsi),
+            &mut lines,
+            source,
+            level,
+            line_status,
+        );
         (r, bus.acked)
     };
     chips.routes = routes;
@@ -401,7 +467,6 @@ fn set_gsi_status(vm: &Vm, gsi: u32, level: bool, source: u32, line_status: bool
     after_acks(vm, chips, acked);
     Ok(r)
 }
-
 
 /// INTA cycle: the PIC's vector.
 pub(crate) fn pic_intack(vm: &Vm) -> Option<u8> {
@@ -429,7 +494,11 @@ fn pic_acks(vm: &Vm, chips: &mut Chips) -> [u32; 16] {
     if acked & 1 != 0 && chips.pit.as_mut().is_some_and(|p| p.irq_acked()) {
         pulse_gsi0(vm, chips);
     }
-    for (pin, g) in gsis.iter_mut().enumerate().filter(|(pin, _)| acked & (1 << pin) != 0) {
+    for (pin, g) in gsis
+        .iter_mut()
+        .enumerate()
+        .filter(|(pin, _)| acked & (1 << pin) != 0)
+    {
         let (chip, p) = if pin < 8 {
             (irqchip::IrqChip::PicMaster, pin as u8)
         } else {
@@ -445,14 +514,25 @@ fn pic_acks(vm: &Vm, chips: &mut Chips) -> [u32; 16] {
 fn resample(vm: &Vm, gsis: &[u32]) {
     for g in gsis.iter().filter(|g| **g != u32::MAX) {
         if vm.irqfds().acked(*g) {
-            let _ = set_gsi(vm, *g, false, irqchip::routing::IRQFD_RESAMPLE_IRQ_SOURCE_ID);
+            let _ = set_gsi(
+                vm,
+                *g,
+                false,
+                irqchip::routing::IRQFD_RESAMPLE_IRQ_SOURCE_ID,
+            );
         }
     }
 }
 
 /// vCPU 0's PIT duty: deliver due ticks, arm the timer for the next.
 pub(crate) fn service_pit(vm: &Vm, vcpu: &Vcpu) -> Result {
-    let need_timer = vm.arch().irqchip().chips.lock().as_deref().is_some_and(|c| c.pit.is_some() && c.pit_timer.is_none());
+    let need_timer = vm
+        .arch()
+        .irqchip()
+        .chips
+        .lock()
+        .as_deref()
+        .is_some_and(|c| c.pit.is_some() && c.pit_timer.is_none());
     // Allocated without the (IRQ-safe) lock held.
     let mut new_timer = if need_timer {
         Some(DeviceTimer::new(vcpu.kick().clone(), REQ_PIT)?)
@@ -460,8 +540,12 @@ pub(crate) fn service_pit(vm: &Vm, vcpu: &Vcpu) -> Result {
         None
     };
     let mut guard = vm.arch().irqchip().chips.lock();
-    let Some(chips) = guard.as_deref_mut() else { return Ok(()) };
-    let Some(pit) = chips.pit.as_mut() else { return Ok(()) };
+    let Some(chips) = guard.as_deref_mut() else {
+        return Ok(());
+    };
+    let Some(pit) = chips.pit.as_mut() else {
+        return Ok(());
+    };
     if pit.service(now_ns()) {
         pulse_gsi0(vm, chips);
     }
@@ -481,9 +565,15 @@ pub(crate) fn pio(vm: &Vm, port: u16, write: bool, data: &mut [u8]) -> Option<()
     use irqchip::i8259::*;
     let is_pic = matches!(
         port,
-        PIC_MASTER_CMD | PIC_MASTER_DATA | PIC_SLAVE_CMD | PIC_SLAVE_DATA | PIC_ELCR_MASTER | PIC_ELCR_SLAVE
+        PIC_MASTER_CMD
+            | PIC_MASTER_DATA
+            | PIC_SLAVE_CMD
+            | PIC_SLAVE_DATA
+            | PIC_ELCR_MASTER
+            | PIC_ELCR_SLAVE
     );
-    let is_pit = (PIT_BASE_PORT..PIT_BASE_PORT + PIT_PORT_COUNT).contains(&port) || port == SPEAKER_PORT;
+    let is_pit =
+        (PIT_BASE_PORT..PIT_BASE_PORT + PIT_PORT_COUNT).contains(&port) || port == SPEAKER_PORT;
     if !is_pic && !is_pit {
         return None;
     }
@@ -544,7 +634,11 @@ pub(crate) fn ioapic_mmio(vm: &Vm, gpa: u64, write: bool, data: &mut [u8]) -> Op
     }
     let acked = {
         let v = vm.vcpus().lock();
-        let mut bus = Bus { vcpus: &v, acked: 0, resample_pins: 0 };
+        let mut bus = Bus {
+            vcpus: &v,
+            acked: 0,
+            resample_pins: 0,
+        };
         if write {
             chips.ioapic.mmio_write(&mut bus, gpa - base, data);
         } else {
@@ -563,8 +657,12 @@ pub(crate) fn get_irqchip(vm: &Vm, arg: usize) -> Result {
     let chips = guard.as_deref().filter(|c| c.full()).ok_or(ENXIO)?;
     // `chip` is a 512-byte union of plain-data images: one of them.
     match c.chip_id {
-        uapi::KVM_IRQCHIP_PIC_MASTER => c.set_chip_bytes(chips.pic.get_state(PicChip::Master).as_bytes()),
-        uapi::KVM_IRQCHIP_PIC_SLAVE => c.set_chip_bytes(chips.pic.get_state(PicChip::Slave).as_bytes()),
+        uapi::KVM_IRQCHIP_PIC_MASTER => {
+            c.set_chip_bytes(chips.pic.get_state(PicChip::Master).as_bytes())
+        }
+        uapi::KVM_IRQCHIP_PIC_SLAVE => {
+            c.set_chip_bytes(chips.pic.get_state(PicChip::Slave).as_bytes())
+        }
         uapi::KVM_IRQCHIP_IOAPIC => c.set_chip_bytes(chips.ioapic.get_state().as_bytes()),
         _ => return Err(EINVAL),
     }
@@ -581,15 +679,25 @@ pub(crate) fn set_irqchip(vm: &Vm, arg: usize) -> Result {
     let chips = guard.as_deref_mut().filter(|c| c.full()).ok_or(ENXIO)?;
     match c.chip_id {
         uapi::KVM_IRQCHIP_PIC_MASTER | uapi::KVM_IRQCHIP_PIC_SLAVE => {
-            let (s, _) = irqchip::uapi::KvmPicState::from_bytes_copy_prefix(&bytes).ok_or(EINVAL)?;
-            let which = if c.chip_id == uapi::KVM_IRQCHIP_PIC_MASTER { PicChip::Master } else { PicChip::Slave };
+            let (s, _) =
+                irqchip::uapi::KvmPicState::from_bytes_copy_prefix(&bytes).ok_or(EINVAL)?;
+            let which = if c.chip_id == uapi::KVM_IRQCHIP_PIC_MASTER {
+                PicChip::Master
+            } else {
+                PicChip::Slave
+            };
             chips.pic.set_state(which, &s);
             pic_wakeup(vm, chips);
         }
         uapi::KVM_IRQCHIP_IOAPIC => {
-            let (s, _) = irqchip::uapi::KvmIoapicState::from_bytes_copy_prefix(&bytes).ok_or(EINVAL)?;
+            let (s, _) =
+                irqchip::uapi::KvmIoapicState::from_bytes_copy_prefix(&bytes).ok_or(EINVAL)?;
             let v = vm.vcpus().lock();
-            let mut bus = Bus { vcpus: &v, acked: 0, resample_pins: 0 };
+            let mut bus = Bus {
+                vcpus: &v,
+                acked: 0,
+                resample_pins: 0,
+            };
             chips.ioapic.set_state(&mut bus, &s);
         }
         _ => return Err(EINVAL),
@@ -609,13 +717,20 @@ pub(crate) fn set_gsi_routing(vm: &Vm, arg: usize) -> Result {
         read_array(arg + core::mem::size_of::<uapi::kvm_irq_routing>(), n)?;
     let mut routes = KVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
     for e in entries.iter() {
-        routes.push(RouteEntry::from_uapi(e, &cfg).map_err(|_| EINVAL)?, GFP_KERNEL_ACCOUNT)?;
+        routes.push(
+            RouteEntry::from_uapi(e, &cfg).map_err(|_| EINVAL)?,
+            GFP_KERNEL_ACCOUNT,
+        )?;
     }
     let pin_map = prepare_routes(&mut routes).map_err(|_| EINVAL)?;
     let mut guard = vm.arch().irqchip().chips.lock();
     let chips = guard.as_deref_mut().ok_or(EINVAL)?;
     // Split: the irqchips are userspace's, only MSI routes are ours.
-    if !chips.full() && routes.iter().any(|r| matches!(r.target, irqchip::RouteTarget::Irqchip { .. })) {
+    if !chips.full()
+        && routes
+            .iter()
+            .any(|r| matches!(r.target, irqchip::RouteTarget::Irqchip { .. }))
+    {
         return Err(EINVAL);
     }
     chips.routes = routes;
@@ -630,9 +745,17 @@ pub(crate) fn signal_msi(vm: &Vm, arg: usize) -> Result<isize> {
         return Err(EINVAL);
     }
     let cfg = bus_config();
-    let msg = irqchip::MsiMessage { address_lo: m.address_lo, address_hi: m.address_hi, data: m.data };
+    let msg = irqchip::MsiMessage {
+        address_lo: m.address_lo,
+        address_hi: m.address_hi,
+        data: m.data,
+    };
     let v = vm.vcpus().lock();
-    let mut bus = Bus { vcpus: &v, acked: 0, resample_pins: 0 };
+    let mut bus = Bus {
+        vcpus: &v,
+        acked: 0,
+        resample_pins: 0,
+    };
     let r = irqchip::signal_msi(&mut bus, &msg, true, &cfg);
     if r < 0 && r == -irqchip::msi::EINVAL {
         return Err(EINVAL);
@@ -671,13 +794,15 @@ pub(crate) fn get_pit2(vm: &Vm, arg: usize) -> Result {
 pub(crate) fn set_pit2(vm: &Vm, arg: usize) -> Result {
     let s: irqchip::uapi::KvmPitState2 = read_arg(arg)?;
     let mut guard = vm.arch().irqchip().chips.lock();
-    let pit = guard.as_deref_mut().and_then(|c| c.pit.as_mut()).ok_or(ENXIO)?;
+    let pit = guard
+        .as_deref_mut()
+        .and_then(|c| c.pit.as_mut())
+        .ok_or(ENXIO)?;
     pit.set_state2(&s, now_ns());
     drop(guard);
     kick_vcpu0(vm);
     Ok(())
 }
-
 
 // SAFETY: the irqchip uapi mirrors are `repr(C)` integer structs without
 // implicit padding (layouts checked against the C uapi by the irqchip host

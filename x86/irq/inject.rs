@@ -63,10 +63,15 @@ pub(crate) fn accept_apic_events(vcpu: &Vcpu, st: &mut VcpuState) {
 /// Whether an interrupt is waiting in the in-kernel LAPIC, or as ExtINT
 /// from the PIC (in-kernel, or userspace's with a split irqchip).
 fn apic_interrupt_pending(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) -> bool {
-    let Some(lapic) = vcpu.lapic() else { return false };
+    let Some(lapic) = vcpu.lapic() else {
+        return false;
+    };
     let (pending, pic) = {
         let l = lapic.lock();
-        (l.highest_injectable_vector().is_some(), l.accepts_pic_interrupts())
+        (
+            l.highest_injectable_vector().is_some(),
+            l.accepts_pic_interrupts(),
+        )
     };
     pending || (pic && (st.events.extint_pending() || vm.arch().irqchip().pic_output()))
 }
@@ -83,7 +88,9 @@ fn has_events(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> bool {
 pub(crate) fn split_ready_for_injection(vcpu: &Vcpu, st: &VcpuState) -> bool {
     st.hw.interrupt_allowed()
         && !st.events.extint_pending()
-        && vcpu.lapic().is_some_and(|l| l.lock().accepts_pic_interrupts())
+        && vcpu
+            .lapic()
+            .is_some_and(|l| l.lock().accepts_pic_interrupts())
 }
 
 /// Blocks a vCPU that cannot run (halted, or waiting for INIT/SIPI) until

@@ -17,12 +17,7 @@ use crate::{
         vcpu::Vcpu,
         vm::Vm,
     },
-    x86::{
-        cpuid,
-        irq::chips,
-        msrs::MSR_IA32_APICBASE,
-        vcpu::VcpuState,
-    },
+    x86::{cpuid, irq::chips, msrs::MSR_IA32_APICBASE, vcpu::VcpuState},
 };
 use kernel::{new_spinlock_irq, prelude::*, sync::Arc, sync::SpinLockIrq};
 
@@ -46,7 +41,10 @@ pub(crate) type VcpuLapic = Pin<KBox<SpinLockIrq<Lapic>>>;
 
 /// A LAPIC for vCPU `id`, the BSP or not.
 pub(crate) fn new_lapic(id: u32, bsp: bool) -> Result<VcpuLapic> {
-    KBox::pin_init(new_spinlock_irq!(Lapic::new(LapicConfig::new(id, bsp))), GFP_KERNEL_ACCOUNT)
+    KBox::pin_init(
+        new_spinlock_irq!(Lapic::new(LapicConfig::new(id, bsp))),
+        GFP_KERNEL_ACCOUNT,
+    )
 }
 
 /// The LAPIC's state that lives behind the vCPU mutex: its timer and
@@ -66,8 +64,17 @@ pub(crate) struct LapicVcpu {
 impl LapicVcpu {
     /// With an in-kernel LAPIC, its timer posts REQ_TIMER to `kick`.
     pub(crate) fn new(kick: &Arc<VcpuKick>, lapic_in_kernel: bool) -> Result<Self> {
-        let timer = if lapic_in_kernel { Some(DeviceTimer::new(kick.clone(), REQ_TIMER)?) } else { None };
-        Ok(Self { timer, vapic_addr: 0, tpr_access_reporting: false, tpr_report: None })
+        let timer = if lapic_in_kernel {
+            Some(DeviceTimer::new(kick.clone(), REQ_TIMER)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            timer,
+            vapic_addr: 0,
+            tpr_access_reporting: false,
+            tpr_report: None,
+        })
     }
 
     /// A TPR access to report to userspace before the next entry.
@@ -128,8 +135,17 @@ pub(crate) fn service_timer(vcpu: &Vcpu, st: &mut VcpuState) {
 
 /// An MMIO access to this vCPU's APIC page, if `gpa` is in it; returns
 /// whether it was handled.
-pub(crate) fn mmio(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, gpa: u64, write: bool, data: &mut [u8]) -> bool {
-    let Some(lapic) = vcpu.lapic() else { return false };
+pub(crate) fn mmio(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    st: &mut VcpuState,
+    gpa: u64,
+    write: bool,
+    data: &mut [u8],
+) -> bool {
+    let Some(lapic) = vcpu.lapic() else {
+        return false;
+    };
     let clk = clock(st);
     let eff = {
         let mut l = lapic.lock();
@@ -203,7 +219,9 @@ pub(crate) fn write_msr(
 pub(crate) fn get_lapic(vm: &Vm, vcpu: &Vcpu, st: &VcpuState, arg: usize) -> Result {
     let lapic = vcpu.lapic().ok_or(EINVAL)?;
     let clk = clock(st);
-    let s = lapic.lock().get_state(&clk, vm.arch().irqchip().x2apic_format());
+    let s = lapic
+        .lock()
+        .get_state(&clk, vm.arch().irqchip().x2apic_format());
     write_arg(arg, &s)
 }
 
@@ -212,7 +230,10 @@ pub(crate) fn set_lapic(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) ->
     let lapic = vcpu.lapic().ok_or(EINVAL)?;
     let s: crate::irqchip::uapi::KvmLapicState = read_arg(arg)?;
     let clk = clock(st);
-    let eff = lapic.lock().set_state(&s, &clk, vm.arch().irqchip().x2apic_format()).map_err(|_| EINVAL)?;
+    let eff = lapic
+        .lock()
+        .set_state(&s, &clk, vm.arch().irqchip().x2apic_format())
+        .map_err(|_| EINVAL)?;
     apply(vm, vcpu, st, eff);
     arm_timer(vcpu, st);
     vcpu.kick().make_request(REQ_EVENT);
@@ -234,7 +255,8 @@ pub(crate) fn update_config(vcpu: &Vcpu, st: &VcpuState) {
 
 /// Keeps `uapi` in use for the LAPIC state type check below.
 const _: () = assert!(
-    core::mem::size_of::<crate::irqchip::uapi::KvmLapicState>() == core::mem::size_of::<uapi::kvm_lapic_state>()
+    core::mem::size_of::<crate::irqchip::uapi::KvmLapicState>()
+        == core::mem::size_of::<uapi::kvm_lapic_state>()
 );
 
 /// `KVM_SET_VAPIC_ADDR`: where QEMU's TPR-patching ROM keeps its VAPIC
@@ -247,7 +269,8 @@ pub(crate) fn set_vapic_addr(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usiz
     }
     let gpa = read_arg::<uapi::kvm_vapic_addr>(arg)?.vapic_addr;
     let mem = vm.mmu();
-    if gpa != 0 && (mem.gpa_to_hva(gpa, true).is_none() || mem.gpa_to_hva(gpa + 3, true).is_none()) {
+    if gpa != 0 && (mem.gpa_to_hva(gpa, true).is_none() || mem.gpa_to_hva(gpa + 3, true).is_none())
+    {
         return Err(EINVAL);
     }
     st.lapic.vapic_addr = gpa;
@@ -272,7 +295,11 @@ fn vapic_access(vm: &Vm, gpa: u64, word: &mut [u8; 4], write: bool) -> Result<bo
     let mut ok = true;
     for (addr, part) in [(gpa, a), (gpa + first as u64, b)] {
         if !part.is_empty() {
-            ok &= if write { vm.mmu().write_guest(addr, part)? } else { vm.mmu().read_guest(addr, part)? };
+            ok &= if write {
+                vm.mmu().write_guest(addr, part)?
+            } else {
+                vm.mmu().read_guest(addr, part)?
+            };
         }
     }
     Ok(ok)

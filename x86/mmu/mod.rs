@@ -87,7 +87,13 @@ impl Mmu {
     /// is unmapped when it moves or goes away, and the new one
     /// write-protected when it starts logging (`protect`). The caller holds
     /// the VM's slots lock and planned the change (`memslots::plan`).
-    pub(crate) fn set_slot(&self, vcpus: &Vcpus, old: Option<SlotDesc>, new: Option<Arc<Slot>>, protect: bool) -> Result {
+    pub(crate) fn set_slot(
+        &self,
+        vcpus: &Vcpus,
+        old: Option<SlotDesc>,
+        new: Option<Arc<Slot>>,
+        protect: bool,
+    ) -> Result {
         if new.as_ref().is_some_and(|n| !self.fits(n.desc())) {
             return Err(EINVAL);
         }
@@ -137,7 +143,9 @@ impl Mmu {
 
     /// Reads guest RAM at `gpa` (within one page). `Ok(false)`: not RAM.
     pub(crate) fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> Result<bool> {
-        let Some((hva, _)) = self.gpa_to_hva(gpa, false) else { return Ok(false) };
+        let Some((hva, _)) = self.gpa_to_hva(gpa, false) else {
+            return Ok(false);
+        };
         uaccess::read_bytes(hva, buf)?;
         Ok(true)
     }
@@ -145,7 +153,9 @@ impl Mmu {
     /// Writes guest RAM at `gpa` (within one page), logging the page.
     /// `Ok(false)`: not writable RAM (MMIO or a read-only slot).
     pub(crate) fn write_guest(&self, gpa: u64, buf: &[u8]) -> Result<bool> {
-        let Some((hva, slot)) = self.gpa_to_hva(gpa, true) else { return Ok(false) };
+        let Some((hva, slot)) = self.gpa_to_hva(gpa, true) else {
+            return Ok(false);
+        };
         uaccess::write_bytes(hva, buf)?;
         slot.mark_dirty(gpa >> PAGE_SHIFT);
         Ok(true)
@@ -154,7 +164,9 @@ impl Mmu {
     /// Atomic compare-exchange of guest RAM at `gpa` (1, 2, 4 or 8 bytes
     /// within one page), logging the page. `Ok(None)`: not writable RAM.
     pub(crate) fn cmpxchg_guest(&self, gpa: u64, old: &[u8], new: &[u8]) -> Result<Option<bool>> {
-        let Some((hva, slot)) = self.gpa_to_hva(gpa, true) else { return Ok(None) };
+        let Some((hva, slot)) = self.gpa_to_hva(gpa, true) else {
+            return Ok(None);
+        };
         let r = uaccess::cmpxchg(hva, old, new)?;
         slot.mark_dirty(gpa >> PAGE_SHIFT);
         Ok(Some(r))
@@ -167,7 +179,9 @@ impl Mmu {
         let gfn = gpa >> PAGE_SHIFT;
         loop {
             let seq = self.seq.load(Ordering::SeqCst);
-            let Some(slot) = self.inner.lock().slots.for_gfn(gfn).cloned() else { return Ok(false) };
+            let Some(slot) = self.inner.lock().slots.for_gfn(gfn).cloned() else {
+                return Ok(false);
+            };
             if write && slot.readonly() {
                 return Ok(false);
             }
@@ -183,7 +197,9 @@ impl Mmu {
                 Err(e) => return Err(e),
             };
             let mut m = self.inner.lock();
-            if self.invalidating.load(Ordering::SeqCst) != 0 || self.seq.load(Ordering::SeqCst) != seq {
+            if self.invalidating.load(Ordering::SeqCst) != 0
+                || self.seq.load(Ordering::SeqCst) != seq
+            {
                 drop(m);
                 drop(page);
                 cpu::cond_resched();
@@ -202,8 +218,18 @@ impl Mmu {
     }
 
     /// MMU notifier: an invalidation of userspace `[start, end)` begins.
-    pub(crate) fn invalidate_start(&self, vcpus: &Vcpus, start: u64, end: u64, blockable: bool) -> Result {
-        let mut m = if blockable { self.inner.lock() } else { self.inner.try_lock().ok_or(EAGAIN)? };
+    pub(crate) fn invalidate_start(
+        &self,
+        vcpus: &Vcpus,
+        start: u64,
+        end: u64,
+        blockable: bool,
+    ) -> Result {
+        let mut m = if blockable {
+            self.inner.lock()
+        } else {
+            self.inner.try_lock().ok_or(EAGAIN)?
+        };
         self.invalidating.fetch_add(1, Ordering::SeqCst);
         let mut flush = false;
         let Inner { slots, tdp } = &mut *m;
@@ -235,7 +261,12 @@ impl Mmu {
     /// KVM_GET_DIRTY_LOG: the slot's dirty bitmap. Without manual
     /// protection (`harvest`) the bits are cleared and those pages
     /// write-protected again, so new writes are logged.
-    pub(crate) fn dirty_bitmap(&self, vcpus: &Vcpus, slot: &Slot, harvest: bool) -> Result<KVec<u64>> {
+    pub(crate) fn dirty_bitmap(
+        &self,
+        vcpus: &Vcpus,
+        slot: &Slot,
+        harvest: bool,
+    ) -> Result<KVec<u64>> {
         let words = slot.dirty_words();
         let mut out = KVec::with_capacity(words.len(), GFP_KERNEL_ACCOUNT)?;
         if !harvest {
@@ -266,9 +297,15 @@ impl Mmu {
         let mut flush = false;
         let mut m = self.inner.lock();
         for (i, user) in masks.iter().enumerate() {
-            let Some(w) = dirty.get((first / 64) as usize + i) else { break };
+            let Some(w) = dirty.get((first / 64) as usize + i) else {
+                break;
+            };
             let cleared = w.fetch_and(!user, Ordering::SeqCst) & user;
-            flush |= protect_bits(&mut m.tdp, slot.desc().base_gfn + first + i as u64 * 64, cleared);
+            flush |= protect_bits(
+                &mut m.tdp,
+                slot.desc().base_gfn + first + i as u64 * 64,
+                cleared,
+            );
         }
         drop(m);
         if flush {

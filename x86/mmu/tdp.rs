@@ -61,7 +61,11 @@ impl Tdp {
     /// Empty tables (a zeroed root) with the vendor's entry `format`.
     pub(crate) fn new(format: TdpFormat) -> Result<Self> {
         let root = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
-        Ok(Self { format, root, tables: KVec::new() })
+        Ok(Self {
+            format,
+            root,
+            tables: KVec::new(),
+        })
     }
 
     /// Physical address of the top-level table (the vendor's TDP root).
@@ -105,7 +109,10 @@ impl Tdp {
             leaf |= f.writable;
         }
         let old = self.table(table_pa)[index(gfn, 1)].swap(leaf, Ordering::Release);
-        Ok(old & f.present != 0 && (old & f.addr != leaf & f.addr || old & !leaf & f.writable != 0))
+        Ok(
+            old & f.present != 0
+                && (old & f.addr != leaf & f.addr || old & !leaf & f.writable != 0),
+        )
     }
 
     /// Applies `f` to every present leaf in `[start, end)`; returns true if
@@ -114,11 +121,23 @@ impl Tdp {
         self.walk(self.root_pa(), LEVELS, 0, start, end.min(MAX_GFN + 1), f)
     }
 
-    fn walk(&self, pa: u64, level: u32, base: u64, start: u64, end: u64, f: &impl Fn(u64) -> u64) -> bool {
+    fn walk(
+        &self,
+        pa: u64,
+        level: u32,
+        base: u64,
+        start: u64,
+        end: u64,
+        f: &impl Fn(u64) -> u64,
+    ) -> bool {
         let mut changed = false;
         let table = self.table(pa);
         let span = span(level);
-        let first = if start > base { ((start - base) / span) as usize } else { 0 };
+        let first = if start > base {
+            ((start - base) / span) as usize
+        } else {
+            0
+        };
         for (i, entry) in table.iter().enumerate().skip(first) {
             let lo = base + i as u64 * span;
             if lo >= end {

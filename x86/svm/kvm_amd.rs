@@ -49,7 +49,9 @@ impl kernel::Module for KvmAmd {
         }
         let svm: Arc<dyn ArchOps> = Arc::new(Svm::new()?, GFP_KERNEL)?;
         let registration = vendor::register(c"kvm_amd", svm, module)?;
-        Ok(Self { _registration: registration })
+        Ok(Self {
+            _registration: registration,
+        })
     }
 }
 
@@ -60,7 +62,9 @@ struct Svm {
 
 impl Svm {
     fn new() -> Result<Self> {
-        Ok(Self { shared: Arc::new(percpu::Shared::new()?, GFP_KERNEL)? })
+        Ok(Self {
+            shared: Arc::new(percpu::Shared::new()?, GFP_KERNEL)?,
+        })
     }
 }
 
@@ -88,7 +92,10 @@ impl ArchOps for Svm {
     }
 
     fn create_vcpu(&self, _id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>> {
-        let v: KBox<dyn VcpuArch> = KBox::new(vcpu::SvmVcpu::new(self.shared.clone(), tdp_root)?, GFP_KERNEL_ACCOUNT)?;
+        let v: KBox<dyn VcpuArch> = KBox::new(
+            vcpu::SvmVcpu::new(self.shared.clone(), tdp_root)?,
+            GFP_KERNEL_ACCOUNT,
+        )?;
         Ok(v)
     }
 }

@@ -48,7 +48,12 @@ impl PerCpu {
             hsave,
             host_vmsave,
             host_vmsave_pa,
-            asid: UnsafeCell::new(AsidGen { generation: 0, next: max_asid + 1, min: 1, max: max_asid }),
+            asid: UnsafeCell::new(AsidGen {
+                generation: 0,
+                next: max_asid + 1,
+                min: 1,
+                max: max_asid,
+            }),
         })
     }
 

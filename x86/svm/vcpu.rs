@@ -3,13 +3,15 @@
 
 use crate::{
     percpu::Shared,
-    vmcb::{self, attr, event, exit, intercept, int_ctl, ioio, tlb_ctl, Vmcb, VmcbSeg},
+    vmcb::{self, attr, event, exit, int_ctl, intercept, ioio, tlb_ctl, Vmcb, VmcbSeg},
 };
 use core::arch::asm;
 use kernel::{page::Page, prelude::*, sync::Arc};
 use kvm::{
-    x86::vendor::{gpr, Gprs, InjectedEvent, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit},
     ext::{bindings as rb, uapi},
+    x86::vendor::{
+        gpr, Gprs, InjectedEvent, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit,
+    },
 };
 
 extern "C" {
@@ -199,13 +201,19 @@ impl SvmVcpu {
     /// Picks this vCPU's ASID on `cpu` (a new one after migration or when
     /// the CPU started a new generation) and the TLB flush to request.
     fn prepare_asid(&mut self, cpu: u32) {
-        let Some(pc) = self.shared.cpus.get(cpu as usize) else { return };
+        let Some(pc) = self.shared.cpus.get(cpu as usize) else {
+            return;
+        };
         if self.last_cpu != i64::from(cpu) {
             self.last_cpu = i64::from(cpu);
             self.asid_generation = 0;
         }
         let mut tlb = if self.flush_pending {
-            if self.shared.flush_by_asid { tlb_ctl::FLUSH_ASID } else { tlb_ctl::FLUSH_ALL_ASID }
+            if self.shared.flush_by_asid {
+                tlb_ctl::FLUSH_ASID
+            } else {
+                tlb_ctl::FLUSH_ALL_ASID
+            }
         } else {
             tlb_ctl::DO_NOTHING
         };
@@ -303,7 +311,9 @@ impl SvmVcpu {
             exit::MONITOR | exit::MWAIT | exit::MWAIT_COND => VmExit::MonitorMwait,
             exit::WBINVD | exit::INVD => VmExit::Wbinvd,
             exit::INVLPG => VmExit::Invlpg,
-            exit::INVALID => VmExit::FailEntry { reason: exit::INVALID },
+            exit::INVALID => VmExit::FailEntry {
+                reason: exit::INVALID,
+            },
             _ => VmExit::Unknown { code, info1, info2 },
         }
     }
@@ -324,7 +334,8 @@ impl SvmVcpu {
             c.int_ctl |= int_ctl::V_IRQ | (0xf << int_ctl::V_INTR_PRIO_SHIFT) | int_ctl::V_IGN_TPR;
             c.intercepts[w] |= 1 << b;
         } else {
-            c.int_ctl &= !(int_ctl::V_IRQ | (0xf << int_ctl::V_INTR_PRIO_SHIFT) | int_ctl::V_IGN_TPR);
+            c.int_ctl &=
+                !(int_ctl::V_IRQ | (0xf << int_ctl::V_INTR_PRIO_SHIFT) | int_ctl::V_IGN_TPR);
             c.intercepts[w] &= !(1 << b);
         }
     }
@@ -344,7 +355,9 @@ fn stgi() {
 impl VcpuArch for SvmVcpu {
     fn run(&mut self, cpu: u32) -> VmExit {
         let Some(host_save) = self.shared.cpus.get(cpu as usize).map(|p| p.host_vmsave_pa) else {
-            return VmExit::FailEntry { reason: exit::INVALID };
+            return VmExit::FailEntry {
+                reason: exit::INVALID,
+            };
         };
         self.prepare_asid(cpu);
         let (rax, rsp) = (self.gprs.0[gpr::RAX], self.gprs.0[gpr::RSP]);
@@ -521,7 +534,11 @@ impl VcpuArch for SvmVcpu {
     fn dtable(&self, idt: bool) -> uapi::kvm_dtable {
         let v = &self.vmcb().save;
         let s = if idt { &v.idtr } else { &v.gdtr };
-        uapi::kvm_dtable { base: s.base, limit: s.limit as u16, padding: [0; 3] }
+        uapi::kvm_dtable {
+            base: s.base,
+            limit: s.limit as u16,
+            padding: [0; 3],
+        }
     }
 
     fn set_dtable(&mut self, idt: bool, d: &uapi::kvm_dtable) {
@@ -623,7 +640,9 @@ impl VcpuArch for SvmVcpu {
         match index {
             MSR_EFER => self.vmcb_mut().save.efer = value | EFER_SVME,
             MSR_STAR => self.vmcb_mut().save.star = value,
-            MSR_LSTAR | MSR_CSTAR | MSR_KERNEL_GS_BASE | MSR_FS_BASE | MSR_GS_BASE if !canonical => {
+            MSR_LSTAR | MSR_CSTAR | MSR_KERNEL_GS_BASE | MSR_FS_BASE | MSR_GS_BASE
+                if !canonical =>
+            {
                 return MsrAccess::Fault
             }
             MSR_LSTAR => self.vmcb_mut().save.lstar = value,
@@ -663,7 +682,11 @@ impl VcpuArch for SvmVcpu {
         c.event_inj = u32::from(vector)
             | event::TYPE_EXEPT
             | event::VALID
-            | if error_code.is_some() { event::VALID_ERR } else { 0 };
+            | if error_code.is_some() {
+                event::VALID_ERR
+            } else {
+                0
+            };
         c.event_inj_err = error_code.unwrap_or(0);
     }
 
@@ -718,7 +741,10 @@ impl VcpuArch for SvmVcpu {
                 vector,
                 error_code: (e & event::VALID_ERR != 0).then_some(c.event_inj_err),
             },
-            t => InjectedEvent::Interrupt { vector, soft: t == event::TYPE_SOFT },
+            t => InjectedEvent::Interrupt {
+                vector,
+                soft: t == event::TYPE_SOFT,
+            },
         }
     }
 
@@ -726,11 +752,17 @@ impl VcpuArch for SvmVcpu {
         match e {
             InjectedEvent::None => self.vmcb_mut().control.event_inj = 0,
             InjectedEvent::Interrupt { vector, soft } => {
-                let t = if soft { event::TYPE_SOFT } else { event::TYPE_INTR };
+                let t = if soft {
+                    event::TYPE_SOFT
+                } else {
+                    event::TYPE_INTR
+                };
                 self.vmcb_mut().control.event_inj = u32::from(vector) | t | event::VALID;
             }
             InjectedEvent::Nmi => self.inject_nmi(),
-            InjectedEvent::Exception { vector, error_code } => self.inject_exception(vector, error_code),
+            InjectedEvent::Exception { vector, error_code } => {
+                self.inject_exception(vector, error_code)
+            }
         }
     }
 
@@ -781,8 +813,18 @@ impl VcpuArch for SvmVcpu {
     fn exit_info(&self) -> [u64; 5] {
         let c = &self.vmcb().control;
         let info = c.exit_int_info;
-        let err = if info & event::VALID != 0 && info & event::VALID_ERR != 0 { c.exit_int_info_err } else { 0 };
-        [u64::from(c.exit_code as u32), c.exit_info_1, c.exit_info_2, u64::from(info), u64::from(err)]
+        let err = if info & event::VALID != 0 && info & event::VALID_ERR != 0 {
+            c.exit_int_info_err
+        } else {
+            0
+        };
+        [
+            u64::from(c.exit_code as u32),
+            c.exit_info_1,
+            c.exit_info_2,
+            u64::from(info),
+            u64::from(err),
+        ]
     }
 
     fn reset(&mut self, _init: bool) {
@@ -793,7 +835,12 @@ impl VcpuArch for SvmVcpu {
         let data = |t: u16| attr::P | attr::S | t;
         let v = self.vmcb_mut();
         let s = &mut v.save;
-        let seg = |sel: u16, base: u64, attrib: u16| VmcbSeg { selector: sel, attrib, limit: 0xffff, base };
+        let seg = |sel: u16, base: u64, attrib: u16| VmcbSeg {
+            selector: sel,
+            attrib,
+            limit: 0xffff,
+            base,
+        };
         s.cs = seg(0xf000, 0xffff_0000, data(0xa));
         s.ds = seg(0, 0, data(0x2));
         s.es = s.ds;

@@ -22,7 +22,10 @@ struct KvmIntel;
 impl kernel::Module for KvmIntel {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         if !msr::cpu_has(rb::X86_FEATURE_VMX) {
-            pr_err!("VMX not supported by CPU {}\n", cpu::CpuId::current().as_u32());
+            pr_err!(
+                "VMX not supported by CPU {}\n",
+                cpu::CpuId::current().as_u32()
+            );
             return Err(EOPNOTSUPP);
         }
         pr_err!("the VMX backend is not implemented yet in rkvm\n");
