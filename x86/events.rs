@@ -120,10 +120,7 @@ pub(crate) fn get_vcpu_events(st: &mut VcpuState, arg: usize) -> Result {
         e.interrupt.injected = 1;
         e.interrupt.nr = v;
     }
-    // SVM has one shadow bit; report it as both kinds, like upstream.
-    if st.hw.interrupt_shadow() {
-        e.interrupt.shadow = (uapi::KVM_X86_SHADOW_INT_MOV_SS | uapi::KVM_X86_SHADOW_INT_STI) as u8;
-    }
+    e.interrupt.shadow = st.hw.interrupt_shadow();
     e.nmi.pending = u8::from(st.events.nmi_pending());
     e.nmi.masked = u8::from(st.hw.nmi_masked());
     e.flags = uapi::KVM_VCPUEVENT_VALID_NMI_PENDING

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Why a guest stopped, decoded by the vendor backend into terms the core
-//! handles the same way on SVM and VMX.
+//! handles the same way for every vendor.
 
 /// A port I/O exit (IN, OUT, INS, OUTS).
 #[derive(Clone, Copy, Debug)]
@@ -38,7 +38,7 @@ pub enum VmExit {
         /// WRMSR.
         write: bool,
     },
-    /// VMMCALL/VMCALL.
+    /// The vendor's hypercall instruction.
     Hypercall,
     /// XSETBV.
     Xsetbv,

@@ -208,7 +208,7 @@ fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Nex
     emulator_ops::emulate(vm, vcpu, st, &[])
 }
 
-/// The hypercall instruction (VMMCALL/VMCALL): KVM_HC_MAP_GPA_RANGE goes
+/// The vendor's hypercall instruction: KVM_HC_MAP_GPA_RANGE goes
 /// to userspace when it asked for it (KVM_CAP_EXIT_HYPERCALL); everything
 /// else is -KVM_ENOSYS, or -KVM_EPERM from CPL > 0, like upstream.
 fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {

@@ -39,7 +39,7 @@ impl HostMsrs for Host {
 }
 
 /// Features rkvm cannot back yet, hidden from KVM_GET_SUPPORTED_CPUID:
-/// RDPID runs natively on SVM and would read the host's TSC_AUX; XSAVES
+/// RDPID runs natively and would read the host's TSC_AUX; XSAVES
 /// needs IA32_XSS switching; PKU needs PKRU switching; the speculation
 /// controls need SPEC_CTRL/PRED_CMD handling in the world switch.
 const HIDE: &[Feature] = &[

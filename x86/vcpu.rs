@@ -27,7 +27,7 @@ use kernel::{prelude::*, sync::Arc};
 
 /// Everything only the thread holding the vCPU touches.
 pub(crate) struct VcpuState {
-    /// The vendor's part: hardware state (VMCB/VMCS) and the world switch.
+    /// The vendor's part: its hardware state and the world switch.
     pub(crate) hw: KBox<dyn VcpuArch>,
     /// What KVM_SET_CPUID2 set.
     pub(crate) cpuid: GuestCpuid,

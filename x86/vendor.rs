@@ -190,8 +190,9 @@ pub trait VcpuArch: Send {
     fn injected_event(&self) -> InjectedEvent;
     /// Replaces the event to inject on the next entry.
     fn set_injected_event(&mut self, e: InjectedEvent);
-    /// Whether the STI/MOV SS interrupt shadow is active.
-    fn interrupt_shadow(&self) -> bool;
+    /// The STI/MOV SS interrupt shadow as `KVM_X86_SHADOW_INT_*` bits (0:
+    /// none); a vendor that cannot tell the kinds apart reports both.
+    fn interrupt_shadow(&self) -> u8;
     /// Clears the interrupt shadow (KVM_SET_VCPU_EVENTS).
     fn clear_interrupt_shadow(&mut self);
     /// Intercepts exception `vector` (for guest debugging) or stops.

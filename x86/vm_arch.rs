@@ -119,8 +119,9 @@ fn set_boot_cpu_id(vm: &Vm, id: usize) -> Result {
     Ok(())
 }
 
-/// KVM_SET_TSS_ADDR: a VMX real-mode helper that SVM does not need, but
-/// userspace sets it unconditionally; accepted like upstream.
+/// KVM_SET_TSS_ADDR: a real-mode helper area for vendors without
+/// unrestricted guests; rkvm's vendors need none, but userspace sets it
+/// unconditionally: accepted like upstream.
 fn set_tss_addr(_addr: usize) -> Result {
     Ok(())
 }

@@ -766,8 +766,13 @@ impl VcpuArch for SvmVcpu {
         }
     }
 
-    fn interrupt_shadow(&self) -> bool {
-        self.vmcb().control.int_state & vmcb::INTERRUPT_SHADOW != 0
+    fn interrupt_shadow(&self) -> u8 {
+        // One shadow bit: both kinds, as upstream's svm_get_interrupt_shadow().
+        if self.vmcb().control.int_state & vmcb::INTERRUPT_SHADOW != 0 {
+            (uapi::KVM_X86_SHADOW_INT_MOV_SS | uapi::KVM_X86_SHADOW_INT_STI) as u8
+        } else {
+            0
+        }
     }
 
     fn clear_interrupt_shadow(&mut self) {
