@@ -47,8 +47,8 @@ impl GuestCpuid {
         Ok(())
     }
 
-    /// KVM_GET_CPUID2: `E2BIG` if userspace's array is too small.
-    pub(crate) fn get_cpuid2(&self, arg: usize) -> Result {
+    /// Copies the table out for KVM_GET_CPUID2.
+    fn get_to_user(&self, arg: usize) -> Result {
         let mut hdr: uapi::kvm_cpuid2 = read_arg(arg)?;
         if (hdr.nent as usize) < self.entries.len() {
             return Err(E2BIG);
@@ -72,6 +72,11 @@ pub(crate) fn set_cpuid2(vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result 
     st.cpuid.set_from_user(arg)?;
     lapic::update_config(vcpu, st);
     Ok(())
+}
+
+/// KVM_GET_CPUID2: `E2BIG` if userspace's array is too small.
+pub(crate) fn get_cpuid2(st: &VcpuState, arg: usize) -> Result {
+    st.cpuid.get_to_user(arg)
 }
 
 /// What the guest's CPUID returns for `leaf`/`subleaf`: the table entry

@@ -171,6 +171,11 @@ pub(crate) fn write_wall_clock(vm: &Vm, gpa: u64) {
     let _ = mem.write_guest(gpa, &version.wrapping_add(1).to_le_bytes());
 }
 
+/// KVM_GET_TSC_KHZ: the guest runs at the host's rate.
+pub(crate) fn get_tsc_khz() -> isize {
+    tsc_khz() as isize
+}
+
 /// KVM_SET_TSC_KHZ without TSC scaling: the host's rate (0 means it) give
 /// or take upstream's 250 ppm tolerance; anything else is EINVAL (upstream
 /// would "catch up" a faster guest TSC, rkvm does not).

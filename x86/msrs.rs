@@ -670,3 +670,19 @@ pub(crate) fn write_msr_list(arg: usize, list: &[u32]) -> Result<isize> {
     write_array(arg + core::mem::size_of::<uapi::kvm_msr_list>(), list)?;
     Ok(0)
 }
+
+/// KVM_X86_GET_MCE_CAP_SUPPORTED (on /dev/kvm).
+pub(crate) fn x86_get_mce_cap_supported(arg: usize) -> Result<isize> {
+    write_arg(arg, &SUPPORTED_MCE_CAP).map(|()| 0)
+}
+
+/// KVM_X86_SETUP_MCE.
+pub(crate) fn x86_setup_mce(st: &mut VcpuState, arg: usize) -> Result {
+    st.msrs.setup_mce(read_arg(arg)?)
+}
+
+/// KVM_X86_SET_MCE: injecting machine checks is not supported yet
+/// (EINVAL, whatever the argument).
+pub(crate) fn x86_set_mce(_st: &mut VcpuState, _arg: usize) -> Result {
+    Err(EINVAL)
+}

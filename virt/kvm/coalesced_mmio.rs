@@ -3,7 +3,10 @@
 //! a ring that userspace drains later (page `KVM_COALESCED_MMIO_PAGE_OFFSET`
 //! of every vCPU mmap), instead of exiting one by one.
 
-use crate::ext::{pages::SharedPage, uapi};
+use crate::{
+    ext::{pages::SharedPage, uaccess::read_arg, uapi},
+    virt::vm::Vm,
+};
 use core::{
     mem::{offset_of, size_of},
     sync::atomic::{fence, Ordering},
@@ -132,4 +135,14 @@ impl Coalesced {
         );
         true
     }
+}
+
+/// KVM_REGISTER_COALESCED_MMIO.
+pub(crate) fn register_coalesced_mmio(vm: &Vm, arg: usize) -> Result {
+    vm.coalesced().set_zone(&read_arg(arg)?, true)
+}
+
+/// KVM_UNREGISTER_COALESCED_MMIO.
+pub(crate) fn unregister_coalesced_mmio(vm: &Vm, arg: usize) -> Result {
+    vm.coalesced().set_zone(&read_arg(arg)?, false)
 }

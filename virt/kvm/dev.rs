@@ -2,9 +2,9 @@
 //! `/dev/kvm` and the system ioctl map.
 
 use crate::{
-    ext::{file::FileOps, uaccess::write_arg},
+    ext::file::FileOps,
     virt::{caps, ioctl::*, vm},
-    x86::{msrs::SUPPORTED_MCE_CAP, supported},
+    x86::{msrs, supported},
 };
 use kernel::{fs::File, page::PAGE_SIZE, prelude::*};
 
@@ -14,6 +14,11 @@ pub(crate) struct KvmDev;
 /// `KVM_GET_VCPU_MMAP_SIZE`: `struct kvm_run`, the PIO data page and the
 /// coalesced-MMIO ring, one page each (as upstream x86).
 const VCPU_MMAP_PAGES: usize = 3;
+
+/// KVM_GET_VCPU_MMAP_SIZE.
+fn get_vcpu_mmap_size() -> isize {
+    (VCPU_MMAP_PAGES * PAGE_SIZE) as isize
+}
 
 #[vtable]
 impl FileOps for KvmDev {
@@ -25,13 +30,13 @@ impl FileOps for KvmDev {
             KVM_GET_API_VERSION if arg == 0 => Ok(KVM_API_VERSION),
             KVM_CREATE_VM => vm::create_vm(arg),
             KVM_CHECK_EXTENSION => Ok(caps::check_extension(None, arg)),
-            KVM_GET_VCPU_MMAP_SIZE if arg == 0 => Ok((VCPU_MMAP_PAGES * PAGE_SIZE) as isize),
+            KVM_GET_VCPU_MMAP_SIZE if arg == 0 => Ok(get_vcpu_mmap_size()),
             KVM_GET_SUPPORTED_CPUID => supported::get_supported_cpuid(arg),
             KVM_GET_EMULATED_CPUID => supported::get_emulated_cpuid(arg),
             KVM_GET_MSR_INDEX_LIST => supported::get_msr_index_list(arg),
             KVM_GET_MSR_FEATURE_INDEX_LIST => supported::get_msr_feature_index_list(arg),
             KVM_GET_MSRS => supported::get_feature_msrs(arg),
-            KVM_X86_GET_MCE_CAP_SUPPORTED => write_arg(arg, &SUPPORTED_MCE_CAP).map(|()| 0),
+            KVM_X86_GET_MCE_CAP_SUPPORTED => msrs::x86_get_mce_cap_supported(arg),
             // Upstream answers every other ioctl on /dev/kvm with EINVAL.
             _ => Err(EINVAL),
         }

@@ -268,3 +268,8 @@ pub(crate) fn irqfd(vm: kernel::sync::ArcBorrow<'_, Vm>, arg: usize) -> Result {
     }
     Ok(())
 }
+
+/// KVM_IOEVENTFD.
+pub(crate) fn ioeventfd(vm: &Vm, arg: usize) -> Result {
+    vm.ioeventfds().ioctl(&crate::ext::uaccess::read_arg(arg)?)
+}

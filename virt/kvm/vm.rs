@@ -23,7 +23,7 @@ use crate::{
     memslots::{Change, Request, SlotError},
     virt::{
         caps,
-        coalesced_mmio::Coalesced,
+        coalesced_mmio::{self, Coalesced},
         dirty_log::{self, DirtyLog},
         eventfd::{self, Ioeventfds, Irqfds},
         guest_memory::Slot,
@@ -307,9 +307,9 @@ impl FileOps for VmFile {
             KVM_CLEAR_DIRTY_LOG => done(dirty_log::clear_dirty_log(&vm, arg)),
             KVM_ENABLE_CAP => done(vm.enable_cap(arg)),
             KVM_IRQFD => done(eventfd::irqfd(vm, arg)),
-            KVM_IOEVENTFD => done(vm.ioeventfds.ioctl(&read_arg(arg)?)),
-            KVM_REGISTER_COALESCED_MMIO => done(vm.coalesced.set_zone(&read_arg(arg)?, true)),
-            KVM_UNREGISTER_COALESCED_MMIO => done(vm.coalesced.set_zone(&read_arg(arg)?, false)),
+            KVM_IOEVENTFD => done(eventfd::ioeventfd(&vm, arg)),
+            KVM_REGISTER_COALESCED_MMIO => done(coalesced_mmio::register_coalesced_mmio(&vm, arg)),
+            KVM_UNREGISTER_COALESCED_MMIO => done(coalesced_mmio::unregister_coalesced_mmio(&vm, arg)),
             // Upstream's kvm_arch_vm_ioctl(), which ends in ENOTTY.
             _ => x86::vm_arch::vm_ioctl(&vm, cmd, arg),
         }
