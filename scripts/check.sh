@@ -32,6 +32,16 @@ else
 	modules_ok=
 fi
 
+step "style: rustfmt, clippy (kernel lints), unsafe budget, constants (scripts/style.sh)"
+while read -r status name rest; do
+	case $status in
+	PASS) pass "$name${rest:+ $rest}" ;;
+	FAIL) fail "${name%:}" "$rest" ;;
+	esac
+done < <(scripts/style.sh "$out/style")
+# The clippy build replaced the objects: rebuild the modules plainly.
+make -s modules >> "$out/build.log" 2>&1 || fail build/modules-after-clippy "see $out/build.log"
+
 step "host tests (cargo test in tests/host)"
 if (cd tests/host && cargo test --release 2>&1) > "$out/host-tests.log"; then :; fi
 # One line per test binary: "test result: ok. 12 passed; 0 failed; 1 ignored; ..."
