@@ -44,7 +44,10 @@ pub(crate) fn check_extension(_vm: Option<&Vm>, cap: u32) -> isize {
         | KVM_CAP_TSC_DEADLINE_TIMER
         | KVM_CAP_IOAPIC_POLARITY_IGNORED
         | KVM_CAP_IOEVENTFD
-        | KVM_CAP_IOEVENTFD_NO_LENGTH => 1,
+        | KVM_CAP_IOEVENTFD_NO_LENGTH
+        // Single-stepping over an emulated instruction traps after it (the
+        // emulator honours RFLAGS.TF), as upstream always does.
+        | KVM_CAP_X86_ROBUST_SINGLESTEP => 1,
         KVM_CAP_NR_VCPUS => num_online_cpus().min(MAX_VCPUS) as isize,
         KVM_CAP_MAX_VCPUS => MAX_VCPUS as isize,
         KVM_CAP_MAX_VCPU_ID => MAX_VCPU_IDS as isize,
