@@ -56,8 +56,11 @@ impl kernel::InPlaceModule for KvmModule {
         // SAFETY: runs once, before `/dev/kvm` exists and before any vendor
         // module can call `vendor::register` (they depend on this module).
         unsafe { x86::vendor::KVM_LOCK.init() };
-        try_pin_init!(Self {
-            _dev <- ext::misc::Registration::register::<virt::dev::KvmDev>(KVM_MINOR, c"kvm"),
+        pin_init::pin_init_scope(|| {
+            x86::params::check_at_load()?;
+            Ok(try_pin_init!(Self {
+                _dev <- ext::misc::Registration::register::<virt::dev::KvmDev>(KVM_MINOR, c"kvm"),
+            }))
         })
     }
 }

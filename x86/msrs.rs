@@ -13,7 +13,7 @@ use crate::{
     x86::{
         cpuid,
         irq::lapic,
-        kvmclock,
+        kvmclock, params,
         vcpu::VcpuState,
         vendor::{MsrAccess, Seg},
     },
@@ -412,9 +412,31 @@ pub(crate) fn get(
         MSR_K7_EVNTSEL0..=MSR_K7_PERFCTR3 => 0,
         i => match m.mtrr_slot(i) {
             Some(v) => *v,
-            None => *m.stored_slot(i).ok_or(EINVAL)?,
+            None => match m.stored_slot(i) {
+                Some(v) => *v,
+                None => {
+                    ignored(vcpu, "rdmsr", index, None)?;
+                    0
+                }
+            },
         },
     })
+}
+
+/// An access to an MSR rkvm does not know: #GP (`EINVAL`), or with
+/// `ignore_msrs` ignored (reads 0), and reported if `report_ignored_msrs`,
+/// as upstream's kvm_msr_ignored_check().
+fn ignored(vcpu: &Vcpu, what: &str, index: u32, data: Option<u64>) -> Result {
+    if !params::IGNORE_MSRS.get() {
+        return Err(EINVAL);
+    }
+    if params::REPORT_IGNORED_MSRS.get() && crate::ext::print::ratelimit_ok() {
+        match data {
+            Some(d) => pr_info!("vcpu{} ignored {}: {:#x} data {:#x}\n", vcpu.index(), what, index, d),
+            None => pr_info!("vcpu{} ignored {}: {:#x}\n", vcpu.index(), what, index),
+        }
+    }
+    Ok(())
 }
 
 /// Writes MSR `index` for the guest (`host` false) or KVM_SET_MSRS.
@@ -474,7 +496,10 @@ pub(crate) fn set(
         i if WRITE_IGNORED_MSRS.contains(&i) => {}
         i => match m.mtrr_slot(i) {
             Some(v) => *v = value,
-            None => *m.stored_slot(i).ok_or(EINVAL)? = value,
+            None => match m.stored_slot(i) {
+                Some(v) => *v = value,
+                None => ignored(vcpu, "wrmsr", index, Some(value))?,
+            },
         },
     }
     Ok(())

@@ -6,6 +6,7 @@ use crate::{
     emulate::Emulator,
     ext::{fpu::GuestFpu, uaccess::read_arg, uapi},
     virt::{
+        halt_poll::HaltPoll,
         ioctl::*,
         kick::{VcpuKick, REQ_EVENT},
         vcpu::Vcpu,
@@ -43,6 +44,8 @@ pub(crate) struct VcpuState {
     pub(crate) events: PendingEvents,
     /// Running, halted, or waiting for INIT/SIPI.
     pub(crate) mp_state: MpState,
+    /// How long a halt polls before sleeping.
+    pub(crate) halt_poll: HaltPoll,
     /// KVM_SET_GUEST_DEBUG state.
     pub(crate) debug: GuestDebug,
     /// KVM_SET_SIGNAL_MASK: the mask while in KVM_RUN.
@@ -75,6 +78,7 @@ impl VcpuState {
             emulator: Emulator::new(),
             events: PendingEvents::default(),
             mp_state: MpState::at_creation(lapic_in_kernel, bsp),
+            halt_poll: HaltPoll::default(),
             debug: Default::default(),
             sigmask: None,
             lapic: LapicVcpu::new(kick, lapic_in_kernel)?,

@@ -13,6 +13,7 @@ pub(crate) mod irq;
 pub(crate) mod kvmclock;
 pub(crate) mod mmu;
 pub(crate) mod msrs;
+pub(crate) mod params;
 pub(crate) mod regs;
 pub(crate) mod run;
 pub(crate) mod supported;

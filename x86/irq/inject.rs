@@ -4,7 +4,9 @@
 //! irqchip (KVM_INTERRUPT) and the in-kernel LAPIC and PIC.
 
 use crate::{
+    ext::time::monotonic_ns,
     virt::{
+        halt_poll,
         kick::{REQ_PIT, REQ_TIMER, REQ_TLB_FLUSH},
         run_page::RunPage,
         vcpu::Vcpu,
@@ -95,8 +97,13 @@ pub(crate) fn split_ready_for_injection(vcpu: &Vcpu, st: &VcpuState) -> bool {
 
 /// Blocks a vCPU that cannot run (halted, or waiting for INIT/SIPI) until
 /// it can. `Ok(false)`: a signal arrived (exit to userspace with EINTR).
+/// A halted vCPU first polls for up to its halt-polling time
+/// (`virt::halt_poll`), then sleeps.
 pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<bool> {
-    loop {
+    let halted = st.mp_state.is_halted();
+    let start = monotonic_ns();
+    let mut poll_budget = if halted { st.halt_poll.budget_ns() } else { 0 };
+    let r = loop {
         let reqs = vcpu.kick().take_requests();
         if reqs & REQ_TLB_FLUSH != 0 {
             st.hw.flush_tlb();
@@ -106,12 +113,23 @@ pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> R
             st.mp_state.wake_from_halt();
         }
         if st.mp_state.is_runnable() {
-            return Ok(true);
+            break Ok(true);
+        }
+        if poll_budget != 0 {
+            let deadline = start.saturating_add(poll_budget);
+            poll_budget = 0;
+            if halt_poll::poll(vcpu.kick(), deadline) {
+                continue;
+            }
         }
         if vcpu.kick().block() {
-            return Ok(false);
+            break Ok(false);
         }
+    };
+    if halted {
+        st.halt_poll.adjust(monotonic_ns().saturating_sub(start));
     }
+    r
 }
 
 /// UNINITIALIZED at KVM_RUN: block once until something happens (INIT

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Halt polling: a halted vCPU spins for a short, adaptive time before it
+//! sleeps, so a wake-up that comes soon costs no sleep and reschedule
+//! (upstream's kvm_vcpu_halt() and its grow/shrink rules, tuned by the
+//! `halt_poll_ns*` parameters).
+
+use crate::{
+    ext::{cpu, time::monotonic_ns},
+    virt::{
+        kick::VcpuKick,
+        params::{HALT_POLL_NS, HALT_POLL_NS_GROW, HALT_POLL_NS_GROW_START, HALT_POLL_NS_SHRINK},
+    },
+};
+
+/// A vCPU's current polling time.
+#[derive(Default)]
+pub(crate) struct HaltPoll {
+    ns: u32,
+}
+
+impl HaltPoll {
+    /// How long to poll at the next halt (ns).
+    pub(crate) fn budget_ns(&self) -> u64 {
+        u64::from(self.ns.min(HALT_POLL_NS.get()))
+    }
+
+    /// Adapts the polling time after a halt that lasted `halt_ns`.
+    pub(crate) fn adjust(&mut self, halt_ns: u64) {
+        let max = u64::from(HALT_POLL_NS.get());
+        let cur = u64::from(self.ns);
+        if max == 0 {
+            self.ns = 0;
+        } else if halt_ns <= cur {
+            // The poll caught the wake-up: keep it.
+        } else if cur != 0 && halt_ns > max {
+            self.shrink();
+        } else if cur < max && halt_ns < max {
+            self.grow(max);
+        }
+    }
+
+    fn grow(&mut self, max: u64) {
+        let grow = HALT_POLL_NS_GROW.get();
+        if grow == 0 {
+            return;
+        }
+        let val = self.ns.saturating_mul(grow).max(HALT_POLL_NS_GROW_START.get());
+        self.ns = val.min(max.min(u64::from(u32::MAX)) as u32);
+    }
+
+    fn shrink(&mut self) {
+        let shrink = HALT_POLL_NS_SHRINK.get();
+        let val = if shrink == 0 { 0 } else { self.ns / shrink };
+        self.ns = if val < HALT_POLL_NS_GROW_START.get() { 0 } else { val };
+    }
+}
+
+/// Spins until a request is posted to `kick` (true) or until `deadline`
+/// (monotonic ns), a pending signal or a reschedule (false).
+pub(crate) fn poll(kick: &VcpuKick, deadline: u64) -> bool {
+    loop {
+        if kick.has_requests() {
+            return true;
+        }
+        if kernel::current!().signal_pending() || cpu::need_resched() || monotonic_ns() >= deadline {
+            return false;
+        }
+        kernel::processor::cpu_relax();
+    }
+}
