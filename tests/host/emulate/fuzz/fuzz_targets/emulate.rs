@@ -17,7 +17,8 @@
 use libfuzzer_sys::fuzz_target;
 use rkvm_emulate::emulate::regs::{cr0, cr4, efer, rflags, SegReg};
 use rkvm_emulate::emulate::{
-    CpuState, Cr, DescTable, Emulator, GuestMemory, InterruptShadow, MemError, Outcome, Rejected, Segment, REP_BUDGET,
+    CpuState, Cr, DescTable, Emulator, GuestMemory, InterruptShadow, MemError, Outcome, Rejected,
+    Segment, REP_BUDGET,
 };
 
 const RAM: usize = 16 * 4096;
@@ -163,14 +164,20 @@ impl CpuState for Cpu {
         self.xmm[usize::from(n)] = val;
     }
     fn ymm(&self, n: u8) -> [u8; 32] {
-        assert!(self.xcr0 & 4 != 0 && self.cr[4] & cr4::OSXSAVE != 0, "YMM read without AVX enabled");
+        assert!(
+            self.xcr0 & 4 != 0 && self.cr[4] & cr4::OSXSAVE != 0,
+            "YMM read without AVX enabled"
+        );
         let mut v = [0u8; 32];
         v[..16].copy_from_slice(&self.xmm[usize::from(n)].to_le_bytes());
         v[16..].copy_from_slice(&self.ymm_hi[usize::from(n)].to_le_bytes());
         v
     }
     fn set_ymm(&mut self, n: u8, val: [u8; 32]) {
-        assert!(self.xcr0 & 4 != 0 && self.cr[4] & cr4::OSXSAVE != 0, "YMM write without AVX enabled");
+        assert!(
+            self.xcr0 & 4 != 0 && self.cr[4] & cr4::OSXSAVE != 0,
+            "YMM write without AVX enabled"
+        );
         self.xmm[usize::from(n)] = u128::from_le_bytes(val[..16].try_into().unwrap());
         self.ymm_hi[usize::from(n)] = u128::from_le_bytes(val[16..].try_into().unwrap());
     }
@@ -249,7 +256,10 @@ fuzz_target!(|data: &[u8]| {
             base: 0x2000,
             limit: i.u8() as u16 * 8 + 7,
         },
-        idtr: DescTable { base: 0, limit: 0x3FF },
+        idtr: DescTable {
+            base: 0,
+            limit: 0x3FF,
+        },
         cr: [cr0::ET, 0, 0x3000, 0, 0],
         efer: 0,
         dr: [0, 0, 0, 0, 0, 0, 0xFFFF_0FF0, 0x400],

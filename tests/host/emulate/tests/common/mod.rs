@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use rkvm_emulate::emulate::regs::{self, SegReg};
-use rkvm_emulate::emulate::{CpuState, Cr, DescTable, GuestMemory, InterruptShadow, MemError, Rejected, Segment};
+use rkvm_emulate::emulate::{
+    CpuState, Cr, DescTable, GuestMemory, InterruptShadow, MemError, Rejected, Segment,
+};
 
 /// xorshift64* PRNG (deterministic, seedable).
 #[derive(Clone)]
@@ -52,7 +54,12 @@ impl Rng {
                 0x8000_0000,
                 0xFFFF_FFFF,
             ]),
-            2 => self.pick(&[0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000, u64::MAX, u64::MAX - 1]),
+            2 => self.pick(&[
+                0x7FFF_FFFF_FFFF_FFFF,
+                0x8000_0000_0000_0000,
+                u64::MAX,
+                u64::MAX - 1,
+            ]),
             3 => self.below(64),
             _ => self.next(),
         }
@@ -134,7 +141,10 @@ impl TestCpu {
             rflags: regs::rflags::FIXED,
             seg: [Segment::default(); 8],
             gdtr: DescTable::default(),
-            idtr: DescTable { base: 0, limit: 0x3FF },
+            idtr: DescTable {
+                base: 0,
+                limit: 0x3FF,
+            },
             cr0: 0,
             cr2: 0,
             cr3: 0,
@@ -335,14 +345,20 @@ impl CpuState for TestCpu {
         self.xmm[usize::from(n & 15)] = val;
     }
     fn ymm(&self, n: u8) -> [u8; 32] {
-        assert!(self.xcr0 & regs::xcr0::YMM != 0, "YMM read with XCR0.YMM clear");
+        assert!(
+            self.xcr0 & regs::xcr0::YMM != 0,
+            "YMM read with XCR0.YMM clear"
+        );
         let mut v = [0u8; 32];
         v[..16].copy_from_slice(&self.xmm[usize::from(n)].to_le_bytes());
         v[16..].copy_from_slice(&self.ymm_hi[usize::from(n)].to_le_bytes());
         v
     }
     fn set_ymm(&mut self, n: u8, val: [u8; 32]) {
-        assert!(self.xcr0 & regs::xcr0::YMM != 0, "YMM write with XCR0.YMM clear");
+        assert!(
+            self.xcr0 & regs::xcr0::YMM != 0,
+            "YMM write with XCR0.YMM clear"
+        );
         self.xmm[usize::from(n)] = u128::from_le_bytes(val[..16].try_into().unwrap());
         self.ymm_hi[usize::from(n)] = u128::from_le_bytes(val[16..].try_into().unwrap());
     }
@@ -396,7 +412,9 @@ impl TestMem {
     pub fn add_ram(&mut self, gpa: u64, len: u64) {
         let mut p = gpa & !(PAGE - 1);
         while p < gpa + len {
-            self.pages.entry(p).or_insert_with(|| Box::new([0; PAGE as usize]));
+            self.pages
+                .entry(p)
+                .or_insert_with(|| Box::new([0; PAGE as usize]));
             p += PAGE;
         }
     }
@@ -440,7 +458,9 @@ impl TestMem {
             return None;
         }
         let off = (gpa & (PAGE - 1)) as usize;
-        self.pages.get_mut(&(gpa & !(PAGE - 1))).map(|p| (&mut **p, off))
+        self.pages
+            .get_mut(&(gpa & !(PAGE - 1)))
+            .map(|p| (&mut **p, off))
     }
 
     /// Allocate a zeroed page-table page.
