@@ -10,7 +10,8 @@
 //! 64-bit mode (the operand-size prefix is ignored), as upstream KVM does.
 
 use super::insn::{Insn, MemRef, Op, Operand, Rep};
-use super::regs::{SegReg, MAX_INSN_LEN, RBP, RDI, RSI, RSP};
+use super::regs::{SegReg, MAX_INSN_LEN};
+use crate::defs::regs::{RBP, RDI, RSI, RSP};
 
 /// Source of instruction bytes for the decoder.
 pub trait ByteSource {

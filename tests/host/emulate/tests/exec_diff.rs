@@ -9,8 +9,10 @@
 mod common;
 
 use common::{Rng, TestCpu, TestMem, PTE_PWU};
-use rkvm_emulate::emulate::regs::rflags::{
-    AC, AF, ARITH, CF, DF, ID, IF, IOPL, NT, OF, PF, SF, TF, ZF,
+use rkvm_emulate::defs::regs::{
+    X86_CR4_OSXSAVE, X86_EFLAGS_AC, X86_EFLAGS_AF, X86_EFLAGS_ARITH, X86_EFLAGS_CF, X86_EFLAGS_DF,
+    X86_EFLAGS_ID, X86_EFLAGS_IF, X86_EFLAGS_IOPL, X86_EFLAGS_NT, X86_EFLAGS_OF, X86_EFLAGS_PF,
+    X86_EFLAGS_SF, X86_EFLAGS_TF, X86_EFLAGS_ZF,
 };
 use rkvm_emulate::emulate::{Emulator, Outcome};
 
@@ -284,9 +286,9 @@ impl Gen<'_> {
 }
 
 fn rand_flags(rng: &mut Rng) -> u64 {
-    let mut f = 0x2 | (rng.next() & ARITH);
+    let mut f = 0x2 | (rng.next() & X86_EFLAGS_ARITH);
     if rng.chance(1, 4) {
-        f |= DF;
+        f |= X86_EFLAGS_DF;
     }
     f
 }
@@ -328,7 +330,7 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
     for r in st.gpr.iter_mut() {
         *r = rng.interesting();
     }
-    st.rflags = rand_flags(rng) | IF;
+    st.rflags = rand_flags(rng) | X86_EFLAGS_IF;
     // RSP always points into the scratch area (page 3).
     st.gpr[4] = base + 3 * 4096 + 2048;
     let group = rng.below(14);
@@ -344,7 +346,7 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
             Case {
                 bytes: b,
                 st,
-                undef: if logic { AF } else { 0 },
+                undef: if logic { X86_EFLAGS_AF } else { 0 },
                 undef_reg: None,
                 desc: "alu r/m",
             }
@@ -371,7 +373,7 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
             Case {
                 bytes: b,
                 st,
-                undef: if logic { AF } else { 0 },
+                undef: if logic { X86_EFLAGS_AF } else { 0 },
                 undef_reg: None,
                 desc: "alu imm",
             }
@@ -397,7 +399,7 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
                 Case {
                     bytes: b,
                     st,
-                    undef: if logic { AF } else { 0 },
+                    undef: if logic { X86_EFLAGS_AF } else { 0 },
                     undef_reg: None,
                     desc: "alu acc",
                 }
@@ -468,7 +470,11 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
             Case {
                 bytes: b,
                 st,
-                undef: if div { ARITH } else { SF | ZF | AF | PF },
+                undef: if div {
+                    X86_EFLAGS_ARITH
+                } else {
+                    X86_EFLAGS_SF | X86_EFLAGS_ZF | X86_EFLAGS_AF | X86_EFLAGS_PF
+                },
                 undef_reg: None,
                 desc: "muldiv",
             }
@@ -501,15 +507,15 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
             if masked != 0 {
                 if ext < 4 {
                     if masked > 1 {
-                        undef |= OF;
+                        undef |= X86_EFLAGS_OF;
                     }
                 } else {
-                    undef |= AF;
+                    undef |= X86_EFLAGS_AF;
                     if masked > 1 {
-                        undef |= OF;
+                        undef |= X86_EFLAGS_OF;
                     }
                     if masked >= bits && ext != 7 {
-                        undef |= CF;
+                        undef |= X86_EFLAGS_CF;
                     }
                 }
             }
@@ -540,9 +546,9 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
             }
             let mut undef = 0;
             if masked != 0 {
-                undef |= AF;
+                undef |= X86_EFLAGS_AF;
                 if masked > 1 {
-                    undef |= OF;
+                    undef |= X86_EFLAGS_OF;
                 }
             }
             Case {
@@ -591,7 +597,7 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
             Case {
                 bytes: b,
                 st,
-                undef: OF | SF | AF | PF,
+                undef: X86_EFLAGS_OF | X86_EFLAGS_SF | X86_EFLAGS_AF | X86_EFLAGS_PF,
                 undef_reg: None,
                 desc,
             }
@@ -609,7 +615,11 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
                     Case {
                         bytes: b,
                         st,
-                        undef: CF | OF | SF | AF | PF,
+                        undef: X86_EFLAGS_CF
+                            | X86_EFLAGS_OF
+                            | X86_EFLAGS_SF
+                            | X86_EFLAGS_AF
+                            | X86_EFLAGS_PF,
                         undef_reg: Some(reg).filter(|_| false),
                         desc: "bsf/bsr",
                     }
@@ -1105,7 +1115,7 @@ fn exec_differential_vs_host_cpu() {
         if case.desc == "popf" {
             let off = (case.st.gpr[4] - base) as usize;
             let mut v = u64::from_le_bytes(data[off..off + 8].try_into().unwrap());
-            v &= !(TF | AC);
+            v &= !(X86_EFLAGS_TF | X86_EFLAGS_AC);
             data[off..off + 8].copy_from_slice(&v.to_le_bytes());
         }
         jit.scratch().copy_from_slice(&data);
@@ -1202,7 +1212,13 @@ fn exec_differential_vs_host_cpu() {
                 ));
             }
         }
-        let fm = (ARITH | DF | IF | IOPL | NT | ID) & !case.undef;
+        let fm = (X86_EFLAGS_ARITH
+            | X86_EFLAGS_DF
+            | X86_EFLAGS_IF
+            | X86_EFLAGS_IOPL
+            | X86_EFLAGS_NT
+            | X86_EFLAGS_ID)
+            & !case.undef;
         if cpu.rflags & fm != nst.rflags & fm {
             errs.push(format!(
                 "flags: emu {:#x} cpu {:#x} (mask {:#x}, was {:#x})",
@@ -1495,7 +1511,7 @@ fn exec_vector_differential_vs_host_cpu() {
         jit.scratch().copy_from_slice(&data);
         mem.poke(base, &data);
         let mut cpu = TestCpu::long64(cr3);
-        cpu.cr4 |= rkvm_emulate::emulate::regs::cr4::OSXSAVE;
+        cpu.cr4 |= X86_CR4_OSXSAVE;
         cpu.xcr0 = 7;
         cpu.gpr = vst.gpr;
         cpu.cpl = 3;

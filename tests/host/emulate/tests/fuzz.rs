@@ -10,7 +10,13 @@
 mod common;
 
 use common::Rng;
-use rkvm_emulate::emulate::regs::{self, cr0, cr4, efer, rflags, SegReg};
+use rkvm_emulate::defs::regs::{
+    DR7_GD, EFER_LMA, EFER_LME, EFER_NX, X86_CR0_AM, X86_CR0_EM, X86_CR0_ET, X86_CR0_PE,
+    X86_CR0_PG, X86_CR0_TS, X86_CR0_WP, X86_CR4_DE, X86_CR4_LA57, X86_CR4_OSFXSR, X86_CR4_OSXSAVE,
+    X86_CR4_PAE, X86_CR4_PCIDE, X86_CR4_PSE, X86_CR4_SMAP, X86_CR4_SMEP, X86_CR4_TSD, X86_CR4_UMIP,
+    X86_EFLAGS_ALL, X86_EFLAGS_TF, X86_EFLAGS_VM,
+};
+use rkvm_emulate::emulate::regs::SegReg;
 use rkvm_emulate::emulate::{
     CpuState, Cr, DescTable, Emulator, GuestMemory, InterruptShadow, MemError, Outcome, Rejected,
     Segment, PIO_BATCH_BYTES, REP_BUDGET,
@@ -174,7 +180,7 @@ impl CpuState for FuzzCpu {
     }
     fn ymm(&self, n: u8) -> [u8; 32] {
         assert!(
-            self.xcr0 & 4 != 0 && self.cr[4] & cr4::OSXSAVE != 0,
+            self.xcr0 & 4 != 0 && self.cr[4] & X86_CR4_OSXSAVE != 0,
             "YMM read without AVX enabled"
         );
         let mut v = [0u8; 32];
@@ -184,7 +190,7 @@ impl CpuState for FuzzCpu {
     }
     fn set_ymm(&mut self, n: u8, val: [u8; 32]) {
         assert!(
-            self.xcr0 & 4 != 0 && self.cr[4] & cr4::OSXSAVE != 0,
+            self.xcr0 & 4 != 0 && self.cr[4] & X86_CR4_OSXSAVE != 0,
             "YMM write without AVX enabled"
         );
         self.xmm[usize::from(n)] = u128::from_le_bytes(val[..16].try_into().unwrap());
@@ -249,7 +255,7 @@ fn rand_cpu(rng: &mut Rng) -> FuzzCpu {
     let mut c = FuzzCpu {
         gpr: [0; 16],
         rip: 0,
-        rflags: 2 | (rng.next() & (rflags::ALL & !rflags::TF)),
+        rflags: 2 | (rng.next() & (X86_EFLAGS_ALL & !X86_EFLAGS_TF)),
         seg: [Segment::default(); 8],
         gdtr: DescTable {
             base: rng.below(RAM as u64),
@@ -269,11 +275,7 @@ fn rand_cpu(rng: &mut Rng) -> FuzzCpu {
             0,
             0,
             0xFFFF_0FF0,
-            if rng.chance(1, 10) {
-                regs::dr::DR7_GD
-            } else {
-                0x400
-            },
+            if rng.chance(1, 10) { DR7_GD } else { 0x400 },
         ],
         xmm: [0; 16],
         ymm_hi: [0; 16],
@@ -316,24 +318,24 @@ fn rand_cpu(rng: &mut Rng) -> FuzzCpu {
     c.seg[SegReg::Ldtr as usize].type_ = 2;
     c.seg[SegReg::Ldtr as usize].s = false;
     let cr3 = rng.below(RAM as u64) & !0xFFF;
-    let mut cr4v = if rng.chance(1, 2) { cr4::OSFXSR } else { 0 };
+    let mut cr4v = if rng.chance(1, 2) { X86_CR4_OSFXSR } else { 0 };
     for b in [
-        cr4::PSE,
-        cr4::SMEP,
-        cr4::SMAP,
-        cr4::UMIP,
-        cr4::TSD,
-        cr4::DE,
-        cr4::LA57,
-        cr4::PCIDE,
-        cr4::OSXSAVE,
+        X86_CR4_PSE,
+        X86_CR4_SMEP,
+        X86_CR4_SMAP,
+        X86_CR4_UMIP,
+        X86_CR4_TSD,
+        X86_CR4_DE,
+        X86_CR4_LA57,
+        X86_CR4_PCIDE,
+        X86_CR4_OSXSAVE,
     ] {
         if rng.chance(1, 4) {
             cr4v |= b;
         }
     }
-    let mut cr0v = cr0::ET;
-    for b in [cr0::WP, cr0::AM, cr0::TS, cr0::EM] {
+    let mut cr0v = X86_CR0_ET;
+    for b in [X86_CR0_WP, X86_CR0_AM, X86_CR0_TS, X86_CR0_EM] {
         if rng.chance(1, 4) {
             cr0v |= b;
         }
@@ -342,40 +344,40 @@ fn rand_cpu(rng: &mut Rng) -> FuzzCpu {
         0 => {} // real
         1 => {
             // vm86
-            cr0v |= cr0::PE;
-            c.rflags |= rflags::VM;
+            cr0v |= X86_CR0_PE;
+            c.rflags |= X86_EFLAGS_VM;
             c.cpl = 3;
         }
         2 | 3 => {
             // protected, paging sometimes (2-level or PAE)
-            cr0v |= cr0::PE;
+            cr0v |= X86_CR0_PE;
             if rng.chance(1, 2) {
-                cr0v |= cr0::PG;
+                cr0v |= X86_CR0_PG;
                 if rng.chance(1, 2) {
-                    cr4v |= cr4::PAE;
+                    cr4v |= X86_CR4_PAE;
                 }
             }
             c.seg[SegReg::Cs as usize].db = mode == 3;
             c.cpl = rng.below(4) as u8;
-            c.rflags &= !rflags::VM;
+            c.rflags &= !X86_EFLAGS_VM;
         }
         _ => {
             // long mode: 64-bit or compat
-            cr0v |= cr0::PE | cr0::PG;
-            cr4v |= cr4::PAE;
-            c.efer = efer::LME | efer::LMA | if rng.chance(1, 2) { efer::NXE } else { 0 };
+            cr0v |= X86_CR0_PE | X86_CR0_PG;
+            cr4v |= X86_CR4_PAE;
+            c.efer = EFER_LME | EFER_LMA | if rng.chance(1, 2) { EFER_NX } else { 0 };
             let l = mode != 6;
             c.seg[SegReg::Cs as usize].l = l;
             if l {
                 c.seg[SegReg::Cs as usize].db = false;
             }
             c.cpl = rng.below(4) as u8;
-            c.rflags &= !rflags::VM;
+            c.rflags &= !X86_EFLAGS_VM;
         }
     }
     if mode == 0 {
-        c.rflags &= !rflags::VM;
-        cr4v &= !cr4::LA57;
+        c.rflags &= !X86_EFLAGS_VM;
+        cr4v &= !X86_CR4_LA57;
     }
     c.cr = [cr0v, rng.next(), cr3, cr4v, rng.below(16)];
     c.rip = if rng.chance(3, 4) {

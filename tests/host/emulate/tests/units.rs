@@ -6,8 +6,20 @@ mod common;
 use std::collections::HashMap;
 
 use common::{flat_seg, TestCpu, TestMem, PAGE, PTE_PW, PTE_PWU};
+use rkvm_emulate::defs::msr::MSR_TSC_AUX;
+use rkvm_emulate::defs::paging::{
+    PFERR_FETCH_MASK, PFERR_PRESENT_MASK, PFERR_RSVD_MASK, PFERR_USER_MASK, PFERR_WRITE_MASK,
+};
+use rkvm_emulate::defs::regs::{
+    DR6_BD, DR7_GD, X86_CR0_AM, X86_CR0_TS, X86_CR0_WP, X86_CR4_DE, X86_CR4_OSFXSR, X86_CR4_SMAP,
+    X86_CR4_TSD, X86_CR4_UMIP, X86_EFLAGS_AC, X86_EFLAGS_AF, X86_EFLAGS_CF, X86_EFLAGS_DF,
+    X86_EFLAGS_FIXED, X86_EFLAGS_IF, X86_EFLAGS_IOPL_BIT, X86_EFLAGS_TF, X86_EFLAGS_ZF,
+};
+use rkvm_emulate::defs::vector::{
+    AC_VECTOR, DB_VECTOR, DE_VECTOR, NM_VECTOR, NP_VECTOR, PF_VECTOR, UD_VECTOR,
+};
 use rkvm_emulate::emulate::paging::{self, Access, PagingConfig, WalkError};
-use rkvm_emulate::emulate::regs::{self, cr0, cr4, pfec, rflags, vector, SegReg};
+use rkvm_emulate::emulate::regs::SegReg;
 use rkvm_emulate::emulate::{
     DescTable, Emulator, Exception, InterruptShadow, MmioRequest, Outcome, PioRequest, Segment,
     REP_BUDGET,
@@ -256,7 +268,7 @@ fn rep_movsd_from_mmio_backwards() {
     cpu.gpr[RSI] = MMIO + 0x40;
     cpu.gpr[RDI] = 0x6000;
     cpu.gpr[RCX] = 3;
-    cpu.rflags |= rflags::DF;
+    cpu.rflags |= X86_EFLAGS_DF;
     let o = run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0xA5]);
     assert_eq!(o, Outcome::Completed);
     assert_eq!(
@@ -357,16 +369,16 @@ fn sse_stores_and_loads_to_mmio() {
 fn sse_feature_checks() {
     let (mut cpu, mut mem) = long_env();
     cpu.gpr[RDI] = 0x3000;
-    cpu.cr0 |= cr0::TS;
+    cpu.cr0 |= X86_CR0_TS;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x0F, 0x11, 0x07])).vector,
-        vector::NM
+        NM_VECTOR
     );
-    cpu.cr0 &= !cr0::TS;
-    cpu.cr4 &= !cr4::OSFXSR;
+    cpu.cr0 &= !X86_CR0_TS;
+    cpu.cr4 &= !X86_CR4_OSFXSR;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x0F, 0x11, 0x07])).vector,
-        vector::UD
+        UD_VECTOR
     );
 }
 
@@ -486,7 +498,7 @@ fn io_permission_bitmap() {
         exc(run_dev(&mut cpu, &mut mem, &mut dev, &[0x66, 0xEF])),
         Exception::gp(0)
     ); // 0x80-0x81: 0x81 denied
-    cpu.rflags |= 3 << rflags::IOPL_SHIFT;
+    cpu.rflags |= 3 << X86_EFLAGS_IOPL_BIT;
     cpu.rip = 0x1000;
     assert_eq!(
         run_dev(&mut cpu, &mut mem, &mut dev, &[0x66, 0xEF]),
@@ -503,9 +515,9 @@ fn alu_16bit_real_mode() {
     cpu.gpr[RBX] = 1;
     assert_eq!(run(&mut cpu, &mut mem, &[0x01, 0xD8]), Outcome::Completed); // add ax, bx
     assert_eq!(cpu.gpr[RAX], 0x1234_0000);
-    assert_ne!(cpu.rflags & rflags::CF, 0);
-    assert_ne!(cpu.rflags & rflags::ZF, 0);
-    assert_ne!(cpu.rflags & rflags::AF, 0);
+    assert_ne!(cpu.rflags & X86_EFLAGS_CF, 0);
+    assert_ne!(cpu.rflags & X86_EFLAGS_ZF, 0);
+    assert_ne!(cpu.rflags & X86_EFLAGS_AF, 0);
     // sbb ax, 0 -> 0xFFFF with CF
     cpu.rip = 0x100;
     assert_eq!(
@@ -670,7 +682,7 @@ fn div_faults() {
     cpu.gpr[RCX] = 0;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0xF7, 0xF1])).vector,
-        vector::DE
+        DE_VECTOR
     ); // div ecx
     cpu.rip = 0x1000;
     cpu.gpr[RDX] = 0x8000_0000_0000_0000;
@@ -678,7 +690,7 @@ fn div_faults() {
     cpu.gpr[RCX] = u64::MAX;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x48, 0xF7, 0xF9])).vector,
-        vector::DE
+        DE_VECTOR
     ); // idiv rcx
     cpu.rip = 0x1000;
     cpu.gpr[RDX] = u64::MAX;
@@ -698,14 +710,14 @@ fn lock_rules() {
     // lock add eax, ebx -> #UD
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0xF0, 0x01, 0xD8])).vector,
-        vector::UD
+        UD_VECTOR
     );
     // lock mov [rbx], eax -> #UD
     cpu.rip = 0x1000;
     cpu.gpr[RBX] = 0x3000;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0xF0, 0x89, 0x03])).vector,
-        vector::UD
+        UD_VECTOR
     );
     // A lost cmpxchg race returns Continue and leaves state untouched.
     cpu.rip = 0x1000;
@@ -752,7 +764,7 @@ fn rep_is_bounded_and_resumable() {
     cpu.gpr[RCX] = 6;
     assert_eq!(run(&mut cpu, &mut mem, &[0xF3, 0xA6]), Outcome::Completed);
     assert_eq!(cpu.gpr[RCX], 2);
-    assert_eq!(cpu.rflags & rflags::ZF, 0);
+    assert_eq!(cpu.rflags & X86_EFLAGS_ZF, 0);
     // repne scasb finds a byte
     cpu.rip = 0x1000;
     cpu.gpr[RDI] = 0xA000;
@@ -796,7 +808,7 @@ fn stack_ops_16_and_32() {
     );
     // pushf/popf keep reserved bits, IOPL changes in real mode
     cpu.rip = 0x100;
-    cpu.rflags = rflags::FIXED | rflags::CF;
+    cpu.rflags = X86_EFLAGS_FIXED | X86_EFLAGS_CF;
     assert_eq!(run(&mut cpu, &mut mem, &[0x9C]), Outcome::Completed);
     mem.poke(0x1000 - 2, &[0xD5, 0x32]); // IOPL=3, IF, arith flags
     cpu.rip = 0x100;
@@ -843,10 +855,10 @@ fn near_branches() {
     assert_eq!((cpu.rip, cpu.gpr[RSP]), (0x1005, 0x8008));
     // jne taken / not taken
     cpu.rip = 0x1000;
-    cpu.rflags &= !rflags::ZF;
+    cpu.rflags &= !X86_EFLAGS_ZF;
     assert_eq!(run(&mut cpu, &mut mem, &[0x75, 0xFE]), Outcome::Completed);
     assert_eq!(cpu.rip, 0x1000);
-    cpu.rflags |= rflags::ZF;
+    cpu.rflags |= X86_EFLAGS_ZF;
     assert_eq!(run(&mut cpu, &mut mem, &[0x75, 0xFE]), Outcome::Completed);
     assert_eq!(cpu.rip, 0x1002);
     // loop with rcx=2: taken once then falls through
@@ -904,13 +916,13 @@ fn real_mode_far_branches_int_iret() {
     );
     // int 0x10 through the IVT, then iret
     mem.poke(0x40, &[0x00, 0x05, 0x00, 0x03]); // 0x0300:0x0500
-    cpu.rflags = rflags::FIXED | rflags::IF | rflags::TF | rflags::CF;
+    cpu.rflags = X86_EFLAGS_FIXED | X86_EFLAGS_IF | X86_EFLAGS_TF | X86_EFLAGS_CF;
     assert_eq!(run(&mut cpu, &mut mem, &[0xCD, 0x10]), Outcome::Completed);
     assert_eq!(
         (cpu.seg[SegReg::Cs as usize].base, cpu.rip),
         (0x3000, 0x500)
     );
-    assert_eq!(cpu.rflags & (rflags::IF | rflags::TF), 0);
+    assert_eq!(cpu.rflags & (X86_EFLAGS_IF | X86_EFLAGS_TF), 0);
     assert_eq!(
         mem.peek(0x8000 - 6, 6),
         vec![0x07, 0x00, 0x10, 0x00, 0x03, 0x03]
@@ -919,7 +931,7 @@ fn real_mode_far_branches_int_iret() {
     assert_eq!((cpu.seg[SegReg::Cs as usize].selector, cpu.rip), (0x10, 7));
     assert_eq!(
         cpu.rflags,
-        rflags::FIXED | rflags::IF | rflags::TF | rflags::CF
+        X86_EFLAGS_FIXED | X86_EFLAGS_IF | X86_EFLAGS_TF | X86_EFLAGS_CF
     );
     // int3 and into
     mem.poke(0x0C, &[0x00, 0x06, 0x00, 0x03]);
@@ -979,7 +991,7 @@ fn protected_mode_segment_loads() {
     cpu.gpr[RAX] = 0x18;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x8E, 0xD8])),
-        Exception::with_code(vector::NP, 0x18)
+        Exception::with_code(NP_VECTOR, 0x18)
     );
     // null into SS -> #GP(0); null into ES ok (unusable)
     cpu.rip = 0x1000;
@@ -1091,7 +1103,7 @@ fn descriptor_table_instructions() {
         Outcome::Completed
     );
     cpu.rip = 0x1000;
-    cpu.cr4 |= cr4::UMIP;
+    cpu.cr4 |= X86_CR4_UMIP;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x03])),
         Exception::gp(0)
@@ -1163,7 +1175,7 @@ fn lldt_ltr() {
     let (mut cpu, mut mem) = real_env();
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x0F, 0x00, 0xD0])).vector,
-        vector::UD
+        UD_VECTOR
     );
 }
 
@@ -1202,7 +1214,7 @@ fn control_and_debug_registers() {
     cpu.rip = 0x1000;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x0F, 0x22, 0xE8])).vector,
-        vector::UD
+        UD_VECTOR
     );
     // CPL 3 -> #GP
     cpu.rip = 0x1000;
@@ -1227,19 +1239,19 @@ fn control_and_debug_registers() {
     );
     assert_eq!(cpu.gpr[RBX], cpu.dr[6]);
     cpu.rip = 0x1000;
-    cpu.cr4 |= cr4::DE;
+    cpu.cr4 |= X86_CR4_DE;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x0F, 0x21, 0xE3])).vector,
-        vector::UD
+        UD_VECTOR
     );
     // DR7.GD -> #DB with DR6.BD
     cpu.rip = 0x1000;
-    cpu.dr[7] |= regs::dr::DR7_GD;
+    cpu.dr[7] |= DR7_GD;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x0F, 0x21, 0xC3])).vector,
-        vector::DB
+        DB_VECTOR
     );
-    assert_ne!(cpu.dr[6] & regs::dr::DR6_BD, 0);
+    assert_ne!(cpu.dr[6] & DR6_BD, 0);
     // lmsw can set PE but not clear it; clts; smsw
     let (mut cpu, mut mem) = real_env();
     cpu.gpr[RAX] = 0x9;
@@ -1254,9 +1266,9 @@ fn control_and_debug_registers() {
         Outcome::Completed
     );
     assert_eq!(cpu.cr0 & 0xF, 0x1);
-    cpu.cr0 |= cr0::TS;
+    cpu.cr0 |= X86_CR0_TS;
     assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x06]), Outcome::Completed);
-    assert_eq!(cpu.cr0 & cr0::TS, 0);
+    assert_eq!(cpu.cr0 & X86_CR0_TS, 0);
 }
 
 #[test]
@@ -1289,7 +1301,7 @@ fn misc_system_instructions() {
     cpu.rip = 0x1000;
     assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x31]), Outcome::Completed);
     assert_eq!((cpu.gpr[RDX] << 32) | cpu.gpr[RAX], cpu.tsc);
-    cpu.msrs.insert(regs::msr::TSC_AUX, 3);
+    cpu.msrs.insert(MSR_TSC_AUX, 3);
     cpu.rip = 0x1000;
     assert_eq!(
         run(&mut cpu, &mut mem, &[0x0F, 0x01, 0xF9]),
@@ -1297,7 +1309,7 @@ fn misc_system_instructions() {
     );
     assert_eq!(cpu.gpr[RCX], 3);
     cpu.rip = 0x1000;
-    cpu.cr4 |= cr4::TSD;
+    cpu.cr4 |= X86_CR4_TSD;
     cpu.cpl = 3;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x0F, 0x31])),
@@ -1320,10 +1332,10 @@ fn misc_system_instructions() {
     assert_eq!(cpu.rip, 0x1001);
     // cli/sti with shadow; CPL 3 with IOPL 0 -> #GP
     cpu.rip = 0x1000;
-    cpu.rflags &= !rflags::IF;
+    cpu.rflags &= !X86_EFLAGS_IF;
     assert_eq!(run(&mut cpu, &mut mem, &[0xFB]), Outcome::Completed);
     assert_eq!(cpu.shadow, Some(InterruptShadow::Sti));
-    assert_ne!(cpu.rflags & rflags::IF, 0);
+    assert_ne!(cpu.rflags & X86_EFLAGS_IF, 0);
     cpu.rip = 0x1000;
     cpu.cpl = 3;
     assert_eq!(exc(run(&mut cpu, &mut mem, &[0xFA])), Exception::gp(0));
@@ -1331,7 +1343,7 @@ fn misc_system_instructions() {
     cpu.rip = 0x1000;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x0F, 0x0B])).vector,
-        vector::UD
+        UD_VECTOR
     );
 }
 
@@ -1362,7 +1374,7 @@ fn decode_limits() {
     }
     // Invalid in 64-bit mode
     cpu.rip = 0x1000;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x06])).vector, vector::UD);
+    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x06])).vector, UD_VECTOR);
 }
 
 #[test]
@@ -1375,7 +1387,7 @@ fn fetch_paths() {
     let e = exc(emu.emulate(&mut cpu, &mut mem, &[]));
     assert_eq!(
         (e.vector, e.cr2, e.error_code),
-        (vector::PF, 0x2_0000, Some(pfec::FETCH))
+        (PF_VECTOR, 0x2_0000, Some(PFERR_FETCH_MASK))
     );
     // A short prefetch buffer is completed from memory.
     cpu.rip = 0x1000;
@@ -1412,14 +1424,14 @@ fn page_faults_from_data_accesses() {
     let e = exc(run(&mut cpu, &mut mem, &[0x89, 0x03]));
     assert_eq!(
         (e.vector, e.cr2, e.error_code),
-        (vector::PF, 0x40_0000, Some(pfec::WRITE))
+        (PF_VECTOR, 0x40_0000, Some(PFERR_WRITE_MASK))
     );
     // Read-only page with CR0.WP: protection fault.
     mem.map4k(CR3, 0x40_0000, 0x4000, 0x5); // present, user, read-only
     cpu.rip = 0x1000;
     let e = exc(run(&mut cpu, &mut mem, &[0x89, 0x03]));
-    assert_eq!(e.error_code, Some(pfec::WRITE | pfec::PRESENT));
-    cpu.cr0 &= !cr0::WP;
+    assert_eq!(e.error_code, Some(PFERR_WRITE_MASK | PFERR_PRESENT_MASK));
+    cpu.cr0 &= !X86_CR0_WP;
     cpu.rip = 0x1000;
     assert_eq!(run(&mut cpu, &mut mem, &[0x89, 0x03]), Outcome::Completed);
     // User access to a supervisor page.
@@ -1428,15 +1440,15 @@ fn page_faults_from_data_accesses() {
     cpu.rip = 0x1000;
     cpu.gpr[RBX] = 0x40_1000;
     let e = exc(run(&mut cpu, &mut mem, &[0x8B, 0x03]));
-    assert_eq!(e.error_code, Some(pfec::USER | pfec::PRESENT));
+    assert_eq!(e.error_code, Some(PFERR_USER_MASK | PFERR_PRESENT_MASK));
     // SMAP: supervisor access to a user page faults unless RFLAGS.AC.
     cpu.cpl = 0;
-    cpu.cr4 |= cr4::SMAP;
+    cpu.cr4 |= X86_CR4_SMAP;
     cpu.rip = 0x1000;
     cpu.gpr[RBX] = 0x40_0000;
     let e = exc(run(&mut cpu, &mut mem, &[0x8B, 0x03]));
-    assert_eq!(e.error_code, Some(pfec::PRESENT));
-    cpu.rflags |= rflags::AC;
+    assert_eq!(e.error_code, Some(PFERR_PRESENT_MASK));
+    cpu.rflags |= X86_EFLAGS_AC;
     cpu.rip = 0x1000;
     assert_eq!(run(&mut cpu, &mut mem, &[0x8B, 0x03]), Outcome::Completed);
     // Accessed and dirty bits were set on the leaf of the written page.
@@ -1460,12 +1472,12 @@ fn walk_pte(mem: &TestMem, la: u64) -> u64 {
 fn alignment_check_at_cpl3() {
     let (mut cpu, mut mem) = long_env();
     cpu.cpl = 3;
-    cpu.cr0 |= cr0::AM;
-    cpu.rflags |= rflags::AC;
+    cpu.cr0 |= X86_CR0_AM;
+    cpu.rflags |= X86_EFLAGS_AC;
     cpu.gpr[RBX] = 0x3001;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x8B, 0x03])),
-        Exception::with_code(vector::AC, 0)
+        Exception::with_code(AC_VECTOR, 0)
     );
     cpu.rip = 0x1000;
     cpu.gpr[RBX] = 0x3004;
@@ -1525,7 +1537,7 @@ fn walker_32bit_paging_with_pse() {
     let u = Access { user: true, ..RD };
     assert_eq!(
         paging::translate(&mut mem, &c, 0x5ABC, u),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::USER))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_USER_MASK))
     );
     // without CR4.PSE, PS is ignored: PDE[1] is a page-table pointer
     let mut c2 = c;
@@ -1536,7 +1548,7 @@ fn walker_32bit_paging_with_pse() {
     c3.maxphyaddr = 32;
     assert_eq!(
         paging::translate(&mut mem, &c3, 0x0040_1234, RD),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::RSVD))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_RSVD_MASK))
     );
 }
 
@@ -1553,13 +1565,13 @@ fn walker_pae_and_nx() {
     let f = Access { fetch: true, ..RD };
     assert_eq!(
         paging::translate(&mut mem, &c, 0x4001_2345, f),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::FETCH))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_FETCH_MASK))
     );
     // NX bit with EFER.NXE=0 is reserved
     c.nxe = false;
     assert_eq!(
         paging::translate(&mut mem, &c, 0x4001_2345, RD),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::RSVD))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_RSVD_MASK))
     );
     // non-present PDPTE
     assert_eq!(
@@ -1590,25 +1602,25 @@ fn walker_4_and_5_level() {
     c1.gbpages = false;
     assert_eq!(
         paging::translate(&mut mem, &c1, 0x4000_1234, RD),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::RSVD))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_RSVD_MASK))
     );
     // reserved low bits of a 1 GiB page
     mem.poke(0x2010, &(0x8000_0000u64 | 0x87 | (1 << 20)).to_le_bytes());
     assert_eq!(
         paging::translate(&mut mem, &c, 0x8000_0000, RD),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::RSVD))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_RSVD_MASK))
     );
     // physical address bits above MAXPHYADDR are reserved
     mem.poke(0x2018, &((1u64 << 45) | 0x87).to_le_bytes());
     assert_eq!(
         paging::translate(&mut mem, &c, 0xC000_0000, RD),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::RSVD))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_RSVD_MASK))
     );
     // PS in a PML4E is reserved
     mem.poke(0x1008, &0x3087u64.to_le_bytes());
     assert_eq!(
         paging::translate(&mut mem, &c, 0x80_0000_0000, RD),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::RSVD))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_RSVD_MASK))
     );
     // 5-level: PML5[1] -> PML4 at 0x1000
     mem.poke(0x5008, &0x1007u64.to_le_bytes());
@@ -1621,7 +1633,7 @@ fn walker_4_and_5_level() {
     let f = Access { fetch: true, ..RD };
     assert_eq!(
         paging::translate(&mut mem, &cs, 0x4000_1234, f),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::FETCH))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_FETCH_MASK))
     );
     // paging tables in MMIO
     let mut cm = c;
@@ -1649,7 +1661,7 @@ fn instruction_length_for_skipping() {
     cpu.rip = 0x1_FFFF;
     mem.poke(0x1_FFFF, &[0xB8]);
     assert!(
-        matches!(Emulator::instruction_length(&cpu, &mut mem, &[]), Err(Outcome::Exception(e)) if e.vector == vector::PF)
+        matches!(Emulator::instruction_length(&cpu, &mut mem, &[]), Err(Outcome::Exception(e)) if e.vector == PF_VECTOR)
     );
     let (cpu, mut mem) = real_env();
     place(&cpu, &mut mem, &[0x66, 0xB8, 1, 2, 3, 4]);

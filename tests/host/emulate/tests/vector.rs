@@ -4,13 +4,18 @@
 mod common;
 
 use common::{TestCpu, TestMem, PAGE, PTE_PW, PTE_PWU};
-use rkvm_emulate::emulate::regs::{cr0, cr4, vector, xcr0, SegReg};
+use rkvm_emulate::defs::regs::{
+    X86_CR0_EM, X86_CR0_TS, X86_CR4_OSFXSR, X86_CR4_OSXSAVE, XFEATURE_MASK_FP, XFEATURE_MASK_SSE,
+    XFEATURE_MASK_YMM,
+};
+use rkvm_emulate::defs::vector::{MF_VECTOR, NM_VECTOR, UD_VECTOR};
+use rkvm_emulate::emulate::regs::SegReg;
 use rkvm_emulate::emulate::{Emulator, Exception, MmioRequest, Outcome};
 
 const RDI: usize = 7;
 const MMIO: u64 = 0xD_0000;
 const CR3: u64 = 0x10_0000;
-const YMM: u64 = xcr0::X87 | xcr0::SSE | xcr0::YMM;
+const YMM: u64 = XFEATURE_MASK_FP | XFEATURE_MASK_SSE | XFEATURE_MASK_YMM;
 
 /// MMIO accesses seen, and the data reads return (`gpa as u8 ^ 0xA5`).
 #[derive(Default)]
@@ -30,7 +35,7 @@ fn read_data(gpa: u64, len: u8) -> Vec<u8> {
 fn long_env() -> (TestCpu, TestMem) {
     let mut cpu = TestCpu::long64(CR3);
     cpu.rip = 0x1000;
-    cpu.cr4 |= cr4::OSXSAVE;
+    cpu.cr4 |= X86_CR4_OSXSAVE;
     cpu.xcr0 = YMM;
     cpu.gpr[RDI] = MMIO + 0x200;
     let mut mem = TestMem::new();
@@ -134,7 +139,7 @@ fn mmx_movq_to_and_from_mmio() {
     );
     assert_eq!(cpu.mm[5], cpu.mm[1]);
     // MMX needs no CR4.OSFXSR.
-    cpu.cr4 &= !cr4::OSFXSR;
+    cpu.cr4 &= !X86_CR4_OSFXSR;
     assert_eq!(
         run(&mut cpu, &mut mem, &[0x0F, 0x7F, 0x0F]),
         Outcome::Completed
@@ -145,22 +150,22 @@ fn mmx_movq_to_and_from_mmio() {
 fn mmx_checks() {
     let (mut cpu, mut mem) = long_env();
     let mut dev = Dev::default();
-    cpu.cr0 |= cr0::EM | cr0::TS;
+    cpu.cr0 |= X86_CR0_EM | X86_CR0_TS;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x0F, 0x7F, 0x0F])).vector,
-        vector::UD
+        UD_VECTOR
     );
-    cpu.cr0 &= !cr0::EM;
+    cpu.cr0 &= !X86_CR0_EM;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x0F, 0x7F, 0x0F])).vector,
-        vector::NM
+        NM_VECTOR
     );
-    cpu.cr0 &= !cr0::TS;
+    cpu.cr0 &= !X86_CR0_TS;
     // A pending x87 exception comes first, before any access.
     cpu.x87_pending = true;
     assert_eq!(
         exc(run_dev(&mut cpu, &mut mem, &mut dev, &[0x0F, 0x6F, 0x07])).vector,
-        vector::MF
+        MF_VECTOR
     );
     assert!(dev.reads.is_empty() && dev.writes.is_empty());
     cpu.x87_pending = false;
@@ -362,16 +367,16 @@ fn vex_moves_and_alignment() {
 fn vex_checks() {
     let (mut cpu, mut mem) = long_env();
     let store = [0xC5, 0xFE, 0x7F, 0x0F];
-    cpu.cr0 |= cr0::EM | cr0::TS;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &store)).vector, vector::UD);
-    cpu.cr0 &= !cr0::EM;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &store)).vector, vector::NM);
-    cpu.cr0 &= !cr0::TS;
-    cpu.cr4 &= !cr4::OSXSAVE;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &store)).vector, vector::UD);
-    cpu.cr4 |= cr4::OSXSAVE;
-    cpu.xcr0 = xcr0::X87 | xcr0::SSE;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &store)).vector, vector::UD);
+    cpu.cr0 |= X86_CR0_EM | X86_CR0_TS;
+    assert_eq!(exc(run(&mut cpu, &mut mem, &store)).vector, UD_VECTOR);
+    cpu.cr0 &= !X86_CR0_EM;
+    assert_eq!(exc(run(&mut cpu, &mut mem, &store)).vector, NM_VECTOR);
+    cpu.cr0 &= !X86_CR0_TS;
+    cpu.cr4 &= !X86_CR4_OSXSAVE;
+    assert_eq!(exc(run(&mut cpu, &mut mem, &store)).vector, UD_VECTOR);
+    cpu.cr4 |= X86_CR4_OSXSAVE;
+    cpu.xcr0 = XFEATURE_MASK_FP | XFEATURE_MASK_SSE;
+    assert_eq!(exc(run(&mut cpu, &mut mem, &store)).vector, UD_VECTOR);
     cpu.xcr0 = YMM;
     // #UD encodings: a 66/F3/F2/REX prefix, VEX.vvvv != 1111b, map 0,
     // LOCK, a register operand for the non-temporal forms.
@@ -388,7 +393,7 @@ fn vex_checks() {
     ] {
         assert_eq!(
             exc(run(&mut cpu, &mut mem, code)).vector,
-            vector::UD,
+            UD_VECTOR,
             "{code:02x?}"
         );
     }
@@ -409,7 +414,7 @@ fn vex_outside_64_bit_mode() {
     // otherwise LDS.
     let mut cpu = TestCpu::prot32();
     cpu.rip = 0x1000;
-    cpu.cr4 |= cr4::OSFXSR | cr4::OSXSAVE;
+    cpu.cr4 |= X86_CR4_OSFXSR | X86_CR4_OSXSAVE;
     cpu.xcr0 = YMM;
     let mut mem = TestMem::new();
     mem.add_ram(0, 0x2_0000);
@@ -449,11 +454,11 @@ fn vex_outside_64_bit_mode() {
     // Real mode: VEX is #UD.
     let mut cpu = TestCpu::real();
     cpu.rip = 0x1000;
-    cpu.cr4 |= cr4::OSXSAVE;
+    cpu.cr4 |= X86_CR4_OSXSAVE;
     cpu.xcr0 = YMM;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0xC5, 0xFE, 0x7F, 0xC1])).vector,
-        vector::UD
+        UD_VECTOR
     );
 }
 

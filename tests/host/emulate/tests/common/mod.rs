@@ -4,7 +4,12 @@
 
 use std::collections::HashMap;
 
-use rkvm_emulate::emulate::regs::{self, SegReg};
+use rkvm_emulate::defs::msr::{MSR_EFER, MSR_IA32_TSC};
+use rkvm_emulate::defs::regs::{
+    EFER_LMA, EFER_LME, EFER_NX, X86_CR0_ET, X86_CR0_PE, X86_CR0_PG, X86_CR0_WP, X86_CR4_OSFXSR,
+    X86_CR4_PAE, X86_EFLAGS_FIXED, XFEATURE_MASK_FP, XFEATURE_MASK_YMM,
+};
+use rkvm_emulate::emulate::regs::SegReg;
 use rkvm_emulate::emulate::{
     CpuState, Cr, DescTable, GuestMemory, InterruptShadow, MemError, Rejected, Segment,
 };
@@ -138,7 +143,7 @@ impl TestCpu {
         TestCpu {
             gpr: [0; 16],
             rip: 0,
-            rflags: regs::rflags::FIXED,
+            rflags: X86_EFLAGS_FIXED,
             seg: [Segment::default(); 8],
             gdtr: DescTable::default(),
             idtr: DescTable {
@@ -155,7 +160,7 @@ impl TestCpu {
             xmm: [0; 16],
             ymm_hi: [0; 16],
             mm: [0; 8],
-            xcr0: regs::xcr0::X87,
+            xcr0: XFEATURE_MASK_FP,
             x87_pending: false,
             cpl: 0,
             msrs: HashMap::new(),
@@ -186,14 +191,14 @@ impl TestCpu {
             limit: 0xFFFF,
             ..Segment::default()
         };
-        c.cr0 = regs::cr0::ET;
+        c.cr0 = X86_CR0_ET;
         c
     }
 
     /// 32-bit flat protected mode, paging off, CPL 0.
     pub fn prot32() -> Self {
         let mut c = Self::real();
-        c.cr0 |= regs::cr0::PE;
+        c.cr0 |= X86_CR0_PE;
         for s in [SegReg::Es, SegReg::Ss, SegReg::Ds, SegReg::Fs, SegReg::Gs] {
             c.seg[seg_idx(s)] = flat_seg(0x10, false, false, 0);
         }
@@ -204,9 +209,9 @@ impl TestCpu {
     /// 64-bit long mode with the given CR3 (paging on), CPL 0.
     pub fn long64(cr3: u64) -> Self {
         let mut c = Self::real();
-        c.cr0 = regs::cr0::PE | regs::cr0::PG | regs::cr0::ET | regs::cr0::WP;
-        c.cr4 = regs::cr4::PAE | regs::cr4::OSFXSR;
-        c.efer = regs::efer::LME | regs::efer::LMA | regs::efer::NXE;
+        c.cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_ET | X86_CR0_WP;
+        c.cr4 = X86_CR4_PAE | X86_CR4_OSFXSR;
+        c.efer = EFER_LME | EFER_LMA | EFER_NX;
         c.cr3 = cr3;
         for s in [SegReg::Es, SegReg::Ss, SegReg::Ds, SegReg::Fs, SegReg::Gs] {
             c.seg[seg_idx(s)] = flat_seg(0x10, false, true, 0);
@@ -281,7 +286,7 @@ impl CpuState for TestCpu {
         self.tick();
         match cr {
             Cr::Cr0 => {
-                if val >> 32 != 0 || (val & regs::cr0::PG != 0 && val & regs::cr0::PE == 0) {
+                if val >> 32 != 0 || (val & X86_CR0_PG != 0 && val & X86_CR0_PE == 0) {
                     return Err(Rejected);
                 }
                 self.cr0 = val;
@@ -319,11 +324,11 @@ impl CpuState for TestCpu {
     fn read_msr(&mut self, index: u32) -> Result<u64, Rejected> {
         self.tick();
         match index {
-            regs::msr::IA32_TSC => {
+            MSR_IA32_TSC => {
                 self.tsc += 100;
                 Ok(self.tsc)
             }
-            regs::msr::EFER => Ok(self.efer),
+            MSR_EFER => Ok(self.efer),
             _ => self.msrs.get(&index).copied().ok_or(Rejected),
         }
     }
@@ -346,7 +351,7 @@ impl CpuState for TestCpu {
     }
     fn ymm(&self, n: u8) -> [u8; 32] {
         assert!(
-            self.xcr0 & regs::xcr0::YMM != 0,
+            self.xcr0 & XFEATURE_MASK_YMM != 0,
             "YMM read with XCR0.YMM clear"
         );
         let mut v = [0u8; 32];
@@ -356,7 +361,7 @@ impl CpuState for TestCpu {
     }
     fn set_ymm(&mut self, n: u8, val: [u8; 32]) {
         assert!(
-            self.xcr0 & regs::xcr0::YMM != 0,
+            self.xcr0 & XFEATURE_MASK_YMM != 0,
             "YMM write with XCR0.YMM clear"
         );
         self.xmm[usize::from(n)] = u128::from_le_bytes(val[..16].try_into().unwrap());
