@@ -125,23 +125,19 @@ pub trait IoapicEnv: ApicBus {
     /// Return a mask of IRQ source ids whose line on this pin must be
     /// lowered first (a resampler lowers its source, then signals its
     /// resamplefd; it must also lower the PIC side of the GSI itself).
-    fn irq_acked(&mut self, pin: u8) -> u32 {
-        let _ = pin;
+    fn irq_acked(&mut self, _pin: u8) -> u32 {
         0
     }
     /// A level pin with a pending request was unmasked (or re-programmed)
     /// while not waiting for EOI. Return `true` if an irqfd resampler owns
     /// the pin: the pending request is then dropped and the resampler
     /// notified instead of re-delivering a possibly stale interrupt.
-    fn notify_resampler(&mut self, pin: u8) -> bool {
-        let _ = pin;
+    fn notify_resampler(&mut self, _pin: u8) -> bool {
         false
     }
     /// The guest changed the mask bit of `pin` (mask notifiers: the PIT
     /// resets its reinjection state when GSI 0 is unmasked).
-    fn mask_changed(&mut self, pin: u8, masked: bool) {
-        let _ = (pin, masked);
-    }
+    fn mask_changed(&mut self, _pin: u8, _masked: bool) {}
 }
 
 /// Outcome of an EOI broadcast.
