@@ -57,8 +57,15 @@ impl TimeScale {
         }
         // The loop leaves scaled64 < tps32 <= u32::MAX: a 64-bit division
         // (the kernel has no 128-bit one).
-        let mul = if tps32 == 0 { 0 } else { ((scaled64 << 32) / u64::from(tps32)) as u32 };
-        TimeScale { mul, shift: shift as i8 }
+        let mul = if tps32 == 0 {
+            0
+        } else {
+            ((scaled64 << 32) / u64::from(tps32)) as u32
+        };
+        TimeScale {
+            mul,
+            shift: shift as i8,
+        }
     }
 
     /// Upstream `pvclock_scale_delta()`: ticks to nanoseconds.
@@ -101,7 +108,8 @@ impl VcpuTimeInfo {
 
     /// What the guest computes at guest TSC `tsc`.
     pub fn guest_ns(&self, tsc: u64) -> u64 {
-        self.system_time.wrapping_add(self.scale.scale(tsc.wrapping_sub(self.tsc_timestamp)))
+        self.system_time
+            .wrapping_add(self.scale.scale(tsc.wrapping_sub(self.tsc_timestamp)))
     }
 }
 
@@ -138,7 +146,12 @@ pub struct TscSync {
 impl TscSync {
     /// No write yet.
     pub const fn new() -> Self {
-        TscSync { valid: false, last_value: 0, last_ns: 0, offset: 0 }
+        TscSync {
+            valid: false,
+            last_value: 0,
+            last_ns: 0,
+            offset: 0,
+        }
     }
 
     /// The offset for a userspace (or vCPU creation) TSC write of `value`
