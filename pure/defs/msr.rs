@@ -21,8 +21,6 @@ pub const MSR_IA32_APICBASE_BSP: u64 = 1 << 8;
 pub const X2APIC_ENABLE: u64 = 1 << 10;
 /// `IA32_APIC_BASE[11]` (EN): the local APIC is enabled.
 pub const MSR_IA32_APICBASE_ENABLE: u64 = 1 << 11;
-/// `IA32_APIC_BASE[31:12]`: the xAPIC MMIO base (the bits KVM honours).
-pub const MSR_IA32_APICBASE_BASE: u64 = 0xfffff << 12;
 /// The xAPIC MMIO base after reset (upstream `apicdef.h`).
 pub const APIC_DEFAULT_PHYS_BASE: u64 = 0xfee0_0000;
 /// `MSR_EBL_CR_POWERON` (P6 power-on configuration).

@@ -20,8 +20,7 @@ use super::lapic_timer::{
     divide_count, LapicTimer, TimerMode, DEFAULT_BUS_CYCLE_NS, DEFAULT_MIN_PERIODIC_NS,
 };
 use crate::defs::msr::{
-    APIC_DEFAULT_PHYS_BASE, MSR_IA32_APICBASE_BASE, MSR_IA32_APICBASE_BSP,
-    MSR_IA32_APICBASE_ENABLE, X2APIC_ENABLE,
+    APIC_DEFAULT_PHYS_BASE, MSR_IA32_APICBASE_BSP, MSR_IA32_APICBASE_ENABLE, X2APIC_ENABLE,
 };
 use crate::defs::paging::MAX_PHYS_ADDR_BITS;
 
@@ -242,7 +241,7 @@ impl Lapic {
 
     /// Guest-physical base of the xAPIC MMIO window.
     pub fn mmio_base(&self) -> u64 {
-        self.apic_base & MSR_IA32_APICBASE_BASE
+        self.apic_base & APIC_BASE_ADDR_MASK
     }
 
     /// Whether the xAPIC MMIO window at [`Self::mmio_base`] is live

@@ -153,6 +153,10 @@ pub const APIC_FIRST_LEGAL_VECTOR: u8 = 16;
 /// TDCR writable bits.
 pub const APIC_TDCR_MASK: u32 = 0xb;
 
+/// `IA32_APIC_BASE`: bits of the MMIO base address this model honours,
+/// 31:12 (upstream's `MSR_IA32_APICBASE_BASE` is `0xfffff << 12` as a C
+/// `int`, which sign-extends to all bits from 12 up).
+pub const APIC_BASE_ADDR_MASK: u64 = 0xffff_f000;
 /// `IA32_APIC_BASE` bits reserved regardless of MAXPHYADDR (7:0 and 9).
 pub const APIC_BASE_RESERVED_LOW: u64 = 0x2ff;
 
