@@ -22,7 +22,7 @@ pub const XSAVE_LEGACY_AND_HEADER: u32 = 512 + 64;
 
 /// Size of the XSAVE area holding `xstate_bv`, in the standard layout
 /// (offsets from CPUID.(0DH,i):EBX) or compacted (`compacted`, 64-byte
-/// alignment where CPUID.(0DH,i):ECX[1] asks for it). Upstream's
+/// alignment where `CPUID.(0DH,i):ECX[1]` asks for it). Upstream's
 /// `xstate_required_size()`, with the component sizes read from `host`.
 pub fn required_size<H: HostCpuid + ?Sized>(host: &H, xstate_bv: u64, compacted: bool) -> u32 {
     let mut ret = XSAVE_LEGACY_AND_HEADER;

@@ -14,7 +14,7 @@ pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
 /// The page-number bits of an address (upstream's `PAGE_MASK`: the offset
 /// within the page is `addr & !PAGE_MASK`, see [`offset_in_page`]).
 pub const PAGE_MASK: u64 = !(PAGE_SIZE - 1);
-/// The architectural limit of MAXPHYADDR (CPUID 0x80000008 EAX[7:0]):
+/// The architectural limit of MAXPHYADDR (CPUID 0x80000008 `EAX[7:0]`):
 /// page-table entries hold physical address bits 51:12.
 pub const MAX_PHYS_ADDR_BITS: u8 = 52;
 

@@ -245,15 +245,15 @@ pub const XFEATURE_MASK_CET_ALL: u64 = XFEATURE_MASK_CET_USER | XFEATURE_MASK_CE
 
 /// DR6 B0-B3: breakpoint 0-3 condition detected.
 pub const DR_TRAP_BITS: u64 = 0xf;
-/// DR6[11]: bus lock detected (active low).
+/// `DR6[11]`: bus lock detected (active low).
 pub const DR6_BUS_LOCK: u64 = 1 << 11;
-/// DR6[13]: debug register access detected.
+/// `DR6[13]`: debug register access detected.
 pub const DR6_BD: u64 = 1 << 13;
-/// DR6[14]: single step.
+/// `DR6[14]`: single step.
 pub const DR6_BS: u64 = 1 << 14;
-/// DR6[15]: task switch.
+/// `DR6[15]`: task switch.
 pub const DR6_BT: u64 = 1 << 15;
-/// DR6[16]: RTM (active low).
+/// `DR6[16]`: RTM (active low).
 pub const DR6_RTM: u64 = 1 << 16;
 /// DR6 bits that are 1 when nothing happened: the value after RESET and
 /// INIT (0xffff_0ff0).
@@ -264,9 +264,9 @@ pub const DR6_VOLATILE: u64 = 0x0001_e80f;
 pub const DR6_FIXED_1: u64 = DR6_ACTIVE_LOW & !DR6_VOLATILE;
 /// DR7 L0-G3: breakpoint enables.
 pub const DR7_BP_EN_MASK: u64 = 0xff;
-/// DR7[9]: global exact breakpoint enable.
+/// `DR7[9]`: global exact breakpoint enable.
 pub const DR7_GE: u64 = 1 << 9;
-/// DR7[13]: general detect (MOV DR raises #DB).
+/// `DR7[13]`: general detect (MOV DR raises #DB).
 pub const DR7_GD: u64 = 1 << 13;
 /// DR7 bit 10, always set: the value after RESET and INIT (0x400).
 pub const DR7_FIXED_1: u64 = 0x400;

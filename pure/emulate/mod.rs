@@ -214,7 +214,7 @@ pub struct Rejected;
 /// reported with [`Rejected`] (-> #GP(0)). Setting CR0/CR3/CR4 must also do
 /// whatever the MMU needs (reload, TLB flush).
 pub trait CpuState {
-    /// Read a GPR (index 0..=15, see [`regs`]); the full 64-bit value.
+    /// Read a GPR (index 0..=15, see [`crate::defs::regs`]); the full 64-bit value.
     fn gpr(&self, reg: regs::Gpr) -> u64;
     /// Write a full 64-bit GPR.
     fn set_gpr(&mut self, reg: regs::Gpr, val: u64);
@@ -283,7 +283,7 @@ pub trait CpuState {
     fn wbinvd(&mut self);
     /// The instruction establishes an interrupt shadow.
     fn set_interrupt_shadow(&mut self, kind: InterruptShadow);
-    /// Maximum physical address width (CPUID 0x80000008 EAX[7:0]), for
+    /// Maximum physical address width (CPUID 0x80000008 `EAX[7:0]`), for
     /// reserved-bit checks in the page-table walker.
     fn maxphyaddr(&self) -> u8 {
         MAX_PHYS_ADDR_BITS

@@ -61,13 +61,13 @@ const fn hw(feature: Feature) -> LinuxFeature {
     }
 }
 
-/// `X86_FEATURE_CONSTANT_TSC` (scattered from CPUID.80000007H:EDX[8]).
+/// `X86_FEATURE_CONSTANT_TSC` (scattered from `CPUID.80000007H:EDX[8]`).
 pub const LNX_CONSTANT_TSC: LinuxFeature = LinuxFeature::new(3, 8);
 /// `X86_FEATURE_ARCH_PERFMON` (Intel architectural PerfMon usable).
 pub const LNX_ARCH_PERFMON: LinuxFeature = LinuxFeature::new(3, 11);
 /// `X86_FEATURE_SSBD` (some SSBD mechanism is available).
 pub const LNX_SSBD: LinuxFeature = LinuxFeature::new(7, 17);
-/// `X86_FEATURE_PERFMON_V2` (scattered from CPUID.80000022H:EAX[0]).
+/// `X86_FEATURE_PERFMON_V2` (scattered from `CPUID.80000022H:EAX[0]`).
 pub const LNX_PERFMON_V2: LinuxFeature = LinuxFeature::new(7, 20);
 /// `X86_FEATURE_LS_CFG_SSBD`: SSBD through the AMD LS_CFG MSR.
 pub const LNX_LS_CFG_SSBD: LinuxFeature = LinuxFeature::new(7, 24);
@@ -77,23 +77,23 @@ pub const LNX_IBRS: LinuxFeature = LinuxFeature::new(7, 25);
 pub const LNX_IBPB: LinuxFeature = LinuxFeature::new(7, 26);
 /// `X86_FEATURE_STIBP`.
 pub const LNX_STIBP: LinuxFeature = LinuxFeature::new(7, 27);
-/// `X86_FEATURE_SGX1` (scattered from CPUID.12H:EAX[0]).
+/// `X86_FEATURE_SGX1` (scattered from `CPUID.12H:EAX[0]`).
 pub const LNX_SGX1: LinuxFeature = LinuxFeature::new(11, 8);
-/// `X86_FEATURE_SGX2` (scattered from CPUID.12H:EAX[1]).
+/// `X86_FEATURE_SGX2` (scattered from `CPUID.12H:EAX[1]`).
 pub const LNX_SGX2: LinuxFeature = LinuxFeature::new(11, 9);
-/// `X86_FEATURE_RRSBA_CTRL` (scattered from CPUID.(7,2):EDX[2]).
+/// `X86_FEATURE_RRSBA_CTRL` (scattered from `CPUID.(7,2):EDX[2]`).
 pub const LNX_RRSBA_CTRL: LinuxFeature = LinuxFeature::new(11, 11);
-/// `X86_FEATURE_SGX_EDECCSSA` (scattered from CPUID.12H:EAX[11]).
+/// `X86_FEATURE_SGX_EDECCSSA` (scattered from `CPUID.12H:EAX[11]`).
 pub const LNX_SGX_EDECCSSA: LinuxFeature = LinuxFeature::new(11, 18);
-/// `X86_FEATURE_TSA_FILL_NO` (scattered from CPUID.80000021H:ECX[7]).
+/// `X86_FEATURE_TSA_FILL_NO` (scattered from `CPUID.80000021H:ECX[7]`).
 pub const LNX_TSA_FILL_NO: LinuxFeature = LinuxFeature::new(17, 5);
-/// `X86_FEATURE_BHI_CTRL` (scattered from CPUID.(7,2):EDX[4]).
+/// `X86_FEATURE_BHI_CTRL` (scattered from `CPUID.(7,2):EDX[4]`).
 pub const LNX_BHI_CTRL: LinuxFeature = LinuxFeature::new(21, 2);
-/// `X86_FEATURE_TSA_SQ_NO` (scattered from CPUID.80000021H:ECX[1]).
+/// `X86_FEATURE_TSA_SQ_NO` (scattered from `CPUID.80000021H:ECX[1]`).
 pub const LNX_TSA_SQ_NO: LinuxFeature = LinuxFeature::new(21, 11);
-/// `X86_FEATURE_TSA_L1_NO` (scattered from CPUID.80000021H:ECX[2]).
+/// `X86_FEATURE_TSA_L1_NO` (scattered from `CPUID.80000021H:ECX[2]`).
 pub const LNX_TSA_L1_NO: LinuxFeature = LinuxFeature::new(21, 12);
-/// `X86_FEATURE_MSR_IMM` (scattered from CPUID.(7,1):ECX[5]).
+/// `X86_FEATURE_MSR_IMM` (scattered from `CPUID.(7,1):ECX[5]`).
 pub const LNX_MSR_IMM: LinuxFeature = LinuxFeature::new(21, 16);
 /// `X86_FEATURE_LFENCE_RDTSC` (word 20, often synthesized).
 pub const LNX_LFENCE_RDTSC: LinuxFeature = hw(super::X86_FEATURE_LFENCE_RDTSC);

@@ -1,5 +1,5 @@
 //! Host build of pure/emulate/: the very same files kvm.ko compiles, pulled in
-//! with #[path], with the definitions it uses from pure/defs/. `no_std` here
+//! with `#[path]`, with the definitions it uses from pure/defs/. `no_std` here
 //! enforces the core-only rule at compile time; tests (unit tests under
 //! cfg(test) and tests/*.rs) may use std freely.
 #![no_std]
