@@ -14,7 +14,7 @@ use crate::defs::vector::NP_VECTOR;
 /// Real-mode segment limit.
 pub(super) const REAL_LIMIT: u32 = 0xFFFF;
 /// Size of a legacy descriptor.
-const DESC_SIZE: u64 = 8;
+pub(super) const DESC_SIZE: u64 = 8;
 /// Size of a long-mode system descriptor.
 pub(super) const DESC_SIZE_64: u64 = 16;
 /// Shift from a real-mode selector to its base.

@@ -6,7 +6,7 @@ use super::access::mask;
 use super::exec::{Ctx, Done, Res, Stop};
 use super::insn::{Op, Operand};
 use super::regs::{segtype, selector, SegReg};
-use super::segload::{desc_to_seg, DESC_SIZE_64};
+use super::segload::{desc_to_seg, DESC_SIZE, DESC_SIZE_64};
 use super::segment::{self, CpuMode, SegAccess};
 use super::{CpuState, Cr, DescTable, Exception, GuestMemory, InterruptShadow, Segment};
 use crate::defs::msr::{MSR_IA32_TSC, MSR_TSC_AUX};
@@ -19,8 +19,6 @@ use crate::defs::vector::{DB_VECTOR, NP_VECTOR};
 /// The CR0 bits LMSW writes (it can set PE but never clear it).
 const LMSW_MASK: u64 = X86_CR0_PE | X86_CR0_MP | X86_CR0_EM | X86_CR0_TS;
 
-/// Legacy descriptor size.
-const DESC_SIZE: u64 = 8;
 /// Base mask of LGDT/LIDT with a 16-bit operand size.
 const BASE24_MASK: u64 = 0x00FF_FFFF;
 /// Bit of the TSS type that marks it busy, in a raw descriptor.

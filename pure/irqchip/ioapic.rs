@@ -7,7 +7,9 @@
 //! line is still asserted at EOI is delivered again.
 
 use super::apic_bus::{deliver_observed, matches_dest, ApicBus, BusConfig};
-use super::delivery::{Delivery, DeliveryMode, DestMode, Shorthand, TriggerMode};
+use super::delivery::{
+    Delivery, DeliveryMode, DestMode, Shorthand, TriggerMode, DELIVERY_MODE_SHIFT,
+};
 use super::uapi::{KvmIoapicState, KVM_IOAPIC_NUM_PINS};
 
 /// Number of pins.
@@ -55,8 +57,6 @@ pub struct RedirEntry(pub u64);
 impl RedirEntry {
     /// Vector (bits 7:0).
     pub const VECTOR_MASK: u64 = 0xff;
-    /// Delivery mode shift (bits 10:8).
-    pub const DELIVERY_MODE_SHIFT: u32 = 8;
     /// Logical destination mode (bit 11).
     pub const DEST_LOGICAL: u64 = 1 << 11;
     /// Delivery status (bit 12, read-only).
@@ -78,7 +78,7 @@ impl RedirEntry {
     }
     /// Delivery mode.
     pub const fn delivery_mode(self) -> DeliveryMode {
-        DeliveryMode::from_bits((self.0 >> Self::DELIVERY_MODE_SHIFT) as u32)
+        DeliveryMode::from_bits((self.0 >> DELIVERY_MODE_SHIFT) as u32)
     }
     /// Destination mode.
     pub const fn dest_mode(self) -> DestMode {
