@@ -3,7 +3,8 @@
 //! * every constant name in pure/defs is defined once (names are unique
 //!   across all of defs, so modules can be glob-imported together);
 //! * no other pure component defines a constant of the same name (the
-//!   duplicates defs replaced stay gone);
+//!   duplicates defs replaced stay gone), and no name is defined twice
+//!   anywhere in pure/;
 //! * no other pure component spells a defs MSR index as a bare number;
 //! * where upstream Linux defines the same name, the value is upstream's:
 //!   MSR indices and bits, register bits, vectors, page-table bits, PFERR,
@@ -683,6 +684,29 @@ fn no_pure_component_redefines_a_defs_constant() {
         }
     }
     assert!(dups.is_empty(), "already in defs:\n{}", dups.join("\n"));
+}
+
+/// Across the whole pure layer (defs and every component), a constant
+/// name is defined once: two `const`s of one name are either the same
+/// definition twice or two things that need telling apart.
+#[test]
+fn every_pure_constant_name_is_defined_once() {
+    let mut files = Vec::new();
+    rs_files(&repo().join("pure"), &mut files);
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut dups = Vec::new();
+    for f in &files {
+        for c in rs_consts(f, "") {
+            if let Some(first) = seen.insert(c.name.clone(), c.file.clone()) {
+                dups.push(format!("{} in {first} and {}", c.name, c.file));
+            }
+        }
+    }
+    assert!(
+        dups.is_empty(),
+        "defined twice in pure/:\n{}",
+        dups.join("\n")
+    );
 }
 
 #[test]
