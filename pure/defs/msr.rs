@@ -164,9 +164,13 @@ pub const MSR_IA32_LASTINTFROMIP: u32 = 0x1dd;
 pub const MSR_IA32_LASTINTTOIP: u32 = 0x1de;
 /// `MSR_POWER_CTL`.
 pub const MSR_IA32_POWER_CTL: u32 = 0x1fc;
-/// First variable-range MTRR (`IA32_MTRR_PHYSBASE0`); see
-/// [`mtrr_phys_base_msr`].
-const MTRR_PHYS_BASE0: u32 = 0x200;
+/// `IA32_MTRR_PHYSBASE0`, the first variable-range MTRR: base and mask
+/// MSRs alternate from here ([`mtrr_phys_base_msr`],
+/// [`mtrr_phys_mask_msr`]; upstream has only the `MTRRphysBase_MSR()`
+/// macros).
+pub const MSR_MTRR_PHYS_BASE0: u32 = 0x200;
+/// Variable-range MTRRs a KVM guest has (upstream `asm/kvm_host.h`).
+pub const KVM_NR_VAR_MTRR: u32 = 8;
 /// `IA32_MTRR_FIX64K_00000` (upstream `MSR_MTRRfix64K_00000`).
 pub const MSR_MTRRFIX64K_00000: u32 = 0x250;
 /// `IA32_MTRR_FIX16K_80000` (upstream `MSR_MTRRfix16K_80000`).
@@ -407,7 +411,7 @@ pub const MSR_F15H_EX_CFG: u32 = 0xc001_102c;
 /// end of the index space.
 pub const fn mtrr_phys_base_msr(n: u32) -> Option<u32> {
     match n.checked_mul(2) {
-        Some(off) => MTRR_PHYS_BASE0.checked_add(off),
+        Some(off) => MSR_MTRR_PHYS_BASE0.checked_add(off),
         None => None,
     }
 }
