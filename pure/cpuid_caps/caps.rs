@@ -3,12 +3,12 @@
 //! this KVM support, computed like `kvm_initialize_cpu_caps()` followed by
 //! `svm_set_cpu_caps()`, then cut down to what rkvm implements.
 
-use super::features::*;
-use super::leaf::{Feature, Leaf, ALL_LEAVES, NR_LEAVES};
-use super::linux::{self, raw_word, LinuxFeature};
+use super::linux::{self, raw_word};
 use super::tables::{caps_of, Kind};
 use super::xstate;
 use super::{HostCpuid, Options};
+use crate::defs::cpuid::*;
+use crate::defs::regs::{XFEATURE_MASK_CET_ALL, XFEATURE_MASK_MPX, XFEATURE_MASK_XTILE};
 
 /// KVM's supported features, one word per [`Leaf`], plus the supported
 /// XSAVE state components.
@@ -115,24 +115,24 @@ impl KvmCaps {
         if hw(X86_FEATURE_AMD_IBPB_RET) && hw(X86_FEATURE_AMD_IBPB) && hw(X86_FEATURE_AMD_IBRS) {
             self.set(X86_FEATURE_SPEC_CTRL);
         }
-        self.set_if(X86_FEATURE_INTEL_STIBP, has(linux::LNX_STIBP));
+        self.set_if(X86_FEATURE_INTEL_STIBP, has(LNX_STIBP));
         self.set_if(X86_FEATURE_SPEC_CTRL_SSBD, hw(X86_FEATURE_AMD_SSBD));
 
-        if has(linux::LNX_IBPB) {
+        if has(LNX_IBPB) {
             self.set(X86_FEATURE_AMD_IBPB);
-            if hw(X86_FEATURE_SPEC_CTRL) && !has(linux::BUG_EIBRS_PBRSB) {
+            if hw(X86_FEATURE_SPEC_CTRL) && !has(X86_BUG_EIBRS_PBRSB) {
                 self.set(X86_FEATURE_AMD_IBPB_RET);
             }
         }
-        self.set_if(X86_FEATURE_AMD_IBRS, has(linux::LNX_IBRS));
-        self.set_if(X86_FEATURE_AMD_STIBP, has(linux::LNX_STIBP));
+        self.set_if(X86_FEATURE_AMD_IBRS, has(LNX_IBRS));
+        self.set_if(X86_FEATURE_AMD_STIBP, has(LNX_STIBP));
         self.set_if(X86_FEATURE_AMD_SSBD, hw(X86_FEATURE_SPEC_CTRL_SSBD));
-        self.set_if(X86_FEATURE_AMD_SSB_NO, !has(linux::BUG_SPEC_STORE_BYPASS));
-        if has(linux::LNX_LS_CFG_SSBD) && !hw(X86_FEATURE_AMD_SSBD) {
+        self.set_if(X86_FEATURE_AMD_SSB_NO, !has(X86_BUG_SPEC_STORE_BYPASS));
+        if has(LNX_LS_CFG_SSBD) && !hw(X86_FEATURE_AMD_SSBD) {
             self.set(X86_FEATURE_VIRT_SSBD);
         }
 
-        self.set_if(X86_FEATURE_NULL_SEL_CLR_BASE, !has(linux::BUG_NULL_SEG));
+        self.set_if(X86_FEATURE_NULL_SEL_CLR_BASE, !has(X86_BUG_NULL_SEG));
     }
 
     /// `svm_set_cpu_caps()` and the XSAVE parts of the vendor setup.
@@ -162,7 +162,7 @@ impl KvmCaps {
             self.set(X86_FEATURE_SVME_ADDR_CHK);
         }
 
-        if has(linux::LNX_LS_CFG_SSBD) || hw(X86_FEATURE_AMD_SSBD) {
+        if has(LNX_LS_CFG_SSBD) || hw(X86_FEATURE_AMD_SSBD) {
             self.set(X86_FEATURE_VIRT_SSBD);
         }
 
@@ -181,7 +181,7 @@ impl KvmCaps {
 
         // kvm_x86_vendor_init() + svm_hardware_setup(): no MPX on SVM.
         self.supported_xcr0 = if hw(X86_FEATURE_XSAVE) {
-            opts.host_xcr0 & xstate::KVM_SUPPORTED_XCR0 & !xstate::XFEATURE_MASK_MPX
+            opts.host_xcr0 & xstate::KVM_SUPPORTED_XCR0 & !XFEATURE_MASK_MPX
         } else {
             0
         };
@@ -199,12 +199,12 @@ impl KvmCaps {
             self.supported_xss = 0;
         }
         if !self.has(X86_FEATURE_SHSTK) && !self.has(X86_FEATURE_IBT) {
-            self.supported_xss &= !xstate::XFEATURE_MASK_CET_ALL;
+            self.supported_xss &= !XFEATURE_MASK_CET_ALL;
         }
-        if self.supported_xss & xstate::XFEATURE_MASK_CET_ALL != xstate::XFEATURE_MASK_CET_ALL {
+        if self.supported_xss & XFEATURE_MASK_CET_ALL != XFEATURE_MASK_CET_ALL {
             self.clear(X86_FEATURE_SHSTK);
             self.clear(X86_FEATURE_IBT);
-            self.supported_xss &= !xstate::XFEATURE_MASK_CET_ALL;
+            self.supported_xss &= !XFEATURE_MASK_CET_ALL;
         }
     }
 
@@ -222,7 +222,7 @@ impl KvmCaps {
         // Dynamic (XFD-managed) state is never in the default guest
         // permissions (kvm_get_filtered_xcr0() without
         // ARCH_REQ_XCOMP_GUEST_PERM); without XFD it is never supported.
-        self.supported_xcr0 &= !xstate::XFEATURE_MASK_XTILE;
+        self.supported_xcr0 &= !XFEATURE_MASK_XTILE;
         for x in opts.hide {
             self.clear(*x);
         }

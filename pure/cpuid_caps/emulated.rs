@@ -7,8 +7,8 @@
 //! QEMU `-cpu ...,+movbe` on a host without MOVBE).
 
 use super::caps::KvmCaps;
-use super::features::{X86_FEATURE_MOVBE, X86_FEATURE_RDPID, X86_FEATURE_RDTSCP};
 use super::{CpuidEntry, HostCpuid, Options, TooMany, KVM_CPUID_FLAG_SIGNIFCANT_INDEX};
+use crate::defs::cpuid::{X86_FEATURE_MOVBE, X86_FEATURE_RDPID, X86_FEATURE_RDTSCP};
 
 /// Entries of `KVM_GET_EMULATED_CPUID`.
 pub const NR_EMULATED_ENTRIES: usize = 3;

@@ -14,13 +14,9 @@
 //! Host-tested in tests/host/cpuid_caps against recorded CPUID dumps and
 //! the in-tree module's answers in the test VM.
 
-#![allow(dead_code)]
-
 pub mod caps;
 pub mod emulated;
 pub mod feature_msrs;
-pub mod features;
-pub mod leaf;
 pub mod linux;
 pub mod msr_lists;
 pub mod pv;
@@ -31,13 +27,14 @@ pub mod xstate;
 pub use self::caps::KvmCaps;
 pub use self::emulated::{emulated, emulated_for};
 pub use self::feature_msrs::{arch_capabilities, dev_get_msr, feature_msr, feature_msr_index_list};
-pub use self::leaf::{Feature, Leaf};
-pub use self::linux::LinuxFeature;
 pub use self::msr_lists::{
     emulated_msr_ok, msr_index_list, msr_to_save_ok, MsrList, EMULATED_MSRS, FEATURE_MSRS,
     MSRS_TO_SAVE,
 };
 pub use self::supported::{supported, supported_with_caps};
+// The types of this component's API (`Options::hide`,
+// `HostCpuid::boot_cpu_has`), defined with the feature bits in defs.
+pub use crate::defs::cpuid::{Feature, Leaf, LinuxFeature};
 
 /// Index is significant for this leaf (`KVM_CPUID_FLAG_SIGNIFCANT_INDEX`,
 /// spelled as in the UAPI).

@@ -9,182 +9,18 @@
 //! MSR even where it is not fully supported ([`MsrList::contains`]).
 
 use super::caps::KvmCaps;
-use super::feature_msrs::{arch_capabilities, ARCH_CAP_TSX_CTRL_MSR};
-use super::features::*;
+use super::feature_msrs::arch_capabilities;
 use super::{HostMsrs, Options};
+use crate::defs::cpuid::*;
+use crate::defs::msr::*;
+use crate::defs::regs::XFEATURE_MASK_MPX;
 
-/// `MSR_IA32_TSC`.
-pub const MSR_IA32_TSC: u32 = 0x10;
-/// `MSR_KVM_WALL_CLOCK` (old kvmclock).
-pub const MSR_KVM_WALL_CLOCK: u32 = 0x11;
-/// `MSR_KVM_SYSTEM_TIME` (old kvmclock).
-pub const MSR_KVM_SYSTEM_TIME: u32 = 0x12;
-/// `MSR_SMI_COUNT`.
-pub const MSR_SMI_COUNT: u32 = 0x34;
-/// `MSR_IA32_FEAT_CTL`.
-pub const MSR_IA32_FEAT_CTL: u32 = 0x3a;
-/// `MSR_IA32_TSC_ADJUST`.
-pub const MSR_IA32_TSC_ADJUST: u32 = 0x3b;
-/// `MSR_IA32_SPEC_CTRL`.
-pub const MSR_IA32_SPEC_CTRL: u32 = 0x48;
-/// `MSR_IA32_UCODE_REV`.
-pub const MSR_IA32_UCODE_REV: u32 = 0x8b;
-/// `MSR_IA32_SMBASE`.
-pub const MSR_IA32_SMBASE: u32 = 0x9e;
-/// `MSR_ARCH_PERFMON_PERFCTR0` (Intel GP counters, 8 of them).
-pub const MSR_ARCH_PERFMON_PERFCTR0: u32 = 0xc1;
 /// Last Intel GP counter KVM knows (`KVM_MAX_NR_GP_COUNTERS` = 8).
 pub const ARCH_PERFMON_PERFCTR_LAST: u32 = MSR_ARCH_PERFMON_PERFCTR0 + 7;
 /// Last Intel GP event select KVM knows.
 pub const ARCH_PERFMON_EVENTSEL_LAST: u32 = MSR_ARCH_PERFMON_EVENTSEL0 + 7;
 /// Last Intel fixed counter KVM knows (`KVM_MAX_NR_FIXED_COUNTERS` = 3).
 pub const ARCH_PERFMON_FIXED_CTR_LAST: u32 = MSR_ARCH_PERFMON_FIXED_CTR0 + 2;
-/// `MSR_PLATFORM_INFO`.
-pub const MSR_PLATFORM_INFO: u32 = 0xce;
-/// `MSR_IA32_UMWAIT_CONTROL`.
-pub const MSR_IA32_UMWAIT_CONTROL: u32 = 0xe1;
-/// `MSR_IA32_ARCH_CAPABILITIES`.
-pub const MSR_IA32_ARCH_CAPABILITIES: u32 = 0x10a;
-/// `MSR_IA32_TSX_CTRL`.
-pub const MSR_IA32_TSX_CTRL: u32 = 0x122;
-/// `MSR_MISC_FEATURES_ENABLES`.
-pub const MSR_MISC_FEATURES_ENABLES: u32 = 0x140;
-/// `MSR_IA32_SYSENTER_CS`.
-pub const MSR_IA32_SYSENTER_CS: u32 = 0x174;
-/// `MSR_IA32_SYSENTER_ESP`.
-pub const MSR_IA32_SYSENTER_ESP: u32 = 0x175;
-/// `MSR_IA32_SYSENTER_EIP`.
-pub const MSR_IA32_SYSENTER_EIP: u32 = 0x176;
-/// `MSR_IA32_MCG_STATUS`.
-pub const MSR_IA32_MCG_STATUS: u32 = 0x17a;
-/// `MSR_IA32_MCG_CTL`.
-pub const MSR_IA32_MCG_CTL: u32 = 0x17b;
-/// `MSR_ARCH_PERFMON_EVENTSEL0` (Intel GP event selects, 8 of them).
-pub const MSR_ARCH_PERFMON_EVENTSEL0: u32 = 0x186;
-/// `MSR_IA32_MISC_ENABLE`.
-pub const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
-/// `MSR_IA32_XFD`.
-pub const MSR_IA32_XFD: u32 = 0x1c4;
-/// `MSR_IA32_XFD_ERR`.
-pub const MSR_IA32_XFD_ERR: u32 = 0x1c5;
-/// `MSR_IA32_DEBUGCTLMSR`.
-pub const MSR_IA32_DEBUGCTLMSR: u32 = 0x1d9;
-/// `MSR_IA32_LASTBRANCHFROMIP`.
-pub const MSR_IA32_LASTBRANCHFROMIP: u32 = 0x1db;
-/// `MSR_IA32_LASTBRANCHTOIP`.
-pub const MSR_IA32_LASTBRANCHTOIP: u32 = 0x1dc;
-/// `MSR_IA32_LASTINTFROMIP`.
-pub const MSR_IA32_LASTINTFROMIP: u32 = 0x1dd;
-/// `MSR_IA32_LASTINTTOIP`.
-pub const MSR_IA32_LASTINTTOIP: u32 = 0x1de;
-/// `MSR_IA32_POWER_CTL`.
-pub const MSR_IA32_POWER_CTL: u32 = 0x1fc;
-/// `MSR_IA32_CR_PAT`.
-pub const MSR_IA32_CR_PAT: u32 = 0x277;
-/// `MSR_ARCH_PERFMON_FIXED_CTR0` (Intel fixed counters, 3 of them).
-pub const MSR_ARCH_PERFMON_FIXED_CTR0: u32 = 0x309;
-/// `MSR_IA32_PERF_CAPABILITIES`.
-pub const MSR_IA32_PERF_CAPABILITIES: u32 = 0x345;
-/// `MSR_CORE_PERF_FIXED_CTR_CTRL`.
-pub const MSR_CORE_PERF_FIXED_CTR_CTRL: u32 = 0x38d;
-/// `MSR_CORE_PERF_GLOBAL_STATUS`.
-pub const MSR_CORE_PERF_GLOBAL_STATUS: u32 = 0x38e;
-/// `MSR_CORE_PERF_GLOBAL_CTRL`.
-pub const MSR_CORE_PERF_GLOBAL_CTRL: u32 = 0x38f;
-/// `MSR_IA32_PEBS_ENABLE`.
-pub const MSR_IA32_PEBS_ENABLE: u32 = 0x3f1;
-/// `MSR_PEBS_DATA_CFG`.
-pub const MSR_PEBS_DATA_CFG: u32 = 0x3f2;
-/// `MSR_IA32_VMX_BASIC`, first of the emulated VMX MSRs.
-pub const MSR_IA32_VMX_BASIC: u32 = 0x480;
-/// `MSR_IA32_VMX_VMFUNC`, last of the emulated VMX MSRs.
-pub const MSR_IA32_VMX_VMFUNC: u32 = 0x491;
-/// `MSR_IA32_MCG_EXT_CTL`.
-pub const MSR_IA32_MCG_EXT_CTL: u32 = 0x4d0;
-/// `MSR_IA32_RTIT_OUTPUT_BASE`.
-pub const MSR_IA32_RTIT_OUTPUT_BASE: u32 = 0x560;
-/// `MSR_IA32_RTIT_OUTPUT_MASK`.
-pub const MSR_IA32_RTIT_OUTPUT_MASK: u32 = 0x561;
-/// `MSR_IA32_RTIT_CTL`.
-pub const MSR_IA32_RTIT_CTL: u32 = 0x570;
-/// `MSR_IA32_RTIT_STATUS`.
-pub const MSR_IA32_RTIT_STATUS: u32 = 0x571;
-/// `MSR_IA32_RTIT_CR3_MATCH`.
-pub const MSR_IA32_RTIT_CR3_MATCH: u32 = 0x572;
-/// `MSR_IA32_RTIT_ADDR0_A`, first of the 8 address range MSRs.
-pub const MSR_IA32_RTIT_ADDR0_A: u32 = 0x580;
-/// `MSR_IA32_RTIT_ADDR3_B`, last of the address range MSRs.
-pub const MSR_IA32_RTIT_ADDR3_B: u32 = 0x587;
-/// `MSR_IA32_DS_AREA`.
-pub const MSR_IA32_DS_AREA: u32 = 0x600;
-/// `MSR_IA32_U_CET`.
-pub const MSR_IA32_U_CET: u32 = 0x6a0;
-/// `MSR_IA32_S_CET`.
-pub const MSR_IA32_S_CET: u32 = 0x6a2;
-/// `MSR_IA32_PL0_SSP`.
-pub const MSR_IA32_PL0_SSP: u32 = 0x6a4;
-/// `MSR_IA32_PL3_SSP`.
-pub const MSR_IA32_PL3_SSP: u32 = 0x6a7;
-/// `MSR_IA32_INT_SSP_TAB`.
-pub const MSR_IA32_INT_SSP_TAB: u32 = 0x6a8;
-/// `MSR_IA32_TSC_DEADLINE`.
-pub const MSR_IA32_TSC_DEADLINE: u32 = 0x6e0;
-/// `MSR_IA32_BNDCFGS`.
-pub const MSR_IA32_BNDCFGS: u32 = 0xd90;
-/// `MSR_IA32_XSS`.
-pub const MSR_IA32_XSS: u32 = 0xda0;
-/// `MSR_KVM_WALL_CLOCK_NEW`.
-pub const MSR_KVM_WALL_CLOCK_NEW: u32 = 0x4b56_4d00;
-/// `MSR_KVM_SYSTEM_TIME_NEW`.
-pub const MSR_KVM_SYSTEM_TIME_NEW: u32 = 0x4b56_4d01;
-/// `MSR_KVM_ASYNC_PF_EN`.
-pub const MSR_KVM_ASYNC_PF_EN: u32 = 0x4b56_4d02;
-/// `MSR_KVM_STEAL_TIME`.
-pub const MSR_KVM_STEAL_TIME: u32 = 0x4b56_4d03;
-/// `MSR_KVM_PV_EOI_EN`.
-pub const MSR_KVM_PV_EOI_EN: u32 = 0x4b56_4d04;
-/// `MSR_KVM_POLL_CONTROL`.
-pub const MSR_KVM_POLL_CONTROL: u32 = 0x4b56_4d05;
-/// `MSR_KVM_ASYNC_PF_INT`.
-pub const MSR_KVM_ASYNC_PF_INT: u32 = 0x4b56_4d06;
-/// `MSR_KVM_ASYNC_PF_ACK`.
-pub const MSR_KVM_ASYNC_PF_ACK: u32 = 0x4b56_4d07;
-/// `MSR_STAR`.
-pub const MSR_STAR: u32 = 0xc000_0081;
-/// `MSR_LSTAR`.
-pub const MSR_LSTAR: u32 = 0xc000_0082;
-/// `MSR_CSTAR`.
-pub const MSR_CSTAR: u32 = 0xc000_0083;
-/// `MSR_SYSCALL_MASK`.
-pub const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
-/// `MSR_KERNEL_GS_BASE`.
-pub const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
-/// `MSR_TSC_AUX`.
-pub const MSR_TSC_AUX: u32 = 0xc000_0103;
-/// `MSR_AMD64_TSC_RATIO`.
-pub const MSR_AMD64_TSC_RATIO: u32 = 0xc000_0104;
-/// `MSR_AMD64_PERF_CNTR_GLOBAL_STATUS`.
-pub const MSR_AMD64_PERF_CNTR_GLOBAL_STATUS: u32 = 0xc000_0300;
-/// `MSR_AMD64_PERF_CNTR_GLOBAL_CTL`.
-pub const MSR_AMD64_PERF_CNTR_GLOBAL_CTL: u32 = 0xc000_0301;
-/// `MSR_AMD64_PERF_CNTR_GLOBAL_STATUS_CLR`.
-pub const MSR_AMD64_PERF_CNTR_GLOBAL_STATUS_CLR: u32 = 0xc000_0302;
-/// `MSR_AMD64_PERF_CNTR_GLOBAL_STATUS_SET`.
-pub const MSR_AMD64_PERF_CNTR_GLOBAL_STATUS_SET: u32 = 0xc000_0303;
-/// `MSR_K7_EVNTSEL0` (legacy AMD counters, 4 event selects, 4 counters).
-pub const MSR_K7_EVNTSEL0: u32 = 0xc001_0000;
-/// `MSR_K7_PERFCTR0`.
-pub const MSR_K7_PERFCTR0: u32 = 0xc001_0004;
-/// `MSR_K7_HWCR`.
-pub const MSR_K7_HWCR: u32 = 0xc001_0015;
-/// `MSR_VM_HSAVE_PA`.
-pub const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
-/// `MSR_AMD64_VIRT_SPEC_CTRL`.
-pub const MSR_AMD64_VIRT_SPEC_CTRL: u32 = 0xc001_011f;
-/// `MSR_F15H_PERF_CTL0` (core counters: CTLn = base + 2n, CTRn = CTLn + 1).
-pub const MSR_F15H_PERF_CTL0: u32 = 0xc001_0200;
-/// `MSR_AMD64_DE_CFG`.
-pub const MSR_AMD64_DE_CFG: u32 = 0xc001_1029;
 
 /// Upstream `msrs_to_save_base[]` (64-bit): saved if the host can read
 /// them and the guest may have them ([`msr_to_save_ok`]).
@@ -225,8 +61,8 @@ pub const MSRS_TO_SAVE: &[u32] = &[
     MSR_IA32_U_CET,
     MSR_IA32_S_CET,
     MSR_IA32_PL0_SSP,
-    MSR_IA32_PL0_SSP + 1,
-    MSR_IA32_PL0_SSP + 2,
+    MSR_IA32_PL1_SSP,
+    MSR_IA32_PL2_SSP,
     MSR_IA32_PL3_SSP,
     MSR_IA32_INT_SSP_TAB,
     MSR_IA32_DEBUGCTLMSR,
@@ -318,16 +154,16 @@ pub const EMULATED_MSRS: &[u32] = &[
     MSR_IA32_POWER_CTL,
     MSR_IA32_UCODE_REV,
     MSR_IA32_VMX_BASIC,
-    0x48d, // MSR_IA32_VMX_TRUE_PINBASED_CTLS
-    0x48e, // MSR_IA32_VMX_TRUE_PROCBASED_CTLS
-    0x48f, // MSR_IA32_VMX_TRUE_EXIT_CTLS
-    0x490, // MSR_IA32_VMX_TRUE_ENTRY_CTLS
-    0x485, // MSR_IA32_VMX_MISC
-    0x486, // MSR_IA32_VMX_CR0_FIXED0
-    0x488, // MSR_IA32_VMX_CR4_FIXED0
-    0x48a, // MSR_IA32_VMX_VMCS_ENUM
-    0x48b, // MSR_IA32_VMX_PROCBASED_CTLS2
-    0x48c, // MSR_IA32_VMX_EPT_VPID_CAP
+    MSR_IA32_VMX_TRUE_PINBASED_CTLS,
+    MSR_IA32_VMX_TRUE_PROCBASED_CTLS,
+    MSR_IA32_VMX_TRUE_EXIT_CTLS,
+    MSR_IA32_VMX_TRUE_ENTRY_CTLS,
+    MSR_IA32_VMX_MISC,
+    MSR_IA32_VMX_CR0_FIXED0,
+    MSR_IA32_VMX_CR4_FIXED0,
+    MSR_IA32_VMX_VMCS_ENUM,
+    MSR_IA32_VMX_PROCBASED_CTLS2,
+    MSR_IA32_VMX_EPT_VPID_CAP,
     MSR_IA32_VMX_VMFUNC,
     MSR_K7_HWCR,
     MSR_KVM_POLL_CONTROL,
@@ -358,10 +194,7 @@ pub fn msr_to_save_ok<H: HostMsrs + ?Sized>(
     let has = |f| caps.has(f);
     match index {
         // MPX is not supported on SVM.
-        MSR_IA32_BNDCFGS => {
-            caps.supported_xcr0 & super::xstate::XFEATURE_MASK_MPX
-                == super::xstate::XFEATURE_MASK_MPX
-        }
+        MSR_IA32_BNDCFGS => caps.supported_xcr0 & XFEATURE_MASK_MPX == XFEATURE_MASK_MPX,
         MSR_TSC_AUX => has(X86_FEATURE_RDTSCP) || has(X86_FEATURE_RDPID),
         MSR_IA32_UMWAIT_CONTROL => has(X86_FEATURE_WAITPKG),
         // Intel PT is VMX-only (upstream then also checks the PT
@@ -372,7 +205,7 @@ pub fn msr_to_save_ok<H: HostMsrs + ?Sized>(
         MSR_ARCH_PERFMON_PERFCTR0..=ARCH_PERFMON_PERFCTR_LAST
         | MSR_ARCH_PERFMON_EVENTSEL0..=ARCH_PERFMON_EVENTSEL_LAST
         | MSR_ARCH_PERFMON_FIXED_CTR0..=ARCH_PERFMON_FIXED_CTR_LAST => {
-            opts.pmu && host.boot_cpu_has(super::linux::LNX_ARCH_PERFMON)
+            opts.pmu && host.boot_cpu_has(LNX_ARCH_PERFMON)
         }
         MSR_AMD64_PERF_CNTR_GLOBAL_CTL
         | MSR_AMD64_PERF_CNTR_GLOBAL_STATUS

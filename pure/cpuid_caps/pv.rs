@@ -60,7 +60,8 @@ pub const UPSTREAM_PV_FEATURES: u32 = KVMCLOCK_FEATURES
 /// What rkvm implements: the "no I/O delay needed" hint and kvmclock at
 /// both MSR pairs (without the stable bit: rkvm's kvmclock has no VM-wide
 /// master clock).
-pub const RKVM_PV_FEATURES: u32 = KVM_FEATURE_NOP_IO_DELAY | KVM_FEATURE_CLOCKSOURCE | KVM_FEATURE_CLOCKSOURCE2;
+pub const RKVM_PV_FEATURES: u32 =
+    KVM_FEATURE_NOP_IO_DELAY | KVM_FEATURE_CLOCKSOURCE | KVM_FEATURE_CLOCKSOURCE2;
 
 /// EAX of leaf 0x40000001 for `opts`.
 pub fn features_eax(opts: &super::Options) -> u32 {

@@ -3,12 +3,11 @@
 //! `__do_cpuid_func()`, leaf by leaf, in upstream's output order.
 
 use super::caps::KvmCaps;
-use super::features::*;
-use super::leaf::Leaf;
 use super::linux::{self, Vendor};
 use super::pv;
 use super::xstate;
 use super::{CpuidEntry, HostCpuid, Options, TooMany, KVM_CPUID_FLAG_SIGNIFCANT_INDEX};
+use crate::defs::cpuid::*;
 
 /// Highest basic leaf KVM knows.
 pub const MAX_BASIC_LEAF: u32 = 0x24;
@@ -274,7 +273,7 @@ impl<H: HostCpuid + ?Sized> Ctx<'_, H> {
 
     /// Leaf 0xA, architectural PerfMon (Intel): only with a vPMU.
     fn leaf_a(&mut self) {
-        let pmu = self.opts.pmu && self.host.boot_cpu_has(linux::LNX_ARCH_PERFMON);
+        let pmu = self.opts.pmu && self.host.boot_cpu_has(LNX_ARCH_PERFMON);
         let e = self.last();
         if !pmu {
             set_regs(e, 0, 0, 0, 0);
@@ -423,8 +422,8 @@ impl<H: HostCpuid + ?Sized> Ctx<'_, H> {
     fn leaf_80000000(&mut self) {
         // Report 0x80000021 (LFENCE serializing, null selector clears
         // base) even where the host does not, if the host has 0x8000001d.
-        let synth = self.host.boot_cpu_has(linux::LNX_LFENCE_RDTSC)
-            || !self.host.boot_cpu_has(linux::BUG_NULL_SEG);
+        let synth =
+            self.host.boot_cpu_has(LNX_LFENCE_RDTSC) || !self.host.boot_cpu_has(X86_BUG_NULL_SEG);
         let e = self.last();
         e.eax = e.eax.min(MAX_EXT_LEAF);
         if e.eax >= 0x8000_001d && synth {

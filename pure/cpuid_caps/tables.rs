@@ -6,9 +6,7 @@
 //! `RUNTIME_F` (never advertised) are not listed; see [`super::caps`] for
 //! what SVM and rkvm add or remove afterwards.
 
-use super::features::*;
-use super::leaf::{Feature, Leaf};
-use super::linux::{self, LinuxFeature};
+use crate::defs::cpuid::*;
 
 /// How a listed feature enters KVM's capabilities.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,7 +226,7 @@ const L7_1_EAX: &[Cap] = &[
     f(X86_FEATURE_MOVRS),
 ];
 
-const L7_1_ECX: &[Cap] = &[scattered(X86_FEATURE_MSR_IMM, linux::LNX_MSR_IMM)];
+const L7_1_ECX: &[Cap] = &[scattered(X86_FEATURE_MSR_IMM, LNX_MSR_IMM)];
 
 const L7_1_EDX: &[Cap] = &[
     f(X86_FEATURE_AVX_VNNI_INT8),
@@ -257,9 +255,9 @@ const LD_1_EAX: &[Cap] = &[
 ];
 
 const L12_EAX: &[Cap] = &[
-    scattered(X86_FEATURE_SGX1, linux::LNX_SGX1),
-    scattered(X86_FEATURE_SGX2, linux::LNX_SGX2),
-    scattered(X86_FEATURE_SGX_EDECCSSA, linux::LNX_SGX_EDECCSSA),
+    scattered(X86_FEATURE_SGX1, LNX_SGX1),
+    scattered(X86_FEATURE_SGX2, LNX_SGX2),
+    scattered(X86_FEATURE_SGX_EDECCSSA, LNX_SGX_EDECCSSA),
 ];
 
 const L1E_1_EAX: &[Cap] = &[
@@ -328,7 +326,7 @@ const L80000001_EDX: &[Cap] = &[
     f(X86_FEATURE_3DNOW),
 ];
 
-const L80000007_EDX: &[Cap] = &[scattered(X86_FEATURE_CONSTANT_TSC, linux::LNX_CONSTANT_TSC)];
+const L80000007_EDX: &[Cap] = &[scattered(X86_FEATURE_CONSTANT_TSC, LNX_CONSTANT_TSC)];
 
 const L80000008_EBX: &[Cap] = &[
     f(X86_FEATURE_CLZERO),
@@ -374,9 +372,9 @@ const L80000021_EAX: &[Cap] = &[
 ];
 
 const L80000021_ECX: &[Cap] = &[
-    synthesized_as(X86_FEATURE_TSA_SQ_NO, linux::LNX_TSA_SQ_NO),
-    synthesized_as(X86_FEATURE_TSA_L1_NO, linux::LNX_TSA_L1_NO),
-    synthesized_as(X86_FEATURE_TSA_FILL_NO, linux::LNX_TSA_FILL_NO),
+    synthesized_as(X86_FEATURE_TSA_SQ_NO, LNX_TSA_SQ_NO),
+    synthesized_as(X86_FEATURE_TSA_L1_NO, LNX_TSA_L1_NO),
+    synthesized_as(X86_FEATURE_TSA_FILL_NO, LNX_TSA_FILL_NO),
 ];
 
 const L80000022_EAX: &[Cap] = &[f(X86_FEATURE_PERFMON_V2)];

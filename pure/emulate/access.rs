@@ -5,9 +5,12 @@
 use super::exec::{Ctx, Res, Stop};
 use super::insn::{MemRef, Operand};
 use super::paging::{self, Access, PagingConfig, WalkError};
-use super::regs::{cr0, page, rflags, SegReg};
+use super::regs::SegReg;
 use super::segment::{self, CpuMode, SegAccess};
 use super::{CpuState, Cr, Exception, GuestMemory, MMIO_MAX};
+use crate::defs::paging::Gva;
+use crate::defs::regs::{X86_CR0_AM, X86_EFLAGS_AC, X86_EFLAGS_FIXED};
+use crate::defs::vector::AC_VECTOR;
 
 /// Largest linear access the executor performs at once (PUSHA, string
 /// I/O batches).
@@ -108,7 +111,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
     /// Replace the bits in `m` of RFLAGS by those of `v`.
     pub(super) fn set_flags(&mut self, m: u64, v: u64) {
         let f = self.cpu.rflags();
-        self.cpu.set_rflags((f & !m) | (v & m) | rflags::FIXED);
+        self.cpu.set_rflags((f & !m) | (v & m) | X86_EFLAGS_FIXED);
     }
 
     // ----- addresses -----
@@ -143,11 +146,11 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         if self.cpl == 3
             && size > 1
             && size.is_power_of_two()
-            && self.cpu.cr(Cr::Cr0) & cr0::AM != 0
-            && self.cpu.rflags() & rflags::AC != 0
+            && self.cpu.cr(Cr::Cr0) & X86_CR0_AM != 0
+            && self.cpu.rflags() & X86_EFLAGS_AC != 0
             && la & (size - 1) != 0
         {
-            return Err(Exception::with_code(super::regs::vector::AC, 0).into());
+            return Err(Exception::with_code(AC_VECTOR, 0).into());
         }
         Ok(())
     }
@@ -169,7 +172,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             user: self.cpl == 3 && !implicit,
             implicit,
             // At CPL 3, implicit supervisor accesses ignore RFLAGS.AC.
-            ac: self.cpu.rflags() & rflags::AC != 0 && !(implicit && self.cpl == 3),
+            ac: self.cpu.rflags() & X86_EFLAGS_AC != 0 && !(implicit && self.cpl == 3),
         };
         let t =
             paging::translate(self.mem, &self.paging, la, acc).map_err(|e| walk_error(e, la))?;
@@ -182,7 +185,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         if len > MAX_ACCESS {
             return Err(Stop::Unhandleable);
         }
-        let first = ((page::SIZE - (la & page::OFFSET_MASK)) as usize).min(len);
+        let first = (Gva::new(la).bytes_to_page_end() as usize).min(len);
         let la2 = la.wrapping_add(first as u64) & self.la_mask();
         Ok([(la, 0, first), (la2, first, len - first)])
     }
@@ -274,7 +277,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         implicit: bool,
     ) -> Res<bool> {
         let len = old.len();
-        let within = (la & page::OFFSET_MASK) as usize + len <= page::SIZE as usize;
+        let within = len as u64 <= Gva::new(la).bytes_to_page_end();
         if within {
             let gpa = self.translate(la, true, implicit)?;
             if let Ok(ok) = self.mem.cmpxchg(gpa, old, new) {

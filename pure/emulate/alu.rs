@@ -5,13 +5,16 @@ use super::access::{mask, Loc};
 use super::exec::{Ctx, Done, Res, Stop};
 use super::flags;
 use super::insn::Op;
-use super::regs::rflags::{AF, ARITH, CF, DF, FIXED, OF, PF, SF, ZF};
-use super::regs::{RAX, RSP};
 use super::segment::CpuMode;
 use super::{CpuState, GuestMemory};
+use crate::defs::regs::{
+    RAX, RSP, X86_EFLAGS_AF, X86_EFLAGS_ARITH, X86_EFLAGS_CF, X86_EFLAGS_DF, X86_EFLAGS_FIXED,
+    X86_EFLAGS_OF, X86_EFLAGS_PF, X86_EFLAGS_SF, X86_EFLAGS_ZF,
+};
 
 /// Flags SAHF loads from AH.
-const SAHF_MASK: u64 = SF | ZF | AF | PF | CF;
+const SAHF_MASK: u64 =
+    X86_EFLAGS_SF | X86_EFLAGS_ZF | X86_EFLAGS_AF | X86_EFLAGS_PF | X86_EFLAGS_CF;
 
 impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
     /// Write an RMW destination; with LOCK on memory, atomically.
@@ -40,7 +43,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         let dl = self.resolve(&i.dst, write)?;
         let src = self.read_op(&i.src)? & mask(size);
         let a = self.read_loc(&dl)?;
-        let cf = self.flags() & CF != 0;
+        let cf = self.flags() & X86_EFLAGS_CF != 0;
         let (res, f) = match i.op {
             Op::Add => flags::add(a, src, false, size),
             Op::Adc => flags::add(a, src, cf, size),
@@ -53,7 +56,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         if write {
             self.rmw_write(&dl, a, res)?;
         }
-        self.set_flags(ARITH, f);
+        self.set_flags(X86_EFLAGS_ARITH, f);
         self.done()
     }
 
@@ -66,15 +69,15 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         let (res, fmask, f) = match i.op {
             Op::Inc => {
                 let (r, f) = flags::add(a, 1, false, size);
-                (r, ARITH & !CF, f)
+                (r, X86_EFLAGS_ARITH & !X86_EFLAGS_CF, f)
             }
             Op::Dec => {
                 let (r, f) = flags::sub(a, 1, false, size);
-                (r, ARITH & !CF, f)
+                (r, X86_EFLAGS_ARITH & !X86_EFLAGS_CF, f)
             }
             Op::Neg => {
                 let (r, f) = flags::sub(0, a, false, size);
-                (r, ARITH, f)
+                (r, X86_EFLAGS_ARITH, f)
             }
             _ => (!a & mask(size), 0, 0),
         };
@@ -92,14 +95,14 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                 self.set_flags(SAHF_MASK, ah);
             }
             Op::Lahf => {
-                let v = (f & SAHF_MASK) | FIXED;
+                let v = (f & SAHF_MASK) | X86_EFLAGS_FIXED;
                 self.set_reg(RAX, 1, true, v);
             }
-            Op::Clc => self.set_flags(CF, 0),
-            Op::Stc => self.set_flags(CF, CF),
-            Op::Cmc => self.set_flags(CF, !f & CF),
-            Op::Cld => self.set_flags(DF, 0),
-            _ => self.set_flags(DF, DF),
+            Op::Clc => self.set_flags(X86_EFLAGS_CF, 0),
+            Op::Stc => self.set_flags(X86_EFLAGS_CF, X86_EFLAGS_CF),
+            Op::Cmc => self.set_flags(X86_EFLAGS_CF, !f & X86_EFLAGS_CF),
+            Op::Cld => self.set_flags(X86_EFLAGS_DF, 0),
+            _ => self.set_flags(X86_EFLAGS_DF, X86_EFLAGS_DF),
         }
         self.done()
     }
@@ -122,6 +125,6 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
 
     /// Whether OF is set (used by INTO).
     pub(super) fn of_set(&self) -> bool {
-        self.flags() & OF != 0
+        self.flags() & X86_EFLAGS_OF != 0
     }
 }

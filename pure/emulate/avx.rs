@@ -3,9 +3,10 @@
 
 use super::exec::{Ctx, Done, Res, Stop};
 use super::insn::Operand;
-use super::regs::{cr0, cr4, vector, xcr0};
 use super::segment::CpuMode;
 use super::{CpuState, Cr, Exception, GuestMemory};
+use crate::defs::regs::{X86_CR0_EM, X86_CR0_TS, X86_CR4_OSXSAVE, XFEATURE_MASK_YMM};
+use crate::defs::vector::NM_VECTOR;
 
 /// Bytes of an XMM register (the low half of a YMM register).
 const XMM_BYTES: usize = 16;
@@ -19,14 +20,14 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             return Err(Exception::ud().into());
         }
         let c0 = self.cpu.cr(Cr::Cr0);
-        if c0 & cr0::EM != 0
-            || self.cpu.cr(Cr::Cr4) & cr4::OSXSAVE == 0
-            || self.cpu.xcr0() & xcr0::YMM == 0
+        if c0 & X86_CR0_EM != 0
+            || self.cpu.cr(Cr::Cr4) & X86_CR4_OSXSAVE == 0
+            || self.cpu.xcr0() & XFEATURE_MASK_YMM == 0
         {
             return Err(Exception::ud().into());
         }
-        if c0 & cr0::TS != 0 {
-            return Err(Exception::new(vector::NM).into());
+        if c0 & X86_CR0_TS != 0 {
+            return Err(Exception::new(NM_VECTOR).into());
         }
         Ok(())
     }

@@ -5,9 +5,9 @@ use super::decode::sign_extend;
 use super::exec::{Ctx, Done, Res, Stop};
 use super::flags::bits;
 use super::insn::{Op, Operand};
-use super::regs::rflags::{CF, ZF};
 use super::segment::SegAccess;
 use super::{CpuState, GuestMemory};
+use crate::defs::regs::{X86_EFLAGS_CF, X86_EFLAGS_ZF};
 
 impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
     /// BT family and BSF/BSR.
@@ -46,7 +46,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         };
         let v = self.read_loc(&loc)?;
         let b = 1u64 << bitno;
-        let cf = if v & b != 0 { CF } else { 0 };
+        let cf = if v & b != 0 { X86_EFLAGS_CF } else { 0 };
         let new = match i.op {
             Op::Bts => v | b,
             Op::Btr => v & !b,
@@ -56,7 +56,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         if write {
             self.rmw_write(&loc, v, new)?;
         }
-        self.set_flags(CF, cf);
+        self.set_flags(X86_EFLAGS_CF, cf);
         self.done()
     }
 
@@ -68,7 +68,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             return Err(Stop::Unhandleable);
         };
         if s == 0 {
-            self.set_flags(ZF, ZF);
+            self.set_flags(X86_EFLAGS_ZF, X86_EFLAGS_ZF);
             return self.done();
         }
         let idx = if i.op == Op::Bsf {
@@ -77,7 +77,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             63 - s.leading_zeros()
         };
         self.set(reg, size, u64::from(idx));
-        self.set_flags(ZF, 0);
+        self.set_flags(X86_EFLAGS_ZF, 0);
         self.done()
     }
 }

@@ -5,19 +5,33 @@ use super::access::mask;
 use super::exec::{Ctx, Done, Res, Stop};
 use super::flags;
 use super::insn::{Op, Operand};
-use super::regs::rflags::{AC, ARITH, DF, FIXED, ID, IF, IOPL, NT, OF, RF, TF, VIF, VIP, VM, ZF};
-use super::regs::{vector, SegReg, RCX};
+use super::regs::SegReg;
 use super::segment::{self, CpuMode, SegAccess};
 use super::{CpuState, Exception, GuestMemory, Segment};
+use crate::defs::regs::{
+    RCX, X86_EFLAGS_AC, X86_EFLAGS_ARITH, X86_EFLAGS_DF, X86_EFLAGS_FIXED, X86_EFLAGS_ID,
+    X86_EFLAGS_IF, X86_EFLAGS_IOPL, X86_EFLAGS_NT, X86_EFLAGS_OF, X86_EFLAGS_RF, X86_EFLAGS_TF,
+    X86_EFLAGS_VIF, X86_EFLAGS_VIP, X86_EFLAGS_VM, X86_EFLAGS_ZF,
+};
+use crate::defs::vector::{BP_VECTOR, OF_VECTOR};
 
 /// Size of a real-mode IVT entry.
 const IVT_ENTRY: u64 = 4;
 /// Error-code flag for IDT-referencing faults.
 const ERR_IDT: u32 = 2;
 /// Flags IRET may load in real mode.
-const IRET_MASK: u64 = ARITH | TF | IF | DF | OF | IOPL | NT | RF | AC | ID;
+const IRET_MASK: u64 = X86_EFLAGS_ARITH
+    | X86_EFLAGS_TF
+    | X86_EFLAGS_IF
+    | X86_EFLAGS_DF
+    | X86_EFLAGS_OF
+    | X86_EFLAGS_IOPL
+    | X86_EFLAGS_NT
+    | X86_EFLAGS_RF
+    | X86_EFLAGS_AC
+    | X86_EFLAGS_ID;
 /// Flags IRET preserves in real mode.
-const IRET_KEEP: u64 = VM | VIF | VIP;
+const IRET_KEEP: u64 = X86_EFLAGS_VM | X86_EFLAGS_VIF | X86_EFLAGS_VIP;
 
 impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
     /// Validate a near branch target for the current CS; returns it masked
@@ -93,7 +107,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             Op::Loop | Op::Loope | Op::Loopne | Op::Jcxz => {
                 let ad = i.adsize;
                 let cx = self.reg(RCX, ad);
-                let zf = self.flags() & ZF != 0;
+                let zf = self.flags() & X86_EFLAGS_ZF != 0;
                 let (new_cx, take) = match i.op {
                     Op::Jcxz => (cx, cx == 0),
                     _ => {
@@ -122,10 +136,10 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             Op::JmpFar | Op::CallFar => self.far_jmp_call(),
             Op::RetFar => self.far_ret(),
             Op::Int => self.int_real((rel & 0xFF) as u8),
-            Op::Int3 => self.int_real(vector::BP),
+            Op::Int3 => self.int_real(BP_VECTOR),
             Op::Into => {
                 if self.of_set() {
-                    self.int_real(vector::OF)
+                    self.int_real(OF_VECTOR)
                 } else {
                     self.done()
                 }
@@ -236,7 +250,10 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         let frame = [r0, r1, c0, c1, f0, f1];
         let sp = self.push_bytes_at(self.sp(), &frame)?;
         self.commit_sp(sp);
-        self.cpu.set_rflags((fl & !(IF | TF | AC | RF)) | FIXED);
+        self.cpu.set_rflags(
+            (fl & !(X86_EFLAGS_IF | X86_EFLAGS_TF | X86_EFLAGS_AC | X86_EFLAGS_RF))
+                | X86_EFLAGS_FIXED,
+        );
         let ncs = self.load_cs(new_cs, false)?;
         self.commit_seg(SegReg::Cs, ncs);
         self.cpu.set_rip(new_ip);
@@ -265,7 +282,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         let sp = self.sp_plus(3 * u64::from(os));
         self.commit_sp(sp);
         self.commit_seg(SegReg::Cs, cs);
-        self.cpu.set_rflags(fl | FIXED);
+        self.cpu.set_rflags(fl | X86_EFLAGS_FIXED);
         self.cpu.set_rip(ip);
         Ok(Done::Completed)
     }

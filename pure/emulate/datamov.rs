@@ -6,9 +6,9 @@ use super::decode::sign_extend;
 use super::exec::{Ctx, Done, Res, Stop};
 use super::flags;
 use super::insn::{Op, Operand};
-use super::regs::rflags::{ARITH, ZF};
-use super::regs::{SegReg, RAX, RBX, RCX, RDX};
+use super::regs::SegReg;
 use super::{CpuState, Exception, GuestMemory};
+use crate::defs::regs::{RAX, RBX, RCX, RDX, X86_EFLAGS_ARITH, X86_EFLAGS_ZF};
 
 /// Required alignment of a CMPXCHG16B operand.
 const CMPXCHG16B_ALIGN: u64 = 16;
@@ -85,7 +85,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             }
             self.set(RAX, size, d);
         }
-        self.set_flags(ARITH, f);
+        self.set_flags(X86_EFLAGS_ARITH, f);
         self.done()
     }
 
@@ -151,7 +151,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             if !self.cmpxchg_lin(la, e, w)? {
                 return Err(Stop::Retry);
             }
-            self.set_flags(ZF, ZF);
+            self.set_flags(X86_EFLAGS_ZF, X86_EFLAGS_ZF);
         } else {
             let mut lo = [0u8; 8];
             let mut hi = [0u8; 8];
@@ -165,7 +165,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             }
             self.set(RAX, half, u64::from_le_bytes(lo));
             self.set(RDX, half, u64::from_le_bytes(hi));
-            self.set_flags(ZF, 0);
+            self.set_flags(X86_EFLAGS_ZF, 0);
         }
         self.done()
     }
@@ -186,7 +186,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             self.write_loc(&sl, d)?;
             self.write_loc(&dl, res)?;
         }
-        self.set_flags(ARITH, f);
+        self.set_flags(X86_EFLAGS_ARITH, f);
         self.done()
     }
 

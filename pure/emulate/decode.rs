@@ -10,7 +10,8 @@
 //! 64-bit mode (the operand-size prefix is ignored), as upstream KVM does.
 
 use super::insn::{Insn, MemRef, Op, Operand, Rep};
-use super::regs::{SegReg, MAX_INSN_LEN, RBP, RDI, RSI, RSP};
+use super::regs::{SegReg, MAX_INSN_LEN};
+use crate::defs::regs::{RBP, RBX, RDI, RSI, RSP};
 
 /// Source of instruction bytes for the decoder.
 pub trait ByteSource {
@@ -343,7 +344,6 @@ impl<S: ByteSource> Decoder<'_, S> {
     }
 
     pub(super) fn mem16(&mut self, md: u8, rm: u8) -> DResult<MemRef, S::Error> {
-        const RBX: u8 = 3;
         let (base, index): (Option<u8>, Option<u8>) = match rm {
             0 => (Some(RBX), Some(RSI)),
             1 => (Some(RBX), Some(RDI)),

@@ -5,11 +5,11 @@ use super::decode::{self, DecodeError};
 use super::fetch::CodeFetcher;
 use super::insn::{Insn, Op};
 use super::paging::PagingConfig;
-use super::regs::rflags;
 use super::segment::{self, CpuMode};
 use super::{
     CpuState, Exception, GuestMemory, MmioRequest, Outcome, PioRequest, MMIO_MAX, PIO_BATCH_BYTES,
 };
+use crate::defs::regs::X86_EFLAGS_RF;
 
 /// Why execution of an instruction stopped before retiring it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -471,8 +471,8 @@ impl<'a, C: CpuState, M: GuestMemory> Ctx<'a, C, M> {
     /// Clear RFLAGS.RF after an instruction retires.
     pub(super) fn clear_rf(&mut self) {
         let f = self.cpu.rflags();
-        if f & rflags::RF != 0 {
-            self.cpu.set_rflags(f & !rflags::RF);
+        if f & X86_EFLAGS_RF != 0 {
+            self.cpu.set_rflags(f & !X86_EFLAGS_RF);
         }
     }
 

@@ -5,9 +5,10 @@ use super::access::{paging_config, walk_error};
 use super::decode::ByteSource;
 use super::exec::Stop;
 use super::paging::{self, Access};
-use super::regs::{page, SegReg, MAX_INSN_LEN};
+use super::regs::{SegReg, MAX_INSN_LEN};
 use super::segment::{self, CpuMode, SegAccess};
 use super::{CpuState, GuestMemory};
+use crate::defs::paging::Gva;
 
 /// Lazily filled instruction byte buffer.
 pub(super) struct CodeFetcher<'a, C: CpuState, M: GuestMemory> {
@@ -59,7 +60,7 @@ impl<'a, C: CpuState, M: GuestMemory> CodeFetcher<'a, C, M> {
             ac: false,
         };
         let t = paging::translate(self.mem, &cfg, la, acc).map_err(|e| walk_error(e, la))?;
-        let in_page = (page::SIZE - (la & page::OFFSET_MASK)) as usize;
+        let in_page = Gva::new(la).bytes_to_page_end() as usize;
         let want = (MAX_INSN_LEN - self.n).min(in_page);
         let mut tmp = [0u8; MAX_INSN_LEN];
         let dst = tmp.get_mut(..want).ok_or(Stop::Unhandleable)?;

@@ -1,7 +1,9 @@
 //! Arithmetic flag computation and condition codes.
 
 use super::access::mask;
-use super::regs::rflags::{AF, CF, OF, PF, SF, ZF};
+use crate::defs::regs::{
+    X86_EFLAGS_AF, X86_EFLAGS_CF, X86_EFLAGS_OF, X86_EFLAGS_PF, X86_EFLAGS_SF, X86_EFLAGS_ZF,
+};
 
 /// Sign bit of an operand of `size` bytes.
 pub(super) fn sign_bit(size: u8) -> u64 {
@@ -16,7 +18,7 @@ pub(super) fn bits(size: u8) -> u32 {
 /// PF: even parity of the low byte.
 pub(super) fn parity(v: u64) -> u64 {
     if (v as u8).count_ones() & 1 == 0 {
-        PF
+        X86_EFLAGS_PF
     } else {
         0
     }
@@ -27,10 +29,10 @@ pub(super) fn szp(res: u64, size: u8) -> u64 {
     let r = res & mask(size);
     let mut f = parity(r);
     if r == 0 {
-        f |= ZF;
+        f |= X86_EFLAGS_ZF;
     }
     if r & sign_bit(size) != 0 {
-        f |= SF;
+        f |= X86_EFLAGS_SF;
     }
     f
 }
@@ -43,13 +45,13 @@ pub(super) fn add(a: u64, b: u64, carry: bool, size: u8) -> (u64, u64) {
     let res = (full as u64) & m;
     let mut f = szp(res, size);
     if full > u128::from(m) {
-        f |= CF;
+        f |= X86_EFLAGS_CF;
     }
     if (a ^ res) & (b ^ res) & sign_bit(size) != 0 {
-        f |= OF;
+        f |= X86_EFLAGS_OF;
     }
     if (a ^ b ^ res) & 0x10 != 0 {
-        f |= AF;
+        f |= X86_EFLAGS_AF;
     }
     (res, f)
 }
@@ -61,13 +63,13 @@ pub(super) fn sub(a: u64, b: u64, borrow: bool, size: u8) -> (u64, u64) {
     let res = a.wrapping_sub(b).wrapping_sub(u64::from(borrow)) & m;
     let mut f = szp(res, size);
     if u128::from(a) < u128::from(b) + u128::from(borrow) {
-        f |= CF;
+        f |= X86_EFLAGS_CF;
     }
     if (a ^ b) & (a ^ res) & sign_bit(size) != 0 {
-        f |= OF;
+        f |= X86_EFLAGS_OF;
     }
     if (a ^ b ^ res) & 0x10 != 0 {
-        f |= AF;
+        f |= X86_EFLAGS_AF;
     }
     (res, f)
 }
@@ -79,11 +81,11 @@ pub(super) fn logic(res: u64, size: u8) -> u64 {
 
 /// Evaluate condition code `cc` (0..=15, Jcc encoding) on `f`.
 pub(super) fn cond(cc: u8, f: u64) -> bool {
-    let cf = f & CF != 0;
-    let zf = f & ZF != 0;
-    let sf = f & SF != 0;
-    let of = f & OF != 0;
-    let pf = f & PF != 0;
+    let cf = f & X86_EFLAGS_CF != 0;
+    let zf = f & X86_EFLAGS_ZF != 0;
+    let sf = f & X86_EFLAGS_SF != 0;
+    let of = f & X86_EFLAGS_OF != 0;
+    let pf = f & X86_EFLAGS_PF != 0;
     let r = match cc >> 1 {
         0 => of,
         1 => cf,

@@ -3,9 +3,10 @@
 use super::access::mask;
 use super::exec::{Ctx, Done, Res, Stop};
 use super::insn::Op;
-use super::regs::{segtype, SegReg, RAX};
+use super::regs::{segtype, SegReg};
 use super::segment::CpuMode;
 use super::{CpuState, Exception, GuestMemory, PioRequest};
+use crate::defs::regs::RAX;
 
 /// Offset of the I/O map base field in a 32/64-bit TSS.
 const TSS_IOMAP_BASE: u64 = 0x66;

@@ -3,8 +3,9 @@
 
 use super::exec::{Ctx, Done, Res, Stop};
 use super::insn::Operand;
-use super::regs::{cr0, vector};
 use super::{CpuState, Cr, Exception, GuestMemory};
+use crate::defs::regs::{X86_CR0_EM, X86_CR0_TS};
+use crate::defs::vector::{MF_VECTOR, NM_VECTOR};
 
 /// Bytes of an MMX register.
 const MMX_BYTES: u8 = 8;
@@ -13,17 +14,17 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
     /// MOVQ mm, mm/m64 and MOVQ mm/m64, mm.
     pub(super) fn exec_mmx(&mut self) -> Res<Done> {
         let c0 = self.cpu.cr(Cr::Cr0);
-        if c0 & cr0::EM != 0 {
+        if c0 & X86_CR0_EM != 0 {
             return Err(Exception::ud().into());
         }
-        if c0 & cr0::TS != 0 {
-            return Err(Exception::new(vector::NM).into());
+        if c0 & X86_CR0_TS != 0 {
+            return Err(Exception::new(NM_VECTOR).into());
         }
         // MMX instructions first deliver a pending unmasked x87 exception
         // (as FWAIT would); MMX registers are only touched once there is
         // none.
         if self.cpu.x87_exception_pending() {
-            return Err(Exception::new(vector::MF).into());
+            return Err(Exception::new(MF_VECTOR).into());
         }
         let i = self.insn;
         let v = match i.src {

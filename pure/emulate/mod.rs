@@ -4,7 +4,9 @@
 //! panics on any input (checked/wrapping arithmetic, no unchecked
 //! indexing), bounded work per call. The same files are compiled into
 //! `kvm.ko` and into the host test crate `tests/host/emulate`, so items
-//! refer to each other through `super::` paths only.
+//! refer to each other through `super::` paths, and to the architectural
+//! definitions (register bits, vectors, page geometry) through
+//! `crate::defs`, a top-level module in both builds.
 //!
 //! # Interface with KVM
 //!
@@ -133,6 +135,9 @@ mod vex;
 
 pub use regs::SegReg;
 
+use crate::defs::paging::MAX_PHYS_ADDR_BITS;
+use crate::defs::vector::{GP_VECTOR, PF_VECTOR, SS_VECTOR, UD_VECTOR};
+
 /// A segment register with its hidden part, like `struct kvm_segment`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Segment {
@@ -209,7 +214,7 @@ pub struct Rejected;
 /// reported with [`Rejected`] (-> #GP(0)). Setting CR0/CR3/CR4 must also do
 /// whatever the MMU needs (reload, TLB flush).
 pub trait CpuState {
-    /// Read a GPR (index 0..=15, see [`regs`]); the full 64-bit value.
+    /// Read a GPR (index 0..=15, see [`crate::defs::regs`]); the full 64-bit value.
     fn gpr(&self, reg: regs::Gpr) -> u64;
     /// Write a full 64-bit GPR.
     fn set_gpr(&mut self, reg: regs::Gpr, val: u64);
@@ -278,10 +283,10 @@ pub trait CpuState {
     fn wbinvd(&mut self);
     /// The instruction establishes an interrupt shadow.
     fn set_interrupt_shadow(&mut self, kind: InterruptShadow);
-    /// Maximum physical address width (CPUID 0x80000008 EAX[7:0]), for
+    /// Maximum physical address width (CPUID 0x80000008 `EAX[7:0]`), for
     /// reserved-bit checks in the page-table walker.
     fn maxphyaddr(&self) -> u8 {
-        52
+        MAX_PHYS_ADDR_BITS
     }
     /// Whether 1 GiB pages are supported (CPUID 0x80000001 EDX.Page1GB).
     fn has_1g_pages(&self) -> bool {
@@ -314,7 +319,7 @@ pub trait GuestMemory {
 /// An exception to inject into the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Exception {
-    /// Vector (see [`regs::vector`]).
+    /// Vector (see [`crate::defs::vector`]).
     pub vector: u8,
     /// Error code, for vectors that push one.
     pub error_code: Option<u32>,
@@ -341,20 +346,20 @@ impl Exception {
     }
     /// #UD.
     pub const fn ud() -> Self {
-        Self::new(regs::vector::UD)
+        Self::new(UD_VECTOR)
     }
     /// #GP with error code.
     pub const fn gp(code: u32) -> Self {
-        Self::with_code(regs::vector::GP, code)
+        Self::with_code(GP_VECTOR, code)
     }
     /// #SS with error code.
     pub const fn ss(code: u32) -> Self {
-        Self::with_code(regs::vector::SS, code)
+        Self::with_code(SS_VECTOR, code)
     }
     /// #PF at `cr2` with error code.
     pub const fn pf(cr2: u64, code: u32) -> Self {
         Exception {
-            vector: regs::vector::PF,
+            vector: PF_VECTOR,
             error_code: Some(code),
             cr2,
         }

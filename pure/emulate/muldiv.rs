@@ -5,16 +5,20 @@ use super::decode::sign_extend;
 use super::exec::{Ctx, Done, Res, Stop};
 use super::flags::{bits, szp};
 use super::insn::{Op, Operand};
-use super::regs::rflags::{AF, CF, OF, PF, SF, ZF};
-use super::regs::{vector, RAX, RDX};
 use super::{CpuState, Exception, GuestMemory};
+use crate::defs::regs::{
+    RAX, RDX, X86_EFLAGS_AF, X86_EFLAGS_CF, X86_EFLAGS_OF, X86_EFLAGS_PF, X86_EFLAGS_SF,
+    X86_EFLAGS_ZF,
+};
+use crate::defs::vector::DE_VECTOR;
 
 /// Flags written by multiplication (SF/ZF/AF/PF are architecturally
 /// undefined; we derive SF/ZF/PF from the low half and clear AF).
-const MUL_FLAGS: u64 = CF | OF | SF | ZF | AF | PF;
+const MUL_FLAGS: u64 =
+    X86_EFLAGS_CF | X86_EFLAGS_OF | X86_EFLAGS_SF | X86_EFLAGS_ZF | X86_EFLAGS_AF | X86_EFLAGS_PF;
 
 fn de() -> Stop {
-    Stop::Fault(Exception::new(vector::DE))
+    Stop::Fault(Exception::new(DE_VECTOR))
 }
 
 impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
@@ -51,7 +55,11 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                 let lo = (p as u64) & m;
                 let hi = ((p >> nb) as u64) & m;
                 self.store_wide(size, lo, hi);
-                let of = if hi != 0 { CF | OF } else { 0 };
+                let of = if hi != 0 {
+                    X86_EFLAGS_CF | X86_EFLAGS_OF
+                } else {
+                    0
+                };
                 self.set_flags(MUL_FLAGS, of | szp(lo, size));
             }
             Op::Imul1 => {
@@ -62,7 +70,11 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                 let hi = ((p >> nb) as u64) & m;
                 self.store_wide(size, lo, hi);
                 let fits = i128::from(sign_extend(lo, size) as i64) == p;
-                let of = if fits { 0 } else { CF | OF };
+                let of = if fits {
+                    0
+                } else {
+                    X86_EFLAGS_CF | X86_EFLAGS_OF
+                };
                 self.set_flags(MUL_FLAGS, of | szp(lo, size));
             }
             Op::Imul => {
@@ -81,7 +93,11 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                 let lo = (p as u64) & m;
                 let fits = i128::from(sign_extend(lo, size) as i64) == p;
                 self.set(reg, size, lo);
-                let of = if fits { 0 } else { CF | OF };
+                let of = if fits {
+                    0
+                } else {
+                    X86_EFLAGS_CF | X86_EFLAGS_OF
+                };
                 self.set_flags(MUL_FLAGS, of | szp(lo, size));
             }
             Op::Div => {

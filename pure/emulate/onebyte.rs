@@ -4,7 +4,8 @@ use super::decode::{
     ByteSource, DResult, DecodeError, Decoder, ModRm, Size64, ALU_OPS, PFX_REP, REX_B, SHIFT_OPS,
 };
 use super::insn::{MemRef, Op, Operand};
-use super::regs::{SegReg, RAX, RCX, RDX};
+use super::regs::SegReg;
+use crate::defs::regs::{RAX, RCX, RDX};
 
 impl<S: ByteSource> Decoder<'_, S> {
     pub(super) fn one_byte(&mut self, b: u8) -> DResult<(), S::Error> {

@@ -7,8 +7,18 @@
 //! and call [`translate`] with a [`GuestMemory`] that reads the guest page
 //! tables.
 
-use super::regs::{cr0, cr4, efer, page, pfec, pte};
 use super::GuestMemory;
+use crate::defs::paging::{
+    pt_level_shift, MAX_PHYS_ADDR_BITS, PAGE_SHIFT, PAGE_SIZE, PFERR_FETCH_MASK,
+    PFERR_PRESENT_MASK, PFERR_RSVD_MASK, PFERR_USER_MASK, PFERR_WRITE_MASK, PT32E_ROOT_LEVEL,
+    PT32_BASE_ADDR_MASK, PT32_LEVEL_BITS, PT32_ROOT_LEVEL, PT64_BASE_ADDR_MASK, PT64_LEVEL_BITS,
+    PT64_NX_MASK, PT64_ROOT_4LEVEL, PT64_ROOT_5LEVEL, PT_ACCESSED_MASK, PT_DIRTY_MASK,
+    PT_DIR_PAT_MASK, PT_PAGE_SIZE_MASK, PT_PRESENT_MASK, PT_USER_MASK, PT_WRITABLE_MASK,
+};
+use crate::defs::regs::{
+    EFER_LMA, EFER_NX, X86_CR0_PG, X86_CR0_WP, X86_CR4_LA57, X86_CR4_PAE, X86_CR4_PCIDE,
+    X86_CR4_PSE, X86_CR4_SMAP, X86_CR4_SMEP,
+};
 
 /// Paging structure geometry and the control bits that affect a walk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,28 +58,28 @@ impl PagingConfig {
         maxphyaddr: u8,
         gbpages: bool,
     ) -> Self {
-        let levels = if cr0v & cr0::PG == 0 {
+        let levels = if cr0v & X86_CR0_PG == 0 {
             0
-        } else if eferv & efer::LMA != 0 {
-            if cr4v & cr4::LA57 != 0 {
-                5
+        } else if eferv & EFER_LMA != 0 {
+            if cr4v & X86_CR4_LA57 != 0 {
+                PT64_ROOT_5LEVEL
             } else {
-                4
+                PT64_ROOT_4LEVEL
             }
-        } else if cr4v & cr4::PAE != 0 {
-            3
+        } else if cr4v & X86_CR4_PAE != 0 {
+            PT32E_ROOT_LEVEL
         } else {
-            2
+            PT32_ROOT_LEVEL
         };
         PagingConfig {
             levels,
             cr3,
-            pse: cr4v & cr4::PSE != 0,
-            wp: cr0v & cr0::WP != 0,
-            nxe: eferv & efer::NXE != 0,
-            smep: cr4v & cr4::SMEP != 0,
-            smap: cr4v & cr4::SMAP != 0,
-            pcide: cr4v & cr4::PCIDE != 0,
+            pse: cr4v & X86_CR4_PSE != 0,
+            wp: cr0v & X86_CR0_WP != 0,
+            nxe: eferv & EFER_NX != 0,
+            smep: cr4v & X86_CR4_SMEP != 0,
+            smap: cr4v & X86_CR4_SMAP != 0,
+            pcide: cr4v & X86_CR4_PCIDE != 0,
             maxphyaddr,
             gbpages,
             pdptes: None,
@@ -121,16 +131,10 @@ pub enum WalkError {
 
 /// Attempts at setting A/D bits before giving up with [`WalkError::Busy`].
 const AD_RETRIES: u32 = 4;
-/// Bits of a 32-bit paging entry holding the next table / 4 KiB frame.
-const FRAME_MASK_32: u64 = 0xFFFF_F000;
 /// PAE CR3: PDPT base bits 31:5.
 const PAE_CR3_MASK: u64 = 0xFFFF_FFE0;
 /// Reserved bits of a PAE PDPTE besides the physical-address bits.
 const PDPTE_RSVD: u64 = (3 << 1) | (0xF << 5);
-/// Bits 51:12 of a 64-bit entry.
-const FRAME_MASK_64: u64 = 0x000F_FFFF_FFFF_F000;
-/// Highest physical address bit a 64-bit entry can hold.
-const MAX_PA_BITS: u8 = 52;
 /// PSE-36: bits 20:13 of a 4 MiB PDE hold physical address bits 39:32.
 const PSE36_SHIFT: u32 = 13;
 /// Number of PSE-36 high address bits.
@@ -157,7 +161,7 @@ pub fn translate<M: GuestMemory>(
     if cfg.levels == 0 {
         return Ok(Translation {
             gpa: la,
-            page_size: page::SIZE,
+            page_size: PAGE_SIZE,
             writable: true,
             user: true,
             nx: false,
@@ -178,9 +182,9 @@ pub fn translate<M: GuestMemory>(
 }
 
 fn rsvd_phys_mask(maxphyaddr: u8) -> u64 {
-    let m = maxphyaddr.clamp(32, MAX_PA_BITS);
+    let m = maxphyaddr.clamp(32, MAX_PHYS_ADDR_BITS);
     // Bits maxphyaddr..=51.
-    let high = (1u64 << MAX_PA_BITS) - 1;
+    let high = (1u64 << MAX_PHYS_ADDR_BITS) - 1;
     high & !((1u64 << m) - 1)
 }
 
@@ -206,14 +210,14 @@ fn walk_once<M: GuestMemory>(
     la: u64,
     acc: Access,
 ) -> Result<Option<Translation>, WalkError> {
-    let wide = cfg.levels >= 3;
+    let wide = cfg.levels >= PT32E_ROOT_LEVEL;
     let rsvd_phys = if wide {
         rsvd_phys_mask(cfg.maxphyaddr)
     } else {
         0
     };
-    let nx_rsvd = if cfg.nxe { 0 } else { pte::NX };
-    let mut steps = [Step::default(); 5];
+    let nx_rsvd = if cfg.nxe { 0 } else { PT64_NX_MASK };
+    let mut steps = [Step::default(); PT64_ROOT_5LEVEL as usize];
     let mut nsteps = 0usize;
     let mut writable = true;
     let mut user = true;
@@ -221,19 +225,19 @@ fn walk_once<M: GuestMemory>(
     let fault = |present: bool, rsvd: bool| -> WalkError {
         let mut code = 0;
         if present {
-            code |= pfec::PRESENT;
+            code |= PFERR_PRESENT_MASK;
         }
         if rsvd {
-            code |= pfec::RSVD | pfec::PRESENT;
+            code |= PFERR_RSVD_MASK | PFERR_PRESENT_MASK;
         }
         if acc.write {
-            code |= pfec::WRITE;
+            code |= PFERR_WRITE_MASK;
         }
         if acc.user {
-            code |= pfec::USER;
+            code |= PFERR_USER_MASK;
         }
         if acc.fetch && ((wide && cfg.nxe) || cfg.smep) {
-            code |= pfec::FETCH;
+            code |= PFERR_FETCH_MASK;
         }
         WalkError::PageFault(code)
     };
@@ -241,31 +245,33 @@ fn walk_once<M: GuestMemory>(
     // Table base and the level we start at.
     let mut level = cfg.levels;
     let mut table = match cfg.levels {
-        2 => cfg.cr3 & FRAME_MASK_32,
-        3 => {
-            let idx = (la >> 30) & 3;
+        PT32_ROOT_LEVEL => cfg.cr3 & PT32_BASE_ADDR_MASK,
+        PT32E_ROOT_LEVEL => {
+            // The PDPT has 4 entries, indexed by bits 31:30.
+            let idx = (la >> pt_level_shift(PT32E_ROOT_LEVEL, PT64_LEVEL_BITS)) & 3;
             let pdpte = match cfg.pdptes {
                 Some(p) => p.get(idx as usize).copied().unwrap_or(0),
                 None => read_entry(mem, (cfg.cr3 & PAE_CR3_MASK).wrapping_add(idx * 8), true)?,
             };
-            if pdpte & pte::P == 0 {
+            if pdpte & PT_PRESENT_MASK == 0 {
                 return Err(fault(false, false));
             }
-            if pdpte & (PDPTE_RSVD | rsvd_phys | pte::NX) != 0 {
+            if pdpte & (PDPTE_RSVD | rsvd_phys | PT64_NX_MASK) != 0 {
                 return Err(fault(true, true));
             }
-            level = 2;
-            pdpte & FRAME_MASK_64
+            level = PT32E_ROOT_LEVEL - 1;
+            pdpte & PT64_BASE_ADDR_MASK
         }
-        _ => cfg.cr3 & FRAME_MASK_64 & !rsvd_phys,
+        _ => cfg.cr3 & PT64_BASE_ADDR_MASK & !rsvd_phys,
     };
 
     let (frame, page_shift) = loop {
-        let (shift, idx_bits) = if wide {
-            (12 + 9 * (u32::from(level) - 1), 9)
+        let idx_bits = if wide {
+            PT64_LEVEL_BITS
         } else {
-            (12 + 10 * (u32::from(level) - 1), 10)
+            PT32_LEVEL_BITS
         };
+        let shift = pt_level_shift(level, idx_bits);
         let idx = (la >> shift) & ((1u64 << idx_bits) - 1);
         let addr = table.wrapping_add(idx * if wide { 8 } else { 4 });
         let e = read_entry(mem, addr, wide)?;
@@ -273,23 +279,23 @@ fn walk_once<M: GuestMemory>(
             *s = Step { addr, val: e, wide };
             nsteps += 1;
         }
-        if e & pte::P == 0 {
+        if e & PT_PRESENT_MASK == 0 {
             return Err(fault(false, false));
         }
         if wide && e & (rsvd_phys | nx_rsvd) != 0 {
             return Err(fault(true, true));
         }
-        writable &= e & pte::RW != 0;
-        user &= e & pte::US != 0;
-        nx |= wide && cfg.nxe && e & pte::NX != 0;
-        let ps = e & pte::PS != 0;
+        writable &= e & PT_WRITABLE_MASK != 0;
+        user &= e & PT_USER_MASK != 0;
+        nx |= wide && cfg.nxe && e & PT64_NX_MASK != 0;
+        let ps = e & PT_PAGE_SIZE_MASK != 0;
         if level == 1 {
             let f = if wide {
-                e & FRAME_MASK_64
+                e & PT64_BASE_ADDR_MASK
             } else {
-                e & FRAME_MASK_32
+                e & PT32_BASE_ADDR_MASK
             };
-            break (f, 12u32);
+            break (f, PAGE_SHIFT);
         }
         if ps {
             if !wide {
@@ -303,7 +309,8 @@ fn walk_once<M: GuestMemory>(
                         return Err(fault(true, true));
                     }
                     let hi = (e >> PSE36_SHIFT) & hi_mask;
-                    break ((e & 0xFFC0_0000) | (hi << 32), 22);
+                    let frame = e & PT32_BASE_ADDR_MASK & !((1u64 << shift) - 1);
+                    break (frame | (hi << 32), shift);
                 }
                 // PS ignored without CR4.PSE: a page table.
             } else {
@@ -312,17 +319,17 @@ fn walk_once<M: GuestMemory>(
                     return Err(fault(true, true));
                 }
                 // Bits between the PAT bit and the page frame are reserved.
-                let low_rsvd = ((1u64 << shift) - 1) & !((1u64 << 13) - 1);
+                let low_rsvd = ((1u64 << shift) - 1) & !((PT_DIR_PAT_MASK << 1) - 1);
                 if e & low_rsvd != 0 {
                     return Err(fault(true, true));
                 }
-                break (e & FRAME_MASK_64 & !((1u64 << shift) - 1), shift);
+                break (e & PT64_BASE_ADDR_MASK & !((1u64 << shift) - 1), shift);
             }
         }
         table = if wide {
-            e & FRAME_MASK_64
+            e & PT64_BASE_ADDR_MASK
         } else {
-            e & FRAME_MASK_32
+            e & PT32_BASE_ADDR_MASK
         };
         level -= 1;
         if level == 0 {
@@ -352,9 +359,9 @@ fn walk_once<M: GuestMemory>(
     // Accessed/dirty bits.
     let last = nsteps.saturating_sub(1);
     for (i, s) in steps.iter().take(nsteps).enumerate() {
-        let mut want = s.val | pte::A;
+        let mut want = s.val | PT_ACCESSED_MASK;
         if i == last && acc.write {
-            want |= pte::D;
+            want |= PT_DIRTY_MASK;
         }
         if want == s.val {
             continue;

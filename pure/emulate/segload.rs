@@ -5,14 +5,16 @@
 
 use super::exec::{Ctx, Done, Res, Stop};
 use super::insn::{Op, Operand};
-use super::regs::{segtype, selector, vector, SegReg};
+use super::regs::{segtype, selector, SegReg};
 use super::segment::CpuMode;
 use super::{CpuState, Exception, GuestMemory, InterruptShadow, Segment};
+use crate::defs::paging::{PAGE_MASK, PAGE_SHIFT};
+use crate::defs::vector::NP_VECTOR;
 
 /// Real-mode segment limit.
 pub(super) const REAL_LIMIT: u32 = 0xFFFF;
 /// Size of a legacy descriptor.
-const DESC_SIZE: u64 = 8;
+pub(super) const DESC_SIZE: u64 = 8;
 /// Size of a long-mode system descriptor.
 pub(super) const DESC_SIZE_64: u64 = 16;
 /// Shift from a real-mode selector to its base.
@@ -23,11 +25,14 @@ const REAL_BASE_SHIFT: u32 = 4;
 pub(super) fn desc_to_seg(raw: u64, hi: u64, sel: u16) -> Segment {
     let base =
         ((raw >> 16) & 0xFF_FFFF) | (((raw >> 56) & 0xFF) << 24) | ((hi & 0xFFFF_FFFF) << 32);
-    let mut limit = ((raw & 0xFFFF) | (((raw >> 48) & 0xF) << 16)) as u32;
+    let raw_limit = (raw & 0xFFFF) | (((raw >> 48) & 0xF) << 16);
+    // G: the 20-bit limit counts pages, the last one included in full.
     let g = (raw >> 55) & 1 != 0;
-    if g {
-        limit = (limit << 12) | 0xFFF;
-    }
+    let limit = if g {
+        ((raw_limit << PAGE_SHIFT) | !PAGE_MASK) as u32
+    } else {
+        raw_limit as u32
+    };
     Segment {
         base,
         limit,
@@ -172,7 +177,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                 return Err(Exception::gp(err).into());
             }
             if !d.present {
-                return Err(Exception::with_code(vector::NP, err).into());
+                return Err(Exception::with_code(NP_VECTOR, err).into());
             }
         }
         self.set_accessed(la, raw)?;
@@ -229,7 +234,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             return Err(Exception::gp(err).into());
         }
         if !d.present {
-            return Err(Exception::with_code(vector::NP, err).into());
+            return Err(Exception::with_code(NP_VECTOR, err).into());
         }
         if matches!(self.mode, CpuMode::Long | CpuMode::Compat) && d.l && d.db {
             return Err(Exception::gp(err).into());

@@ -2,8 +2,9 @@
 //! with limit, type and canonical checks.
 
 use super::decode::CodeSize;
-use super::regs::{cr0, cr4, efer, rflags, segtype, SegReg};
+use super::regs::{segtype, SegReg};
 use super::{CpuState, Exception, Segment};
+use crate::defs::regs::{EFER_LMA, X86_CR0_PE, X86_CR4_LA57, X86_EFLAGS_VM};
 
 /// Operating mode of the vCPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,15 +24,15 @@ pub(super) enum CpuMode {
 impl CpuMode {
     /// Read the mode from the CPU state.
     pub(super) fn of<C: CpuState>(cpu: &C) -> CpuMode {
-        if cpu.cr(super::Cr::Cr0) & cr0::PE == 0 {
+        if cpu.cr(super::Cr::Cr0) & X86_CR0_PE == 0 {
             CpuMode::Real
-        } else if cpu.efer() & efer::LMA != 0 {
+        } else if cpu.efer() & EFER_LMA != 0 {
             if cpu.segment(SegReg::Cs).l {
                 CpuMode::Long
             } else {
                 CpuMode::Compat
             }
-        } else if cpu.rflags() & rflags::VM != 0 {
+        } else if cpu.rflags() & X86_EFLAGS_VM != 0 {
             CpuMode::Vm86
         } else {
             CpuMode::Prot
@@ -84,7 +85,7 @@ const EXPDOWN_MAX_16: u64 = 0xFFFF;
 
 /// Whether `la` is canonical for the current linear-address width.
 pub(super) fn is_canonical<C: CpuState>(cpu: &C, la: u64) -> bool {
-    let bits = if cpu.cr(super::Cr::Cr4) & cr4::LA57 != 0 {
+    let bits = if cpu.cr(super::Cr::Cr4) & X86_CR4_LA57 != 0 {
         57
     } else {
         48

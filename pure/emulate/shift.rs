@@ -10,8 +10,8 @@ use super::decode::sign_extend;
 use super::exec::{Ctx, Done, Res};
 use super::flags::{bits, sign_bit, szp};
 use super::insn::Op;
-use super::regs::rflags::{AF, ARITH, CF, OF};
 use super::{CpuState, GuestMemory};
+use crate::defs::regs::{X86_EFLAGS_AF, X86_EFLAGS_ARITH, X86_EFLAGS_CF, X86_EFLAGS_OF};
 
 /// Count mask for 64-bit operands.
 const COUNT_MASK_64: u64 = 0x3F;
@@ -44,7 +44,7 @@ fn shift(op: Op, a: u64, src: u64, count: u32, size: u8, fl: u64) -> Shifted {
     let nb = bits(size);
     let a = a & m;
     let msb = |v: u64| v & sign_bit(size) != 0;
-    let cf_in = fl & CF != 0;
+    let cf_in = fl & X86_EFLAGS_CF != 0;
     match op {
         Op::Rol | Op::Ror => {
             let r = count % nb;
@@ -61,8 +61,8 @@ fn shift(op: Op, a: u64, src: u64, count: u32, size: u8, fl: u64) -> Shifted {
             };
             Shifted {
                 val,
-                fmask: CF | OF,
-                f: flag(cf, CF) | flag(of, OF),
+                fmask: X86_EFLAGS_CF | X86_EFLAGS_OF,
+                f: flag(cf, X86_EFLAGS_CF) | flag(of, X86_EFLAGS_OF),
             }
         }
         Op::Rcl | Op::Rcr => {
@@ -92,8 +92,8 @@ fn shift(op: Op, a: u64, src: u64, count: u32, size: u8, fl: u64) -> Shifted {
             };
             Shifted {
                 val,
-                fmask: CF | OF,
-                f: flag(cf, CF) | flag(of, OF),
+                fmask: X86_EFLAGS_CF | X86_EFLAGS_OF,
+                f: flag(cf, X86_EFLAGS_CF) | flag(of, X86_EFLAGS_OF),
             }
         }
         Op::Shl => {
@@ -102,8 +102,8 @@ fn shift(op: Op, a: u64, src: u64, count: u32, size: u8, fl: u64) -> Shifted {
             let of = msb(val) != cf;
             Shifted {
                 val,
-                fmask: ARITH,
-                f: szp(val, size) | flag(cf, CF) | flag(of, OF),
+                fmask: X86_EFLAGS_ARITH,
+                f: szp(val, size) | flag(cf, X86_EFLAGS_CF) | flag(of, X86_EFLAGS_OF),
             }
         }
         Op::Shr => {
@@ -112,8 +112,8 @@ fn shift(op: Op, a: u64, src: u64, count: u32, size: u8, fl: u64) -> Shifted {
             let of = if count == 1 { msb(a) } else { false };
             Shifted {
                 val,
-                fmask: ARITH,
-                f: szp(val, size) | flag(cf, CF) | flag(of, OF),
+                fmask: X86_EFLAGS_ARITH,
+                f: szp(val, size) | flag(cf, X86_EFLAGS_CF) | flag(of, X86_EFLAGS_OF),
             }
         }
         Op::Sar => {
@@ -122,8 +122,8 @@ fn shift(op: Op, a: u64, src: u64, count: u32, size: u8, fl: u64) -> Shifted {
             let cf = (s >> (count - 1).min(63)) & 1 != 0;
             Shifted {
                 val,
-                fmask: ARITH,
-                f: szp(val, size) | flag(cf, CF),
+                fmask: X86_EFLAGS_ARITH,
+                f: szp(val, size) | flag(cf, X86_EFLAGS_CF),
             }
         }
         Op::Shld => {
@@ -143,8 +143,8 @@ fn shift(op: Op, a: u64, src: u64, count: u32, size: u8, fl: u64) -> Shifted {
             let of = msb(val) != msb(a);
             Shifted {
                 val,
-                fmask: ARITH,
-                f: szp(val, size) | flag(cf, CF) | flag(of, OF),
+                fmask: X86_EFLAGS_ARITH,
+                f: szp(val, size) | flag(cf, X86_EFLAGS_CF) | flag(of, X86_EFLAGS_OF),
             }
         }
         _ => {
@@ -160,8 +160,8 @@ fn shift(op: Op, a: u64, src: u64, count: u32, size: u8, fl: u64) -> Shifted {
             let of = msb(val) != msb(a);
             Shifted {
                 val,
-                fmask: ARITH,
-                f: szp(val, size) | flag(cf, CF) | flag(of, OF),
+                fmask: X86_EFLAGS_ARITH,
+                f: szp(val, size) | flag(cf, X86_EFLAGS_CF) | flag(of, X86_EFLAGS_OF),
             }
         }
     }
@@ -197,7 +197,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         self.write_loc(&dl, s.val)?;
         // AF is undefined for shifts; we clear it.
         let fmask = s.fmask;
-        self.set_flags(fmask, s.f & !AF);
+        self.set_flags(fmask, s.f & !X86_EFLAGS_AF);
         self.done()
     }
 }

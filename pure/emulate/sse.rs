@@ -4,9 +4,10 @@
 use super::access::mask;
 use super::exec::{Ctx, Done, Res, Stop};
 use super::insn::Operand;
-use super::regs::{cr0, cr4, vector};
 use super::segment::SegAccess;
 use super::{CpuState, Cr, Exception, GuestMemory};
+use crate::defs::regs::{X86_CR0_EM, X86_CR0_TS, X86_CR4_OSFXSR};
+use crate::defs::vector::NM_VECTOR;
 
 /// Mask of the low `width` bytes of an XMM value.
 fn wmask(width: u8) -> u128 {
@@ -40,11 +41,11 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
     /// SSE register/memory moves.
     pub(super) fn exec_sse(&mut self) -> Res<Done> {
         let c0 = self.cpu.cr(Cr::Cr0);
-        if c0 & cr0::EM != 0 || self.cpu.cr(Cr::Cr4) & cr4::OSFXSR == 0 {
+        if c0 & X86_CR0_EM != 0 || self.cpu.cr(Cr::Cr4) & X86_CR4_OSFXSR == 0 {
             return Err(Exception::ud().into());
         }
-        if c0 & cr0::TS != 0 {
-            return Err(Exception::new(vector::NM).into());
+        if c0 & X86_CR0_TS != 0 {
+            return Err(Exception::new(NM_VECTOR).into());
         }
         let i = self.insn;
         let sse = i.sse;

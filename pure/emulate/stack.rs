@@ -5,10 +5,14 @@
 use super::access::mask;
 use super::exec::{Ctx, Done, Res, Stop};
 use super::insn::{Op, Operand};
-use super::regs::rflags::{self, AC, ARITH, DF, FIXED, ID, IF, IOPL, IOPL_SHIFT, NT, RF, TF, VM};
-use super::regs::{SegReg, RBP, RSP};
+use super::regs::SegReg;
 use super::segment::{CpuMode, SegAccess};
 use super::{CpuState, Exception, GuestMemory, InterruptShadow};
+use crate::defs::regs::{
+    RBP, RSP, X86_EFLAGS_AC, X86_EFLAGS_ALL, X86_EFLAGS_ARITH, X86_EFLAGS_DF, X86_EFLAGS_FIXED,
+    X86_EFLAGS_ID, X86_EFLAGS_IF, X86_EFLAGS_IOPL, X86_EFLAGS_IOPL_BIT, X86_EFLAGS_NT,
+    X86_EFLAGS_RF, X86_EFLAGS_TF, X86_EFLAGS_VM,
+};
 
 /// Maximum nesting level of ENTER.
 const ENTER_LEVEL_MASK: u64 = 0x1F;
@@ -66,7 +70,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
 
     /// IOPL from RFLAGS.
     pub(super) fn iopl(&self) -> u8 {
-        ((self.flags() & IOPL) >> IOPL_SHIFT) as u8
+        ((self.flags() & X86_EFLAGS_IOPL) >> X86_EFLAGS_IOPL_BIT) as u8
     }
 
     /// Stack instructions.
@@ -86,7 +90,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                 if self.mode == CpuMode::Vm86 && self.iopl() < 3 {
                     return Err(Exception::gp(0).into());
                 }
-                let v = self.flags() & !(VM | RF);
+                let v = self.flags() & !(X86_EFLAGS_VM | X86_EFLAGS_RF);
                 self.push(v & mask(os), os)?;
             }
             Op::Popf => {
@@ -183,29 +187,36 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
     /// New RFLAGS for POPF/IRET given the popped value.
     pub(super) fn popf_value(&self, v: u64, os: u8) -> Res<u64> {
         let old = self.flags();
-        let mut change = ARITH | TF | DF | NT | AC | ID | IF | IOPL;
+        let mut change = X86_EFLAGS_ARITH
+            | X86_EFLAGS_TF
+            | X86_EFLAGS_DF
+            | X86_EFLAGS_NT
+            | X86_EFLAGS_AC
+            | X86_EFLAGS_ID
+            | X86_EFLAGS_IF
+            | X86_EFLAGS_IOPL;
         match self.mode {
             CpuMode::Real => {}
             CpuMode::Vm86 => {
                 if self.iopl() < 3 {
                     return Err(Exception::gp(0).into());
                 }
-                change &= !IOPL;
+                change &= !X86_EFLAGS_IOPL;
             }
             _ => {
                 if self.cpl > 0 {
-                    change &= !IOPL;
+                    change &= !X86_EFLAGS_IOPL;
                 }
                 if self.cpl > self.iopl() {
-                    change &= !IF;
+                    change &= !X86_EFLAGS_IF;
                 }
             }
         }
         if os == 2 {
             change &= 0xFFFF;
         }
-        let new = (old & !change & !RF) | (v & change) | FIXED;
-        Ok(new & rflags::ALL)
+        let new = (old & !change & !X86_EFLAGS_RF) | (v & change) | X86_EFLAGS_FIXED;
+        Ok(new & X86_EFLAGS_ALL)
     }
 
     fn exec_enter(&mut self) -> Res<Done> {

@@ -10,16 +10,17 @@ use super::access::mask;
 use super::exec::{Ctx, Done, Res, Stop};
 use super::flags;
 use super::insn::{Op, Rep};
-use super::regs::rflags::{ARITH, DF, ZF};
-use super::regs::{page, SegReg, RAX, RCX, RDI, RDX, RSI};
+use super::regs::SegReg;
 use super::segment::SegAccess;
 use super::{CpuState, GuestMemory, PioRequest, PIO_BATCH_BYTES, REP_BUDGET};
+use crate::defs::paging::Gva;
+use crate::defs::regs::{RAX, RCX, RDI, RDX, RSI, X86_EFLAGS_ARITH, X86_EFLAGS_DF, X86_EFLAGS_ZF};
 
 impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
     /// Element stride (negative when DF is set), as a wrapping u64.
     fn stride(&self) -> u64 {
         let size = u64::from(self.insn.opsize);
-        if self.flags() & DF != 0 {
+        if self.flags() & X86_EFLAGS_DF != 0 {
             size.wrapping_neg()
         } else {
             size
@@ -51,7 +52,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                 let (_, f) = flags::sub(a, b, false, size);
                 self.set(RSI, ad, si.wrapping_add(st));
                 self.set(RDI, ad, di.wrapping_add(st));
-                self.set_flags(ARITH, f);
+                self.set_flags(X86_EFLAGS_ARITH, f);
             }
             Op::Stos => {
                 let v = self.reg(RAX, size);
@@ -68,7 +69,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                 let a = self.reg(RAX, size);
                 let (_, f) = flags::sub(a, b, false, size);
                 self.set(RDI, ad, di.wrapping_add(st));
-                self.set_flags(ARITH, f);
+                self.set_flags(X86_EFLAGS_ARITH, f);
             }
         }
         Ok(())
@@ -101,7 +102,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                 return self.done();
             }
             if cond {
-                let zf = self.flags() & ZF != 0;
+                let zf = self.flags() & X86_EFLAGS_ZF != 0;
                 if (i.rep == Rep::Rep && !zf) || (i.rep == Rep::Repne && zf) {
                     return self.done();
                 }
@@ -133,7 +134,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             (self.src_seg(), RSI)
         };
         let idx = self.reg(idx_reg, ad);
-        let down = self.flags() & DF != 0;
+        let down = self.flags() & X86_EFLAGS_DF != 0;
         let sz = u64::from(size);
         let acc = if is_in {
             SegAccess::Write
@@ -142,11 +143,11 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         };
         let la = self.linear(seg, idx, sz, acc)?;
         // Elements that fit in the current page in the direction of travel.
-        let off = la & page::OFFSET_MASK;
+        let page = Gva::new(la);
         let in_page = if down {
-            off / sz + 1
+            page.page_offset() / sz + 1
         } else {
-            (page::SIZE - off) / sz
+            page.bytes_to_page_end() / sz
         };
         let mut n = if rep {
             cx.min((PIO_BATCH_BYTES as u64) / sz).min(in_page)

@@ -5,14 +5,20 @@
 use super::access::mask;
 use super::exec::{Ctx, Done, Res, Stop};
 use super::insn::{Op, Operand};
-use super::regs::rflags::IF;
-use super::regs::{cr0, cr4, dr, msr, segtype, selector, vector, SegReg, RAX, RCX, RDX};
-use super::segload::{desc_to_seg, DESC_SIZE_64};
+use super::regs::{segtype, selector, SegReg};
+use super::segload::{desc_to_seg, DESC_SIZE, DESC_SIZE_64};
 use super::segment::{self, CpuMode, SegAccess};
 use super::{CpuState, Cr, DescTable, Exception, GuestMemory, InterruptShadow, Segment};
+use crate::defs::msr::{MSR_IA32_TSC, MSR_TSC_AUX};
+use crate::defs::regs::{
+    DR6_BD, DR7_GD, RAX, RBX, RCX, RDX, X86_CR0_EM, X86_CR0_MP, X86_CR0_PE, X86_CR0_TS, X86_CR4_DE,
+    X86_CR4_TSD, X86_CR4_UMIP, X86_EFLAGS_IF,
+};
+use crate::defs::vector::{DB_VECTOR, NP_VECTOR};
 
-/// Legacy descriptor size.
-const DESC_SIZE: u64 = 8;
+/// The CR0 bits LMSW writes (it can set PE but never clear it).
+const LMSW_MASK: u64 = X86_CR0_PE | X86_CR0_MP | X86_CR0_EM | X86_CR0_TS;
+
 /// Base mask of LGDT/LIDT with a 16-bit operand size.
 const BASE24_MASK: u64 = 0x00FF_FFFF;
 /// Bit of the TSS type that marks it busy, in a raw descriptor.
@@ -31,7 +37,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
     }
 
     fn umip_check(&self) -> Res<()> {
-        if self.cpl > 0 && self.cpu.cr(Cr::Cr4) & cr4::UMIP != 0 {
+        if self.cpl > 0 && self.cpu.cr(Cr::Cr4) & X86_CR4_UMIP != 0 {
             return Err(gp0());
         }
         Ok(())
@@ -53,17 +59,19 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
         let n = match n {
             0..=3 | 6 | 7 => n,
             4 | 5 => {
-                if self.cpu.cr(Cr::Cr4) & cr4::DE != 0 {
+                if self.cpu.cr(Cr::Cr4) & X86_CR4_DE != 0 {
                     return Err(Exception::ud().into());
                 }
                 n + 2
             }
             _ => return Err(Exception::ud().into()),
         };
-        if self.cpu.dr(7) & dr::DR7_GD != 0 {
+        if self.cpu.dr(7) & DR7_GD != 0 {
+            // DR6 only gains BD; like upstream, a refused write is not an
+            // error of the MOV DR (the #DB is raised either way).
             let d6 = self.cpu.dr(6);
-            let _ = self.cpu.set_dr(6, d6 | dr::DR6_BD);
-            return Err(Exception::new(vector::DB).into());
+            let _ = self.cpu.set_dr(6, d6 | DR6_BD);
+            return Err(Exception::new(DB_VECTOR).into());
         }
         Ok(n)
     }
@@ -207,7 +215,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                 let v = self.read_op(&i.dst)?;
                 let old = self.cpu.cr(Cr::Cr0);
                 // LMSW can set PE but never clear it.
-                let new = (old & !(cr0::LMSW_MASK & !cr0::PE)) | (v & cr0::LMSW_MASK);
+                let new = (old & !(LMSW_MASK & !X86_CR0_PE)) | (v & LMSW_MASK);
                 self.cpu.set_cr(Cr::Cr0, new).map_err(|_| gp0())?;
             }
             Op::Smsw => {
@@ -217,7 +225,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             }
             Op::Clts => {
                 self.need_cpl0()?;
-                let v = self.cpu.cr(Cr::Cr0) & !cr0::TS;
+                let v = self.cpu.cr(Cr::Cr0) & !X86_CR0_TS;
                 self.cpu.set_cr(Cr::Cr0, v).map_err(|_| gp0())?;
             }
             Op::Hlt => {
@@ -230,7 +238,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                 let sub = self.reg(RCX, 4) as u32;
                 let [eax, ebx, ecx, edx] = self.cpu.cpuid(leaf, sub);
                 self.set(RAX, 4, u64::from(eax));
-                self.set(super::regs::RBX, 4, u64::from(ebx));
+                self.set(RBX, 4, u64::from(ebx));
                 self.set(RCX, 4, u64::from(ecx));
                 self.set(RDX, 4, u64::from(edx));
             }
@@ -251,19 +259,19 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                     .map_err(|_| gp0())?;
             }
             Op::Rdtsc | Op::Rdtscp => {
-                if self.cpl > 0 && self.cpu.cr(Cr::Cr4) & cr4::TSD != 0 {
+                if self.cpl > 0 && self.cpu.cr(Cr::Cr4) & X86_CR4_TSD != 0 {
                     return Err(gp0());
                 }
                 let aux = if i.op == Op::Rdtscp {
                     Some(
                         self.cpu
-                            .read_msr(msr::TSC_AUX)
+                            .read_msr(MSR_TSC_AUX)
                             .map_err(|_| Stop::Fault(Exception::ud()))?,
                     )
                 } else {
                     None
                 };
-                let t = self.cpu.read_msr(msr::IA32_TSC).map_err(|_| gp0())?;
+                let t = self.cpu.read_msr(MSR_IA32_TSC).map_err(|_| gp0())?;
                 self.set(RAX, 4, t & 0xFFFF_FFFF);
                 self.set(RDX, 4, t >> 32);
                 if let Some(a) = aux {
@@ -296,12 +304,12 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                 }
                 let f = self.flags();
                 if i.op == Op::Cli {
-                    self.set_flags(IF, 0);
+                    self.set_flags(X86_EFLAGS_IF, 0);
                 } else {
-                    if f & IF == 0 {
+                    if f & X86_EFLAGS_IF == 0 {
                         self.cpu.set_interrupt_shadow(InterruptShadow::Sti);
                     }
-                    self.set_flags(IF, IF);
+                    self.set_flags(X86_EFLAGS_IF, X86_EFLAGS_IF);
                 }
             }
             _ => return Err(Stop::Unhandleable),
@@ -343,7 +351,7 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             return Err(Exception::gp(err).into());
         }
         if !d.present {
-            return Err(Exception::with_code(vector::NP, err).into());
+            return Err(Exception::with_code(NP_VECTOR, err).into());
         }
         if long && !segment::is_canonical(self.cpu, d.base) {
             return Err(Exception::gp(err).into());

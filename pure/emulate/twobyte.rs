@@ -5,7 +5,8 @@ use super::decode::{
     REX_R, REX_W,
 };
 use super::insn::{Op, Operand, SseMove};
-use super::regs::{SegReg, RCX};
+use super::regs::SegReg;
+use crate::defs::regs::RCX;
 
 impl<S: ByteSource> Decoder<'_, S> {
     pub(super) fn two_byte(&mut self, b: u8) -> DResult<(), S::Error> {

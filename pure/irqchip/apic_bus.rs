@@ -71,8 +71,7 @@ pub trait ApicBus {
     fn accept(&mut self, index: usize, irq: &Delivery) -> bool;
     /// Whether `vector` is pending EOI (set in IRR or ISR) on `index`.
     /// Only used for RTC coalescing bookkeeping after state restore.
-    fn pending_eoi(&self, index: usize, vector: u8) -> bool {
-        let _ = (index, vector);
+    fn pending_eoi(&self, _index: usize, _vector: u8) -> bool {
         false
     }
 }

@@ -4,8 +4,7 @@
 //! division (and some 128-bit shifts) into panics, so the wide product is
 //! built from 32-bit halves and divided with a shift-subtract loop.
 
-/// Nanoseconds per second.
-pub const NSEC_PER_SEC: u64 = 1_000_000_000;
+use crate::defs::time::NSEC_PER_MSEC;
 
 /// Full 128-bit product of `a * b` as `(high, low)` 64-bit halves.
 const fn mul_wide(a: u64, b: u64) -> (u64, u64) {
@@ -64,7 +63,7 @@ pub fn tsc_cycles_to_ns(cycles: u64, tsc_khz: u32) -> Option<u64> {
     if tsc_khz == 0 {
         return None;
     }
-    Some(mul_div(cycles, 1_000_000, u64::from(tsc_khz)))
+    Some(mul_div(cycles, NSEC_PER_MSEC, u64::from(tsc_khz)))
 }
 
 /// Converts packed BCD (four digits) to binary. Nibbles above 9 are taken

@@ -3,6 +3,8 @@
 //! The models never read a clock themselves. Every operation whose result
 //! depends on time takes a [`Clock`] (LAPIC) or a plain `now_ns` (PIT).
 
+use crate::defs::time::NSEC_PER_MSEC;
+
 /// The time sources the LAPIC timer needs.
 ///
 /// `now_ns` is the host monotonic clock (the same clock the kernel side
@@ -34,7 +36,7 @@ impl ClockSnapshot {
     /// A snapshot at `now_ns` whose guest TSC runs at `tsc_khz` from 0 at
     /// time 0 (tests use this to keep both time bases in lock step).
     pub fn at(now_ns: u64, tsc_khz: u32) -> Self {
-        let tsc = super::arith::mul_div(now_ns, u64::from(tsc_khz), 1_000_000);
+        let tsc = super::arith::mul_div(now_ns, u64::from(tsc_khz), NSEC_PER_MSEC);
         Self {
             now_ns,
             guest_tsc: tsc,

@@ -8,11 +8,12 @@
 //! (the default, `KVM_REINJECT_CONTROL`) every missed tick is delivered,
 //! one per guest acknowledgement ([`Pit::irq_acked`]).
 
-use super::arith::{bcd_to_bin, bin_to_bcd, mul_div, NSEC_PER_SEC};
+use super::arith::{bcd_to_bin, bin_to_bcd, mul_div};
 use super::uapi::{
     KvmPitChannelState, KvmPitState, KvmPitState2, KVM_PIT_FLAGS_HPET_LEGACY,
     KVM_PIT_FLAGS_SPEAKER_DATA_ON,
 };
+use crate::defs::time::NSEC_PER_SEC;
 
 /// Input clock of the 8254 in Hz.
 pub const PIT_FREQ_HZ: u64 = 1_193_181;
@@ -50,8 +51,9 @@ const REFRESH_CLOCK_SHIFT: u32 = 14;
 const FULL_COUNT_BIN: u32 = 0x1_0000;
 const FULL_COUNT_BCD: u32 = 10_000;
 
-/// Read/write sequencing states (`RW_STATE_*`).
-const RW_STATE_LSB: u8 = 1;
+/// Read/write sequencing states (`RW_STATE_*`), as set by the access
+/// field of a control word. 1 (`RW_STATE_LSB`, low byte only) is what the
+/// `_` arms below handle, together with values a restored state may hold.
 const RW_STATE_MSB: u8 = 2;
 const RW_STATE_WORD0: u8 = 3;
 const RW_STATE_WORD1: u8 = 4;

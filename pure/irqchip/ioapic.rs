@@ -7,7 +7,9 @@
 //! line is still asserted at EOI is delivered again.
 
 use super::apic_bus::{deliver_observed, matches_dest, ApicBus, BusConfig};
-use super::delivery::{Delivery, DeliveryMode, DestMode, Shorthand, TriggerMode};
+use super::delivery::{
+    Delivery, DeliveryMode, DestMode, Shorthand, TriggerMode, DELIVERY_MODE_SHIFT,
+};
 use super::uapi::{KvmIoapicState, KVM_IOAPIC_NUM_PINS};
 
 /// Number of pins.
@@ -55,8 +57,6 @@ pub struct RedirEntry(pub u64);
 impl RedirEntry {
     /// Vector (bits 7:0).
     pub const VECTOR_MASK: u64 = 0xff;
-    /// Delivery mode shift (bits 10:8).
-    pub const DELIVERY_MODE_SHIFT: u32 = 8;
     /// Logical destination mode (bit 11).
     pub const DEST_LOGICAL: u64 = 1 << 11;
     /// Delivery status (bit 12, read-only).
@@ -78,7 +78,7 @@ impl RedirEntry {
     }
     /// Delivery mode.
     pub const fn delivery_mode(self) -> DeliveryMode {
-        DeliveryMode::from_bits((self.0 >> Self::DELIVERY_MODE_SHIFT) as u32)
+        DeliveryMode::from_bits((self.0 >> DELIVERY_MODE_SHIFT) as u32)
     }
     /// Destination mode.
     pub const fn dest_mode(self) -> DestMode {
@@ -125,23 +125,19 @@ pub trait IoapicEnv: ApicBus {
     /// Return a mask of IRQ source ids whose line on this pin must be
     /// lowered first (a resampler lowers its source, then signals its
     /// resamplefd; it must also lower the PIC side of the GSI itself).
-    fn irq_acked(&mut self, pin: u8) -> u32 {
-        let _ = pin;
+    fn irq_acked(&mut self, _pin: u8) -> u32 {
         0
     }
     /// A level pin with a pending request was unmasked (or re-programmed)
     /// while not waiting for EOI. Return `true` if an irqfd resampler owns
     /// the pin: the pending request is then dropped and the resampler
     /// notified instead of re-delivering a possibly stale interrupt.
-    fn notify_resampler(&mut self, pin: u8) -> bool {
-        let _ = pin;
+    fn notify_resampler(&mut self, _pin: u8) -> bool {
         false
     }
     /// The guest changed the mask bit of `pin` (mask notifiers: the PIT
     /// resets its reinjection state when GSI 0 is unmasked).
-    fn mask_changed(&mut self, pin: u8, masked: bool) {
-        let _ = (pin, masked);
-    }
+    fn mask_changed(&mut self, _pin: u8, _masked: bool) {}
 }
 
 /// Outcome of an EOI broadcast.

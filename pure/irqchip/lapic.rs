@@ -19,6 +19,10 @@ use super::lapic_regs::*;
 use super::lapic_timer::{
     divide_count, LapicTimer, TimerMode, DEFAULT_BUS_CYCLE_NS, DEFAULT_MIN_PERIODIC_NS,
 };
+use crate::defs::msr::{
+    APIC_DEFAULT_PHYS_BASE, MSR_IA32_APICBASE_BSP, MSR_IA32_APICBASE_ENABLE, X2APIC_ENABLE,
+};
+use crate::defs::paging::MAX_PHYS_ADDR_BITS;
 
 /// CR8 holds TPR bits 7:4.
 const CR8_TPR_SHIFT: u32 = 4;
@@ -28,8 +32,9 @@ const CR8_MASK: u64 = 0xf;
 const NR_LVT_ENTRIES: u32 = 6;
 const NR_LVT_ENTRIES_CMCI: u32 = 7;
 
-/// Default guest MAXPHYADDR used for APIC_BASE reserved-bit checks.
-pub const DEFAULT_MAX_PHYS_ADDR_BITS: u8 = 52;
+/// Default guest MAXPHYADDR used for APIC_BASE reserved-bit checks: the
+/// architectural limit.
+pub const DEFAULT_MAX_PHYS_ADDR_BITS: u8 = MAX_PHYS_ADDR_BITS;
 
 /// Per-vCPU LAPIC configuration chosen by the VMM (CPUID, VM caps).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,7 +174,7 @@ impl Lapic {
         let mut lapic = Self {
             cfg,
             regs: RegPage::new(),
-            apic_base: APIC_BASE_ENABLE,
+            apic_base: MSR_IA32_APICBASE_ENABLE,
             sw_enabled: false,
             divide: divide_count(0),
             timer: LapicTimer::new(),
@@ -206,7 +211,7 @@ impl Lapic {
 
     /// APIC_BASE.EN.
     pub fn hw_enabled(&self) -> bool {
-        self.apic_base & APIC_BASE_ENABLE != 0
+        self.apic_base & MSR_IA32_APICBASE_ENABLE != 0
     }
 
     /// SPIV.APIC_ENABLED.
@@ -221,7 +226,7 @@ impl Lapic {
 
     /// APIC_BASE.EXTD.
     pub fn x2apic_mode(&self) -> bool {
-        self.apic_base & APIC_BASE_X2APIC_ENABLE != 0
+        self.apic_base & X2APIC_ENABLE != 0
     }
 
     /// Raw register at `offset` (no side effects, no access checks).
@@ -314,9 +319,9 @@ impl Lapic {
     /// (`init == true`: APIC_BASE, x2APIC mode and the APIC ID survive).
     pub fn reset(&mut self, init: bool) {
         if !init {
-            let mut base = APIC_DEFAULT_PHYS_BASE | APIC_BASE_ENABLE;
+            let mut base = APIC_DEFAULT_PHYS_BASE | MSR_IA32_APICBASE_ENABLE;
             if self.cfg.bsp {
-                base |= APIC_BASE_BSP;
+                base |= MSR_IA32_APICBASE_BSP;
             }
             self.write_apic_base(base);
             self.set_xapic_id(self.cfg.vcpu_id as u8);
@@ -358,13 +363,13 @@ impl Lapic {
         let old = self.apic_base;
         self.apic_base = value;
         let changed = old ^ value;
-        if changed & APIC_BASE_ENABLE != 0 && value & APIC_BASE_ENABLE != 0 {
+        if changed & MSR_IA32_APICBASE_ENABLE != 0 && value & MSR_IA32_APICBASE_ENABLE != 0 {
             self.set_xapic_id(self.cfg.vcpu_id as u8);
         }
-        if changed & APIC_BASE_X2APIC_ENABLE != 0 {
-            if value & APIC_BASE_X2APIC_ENABLE != 0 {
+        if changed & X2APIC_ENABLE != 0 {
+            if value & X2APIC_ENABLE != 0 {
                 self.set_x2apic_id();
-            } else if value & APIC_BASE_ENABLE != 0 {
+            } else if value & MSR_IA32_APICBASE_ENABLE != 0 {
                 self.set_xapic_id(self.cfg.vcpu_id as u8);
             }
         }
@@ -385,15 +390,15 @@ impl Lapic {
             .unwrap_or(0);
         let mut reserved = above_maxphyaddr | APIC_BASE_RESERVED_LOW;
         if !self.cfg.x2apic_supported {
-            reserved |= APIC_BASE_X2APIC_ENABLE;
+            reserved |= X2APIC_ENABLE;
         }
-        let mode_bits = APIC_BASE_ENABLE | APIC_BASE_X2APIC_ENABLE;
+        let mode_bits = MSR_IA32_APICBASE_ENABLE | X2APIC_ENABLE;
         let (old_mode, new_mode) = (self.apic_base & mode_bits, value & mode_bits);
-        if value & reserved != 0 || new_mode == APIC_BASE_X2APIC_ENABLE {
+        if value & reserved != 0 || new_mode == X2APIC_ENABLE {
             return Err(LapicAccessError::InvalidApicBase);
         }
         if !host_initiated {
-            if old_mode == mode_bits && new_mode == APIC_BASE_ENABLE {
+            if old_mode == mode_bits && new_mode == MSR_IA32_APICBASE_ENABLE {
                 return Err(LapicAccessError::InvalidApicBase);
             }
             if old_mode == 0 && new_mode == mode_bits {
@@ -682,7 +687,9 @@ impl Lapic {
     /// image's TMICT is kept (it is authoritative).
     pub(super) fn load_lvtt(&mut self) {
         let mode = self.lvtt_mode();
-        let _ = self.timer.set_mode(mode, self.cfg.min_periodic_ns);
+        // Whether the mode crossed to or from TSC-deadline does not matter:
+        // TMICT comes from the image too.
+        self.timer.set_mode(mode, self.cfg.min_periodic_ns);
     }
 
     pub(super) fn start_timer(&mut self, restore_count: Option<u32>, clk: &(impl Clock + ?Sized)) {

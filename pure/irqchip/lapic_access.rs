@@ -7,6 +7,7 @@ use super::clock::Clock;
 use super::lapic::{Lapic, LapicAccessError, LapicEffects};
 use super::lapic_regs::*;
 use super::lapic_timer::{divide_count, TimerMode};
+use crate::defs::msr::x2apic_reg;
 
 /// What reads of a disabled (or x2APIC-mode) xAPIC MMIO window return.
 const MMIO_HOLE_BYTE: u8 = 0xff;
@@ -260,13 +261,6 @@ impl Lapic {
 
     // ---- x2APIC MSRs ------------------------------------------------------
 
-    fn msr_to_reg(msr: u32) -> Option<u32> {
-        if !(X2APIC_MSR_BASE..=X2APIC_MSR_LAST).contains(&msr) {
-            return None;
-        }
-        Some((msr - X2APIC_MSR_BASE) << X2APIC_MSR_REG_SHIFT)
-    }
-
     /// The 64-bit x2APIC ICR.
     fn x2apic_icr(&self) -> u64 {
         u64::from(self.regs.get(APIC_ICR)) | (u64::from(self.regs.get(APIC_ICR2)) << 32)
@@ -278,7 +272,7 @@ impl Lapic {
         msr: u32,
         clk: &(impl Clock + ?Sized),
     ) -> Result<u64, LapicAccessError> {
-        let reg = Self::msr_to_reg(msr).ok_or(LapicAccessError::NotX2apic)?;
+        let reg = x2apic_reg(msr).ok_or(LapicAccessError::NotX2apic)?;
         if !self.x2apic_mode() {
             return Err(LapicAccessError::NotX2apic);
         }
@@ -297,7 +291,7 @@ impl Lapic {
         value: u64,
         clk: &(impl Clock + ?Sized),
     ) -> Result<LapicEffects, LapicAccessError> {
-        let reg = Self::msr_to_reg(msr).ok_or(LapicAccessError::NotX2apic)?;
+        let reg = x2apic_reg(msr).ok_or(LapicAccessError::NotX2apic)?;
         if !self.x2apic_mode() {
             return Err(LapicAccessError::NotX2apic);
         }

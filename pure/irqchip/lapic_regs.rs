@@ -1,6 +1,10 @@
 //! Local APIC register offsets and bit fields (Intel SDM vol. 3 ch. 11,
 //! Linux `asm/apicdef.h`). Offsets are byte offsets in the 4 KiB xAPIC
-//! MMIO page; x2APIC MSR `0x800 + (offset >> 4)` maps to the same register.
+//! MMIO page; x2APIC MSR `0x800 + (offset >> 4)` maps to the same register
+//! ([`crate::defs::msr::x2apic_msr`]). The `IA32_APIC_BASE` MSR and its
+//! bits are in [`crate::defs::msr`].
+
+use crate::defs::paging::PAGE_SIZE;
 
 /// Local APIC ID.
 pub const APIC_ID: u32 = 0x20;
@@ -58,8 +62,8 @@ pub const APIC_SELF_IPI: u32 = 0x3f0;
 pub const APIC_LAST_REG: u32 = APIC_SELF_IPI;
 /// Registers are 16-byte aligned.
 pub const APIC_REG_ALIGN_MASK: u32 = 0xf;
-/// Size of the xAPIC MMIO window.
-pub const LAPIC_MMIO_LENGTH: u64 = 0x1000;
+/// Size of the xAPIC MMIO window: one page.
+pub const LAPIC_MMIO_LENGTH: u64 = PAGE_SIZE;
 /// Number of 32-bit words in one of the ISR/TMR/IRR banks.
 pub const APIC_VECTOR_BANK_WORDS: u32 = 8;
 /// Distance between two words of a vector bank.
@@ -149,29 +153,12 @@ pub const APIC_FIRST_LEGAL_VECTOR: u8 = 16;
 /// TDCR writable bits.
 pub const APIC_TDCR_MASK: u32 = 0xb;
 
-/// x2APIC MSR range base (`0x800 + (offset >> 4)`).
-pub const X2APIC_MSR_BASE: u32 = 0x800;
-/// MSR index → register offset: `(msr - X2APIC_MSR_BASE) << 4`.
-pub const X2APIC_MSR_REG_SHIFT: u32 = 4;
-/// Last MSR of the x2APIC range.
-pub const X2APIC_MSR_LAST: u32 = 0x8ff;
-/// `IA32_APIC_BASE` MSR number.
-pub const MSR_IA32_APICBASE: u32 = 0x1b;
-/// `IA32_TSC_DEADLINE` MSR number.
-pub const MSR_IA32_TSC_DEADLINE: u32 = 0x6e0;
-
-/// APIC_BASE: bootstrap processor flag.
-pub const APIC_BASE_BSP: u64 = 1 << 8;
-/// APIC_BASE: x2APIC mode enable (EXTD).
-pub const APIC_BASE_X2APIC_ENABLE: u64 = 1 << 10;
-/// APIC_BASE: global enable (EN).
-pub const APIC_BASE_ENABLE: u64 = 1 << 11;
-/// APIC_BASE: bits of the MMIO base address KVM honours.
+/// `IA32_APIC_BASE`: bits of the MMIO base address this model honours,
+/// 31:12 (upstream's `MSR_IA32_APICBASE_BASE` is `0xfffff << 12` as a C
+/// `int`, which sign-extends to all bits from 12 up).
 pub const APIC_BASE_ADDR_MASK: u64 = 0xffff_f000;
-/// APIC_BASE: bits reserved regardless of MAXPHYADDR (7:0 and 9).
+/// `IA32_APIC_BASE` bits reserved regardless of MAXPHYADDR (7:0 and 9).
 pub const APIC_BASE_RESERVED_LOW: u64 = 0x2ff;
-/// Default MMIO base.
-pub const APIC_DEFAULT_PHYS_BASE: u64 = 0xfee0_0000;
 
 /// Local vector table entries, in upstream's index order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -102,8 +102,6 @@
 //!    it to `deliver`, `signal_msi`, `Ioapic::set_bus_config` and the
 //!    `x2apic_format` argument of the LAPIC state calls).
 
-#![allow(dead_code)]
-
 pub mod apic_bus;
 pub mod arith;
 pub mod clock;

@@ -8,7 +8,9 @@
 //! mode, 15 trigger mode.
 
 use super::apic_bus::{deliver, ApicBus, BusConfig};
-use super::delivery::{Delivery, DeliveryMode, DestMode, Shorthand, TriggerMode};
+use super::delivery::{
+    Delivery, DeliveryMode, DestMode, Shorthand, TriggerMode, DELIVERY_MODE_SHIFT,
+};
 
 /// Mask of the fixed address prefix.
 pub const MSI_ADDR_BASE_MASK: u32 = 0xfff0_0000;
@@ -28,8 +30,6 @@ pub const MSI_ADDR_DEST_LOGICAL: u32 = 1 << 2;
 pub const MSI_ADDR_HI_RESERVED: u32 = 0xff;
 /// Data: vector.
 pub const MSI_DATA_VECTOR_MASK: u32 = 0xff;
-/// Data: delivery mode shift.
-pub const MSI_DATA_DELIVERY_MODE_SHIFT: u32 = 8;
 /// Data: level triggered.
 pub const MSI_DATA_LEVEL: u32 = 1 << 15;
 /// `-EINVAL`, returned for an MSI route invalid in x2APIC format.
@@ -74,7 +74,7 @@ impl MsiMessage {
     pub const fn to_delivery(&self, cfg: &BusConfig) -> Delivery {
         Delivery {
             vector: (self.data & MSI_DATA_VECTOR_MASK) as u8,
-            delivery_mode: DeliveryMode::from_bits(self.data >> MSI_DATA_DELIVERY_MODE_SHIFT),
+            delivery_mode: DeliveryMode::from_bits(self.data >> DELIVERY_MODE_SHIFT),
             dest_mode: DestMode::from_logical(self.address_lo & MSI_ADDR_DEST_LOGICAL != 0),
             trigger: TriggerMode::from_level(self.data & MSI_DATA_LEVEL != 0),
             level: true,

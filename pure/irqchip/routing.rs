@@ -388,14 +388,25 @@ pub fn split_eoi_exit(
     target: &super::ApicDestInfo,
     cfg: &BusConfig,
 ) -> bool {
-    sorted.iter().take_while(|r| r.gsi < ioapic_pins).any(|r| match r.target {
-        RouteTarget::Msi(m) => {
-            let d = m.msg.to_delivery(cfg);
-            !m.msg.is_invalid(cfg)
-                && d.vector == vector
-                && d.trigger == super::TriggerMode::Level
-                && super::matches_dest(target, false, false, super::Shorthand::None, d.dest_id, d.dest_mode, cfg)
-        }
-        RouteTarget::Irqchip { .. } => false,
-    })
+    sorted
+        .iter()
+        .take_while(|r| r.gsi < ioapic_pins)
+        .any(|r| match r.target {
+            RouteTarget::Msi(m) => {
+                let d = m.msg.to_delivery(cfg);
+                !m.msg.is_invalid(cfg)
+                    && d.vector == vector
+                    && d.trigger == super::TriggerMode::Level
+                    && super::matches_dest(
+                        target,
+                        false,
+                        false,
+                        super::Shorthand::None,
+                        d.dest_id,
+                        d.dest_mode,
+                        cfg,
+                    )
+            }
+            RouteTarget::Irqchip { .. } => false,
+        })
 }

@@ -4,9 +4,9 @@
 //! flags change, no-op), with upstream's errnos.
 //!
 //! Pure component (DESIGN.md section 3): `core` only, host-tested in
-//! tests/host/memslots. The kernel side (x86/memslot.rs) owns the slots.
+//! tests/host/memslots. The kernel side (virt/kvm) owns the slots.
 
-#![allow(dead_code)]
+use crate::defs::paging::{bytes_to_pages, page_aligned, pages_to_bytes, Gpa};
 
 /// Log guest writes to this slot (`KVM_MEM_LOG_DIRTY_PAGES`).
 pub const KVM_MEM_LOG_DIRTY_PAGES: u32 = 1 << 0;
@@ -17,10 +17,6 @@ pub const KVM_MEM_GUEST_MEMFD: u32 = 1 << 2;
 /// The flags this KVM accepts.
 pub const VALID_FLAGS: u32 = KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY;
 
-/// Page size and shift of guest frames.
-pub const PAGE_SHIFT: u32 = 12;
-/// Bytes per guest page.
-pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
 /// Slot ids userspace may use (`KVM_CAP_NR_MEMSLOTS` on x86).
 pub const USER_MEM_SLOTS: u32 = 32764;
 /// Largest slot, in pages (upstream's `KVM_MEM_MAX_NR_PAGES`: 2^31 - 1).
@@ -59,7 +55,8 @@ impl SlotDesc {
         if !self.contains(gfn) {
             return None;
         }
-        self.hva.checked_add((gfn - self.base_gfn) << PAGE_SHIFT)
+        let offset = pages_to_bytes(gfn.checked_sub(self.base_gfn)?)?;
+        self.hva.checked_add(offset)
     }
 
     /// Whether `[base_gfn, base_gfn + npages)` overlaps this slot.
@@ -139,9 +136,9 @@ pub fn plan<'a>(
     if req.flags & !VALID_FLAGS != 0 {
         return Err(SlotError::Invalid);
     }
-    if req.memory_size & (PAGE_SIZE - 1) != 0
-        || req.guest_phys_addr & (PAGE_SIZE - 1) != 0
-        || req.userspace_addr & (PAGE_SIZE - 1) != 0
+    if !page_aligned(req.memory_size)
+        || !page_aligned(req.guest_phys_addr)
+        || !page_aligned(req.userspace_addr)
     {
         return Err(SlotError::Invalid);
     }
@@ -156,13 +153,13 @@ pub fn plan<'a>(
     if req.guest_phys_addr.checked_add(req.memory_size).is_none() {
         return Err(SlotError::Invalid);
     }
-    let npages = req.memory_size >> PAGE_SHIFT;
+    let npages = bytes_to_pages(req.memory_size);
     if npages > MAX_NR_PAGES {
         return Err(SlotError::Invalid);
     }
     let new = SlotDesc {
         id: req.id(),
-        base_gfn: req.guest_phys_addr >> PAGE_SHIFT,
+        base_gfn: Gpa::new(req.guest_phys_addr).gfn().raw(),
         npages,
         hva: req.userspace_addr,
         flags: req.flags,

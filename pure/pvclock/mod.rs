@@ -3,6 +3,8 @@
 //! (upstream's `kvm_get_time_scale()` and `pvclock_scale_delta()`).
 //! Pure: compiled into kvm.ko and tested on the host.
 
+use crate::defs::time::{HZ_PER_KHZ, NSEC_PER_SEC, NSEC_PER_USEC, USEC_PER_MSEC};
+
 /// `pvclock_vcpu_time_info.flags`: the TSC is stable across vCPUs.
 pub const PVCLOCK_TSC_STABLE_BIT: u8 = 1 << 0;
 /// `pvclock_vcpu_time_info.flags`: the guest was stopped (guest-owned).
@@ -11,8 +13,6 @@ pub const PVCLOCK_GUEST_STOPPED: u8 = 1 << 1;
 pub const VCPU_TIME_INFO_SIZE: usize = 32;
 /// Size of `struct pvclock_wall_clock`.
 pub const WALL_CLOCK_SIZE: usize = 12;
-
-const NSEC_PER_SEC: u64 = 1_000_000_000;
 
 /// `ns = ((tsc_delta << shift) * mul) >> 32` (a negative shift divides).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl TimeScale {
         if khz == 0 {
             return None;
         }
-        Some(Self::new(NSEC_PER_SEC, khz.saturating_mul(1000)))
+        Some(Self::new(NSEC_PER_SEC, khz.saturating_mul(HZ_PER_KHZ)))
     }
 
     /// Upstream `kvm_get_time_scale(scaled_hz, base_hz)`: normalise the
@@ -57,8 +57,15 @@ impl TimeScale {
         }
         // The loop leaves scaled64 < tps32 <= u32::MAX: a 64-bit division
         // (the kernel has no 128-bit one).
-        let mul = if tps32 == 0 { 0 } else { ((scaled64 << 32) / u64::from(tps32)) as u32 };
-        TimeScale { mul, shift: shift as i8 }
+        let mul = if tps32 == 0 {
+            0
+        } else {
+            ((scaled64 << 32) / u64::from(tps32)) as u32
+        };
+        TimeScale {
+            mul,
+            shift: shift as i8,
+        }
     }
 
     /// Upstream `pvclock_scale_delta()`: ticks to nanoseconds.
@@ -101,7 +108,8 @@ impl VcpuTimeInfo {
 
     /// What the guest computes at guest TSC `tsc`.
     pub fn guest_ns(&self, tsc: u64) -> u64 {
-        self.system_time.wrapping_add(self.scale.scale(tsc.wrapping_sub(self.tsc_timestamp)))
+        self.system_time
+            .wrapping_add(self.scale.scale(tsc.wrapping_sub(self.tsc_timestamp)))
     }
 }
 
@@ -138,7 +146,12 @@ pub struct TscSync {
 impl TscSync {
     /// No write yet.
     pub const fn new() -> Self {
-        TscSync { valid: false, last_value: 0, last_ns: 0, offset: 0 }
+        TscSync {
+            valid: false,
+            last_value: 0,
+            last_ns: 0,
+            offset: 0,
+        }
     }
 
     /// The offset for a userspace (or vCPU creation) TSC write of `value`
@@ -151,9 +164,9 @@ impl TscSync {
             && (value == 0 || {
                 let elapsed = now_ns.saturating_sub(self.last_ns);
                 // Microseconds times kHz: no 128-bit division in the kernel.
-                let cycles = (elapsed / 1000).saturating_mul(khz) / 1000;
+                let cycles = (elapsed / NSEC_PER_USEC).saturating_mul(khz) / USEC_PER_MSEC;
                 let expected = self.last_value.wrapping_add(cycles);
-                let hz = khz.saturating_mul(1000);
+                let hz = khz.saturating_mul(HZ_PER_KHZ);
                 value.abs_diff(expected) < hz
             });
         if !sync {

@@ -7,15 +7,16 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{run_supported, Fixture, FixtureHost, LiveHost};
-use rkvm_cpuid_caps::cpuid_caps::features::*;
-use rkvm_cpuid_caps::cpuid_caps::leaf::{Leaf, ALL_LEAVES};
 use rkvm_cpuid_caps::cpuid_caps::supported::function_is_indexed;
 use rkvm_cpuid_caps::cpuid_caps::tables::{caps_of, Kind};
-use rkvm_cpuid_caps::cpuid_caps::xstate::{self, KVM_SUPPORTED_XCR0};
+use rkvm_cpuid_caps::cpuid_caps::xstate::KVM_SUPPORTED_XCR0;
 use rkvm_cpuid_caps::cpuid_caps::{
     self as cc, emulated, CpuidEntry, Feature, HostCpuid, KvmCaps, Options, TooMany,
     KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
 };
+use rkvm_cpuid_caps::defs::cpuid::*;
+use rkvm_cpuid_caps::defs::msr;
+use rkvm_cpuid_caps::defs::regs::{XFEATURE_MASK_CET_ALL, XFEATURE_MASK_MPX, XFEATURE_MASK_XTILE};
 
 fn fixtures() -> Vec<Fixture> {
     vec![
@@ -31,14 +32,11 @@ fn fixtures() -> Vec<Fixture> {
 /// rkvm, rkvm with the host's XSS (CET), upstream kvm-amd, upstream with
 /// a vPMU.
 fn option_sets(xcr0: u64) -> Vec<(&'static str, Options)> {
-    let mut pmu = Options::upstream_amd(xcr0, xstate::XFEATURE_MASK_CET_ALL);
+    let mut pmu = Options::upstream_amd(xcr0, XFEATURE_MASK_CET_ALL);
     pmu.pmu = true;
     vec![
         ("rkvm", Options::rkvm(xcr0, 0)),
-        (
-            "rkvm+xss",
-            Options::rkvm(xcr0, xstate::XFEATURE_MASK_CET_ALL),
-        ),
+        ("rkvm+xss", Options::rkvm(xcr0, XFEATURE_MASK_CET_ALL)),
         ("upstream", Options::upstream_amd(xcr0, 0)),
         ("upstream+pmu+xss", pmu),
     ]
@@ -263,10 +261,7 @@ fn check_xsave<H: HostCpuid>(
 ) {
     let host_xsave = host.cpuid(1, 0)[2] & X86_FEATURE_XSAVE.mask() != 0;
     let expect_xcr0 = if host_xsave {
-        opts.host_xcr0
-            & KVM_SUPPORTED_XCR0
-            & !xstate::XFEATURE_MASK_MPX
-            & !xstate::XFEATURE_MASK_XTILE
+        opts.host_xcr0 & KVM_SUPPORTED_XCR0 & !XFEATURE_MASK_MPX & !XFEATURE_MASK_XTILE
     } else {
         0
     };
@@ -287,9 +282,9 @@ fn check_xsave<H: HostCpuid>(
     }
     assert_eq!((d0.ebx, d0.ecx), (size, size), "{what}: 0xD.0 sizes");
     let xss = caps.supported_xss;
-    assert_eq!(xss & !xstate::XFEATURE_MASK_CET_ALL, 0, "{what}");
+    assert_eq!(xss & !XFEATURE_MASK_CET_ALL, 0, "{what}");
     assert!(
-        xss == 0 || xss == xstate::XFEATURE_MASK_CET_ALL,
+        xss == 0 || xss == XFEATURE_MASK_CET_ALL,
         "{what}: CET is all or nothing"
     );
     assert_eq!(
@@ -436,23 +431,23 @@ fn check_msrs<H: cc::HostMsrs>(what: &str, caps: &KvmCaps, opts: &Options, host:
             "{what}: VMX MSR {m:#x} on SVM"
         );
     }
-    assert!(!all.contains(&cc::msr_lists::MSR_IA32_MCG_EXT_CTL), "{what}");
-    assert_eq!(all.contains(&cc::msr_lists::MSR_IA32_SMBASE), opts.smm, "{what}");
+    assert!(!all.contains(&msr::MSR_IA32_MCG_EXT_CTL), "{what}");
+    assert_eq!(all.contains(&msr::MSR_IA32_SMBASE), opts.smm, "{what}");
     assert!(
-        !all.contains(&cc::msr_lists::MSR_IA32_BNDCFGS),
+        !all.contains(&msr::MSR_IA32_BNDCFGS),
         "{what}: no MPX on SVM"
     );
     assert_eq!(
-        all.contains(&cc::msr_lists::MSR_IA32_XSS),
+        all.contains(&msr::MSR_IA32_XSS),
         caps.supported_xss != 0 && host.rdmsr_safe(0xda0).is_some()
     );
     if !caps.has(X86_FEATURE_SHSTK) {
-        assert!(!all.contains(&cc::msr_lists::MSR_IA32_PL0_SSP), "{what}");
+        assert!(!all.contains(&msr::MSR_IA32_PL0_SSP), "{what}");
     }
     for m in [
-        cc::msr_lists::MSR_KVM_SYSTEM_TIME_NEW,
-        cc::msr_lists::MSR_IA32_TSC_DEADLINE,
-        cc::msr_lists::MSR_IA32_MISC_ENABLE,
+        msr::MSR_KVM_SYSTEM_TIME_NEW,
+        msr::MSR_IA32_TSC_DEADLINE,
+        msr::MSR_IA32_MISC_ENABLE,
     ] {
         assert!(all.contains(&m), "{what}: {m:#x}");
     }
@@ -556,7 +551,7 @@ fn intel_amx_upstream_vs_rkvm() {
     let host = fx.host();
     let up = run_supported(
         &host,
-        &Options::upstream_amd(fx.xcr0, xstate::XFEATURE_MASK_CET_ALL),
+        &Options::upstream_amd(fx.xcr0, XFEATURE_MASK_CET_ALL),
     );
     let rk = run_supported(&host, &Options::rkvm(fx.xcr0, 0));
     // Upstream (with AMX permission not requested): AMX CPUID bits and
@@ -613,8 +608,9 @@ fn intel_amx_upstream_vs_rkvm() {
     assert_eq!((a.eax >> 8) & 0xff, 8);
     assert_eq!(a.edx & 0x1f, 3);
     // IA32_ARCH_CAPABILITIES from the host MSR.
-    let v = cc::feature_msr(&host, cc::msr_lists::MSR_IA32_ARCH_CAPABILITIES).unwrap();
+    let v = cc::feature_msr(&host, msr::MSR_IA32_ARCH_CAPABILITIES).unwrap();
     use cc::feature_msrs::*;
+    use msr::*;
     assert_eq!(v & !KVM_SUPPORTED_ARCH_CAP, 0);
     assert!(v & ARCH_CAP_MDS_NO != 0 && v & ARCH_CAP_RDCL_NO != 0 && v & ARCH_CAP_TAA_NO != 0);
     assert!(v & ARCH_CAP_SSB_NO == 0, "host has the SSB bug");
@@ -637,10 +633,7 @@ fn zen4_upstream_vs_rkvm() {
     assert_eq!(get(&rk, 0xd, 1).ebx, 0x980);
     // CET shadow stacks need XSS CET (host has it): only with host_xss.
     assert!(!has(&rk, X86_FEATURE_SHSTK));
-    let up = run_supported(
-        &host,
-        &Options::rkvm(fx.xcr0, xstate::XFEATURE_MASK_CET_ALL),
-    );
+    let up = run_supported(&host, &Options::rkvm(fx.xcr0, XFEATURE_MASK_CET_ALL));
     assert!(has(&up, X86_FEATURE_SHSTK));
     let subs: Vec<u32> = up
         .iter()
@@ -665,12 +658,9 @@ fn hide_option_removes_features() {
     assert!(!has(&out, X86_FEATURE_AVX2) && !has(&out, X86_FEATURE_RDTSCP));
     let caps = KvmCaps::new(&fx.host(), &opts);
     let list = cc::msr_index_list(&fx.host(), &caps, &opts);
-    assert!(
-        !list.contains(cc::msr_lists::MSR_TSC_AUX),
-        "TSC_AUX goes with RDTSCP"
-    );
-    const HIDE_MSRS: &[u32] = &[cc::msr_lists::MSR_KVM_POLL_CONTROL];
+    assert!(!list.contains(msr::MSR_TSC_AUX), "TSC_AUX goes with RDTSCP");
+    const HIDE_MSRS: &[u32] = &[msr::MSR_KVM_POLL_CONTROL];
     opts.hide_msrs = HIDE_MSRS;
     let list = cc::msr_index_list(&fx.host(), &caps, &opts);
-    assert!(!list.contains(cc::msr_lists::MSR_KVM_POLL_CONTROL));
+    assert!(!list.contains(msr::MSR_KVM_POLL_CONTROL));
 }

@@ -17,19 +17,21 @@ const IP: u64 = 0x7000_1000;
 
 fn reg_name(reg: u8, size: u8, high8: bool) -> String {
     const B8: [&str; 16] = [
-        "AL", "CL", "DL", "BL", "SPL", "BPL", "SIL", "DIL", "R8L", "R9L", "R10L", "R11L", "R12L", "R13L", "R14L",
-        "R15L",
+        "AL", "CL", "DL", "BL", "SPL", "BPL", "SIL", "DIL", "R8L", "R9L", "R10L", "R11L", "R12L",
+        "R13L", "R14L", "R15L",
     ];
     const H8: [&str; 4] = ["AH", "CH", "DH", "BH"];
     const W: [&str; 16] = [
-        "AX", "CX", "DX", "BX", "SP", "BP", "SI", "DI", "R8W", "R9W", "R10W", "R11W", "R12W", "R13W", "R14W", "R15W",
+        "AX", "CX", "DX", "BX", "SP", "BP", "SI", "DI", "R8W", "R9W", "R10W", "R11W", "R12W",
+        "R13W", "R14W", "R15W",
     ];
     const D: [&str; 16] = [
-        "EAX", "ECX", "EDX", "EBX", "ESP", "EBP", "ESI", "EDI", "R8D", "R9D", "R10D", "R11D", "R12D", "R13D", "R14D",
-        "R15D",
+        "EAX", "ECX", "EDX", "EBX", "ESP", "EBP", "ESI", "EDI", "R8D", "R9D", "R10D", "R11D",
+        "R12D", "R13D", "R14D", "R15D",
     ];
     const Q: [&str; 16] = [
-        "RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI", "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15",
+        "RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI", "R8", "R9", "R10", "R11", "R12",
+        "R13", "R14", "R15",
     ];
     let r = usize::from(reg);
     match (size, high8) {
@@ -73,26 +75,40 @@ fn mask(size: u8) -> u64 {
 /// Acceptable iced mnemonics for one of our ops.
 fn mnemonics(op: Op) -> &'static [&'static str] {
     match op {
-        Op::MovToCr | Op::MovFromCr | Op::MovToDr | Op::MovFromDr | Op::MovToSeg | Op::MovFromSeg => &["Mov"],
+        Op::MovToCr
+        | Op::MovFromCr
+        | Op::MovToDr
+        | Op::MovFromDr
+        | Op::MovToSeg
+        | Op::MovFromSeg => &["Mov"],
         Op::Cmpxchg8b => &["Cmpxchg8b", "Cmpxchg16b"],
         Op::Cmovcc => &[
-            "Cmovo", "Cmovno", "Cmovb", "Cmovae", "Cmove", "Cmovne", "Cmovbe", "Cmova", "Cmovs", "Cmovns", "Cmovp",
-            "Cmovnp", "Cmovl", "Cmovge", "Cmovle", "Cmovg",
+            "Cmovo", "Cmovno", "Cmovb", "Cmovae", "Cmove", "Cmovne", "Cmovbe", "Cmova", "Cmovs",
+            "Cmovns", "Cmovp", "Cmovnp", "Cmovl", "Cmovge", "Cmovle", "Cmovg",
         ],
         Op::Setcc => &[
-            "Seto", "Setno", "Setb", "Setae", "Sete", "Setne", "Setbe", "Seta", "Sets", "Setns", "Setp", "Setnp",
-            "Setl", "Setge", "Setle", "Setg",
+            "Seto", "Setno", "Setb", "Setae", "Sete", "Setne", "Setbe", "Seta", "Sets", "Setns",
+            "Setp", "Setnp", "Setl", "Setge", "Setle", "Setg",
         ],
         Op::Jcc => &[
-            "Jo", "Jno", "Jb", "Jae", "Je", "Jne", "Jbe", "Ja", "Js", "Jns", "Jp", "Jnp", "Jl", "Jge", "Jle", "Jg",
+            "Jo", "Jno", "Jb", "Jae", "Je", "Jne", "Jbe", "Ja", "Js", "Jns", "Jp", "Jnp", "Jl",
+            "Jge", "Jle", "Jg",
         ],
         Op::SseMov => &[
-            "Movups", "Movupd", "Movss", "Movsd", "Movaps", "Movapd", "Movntps", "Movntpd", "Movd", "Movq", "Movdqa",
-            "Movdqu", "Movntdq", "Movntdqa",
+            "Movups", "Movupd", "Movss", "Movsd", "Movaps", "Movapd", "Movntps", "Movntpd", "Movd",
+            "Movq", "Movdqa", "Movdqu", "Movntdq", "Movntdqa",
         ],
         Op::MmxMov => &["Movq"],
         Op::AvxMov => &[
-            "Vmovups", "Vmovupd", "Vmovaps", "Vmovapd", "Vmovntps", "Vmovntpd", "Vmovdqa", "Vmovdqu", "Vmovntdq",
+            "Vmovups",
+            "Vmovupd",
+            "Vmovaps",
+            "Vmovapd",
+            "Vmovntps",
+            "Vmovntpd",
+            "Vmovdqa",
+            "Vmovdqu",
+            "Vmovntdq",
             "Vmovntdqa",
         ],
         Op::Movs => &["Movsb", "Movsw", "Movsd", "Movsq"],
@@ -145,7 +161,13 @@ fn mnemonic_ok(op: Op, m: Mnemonic) -> bool {
 }
 
 /// Compare one of our explicit operands with iced operand `k`.
-fn cmp_operand(o: &Operand, insn: &Insn, ii: &Instruction, k: u32, bits: u32) -> Result<(), String> {
+fn cmp_operand(
+    o: &Operand,
+    insn: &Insn,
+    ii: &Instruction,
+    k: u32,
+    bits: u32,
+) -> Result<(), String> {
     let kind = ii.op_kind(k);
     match *o {
         Operand::Reg { reg, size, high8 } => {
@@ -205,7 +227,10 @@ fn cmp_operand(o: &Operand, insn: &Insn, ii: &Instruction, k: u32, bits: u32) ->
                 let next = IP.wrapping_add(u64::from(insn.len));
                 let want = next.wrapping_add(val) & mask(insn.opsize);
                 if want != ii.near_branch_target() {
-                    return Err(format!("op{k}: target {want:#x} vs {:#x}", ii.near_branch_target()));
+                    return Err(format!(
+                        "op{k}: target {want:#x} vs {:#x}",
+                        ii.near_branch_target()
+                    ));
                 }
             }
             OpKind::Immediate8
@@ -231,7 +256,9 @@ fn cmp_operand(o: &Operand, insn: &Insn, ii: &Instruction, k: u32, bits: u32) ->
                 _ => return Err(format!("op{k}: want far, iced {:?}", kind)),
             };
             if isel != sel || ioff != off {
-                return Err(format!("op{k}: far {sel:#x}:{off:#x} vs {isel:#x}:{ioff:#x}"));
+                return Err(format!(
+                    "op{k}: far {sel:#x}:{off:#x} vs {isel:#x}:{ioff:#x}"
+                ));
             }
         }
         Operand::None => return Err(format!("op{k}: none")),
@@ -248,19 +275,28 @@ fn cmp_mem(m: &MemRef, size: u8, insn: &Insn, ii: &Instruction, bits: u32) -> Re
             "EIP".to_string()
         }
     } else {
-        m.base.map(|b| areg_name(b, ad)).unwrap_or_else(|| "NONE".into())
+        m.base
+            .map(|b| areg_name(b, ad))
+            .unwrap_or_else(|| "NONE".into())
     };
     let ib = iced_reg(ii.memory_base());
     if base != ib {
         return Err(format!("mem base {base} vs {ib}"));
     }
-    let index = m.index.map(|b| areg_name(b, ad)).unwrap_or_else(|| "NONE".into());
+    let index = m
+        .index
+        .map(|b| areg_name(b, ad))
+        .unwrap_or_else(|| "NONE".into());
     let ix = iced_reg(ii.memory_index());
     if index != ix {
         return Err(format!("mem index {index} vs {ix}"));
     }
     if m.index.is_some() && u32::from(m.scale) != ii.memory_index_scale() {
-        return Err(format!("mem scale {} vs {}", m.scale, ii.memory_index_scale()));
+        return Err(format!(
+            "mem scale {} vs {}",
+            m.scale,
+            ii.memory_index_scale()
+        ));
     }
     let disp = if m.rip_rel {
         IP.wrapping_add(u64::from(insn.len)).wrapping_add(m.disp) & mask(ad)
@@ -268,7 +304,10 @@ fn cmp_mem(m: &MemRef, size: u8, insn: &Insn, ii: &Instruction, bits: u32) -> Re
         m.disp & mask(ad)
     };
     if disp != ii.memory_displacement64() & mask(ad) {
-        return Err(format!("mem disp {disp:#x} vs {:#x}", ii.memory_displacement64()));
+        return Err(format!(
+            "mem disp {disp:#x} vs {:#x}",
+            ii.memory_displacement64()
+        ));
     }
     // In 64-bit mode only FS/GS overrides matter; iced keeps the prefix.
     let iseg = iced_reg(ii.memory_segment());
@@ -278,7 +317,16 @@ fn cmp_mem(m: &MemRef, size: u8, insn: &Insn, ii: &Instruction, bits: u32) -> Re
     }
     let check_size = !matches!(
         insn.op,
-        Op::Lea | Op::Nop | Op::Invlpg | Op::Lgdt | Op::Lidt | Op::Sgdt | Op::Sidt | Op::Ud | Op::JmpFar | Op::CallFar
+        Op::Lea
+            | Op::Nop
+            | Op::Invlpg
+            | Op::Lgdt
+            | Op::Lidt
+            | Op::Sgdt
+            | Op::Sidt
+            | Op::Ud
+            | Op::JmpFar
+            | Op::CallFar
     );
     let isz = ii.memory_size().size();
     if check_size && isz != usize::from(size) {
@@ -356,10 +404,22 @@ fn compare(bytes: &[u8], code: CodeSize, st: &mut Stats, report: &mut Vec<String
                     insn.op
                 ))
             } else if !mnemonic_ok(insn.op, ii.mnemonic()) {
-                Err(format!("mnemonic {:?} vs iced {:?} ({})", insn.op, ii.mnemonic(), ii))
+                Err(format!(
+                    "mnemonic {:?} vs iced {:?} ({})",
+                    insn.op,
+                    ii.mnemonic(),
+                    ii
+                ))
             } else if matches!(
                 insn.op,
-                Op::Movs | Op::Cmps | Op::Stos | Op::Lods | Op::Scas | Op::Ins | Op::Outs | Op::Xlat
+                Op::Movs
+                    | Op::Cmps
+                    | Op::Stos
+                    | Op::Lods
+                    | Op::Scas
+                    | Op::Ins
+                    | Op::Outs
+                    | Op::Xlat
             ) {
                 Ok(())
             } else {
@@ -385,30 +445,38 @@ fn compare(bytes: &[u8], code: CodeSize, st: &mut Stats, report: &mut Vec<String
     if let Err(e) = res {
         st.mismatches += 1;
         if report.len() < 400 {
-            report.push(format!("[{bits}] {:02x?}: {e}", &bytes[..16.min(bytes.len())]));
+            report.push(format!(
+                "[{bits}] {:02x?}: {e}",
+                &bytes[..16.min(bytes.len())]
+            ));
         }
     }
 }
 
 /// Opcodes we implement, to steer structured generation.
 const ONE_BYTE: &[u8] = &[
-    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x10, 0x11, 0x12, 0x13,
-    0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x28,
-    0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x40, 0x48,
-    0x50, 0x57, 0x58, 0x5f, 0x60, 0x61, 0x63, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f, 0x70, 0x75, 0x7f, 0x80,
-    0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8d, 0x8e, 0x8f, 0x90, 0x91, 0x97, 0x98,
-    0x99, 0x9a, 0x9c, 0x9d, 0x9e, 0x9f, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac,
-    0xad, 0xae, 0xaf, 0xb0, 0xb7, 0xb8, 0xbf, 0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xcb,
-    0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3, 0xd7, 0xe0, 0xe1, 0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9,
-    0xea, 0xeb, 0xec, 0xed, 0xee, 0xef, 0xf1, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff,
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x10,
+    0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x20,
+    0x21, 0x22, 0x23, 0x24, 0x25, 0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x30, 0x31, 0x32, 0x33, 0x34,
+    0x35, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x40, 0x48, 0x50, 0x57, 0x58, 0x5f, 0x60, 0x61, 0x63,
+    0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f, 0x70, 0x75, 0x7f, 0x80, 0x81, 0x82, 0x83, 0x84,
+    0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8d, 0x8e, 0x8f, 0x90, 0x91, 0x97, 0x98, 0x99,
+    0x9a, 0x9c, 0x9d, 0x9e, 0x9f, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa,
+    0xab, 0xac, 0xad, 0xae, 0xaf, 0xb0, 0xb7, 0xb8, 0xbf, 0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6,
+    0xc7, 0xc8, 0xc9, 0xca, 0xcb, 0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3, 0xd7, 0xe0, 0xe1,
+    0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee, 0xef, 0xf1, 0xf4,
+    0xf5, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff,
 ];
 const TWO_BYTE: &[u8] = &[
-    0x00, 0x01, 0x06, 0x08, 0x09, 0x0b, 0x0d, 0x10, 0x11, 0x18, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x28, 0x29, 0x2b, 0x30,
-    0x31, 0x32, 0x40, 0x45, 0x4f, 0x6e, 0x6f, 0x7e, 0x7f, 0x80, 0x84, 0x8f, 0x90, 0x94, 0x9f, 0xa0, 0xa1, 0xa2, 0xa3,
-    0xa4, 0xa5, 0xa8, 0xa9, 0xab, 0xac, 0xad, 0xaf, 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb9, 0xba, 0xbb,
-    0xbc, 0xbd, 0xbe, 0xbf, 0xc0, 0xc1, 0xc3, 0xc7, 0xc8, 0xcf, 0xd6, 0xe7, 0x38,
+    0x00, 0x01, 0x06, 0x08, 0x09, 0x0b, 0x0d, 0x10, 0x11, 0x18, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x28,
+    0x29, 0x2b, 0x30, 0x31, 0x32, 0x40, 0x45, 0x4f, 0x6e, 0x6f, 0x7e, 0x7f, 0x80, 0x84, 0x8f, 0x90,
+    0x94, 0x9f, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa8, 0xa9, 0xab, 0xac, 0xad, 0xaf, 0xb0, 0xb1,
+    0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf, 0xc0, 0xc1, 0xc3,
+    0xc7, 0xc8, 0xcf, 0xd6, 0xe7, 0x38,
 ];
-const PREFIXES: &[u8] = &[0x66, 0x67, 0xf0, 0xf2, 0xf3, 0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65];
+const PREFIXES: &[u8] = &[
+    0x66, 0x67, 0xf0, 0xf2, 0xf3, 0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65,
+];
 
 fn structured(rng: &mut Rng, long: bool, buf: &mut [u8; 20]) {
     for b in buf.iter_mut() {
@@ -516,16 +584,34 @@ fn vex_bytes(vex2: bool, rxb: u8, w: bool, map: u8, vvvv: u8, l: bool, pp: u8, o
 /// iced-x86, over every opcode of maps 1 and 2 and a spread of ModRM forms.
 #[test]
 fn decode_vex_differential_vs_iced() {
-    const MODRMS: [u8; 14] = [0x00, 0x04, 0x05, 0x07, 0x0C, 0x3D, 0x44, 0x45, 0x84, 0x8F, 0xC0, 0xC9, 0xF8, 0xFF];
-    const PREFIXES: [&[u8]; 12] =
-        [&[], &[], &[], &[], &[0x66], &[0xF3], &[0xF2], &[0xF0], &[0x2E], &[0x67], &[0x64, 0x67], &[0x48]];
+    const MODRMS: [u8; 14] = [
+        0x00, 0x04, 0x05, 0x07, 0x0C, 0x3D, 0x44, 0x45, 0x84, 0x8F, 0xC0, 0xC9, 0xF8, 0xFF,
+    ];
+    const PREFIXES: [&[u8]; 12] = [
+        &[],
+        &[],
+        &[],
+        &[],
+        &[0x66],
+        &[0xF3],
+        &[0xF2],
+        &[0xF0],
+        &[0x2E],
+        &[0x67],
+        &[0x64, 0x67],
+        &[0x48],
+    ];
     let mut rng = Rng::new(0x7e7_dec0de);
     let mut st = Stats::default();
     let mut report = Vec::new();
     for code in [CodeSize::Bits16, CodeSize::Bits32, CodeSize::Bits64] {
         let long = code == CodeSize::Bits64;
         for map in 0..=31u8 {
-            let ops: Vec<u8> = if map == 1 || map == 2 { (0..=255).collect() } else { vec![0x10, 0x2A, 0x6F, 0xE7] };
+            let ops: Vec<u8> = if map == 1 || map == 2 {
+                (0..=255).collect()
+            } else {
+                vec![0x10, 0x2A, 0x6F, 0xE7]
+            };
             for op in ops {
                 for pp in 0..4u8 {
                     for l in [false, true] {
@@ -538,10 +624,22 @@ fn decode_vex_differential_vs_iced() {
                                 rxb = 1; // VEX.B outside 64-bit mode
                             }
                             let w = !vex2 && rng.chance(1, 4);
-                            let vvvv = if k < 2 || rng.chance(3, 4) { 0 } else { rng.below(16) as u8 };
-                            let mut b: Vec<u8> = if k == 3 { rng.pick(&PREFIXES).to_vec() } else { Vec::new() };
+                            let vvvv = if k < 2 || rng.chance(3, 4) {
+                                0
+                            } else {
+                                rng.below(16) as u8
+                            };
+                            let mut b: Vec<u8> = if k == 3 {
+                                rng.pick(&PREFIXES).to_vec()
+                            } else {
+                                Vec::new()
+                            };
                             b.extend(vex_bytes(vex2, rxb, w, map, vvvv, l, pp, op));
-                            b.push(if k == 0 { MODRMS[(op as usize + pp as usize) % MODRMS.len()] } else { rng.pick(&MODRMS) });
+                            b.push(if k == 0 {
+                                MODRMS[(op as usize + pp as usize) % MODRMS.len()]
+                            } else {
+                                rng.pick(&MODRMS)
+                            });
                             while b.len() < 20 {
                                 b.push(rng.next() as u8);
                             }
@@ -561,7 +659,14 @@ fn decode_vex_differential_vs_iced() {
                 compare(&b, code, &mut st, &mut report);
             }
         }
-        for pfx in [&[][..], &[0x66], &[0xF3], &[0xF2], &[0x66, 0xF2], &[0xF0, 0x66]] {
+        for pfx in [
+            &[][..],
+            &[0x66],
+            &[0xF3],
+            &[0xF2],
+            &[0x66, 0xF2],
+            &[0xF0, 0x66],
+        ] {
             for op in 0..=255u8 {
                 for modrm in MODRMS {
                     let mut b = pfx.to_vec();

@@ -9,7 +9,11 @@
 mod common;
 
 use common::{Rng, TestCpu, TestMem, PTE_PWU};
-use rkvm_emulate::emulate::regs::rflags::{AC, AF, ARITH, CF, DF, ID, IF, IOPL, NT, OF, PF, SF, TF, ZF};
+use rkvm_emulate::defs::regs::{
+    X86_CR4_OSXSAVE, X86_EFLAGS_AC, X86_EFLAGS_AF, X86_EFLAGS_ARITH, X86_EFLAGS_CF, X86_EFLAGS_DF,
+    X86_EFLAGS_ID, X86_EFLAGS_IF, X86_EFLAGS_IOPL, X86_EFLAGS_NT, X86_EFLAGS_OF, X86_EFLAGS_PF,
+    X86_EFLAGS_SF, X86_EFLAGS_TF, X86_EFLAGS_ZF,
+};
 use rkvm_emulate::emulate::{Emulator, Outcome};
 
 #[repr(C)]
@@ -44,7 +48,11 @@ fn mmap(len: usize, prot: i32, low: bool) -> *mut u8 {
 
 impl Jit {
     fn new() -> Self {
-        let code = mmap(4096, libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC, false);
+        let code = mmap(
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+            false,
+        );
         let scratch = mmap(SCRATCH_LEN, libc::PROT_READ | libc::PROT_WRITE, true);
         Jit { code, scratch }
     }
@@ -114,7 +122,9 @@ impl Jit {
         c.extend_from_slice(&[0x48, 0x8B, 0x21, 0x48, 0x8B, 0x49, 0x10, 0x48, 0x89, 0x08]);
         // pushfq; pop rcx; mov [rax+128], rcx; cld
         c.extend_from_slice(&[0x9C, 0x59, 0x48, 0x89, 0x88, 0x80, 0, 0, 0, 0xFC]);
-        c.extend_from_slice(&[0x41, 0x5F, 0x41, 0x5E, 0x41, 0x5D, 0x41, 0x5C, 0x5D, 0x5B, 0xC3]);
+        c.extend_from_slice(&[
+            0x41, 0x5F, 0x41, 0x5E, 0x41, 0x5D, 0x41, 0x5C, 0x5D, 0x5B, 0xC3,
+        ]);
         assert!(c.len() < 4096 - 64);
         // SAFETY: the code page is ours and large enough; the stub restores
         // the callee-saved registers and the host stack pointer, and only
@@ -276,9 +286,9 @@ impl Gen<'_> {
 }
 
 fn rand_flags(rng: &mut Rng) -> u64 {
-    let mut f = 0x2 | (rng.next() & ARITH);
+    let mut f = 0x2 | (rng.next() & X86_EFLAGS_ARITH);
     if rng.chance(1, 4) {
-        f |= DF;
+        f |= X86_EFLAGS_DF;
     }
     f
 }
@@ -320,7 +330,7 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
     for r in st.gpr.iter_mut() {
         *r = rng.interesting();
     }
-    st.rflags = rand_flags(rng) | IF;
+    st.rflags = rand_flags(rng) | X86_EFLAGS_IF;
     // RSP always points into the scratch area (page 3).
     st.gpr[4] = base + 3 * 4096 + 2048;
     let group = rng.below(14);
@@ -336,7 +346,7 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
             Case {
                 bytes: b,
                 st,
-                undef: if logic { AF } else { 0 },
+                undef: if logic { X86_EFLAGS_AF } else { 0 },
                 undef_reg: None,
                 desc: "alu r/m",
             }
@@ -363,7 +373,7 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
             Case {
                 bytes: b,
                 st,
-                undef: if logic { AF } else { 0 },
+                undef: if logic { X86_EFLAGS_AF } else { 0 },
                 undef_reg: None,
                 desc: "alu imm",
             }
@@ -372,7 +382,11 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
             // Accumulator forms and INC/DEC/NOT/NEG.
             if g.rng.chance(1, 2) {
                 let op = (g.rng.below(8) as u8) << 3 | (4 + g.rng.below(2) as u8);
-                let op = if g.rng.chance(1, 8) { 0xA8 + (op & 1) } else { op };
+                let op = if g.rng.chance(1, 8) {
+                    0xA8 + (op & 1)
+                } else {
+                    op
+                };
                 let byte = op & 1 == 0;
                 let mut b = p66.to_vec();
                 if !byte && g.rng.chance(1, 2) {
@@ -385,7 +399,7 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
                 Case {
                     bytes: b,
                     st,
-                    undef: if logic { AF } else { 0 },
+                    undef: if logic { X86_EFLAGS_AF } else { 0 },
                     undef_reg: None,
                     desc: "alu acc",
                 }
@@ -456,7 +470,11 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
             Case {
                 bytes: b,
                 st,
-                undef: if div { ARITH } else { SF | ZF | AF | PF },
+                undef: if div {
+                    X86_EFLAGS_ARITH
+                } else {
+                    X86_EFLAGS_SF | X86_EFLAGS_ZF | X86_EFLAGS_AF | X86_EFLAGS_PF
+                },
                 undef_reg: None,
                 desc: "muldiv",
             }
@@ -489,15 +507,15 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
             if masked != 0 {
                 if ext < 4 {
                     if masked > 1 {
-                        undef |= OF;
+                        undef |= X86_EFLAGS_OF;
                     }
                 } else {
-                    undef |= AF;
+                    undef |= X86_EFLAGS_AF;
                     if masked > 1 {
-                        undef |= OF;
+                        undef |= X86_EFLAGS_OF;
                     }
                     if masked >= bits && ext != 7 {
-                        undef |= CF;
+                        undef |= X86_EFLAGS_CF;
                     }
                 }
             }
@@ -528,9 +546,9 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
             }
             let mut undef = 0;
             if masked != 0 {
-                undef |= AF;
+                undef |= X86_EFLAGS_AF;
                 if masked > 1 {
-                    undef |= OF;
+                    undef |= X86_EFLAGS_OF;
                 }
             }
             Case {
@@ -579,7 +597,7 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
             Case {
                 bytes: b,
                 st,
-                undef: OF | SF | AF | PF,
+                undef: X86_EFLAGS_OF | X86_EFLAGS_SF | X86_EFLAGS_AF | X86_EFLAGS_PF,
                 undef_reg: None,
                 desc,
             }
@@ -597,7 +615,11 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
                     Case {
                         bytes: b,
                         st,
-                        undef: CF | OF | SF | AF | PF,
+                        undef: X86_EFLAGS_CF
+                            | X86_EFLAGS_OF
+                            | X86_EFLAGS_SF
+                            | X86_EFLAGS_AF
+                            | X86_EFLAGS_PF,
                         undef_reg: Some(reg).filter(|_| false),
                         desc: "bsf/bsr",
                     }
@@ -625,7 +647,8 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
                 }
                 3 => {
                     let cc = g.rng.below(16) as u8;
-                    let (b, _, _) = g.encode(&mut st, p66, &[0x0F, 0x40 + cc], None, Rm::Any, false);
+                    let (b, _, _) =
+                        g.encode(&mut st, p66, &[0x0F, 0x40 + cc], None, Rm::Any, false);
                     Case {
                         bytes: b,
                         st,
@@ -636,7 +659,8 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
                 }
                 4 => {
                     let cc = g.rng.below(16) as u8;
-                    let (b, _, _) = g.encode(&mut st, &[], &[0x0F, 0x90 + cc], Some(0), Rm::Any, true);
+                    let (b, _, _) =
+                        g.encode(&mut st, &[], &[0x0F, 0x90 + cc], Some(0), Rm::Any, true);
                     Case {
                         bytes: b,
                         st,
@@ -740,7 +764,8 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
                 }
                 1 => {
                     let opc = g.rng.pick(&[0xC6u8, 0xC7]);
-                    let (mut b, _, _) = g.encode(&mut st, p66, &[opc], Some(0), Rm::Any, opc == 0xC6);
+                    let (mut b, _, _) =
+                        g.encode(&mut st, p66, &[opc], Some(0), Rm::Any, opc == 0xC6);
                     let os = opsize_of(&b, opc == 0xC6);
                     b.extend(imm(g.rng, usize::from(os.min(4))));
                     Case {
@@ -780,7 +805,9 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
                     }
                 }
                 _ => {
-                    let op = g.rng.pick(&[0x98u8, 0x99, 0x9E, 0x9F, 0xF5, 0xF8, 0xF9, 0xFC, 0xFD]);
+                    let op = g
+                        .rng
+                        .pick(&[0x98u8, 0x99, 0x9E, 0x9F, 0xF5, 0xF8, 0xF9, 0xFC, 0xFD]);
                     let mut b = p66.to_vec();
                     if g.rng.chance(1, 2) && op <= 0x99 {
                         b.push(0x48);
@@ -876,8 +903,12 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
         11 => {
             // Stack: PUSH/POP (register, immediate, memory incl. [rsp+d]),
             // PUSHF/POPF at CPL 3, LEAVE, ENTER.
-            let sp =
-                g.base + 4096 + 2048 + g.rng.below(64) * 8 - 256 + if g.rng.chance(1, 8) { g.rng.below(8) } else { 0 };
+            let sp = g.base + 4096 + 2048 + g.rng.below(64) * 8 - 256
+                + if g.rng.chance(1, 8) {
+                    g.rng.below(8)
+                } else {
+                    0
+                };
             st.gpr[4] = sp;
             st.gpr[5] = g.base + 4096 + 1024 + g.rng.below(1024);
             let k = g.rng.below(9);
@@ -996,12 +1027,23 @@ fn div_faults(bytes: &[u8], st: &NState, data: &[u8], base: u64) -> Option<bool>
         let full = r.full_register();
         let idx = (full as usize) - (iced_x86::Register::RAX as usize);
         let v = st.gpr[idx];
-        let v = if r.is_gpr8() && matches!(r, iced_x86::Register::AH | iced_x86::Register::CH | iced_x86::Register::DH | iced_x86::Register::BH) {
+        let v = if r.is_gpr8()
+            && matches!(
+                r,
+                iced_x86::Register::AH
+                    | iced_x86::Register::CH
+                    | iced_x86::Register::DH
+                    | iced_x86::Register::BH
+            ) {
             st.gpr[(r as usize) - (iced_x86::Register::AH as usize)] >> 8
         } else {
             v
         };
-        v & if r.size() >= 8 { u64::MAX } else { (1u64 << (8 * r.size())) - 1 }
+        v & if r.size() >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * r.size())) - 1
+        }
     };
     let (d, size) = match ins.op0_kind() {
         OpKind::Register => (regval(ins.op0_register()), ins.op0_register().size()),
@@ -1016,8 +1058,16 @@ fn div_faults(bytes: &[u8], st: &NState, data: &[u8], base: u64) -> Option<bool>
         _ => return None,
     };
     let bits = 8 * size as u32;
-    let m = if size == 8 { u64::MAX } else { (1u64 << bits) - 1 };
-    let (lo, hi) = if size == 1 { (st.gpr[0] & 0xFF, (st.gpr[0] >> 8) & 0xFF) } else { (st.gpr[0] & m, st.gpr[2] & m) };
+    let m = if size == 8 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
+    let (lo, hi) = if size == 1 {
+        (st.gpr[0] & 0xFF, (st.gpr[0] >> 8) & 0xFF)
+    } else {
+        (st.gpr[0] & m, st.gpr[2] & m)
+    };
     if d == 0 {
         return Some(true);
     }
@@ -1054,7 +1104,9 @@ fn exec_differential_vs_host_cpu() {
     let mut i = 0;
     while compared + skipped + de < n {
         i += 1;
-        let Some(case) = gen_case(&mut rng, base) else { continue };
+        let Some(case) = gen_case(&mut rng, base) else {
+            continue;
+        };
         // Fresh scratch contents.
         let mut data = vec![0u8; SCRATCH_LEN];
         for c in data.chunks_mut(8) {
@@ -1063,7 +1115,7 @@ fn exec_differential_vs_host_cpu() {
         if case.desc == "popf" {
             let off = (case.st.gpr[4] - base) as usize;
             let mut v = u64::from_le_bytes(data[off..off + 8].try_into().unwrap());
-            v &= !(TF | AC);
+            v &= !(X86_EFLAGS_TF | X86_EFLAGS_AC);
             data[off..off + 8].copy_from_slice(&v.to_le_bytes());
         }
         jit.scratch().copy_from_slice(&data);
@@ -1090,7 +1142,10 @@ fn exec_differential_vs_host_cpu() {
             if de_ref != de_emu {
                 mismatches += 1;
                 if reports.len() < 30 {
-                    reports.push(format!("{}: {:02x?}: #DE reference {de_ref}, emulator {:?}", case.desc, case.bytes, out));
+                    reports.push(format!(
+                        "{}: {:02x?}: #DE reference {de_ref}, emulator {:?}",
+                        case.desc, case.bytes, out
+                    ));
                 }
                 continue;
             }
@@ -1106,8 +1161,14 @@ fn exec_differential_vs_host_cpu() {
             de += 1;
             continue;
         }
-        let rex_w_0fc7 = case.bytes.windows(3).any(|w| w[0] & 0xf8 == 0x48 && w[1] == 0x0f && w[2] == 0xc7);
-        if case.desc.starts_with("cmpxchg") && rex_w_0fc7 && matches!(out, Outcome::Unhandleable { .. }) {
+        let rex_w_0fc7 = case
+            .bytes
+            .windows(3)
+            .any(|w| w[0] & 0xf8 == 0x48 && w[1] == 0x0f && w[2] == 0xc7);
+        if case.desc.starts_with("cmpxchg")
+            && rex_w_0fc7
+            && matches!(out, Outcome::Unhandleable { .. })
+        {
             // CMPXCHG16B: KVM reads the operand, then reports a failure.
             de += 1;
             continue;
@@ -1145,10 +1206,19 @@ fn exec_differential_vs_host_cpu() {
         }
         for x in 0..16 {
             if cpu.xmm[x] != nst.xmm[x] {
-                errs.push(format!("xmm{x}: emu {:#x} cpu {:#x}", cpu.xmm[x], nst.xmm[x]));
+                errs.push(format!(
+                    "xmm{x}: emu {:#x} cpu {:#x}",
+                    cpu.xmm[x], nst.xmm[x]
+                ));
             }
         }
-        let fm = (ARITH | DF | IF | IOPL | NT | ID) & !case.undef;
+        let fm = (X86_EFLAGS_ARITH
+            | X86_EFLAGS_DF
+            | X86_EFLAGS_IF
+            | X86_EFLAGS_IOPL
+            | X86_EFLAGS_NT
+            | X86_EFLAGS_ID)
+            & !case.undef;
         if cpu.rflags & fm != nst.rflags & fm {
             errs.push(format!(
                 "flags: emu {:#x} cpu {:#x} (mask {:#x}, was {:#x})",
@@ -1163,7 +1233,11 @@ fn exec_differential_vs_host_cpu() {
         }
         let emem = mem.peek(base, SCRATCH_LEN);
         if emem != jit.scratch() {
-            let k = emem.iter().zip(jit.scratch().iter()).position(|(a, b)| a != b).unwrap();
+            let k = emem
+                .iter()
+                .zip(jit.scratch().iter())
+                .position(|(a, b)| a != b)
+                .unwrap();
             errs.push(format!(
                 "memory differs at +{k:#x}: emu {:02x} cpu {:02x}",
                 emem[k],
@@ -1173,7 +1247,12 @@ fn exec_differential_vs_host_cpu() {
         if !errs.is_empty() {
             mismatches += 1;
             if reports.len() < 30 {
-                reports.push(format!("{}: {:02x?}: {}", case.desc, case.bytes, errs.join("; ")));
+                reports.push(format!(
+                    "{}: {:02x?}: {}",
+                    case.desc,
+                    case.bytes,
+                    errs.join("; ")
+                ));
             }
         }
     }
@@ -1205,7 +1284,12 @@ const VYMM_OFF: u32 = 192;
 /// memory), base in 0..8.
 fn vmovdqu_disp32(n: u8, base: u8, disp: u32, store: bool) -> Vec<u8> {
     let r = if n >= 8 { 0x7E } else { 0xFE };
-    let mut c = vec![0xC5, r, if store { 0x7F } else { 0x6F }, 0x80 | ((n & 7) << 3) | base];
+    let mut c = vec![
+        0xC5,
+        r,
+        if store { 0x7F } else { 0x6F },
+        0x80 | ((n & 7) << 3) | base,
+    ];
     c.extend_from_slice(&disp.to_le_bytes());
     c
 }
@@ -1249,7 +1333,9 @@ impl Jit {
         }
         // emms; vzeroupper; pop r15-r12, rbp, rbx; ret
         c.extend_from_slice(&[0x0F, 0x77, 0xC5, 0xF8, 0x77]);
-        c.extend_from_slice(&[0x41, 0x5F, 0x41, 0x5E, 0x41, 0x5D, 0x41, 0x5C, 0x5D, 0x5B, 0xC3]);
+        c.extend_from_slice(&[
+            0x41, 0x5F, 0x41, 0x5E, 0x41, 0x5D, 0x41, 0x5C, 0x5D, 0x5B, 0xC3,
+        ]);
         assert!(c.len() < 4096 - 64);
         // SAFETY: as in `run`; RSP is never changed, the callee-saved
         // registers are restored, memory accesses stay in the state struct,
@@ -1299,7 +1385,11 @@ fn to_vex(rng: &mut Rng, legacy: &[u8], map: u8, pp: u8, l: bool) -> Vec<u8> {
     if map == 1 && !x && !b && !w && rng.chance(1, 2) {
         out.extend_from_slice(&[0xC5, (u8::from(!r) << 7) | tail]);
     } else {
-        out.extend_from_slice(&[0xC4, (u8::from(!r) << 7) | (u8::from(!x) << 6) | (u8::from(!b) << 5) | map, tail]);
+        out.extend_from_slice(&[
+            0xC4,
+            (u8::from(!r) << 7) | (u8::from(!x) << 6) | (u8::from(!b) << 5) | map,
+            tail,
+        ]);
     }
     out.extend_from_slice(rest);
     out
@@ -1349,7 +1439,10 @@ fn exec_vector_differential_vs_host_cpu() {
         }
         let kind = rng.below(8);
         let (mut bytes, aligned, width) = {
-            let mut g = Gen { rng: &mut rng, base };
+            let mut g = Gen {
+                rng: &mut rng,
+                base,
+            };
             if kind < 2 {
                 let opc = if g.rng.chance(1, 2) { 0x6F } else { 0x7F };
                 let (b, _, _) = g.encode(&mut nst, &[], &[0x0F, opc], None, Rm::Any, false);
@@ -1368,7 +1461,11 @@ fn exec_vector_differential_vs_host_cpu() {
                 let (map, op, pps, rm, aligned) = g.rng.pick(VEX_FORMS);
                 let pp = g.rng.pick(pps);
                 let l = g.rng.chance(1, 2);
-                let opc: &[u8] = if map == 2 { &[0x0F, 0x38, op] } else { &[0x0F, op] };
+                let opc: &[u8] = if map == 2 {
+                    &[0x0F, 0x38, op]
+                } else {
+                    &[0x0F, op]
+                };
                 let (b, _, _) = g.encode(&mut nst, &[], opc, None, rm, false);
                 let b = if map == 2 {
                     // Drop the 38 escape byte: the VEX map says it.
@@ -1377,7 +1474,11 @@ fn exec_vector_differential_vs_host_cpu() {
                 } else {
                     b
                 };
-                (to_vex(g.rng, &b, map, pp, l), aligned, if l { 32 } else { 16 })
+                (
+                    to_vex(g.rng, &b, map, pp, l),
+                    aligned,
+                    if l { 32 } else { 16 },
+                )
             }
         };
         // Align most aligned-form operands (moving the base register).
@@ -1390,7 +1491,11 @@ fn exec_vector_differential_vs_host_cpu() {
         // The emulator fetches past the instruction end: pad nothing, but
         // keep the encoding short enough.
         bytes.truncate(15);
-        let mut vst = VState { gpr: nst.gpr, mm: [0; 8], ymm: [[0; 32]; 16] };
+        let mut vst = VState {
+            gpr: nst.gpr,
+            mm: [0; 8],
+            ymm: [[0; 32]; 16],
+        };
         for m in vst.mm.iter_mut() {
             *m = rng.next();
         }
@@ -1406,7 +1511,7 @@ fn exec_vector_differential_vs_host_cpu() {
         jit.scratch().copy_from_slice(&data);
         mem.poke(base, &data);
         let mut cpu = TestCpu::long64(cr3);
-        cpu.cr4 |= rkvm_emulate::emulate::regs::cr4::OSXSAVE;
+        cpu.cr4 |= X86_CR4_OSXSAVE;
         cpu.xcr0 = 7;
         cpu.gpr = vst.gpr;
         cpu.cpl = 3;
@@ -1417,7 +1522,9 @@ fn exec_vector_differential_vs_host_cpu() {
             cpu.ymm_hi[k] = u128::from_le_bytes(y[16..].try_into().unwrap());
         }
         let out = Emulator::new().emulate(&mut cpu, &mut mem, &bytes);
-        if aligned && matches!(out, Outcome::Exception(e) if e == rkvm_emulate::emulate::Exception::gp(0)) {
+        if aligned
+            && matches!(out, Outcome::Exception(e) if e == rkvm_emulate::emulate::Exception::gp(0))
+        {
             // Misaligned aligned form: #GP(0), as on hardware.
             faults += 1;
             continue;
@@ -1435,7 +1542,10 @@ fn exec_vector_differential_vs_host_cpu() {
         let mut errs = Vec::new();
         for k in 0..8 {
             if cpu.mm[k] != native.mm[k] {
-                errs.push(format!("mm{k}: emu {:#x} cpu {:#x}", cpu.mm[k], native.mm[k]));
+                errs.push(format!(
+                    "mm{k}: emu {:#x} cpu {:#x}",
+                    cpu.mm[k], native.mm[k]
+                ));
             }
         }
         for k in 0..16 {
@@ -1450,8 +1560,16 @@ fn exec_vector_differential_vs_host_cpu() {
         }
         let emem = mem.peek(base, SCRATCH_LEN);
         if emem != jit.scratch() {
-            let k = emem.iter().zip(jit.scratch().iter()).position(|(a, b)| a != b).unwrap();
-            errs.push(format!("memory differs at +{k:#x}: emu {:02x} cpu {:02x}", emem[k], jit.scratch()[k]));
+            let k = emem
+                .iter()
+                .zip(jit.scratch().iter())
+                .position(|(a, b)| a != b)
+                .unwrap();
+            errs.push(format!(
+                "memory differs at +{k:#x}: emu {:02x} cpu {:02x}",
+                emem[k],
+                jit.scratch()[k]
+            ));
         }
         if !errs.is_empty() {
             mismatches += 1;

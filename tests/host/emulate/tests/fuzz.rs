@@ -10,10 +10,16 @@
 mod common;
 
 use common::Rng;
-use rkvm_emulate::emulate::regs::{self, cr0, cr4, efer, rflags, SegReg};
+use rkvm_emulate::defs::regs::{
+    DR7_GD, EFER_LMA, EFER_LME, EFER_NX, X86_CR0_AM, X86_CR0_EM, X86_CR0_ET, X86_CR0_PE,
+    X86_CR0_PG, X86_CR0_TS, X86_CR0_WP, X86_CR4_DE, X86_CR4_LA57, X86_CR4_OSFXSR, X86_CR4_OSXSAVE,
+    X86_CR4_PAE, X86_CR4_PCIDE, X86_CR4_PSE, X86_CR4_SMAP, X86_CR4_SMEP, X86_CR4_TSD, X86_CR4_UMIP,
+    X86_EFLAGS_ALL, X86_EFLAGS_TF, X86_EFLAGS_VM,
+};
+use rkvm_emulate::emulate::regs::SegReg;
 use rkvm_emulate::emulate::{
-    CpuState, Cr, DescTable, Emulator, GuestMemory, InterruptShadow, MemError, Outcome, Rejected, Segment,
-    PIO_BATCH_BYTES, REP_BUDGET,
+    CpuState, Cr, DescTable, Emulator, GuestMemory, InterruptShadow, MemError, Outcome, Rejected,
+    Segment, PIO_BATCH_BYTES, REP_BUDGET,
 };
 use std::cell::Cell;
 use std::time::Instant;
@@ -173,14 +179,20 @@ impl CpuState for FuzzCpu {
         self.xmm[usize::from(n)] = val;
     }
     fn ymm(&self, n: u8) -> [u8; 32] {
-        assert!(self.xcr0 & 4 != 0 && self.cr[4] & cr4::OSXSAVE != 0, "YMM read without AVX enabled");
+        assert!(
+            self.xcr0 & 4 != 0 && self.cr[4] & X86_CR4_OSXSAVE != 0,
+            "YMM read without AVX enabled"
+        );
         let mut v = [0u8; 32];
         v[..16].copy_from_slice(&self.xmm[usize::from(n)].to_le_bytes());
         v[16..].copy_from_slice(&self.ymm_hi[usize::from(n)].to_le_bytes());
         v
     }
     fn set_ymm(&mut self, n: u8, val: [u8; 32]) {
-        assert!(self.xcr0 & 4 != 0 && self.cr[4] & cr4::OSXSAVE != 0, "YMM write without AVX enabled");
+        assert!(
+            self.xcr0 & 4 != 0 && self.cr[4] & X86_CR4_OSXSAVE != 0,
+            "YMM write without AVX enabled"
+        );
         self.xmm[usize::from(n)] = u128::from_le_bytes(val[..16].try_into().unwrap());
         self.ymm_hi[usize::from(n)] = u128::from_le_bytes(val[16..].try_into().unwrap());
     }
@@ -209,7 +221,11 @@ impl CpuState for FuzzCpu {
 fn rand_seg(rng: &mut Rng, code: bool) -> Segment {
     let rl = rng.next() as u32;
     let mut s = Segment {
-        base: if rng.chance(1, 2) { 0 } else { rng.below(RAM as u64) },
+        base: if rng.chance(1, 2) {
+            0
+        } else {
+            rng.below(RAM as u64)
+        },
         limit: rng.pick(&[0xFFFF, 0xFFFF_FFFF, rl]),
         selector: rng.next() as u16,
         type_: if code {
@@ -239,7 +255,7 @@ fn rand_cpu(rng: &mut Rng) -> FuzzCpu {
     let mut c = FuzzCpu {
         gpr: [0; 16],
         rip: 0,
-        rflags: 2 | (rng.next() & (rflags::ALL & !rflags::TF)),
+        rflags: 2 | (rng.next() & (X86_EFLAGS_ALL & !X86_EFLAGS_TF)),
         seg: [Segment::default(); 8],
         gdtr: DescTable {
             base: rng.below(RAM as u64),
@@ -259,7 +275,7 @@ fn rand_cpu(rng: &mut Rng) -> FuzzCpu {
             0,
             0,
             0xFFFF_0FF0,
-            if rng.chance(1, 10) { regs::dr::DR7_GD } else { 0x400 },
+            if rng.chance(1, 10) { DR7_GD } else { 0x400 },
         ],
         xmm: [0; 16],
         ymm_hi: [0; 16],
@@ -302,24 +318,24 @@ fn rand_cpu(rng: &mut Rng) -> FuzzCpu {
     c.seg[SegReg::Ldtr as usize].type_ = 2;
     c.seg[SegReg::Ldtr as usize].s = false;
     let cr3 = rng.below(RAM as u64) & !0xFFF;
-    let mut cr4v = if rng.chance(1, 2) { cr4::OSFXSR } else { 0 };
+    let mut cr4v = if rng.chance(1, 2) { X86_CR4_OSFXSR } else { 0 };
     for b in [
-        cr4::PSE,
-        cr4::SMEP,
-        cr4::SMAP,
-        cr4::UMIP,
-        cr4::TSD,
-        cr4::DE,
-        cr4::LA57,
-        cr4::PCIDE,
-        cr4::OSXSAVE,
+        X86_CR4_PSE,
+        X86_CR4_SMEP,
+        X86_CR4_SMAP,
+        X86_CR4_UMIP,
+        X86_CR4_TSD,
+        X86_CR4_DE,
+        X86_CR4_LA57,
+        X86_CR4_PCIDE,
+        X86_CR4_OSXSAVE,
     ] {
         if rng.chance(1, 4) {
             cr4v |= b;
         }
     }
-    let mut cr0v = cr0::ET;
-    for b in [cr0::WP, cr0::AM, cr0::TS, cr0::EM] {
+    let mut cr0v = X86_CR0_ET;
+    for b in [X86_CR0_WP, X86_CR0_AM, X86_CR0_TS, X86_CR0_EM] {
         if rng.chance(1, 4) {
             cr0v |= b;
         }
@@ -328,40 +344,40 @@ fn rand_cpu(rng: &mut Rng) -> FuzzCpu {
         0 => {} // real
         1 => {
             // vm86
-            cr0v |= cr0::PE;
-            c.rflags |= rflags::VM;
+            cr0v |= X86_CR0_PE;
+            c.rflags |= X86_EFLAGS_VM;
             c.cpl = 3;
         }
         2 | 3 => {
             // protected, paging sometimes (2-level or PAE)
-            cr0v |= cr0::PE;
+            cr0v |= X86_CR0_PE;
             if rng.chance(1, 2) {
-                cr0v |= cr0::PG;
+                cr0v |= X86_CR0_PG;
                 if rng.chance(1, 2) {
-                    cr4v |= cr4::PAE;
+                    cr4v |= X86_CR4_PAE;
                 }
             }
             c.seg[SegReg::Cs as usize].db = mode == 3;
             c.cpl = rng.below(4) as u8;
-            c.rflags &= !rflags::VM;
+            c.rflags &= !X86_EFLAGS_VM;
         }
         _ => {
             // long mode: 64-bit or compat
-            cr0v |= cr0::PE | cr0::PG;
-            cr4v |= cr4::PAE;
-            c.efer = efer::LME | efer::LMA | if rng.chance(1, 2) { efer::NXE } else { 0 };
+            cr0v |= X86_CR0_PE | X86_CR0_PG;
+            cr4v |= X86_CR4_PAE;
+            c.efer = EFER_LME | EFER_LMA | if rng.chance(1, 2) { EFER_NX } else { 0 };
             let l = mode != 6;
             c.seg[SegReg::Cs as usize].l = l;
             if l {
                 c.seg[SegReg::Cs as usize].db = false;
             }
             c.cpl = rng.below(4) as u8;
-            c.rflags &= !rflags::VM;
+            c.rflags &= !X86_EFLAGS_VM;
         }
     }
     if mode == 0 {
-        c.rflags &= !rflags::VM;
-        cr4v &= !cr4::LA57;
+        c.rflags &= !X86_EFLAGS_VM;
+        cr4v &= !X86_CR4_LA57;
     }
     c.cr = [cr0v, rng.next(), cr3, cr4v, rng.below(16)];
     c.rip = if rng.chance(3, 4) {
@@ -376,15 +392,16 @@ fn rand_cpu(rng: &mut Rng) -> FuzzCpu {
 }
 
 const HOT: &[u8] = &[
-    0x88, 0x89, 0x8A, 0x8B, 0xA4, 0xA5, 0xA6, 0xAA, 0xAB, 0xAC, 0xAE, 0x6C, 0x6D, 0x6E, 0x6F, 0xE4, 0xE5, 0xE6, 0xEC,
-    0xEE, 0xEF, 0x01, 0x29, 0x31, 0x39, 0x81, 0x83, 0xC1, 0xD3, 0xF7, 0xFF, 0x8E, 0x8C, 0x9C, 0x9D, 0x60, 0x61, 0xCD,
-    0xCF, 0xCA, 0xCB, 0x9A, 0xEA, 0xE8, 0xC2, 0xC8, 0xC9, 0x8F, 0xC4, 0xC5, 0xD7, 0xFA, 0xFB, 0xF4, 0x86, 0x87, 0xE2,
-    0xE3, 0x70, 0xEB, 0xA0, 0xA3, 0xC6, 0xC7, 0x8D, 0x06, 0x07, 0x17, 0x1F, 0x0F,
+    0x88, 0x89, 0x8A, 0x8B, 0xA4, 0xA5, 0xA6, 0xAA, 0xAB, 0xAC, 0xAE, 0x6C, 0x6D, 0x6E, 0x6F, 0xE4,
+    0xE5, 0xE6, 0xEC, 0xEE, 0xEF, 0x01, 0x29, 0x31, 0x39, 0x81, 0x83, 0xC1, 0xD3, 0xF7, 0xFF, 0x8E,
+    0x8C, 0x9C, 0x9D, 0x60, 0x61, 0xCD, 0xCF, 0xCA, 0xCB, 0x9A, 0xEA, 0xE8, 0xC2, 0xC8, 0xC9, 0x8F,
+    0xC4, 0xC5, 0xD7, 0xFA, 0xFB, 0xF4, 0x86, 0x87, 0xE2, 0xE3, 0x70, 0xEB, 0xA0, 0xA3, 0xC6, 0xC7,
+    0x8D, 0x06, 0x07, 0x17, 0x1F, 0x0F,
 ];
 const HOT0F: &[u8] = &[
-    0x00, 0x01, 0x06, 0x09, 0x10, 0x11, 0x20, 0x21, 0x22, 0x23, 0x28, 0x29, 0x2B, 0x30, 0x31, 0x32, 0x44, 0x6E, 0x6F,
-    0x7E, 0x7F, 0x84, 0x94, 0xA0, 0xA1, 0xA2, 0xA3, 0xA5, 0xAB, 0xAD, 0xAF, 0xB1, 0xB2, 0xB4, 0xB7, 0xBA, 0xBB, 0xBC,
-    0xBF, 0xC1, 0xC3, 0xC7, 0xC9, 0xD6, 0xE7,
+    0x00, 0x01, 0x06, 0x09, 0x10, 0x11, 0x20, 0x21, 0x22, 0x23, 0x28, 0x29, 0x2B, 0x30, 0x31, 0x32,
+    0x44, 0x6E, 0x6F, 0x7E, 0x7F, 0x84, 0x94, 0xA0, 0xA1, 0xA2, 0xA3, 0xA5, 0xAB, 0xAD, 0xAF, 0xB1,
+    0xB2, 0xB4, 0xB7, 0xBA, 0xBB, 0xBC, 0xBF, 0xC1, 0xC3, 0xC7, 0xC9, 0xD6, 0xE7,
 ];
 
 fn rand_insn(rng: &mut Rng, buf: &mut [u8; 15]) -> usize {
@@ -456,7 +473,8 @@ fn fuzz_random_instructions_and_state() {
             // Plant plausible page-table entries.
             for _ in 0..64 {
                 let a = (rng.below(RAM as u64) & !7) as usize;
-                let e = (rng.below(RAM as u64) & !0xFFF) | rng.pick(&[0x7u64, 0x3, 0x87, 0x5, 0x27, 0x67]);
+                let e = (rng.below(RAM as u64) & !0xFFF)
+                    | rng.pick(&[0x7u64, 0x3, 0x87, 0x5, 0x27, 0x67]);
                 mem.ram[a..a + 8].copy_from_slice(&e.to_le_bytes());
             }
         }
@@ -485,7 +503,10 @@ fn fuzz_random_instructions_and_state() {
                 mem.ops,
                 &buf[..]
             );
-            assert!(cpu.calls.get() <= 40 * REP_BUDGET + 400, "unbounded register traffic");
+            assert!(
+                cpu.calls.get() <= 40 * REP_BUDGET + 400,
+                "unbounded register traffic"
+            );
             last = o;
             match o {
                 Outcome::Mmio(r) => {
@@ -508,11 +529,18 @@ fn fuzz_random_instructions_and_state() {
                     );
                     if p.is_in {
                         let k = usize::from(p.size) * p.count as usize;
-                        let k = if rng.chance(1, 30) { rng.below(80) as usize } else { k };
+                        let k = if rng.chance(1, 30) {
+                            rng.below(80) as usize
+                        } else {
+                            k
+                        };
                         let d: Vec<u8> = (0..k).map(|_| rng.next() as u8).collect();
                         emu.complete_pio_in(&d);
                     } else {
-                        assert_eq!(emu.pio_out_data().len(), usize::from(p.size) * p.count as usize);
+                        assert_eq!(
+                            emu.pio_out_data().len(),
+                            usize::from(p.size) * p.count as usize
+                        );
                     }
                 }
                 Outcome::Continue => {}

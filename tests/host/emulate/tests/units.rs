@@ -6,10 +6,23 @@ mod common;
 use std::collections::HashMap;
 
 use common::{flat_seg, TestCpu, TestMem, PAGE, PTE_PW, PTE_PWU};
+use rkvm_emulate::defs::msr::MSR_TSC_AUX;
+use rkvm_emulate::defs::paging::{
+    PFERR_FETCH_MASK, PFERR_PRESENT_MASK, PFERR_RSVD_MASK, PFERR_USER_MASK, PFERR_WRITE_MASK,
+};
+use rkvm_emulate::defs::regs::{
+    DR6_BD, DR7_GD, X86_CR0_AM, X86_CR0_TS, X86_CR0_WP, X86_CR4_DE, X86_CR4_OSFXSR, X86_CR4_SMAP,
+    X86_CR4_TSD, X86_CR4_UMIP, X86_EFLAGS_AC, X86_EFLAGS_AF, X86_EFLAGS_CF, X86_EFLAGS_DF,
+    X86_EFLAGS_FIXED, X86_EFLAGS_IF, X86_EFLAGS_IOPL_BIT, X86_EFLAGS_TF, X86_EFLAGS_ZF,
+};
+use rkvm_emulate::defs::vector::{
+    AC_VECTOR, DB_VECTOR, DE_VECTOR, NM_VECTOR, NP_VECTOR, PF_VECTOR, UD_VECTOR,
+};
 use rkvm_emulate::emulate::paging::{self, Access, PagingConfig, WalkError};
-use rkvm_emulate::emulate::regs::{self, cr0, cr4, pfec, rflags, vector, SegReg};
+use rkvm_emulate::emulate::regs::SegReg;
 use rkvm_emulate::emulate::{
-    DescTable, Emulator, Exception, InterruptShadow, MmioRequest, Outcome, PioRequest, Segment, REP_BUDGET,
+    DescTable, Emulator, Exception, InterruptShadow, MmioRequest, Outcome, PioRequest, Segment,
+    REP_BUDGET,
 };
 
 const RAX: usize = 0;
@@ -41,7 +54,12 @@ impl Dev {
     fn read(&mut self, r: &MmioRequest) -> Vec<u8> {
         self.reads.push((r.gpa, r.len));
         (0..u64::from(r.len))
-            .map(|i| *self.mem.get(&(r.gpa + i)).unwrap_or(&((r.gpa + i) as u8 ^ 0xA5)))
+            .map(|i| {
+                *self
+                    .mem
+                    .get(&(r.gpa + i))
+                    .unwrap_or(&((r.gpa + i) as u8 ^ 0xA5))
+            })
             .collect()
     }
     fn write(&mut self, r: &MmioRequest) {
@@ -191,7 +209,10 @@ fn mmio_read_resumes_with_supplied_data() {
             data: [0; 8]
         })
     );
-    assert_eq!(cpu.rip, 0x100, "nothing committed before the read completes");
+    assert_eq!(
+        cpu.rip, 0x100,
+        "nothing committed before the read completes"
+    );
     emu.complete_mmio_read(&[1, 2, 3, 4]);
     assert_eq!(emu.emulate(&mut cpu, &mut mem, &[]), Outcome::Completed);
     assert_eq!(cpu.gpr[RAX], 0x0403_0201);
@@ -208,7 +229,12 @@ fn mmio_read_modify_write() {
     }
     cpu.gpr[RBX] = MMIO;
     // lock or dword [rbx+8], 0x30
-    let o = run_dev(&mut cpu, &mut mem, &mut dev, &[0xF0, 0x83, 0x4B, 0x08, 0x30]);
+    let o = run_dev(
+        &mut cpu,
+        &mut mem,
+        &mut dev,
+        &[0xF0, 0x83, 0x4B, 0x08, 0x30],
+    );
     assert_eq!(o, Outcome::Completed);
     assert_eq!(dev.reads, vec![(MMIO + 8, 4)]);
     assert_eq!(dev.writes, vec![(MMIO + 8, vec![0x3F, 0, 0, 0])]);
@@ -228,7 +254,10 @@ fn long_mode_rep_movsb_into_mmio_exits_per_element() {
     assert_eq!(bytes, b"hello");
     assert_eq!(dev.writes.len(), 5);
     assert_eq!(dev.writes[4].0, MMIO + 0x104);
-    assert_eq!((cpu.gpr[RCX], cpu.gpr[RSI], cpu.gpr[RDI]), (0, 0x5005, MMIO + 0x105));
+    assert_eq!(
+        (cpu.gpr[RCX], cpu.gpr[RSI], cpu.gpr[RDI]),
+        (0, 0x5005, MMIO + 0x105)
+    );
     assert_eq!(cpu.rip, 0x1002);
 }
 
@@ -239,13 +268,18 @@ fn rep_movsd_from_mmio_backwards() {
     cpu.gpr[RSI] = MMIO + 0x40;
     cpu.gpr[RDI] = 0x6000;
     cpu.gpr[RCX] = 3;
-    cpu.rflags |= rflags::DF;
+    cpu.rflags |= X86_EFLAGS_DF;
     let o = run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0xA5]);
     assert_eq!(o, Outcome::Completed);
-    assert_eq!(dev.reads, vec![(MMIO + 0x40, 4), (MMIO + 0x3C, 4), (MMIO + 0x38, 4)]);
+    assert_eq!(
+        dev.reads,
+        vec![(MMIO + 0x40, 4), (MMIO + 0x3C, 4), (MMIO + 0x38, 4)]
+    );
     assert_eq!(cpu.gpr[RSI], MMIO + 0x34);
     assert_eq!(cpu.gpr[RDI], 0x6000 - 12);
-    let want: Vec<u8> = (0..4u64).map(|i| ((MMIO + 0x38 + i) as u8) ^ 0xA5).collect();
+    let want: Vec<u8> = (0..4u64)
+        .map(|i| ((MMIO + 0x38 + i) as u8) ^ 0xA5)
+        .collect();
     assert_eq!(mem.peek(0x6000 - 8, 4), want);
 }
 
@@ -273,7 +307,12 @@ fn sse_stores_and_loads_to_mmio() {
     // movaps [rdi+8], xmm1: misaligned -> #GP(0)
     cpu.rip = 0x1000;
     assert_eq!(
-        exc(run_dev(&mut cpu, &mut mem, &mut dev, &[0x0F, 0x29, 0x4F, 0x08])),
+        exc(run_dev(
+            &mut cpu,
+            &mut mem,
+            &mut dev,
+            &[0x0F, 0x29, 0x4F, 0x08]
+        )),
         Exception::gp(0)
     );
     // movd [rdi], xmm1 ; movq [rdi], xmm1 (66 REX.W 0F 7E)
@@ -285,7 +324,12 @@ fn sse_stores_and_loads_to_mmio() {
     );
     cpu.rip = 0x1000;
     assert_eq!(
-        run_dev(&mut cpu, &mut mem, &mut dev, &[0x66, 0x48, 0x0F, 0x7E, 0x0F]),
+        run_dev(
+            &mut cpu,
+            &mut mem,
+            &mut dev,
+            &[0x66, 0x48, 0x0F, 0x7E, 0x0F]
+        ),
         Outcome::Completed
     );
     assert_eq!(dev.writes[0], (MMIO + 0x200, vec![0, 1, 2, 3]));
@@ -315,18 +359,27 @@ fn sse_stores_and_loads_to_mmio() {
         run_dev(&mut cpu, &mut mem, &mut dev, &[0x48, 0x0F, 0xC3, 0x07]),
         Outcome::Completed
     );
-    assert_eq!(dev.writes[0].1, 0x1122_3344_5566_7788u64.to_le_bytes().to_vec());
+    assert_eq!(
+        dev.writes[0].1,
+        0x1122_3344_5566_7788u64.to_le_bytes().to_vec()
+    );
 }
 
 #[test]
 fn sse_feature_checks() {
     let (mut cpu, mut mem) = long_env();
     cpu.gpr[RDI] = 0x3000;
-    cpu.cr0 |= cr0::TS;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x11, 0x07])).vector, vector::NM);
-    cpu.cr0 &= !cr0::TS;
-    cpu.cr4 &= !cr4::OSFXSR;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x11, 0x07])).vector, vector::UD);
+    cpu.cr0 |= X86_CR0_TS;
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x11, 0x07])).vector,
+        NM_VECTOR
+    );
+    cpu.cr0 &= !X86_CR0_TS;
+    cpu.cr4 &= !X86_CR4_OSFXSR;
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x11, 0x07])).vector,
+        UD_VECTOR
+    );
 }
 
 #[test]
@@ -335,10 +388,16 @@ fn mmio_access_crossing_pages_is_split() {
     let mut dev = Dev::default();
     cpu.gpr[RDI] = MMIO + PAGE - 2;
     cpu.gpr[RAX] = 0x4433_2211;
-    assert_eq!(run_dev(&mut cpu, &mut mem, &mut dev, &[0x89, 0x07]), Outcome::Completed);
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0x89, 0x07]),
+        Outcome::Completed
+    );
     assert_eq!(
         dev.writes,
-        vec![(MMIO + PAGE - 2, vec![0x11, 0x22]), (MMIO + PAGE, vec![0x33, 0x44])]
+        vec![
+            (MMIO + PAGE - 2, vec![0x11, 0x22]),
+            (MMIO + PAGE, vec![0x33, 0x44])
+        ]
     );
 }
 
@@ -350,7 +409,10 @@ fn out_and_in_single() {
     let mut dev = Dev::default();
     cpu.gpr[RAX] = 0xABCD;
     cpu.gpr[RDX] = 0x3F8;
-    assert_eq!(run_dev(&mut cpu, &mut mem, &mut dev, &[0xEE]), Outcome::Completed); // out dx, al
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0xEE]),
+        Outcome::Completed
+    ); // out dx, al
     assert_eq!(dev.outs, vec![(0x3F8, 1, vec![0xCD])]);
     cpu.rip = 0x100;
     place(&cpu, &mut mem, &[0xE5, 0x60]); // in ax, 0x60
@@ -381,7 +443,10 @@ fn rep_outsb_and_insw_are_batched() {
     cpu.gpr[RCX] = 100;
     cpu.gpr[RDX] = 0xE9;
     let mut dev = Dev::default();
-    assert_eq!(run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x6E]), Outcome::Completed);
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x6E]),
+        Outcome::Completed
+    );
     let sent: Vec<u8> = dev.outs.iter().flat_map(|o| o.2.clone()).collect();
     assert_eq!(sent, data);
     assert_eq!(dev.outs.len(), 2, "batches of 64 bytes");
@@ -424,15 +489,21 @@ fn io_permission_bitmap() {
     mem.poke(0x9068 + 0x80 / 8, &[0xFE]);
     cpu.gpr[RDX] = 0x80;
     let mut dev = Dev::default();
-    assert_eq!(run_dev(&mut cpu, &mut mem, &mut dev, &[0xEE]), Outcome::Completed);
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0xEE]),
+        Outcome::Completed
+    );
     cpu.rip = 0x1000;
     assert_eq!(
         exc(run_dev(&mut cpu, &mut mem, &mut dev, &[0x66, 0xEF])),
         Exception::gp(0)
     ); // 0x80-0x81: 0x81 denied
-    cpu.rflags |= 3 << rflags::IOPL_SHIFT;
+    cpu.rflags |= 3 << X86_EFLAGS_IOPL_BIT;
     cpu.rip = 0x1000;
-    assert_eq!(run_dev(&mut cpu, &mut mem, &mut dev, &[0x66, 0xEF]), Outcome::Completed);
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0x66, 0xEF]),
+        Outcome::Completed
+    );
 }
 
 // ----- ALU / data movement / flags in 16- and 32-bit modes -----
@@ -444,25 +515,34 @@ fn alu_16bit_real_mode() {
     cpu.gpr[RBX] = 1;
     assert_eq!(run(&mut cpu, &mut mem, &[0x01, 0xD8]), Outcome::Completed); // add ax, bx
     assert_eq!(cpu.gpr[RAX], 0x1234_0000);
-    assert_ne!(cpu.rflags & rflags::CF, 0);
-    assert_ne!(cpu.rflags & rflags::ZF, 0);
-    assert_ne!(cpu.rflags & rflags::AF, 0);
+    assert_ne!(cpu.rflags & X86_EFLAGS_CF, 0);
+    assert_ne!(cpu.rflags & X86_EFLAGS_ZF, 0);
+    assert_ne!(cpu.rflags & X86_EFLAGS_AF, 0);
     // sbb ax, 0 -> 0xFFFF with CF
     cpu.rip = 0x100;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x83, 0xD8, 0x00]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x83, 0xD8, 0x00]),
+        Outcome::Completed
+    );
     assert_eq!(cpu.gpr[RAX] & 0xFFFF, 0xFFFF);
     // 16-bit addressing: mov [bp+si+4], ax uses SS
     cpu.rip = 0x100;
     cpu.seg[SegReg::Ss as usize] = common::real_seg(0x100, false);
     cpu.gpr[RBP] = 0x10;
     cpu.gpr[RSI] = 0x20;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x89, 0x42, 0x04]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x89, 0x42, 0x04]),
+        Outcome::Completed
+    );
     assert_eq!(mem.peek(0x1000 + 0x34, 2), vec![0xFF, 0xFF]);
     // moffs with ES override: mov al, es:[0x1234]
     cpu.rip = 0x100;
     cpu.seg[SegReg::Es as usize] = common::real_seg(0x200, false);
     mem.poke(0x2000 + 0x1234, &[0x77]);
-    assert_eq!(run(&mut cpu, &mut mem, &[0x26, 0xA0, 0x34, 0x12]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x26, 0xA0, 0x34, 0x12]),
+        Outcome::Completed
+    );
     assert_eq!(cpu.gpr[RAX] & 0xFF, 0x77);
     // xlat
     cpu.rip = 0x100;
@@ -477,7 +557,10 @@ fn alu_16bit_real_mode() {
     assert_eq!(run(&mut cpu, &mut mem, &[0x98, 0x99]), Outcome::Completed);
     cpu.rip = 0x101;
     assert_eq!(run(&mut cpu, &mut mem, &[0x99]), Outcome::Completed);
-    assert_eq!((cpu.gpr[RAX] & 0xFFFF, cpu.gpr[RDX] & 0xFFFF), (0xFF80, 0xFFFF));
+    assert_eq!(
+        (cpu.gpr[RAX] & 0xFFFF, cpu.gpr[RDX] & 0xFFFF),
+        (0xFF80, 0xFFFF)
+    );
 }
 
 #[test]
@@ -485,17 +568,26 @@ fn segment_limit_in_real_mode_and_big_real_mode() {
     let (mut cpu, mut mem) = real_env();
     cpu.gpr[RBX] = 0xFFFF;
     // mov ax, [bx]: crosses the 64 KiB limit -> #GP(0)
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x8B, 0x07])), Exception::gp(0));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x8B, 0x07])),
+        Exception::gp(0)
+    );
     // ... #SS(0) through SS.
     cpu.rip = 0x100;
     cpu.gpr[RBP] = 0xFFFF;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x8B, 0x46, 0x00])), Exception::ss(0));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x8B, 0x46, 0x00])),
+        Exception::ss(0)
+    );
     // Unreal mode: DS limit 4 GiB, 32-bit addressing.
     cpu.rip = 0x100;
     cpu.seg[SegReg::Ds as usize].limit = 0xFFFF_FFFF;
     cpu.gpr[RBX] = 0x1_2000;
     mem.poke(0x1_2000, &[0x11, 0x22]);
-    assert_eq!(run(&mut cpu, &mut mem, &[0x67, 0x8B, 0x03]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x67, 0x8B, 0x03]),
+        Outcome::Completed
+    );
     assert_eq!(cpu.gpr[RAX] & 0xFFFF, 0x2211);
 }
 
@@ -505,7 +597,10 @@ fn protected_mode_segment_checks() {
     // Read-only data segment in DS: write -> #GP(0)
     cpu.seg_mut(SegReg::Ds).type_ = 1;
     cpu.gpr[RBX] = 0x4000;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x89, 0x03])), Exception::gp(0));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x89, 0x03])),
+        Exception::gp(0)
+    );
     // Expand-down SS with limit 0x1000: access at 0x800 -> #SS(0)
     cpu.rip = 0x1000;
     cpu.seg_mut(SegReg::Ds).type_ = 3;
@@ -530,10 +625,16 @@ fn protected_mode_segment_checks() {
 fn noncanonical_addresses_fault() {
     let (mut cpu, mut mem) = long_env();
     cpu.gpr[RBX] = 0x8000_0000_0000_0000;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x8B, 0x03])), Exception::gp(0));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x8B, 0x03])),
+        Exception::gp(0)
+    );
     cpu.rip = 0x1000;
     cpu.gpr[RBP] = 0x0000_8000_0000_0000;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x8B, 0x45, 0x00])), Exception::ss(0));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x8B, 0x45, 0x00])),
+        Exception::ss(0)
+    );
     // FS base is applied in 64-bit mode; DS base is not.
     cpu.rip = 0x1000;
     cpu.seg_mut(SegReg::Fs).base = 0x3000;
@@ -541,7 +642,10 @@ fn noncanonical_addresses_fault() {
     cpu.gpr[RBX] = 0x10;
     mem.poke(0x3010, &[0x42]);
     mem.poke(0x10, &[0x24]);
-    assert_eq!(run(&mut cpu, &mut mem, &[0x64, 0x8A, 0x03]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x64, 0x8A, 0x03]),
+        Outcome::Completed
+    );
     assert_eq!(cpu.gpr[RAX] & 0xFF, 0x42);
     cpu.rip = 0x1000;
     assert_eq!(run(&mut cpu, &mut mem, &[0x8A, 0x03]), Outcome::Completed);
@@ -562,7 +666,11 @@ fn rip_relative_and_32bit_zero_extension() {
     // movsxd rax, dword [rip+0xFA] (same location)
     cpu.rip = 0x1000;
     assert_eq!(
-        run(&mut cpu, &mut mem, &[0x48, 0x63, 0x05, 0xFF, 0x00, 0x00, 0x00]),
+        run(
+            &mut cpu,
+            &mut mem,
+            &[0x48, 0x63, 0x05, 0xFF, 0x00, 0x00, 0x00]
+        ),
         Outcome::Completed
     );
     assert_eq!(cpu.gpr[RAX], 0xFFFF_FFFF_8000_0001);
@@ -572,17 +680,26 @@ fn rip_relative_and_32bit_zero_extension() {
 fn div_faults() {
     let (mut cpu, mut mem) = long_env();
     cpu.gpr[RCX] = 0;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0xF7, 0xF1])).vector, vector::DE); // div ecx
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0xF7, 0xF1])).vector,
+        DE_VECTOR
+    ); // div ecx
     cpu.rip = 0x1000;
     cpu.gpr[RDX] = 0x8000_0000_0000_0000;
     cpu.gpr[RAX] = 0;
     cpu.gpr[RCX] = u64::MAX;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x48, 0xF7, 0xF9])).vector, vector::DE); // idiv rcx
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x48, 0xF7, 0xF9])).vector,
+        DE_VECTOR
+    ); // idiv rcx
     cpu.rip = 0x1000;
     cpu.gpr[RDX] = u64::MAX;
     cpu.gpr[RAX] = (-7i64) as u64;
     cpu.gpr[RCX] = 2;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x48, 0xF7, 0xF9]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x48, 0xF7, 0xF9]),
+        Outcome::Completed
+    );
     assert_eq!((cpu.gpr[RAX] as i64, cpu.gpr[RDX] as i64), (-3, -1));
     assert_eq!(cpu.rip, 0x1003);
 }
@@ -591,11 +708,17 @@ fn div_faults() {
 fn lock_rules() {
     let (mut cpu, mut mem) = long_env();
     // lock add eax, ebx -> #UD
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0xF0, 0x01, 0xD8])).vector, vector::UD);
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0xF0, 0x01, 0xD8])).vector,
+        UD_VECTOR
+    );
     // lock mov [rbx], eax -> #UD
     cpu.rip = 0x1000;
     cpu.gpr[RBX] = 0x3000;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0xF0, 0x89, 0x03])).vector, vector::UD);
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0xF0, 0x89, 0x03])).vector,
+        UD_VECTOR
+    );
     // A lost cmpxchg race returns Continue and leaves state untouched.
     cpu.rip = 0x1000;
     mem.fail_cmpxchg = true;
@@ -641,7 +764,7 @@ fn rep_is_bounded_and_resumable() {
     cpu.gpr[RCX] = 6;
     assert_eq!(run(&mut cpu, &mut mem, &[0xF3, 0xA6]), Outcome::Completed);
     assert_eq!(cpu.gpr[RCX], 2);
-    assert_eq!(cpu.rflags & rflags::ZF, 0);
+    assert_eq!(cpu.rflags & X86_EFLAGS_ZF, 0);
     // repne scasb finds a byte
     cpu.rip = 0x1000;
     cpu.gpr[RDI] = 0xA000;
@@ -679,10 +802,13 @@ fn stack_ops_16_and_32() {
     cpu.gpr[RCX] = 0;
     cpu.rip = 0x100;
     assert_eq!(run(&mut cpu, &mut mem, &[0x61]), Outcome::Completed);
-    assert_eq!((cpu.gpr[RAX], cpu.gpr[RCX], cpu.gpr[RSP]), (0x1111, 0x2222, 0x1000));
+    assert_eq!(
+        (cpu.gpr[RAX], cpu.gpr[RCX], cpu.gpr[RSP]),
+        (0x1111, 0x2222, 0x1000)
+    );
     // pushf/popf keep reserved bits, IOPL changes in real mode
     cpu.rip = 0x100;
-    cpu.rflags = rflags::FIXED | rflags::CF;
+    cpu.rflags = X86_EFLAGS_FIXED | X86_EFLAGS_CF;
     assert_eq!(run(&mut cpu, &mut mem, &[0x9C]), Outcome::Completed);
     mem.poke(0x1000 - 2, &[0xD5, 0x32]); // IOPL=3, IF, arith flags
     cpu.rip = 0x100;
@@ -692,13 +818,19 @@ fn stack_ops_16_and_32() {
     let (mut cpu, mut mem) = prot_env();
     mem.poke(0x8000, &0xCAFEu32.to_le_bytes());
     // pop dword [esp]
-    assert_eq!(run(&mut cpu, &mut mem, &[0x8F, 0x04, 0x24]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x8F, 0x04, 0x24]),
+        Outcome::Completed
+    );
     assert_eq!(cpu.gpr[RSP], 0x8004);
     assert_eq!(mem.peek(0x8004, 4), 0xCAFEu32.to_le_bytes().to_vec());
     // enter 16, 0 ; leave
     cpu.rip = 0x1000;
     cpu.gpr[RBP] = 0x7777;
-    assert_eq!(run(&mut cpu, &mut mem, &[0xC8, 0x10, 0x00, 0x00]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0xC8, 0x10, 0x00, 0x00]),
+        Outcome::Completed
+    );
     assert_eq!((cpu.gpr[RBP], cpu.gpr[RSP]), (0x8000, 0x8000 - 0x10));
     cpu.rip = 0x1000;
     assert_eq!(run(&mut cpu, &mut mem, &[0xC9]), Outcome::Completed);
@@ -716,14 +848,17 @@ fn near_branches() {
     assert_eq!(cpu.rip, 0x1015);
     assert_eq!(cpu.gpr[RSP], 0x8000 - 8);
     assert_eq!(mem.peek_u64(0x8000 - 8), 0x1005);
-    assert_eq!(run(&mut cpu, &mut mem, &[0xC2, 0x08, 0x00]), Outcome::Completed); // ret 8
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0xC2, 0x08, 0x00]),
+        Outcome::Completed
+    ); // ret 8
     assert_eq!((cpu.rip, cpu.gpr[RSP]), (0x1005, 0x8008));
     // jne taken / not taken
     cpu.rip = 0x1000;
-    cpu.rflags &= !rflags::ZF;
+    cpu.rflags &= !X86_EFLAGS_ZF;
     assert_eq!(run(&mut cpu, &mut mem, &[0x75, 0xFE]), Outcome::Completed);
     assert_eq!(cpu.rip, 0x1000);
-    cpu.rflags |= rflags::ZF;
+    cpu.rflags |= X86_EFLAGS_ZF;
     assert_eq!(run(&mut cpu, &mut mem, &[0x75, 0xFE]), Outcome::Completed);
     assert_eq!(cpu.rip, 0x1002);
     // loop with rcx=2: taken once then falls through
@@ -736,13 +871,19 @@ fn near_branches() {
     // jrcxz / jecxz (67)
     cpu.rip = 0x1000;
     cpu.gpr[RCX] = 0x1_0000_0000;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x67, 0xE3, 0x10]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x67, 0xE3, 0x10]),
+        Outcome::Completed
+    );
     assert_eq!(cpu.rip, 0x1013);
     // jmp [rbx] to a non-canonical target -> #GP
     cpu.rip = 0x1000;
     cpu.gpr[RBX] = 0x3000;
     mem.poke(0x3000, &0x8000_0000_0000_0000u64.to_le_bytes());
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0xFF, 0x23])), Exception::gp(0));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0xFF, 0x23])),
+        Exception::gp(0)
+    );
     // 16-bit IP wraps in real mode.
     let (mut cpu, mut mem) = real_env();
     cpu.rip = 0xFFFE;
@@ -761,7 +902,10 @@ fn real_mode_far_branches_int_iret() {
         run(&mut cpu, &mut mem, &[0x9A, 0x30, 0x00, 0x00, 0x20]),
         Outcome::Completed
     );
-    assert_eq!((cpu.seg[SegReg::Cs as usize].base, cpu.rip), (0x20000, 0x30));
+    assert_eq!(
+        (cpu.seg[SegReg::Cs as usize].base, cpu.rip),
+        (0x20000, 0x30)
+    );
     assert_eq!(mem.peek(0x8000 - 4, 4), vec![0x05, 0x00, 0x10, 0x00]);
     // retf
     mem.add_ram(0x20000, 0x1000);
@@ -772,14 +916,23 @@ fn real_mode_far_branches_int_iret() {
     );
     // int 0x10 through the IVT, then iret
     mem.poke(0x40, &[0x00, 0x05, 0x00, 0x03]); // 0x0300:0x0500
-    cpu.rflags = rflags::FIXED | rflags::IF | rflags::TF | rflags::CF;
+    cpu.rflags = X86_EFLAGS_FIXED | X86_EFLAGS_IF | X86_EFLAGS_TF | X86_EFLAGS_CF;
     assert_eq!(run(&mut cpu, &mut mem, &[0xCD, 0x10]), Outcome::Completed);
-    assert_eq!((cpu.seg[SegReg::Cs as usize].base, cpu.rip), (0x3000, 0x500));
-    assert_eq!(cpu.rflags & (rflags::IF | rflags::TF), 0);
-    assert_eq!(mem.peek(0x8000 - 6, 6), vec![0x07, 0x00, 0x10, 0x00, 0x03, 0x03]);
+    assert_eq!(
+        (cpu.seg[SegReg::Cs as usize].base, cpu.rip),
+        (0x3000, 0x500)
+    );
+    assert_eq!(cpu.rflags & (X86_EFLAGS_IF | X86_EFLAGS_TF), 0);
+    assert_eq!(
+        mem.peek(0x8000 - 6, 6),
+        vec![0x07, 0x00, 0x10, 0x00, 0x03, 0x03]
+    );
     assert_eq!(run(&mut cpu, &mut mem, &[0xCF]), Outcome::Completed);
     assert_eq!((cpu.seg[SegReg::Cs as usize].selector, cpu.rip), (0x10, 7));
-    assert_eq!(cpu.rflags, rflags::FIXED | rflags::IF | rflags::TF | rflags::CF);
+    assert_eq!(
+        cpu.rflags,
+        X86_EFLAGS_FIXED | X86_EFLAGS_IF | X86_EFLAGS_TF | X86_EFLAGS_CF
+    );
     // int3 and into
     mem.poke(0x0C, &[0x00, 0x06, 0x00, 0x03]);
     assert_eq!(run(&mut cpu, &mut mem, &[0xCC]), Outcome::Completed);
@@ -838,30 +991,46 @@ fn protected_mode_segment_loads() {
     cpu.gpr[RAX] = 0x18;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x8E, 0xD8])),
-        Exception::with_code(vector::NP, 0x18)
+        Exception::with_code(NP_VECTOR, 0x18)
     );
     // null into SS -> #GP(0); null into ES ok (unusable)
     cpu.rip = 0x1000;
     cpu.gpr[RAX] = 0;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x8E, 0xD0])), Exception::gp(0));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x8E, 0xD0])),
+        Exception::gp(0)
+    );
     cpu.rip = 0x1000;
     assert_eq!(run(&mut cpu, &mut mem, &[0x8E, 0xC0]), Outcome::Completed);
     assert!(cpu.seg[SegReg::Es as usize].unusable);
     // beyond the GDT limit -> #GP(sel)
     cpu.rip = 0x1000;
     cpu.gpr[RAX] = 0x40;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x8E, 0xD8])), Exception::gp(0x40));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x8E, 0xD8])),
+        Exception::gp(0x40)
+    );
     // read-only data into SS -> #GP(sel)
     cpu.rip = 0x1000;
     cpu.gpr[RAX] = 0x28;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x8E, 0xD0])), Exception::gp(0x28));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x8E, 0xD0])),
+        Exception::gp(0x28)
+    );
     // far jmp 0x08:0x2000
     cpu.rip = 0x1000;
     assert_eq!(
-        run(&mut cpu, &mut mem, &[0xEA, 0x00, 0x20, 0x00, 0x00, 0x08, 0x00]),
+        run(
+            &mut cpu,
+            &mut mem,
+            &[0xEA, 0x00, 0x20, 0x00, 0x00, 0x08, 0x00]
+        ),
         Outcome::Completed
     );
-    assert_eq!((cpu.rip, cpu.seg[SegReg::Cs as usize].selector), (0x2000, 0x08));
+    assert_eq!(
+        (cpu.rip, cpu.seg[SegReg::Cs as usize].selector),
+        (0x2000, 0x08)
+    );
     // lds esi, [ebx]
     cpu.gpr[RBX] = 0x3000;
     mem.poke(0x3000, &[0x78, 0x56, 0x34, 0x12, 0x10, 0x00]);
@@ -882,7 +1051,10 @@ fn descriptor_table_instructions() {
     cpu.gpr[RBX] = 0x3000;
     mem.poke(0x3000, &[0xFF, 0x0F, 0x00, 0x10, 0, 0, 0, 0, 0, 0]);
     // lgdt [rbx]; sgdt [rbx+16]; lidt; sidt
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x13]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x13]),
+        Outcome::Completed
+    );
     assert_eq!(
         cpu.gdtr,
         DescTable {
@@ -891,10 +1063,19 @@ fn descriptor_table_instructions() {
         }
     );
     cpu.rip = 0x1000;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x43, 0x10]), Outcome::Completed);
-    assert_eq!(mem.peek(0x3010, 10), vec![0xFF, 0x0F, 0x00, 0x10, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x43, 0x10]),
+        Outcome::Completed
+    );
+    assert_eq!(
+        mem.peek(0x3010, 10),
+        vec![0xFF, 0x0F, 0x00, 0x10, 0, 0, 0, 0, 0, 0]
+    );
     cpu.rip = 0x1000;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x1B]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x1B]),
+        Outcome::Completed
+    );
     assert_eq!(
         cpu.idtr,
         DescTable {
@@ -905,21 +1086,36 @@ fn descriptor_table_instructions() {
     // non-canonical base -> #GP
     mem.poke(0x3002, &0x8000_0000_0000_0000u64.to_le_bytes());
     cpu.rip = 0x1000;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x13])), Exception::gp(0));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x13])),
+        Exception::gp(0)
+    );
     // CPL 3: lgdt -> #GP(0); sgdt allowed without UMIP, #GP with UMIP
     cpu.rip = 0x1000;
     cpu.cpl = 3;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x13])), Exception::gp(0));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x13])),
+        Exception::gp(0)
+    );
     cpu.rip = 0x1000;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x03]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x03]),
+        Outcome::Completed
+    );
     cpu.rip = 0x1000;
-    cpu.cr4 |= cr4::UMIP;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x03])), Exception::gp(0));
+    cpu.cr4 |= X86_CR4_UMIP;
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x03])),
+        Exception::gp(0)
+    );
     // 16-bit operand size LGDT in real mode keeps a 24-bit base.
     let (mut cpu, mut mem) = real_env();
     mem.poke(0x3000, &[0x17, 0x00, 0x11, 0x22, 0x33, 0x44]);
     cpu.gpr[RBX] = 0x3000;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x17]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x17]),
+        Outcome::Completed
+    );
     assert_eq!(
         cpu.gdtr,
         DescTable {
@@ -941,80 +1137,138 @@ fn lldt_ltr() {
         &[0x00AF_9A00_0000_FFFF, DATA32, ldt_lo, 0x1, tss_lo, 0x0],
     );
     cpu.gpr[RAX] = 0x18;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x00, 0xD0]), Outcome::Completed); // lldt ax
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x00, 0xD0]),
+        Outcome::Completed
+    ); // lldt ax
     let l = cpu.seg[SegReg::Ldtr as usize];
-    assert_eq!((l.selector, l.base, l.limit, l.type_), (0x18, 0x1_0000_4000, 0xFFF, 2));
+    assert_eq!(
+        (l.selector, l.base, l.limit, l.type_),
+        (0x18, 0x1_0000_4000, 0xFFF, 2)
+    );
     cpu.rip = 0x1000;
     cpu.gpr[RAX] = 0x28;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x00, 0xD8]), Outcome::Completed); // ltr ax
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x00, 0xD8]),
+        Outcome::Completed
+    ); // ltr ax
     assert_eq!(cpu.seg[SegReg::Tr as usize].type_, 11);
-    assert_eq!(mem.peek(0x500 + 0x28 + 5, 1), vec![0x8B], "busy bit set in the GDT");
+    assert_eq!(
+        mem.peek(0x500 + 0x28 + 5, 1),
+        vec![0x8B],
+        "busy bit set in the GDT"
+    );
     // ltr of a busy TSS -> #GP(sel)
     cpu.rip = 0x1000;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x00, 0xD8])), Exception::gp(0x28));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x00, 0xD8])),
+        Exception::gp(0x28)
+    );
     // sldt / str
     cpu.rip = 0x1000;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x00, 0xC1]), Outcome::Completed); // sldt ecx
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x00, 0xC1]),
+        Outcome::Completed
+    ); // sldt ecx
     assert_eq!(cpu.gpr[RCX], 0x18);
     // lldt in real mode -> #UD
     let (mut cpu, mut mem) = real_env();
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x00, 0xD0])).vector, vector::UD);
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x00, 0xD0])).vector,
+        UD_VECTOR
+    );
 }
 
 #[test]
 fn control_and_debug_registers() {
     let (mut cpu, mut mem) = long_env();
     cpu.gpr[RAX] = 0x1234_5000;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x22, 0xD8]), Outcome::Completed); // mov cr3, rax
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x22, 0xD8]),
+        Outcome::Completed
+    ); // mov cr3, rax
     assert_eq!(cpu.cr3, 0x1234_5000);
     cpu.cr3 = CR3;
     cpu.rip = 0x1000;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x20, 0xC1]), Outcome::Completed); // mov rcx, cr0
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x20, 0xC1]),
+        Outcome::Completed
+    ); // mov rcx, cr0
     assert_eq!(cpu.gpr[RCX], cpu.cr0);
     // mov cr8 via REX.R
     cpu.rip = 0x1000;
     cpu.gpr[RAX] = 5;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x44, 0x0F, 0x22, 0xC0]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x44, 0x0F, 0x22, 0xC0]),
+        Outcome::Completed
+    );
     assert_eq!(cpu.cr8, 5);
     // rejected value -> #GP(0)
     cpu.rip = 0x1000;
     cpu.gpr[RAX] = 1 << 40;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x22, 0xC0])), Exception::gp(0));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x22, 0xC0])),
+        Exception::gp(0)
+    );
     // CR5 -> #UD at decode
     cpu.rip = 0x1000;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x22, 0xE8])).vector, vector::UD);
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x22, 0xE8])).vector,
+        UD_VECTOR
+    );
     // CPL 3 -> #GP
     cpu.rip = 0x1000;
     cpu.cpl = 3;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x20, 0xC1])), Exception::gp(0));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x20, 0xC1])),
+        Exception::gp(0)
+    );
     cpu.cpl = 0;
     // mov dr7, rax ; mov rbx, dr4 (aliases dr6); CR4.DE makes dr4 #UD
     cpu.rip = 0x1000;
     cpu.gpr[RAX] = 0x401;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x23, 0xF8]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x23, 0xF8]),
+        Outcome::Completed
+    );
     assert_eq!(cpu.dr[7], 0x401);
     cpu.rip = 0x1000;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x21, 0xE3]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x21, 0xE3]),
+        Outcome::Completed
+    );
     assert_eq!(cpu.gpr[RBX], cpu.dr[6]);
     cpu.rip = 0x1000;
-    cpu.cr4 |= cr4::DE;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x21, 0xE3])).vector, vector::UD);
+    cpu.cr4 |= X86_CR4_DE;
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x21, 0xE3])).vector,
+        UD_VECTOR
+    );
     // DR7.GD -> #DB with DR6.BD
     cpu.rip = 0x1000;
-    cpu.dr[7] |= regs::dr::DR7_GD;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x21, 0xC3])).vector, vector::DB);
-    assert_ne!(cpu.dr[6] & regs::dr::DR6_BD, 0);
+    cpu.dr[7] |= DR7_GD;
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x21, 0xC3])).vector,
+        DB_VECTOR
+    );
+    assert_ne!(cpu.dr[6] & DR6_BD, 0);
     // lmsw can set PE but not clear it; clts; smsw
     let (mut cpu, mut mem) = real_env();
     cpu.gpr[RAX] = 0x9;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0xF0]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x01, 0xF0]),
+        Outcome::Completed
+    );
     assert_eq!(cpu.cr0 & 0xF, 0x9);
     cpu.gpr[RAX] = 0;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0xF0]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x01, 0xF0]),
+        Outcome::Completed
+    );
     assert_eq!(cpu.cr0 & 0xF, 0x1);
-    cpu.cr0 |= cr0::TS;
+    cpu.cr0 |= X86_CR0_TS;
     assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x06]), Outcome::Completed);
-    assert_eq!(cpu.cr0 & cr0::TS, 0);
+    assert_eq!(cpu.cr0 & X86_CR0_TS, 0);
 }
 
 #[test]
@@ -1039,24 +1293,36 @@ fn misc_system_instructions() {
     assert_eq!((cpu.gpr[RDX], cpu.gpr[RAX]), (0xAABB, 0xCCDD));
     cpu.rip = 0x1000;
     cpu.gpr[RCX] = 0x9999;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x32])), Exception::gp(0));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x32])),
+        Exception::gp(0)
+    );
     // rdtsc / rdtscp / CR4.TSD at CPL 3
     cpu.rip = 0x1000;
     assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x31]), Outcome::Completed);
     assert_eq!((cpu.gpr[RDX] << 32) | cpu.gpr[RAX], cpu.tsc);
-    cpu.msrs.insert(regs::msr::TSC_AUX, 3);
+    cpu.msrs.insert(MSR_TSC_AUX, 3);
     cpu.rip = 0x1000;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0xF9]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x01, 0xF9]),
+        Outcome::Completed
+    );
     assert_eq!(cpu.gpr[RCX], 3);
     cpu.rip = 0x1000;
-    cpu.cr4 |= cr4::TSD;
+    cpu.cr4 |= X86_CR4_TSD;
     cpu.cpl = 3;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x31])), Exception::gp(0));
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x31])),
+        Exception::gp(0)
+    );
     cpu.cpl = 0;
     // invlpg, wbinvd, hlt
     cpu.rip = 0x1000;
     cpu.gpr[RBX] = 0x7000;
-    assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x7B, 0x10]), Outcome::Completed);
+    assert_eq!(
+        run(&mut cpu, &mut mem, &[0x0F, 0x01, 0x7B, 0x10]),
+        Outcome::Completed
+    );
     assert_eq!(cpu.invlpgs, vec![0x7010]);
     cpu.rip = 0x1000;
     assert_eq!(run(&mut cpu, &mut mem, &[0x0F, 0x09]), Outcome::Completed);
@@ -1066,16 +1332,19 @@ fn misc_system_instructions() {
     assert_eq!(cpu.rip, 0x1001);
     // cli/sti with shadow; CPL 3 with IOPL 0 -> #GP
     cpu.rip = 0x1000;
-    cpu.rflags &= !rflags::IF;
+    cpu.rflags &= !X86_EFLAGS_IF;
     assert_eq!(run(&mut cpu, &mut mem, &[0xFB]), Outcome::Completed);
     assert_eq!(cpu.shadow, Some(InterruptShadow::Sti));
-    assert_ne!(cpu.rflags & rflags::IF, 0);
+    assert_ne!(cpu.rflags & X86_EFLAGS_IF, 0);
     cpu.rip = 0x1000;
     cpu.cpl = 3;
     assert_eq!(exc(run(&mut cpu, &mut mem, &[0xFA])), Exception::gp(0));
     // ud2
     cpu.rip = 0x1000;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x0F, 0x0B])).vector, vector::UD);
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x0F, 0x0B])).vector,
+        UD_VECTOR
+    );
 }
 
 // ----- decode limits -----
@@ -1105,7 +1374,7 @@ fn decode_limits() {
     }
     // Invalid in 64-bit mode
     cpu.rip = 0x1000;
-    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x06])).vector, vector::UD);
+    assert_eq!(exc(run(&mut cpu, &mut mem, &[0x06])).vector, UD_VECTOR);
 }
 
 #[test]
@@ -1118,12 +1387,15 @@ fn fetch_paths() {
     let e = exc(emu.emulate(&mut cpu, &mut mem, &[]));
     assert_eq!(
         (e.vector, e.cr2, e.error_code),
-        (vector::PF, 0x2_0000, Some(pfec::FETCH))
+        (PF_VECTOR, 0x2_0000, Some(PFERR_FETCH_MASK))
     );
     // A short prefetch buffer is completed from memory.
     cpu.rip = 0x1000;
     mem.poke(0x1000, &[0x48, 0xB8, 1, 2, 3, 4, 5, 6, 7, 8]);
-    assert_eq!(emu.emulate(&mut cpu, &mut mem, &[0x48, 0xB8]), Outcome::Completed);
+    assert_eq!(
+        emu.emulate(&mut cpu, &mut mem, &[0x48, 0xB8]),
+        Outcome::Completed
+    );
     assert_eq!(cpu.gpr[RAX], 0x0807_0605_0403_0201);
     // Prefetched bytes win over memory (decode assist).
     cpu.rip = 0x1000;
@@ -1152,14 +1424,14 @@ fn page_faults_from_data_accesses() {
     let e = exc(run(&mut cpu, &mut mem, &[0x89, 0x03]));
     assert_eq!(
         (e.vector, e.cr2, e.error_code),
-        (vector::PF, 0x40_0000, Some(pfec::WRITE))
+        (PF_VECTOR, 0x40_0000, Some(PFERR_WRITE_MASK))
     );
     // Read-only page with CR0.WP: protection fault.
     mem.map4k(CR3, 0x40_0000, 0x4000, 0x5); // present, user, read-only
     cpu.rip = 0x1000;
     let e = exc(run(&mut cpu, &mut mem, &[0x89, 0x03]));
-    assert_eq!(e.error_code, Some(pfec::WRITE | pfec::PRESENT));
-    cpu.cr0 &= !cr0::WP;
+    assert_eq!(e.error_code, Some(PFERR_WRITE_MASK | PFERR_PRESENT_MASK));
+    cpu.cr0 &= !X86_CR0_WP;
     cpu.rip = 0x1000;
     assert_eq!(run(&mut cpu, &mut mem, &[0x89, 0x03]), Outcome::Completed);
     // User access to a supervisor page.
@@ -1168,15 +1440,15 @@ fn page_faults_from_data_accesses() {
     cpu.rip = 0x1000;
     cpu.gpr[RBX] = 0x40_1000;
     let e = exc(run(&mut cpu, &mut mem, &[0x8B, 0x03]));
-    assert_eq!(e.error_code, Some(pfec::USER | pfec::PRESENT));
+    assert_eq!(e.error_code, Some(PFERR_USER_MASK | PFERR_PRESENT_MASK));
     // SMAP: supervisor access to a user page faults unless RFLAGS.AC.
     cpu.cpl = 0;
-    cpu.cr4 |= cr4::SMAP;
+    cpu.cr4 |= X86_CR4_SMAP;
     cpu.rip = 0x1000;
     cpu.gpr[RBX] = 0x40_0000;
     let e = exc(run(&mut cpu, &mut mem, &[0x8B, 0x03]));
-    assert_eq!(e.error_code, Some(pfec::PRESENT));
-    cpu.rflags |= rflags::AC;
+    assert_eq!(e.error_code, Some(PFERR_PRESENT_MASK));
+    cpu.rflags |= X86_EFLAGS_AC;
     cpu.rip = 0x1000;
     assert_eq!(run(&mut cpu, &mut mem, &[0x8B, 0x03]), Outcome::Completed);
     // Accessed and dirty bits were set on the leaf of the written page.
@@ -1200,12 +1472,12 @@ fn walk_pte(mem: &TestMem, la: u64) -> u64 {
 fn alignment_check_at_cpl3() {
     let (mut cpu, mut mem) = long_env();
     cpu.cpl = 3;
-    cpu.cr0 |= cr0::AM;
-    cpu.rflags |= rflags::AC;
+    cpu.cr0 |= X86_CR0_AM;
+    cpu.rflags |= X86_EFLAGS_AC;
     cpu.gpr[RBX] = 0x3001;
     assert_eq!(
         exc(run(&mut cpu, &mut mem, &[0x8B, 0x03])),
-        Exception::with_code(vector::AC, 0)
+        Exception::with_code(AC_VECTOR, 0)
     );
     cpu.rip = 0x1000;
     cpu.gpr[RBX] = 0x3004;
@@ -1243,7 +1515,10 @@ fn walker_32bit_paging_with_pse() {
     let mut mem = TestMem::new();
     mem.add_ram(0, 0x10_0000);
     // PDE[1] -> 4 MiB page at 0x0_0C00000 with PSE-36 bits = 1 (PA 0x1_00C0_0000)
-    mem.poke(0x1000 + 4, &(0x00C0_0000u32 | (1 << 13) | 0x87).to_le_bytes());
+    mem.poke(
+        0x1000 + 4,
+        &(0x00C0_0000u32 | (1 << 13) | 0x87).to_le_bytes(),
+    );
     // PDE[0] -> page table at 0x2000, PTE[5] -> 0x7000
     mem.poke(0x1000, &0x2007u32.to_le_bytes());
     mem.poke(0x2000 + 5 * 4, &0x7003u32.to_le_bytes());
@@ -1262,7 +1537,7 @@ fn walker_32bit_paging_with_pse() {
     let u = Access { user: true, ..RD };
     assert_eq!(
         paging::translate(&mut mem, &c, 0x5ABC, u),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::USER))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_USER_MASK))
     );
     // without CR4.PSE, PS is ignored: PDE[1] is a page-table pointer
     let mut c2 = c;
@@ -1273,7 +1548,7 @@ fn walker_32bit_paging_with_pse() {
     c3.maxphyaddr = 32;
     assert_eq!(
         paging::translate(&mut mem, &c3, 0x0040_1234, RD),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::RSVD))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_RSVD_MASK))
     );
 }
 
@@ -1290,13 +1565,13 @@ fn walker_pae_and_nx() {
     let f = Access { fetch: true, ..RD };
     assert_eq!(
         paging::translate(&mut mem, &c, 0x4001_2345, f),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::FETCH))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_FETCH_MASK))
     );
     // NX bit with EFER.NXE=0 is reserved
     c.nxe = false;
     assert_eq!(
         paging::translate(&mut mem, &c, 0x4001_2345, RD),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::RSVD))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_RSVD_MASK))
     );
     // non-present PDPTE
     assert_eq!(
@@ -1327,25 +1602,25 @@ fn walker_4_and_5_level() {
     c1.gbpages = false;
     assert_eq!(
         paging::translate(&mut mem, &c1, 0x4000_1234, RD),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::RSVD))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_RSVD_MASK))
     );
     // reserved low bits of a 1 GiB page
     mem.poke(0x2010, &(0x8000_0000u64 | 0x87 | (1 << 20)).to_le_bytes());
     assert_eq!(
         paging::translate(&mut mem, &c, 0x8000_0000, RD),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::RSVD))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_RSVD_MASK))
     );
     // physical address bits above MAXPHYADDR are reserved
     mem.poke(0x2018, &((1u64 << 45) | 0x87).to_le_bytes());
     assert_eq!(
         paging::translate(&mut mem, &c, 0xC000_0000, RD),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::RSVD))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_RSVD_MASK))
     );
     // PS in a PML4E is reserved
     mem.poke(0x1008, &0x3087u64.to_le_bytes());
     assert_eq!(
         paging::translate(&mut mem, &c, 0x80_0000_0000, RD),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::RSVD))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_RSVD_MASK))
     );
     // 5-level: PML5[1] -> PML4 at 0x1000
     mem.poke(0x5008, &0x1007u64.to_le_bytes());
@@ -1358,7 +1633,7 @@ fn walker_4_and_5_level() {
     let f = Access { fetch: true, ..RD };
     assert_eq!(
         paging::translate(&mut mem, &cs, 0x4000_1234, f),
-        Err(WalkError::PageFault(pfec::PRESENT | pfec::FETCH))
+        Err(WalkError::PageFault(PFERR_PRESENT_MASK | PFERR_FETCH_MASK))
     );
     // paging tables in MMIO
     let mut cm = c;
@@ -1386,7 +1661,7 @@ fn instruction_length_for_skipping() {
     cpu.rip = 0x1_FFFF;
     mem.poke(0x1_FFFF, &[0xB8]);
     assert!(
-        matches!(Emulator::instruction_length(&cpu, &mut mem, &[]), Err(Outcome::Exception(e)) if e.vector == vector::PF)
+        matches!(Emulator::instruction_length(&cpu, &mut mem, &[]), Err(Outcome::Exception(e)) if e.vector == PF_VECTOR)
     );
     let (cpu, mut mem) = real_env();
     place(&cpu, &mut mem, &[0x66, 0xB8, 1, 2, 3, 4]);

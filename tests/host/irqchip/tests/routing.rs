@@ -389,12 +389,36 @@ fn split_irqchip_eoi_exits() {
     ]
     .map(|e| RouteEntry::from_uapi(&e, &cfg).unwrap());
     prepare_routes(&mut routes).unwrap();
-    let apic1 = ApicDestInfo { hw_enabled: true, sw_enabled: true, xapic_id: 1, x2apic_id: 1, ..Default::default() };
+    let apic1 = ApicDestInfo {
+        hw_enabled: true,
+        sw_enabled: true,
+        xapic_id: 1,
+        x2apic_id: 1,
+        ..Default::default()
+    };
     assert!(split_eoi_exit(&routes, 24, 0x35, &apic1, &cfg));
-    assert!(!split_eoi_exit(&routes, 24, 0x36, &apic1, &cfg), "edge route");
-    assert!(!split_eoi_exit(&routes, 24, 0x37, &apic1, &cfg), "another APIC's route");
-    assert!(!split_eoi_exit(&routes, 24, 0x3e, &apic1, &cfg), "GSI not reserved");
-    assert!(split_eoi_exit(&routes, 31, 0x3e, &apic1, &cfg), "GSI reserved when 31 pins are");
-    assert!(!split_eoi_exit(&routes, 5, 0x35, &apic1, &cfg), "no pins below GSI 5 reserved");
-    assert!(!split_eoi_exit(&routes, 24, 0x99, &apic1, &cfg), "no route for the vector");
+    assert!(
+        !split_eoi_exit(&routes, 24, 0x36, &apic1, &cfg),
+        "edge route"
+    );
+    assert!(
+        !split_eoi_exit(&routes, 24, 0x37, &apic1, &cfg),
+        "another APIC's route"
+    );
+    assert!(
+        !split_eoi_exit(&routes, 24, 0x3e, &apic1, &cfg),
+        "GSI not reserved"
+    );
+    assert!(
+        split_eoi_exit(&routes, 31, 0x3e, &apic1, &cfg),
+        "GSI reserved when 31 pins are"
+    );
+    assert!(
+        !split_eoi_exit(&routes, 5, 0x35, &apic1, &cfg),
+        "no pins below GSI 5 reserved"
+    );
+    assert!(
+        !split_eoi_exit(&routes, 24, 0x99, &apic1, &cfg),
+        "no route for the vector"
+    );
 }

@@ -9,14 +9,28 @@ fn exact_ns(ticks: u64, khz: u64) -> u128 {
 
 #[test]
 fn scale_matches_exact_conversion_for_common_frequencies() {
-    for khz in [1_000u64, 100_000, 1_000_000, 1_993_000, 2_596_105, 3_000_000, 3_999_999, 5_200_000, 10_000_000] {
+    for khz in [
+        1_000u64, 100_000, 1_000_000, 1_993_000, 2_596_105, 3_000_000, 3_999_999, 5_200_000,
+        10_000_000,
+    ] {
         let s = TimeScale::for_tsc_khz(khz).unwrap();
-        for ticks in [0u64, 1, 1000, 123_456_789, khz * 1000, khz * 1000 * 3600, khz * 1000 * 86_400] {
+        for ticks in [
+            0u64,
+            1,
+            1000,
+            123_456_789,
+            khz * 1000,
+            khz * 1000 * 3600,
+            khz * 1000 * 86_400,
+        ] {
             let got = u128::from(s.scale(ticks));
             let want = exact_ns(ticks, khz);
             // 32.32 fixed point: relative error below 2^-31, plus rounding.
             let tol = want / (1 << 30) + 2;
-            assert!(got.abs_diff(want) <= tol, "khz {khz} ticks {ticks}: got {got}, want {want} (scale {s:?})");
+            assert!(
+                got.abs_diff(want) <= tol,
+                "khz {khz} ticks {ticks}: got {got}, want {want} (scale {s:?})"
+            );
         }
     }
 }
@@ -24,7 +38,13 @@ fn scale_matches_exact_conversion_for_common_frequencies() {
 #[test]
 fn upstream_values_for_known_rates() {
     // 1 GHz: identity with mul 2^31 and shift 1.
-    assert_eq!(TimeScale::for_tsc_khz(1_000_000), Some(TimeScale { mul: 0x8000_0000, shift: 1 }));
+    assert_eq!(
+        TimeScale::for_tsc_khz(1_000_000),
+        Some(TimeScale {
+            mul: 0x8000_0000,
+            shift: 1
+        })
+    );
     // 2 GHz: half.
     let s = TimeScale::for_tsc_khz(2_000_000).unwrap();
     assert_eq!(s.scale(2_000_000_000), 1_000_000_000);
@@ -67,7 +87,10 @@ fn wall_clock_layout_and_msr_decoding() {
 
 #[test]
 fn scale_never_panics() {
-    for khz in (1..64).map(|s| 1u64 << s).chain([u64::MAX / 1000, u64::MAX]) {
+    for khz in (1..64)
+        .map(|s| 1u64 << s)
+        .chain([u64::MAX / 1000, u64::MAX])
+    {
         let s = TimeScale::for_tsc_khz(khz).unwrap();
         let _ = s.scale(u64::MAX);
         let _ = s.scale(0);

@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rkvm_cpuid_caps::cpuid_caps::linux::{self, LinuxFeature};
+use rkvm_cpuid_caps::cpuid_caps::linux;
 use rkvm_cpuid_caps::cpuid_caps::{CpuidEntry, HostCpuid, HostMsrs};
+use rkvm_cpuid_caps::defs::cpuid::{self, LinuxFeature};
 
 /// One recorded machine (and, for in-tree captures, what the in-tree
 /// KVM said on it).
@@ -219,25 +220,25 @@ impl FixtureHost<'_> {
 }
 
 const NAMED_BUGS: &[(LinuxFeature, &str)] = &[
-    (linux::BUG_NULL_SEG, "null_seg"),
-    (linux::BUG_CPU_MELTDOWN, "cpu_meltdown"),
-    (linux::BUG_SPEC_STORE_BYPASS, "spec_store_bypass"),
-    (linux::BUG_MDS, "mds"),
-    (linux::BUG_TAA, "taa"),
-    (linux::BUG_EIBRS_PBRSB, "eibrs_pbrsb"),
-    (linux::BUG_GDS, "gds"),
-    (linux::BUG_RFDS, "rfds"),
-    (linux::BUG_ITS, "its"),
+    (cpuid::X86_BUG_NULL_SEG, "null_seg"),
+    (cpuid::X86_BUG_CPU_MELTDOWN, "cpu_meltdown"),
+    (cpuid::X86_BUG_SPEC_STORE_BYPASS, "spec_store_bypass"),
+    (cpuid::X86_BUG_MDS, "mds"),
+    (cpuid::X86_BUG_TAA, "taa"),
+    (cpuid::X86_BUG_EIBRS_PBRSB, "eibrs_pbrsb"),
+    (cpuid::X86_BUG_GDS, "gds"),
+    (cpuid::X86_BUG_RFDS, "rfds"),
+    (cpuid::X86_BUG_ITS, "its"),
 ];
 
 const NAMED_FLAGS: &[(LinuxFeature, &str)] = &[
-    (linux::LNX_CONSTANT_TSC, "constant_tsc"),
-    (linux::LNX_ARCH_PERFMON, "arch_perfmon"),
-    (linux::LNX_SSBD, "ssbd"),
-    (linux::LNX_PERFMON_V2, "perfmon_v2"),
-    (linux::LNX_IBRS, "ibrs"),
-    (linux::LNX_IBPB, "ibpb"),
-    (linux::LNX_STIBP, "stibp"),
+    (cpuid::LNX_CONSTANT_TSC, "constant_tsc"),
+    (cpuid::LNX_ARCH_PERFMON, "arch_perfmon"),
+    (cpuid::LNX_SSBD, "ssbd"),
+    (cpuid::LNX_PERFMON_V2, "perfmon_v2"),
+    (cpuid::LNX_IBRS, "ibrs"),
+    (cpuid::LNX_IBPB, "ibpb"),
+    (cpuid::LNX_STIBP, "stibp"),
 ];
 
 impl HostCpuid for FixtureHost<'_> {
@@ -263,21 +264,12 @@ impl HostCpuid for FixtureHost<'_> {
         if let Some((_, name)) = NAMED_FLAGS.iter().find(|(f, _)| *f == feature) {
             return self.fx.flags.contains(*name);
         }
-        if feature == linux::LNX_LS_CFG_SSBD {
+        if feature == cpuid::LNX_LS_CFG_SSBD {
             // Set with "ssbd" when no CPUID bit explains it.
             return self.fx.flags.contains("ssbd")
-                && !linux::raw_has(
-                    self,
-                    rkvm_cpuid_caps::cpuid_caps::features::X86_FEATURE_AMD_SSBD,
-                )
-                && !linux::raw_has(
-                    self,
-                    rkvm_cpuid_caps::cpuid_caps::features::X86_FEATURE_VIRT_SSBD,
-                )
-                && !linux::raw_has(
-                    self,
-                    rkvm_cpuid_caps::cpuid_caps::features::X86_FEATURE_SPEC_CTRL_SSBD,
-                );
+                && !linux::raw_has(self, cpuid::X86_FEATURE_AMD_SSBD)
+                && !linux::raw_has(self, cpuid::X86_FEATURE_VIRT_SSBD)
+                && !linux::raw_has(self, cpuid::X86_FEATURE_SPEC_CTRL_SSBD);
         }
         linux::derived_has(self, feature)
     }

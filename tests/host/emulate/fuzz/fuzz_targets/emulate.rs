@@ -15,9 +15,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rkvm_emulate::emulate::regs::{cr0, cr4, efer, rflags, SegReg};
+use rkvm_emulate::defs::regs::{
+    EFER_LMA, EFER_LME, EFER_NX, X86_CR0_ET, X86_CR0_PE, X86_CR0_PG, X86_CR0_WP, X86_CR4_OSFXSR,
+    X86_CR4_OSXSAVE, X86_CR4_PAE, X86_CR4_PSE, X86_CR4_SMAP, X86_CR4_SMEP, X86_EFLAGS_ALL,
+    X86_EFLAGS_TF, X86_EFLAGS_VM,
+};
+use rkvm_emulate::emulate::regs::SegReg;
 use rkvm_emulate::emulate::{
-    CpuState, Cr, DescTable, Emulator, GuestMemory, InterruptShadow, MemError, Outcome, Rejected, Segment, REP_BUDGET,
+    CpuState, Cr, DescTable, Emulator, GuestMemory, InterruptShadow, MemError, Outcome, Rejected,
+    Segment, REP_BUDGET,
 };
 
 const RAM: usize = 16 * 4096;
@@ -163,14 +169,20 @@ impl CpuState for Cpu {
         self.xmm[usize::from(n)] = val;
     }
     fn ymm(&self, n: u8) -> [u8; 32] {
-        assert!(self.xcr0 & 4 != 0 && self.cr[4] & cr4::OSXSAVE != 0, "YMM read without AVX enabled");
+        assert!(
+            self.xcr0 & 4 != 0 && self.cr[4] & X86_CR4_OSXSAVE != 0,
+            "YMM read without AVX enabled"
+        );
         let mut v = [0u8; 32];
         v[..16].copy_from_slice(&self.xmm[usize::from(n)].to_le_bytes());
         v[16..].copy_from_slice(&self.ymm_hi[usize::from(n)].to_le_bytes());
         v
     }
     fn set_ymm(&mut self, n: u8, val: [u8; 32]) {
-        assert!(self.xcr0 & 4 != 0 && self.cr[4] & cr4::OSXSAVE != 0, "YMM write without AVX enabled");
+        assert!(
+            self.xcr0 & 4 != 0 && self.cr[4] & X86_CR4_OSXSAVE != 0,
+            "YMM write without AVX enabled"
+        );
         self.xmm[usize::from(n)] = u128::from_le_bytes(val[..16].try_into().unwrap());
         self.ymm_hi[usize::from(n)] = u128::from_le_bytes(val[16..].try_into().unwrap());
     }
@@ -243,14 +255,17 @@ fuzz_target!(|data: &[u8]| {
     let mut cpu = Cpu {
         gpr: [0; 16],
         rip: 0x1000 + (i.u8() as u64),
-        rflags: 2 | (i.small() & (rflags::ALL & !rflags::TF & !rflags::VM)),
+        rflags: 2 | (i.small() & (X86_EFLAGS_ALL & !X86_EFLAGS_TF & !X86_EFLAGS_VM)),
         seg: [Segment::default(); 8],
         gdtr: DescTable {
             base: 0x2000,
             limit: i.u8() as u16 * 8 + 7,
         },
-        idtr: DescTable { base: 0, limit: 0x3FF },
-        cr: [cr0::ET, 0, 0x3000, 0, 0],
+        idtr: DescTable {
+            base: 0,
+            limit: 0x3FF,
+        },
+        cr: [X86_CR0_ET, 0, 0x3000, 0, 0],
         efer: 0,
         dr: [0, 0, 0, 0, 0, 0, 0xFFFF_0FF0, 0x400],
         xmm: [0; 16],
@@ -277,15 +292,15 @@ fuzz_target!(|data: &[u8]| {
     cpu.seg[SegReg::Cs as usize] = seg(&mut i, true);
     cpu.cr[3] = (i.u8() as u64 & 0xF) << 12;
     let f = i.u8();
-    let mut c4 = cr4::OSFXSR;
+    let mut c4 = X86_CR4_OSFXSR;
     if f & 1 != 0 {
-        c4 |= cr4::PSE;
+        c4 |= X86_CR4_PSE;
     }
     if f & 2 != 0 {
-        c4 |= cr4::SMAP | cr4::SMEP;
+        c4 |= X86_CR4_SMAP | X86_CR4_SMEP;
     }
     if f & 4 != 0 {
-        c4 |= cr4::OSXSAVE;
+        c4 |= X86_CR4_OSXSAVE;
     }
     if f & 8 != 0 {
         cpu.xcr0 = 7;
@@ -294,19 +309,19 @@ fuzz_target!(|data: &[u8]| {
     match mode % 6 {
         0 => {}
         1 => {
-            cpu.cr[0] |= cr0::PE;
-            cpu.rflags |= rflags::VM;
+            cpu.cr[0] |= X86_CR0_PE;
+            cpu.rflags |= X86_EFLAGS_VM;
         }
-        2 => cpu.cr[0] |= cr0::PE,
-        3 => cpu.cr[0] |= cr0::PE | cr0::PG,
+        2 => cpu.cr[0] |= X86_CR0_PE,
+        3 => cpu.cr[0] |= X86_CR0_PE | X86_CR0_PG,
         4 => {
-            cpu.cr[0] |= cr0::PE | cr0::PG;
-            c4 |= cr4::PAE;
+            cpu.cr[0] |= X86_CR0_PE | X86_CR0_PG;
+            c4 |= X86_CR4_PAE;
         }
         _ => {
-            cpu.cr[0] |= cr0::PE | cr0::PG | cr0::WP;
-            c4 |= cr4::PAE;
-            cpu.efer = efer::LME | efer::LMA | efer::NXE;
+            cpu.cr[0] |= X86_CR0_PE | X86_CR0_PG | X86_CR0_WP;
+            c4 |= X86_CR4_PAE;
+            cpu.efer = EFER_LME | EFER_LMA | EFER_NX;
         }
     }
     cpu.cr[4] = c4;

@@ -4,8 +4,15 @@
 
 use std::collections::HashMap;
 
-use rkvm_emulate::emulate::regs::{self, SegReg};
-use rkvm_emulate::emulate::{CpuState, Cr, DescTable, GuestMemory, InterruptShadow, MemError, Rejected, Segment};
+use rkvm_emulate::defs::msr::{MSR_EFER, MSR_IA32_TSC};
+use rkvm_emulate::defs::regs::{
+    EFER_LMA, EFER_LME, EFER_NX, X86_CR0_ET, X86_CR0_PE, X86_CR0_PG, X86_CR0_WP, X86_CR4_OSFXSR,
+    X86_CR4_PAE, X86_EFLAGS_FIXED, XFEATURE_MASK_FP, XFEATURE_MASK_YMM,
+};
+use rkvm_emulate::emulate::regs::SegReg;
+use rkvm_emulate::emulate::{
+    CpuState, Cr, DescTable, GuestMemory, InterruptShadow, MemError, Rejected, Segment,
+};
 
 /// xorshift64* PRNG (deterministic, seedable).
 #[derive(Clone)]
@@ -52,7 +59,12 @@ impl Rng {
                 0x8000_0000,
                 0xFFFF_FFFF,
             ]),
-            2 => self.pick(&[0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000, u64::MAX, u64::MAX - 1]),
+            2 => self.pick(&[
+                0x7FFF_FFFF_FFFF_FFFF,
+                0x8000_0000_0000_0000,
+                u64::MAX,
+                u64::MAX - 1,
+            ]),
             3 => self.below(64),
             _ => self.next(),
         }
@@ -131,10 +143,13 @@ impl TestCpu {
         TestCpu {
             gpr: [0; 16],
             rip: 0,
-            rflags: regs::rflags::FIXED,
+            rflags: X86_EFLAGS_FIXED,
             seg: [Segment::default(); 8],
             gdtr: DescTable::default(),
-            idtr: DescTable { base: 0, limit: 0x3FF },
+            idtr: DescTable {
+                base: 0,
+                limit: 0x3FF,
+            },
             cr0: 0,
             cr2: 0,
             cr3: 0,
@@ -145,7 +160,7 @@ impl TestCpu {
             xmm: [0; 16],
             ymm_hi: [0; 16],
             mm: [0; 8],
-            xcr0: regs::xcr0::X87,
+            xcr0: XFEATURE_MASK_FP,
             x87_pending: false,
             cpl: 0,
             msrs: HashMap::new(),
@@ -176,14 +191,14 @@ impl TestCpu {
             limit: 0xFFFF,
             ..Segment::default()
         };
-        c.cr0 = regs::cr0::ET;
+        c.cr0 = X86_CR0_ET;
         c
     }
 
     /// 32-bit flat protected mode, paging off, CPL 0.
     pub fn prot32() -> Self {
         let mut c = Self::real();
-        c.cr0 |= regs::cr0::PE;
+        c.cr0 |= X86_CR0_PE;
         for s in [SegReg::Es, SegReg::Ss, SegReg::Ds, SegReg::Fs, SegReg::Gs] {
             c.seg[seg_idx(s)] = flat_seg(0x10, false, false, 0);
         }
@@ -194,9 +209,9 @@ impl TestCpu {
     /// 64-bit long mode with the given CR3 (paging on), CPL 0.
     pub fn long64(cr3: u64) -> Self {
         let mut c = Self::real();
-        c.cr0 = regs::cr0::PE | regs::cr0::PG | regs::cr0::ET | regs::cr0::WP;
-        c.cr4 = regs::cr4::PAE | regs::cr4::OSFXSR;
-        c.efer = regs::efer::LME | regs::efer::LMA | regs::efer::NXE;
+        c.cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_ET | X86_CR0_WP;
+        c.cr4 = X86_CR4_PAE | X86_CR4_OSFXSR;
+        c.efer = EFER_LME | EFER_LMA | EFER_NX;
         c.cr3 = cr3;
         for s in [SegReg::Es, SegReg::Ss, SegReg::Ds, SegReg::Fs, SegReg::Gs] {
             c.seg[seg_idx(s)] = flat_seg(0x10, false, true, 0);
@@ -271,7 +286,7 @@ impl CpuState for TestCpu {
         self.tick();
         match cr {
             Cr::Cr0 => {
-                if val >> 32 != 0 || (val & regs::cr0::PG != 0 && val & regs::cr0::PE == 0) {
+                if val >> 32 != 0 || (val & X86_CR0_PG != 0 && val & X86_CR0_PE == 0) {
                     return Err(Rejected);
                 }
                 self.cr0 = val;
@@ -309,11 +324,11 @@ impl CpuState for TestCpu {
     fn read_msr(&mut self, index: u32) -> Result<u64, Rejected> {
         self.tick();
         match index {
-            regs::msr::IA32_TSC => {
+            MSR_IA32_TSC => {
                 self.tsc += 100;
                 Ok(self.tsc)
             }
-            regs::msr::EFER => Ok(self.efer),
+            MSR_EFER => Ok(self.efer),
             _ => self.msrs.get(&index).copied().ok_or(Rejected),
         }
     }
@@ -335,14 +350,20 @@ impl CpuState for TestCpu {
         self.xmm[usize::from(n & 15)] = val;
     }
     fn ymm(&self, n: u8) -> [u8; 32] {
-        assert!(self.xcr0 & regs::xcr0::YMM != 0, "YMM read with XCR0.YMM clear");
+        assert!(
+            self.xcr0 & XFEATURE_MASK_YMM != 0,
+            "YMM read with XCR0.YMM clear"
+        );
         let mut v = [0u8; 32];
         v[..16].copy_from_slice(&self.xmm[usize::from(n)].to_le_bytes());
         v[16..].copy_from_slice(&self.ymm_hi[usize::from(n)].to_le_bytes());
         v
     }
     fn set_ymm(&mut self, n: u8, val: [u8; 32]) {
-        assert!(self.xcr0 & regs::xcr0::YMM != 0, "YMM write with XCR0.YMM clear");
+        assert!(
+            self.xcr0 & XFEATURE_MASK_YMM != 0,
+            "YMM write with XCR0.YMM clear"
+        );
         self.xmm[usize::from(n)] = u128::from_le_bytes(val[..16].try_into().unwrap());
         self.ymm_hi[usize::from(n)] = u128::from_le_bytes(val[16..].try_into().unwrap());
     }
@@ -396,7 +417,9 @@ impl TestMem {
     pub fn add_ram(&mut self, gpa: u64, len: u64) {
         let mut p = gpa & !(PAGE - 1);
         while p < gpa + len {
-            self.pages.entry(p).or_insert_with(|| Box::new([0; PAGE as usize]));
+            self.pages
+                .entry(p)
+                .or_insert_with(|| Box::new([0; PAGE as usize]));
             p += PAGE;
         }
     }
@@ -440,7 +463,9 @@ impl TestMem {
             return None;
         }
         let off = (gpa & (PAGE - 1)) as usize;
-        self.pages.get_mut(&(gpa & !(PAGE - 1))).map(|p| (&mut **p, off))
+        self.pages
+            .get_mut(&(gpa & !(PAGE - 1)))
+            .map(|p| (&mut **p, off))
     }
 
     /// Allocate a zeroed page-table page.

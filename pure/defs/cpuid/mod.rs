@@ -1,5 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
-//! CPUID feature words (upstream's `reverse_cpuid[]`) and feature bits.
+//! CPUID feature bits: the feature words KVM tracks ([`Leaf`], upstream's
+//! `reverse_cpuid[]`), one bit of one word ([`Feature`]) and every bit by
+//! name (`X86_FEATURE_*`, [`features`]), plus the host kernel's own
+//! numbering of its feature and bug flags ([`LinuxFeature`], [`linux`]).
+//! Everything in the two submodules is re-exported here, so
+//! `crate::defs::cpuid::X86_FEATURE_X2APIC` names a feature bit.
+
+pub mod features;
+pub mod linux;
+
+pub use self::features::*;
+pub use self::linux::*;
 
 /// A CPUID output register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,7 +126,7 @@ pub const ALL_LEAVES: [Leaf; NR_LEAVES] = [
 ];
 
 impl Leaf {
-    /// Position in [`ALL_LEAVES`] (and in [`super::KvmCaps`]).
+    /// Position in [`ALL_LEAVES`] (and in cpuid_caps' `KvmCaps`).
     pub const fn index(self) -> usize {
         self as usize
     }
@@ -224,9 +235,9 @@ impl Feature {
 
     /// The same bit in the host kernel's numbering, for words the kernel
     /// mirrors (`X86_FEATURE_*` = word * 32 + bit).
-    pub const fn linux(self) -> Option<super::linux::LinuxFeature> {
+    pub const fn linux(self) -> Option<LinuxFeature> {
         match self.leaf.linux_word() {
-            Some(w) => Some(super::linux::LinuxFeature::new(w, self.bit)),
+            Some(w) => Some(LinuxFeature::new(w, self.bit)),
             None => None,
         }
     }

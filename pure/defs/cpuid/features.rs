@@ -2,7 +2,7 @@
 //! Feature bits by name (Linux 7.3 `cpufeatures.h` and KVM's
 //! `reverse_cpuid.h`), as bits of the CPUID register that reports them.
 
-use super::leaf::{Feature, Leaf};
+use super::{Feature, Leaf};
 
 macro_rules! features {
     ($leaf:ident: $($name:ident = $bit:expr, $doc:expr;)*) => {
