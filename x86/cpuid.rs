@@ -2,14 +2,16 @@
 //! The guest's CPUID: the table userspace sets with KVM_SET_CPUID2 and what
 //! the guest's CPUID instruction returns from it.
 
+use crate::defs::regs::{RAX, RBX, RCX, RDX};
 use crate::{
+    defs,
     cpuid_caps::xstate,
     ext::{
         uaccess::{read_arg, read_array, write_arg, write_array},
         uapi,
     },
     virt::vcpu::Vcpu,
-    x86::{irq::lapic, msrs, supported, vcpu::VcpuState, vendor::gpr},
+    x86::{irq::lapic, supported, vcpu::VcpuState},
 };
 use kernel::prelude::*;
 
@@ -88,12 +90,12 @@ pub(crate) fn lookup(st: &VcpuState, leaf: u32, subleaf: u32) -> [u32; 4] {
     };
     let mut r = [e.eax, e.ebx, e.ecx, e.edx];
     if leaf == 1 {
-        if st.hw.cr4() & msrs::X86_CR4_OSXSAVE != 0 {
+        if st.hw.cr4() & defs::regs::X86_CR4_OSXSAVE != 0 {
             r[2] |= CPUID1_ECX_OSXSAVE;
         } else {
             r[2] &= !CPUID1_ECX_OSXSAVE;
         }
-        if st.msrs.apic_base & msrs::APIC_BASE_ENABLE == 0 {
+        if st.msrs.apic_base & defs::msr::MSR_IA32_APICBASE_ENABLE == 0 {
             r[3] &= !CPUID1_EDX_APIC;
         }
     }
@@ -110,13 +112,13 @@ pub(crate) fn lookup(st: &VcpuState, leaf: u32, subleaf: u32) -> [u32; 4] {
 
 /// The guest executed CPUID (EAX, ECX in; EAX..EDX out).
 pub(crate) fn emulate(st: &mut VcpuState) {
-    let g = st.hw.gprs().0;
-    let r = lookup(st, g[gpr::RAX] as u32, g[gpr::RCX] as u32);
+    let g = *st.hw.gprs();
+    let r = lookup(st, g[RAX] as u32, g[RCX] as u32);
     let g = st.hw.gprs_mut();
-    g.0[gpr::RAX] = u64::from(r[0]);
-    g.0[gpr::RBX] = u64::from(r[1]);
-    g.0[gpr::RCX] = u64::from(r[2]);
-    g.0[gpr::RDX] = u64::from(r[3]);
+    g[RAX] = u64::from(r[0]);
+    g[RBX] = u64::from(r[1]);
+    g[RCX] = u64::from(r[2]);
+    g[RDX] = u64::from(r[3]);
 }
 
 /// The guest's physical address width (CPUID 0x80000008 EAX[7:0], else 36).

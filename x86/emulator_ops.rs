@@ -77,10 +77,10 @@ pub(crate) struct Cpu<'a> {
 
 impl CpuState for Cpu<'_> {
     fn gpr(&self, reg: emulate::regs::Gpr) -> u64 {
-        self.st.hw.gprs().0[usize::from(reg & 15)]
+        self.st.hw.gprs()[reg]
     }
     fn set_gpr(&mut self, reg: emulate::regs::Gpr, val: u64) {
-        self.st.hw.gprs_mut().0[usize::from(reg & 15)] = val;
+        self.st.hw.gprs_mut()[reg] = val;
     }
     fn rip(&self) -> u64 {
         self.st.hw.rip()
@@ -468,7 +468,7 @@ fn finish(vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, outcome: Outcome)
             Ok(Next::User)
         }
         Outcome::Exception(e) => {
-            if e.vector == emulate::regs::vector::PF {
+            if e.vector == crate::defs::vector::PF_VECTOR {
                 st.hw.set_cr2(e.cr2);
             }
             st.hw.inject_exception(e.vector, e.error_code);
@@ -477,7 +477,7 @@ fn finish(vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, outcome: Outcome)
         Outcome::Unhandleable { bytes, len } => {
             // As upstream: #UD is queued; at CPL 0 userspace also hears
             // of it, with the instruction bytes and the exit info.
-            st.hw.inject_exception(emulate::regs::vector::UD, None);
+            st.hw.inject_exception(crate::defs::vector::UD_VECTOR, None);
             if st.hw.cpl() != 0 {
                 return Ok(Next::Guest);
             }

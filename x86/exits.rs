@@ -4,14 +4,16 @@
 //! hypercalls, XSETBV, RDTSCP, MONITOR/MWAIT, WBINVD, INVLPG, RDPMC,
 //! exceptions, shutdown and failed entries.
 
+use crate::defs::regs::{RAX, RBX, RCX, RDX};
 use crate::{
+    defs,
     ext::{time, uapi},
     virt::{vcpu::Vcpu, vm::Vm},
     x86::{
         cpuid, emulator_ops, events, iodev, msrs,
         run::{halt, merge_reg, vector, Next},
         vcpu::VcpuState,
-        vendor::{gpr, IoExit, Seg, VmExit},
+        vendor::{IoExit, Seg, VmExit},
     },
 };
 use kernel::{page::PAGE_SIZE, prelude::*};
@@ -32,8 +34,8 @@ pub(crate) fn skip(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, len: u64) {
 
 /// EDX:EAX as one value (WRMSR, XSETBV).
 fn edx_eax(st: &VcpuState) -> u64 {
-    let g = &st.hw.gprs().0;
-    (g[gpr::RDX] << 32) | (g[gpr::RAX] & 0xffff_ffff)
+    let g = st.hw.gprs();
+    (g[RDX] << 32) | (g[RAX] & 0xffff_ffff)
 }
 
 /// Handles one exit.
@@ -54,7 +56,7 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
         VmExit::Msr { write } => handle_msr(vm, vcpu, st, write),
         VmExit::Hypercall => handle_hypercall(vm, vcpu, st),
         VmExit::Xsetbv => {
-            let index = st.hw.gprs().0[gpr::RCX] as u32;
+            let index = st.hw.gprs()[RCX] as u32;
             let value = edx_eax(st);
             if st.hw.cpl() != 0 || msrs::set_xcr(st, index, value).is_err() {
                 st.hw.inject_exception(vector::GP, Some(0));
@@ -65,12 +67,12 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
         }
         VmExit::Rdtscp => {
             // TSC_AUX is the vendor's MSR; read it as the guest would.
-            let aux = msrs::get(vm, vcpu, st, msrs::MSR_TSC_AUX, true).unwrap_or(0);
+            let aux = msrs::get(vm, vcpu, st, defs::msr::MSR_TSC_AUX, true).unwrap_or(0);
             let tsc = time::rdtsc().wrapping_add(st.hw.tsc_offset());
-            let g = &mut st.hw.gprs_mut().0;
-            g[gpr::RAX] = tsc & 0xffff_ffff;
-            g[gpr::RDX] = tsc >> 32;
-            g[gpr::RCX] = aux & 0xffff_ffff;
+            let g = st.hw.gprs_mut();
+            g[RAX] = tsc & 0xffff_ffff;
+            g[RDX] = tsc >> 32;
+            g[RCX] = aux & 0xffff_ffff;
             skip(vm, vcpu, st, 3);
             Ok(Next::Guest)
         }
@@ -152,7 +154,7 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
 
 /// RDMSR (ECX) into EDX:EAX, or WRMSR of EDX:EAX; #GP when refused.
 fn handle_msr(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, write: bool) -> Result<Next> {
-    let index = st.hw.gprs().0[gpr::RCX] as u32;
+    let index = st.hw.gprs()[RCX] as u32;
     if write {
         let value = edx_eax(st);
         if msrs::set(vm, vcpu, st, index, value, false).is_err() {
@@ -163,8 +165,8 @@ fn handle_msr(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, write: bool) -> Result<N
         match msrs::get(vm, vcpu, st, index, false) {
             Ok(v) => {
                 let g = st.hw.gprs_mut();
-                g.0[gpr::RAX] = v & 0xffff_ffff;
-                g.0[gpr::RDX] = v >> 32;
+                g[RAX] = v & 0xffff_ffff;
+                g[RDX] = v >> 32;
             }
             Err(_) => {
                 st.hw.inject_exception(vector::GP, Some(0));
@@ -180,12 +182,12 @@ fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Nex
     let run = vcpu.run_page();
     if !io.string {
         // In-kernel devices (PIC, PIT) first.
-        let mut data = st.hw.gprs().0[gpr::RAX].to_le_bytes();
+        let mut data = st.hw.gprs()[RAX].to_le_bytes();
         let n = usize::from(io.size).min(4);
         if iodev::pio(vm, io.port, !io.input, &mut data[..n]) {
             if io.input {
                 let v = u64::from_le_bytes(data);
-                let rax = &mut st.hw.gprs_mut().0[gpr::RAX];
+                let rax = &mut st.hw.gprs_mut()[RAX];
                 *rax = merge_reg(*rax, v, io.size);
             }
             st.hw.skip_to(io.next_rip);
@@ -196,7 +198,7 @@ fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Nex
         if io.input {
             st.completion.pio_in(io.size, io.next_rip);
         } else {
-            let v = st.hw.gprs().0[gpr::RAX];
+            let v = st.hw.gprs()[RAX];
             run.write_pio(0, &v.to_le_bytes()[..usize::from(io.size).min(8)]);
             st.hw.skip_to(io.next_rip);
         }
@@ -216,14 +218,14 @@ fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     const KVM_EPERM: u64 = 1;
     const KVM_EINVAL: u64 = 22;
     const KVM_HC_MAP_GPA_RANGE: u64 = 12;
-    let long_mode = st.hw.efer() & msrs::EFER_LMA != 0 && st.hw.segment(Seg::Cs).l != 0;
+    let long_mode = st.hw.efer() & defs::regs::EFER_LMA != 0 && st.hw.segment(Seg::Cs).l != 0;
     let mask = if long_mode { u64::MAX } else { 0xffff_ffff };
-    let g = st.hw.gprs().0;
+    let g = *st.hw.gprs();
     let (nr, a0, a1, a2) = (
-        g[gpr::RAX] & mask,
-        g[gpr::RBX] & mask,
-        g[gpr::RCX] & mask,
-        g[gpr::RDX] & mask,
+        g[RAX] & mask,
+        g[RBX] & mask,
+        g[RCX] & mask,
+        g[RDX] & mask,
     );
     let ret = if st.hw.cpl() != 0 {
         KVM_EPERM.wrapping_neg()
@@ -249,7 +251,7 @@ fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     } else {
         KVM_ENOSYS.wrapping_neg()
     };
-    st.hw.gprs_mut().0[gpr::RAX] = ret & mask;
+    st.hw.gprs_mut()[RAX] = ret & mask;
     skip(vm, vcpu, st, 3);
     Ok(Next::Guest)
 }

@@ -24,6 +24,8 @@ pub mod x86;
 // the host tests build.
 #[path = "../pure/cpuid_caps/mod.rs"]
 pub mod cpuid_caps;
+#[path = "../pure/defs/mod.rs"]
+pub mod defs;
 #[path = "../pure/emulate/mod.rs"]
 pub mod emulate;
 #[path = "../pure/irqchip/mod.rs"]

@@ -20,200 +20,100 @@ use crate::{
 };
 use kernel::prelude::*;
 
-// Architectural MSR numbers.
-/// IA32_PLATFORM_ID.
-pub(crate) const MSR_IA32_PLATFORM_ID: u32 = 0x17;
-/// IA32_APIC_BASE.
-pub(crate) const MSR_IA32_APICBASE: u32 = 0x1b;
-/// IA32_TSC_ADJUST.
-pub(crate) const MSR_IA32_TSC_ADJUST: u32 = 0x3b;
-/// IA32_BIOS_SIGN_ID (microcode revision).
-pub(crate) const MSR_IA32_UCODE_REV: u32 = 0x8b;
-/// IA32_MTRRCAP.
-pub(crate) const MSR_MTRRCAP: u32 = 0xfe;
-/// IA32_MCG_CAP.
-pub(crate) const MSR_IA32_MCG_CAP: u32 = 0x179;
-/// IA32_MCG_STATUS.
-pub(crate) const MSR_IA32_MCG_STATUS: u32 = 0x17a;
-/// IA32_MISC_ENABLE.
-pub(crate) const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
-/// IA32_POWER_CTL.
-pub(crate) const MSR_IA32_POWER_CTL: u32 = 0x1fc;
-/// First variable-range MTRR (PHYSBASE0); 8 pairs.
-pub(crate) const MSR_MTRR_PHYS_BASE0: u32 = 0x200;
-/// IA32_MTRR_FIX64K_00000.
-pub(crate) const MSR_MTRR_FIX64K_00000: u32 = 0x250;
-/// IA32_MTRR_FIX16K_80000 / _A0000.
-pub(crate) const MSR_MTRR_FIX16K_80000: u32 = 0x258;
-/// IA32_MTRR_FIX4K_C0000 .. _F8000 (8 MSRs).
-pub(crate) const MSR_MTRR_FIX4K_C0000: u32 = 0x268;
-/// IA32_MTRR_DEF_TYPE.
-pub(crate) const MSR_MTRR_DEF_TYPE: u32 = 0x2ff;
-/// IA32_PAT.
-pub(crate) const MSR_IA32_CR_PAT: u32 = 0x277;
-/// AMD performance counters and selectors (K7 legacy range).
-pub(crate) const MSR_K7_EVNTSEL0: u32 = 0xc001_0000;
-/// Last of the K7 performance MSRs.
-pub(crate) const MSR_K7_PERFCTR3: u32 = 0xc001_0007;
-/// AMD HWCR.
-pub(crate) const MSR_K7_HWCR: u32 = 0xc001_0015;
-/// AMD NB_CFG.
-pub(crate) const MSR_AMD64_NB_CFG: u32 = 0xc001_001f;
+use crate::defs::{msr::*, regs::*};
+
 /// Model-specific MSRs that read as zero (upstream's list in
 /// kvm_get_msr_common(): platform, SYSCFG/TSEG, interrupt-pending message,
 /// MMIO config base, BU/DC/TW/EX config, PERF_CTL, RAPL energy counters,
 /// the two P6 counters and event selectors without a vPMU).
 const READ_AS_ZERO_MSRS: [u32; 20] = [
-    0x2a,        // MSR_IA32_EBL_CR_POWERON
-    0xc1,        // MSR_P6_PERFCTR0
-    0xc2,        // MSR_P6_PERFCTR1
-    0x186,       // MSR_P6_EVNTSEL0
-    0x187,       // MSR_P6_EVNTSEL1
-    0x199,       // MSR_IA32_PERF_CTL
-    0x606,       // MSR_RAPL_POWER_UNIT
-    0x611,       // MSR_PKG_ENERGY_STATUS
-    0x619,       // MSR_DRAM_ENERGY_STATUS
-    0x639,       // MSR_PP0_ENERGY_STATUS
-    0x641,       // MSR_PP1_ENERGY_STATUS
-    0xc001_0010, // MSR_AMD64_SYSCFG
-    0xc001_0055, // MSR_K8_INT_PENDING_MSG
-    0xc001_0058, // MSR_FAM10H_MMIO_CONF_BASE
-    0xc001_0112, // MSR_K8_TSEG_ADDR
-    0xc001_0113, // MSR_K8_TSEG_MASK
-    0xc001_1022, // MSR_AMD64_DC_CFG
-    0xc001_1023, // MSR_AMD64_TW_CFG
-    0xc001_102a, // MSR_AMD64_BU_CFG2
-    0xc001_102c, // MSR_F15H_EX_CFG
+    MSR_IA32_EBL_CR_POWERON,
+    MSR_P6_PERFCTR0,
+    MSR_P6_PERFCTR1,
+    MSR_P6_EVNTSEL0,
+    MSR_P6_EVNTSEL1,
+    MSR_IA32_PERF_CTL,
+    MSR_RAPL_POWER_UNIT,
+    MSR_PKG_ENERGY_STATUS,
+    MSR_DRAM_ENERGY_STATUS,
+    MSR_PP0_ENERGY_STATUS,
+    MSR_PP1_ENERGY_STATUS,
+    MSR_AMD64_SYSCFG,
+    MSR_K8_INT_PENDING_MSG,
+    MSR_FAM10H_MMIO_CONF_BASE,
+    MSR_K8_TSEG_ADDR,
+    MSR_K8_TSEG_MASK,
+    MSR_AMD64_DC_CFG,
+    MSR_AMD64_TW_CFG,
+    MSR_AMD64_BU_CFG2,
+    MSR_F15H_EX_CFG,
 ];
 /// Writes upstream accepts and drops (kvm_set_msr_common(); the P6
 /// counters without a vPMU).
 const WRITE_IGNORED_MSRS: [u32; 10] = [
-    0x79,        // MSR_IA32_UCODE_WRITE
-    0xc1,        // MSR_P6_PERFCTR0
-    0xc2,        // MSR_P6_PERFCTR1
-    0x186,       // MSR_P6_EVNTSEL0
-    0x187,       // MSR_P6_EVNTSEL1
-    0xc001_0020, // MSR_AMD64_PATCH_LOADER
-    0xc001_1022, // MSR_AMD64_DC_CFG
-    0xc001_1023, // MSR_AMD64_TW_CFG
-    0xc001_102a, // MSR_AMD64_BU_CFG2
-    0xc001_102c, // MSR_F15H_EX_CFG
+    MSR_IA32_UCODE_WRITE,
+    MSR_P6_PERFCTR0,
+    MSR_P6_PERFCTR1,
+    MSR_P6_EVNTSEL0,
+    MSR_P6_EVNTSEL1,
+    MSR_AMD64_PATCH_LOADER,
+    MSR_AMD64_DC_CFG,
+    MSR_AMD64_TW_CFG,
+    MSR_AMD64_BU_CFG2,
+    MSR_F15H_EX_CFG,
 ];
 /// "FSB frequency": upstream answers 3.
-const MSR_FSB_FREQ: u32 = 0xcd;
-/// EFER.
-pub(crate) const MSR_EFER: u32 = 0xc000_0080;
-/// TSC_AUX (RDTSCP's ECX).
-pub(crate) const MSR_TSC_AUX: u32 = 0xc000_0103;
+const FSB_FREQ_VALUE: u64 = 3;
 
-/// EFER bits.
-pub(crate) const EFER_SCE: u64 = 1 << 0;
-/// Long mode enable.
-pub(crate) const EFER_LME: u64 = 1 << 8;
-/// Long mode active.
-pub(crate) const EFER_LMA: u64 = 1 << 10;
-/// No-execute enable.
-pub(crate) const EFER_NXE: u64 = 1 << 11;
-/// Fast FXSAVE/FXRSTOR.
-pub(crate) const EFER_FFXSR: u64 = 1 << 14;
-
-/// CR0 bits.
-pub(crate) const X86_CR0_PE: u64 = 1 << 0;
-/// Extension type (always 1).
-pub(crate) const X86_CR0_ET: u64 = 1 << 4;
-/// Not write-through.
-pub(crate) const X86_CR0_NW: u64 = 1 << 29;
-/// Cache disable.
-pub(crate) const X86_CR0_CD: u64 = 1 << 30;
-/// Paging.
-pub(crate) const X86_CR0_PG: u64 = 1 << 31;
-/// CR4.PAE.
-pub(crate) const X86_CR4_PAE: u64 = 1 << 5;
-/// CR4.PCIDE.
-pub(crate) const X86_CR4_PCIDE: u64 = 1 << 17;
-/// CR4.OSXSAVE.
-pub(crate) const X86_CR4_OSXSAVE: u64 = 1 << 18;
-/// CR4.LA57.
-pub(crate) const X86_CR4_LA57: u64 = 1 << 12;
 /// CR4 bits 0-10 (VME through OSXMMEXCPT): valid on any x86-64 CPU.
 const CR4_BASE: u64 = 0x7ff;
 
-/// IA32_APIC_BASE: BSP flag.
-pub(crate) const APIC_BASE_BSP: u64 = 1 << 8;
-/// IA32_APIC_BASE: x2APIC mode.
-pub(crate) const APIC_BASE_EXTD: u64 = 1 << 10;
-/// IA32_APIC_BASE: APIC global enable.
-pub(crate) const APIC_BASE_ENABLE: u64 = 1 << 11;
-/// Default APIC base address.
-pub(crate) const APIC_DEFAULT_BASE: u64 = 0xfee0_0000;
-
-/// XCR0 x87 state.
-pub(crate) const XFEATURE_MASK_FP: u64 = 1 << 0;
-/// XCR0 SSE state.
-pub(crate) const XFEATURE_MASK_SSE: u64 = 1 << 1;
-/// XCR0 AVX state.
-pub(crate) const XFEATURE_MASK_YMM: u64 = 1 << 2;
-/// XCR0 MPX state (must be set or clear together).
-const XFEATURE_MASK_BNDREGS: u64 = 1 << 3;
-const XFEATURE_MASK_BNDCSR: u64 = 1 << 4;
-/// XCR0 AVX-512 state (all three together, with YMM).
-const XFEATURE_MASK_AVX512: u64 = 0b111 << 5;
-
-/// IA32_TIME_STAMP_COUNTER.
-const MSR_IA32_TSC: u32 = 0x10;
-
 /// MISC_ENABLE reset value: PEBS and BTS unavailable (as upstream).
-const MISC_ENABLE_RESET: u64 = (1 << 11) | (1 << 12);
+const MISC_ENABLE_RESET: u64 = MSR_IA32_MISC_ENABLE_BTS_UNAVAIL | MSR_IA32_MISC_ENABLE_PEBS_UNAVAIL;
 /// MTRRCAP: 8 variable ranges, fixed ranges, write-combining.
-const MTRRCAP_VALUE: u64 = 8 | (1 << 8) | (1 << 10);
+const MTRRCAP_VALUE: u64 = KVM_NR_VAR_MTRR as u64 | MTRR_CAP_FIX | MTRR_CAP_WC;
 /// Microcode revision userspace sees by default (upstream's value).
 const UCODE_REV_DEFAULT: u64 = 0x1_0000_0000;
 
 /// MSRs in KVM_GET_MSR_INDEX_LIST that VMMs save and restore but rkvm
 /// does not act on yet: their values round-trip (guest and host writes),
-/// with upstream's reset values. The features behind them (kvmclock and
-/// the other PV MSRs, speculation controls, LBRs, TSC deadline, ...) are
-/// not advertised in CPUID until they are implemented.
+/// with upstream's reset values. The features behind them (the other PV
+/// MSRs, speculation controls, LBRs, ...) are not advertised in CPUID
+/// until they are implemented.
 const STORED_MSRS: [(u32, u64); 24] = [
-    (0x11, 0),              // MSR_KVM_WALL_CLOCK
-    (0x12, 0),              // MSR_KVM_SYSTEM_TIME
-    (0x34, 0),              // MSR_SMI_COUNT
-    (0x3a, 0),              // MSR_IA32_FEAT_CTL
-    (0x48, 0),              // MSR_IA32_SPEC_CTRL
-    (0xce, 1 << 31),        // MSR_PLATFORM_INFO: CPUID faulting
-    (0x10a, 0),             // MSR_IA32_ARCH_CAPABILITIES
-    (0x140, 0),             // MSR_MISC_FEATURES_ENABLES
-    (0x1db, 0),             // MSR_IA32_LASTBRANCHFROMIP
-    (0x1dc, 0),             // MSR_IA32_LASTBRANCHTOIP
-    (0x1dd, 0),             // MSR_IA32_LASTINTFROMIP
-    (0x1de, 0),             // MSR_IA32_LASTINTTOIP
-    (0x345, 0),             // MSR_IA32_PERF_CAPABILITIES
-    (0x6e0, 0),             // MSR_IA32_TSC_DEADLINE
-    (0x4b56_4d00, 0),       // MSR_KVM_WALL_CLOCK_NEW
-    (0x4b56_4d01, 0),       // MSR_KVM_SYSTEM_TIME_NEW
-    (0x4b56_4d02, 0),       // MSR_KVM_ASYNC_PF_EN
-    (0x4b56_4d03, 0),       // MSR_KVM_STEAL_TIME
-    (0x4b56_4d04, 0),       // MSR_KVM_PV_EOI_EN
-    (0x4b56_4d05, 0),       // MSR_KVM_ASYNC_PF_ACK
-    (0x4b56_4d06, 1),       // MSR_KVM_POLL_CONTROL: polling allowed
-    (0x4b56_4d07, 0),       // MSR_KVM_ASYNC_PF_INT
-    (0xc000_0104, 1 << 32), // MSR_AMD64_TSC_RATIO: 1.0
-    (0xc001_011f, 0),       // MSR_AMD64_VIRT_SPEC_CTRL
+    (MSR_KVM_WALL_CLOCK, 0),
+    (MSR_KVM_SYSTEM_TIME, 0),
+    (MSR_SMI_COUNT, 0),
+    (MSR_IA32_FEAT_CTL, 0),
+    (MSR_IA32_SPEC_CTRL, 0),
+    (MSR_PLATFORM_INFO, MSR_PLATFORM_INFO_CPUID_FAULT),
+    (MSR_IA32_ARCH_CAPABILITIES, 0),
+    (MSR_MISC_FEATURES_ENABLES, 0),
+    (MSR_IA32_LASTBRANCHFROMIP, 0),
+    (MSR_IA32_LASTBRANCHTOIP, 0),
+    (MSR_IA32_LASTINTFROMIP, 0),
+    (MSR_IA32_LASTINTTOIP, 0),
+    (MSR_IA32_PERF_CAPABILITIES, 0),
+    (MSR_IA32_TSC_DEADLINE, 0),
+    (MSR_KVM_WALL_CLOCK_NEW, 0),
+    (MSR_KVM_SYSTEM_TIME_NEW, 0),
+    (MSR_KVM_ASYNC_PF_EN, 0),
+    (MSR_KVM_STEAL_TIME, 0),
+    (MSR_KVM_PV_EOI_EN, 0),
+    (MSR_KVM_ASYNC_PF_ACK, 0),
+    // Polling allowed.
+    (MSR_KVM_POLL_CONTROL, 1),
+    (MSR_KVM_ASYNC_PF_INT, 0),
+    // 1.0.
+    (MSR_AMD64_TSC_RATIO, 1 << 32),
+    (MSR_AMD64_VIRT_SPEC_CTRL, 0),
 ];
 
 /// Machine-check banks a guest may have (`KVM_MAX_MCE_BANKS`).
-pub(crate) const MAX_MCE_BANKS: usize = 32;
-/// IA32_MCG_CAP.MCG_CTL_P: IA32_MCG_CTL exists.
-const MCG_CTL_P: u64 = 1 << 8;
-/// IA32_MCG_CAP.MCG_SER_P: software error recovery.
-const MCG_SER_P: u64 = 1 << 24;
+pub(crate) const MAX_MCE_BANKS: usize = KVM_MAX_MCE_BANKS as usize;
 /// What KVM_X86_SETUP_MCE accepts besides the bank count (AMD: no LMCE
 /// or CMCI), as upstream's `kvm_caps.supported_mce_cap`.
 pub(crate) const SUPPORTED_MCE_CAP: u64 = MCG_CTL_P | MCG_SER_P;
-/// IA32_MCG_CTL.
-const MSR_IA32_MCG_CTL: u32 = 0x17b;
-/// IA32_MC0_CTL; bank n has CTL, STATUS, ADDR, MISC at 0x400 + 4n.
-const MSR_IA32_MC0_CTL: u32 = 0x400;
 
 /// Most entries per KVM_GET/SET_MSRS (`MAX_IO_MSRS`).
 const MAX_IO_MSRS: u32 = 256;
@@ -247,7 +147,7 @@ impl GenericMsrs {
     /// Reset values; `bsp` for vCPU 0.
     pub(crate) fn new(bsp: bool) -> Self {
         Self {
-            apic_base: APIC_DEFAULT_BASE | APIC_BASE_ENABLE | if bsp { APIC_BASE_BSP } else { 0 },
+            apic_base: APIC_DEFAULT_PHYS_BASE | MSR_IA32_APICBASE_ENABLE | if bsp { MSR_IA32_APICBASE_BSP } else { 0 },
             misc_enable: MISC_ENABLE_RESET,
             tsc_adjust: 0,
             mtrr_def_type: 0,
@@ -275,7 +175,7 @@ impl GenericMsrs {
     /// xAPIC enabled).
     pub(crate) fn set_apic_base(&mut self, v: u64, _host: bool) -> Result {
         let reserved = 0xff | (1 << 9) | !((1u64 << 52) - 1);
-        if v & reserved != 0 || (v & APIC_BASE_EXTD != 0 && v & APIC_BASE_ENABLE == 0) {
+        if v & reserved != 0 || (v & X2APIC_ENABLE != 0 && v & MSR_IA32_APICBASE_ENABLE == 0) {
             return Err(EINVAL);
         }
         self.apic_base = v;
@@ -362,14 +262,14 @@ impl GenericMsrs {
             MSR_MTRR_PHYS_BASE0..=0x20f => self
                 .mtrr_var
                 .get_mut((index - MSR_MTRR_PHYS_BASE0) as usize),
-            MSR_MTRR_FIX64K_00000 => self.mtrr_fixed.get_mut(0),
-            MSR_MTRR_FIX16K_80000 | 0x259 => self
+            MSR_MTRRFIX64K_00000 => self.mtrr_fixed.get_mut(0),
+            MSR_MTRRFIX16K_80000 | 0x259 => self
                 .mtrr_fixed
-                .get_mut((index - MSR_MTRR_FIX16K_80000 + 1) as usize),
-            MSR_MTRR_FIX4K_C0000..=0x26f => self
+                .get_mut((index - MSR_MTRRFIX16K_80000 + 1) as usize),
+            MSR_MTRRFIX4K_C0000..=0x26f => self
                 .mtrr_fixed
-                .get_mut((index - MSR_MTRR_FIX4K_C0000 + 3) as usize),
-            MSR_MTRR_DEF_TYPE => Some(&mut self.mtrr_def_type),
+                .get_mut((index - MSR_MTRRFIX4K_C0000 + 3) as usize),
+            MSR_MTRRDEFTYPE => Some(&mut self.mtrr_def_type),
             _ => None,
         }
     }
@@ -407,7 +307,7 @@ pub(crate) fn get(
         MSR_K7_HWCR => m.hwcr,
         MSR_AMD64_NB_CFG => 0,
         i if READ_AS_ZERO_MSRS.contains(&i) => 0,
-        MSR_FSB_FREQ => 3,
+        MSR_FSB_FREQ => FSB_FREQ_VALUE,
         // No PMU: the legacy AMD counters read as zero, as upstream.
         MSR_K7_EVNTSEL0..=MSR_K7_PERFCTR3 => 0,
         i => match m.mtrr_slot(i) {
@@ -511,7 +411,7 @@ fn valid_pat(v: u64) -> bool {
 }
 
 fn set_efer(st: &mut VcpuState, mut value: u64, host: bool) -> Result {
-    let allowed = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE | EFER_FFXSR;
+    let allowed = EFER_SCE | EFER_LME | EFER_LMA | EFER_NX | EFER_FFXSR;
     if value & !allowed != 0 {
         return Err(EINVAL);
     }

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Register-state ioctls: REGS, SREGS, FPU, XSAVE, XCRS, DEBUGREGS.
 
+use crate::defs::regs::{R8, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP};
 use crate::{
+    defs,
     ext::{
         fpu::regs::host_xcr0,
         uaccess::{read_arg, read_bytes, write_arg, write_bytes},
         uapi,
     },
-    x86::{events, msrs, vcpu::VcpuState, vendor::gpr},
+    x86::{events, msrs, vcpu::VcpuState},
 };
 use kernel::prelude::*;
 
@@ -17,24 +19,24 @@ const X86_EFLAGS_FIXED: u64 = 1 << 1;
 /// KVM_GET_REGS.
 pub(crate) fn get_regs(st: &VcpuState, arg: usize) -> Result {
     let a = &*st.hw;
-    let g = a.gprs().0;
+    let g = *a.gprs();
     let r = uapi::kvm_regs {
-        rax: g[gpr::RAX],
-        rbx: g[gpr::RBX],
-        rcx: g[gpr::RCX],
-        rdx: g[gpr::RDX],
-        rsi: g[gpr::RSI],
-        rdi: g[gpr::RDI],
-        rsp: g[gpr::RSP],
-        rbp: g[gpr::RBP],
-        r8: g[8],
-        r9: g[9],
-        r10: g[10],
-        r11: g[11],
-        r12: g[12],
-        r13: g[13],
-        r14: g[14],
-        r15: g[15],
+        rax: g[RAX],
+        rbx: g[RBX],
+        rcx: g[RCX],
+        rdx: g[RDX],
+        rsi: g[RSI],
+        rdi: g[RDI],
+        rsp: g[RSP],
+        rbp: g[RBP],
+        r8: g[R8],
+        r9: g[R8 + 1],
+        r10: g[R8 + 2],
+        r11: g[R8 + 3],
+        r12: g[R8 + 4],
+        r13: g[R8 + 5],
+        r14: g[R8 + 6],
+        r15: g[R8 + 7],
         rip: a.rip(),
         rflags: events::guest_rflags(st),
     };
@@ -44,23 +46,23 @@ pub(crate) fn get_regs(st: &VcpuState, arg: usize) -> Result {
 /// KVM_SET_REGS: also abandons an exit userspace did not complete.
 pub(crate) fn set_regs(st: &mut VcpuState, arg: usize) -> Result {
     let r: uapi::kvm_regs = read_arg(arg)?;
-    let g = &mut st.hw.gprs_mut().0;
-    g[gpr::RAX] = r.rax;
-    g[gpr::RBX] = r.rbx;
-    g[gpr::RCX] = r.rcx;
-    g[gpr::RDX] = r.rdx;
-    g[gpr::RSI] = r.rsi;
-    g[gpr::RDI] = r.rdi;
-    g[gpr::RSP] = r.rsp;
-    g[gpr::RBP] = r.rbp;
-    g[8] = r.r8;
-    g[9] = r.r9;
-    g[10] = r.r10;
-    g[11] = r.r11;
-    g[12] = r.r12;
-    g[13] = r.r13;
-    g[14] = r.r14;
-    g[15] = r.r15;
+    let g = st.hw.gprs_mut();
+    g[RAX] = r.rax;
+    g[RBX] = r.rbx;
+    g[RCX] = r.rcx;
+    g[RDX] = r.rdx;
+    g[RSI] = r.rsi;
+    g[RDI] = r.rdi;
+    g[RSP] = r.rsp;
+    g[RBP] = r.rbp;
+    g[R8] = r.r8;
+    g[R8 + 1] = r.r9;
+    g[R8 + 2] = r.r10;
+    g[R8 + 3] = r.r11;
+    g[R8 + 4] = r.r12;
+    g[R8 + 5] = r.r13;
+    g[R8 + 6] = r.r14;
+    g[R8 + 7] = r.r15;
     st.hw.set_rip(r.rip);
     events::set_guest_rflags(st, r.rflags | X86_EFLAGS_FIXED);
     st.emulator.reset();
@@ -160,7 +162,7 @@ pub(crate) fn set_fpu(st: &mut VcpuState, arg: usize) -> Result {
         b[fx::XMM0 + 16 * i..fx::XMM0 + 16 * i + 16].copy_from_slice(&f.xmm[i]);
     }
     // The x87 and SSE state are now explicit, not in their init state.
-    b[fx::XSTATE_BV] |= (msrs::XFEATURE_MASK_FP | msrs::XFEATURE_MASK_SSE) as u8;
+    b[fx::XSTATE_BV] |= (defs::regs::XFEATURE_MASK_FP | defs::regs::XFEATURE_MASK_SSE) as u8;
     st.fpu.set_uabi(&b, host_xcr0())
 }
 

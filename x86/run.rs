@@ -12,7 +12,9 @@
 //! switched once per KVM_RUN by the kernel's FPU core, which handles
 //! preemption itself.
 
+use crate::defs::regs::{RAX};
 use crate::{
+    defs::regs::{X86_CR4_OSXSAVE, X86_EFLAGS_IF},
     ext::{cpu, fpu::regs::host_xcr0, guest_entry::EntryWindow, signal::SigmaskGuard, uapi},
     virt::{kick::REQ_TLB_FLUSH, vcpu::Vcpu, vm::Vm},
     x86::{
@@ -20,9 +22,7 @@ use crate::{
         exits,
         irq::inject,
         kvmclock,
-        msrs::X86_CR4_OSXSAVE,
         vcpu::VcpuState,
-        vendor::gpr,
     },
 };
 use kernel::prelude::*;
@@ -37,8 +37,6 @@ pub(crate) mod vector {
     pub(crate) const GP: u8 = 13;
 }
 
-/// RFLAGS.IF.
-const X86_EFLAGS_IF: u64 = 1 << 9;
 
 /// An exit to userspace that the next KVM_RUN must complete.
 #[derive(Clone, Copy)]
@@ -233,7 +231,7 @@ fn complete_userspace(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> 
             vcpu.run_page()
                 .read_pio(0, &mut b[..usize::from(size).min(8)]);
             let v = u64::from_le_bytes(b);
-            let rax = &mut st.hw.gprs_mut().0[gpr::RAX];
+            let rax = &mut st.hw.gprs_mut()[RAX];
             *rax = merge_reg(*rax, v, size);
             st.hw.skip_to(next_rip);
             Ok(Next::Guest)
@@ -241,7 +239,7 @@ fn complete_userspace(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> 
         Pending::Emulator(w) => emulator_ops::complete(vm, vcpu, st, w),
         Pending::Hypercall { long_mode } => {
             let ret = vcpu.run_page().hypercall_ret();
-            st.hw.gprs_mut().0[gpr::RAX] = if long_mode { ret } else { ret & 0xffff_ffff };
+            st.hw.gprs_mut()[RAX] = if long_mode { ret } else { ret & 0xffff_ffff };
             exits::skip(vm, vcpu, st, 3);
             Ok(Next::Guest)
         }

@@ -5,8 +5,9 @@
 //! host and what rkvm does not back yet.
 
 use crate::{
+    defs::cpuid::*,
     cpuid_caps::{
-        self as cc, features::*, CpuidEntry, Feature, HostCpuid, HostMsrs, LinuxFeature, Options,
+        self as cc, CpuidEntry, Feature, HostCpuid, HostMsrs, LinuxFeature, Options,
     },
     ext::{
         fpu::regs::host_xcr0,

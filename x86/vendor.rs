@@ -9,6 +9,7 @@
 //! vendor module, so `rmmod kvm-amd` with live VMs fails cleanly.
 
 use crate::ext::{cpuhp, module_ref::ModuleRef, uapi};
+pub use crate::defs::regs::{Gpr, NR_GPRS, R8, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP};
 use kernel::{prelude::*, sync::Arc, ThisModule};
 
 pub use crate::x86::{
@@ -34,32 +35,24 @@ pub trait ArchOps: Send + Sync {
     fn create_vcpu(&self, id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>>;
 }
 
-/// Guest general-purpose registers, indexed in x86 encoding order (see
-/// [`gpr`]); the vendor keeps RAX and RSP in sync with its hardware state.
+/// Guest general-purpose registers, indexed by [`Gpr`] (x86 encoding
+/// order); the vendor keeps RAX and RSP in sync with its hardware state.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
-pub struct Gprs(pub [u64; 16]);
+pub struct Gprs(pub [u64; NR_GPRS]);
 
-/// Register numbers in x86 encoding order (ModRM/REX numbering).
-pub mod gpr {
-    /// RAX.
-    pub const RAX: usize = 0;
-    /// RCX.
-    pub const RCX: usize = 1;
-    /// RDX.
-    pub const RDX: usize = 2;
-    /// RBX.
-    pub const RBX: usize = 3;
-    /// RSP.
-    pub const RSP: usize = 4;
-    /// RBP.
-    pub const RBP: usize = 5;
-    /// RSI.
-    pub const RSI: usize = 6;
-    /// RDI.
-    pub const RDI: usize = 7;
-    /// R8; R9..R15 follow.
-    pub const R8: usize = 8;
+impl core::ops::Index<Gpr> for Gprs {
+    type Output = u64;
+
+    fn index(&self, r: Gpr) -> &u64 {
+        &self.0[usize::from(r) % NR_GPRS]
+    }
+}
+
+impl core::ops::IndexMut<Gpr> for Gprs {
+    fn index_mut(&mut self, r: Gpr) -> &mut u64 {
+        &mut self.0[usize::from(r) % NR_GPRS]
+    }
 }
 
 /// Segment registers (the emulator's encoding: ES, CS, SS, DS, FS, GS,

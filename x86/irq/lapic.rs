@@ -17,24 +17,15 @@ use crate::{
         vcpu::Vcpu,
         vm::Vm,
     },
-    x86::{cpuid, irq::chips, msrs::MSR_IA32_APICBASE, vcpu::VcpuState},
+    defs::{
+        cpuid::{X86_FEATURE_TSC_DEADLINE_TIMER, X86_FEATURE_X2APIC},
+        msr::{APIC_BASE_MSR, MSR_IA32_APICBASE, MSR_IA32_TSC_DEADLINE, X2APIC_MSR_LAST},
+    },
+    irqchip::lapic_regs::{APIC_TASKPRI, LAPIC_MMIO_LENGTH},
+    x86::{cpuid, irq::chips, vcpu::VcpuState},
 };
 use kernel::{new_spinlock_irq, prelude::*, sync::Arc, sync::SpinLockIrq};
 
-/// First and last x2APIC MSR.
-pub(crate) const X2APIC_MSR_FIRST: u32 = 0x800;
-/// Last x2APIC MSR.
-pub(crate) const X2APIC_MSR_LAST: u32 = 0x8ff;
-/// IA32_TSC_DEADLINE.
-pub(crate) const MSR_IA32_TSC_DEADLINE: u32 = 0x6e0;
-/// The xAPIC register page size.
-const APIC_MMIO_SIZE: u64 = 4096;
-/// The TPR's offset in it.
-const APIC_TASKPRI_OFFSET: u64 = 0x80;
-/// CPUID.1:ECX.X2APIC.
-const CPUID1_ECX_X2APIC: u32 = 1 << 21;
-/// CPUID.1:ECX.TSC_DEADLINE_TIMER.
-const CPUID1_ECX_TSC_DEADLINE: u32 = 1 << 24;
 
 /// A vCPU's LAPIC (IRQ-safe: interrupts arrive from any context).
 pub(crate) type VcpuLapic = Pin<KBox<SpinLockIrq<Lapic>>>;
@@ -153,12 +144,12 @@ pub(crate) fn mmio(
             return false;
         }
         let base = l.mmio_base();
-        if gpa < base || gpa >= base + APIC_MMIO_SIZE {
+        if gpa < base || gpa >= base + LAPIC_MMIO_LENGTH {
             return false;
         }
         // KVM_TPR_ACCESS_REPORTING: QEMU's TPR patching wants to hear of
         // guest TPR accesses (reported at the next entry, as upstream).
-        if st.lapic.tpr_access_reporting && (gpa - base) & !0xf == APIC_TASKPRI_OFFSET {
+        if st.lapic.tpr_access_reporting && (gpa - base) & !0xf == u64::from(APIC_TASKPRI) {
             st.lapic.tpr_report = Some((st.hw.rip(), write));
         }
         if write {
@@ -181,7 +172,7 @@ pub(crate) fn read_msr(vcpu: &Vcpu, st: &VcpuState, index: u32) -> Option<Result
     Some(match index {
         MSR_IA32_APICBASE => Ok(l.apic_base()),
         MSR_IA32_TSC_DEADLINE => Ok(l.tsc_deadline()),
-        X2APIC_MSR_FIRST..=X2APIC_MSR_LAST => l.x2apic_msr_read(index, &clk).map_err(|_| EINVAL),
+        APIC_BASE_MSR..=X2APIC_MSR_LAST => l.x2apic_msr_read(index, &clk).map_err(|_| EINVAL),
         _ => return None,
     })
 }
@@ -202,7 +193,7 @@ pub(crate) fn write_msr(
         match index {
             MSR_IA32_APICBASE => l.set_apic_base(value, host),
             MSR_IA32_TSC_DEADLINE => Ok(l.set_tsc_deadline(value, &clk)),
-            X2APIC_MSR_FIRST..=X2APIC_MSR_LAST => l.x2apic_msr_write(index, value, &clk),
+            APIC_BASE_MSR..=X2APIC_MSR_LAST => l.x2apic_msr_write(index, value, &clk),
             _ => return None,
         }
     };
@@ -247,8 +238,8 @@ pub(crate) fn update_config(vcpu: &Vcpu, st: &VcpuState) {
     let l1 = cpuid::lookup(st, 1, 0);
     let mut l = lapic.lock();
     let mut cfg = *l.config();
-    cfg.x2apic_supported = l1[2] & CPUID1_ECX_X2APIC != 0;
-    cfg.tsc_deadline_supported = l1[2] & CPUID1_ECX_TSC_DEADLINE != 0;
+    cfg.x2apic_supported = l1[2] & X86_FEATURE_X2APIC.mask() != 0;
+    cfg.tsc_deadline_supported = l1[2] & X86_FEATURE_TSC_DEADLINE_TIMER.mask() != 0;
     cfg.max_phys_addr_bits = cpuid::guest_maxphyaddr(st);
     l.set_config(cfg);
 }

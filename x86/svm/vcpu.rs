@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! An SVM vCPU: its VMCB, the world switch, and exit decoding.
 
+use kvm::defs::regs::{RAX, RDX, RSP};
 use crate::{
     percpu::Shared,
     vmcb::{self, attr, event, exit, int_ctl, intercept, ioio, tlb_ctl, Vmcb, VmcbSeg},
@@ -10,7 +11,7 @@ use kernel::{page::Page, prelude::*, sync::Arc};
 use kvm::{
     ext::{bindings as rb, uapi},
     x86::vendor::{
-        gpr, Gprs, InjectedEvent, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit,
+        Gprs, InjectedEvent, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit,
     },
 };
 
@@ -360,7 +361,7 @@ impl VcpuArch for SvmVcpu {
             };
         };
         self.prepare_asid(cpu);
-        let (rax, rsp) = (self.gprs.0[gpr::RAX], self.gprs.0[gpr::RSP]);
+        let (rax, rsp) = (self.gprs[RAX], self.gprs[RSP]);
         {
             let v = self.vmcb_mut();
             v.save.rax = rax;
@@ -392,8 +393,8 @@ impl VcpuArch for SvmVcpu {
             v.control.event_inj = info;
             v.control.event_inj_err = v.control.exit_int_info_err;
         }
-        self.gprs.0[gpr::RAX] = rax;
-        self.gprs.0[gpr::RSP] = rsp;
+        self.gprs[RAX] = rax;
+        self.gprs[RSP] = rsp;
         if let Some(iret_rip) = self.awaiting_iret {
             if self.rip() != iret_rip {
                 self.awaiting_iret = None;
@@ -835,7 +836,7 @@ impl VcpuArch for SvmVcpu {
     fn reset(&mut self, _init: bool) {
         self.gprs = Gprs::default();
         // RDX holds the processor signature after reset.
-        self.gprs.0[gpr::RDX] = 0x600;
+        self.gprs[RDX] = 0x600;
         self.db = [0; 4];
         let data = |t: u16| attr::P | attr::S | t;
         let v = self.vmcb_mut();
