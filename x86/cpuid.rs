@@ -17,7 +17,8 @@ use kernel::prelude::*;
 
 /// Most entries KVM_SET_CPUID2 accepts (`KVM_MAX_CPUID_ENTRIES`).
 pub(crate) const MAX_ENTRIES: u32 = 256;
-const HEADER_SIZE: usize = core::mem::size_of::<uapi::kvm_cpuid2>();
+/// The `struct kvm_cpuid2` header before its entries.
+pub(crate) const CPUID2_HEADER_SIZE: usize = core::mem::size_of::<uapi::kvm_cpuid2>();
 
 /// CPUID.(0DH,1):EAX.XSAVEC and .XSAVES: EBX is the compacted size.
 const CPUID_D1_EAX_XSAVEC: u32 = 1 << 1;
@@ -45,7 +46,7 @@ impl GuestCpuid {
         if hdr.nent > MAX_ENTRIES {
             return Err(E2BIG);
         }
-        self.entries = read_array(arg + HEADER_SIZE, hdr.nent as usize)?;
+        self.entries = read_array(arg + CPUID2_HEADER_SIZE, hdr.nent as usize)?;
         Ok(())
     }
 
@@ -55,7 +56,7 @@ impl GuestCpuid {
         if (hdr.nent as usize) < self.entries.len() {
             return Err(E2BIG);
         }
-        write_array(arg + HEADER_SIZE, &self.entries)?;
+        write_array(arg + CPUID2_HEADER_SIZE, &self.entries)?;
         hdr.nent = self.entries.len() as u32;
         write_arg(arg, &hdr)
     }

@@ -3,6 +3,7 @@
 //! KVM_GET/SET_MP_STATE, KVM_SET_GUEST_DEBUG, KVM_TRANSLATE.
 
 use crate::{
+    defs::{regs::X86_EFLAGS_TF, vector::NMI_VECTOR},
     emulate::paging,
     ext::{
         uaccess::{read_arg, write_arg},
@@ -19,10 +20,6 @@ use crate::{
 };
 use kernel::prelude::*;
 
-/// RFLAGS.TF.
-pub(crate) const X86_EFLAGS_TF: u64 = 1 << 8;
-/// NMI vector (never valid as an exception number).
-const NMI_VECTOR: u8 = 2;
 
 /// Debug state set by KVM_SET_GUEST_DEBUG.
 #[derive(Default)]

@@ -24,14 +24,6 @@ use crate::{
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use kernel::{new_spinlock, page::PAGE_SIZE, prelude::*, sync::SpinLock};
 
-/// MSR_KVM_WALL_CLOCK / MSR_KVM_WALL_CLOCK_NEW.
-pub(crate) const MSR_KVM_WALL_CLOCK: u32 = 0x11;
-/// The new-style wall clock MSR.
-pub(crate) const MSR_KVM_WALL_CLOCK_NEW: u32 = 0x4b56_4d00;
-/// MSR_KVM_SYSTEM_TIME / MSR_KVM_SYSTEM_TIME_NEW.
-pub(crate) const MSR_KVM_SYSTEM_TIME: u32 = 0x12;
-/// The new-style system time MSR.
-pub(crate) const MSR_KVM_SYSTEM_TIME_NEW: u32 = 0x4b56_4d01;
 
 /// `KVM_CLOCK_TSC_STABLE | KVM_CLOCK_REALTIME | KVM_CLOCK_HOST_TSC`.
 pub(crate) const CLOCK_VALID_FLAGS: u32 =

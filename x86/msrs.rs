@@ -363,10 +363,10 @@ pub(crate) fn set(
         return Ok(());
     }
     match index {
-        kvmclock::MSR_KVM_SYSTEM_TIME | kvmclock::MSR_KVM_SYSTEM_TIME_NEW => {
+        MSR_KVM_SYSTEM_TIME | MSR_KVM_SYSTEM_TIME_NEW => {
             st.clock.set_msr(value)
         }
-        kvmclock::MSR_KVM_WALL_CLOCK | kvmclock::MSR_KVM_WALL_CLOCK_NEW => {
+        MSR_KVM_WALL_CLOCK | MSR_KVM_WALL_CLOCK_NEW => {
             kvmclock::write_wall_clock(vm, value)
         }
         _ => {}

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Register-state ioctls: REGS, SREGS, FPU, XSAVE, XCRS, DEBUGREGS.
 
-use crate::defs::regs::{R8, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP};
+use crate::defs::regs::{X86_EFLAGS_FIXED, R8, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP};
 use crate::{
     defs,
     ext::{
@@ -13,8 +13,6 @@ use crate::{
 };
 use kernel::prelude::*;
 
-/// RFLAGS bit 1, always set.
-const X86_EFLAGS_FIXED: u64 = 1 << 1;
 
 /// KVM_GET_REGS.
 pub(crate) fn get_regs(st: &VcpuState, arg: usize) -> Result {

@@ -15,7 +15,7 @@ use crate::{
         uaccess::{read_arg, write_arg, write_array},
         uapi,
     },
-    x86::msrs,
+    x86::{cpuid, msrs},
 };
 use kernel::prelude::*;
 
@@ -74,7 +74,6 @@ pub(crate) fn options() -> Options {
     o
 }
 
-const HEADER_SIZE: usize = core::mem::size_of::<uapi::kvm_cpuid2>();
 
 /// KVM_GET_SUPPORTED_CPUID.
 pub(crate) fn get_supported_cpuid(arg: usize) -> Result<isize> {
@@ -118,7 +117,7 @@ fn get_cpuid(arg: usize, emulated: bool) -> Result<isize> {
             GFP_KERNEL,
         )?;
     }
-    write_array(arg + HEADER_SIZE, &entries)?;
+    write_array(arg + cpuid::CPUID2_HEADER_SIZE, &entries)?;
     hdr.nent = count as u32;
     write_arg(arg, &hdr)?;
     Ok(0)

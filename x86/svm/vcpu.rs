@@ -20,41 +20,19 @@ extern "C" {
     fn rkvm_svm_vcpu_run(vmcb_pa: u64, gprs: *mut u64, host_save_pa: u64);
 }
 
-/// EFER.SVME: must be set in the VMCB's EFER; hidden from the guest.
-const EFER_SVME: u64 = 1 << 12;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
-const X86_CR0_PG: u64 = 1 << 31;
-const RESET_CR0: u64 = 0x6000_0010;
-const RESET_DR6: u64 = 0xffff_0ff0;
-const RESET_DR7: u64 = 0x400;
-const RESET_PAT: u64 = 0x0007_0406_0007_0406;
-const X86_EFLAGS_IF: u64 = 1 << 9;
-
-/// #AC: intercepted so an alignment-check loop cannot wedge the CPU.
-const AC_VECTOR: u32 = 17;
-/// #UD, injected for SVM instructions (no nested SVM yet).
-const UD_VECTOR: u8 = 6;
-
-// MSRs kept in the VMCB or here.
-const MSR_IA32_TSC: u32 = 0x10;
-const MSR_IA32_SYSENTER_CS: u32 = 0x174;
-const MSR_IA32_SYSENTER_ESP: u32 = 0x175;
-const MSR_IA32_SYSENTER_EIP: u32 = 0x176;
-const MSR_IA32_DEBUGCTLMSR: u32 = 0x1d9;
-const MSR_IA32_CR_PAT: u32 = 0x277;
-const MSR_EFER: u32 = 0xc000_0080;
-const MSR_STAR: u32 = 0xc000_0081;
-const MSR_LSTAR: u32 = 0xc000_0082;
-const MSR_CSTAR: u32 = 0xc000_0083;
-const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
-const MSR_FS_BASE: u32 = 0xc000_0100;
-const MSR_GS_BASE: u32 = 0xc000_0101;
-const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
-const MSR_TSC_AUX: u32 = 0xc000_0103;
-const MSR_VM_CR: u32 = 0xc001_0114;
-const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
-const MSR_AMD64_DE_CFG: u32 = 0xc001_1029;
+// EFER.SVME must be set in the VMCB's EFER; it is hidden from the guest.
+// #AC is intercepted so an alignment-check loop cannot wedge the CPU; #UD
+// is injected for the SVM instructions (no nested SVM yet).
+use kvm::defs::{
+    msr::{
+        MSR_AMD64_DE_CFG, MSR_CSTAR, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_IA32_CR_PAT,
+        MSR_IA32_CR_PAT_DEFAULT, MSR_IA32_DEBUGCTLMSR, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP,
+        MSR_IA32_SYSENTER_ESP, MSR_IA32_TSC, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_STAR, MSR_SYSCALL_MASK,
+        MSR_TSC_AUX, MSR_VM_CR, MSR_VM_HSAVE_PA,
+    },
+    regs::{DR6_ACTIVE_LOW, DR7_FIXED_1, EFER_LMA, EFER_LME, EFER_SVME, X86_CR0_PG, X86_CR0_RESET, X86_EFLAGS_IF},
+    vector::{exception_has_error_code, AC_VECTOR, UD_VECTOR},
+};
 
 fn rdtsc() -> u64 {
     kvm::ext::time::rdtsc()
@@ -288,7 +266,7 @@ impl SvmVcpu {
             exit::SHUTDOWN => VmExit::Shutdown,
             exit::EXCP_BASE..=exit::EXCP_LAST => {
                 let vector = (code - exit::EXCP_BASE) as u8;
-                let has_code = matches!(vector, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21);
+                let has_code = exception_has_error_code(vector);
                 VmExit::Exception {
                     vector,
                     error_code: has_code.then_some(info1 as u32),
@@ -602,8 +580,8 @@ impl VcpuArch for SvmVcpu {
     fn set_dr(&mut self, n: u8, val: u64) {
         match n {
             0..=3 => self.db[usize::from(n)] = val,
-            4 | 6 => self.vmcb_mut().save.dr6 = val | RESET_DR6,
-            _ => self.vmcb_mut().save.dr7 = val | RESET_DR7,
+            4 | 6 => self.vmcb_mut().save.dr6 = val | DR6_ACTIVE_LOW,
+            _ => self.vmcb_mut().save.dr7 = val | DR7_FIXED_1,
         }
     }
 
@@ -735,7 +713,7 @@ impl VcpuArch for SvmVcpu {
         if e & event::VALID == 0 {
             return InjectedEvent::None;
         }
-        let vector = (e & event::VECTOR_MASK) as u8;
+        let vector = (e & event::VEC_MASK) as u8;
         match e & event::TYPE_MASK {
             event::TYPE_NMI => InjectedEvent::Nmi,
             event::TYPE_EXEPT => InjectedEvent::Exception {
@@ -786,7 +764,7 @@ impl VcpuArch for SvmVcpu {
         let bit = 1u32 << (vector & 31);
         if on {
             *w |= bit;
-        } else if u32::from(vector) != AC_VECTOR {
+        } else if vector != AC_VECTOR {
             *w &= !bit;
         }
     }
@@ -859,15 +837,15 @@ impl VcpuArch for SvmVcpu {
         s.idtr = seg(0, 0, 0);
         s.cpl = 0;
         s.efer = EFER_SVME;
-        s.cr0 = RESET_CR0;
+        s.cr0 = X86_CR0_RESET;
         s.cr2 = 0;
         s.cr3 = 0;
         s.cr4 = 0;
-        s.dr6 = RESET_DR6;
-        s.dr7 = RESET_DR7;
+        s.dr6 = DR6_ACTIVE_LOW;
+        s.dr7 = DR7_FIXED_1;
         s.rflags = 2;
         s.rip = 0xfff0;
-        s.g_pat = RESET_PAT;
+        s.g_pat = MSR_IA32_CR_PAT_DEFAULT;
         s.star = 0;
         s.lstar = 0;
         s.cstar = 0;

@@ -261,7 +261,7 @@ pub(crate) mod tlb_ctl {
 
 /// EVENTINJ / EXITINTINFO encoding.
 pub(crate) mod event {
-    pub(crate) const VECTOR_MASK: u32 = 0xff;
+    pub(crate) const VEC_MASK: u32 = 0xff;
     pub(crate) const TYPE_SHIFT: u32 = 8;
     pub(crate) const TYPE_MASK: u32 = 7 << TYPE_SHIFT;
     pub(crate) const TYPE_INTR: u32 = 0 << TYPE_SHIFT;
