@@ -41,7 +41,7 @@ impl ContigPages {
         unsafe {
             core::slice::from_raw_parts_mut(
                 rb::rkvm_page_address(self.page).cast(),
-                4096 << self.order,
+                kernel::page::PAGE_SIZE << self.order,
             )
         }
     }

@@ -89,7 +89,7 @@ pub(crate) fn xsave_size() -> usize {
     // CPUID.(EAX=0DH,ECX=0):EBX is the size for the host's current XCR0,
     // the most the guest can enable.
     let r = core::arch::x86_64::__cpuid_count(0xd, 0);
-    (r.ebx as usize).max(4096)
+    (r.ebx as usize).max(KVM_XSAVE_LEGACY_SIZE)
 }
 
 /// Offsets in the FXSAVE (legacy XSAVE) area.
@@ -165,7 +165,7 @@ pub(crate) fn set_fpu(st: &mut VcpuState, arg: usize) -> Result {
 }
 
 /// The legacy `struct kvm_xsave` size.
-const KVM_XSAVE_LEGACY_SIZE: usize = 4096;
+const KVM_XSAVE_LEGACY_SIZE: usize = core::mem::size_of::<uapi::kvm_xsave>();
 
 /// KVM_GET_XSAVE: the legacy 4 KiB image.
 pub(crate) fn get_xsave(st: &mut VcpuState, arg: usize) -> Result {

@@ -4,6 +4,7 @@
 //! irqchip (KVM_INTERRUPT) and the in-kernel LAPIC and PIC.
 
 use crate::{
+    defs::paging::PAGE_SHIFT,
     ext::time::monotonic_ns,
     virt::{
         halt_poll,
@@ -54,7 +55,7 @@ pub(crate) fn accept_apic_events(vcpu: &Vcpu, st: &mut VcpuState) {
             // The AP starts at vector * 4 KiB in real mode.
             let mut cs = st.hw.segment(Seg::Cs);
             cs.selector = u16::from(v) << 8;
-            cs.base = u64::from(v) << 12;
+            cs.base = u64::from(v) << PAGE_SHIFT;
             st.hw.set_segment(Seg::Cs, &cs);
             st.hw.set_rip(0);
         }

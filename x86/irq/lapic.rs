@@ -19,6 +19,7 @@ use crate::{
     },
     defs::{
         cpuid::{X86_FEATURE_TSC_DEADLINE_TIMER, X86_FEATURE_X2APIC},
+        paging::bytes_to_page_end,
         msr::{APIC_BASE_MSR, MSR_IA32_APICBASE, MSR_IA32_TSC_DEADLINE, X2APIC_MSR_LAST},
     },
     irqchip::lapic_regs::{APIC_TASKPRI, LAPIC_MMIO_LENGTH},
@@ -281,7 +282,7 @@ pub(crate) fn tpr_access_reporting(st: &mut VcpuState, arg: usize) -> Result {
 
 /// Reads or writes the 4-byte VAPIC word, which may straddle a page.
 fn vapic_access(vm: &Vm, gpa: u64, word: &mut [u8; 4], write: bool) -> Result<bool> {
-    let first = (4096 - (gpa & 0xfff) as usize).min(4);
+    let first = (bytes_to_page_end(gpa) as usize).min(4);
     let (a, b) = word.split_at_mut(first);
     let mut ok = true;
     for (addr, part) in [(gpa, a), (gpa + first as u64, b)] {

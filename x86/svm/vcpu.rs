@@ -31,6 +31,7 @@ use kvm::defs::{
         MSR_TSC_AUX, MSR_VM_CR, MSR_VM_HSAVE_PA,
     },
     regs::{DR6_ACTIVE_LOW, DR7_FIXED_1, EFER_LMA, EFER_LME, EFER_SVME, X86_CR0_PG, X86_CR0_RESET, X86_EFLAGS_IF},
+    paging::page_aligned,
     vector::{exception_has_error_code, AC_VECTOR, UD_VECTOR},
 };
 
@@ -645,7 +646,7 @@ impl VcpuArch for SvmVcpu {
             MSR_IA32_DEBUGCTLMSR => self.dbgctl = value,
             MSR_VM_CR => {}
             MSR_VM_HSAVE_PA => {
-                if value & 0xfff != 0 {
+                if !page_aligned(value) {
                     return MsrAccess::Fault;
                 }
                 self.vm_hsave_pa = value;

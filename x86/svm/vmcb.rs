@@ -115,7 +115,7 @@ pub(crate) struct Vmcb {
 const _: () = {
     assert!(size_of::<VmcbSeg>() == 16);
     assert!(size_of::<Control>() == 0x400);
-    assert!(size_of::<Vmcb>() == 4096);
+    assert!(size_of::<Vmcb>() == kernel::page::PAGE_SIZE);
     assert!(offset_of!(Control, pause_filter_thresh) == 0x03c);
     assert!(offset_of!(Control, iopm_base_pa) == 0x040);
     assert!(offset_of!(Control, asid) == 0x058);
