@@ -4,8 +4,8 @@
 
 use crate::defs::regs::{RAX, RBX, RCX, RDX};
 use crate::{
-    defs,
     cpuid_caps::xstate,
+    defs,
     ext::{
         uaccess::{read_arg, read_array, write_arg, write_array},
         uapi,

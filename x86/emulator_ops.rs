@@ -5,6 +5,7 @@
 //! I/O, exceptions, internal errors).
 
 use crate::{
+    defs::paging::Gpa,
     emulate::{
         self, paging, CpuState, Cr, DescTable, Emulator, GuestMemory, InterruptShadow, MemError,
         Outcome, Rejected, Segment,
@@ -251,7 +252,7 @@ impl<'a> Mem<'a> {
 
 impl GuestMemory for Mem<'_> {
     fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        match self.vm.mmu().read_guest(gpa, buf) {
+        match self.vm.mmu().read_guest(Gpa::new(gpa), buf) {
             Ok(true) => Ok(()),
             Ok(false) => Err(MemError::Mmio),
             Err(_) => {
@@ -261,7 +262,7 @@ impl GuestMemory for Mem<'_> {
         }
     }
     fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
-        match self.vm.mmu().write_guest(gpa, data) {
+        match self.vm.mmu().write_guest(Gpa::new(gpa), data) {
             Ok(true) => Ok(()),
             Ok(false) => Err(MemError::Mmio),
             Err(_) => {
@@ -271,7 +272,7 @@ impl GuestMemory for Mem<'_> {
         }
     }
     fn cmpxchg(&mut self, gpa: u64, old: &[u8], new: &[u8]) -> Result<bool, MemError> {
-        match self.vm.mmu().cmpxchg_guest(gpa, old, new) {
+        match self.vm.mmu().cmpxchg_guest(Gpa::new(gpa), old, new) {
             Ok(Some(exchanged)) => Ok(exchanged),
             Ok(None) => Err(MemError::Mmio),
             Err(e) if e == EINVAL => {

@@ -20,7 +20,6 @@ use crate::{
 };
 use kernel::prelude::*;
 
-
 /// Debug state set by KVM_SET_GUEST_DEBUG.
 #[derive(Default)]
 pub(crate) struct GuestDebug {

@@ -55,7 +55,7 @@ pub enum VmExit {
     /// A fault in the two-dimensional page tables (NPT/EPT) at `gpa`.
     TdpFault {
         /// Guest physical address.
-        gpa: u64,
+        gpa: crate::defs::paging::Gpa,
         /// The access was a write.
         write: bool,
         /// Number of instruction bytes the hardware already fetched (0 if

@@ -104,7 +104,7 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
                 Err(e) => {
                     // The VMM's memory behind a slot is gone (KVM_CAP_MEMORY_FAULT_INFO).
                     run.set_exit_reason(uapi::KVM_EXIT_MEMORY_FAULT);
-                    run.set_memory_fault(gpa & !(PAGE_SIZE as u64 - 1), PAGE_SIZE as u64, 0);
+                    run.set_memory_fault(gpa.page_base().raw(), PAGE_SIZE as u64, 0);
                     return Err(e);
                 }
             }
@@ -221,12 +221,7 @@ fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     let long_mode = st.hw.efer() & defs::regs::EFER_LMA != 0 && st.hw.segment(Seg::Cs).l != 0;
     let mask = if long_mode { u64::MAX } else { 0xffff_ffff };
     let g = *st.hw.gprs();
-    let (nr, a0, a1, a2) = (
-        g[RAX] & mask,
-        g[RBX] & mask,
-        g[RCX] & mask,
-        g[RDX] & mask,
-    );
+    let (nr, a0, a1, a2) = (g[RAX] & mask, g[RBX] & mask, g[RCX] & mask, g[RDX] & mask);
     let ret = if st.hw.cpl() != 0 {
         KVM_EPERM.wrapping_neg()
     } else if nr == KVM_HC_MAP_GPA_RANGE && vm.arch().hypercall_exit_enabled(KVM_HC_MAP_GPA_RANGE) {

@@ -11,6 +11,7 @@
 //! monotonic across vCPUs itself.
 
 use crate::{
+    defs::paging::Gpa,
     ext::{
         cpu,
         time::{self, boottime_ns, realtime_ns},
@@ -22,8 +23,7 @@ use crate::{
     x86::vcpu::VcpuState,
 };
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use kernel::{new_spinlock, page::PAGE_SIZE, prelude::*, sync::SpinLock};
-
+use kernel::{new_spinlock, prelude::*, sync::SpinLock};
 
 /// `KVM_CLOCK_TSC_STABLE | KVM_CLOCK_REALTIME | KVM_CLOCK_HOST_TSC`.
 pub(crate) const CLOCK_VALID_FLAGS: u32 =
@@ -67,7 +67,7 @@ impl VmClock {
 #[derive(Default)]
 pub(crate) struct VcpuClock {
     /// Guest address of the time info, if enabled.
-    gpa: Option<u64>,
+    gpa: Option<Gpa>,
     /// The time info must be rewritten before the next entry.
     dirty: bool,
     /// The VM's clock generation it was written for (KVM_SET_CLOCK).
@@ -79,7 +79,7 @@ pub(crate) struct VcpuClock {
 impl VcpuClock {
     /// A write of MSR_KVM_SYSTEM_TIME(_NEW).
     pub(crate) fn set_msr(&mut self, value: u64) {
-        self.gpa = pvclock::msr_gpa(value);
+        self.gpa = pvclock::msr_gpa(value).map(Gpa::new);
         self.dirty = self.gpa.is_some();
     }
 }
@@ -112,7 +112,7 @@ pub(crate) fn update(vm: &Vm, st: &mut VcpuState) {
         return;
     };
     // Upstream needs the structure within one page; so do we.
-    if gpa % PAGE_SIZE as u64 > (PAGE_SIZE - pvclock::VCPU_TIME_INFO_SIZE) as u64 {
+    if gpa.bytes_to_page_end() < pvclock::VCPU_TIME_INFO_SIZE as u64 {
         return;
     }
     let (tsc, ns) = time::tsc_and_boottime();
@@ -141,8 +141,8 @@ pub(crate) fn update(vm: &Vm, st: &mut VcpuState) {
 /// A write of MSR_KVM_WALL_CLOCK(_NEW): the wall-clock time at which
 /// kvmclock read zero, at guest address `gpa` (upstream writes it
 /// whatever bit 0 says).
-pub(crate) fn write_wall_clock(vm: &Vm, gpa: u64) {
-    if gpa % PAGE_SIZE as u64 > (PAGE_SIZE - pvclock::WALL_CLOCK_SIZE) as u64 {
+pub(crate) fn write_wall_clock(vm: &Vm, gpa: Gpa) {
+    if gpa.bytes_to_page_end() < pvclock::WALL_CLOCK_SIZE as u64 {
         return;
     }
     let mem = vm.mmu();

@@ -20,7 +20,7 @@ use crate::{
 };
 use kernel::prelude::*;
 
-use crate::defs::{msr::*, regs::*};
+use crate::defs::{msr::*, paging::Gpa, regs::*};
 
 /// Model-specific MSRs that read as zero (upstream's list in
 /// kvm_get_msr_common(): platform, SYSCFG/TSEG, interrupt-pending message,
@@ -147,7 +147,9 @@ impl GenericMsrs {
     /// Reset values; `bsp` for vCPU 0.
     pub(crate) fn new(bsp: bool) -> Self {
         Self {
-            apic_base: APIC_DEFAULT_PHYS_BASE | MSR_IA32_APICBASE_ENABLE | if bsp { MSR_IA32_APICBASE_BSP } else { 0 },
+            apic_base: APIC_DEFAULT_PHYS_BASE
+                | MSR_IA32_APICBASE_ENABLE
+                | if bsp { MSR_IA32_APICBASE_BSP } else { 0 },
             misc_enable: MISC_ENABLE_RESET,
             tsc_adjust: 0,
             mtrr_def_type: 0,
@@ -332,7 +334,13 @@ fn ignored(vcpu: &Vcpu, what: &str, index: u32, data: Option<u64>) -> Result {
     }
     if params::REPORT_IGNORED_MSRS.get() && crate::ext::print::ratelimit_ok() {
         match data {
-            Some(d) => pr_info!("vcpu{} ignored {}: {:#x} data {:#x}\n", vcpu.index(), what, index, d),
+            Some(d) => pr_info!(
+                "vcpu{} ignored {}: {:#x} data {:#x}\n",
+                vcpu.index(),
+                what,
+                index,
+                d
+            ),
             None => pr_info!("vcpu{} ignored {}: {:#x}\n", vcpu.index(), what, index),
         }
     }
@@ -363,11 +371,9 @@ pub(crate) fn set(
         return Ok(());
     }
     match index {
-        MSR_KVM_SYSTEM_TIME | MSR_KVM_SYSTEM_TIME_NEW => {
-            st.clock.set_msr(value)
-        }
+        MSR_KVM_SYSTEM_TIME | MSR_KVM_SYSTEM_TIME_NEW => st.clock.set_msr(value),
         MSR_KVM_WALL_CLOCK | MSR_KVM_WALL_CLOCK_NEW => {
-            kvmclock::write_wall_clock(vm, value)
+            kvmclock::write_wall_clock(vm, Gpa::new(value))
         }
         _ => {}
     }

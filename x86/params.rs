@@ -25,7 +25,10 @@ module_param!(pub(crate) ENABLE_PMU: ParamBool = false, "enable_pmu", "bool", pa
 /// Refuses to load kvm.ko when a parameter asks for something rkvm lacks.
 pub(crate) fn check_at_load() -> Result {
     for (on, what) in [
-        (ENABLE_VMWARE_BACKDOOR.get(), "enable_vmware_backdoor=1: the VMware backdoor"),
+        (
+            ENABLE_VMWARE_BACKDOOR.get(),
+            "enable_vmware_backdoor=1: the VMware backdoor",
+        ),
         (ENABLE_PMU.get(), "enable_pmu=1: a virtual PMU"),
     ] {
         if on {

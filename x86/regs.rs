@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Register-state ioctls: REGS, SREGS, FPU, XSAVE, XCRS, DEBUGREGS.
 
-use crate::defs::regs::{X86_EFLAGS_FIXED, R8, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP};
+use crate::defs::regs::{R8, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP, X86_EFLAGS_FIXED};
 use crate::{
     defs,
     ext::{
@@ -12,7 +12,6 @@ use crate::{
     x86::{events, msrs, vcpu::VcpuState},
 };
 use kernel::prelude::*;
-
 
 /// KVM_GET_REGS.
 pub(crate) fn get_regs(st: &VcpuState, arg: usize) -> Result {

@@ -12,7 +12,7 @@
 //! switched once per KVM_RUN by the kernel's FPU core, which handles
 //! preemption itself.
 
-use crate::defs::regs::{RAX};
+use crate::defs::regs::RAX;
 use crate::{
     defs::regs::{X86_CR4_OSXSAVE, X86_EFLAGS_IF},
     ext::{cpu, fpu::regs::host_xcr0, guest_entry::EntryWindow, signal::SigmaskGuard, uapi},
@@ -36,7 +36,6 @@ pub(crate) mod vector {
     /// #GP.
     pub(crate) const GP: u8 = 13;
 }
-
 
 /// An exit to userspace that the next KVM_RUN must complete.
 #[derive(Clone, Copy)]

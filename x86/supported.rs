@@ -5,10 +5,8 @@
 //! host and what rkvm does not back yet.
 
 use crate::{
+    cpuid_caps::{self as cc, CpuidEntry, Feature, HostCpuid, HostMsrs, LinuxFeature, Options},
     defs::cpuid::*,
-    cpuid_caps::{
-        self as cc, CpuidEntry, Feature, HostCpuid, HostMsrs, LinuxFeature, Options,
-    },
     ext::{
         fpu::regs::host_xcr0,
         msr,
@@ -73,7 +71,6 @@ pub(crate) fn options() -> Options {
     o.hide = HIDE;
     o
 }
-
 
 /// KVM_GET_SUPPORTED_CPUID.
 pub(crate) fn get_supported_cpuid(arg: usize) -> Result<isize> {

@@ -8,8 +8,8 @@
 //! `enable_virt_at_load`. Every VM holds a [`VendorRef`], which pins the
 //! vendor module, so `rmmod kvm-amd` with live VMs fails cleanly.
 
-use crate::ext::{cpuhp, module_ref::ModuleRef, uapi};
 pub use crate::defs::regs::{Gpr, NR_GPRS, R8, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP};
+use crate::ext::{cpuhp, module_ref::ModuleRef, uapi};
 use kernel::{prelude::*, sync::Arc, ThisModule};
 
 pub use crate::x86::{

@@ -4,13 +4,12 @@
 //! sorted table of them. The update rules live in the pure `memslots`
 //! module; the table is owned (and locked) by the MMU.
 
-use crate::memslots::{SlotDesc, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY};
-use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::{
-    page::{PAGE_SHIFT, PAGE_SIZE},
-    prelude::*,
-    sync::Arc,
+use crate::{
+    defs::paging::{Gfn, PAGE_SHIFT, PAGE_SIZE},
+    memslots::{SlotDesc, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY},
 };
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::{prelude::*, sync::Arc};
 
 /// One memory slot. Immutable but for its dirty bits; a change of flags or
 /// address makes a new `Slot`.
@@ -47,8 +46,8 @@ impl Slot {
     }
 
     /// The userspace address of guest frame `gfn`, if in this slot.
-    pub(crate) fn gfn_to_hva(&self, gfn: u64) -> Option<u64> {
-        self.desc.gfn_to_hva(gfn)
+    pub(crate) fn gfn_to_hva(&self, gfn: Gfn) -> Option<u64> {
+        self.desc.gfn_to_hva(gfn.raw())
     }
 
     /// Guest frames backed by userspace `[start, end)`, if any.
@@ -62,7 +61,7 @@ impl Slot {
         }
         Some((
             d.base_gfn + ((lo - d.hva) >> PAGE_SHIFT),
-            d.base_gfn + ((hi - d.hva).div_ceil(PAGE_SIZE as u64)),
+            d.base_gfn + ((hi - d.hva).div_ceil(PAGE_SIZE)),
         ))
     }
 
@@ -77,8 +76,8 @@ impl Slot {
     }
 
     /// Records a write to `gfn` (no-op unless logging).
-    pub(crate) fn mark_dirty(&self, gfn: u64) {
-        let Some(rel) = gfn.checked_sub(self.desc.base_gfn) else {
+    pub(crate) fn mark_dirty(&self, gfn: Gfn) {
+        let Some(rel) = gfn.raw().checked_sub(self.desc.base_gfn) else {
             return;
         };
         if let Some(w) = self.dirty.get((rel / 64) as usize) {
@@ -103,9 +102,9 @@ impl Slots {
     }
 
     /// The slot holding `gfn`.
-    pub(crate) fn for_gfn(&self, gfn: u64) -> Option<&Arc<Slot>> {
-        let i = self.list.partition_point(|s| s.desc.end_gfn() <= gfn);
-        self.list.get(i).filter(|s| s.desc.contains(gfn))
+    pub(crate) fn for_gfn(&self, gfn: Gfn) -> Option<&Arc<Slot>> {
+        let i = self.list.partition_point(|s| s.desc.end_gfn() <= gfn.raw());
+        self.list.get(i).filter(|s| s.desc.contains(gfn.raw()))
     }
 
     /// The slot with id `id`.

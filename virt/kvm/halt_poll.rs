@@ -44,14 +44,21 @@ impl HaltPoll {
         if grow == 0 {
             return;
         }
-        let val = self.ns.saturating_mul(grow).max(HALT_POLL_NS_GROW_START.get());
+        let val = self
+            .ns
+            .saturating_mul(grow)
+            .max(HALT_POLL_NS_GROW_START.get());
         self.ns = val.min(max.min(u64::from(u32::MAX)) as u32);
     }
 
     fn shrink(&mut self) {
         let shrink = HALT_POLL_NS_SHRINK.get();
         let val = if shrink == 0 { 0 } else { self.ns / shrink };
-        self.ns = if val < HALT_POLL_NS_GROW_START.get() { 0 } else { val };
+        self.ns = if val < HALT_POLL_NS_GROW_START.get() {
+            0
+        } else {
+            val
+        };
     }
 }
 
@@ -62,7 +69,8 @@ pub(crate) fn poll(kick: &VcpuKick, deadline: u64) -> bool {
         if kick.has_requests() {
             return true;
         }
-        if kernel::current!().signal_pending() || cpu::need_resched() || monotonic_ns() >= deadline {
+        if kernel::current!().signal_pending() || cpu::need_resched() || monotonic_ns() >= deadline
+        {
             return false;
         }
         kernel::processor::cpu_relax();

@@ -309,7 +309,9 @@ impl FileOps for VmFile {
             KVM_IRQFD => done(eventfd::irqfd(vm, arg)),
             KVM_IOEVENTFD => done(eventfd::ioeventfd(&vm, arg)),
             KVM_REGISTER_COALESCED_MMIO => done(coalesced_mmio::register_coalesced_mmio(&vm, arg)),
-            KVM_UNREGISTER_COALESCED_MMIO => done(coalesced_mmio::unregister_coalesced_mmio(&vm, arg)),
+            KVM_UNREGISTER_COALESCED_MMIO => {
+                done(coalesced_mmio::unregister_coalesced_mmio(&vm, arg))
+            }
             // Upstream's kvm_arch_vm_ioctl(), which ends in ENOTTY.
             _ => x86::vm_arch::vm_ioctl(&vm, cmd, arg),
         }

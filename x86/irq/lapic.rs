@@ -5,11 +5,17 @@
 //! lock is dropped, as the model's protocol requires.
 
 use crate::{
+    defs::{
+        cpuid::{X86_FEATURE_TSC_DEADLINE_TIMER, X86_FEATURE_X2APIC},
+        msr::{APIC_BASE_MSR, MSR_IA32_APICBASE, MSR_IA32_TSC_DEADLINE, X2APIC_MSR_LAST},
+        paging::Gpa,
+    },
     ext::{
         time,
         uaccess::{read_arg, write_arg},
         uapi,
     },
+    irqchip::lapic_regs::{APIC_TASKPRI, LAPIC_MMIO_LENGTH},
     irqchip::{ClockSnapshot, Lapic, LapicConfig, LapicEffects},
     virt::{
         kick::{VcpuKick, REQ_EVENT, REQ_TIMER},
@@ -17,16 +23,9 @@ use crate::{
         vcpu::Vcpu,
         vm::Vm,
     },
-    defs::{
-        cpuid::{X86_FEATURE_TSC_DEADLINE_TIMER, X86_FEATURE_X2APIC},
-        paging::bytes_to_page_end,
-        msr::{APIC_BASE_MSR, MSR_IA32_APICBASE, MSR_IA32_TSC_DEADLINE, X2APIC_MSR_LAST},
-    },
-    irqchip::lapic_regs::{APIC_TASKPRI, LAPIC_MMIO_LENGTH},
     x86::{cpuid, irq::chips, vcpu::VcpuState},
 };
 use kernel::{new_spinlock_irq, prelude::*, sync::Arc, sync::SpinLockIrq};
-
 
 /// A vCPU's LAPIC (IRQ-safe: interrupts arrive from any context).
 pub(crate) type VcpuLapic = Pin<KBox<SpinLockIrq<Lapic>>>;
@@ -44,9 +43,8 @@ pub(crate) fn new_lapic(id: u32, bsp: bool) -> Result<VcpuLapic> {
 pub(crate) struct LapicVcpu {
     /// The LAPIC timer (with an in-kernel LAPIC).
     timer: Option<DeviceTimer>,
-    /// KVM_SET_VAPIC_ADDR: guest address of the TPR-patching VAPIC word,
-    /// 0 = off.
-    vapic_addr: u64,
+    /// KVM_SET_VAPIC_ADDR: guest address of the TPR-patching VAPIC word.
+    vapic: Option<Gpa>,
     /// KVM_TPR_ACCESS_REPORTING on.
     tpr_access_reporting: bool,
     /// A TPR access (RIP, write) to report with KVM_EXIT_TPR_ACCESS.
@@ -63,7 +61,7 @@ impl LapicVcpu {
         };
         Ok(Self {
             timer,
-            vapic_addr: 0,
+            vapic: None,
             tpr_access_reporting: false,
             tpr_report: None,
         })
@@ -259,13 +257,18 @@ pub(crate) fn set_vapic_addr(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usiz
     if vcpu.lapic().is_none() {
         return Err(EINVAL);
     }
-    let gpa = read_arg::<uapi::kvm_vapic_addr>(arg)?.vapic_addr;
-    let mem = vm.mmu();
-    if gpa != 0 && (mem.gpa_to_hva(gpa, true).is_none() || mem.gpa_to_hva(gpa + 3, true).is_none())
-    {
-        return Err(EINVAL);
-    }
-    st.lapic.vapic_addr = gpa;
+    let addr = read_arg::<uapi::kvm_vapic_addr>(arg)?.vapic_addr;
+    st.lapic.vapic = if addr == 0 {
+        None
+    } else {
+        let gpa = Gpa::new(addr);
+        let last = gpa.checked_add(3).ok_or(EINVAL)?;
+        let mem = vm.mmu();
+        if mem.gpa_to_hva(gpa, true).is_none() || mem.gpa_to_hva(last, true).is_none() {
+            return Err(EINVAL);
+        }
+        Some(gpa)
+    };
     Ok(())
 }
 
@@ -281,11 +284,12 @@ pub(crate) fn tpr_access_reporting(st: &mut VcpuState, arg: usize) -> Result {
 }
 
 /// Reads or writes the 4-byte VAPIC word, which may straddle a page.
-fn vapic_access(vm: &Vm, gpa: u64, word: &mut [u8; 4], write: bool) -> Result<bool> {
-    let first = (bytes_to_page_end(gpa) as usize).min(4);
+fn vapic_access(vm: &Vm, gpa: Gpa, word: &mut [u8; 4], write: bool) -> Result<bool> {
+    let first = (gpa.bytes_to_page_end() as usize).min(4);
     let (a, b) = word.split_at_mut(first);
     let mut ok = true;
-    for (addr, part) in [(gpa, a), (gpa + first as u64, b)] {
+    let second = gpa.checked_add(first as u64).ok_or(EINVAL)?;
+    for (addr, part) in [(gpa, a), (second, b)] {
         if !part.is_empty() {
             ok &= if write {
                 vm.mmu().write_guest(addr, part)?
@@ -301,9 +305,7 @@ fn vapic_access(vm: &Vm, gpa: u64, word: &mut [u8; 4], write: bool) -> Result<bo
 /// LAPIC is enabled, as upstream).
 pub(crate) fn sync_to_vapic(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) {
     let Some(lapic) = vcpu.lapic() else { return };
-    if st.lapic.vapic_addr == 0 {
-        return;
-    }
+    let Some(vapic) = st.lapic.vapic else { return };
     let word = {
         let l = lapic.lock();
         if !l.enabled() {
@@ -313,17 +315,15 @@ pub(crate) fn sync_to_vapic(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) {
     };
     let mut word = word.to_le_bytes();
     // A guest that unmapped the page loses its TPR shortcut, as upstream.
-    let _ = vapic_access(vm, st.lapic.vapic_addr, &mut word, true);
+    let _ = vapic_access(vm, vapic, &mut word, true);
 }
 
 /// After an exit: the guest's TPR writes to the VAPIC word reach the LAPIC.
 pub(crate) fn sync_from_vapic(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) {
     let Some(lapic) = vcpu.lapic() else { return };
-    if st.lapic.vapic_addr == 0 {
-        return;
-    }
+    let Some(vapic) = st.lapic.vapic else { return };
     let mut word = [0u8; 4];
-    if let Ok(true) = vapic_access(vm, st.lapic.vapic_addr, &mut word, false) {
+    if let Ok(true) = vapic_access(vm, vapic, &mut word, false) {
         lapic.lock().set_tpr(u32::from(word[0]));
     }
 }

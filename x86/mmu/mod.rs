@@ -14,6 +14,7 @@
 pub(crate) mod tdp;
 
 use crate::{
+    defs::paging::{Gpa, PAGE_SHIFT},
     ext::{cpu, pages::PinnedUserPage, uaccess},
     memslots::{self, Change, Request, SlotDesc, SlotError},
     virt::{
@@ -24,7 +25,6 @@ use crate::{
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::{
     new_mutex,
-    page::{PAGE_MASK, PAGE_SHIFT},
     prelude::*,
     sync::{Arc, Mutex},
 };
@@ -60,7 +60,7 @@ impl Mmu {
     pub(crate) fn new(format: TdpFormat) -> Result<impl PinInit<Self, Error>> {
         let tdp = Tdp::new(format)?;
         let root_pa = tdp.root_pa();
-        let max_gfn = tdp::MAX_GFN.min((1u64 << (host_maxphyaddr() - PAGE_SHIFT as u64)) - 1);
+        let max_gfn = tdp::MAX_GFN.min((1u64 << (host_maxphyaddr() - u64::from(PAGE_SHIFT))) - 1);
         Ok(try_pin_init!(Self {
             inner <- new_mutex!(Inner { slots: Slots::new(), tdp }),
             seq: AtomicU64::new(0),
@@ -131,18 +131,18 @@ impl Mmu {
 
     /// The userspace address and slot of guest physical `gpa`, if RAM (and
     /// writable RAM for `write`).
-    pub(crate) fn gpa_to_hva(&self, gpa: u64, write: bool) -> Option<(u64, Arc<Slot>)> {
+    pub(crate) fn gpa_to_hva(&self, gpa: Gpa, write: bool) -> Option<(u64, Arc<Slot>)> {
         let m = self.inner.lock();
-        let slot = m.slots.for_gfn(gpa >> PAGE_SHIFT)?;
+        let slot = m.slots.for_gfn(gpa.gfn())?;
         if write && slot.readonly() {
             return None;
         }
-        let hva = slot.gfn_to_hva(gpa >> PAGE_SHIFT)? + (gpa & !PAGE_MASK as u64);
+        let hva = slot.gfn_to_hva(gpa.gfn())? + gpa.page_offset();
         Some((hva, slot.clone()))
     }
 
     /// Reads guest RAM at `gpa` (within one page). `Ok(false)`: not RAM.
-    pub(crate) fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> Result<bool> {
+    pub(crate) fn read_guest(&self, gpa: Gpa, buf: &mut [u8]) -> Result<bool> {
         let Some((hva, _)) = self.gpa_to_hva(gpa, false) else {
             return Ok(false);
         };
@@ -152,31 +152,31 @@ impl Mmu {
 
     /// Writes guest RAM at `gpa` (within one page), logging the page.
     /// `Ok(false)`: not writable RAM (MMIO or a read-only slot).
-    pub(crate) fn write_guest(&self, gpa: u64, buf: &[u8]) -> Result<bool> {
+    pub(crate) fn write_guest(&self, gpa: Gpa, buf: &[u8]) -> Result<bool> {
         let Some((hva, slot)) = self.gpa_to_hva(gpa, true) else {
             return Ok(false);
         };
         uaccess::write_bytes(hva, buf)?;
-        slot.mark_dirty(gpa >> PAGE_SHIFT);
+        slot.mark_dirty(gpa.gfn());
         Ok(true)
     }
 
     /// Atomic compare-exchange of guest RAM at `gpa` (1, 2, 4 or 8 bytes
     /// within one page), logging the page. `Ok(None)`: not writable RAM.
-    pub(crate) fn cmpxchg_guest(&self, gpa: u64, old: &[u8], new: &[u8]) -> Result<Option<bool>> {
+    pub(crate) fn cmpxchg_guest(&self, gpa: Gpa, old: &[u8], new: &[u8]) -> Result<Option<bool>> {
         let Some((hva, slot)) = self.gpa_to_hva(gpa, true) else {
             return Ok(None);
         };
         let r = uaccess::cmpxchg(hva, old, new)?;
-        slot.mark_dirty(gpa >> PAGE_SHIFT);
+        slot.mark_dirty(gpa.gfn());
         Ok(Some(r))
     }
 
     /// Resolves a TDP fault at `gpa`: maps the page and returns `Ok(true)`,
     /// or `Ok(false)` when the access is MMIO (no slot, or a write to a
     /// read-only slot). `EFAULT`: the VMM's memory behind the slot is gone.
-    pub(crate) fn fault(&self, vcpus: &Vcpus, gpa: u64, write: bool) -> Result<bool> {
-        let gfn = gpa >> PAGE_SHIFT;
+    pub(crate) fn fault(&self, vcpus: &Vcpus, gpa: Gpa, write: bool) -> Result<bool> {
+        let gfn = gpa.gfn();
         loop {
             let seq = self.seq.load(Ordering::SeqCst);
             let Some(slot) = self.inner.lock().slots.for_gfn(gfn).cloned() else {
@@ -205,7 +205,7 @@ impl Mmu {
                 cpu::cond_resched();
                 continue;
             }
-            let flush = m.tdp.map(gfn, page.pfn(), writable)?;
+            let flush = m.tdp.map(gfn.raw(), page.pfn(), writable)?;
             if writable {
                 slot.mark_dirty(gfn);
             }

@@ -1,18 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 //! An SVM vCPU: its VMCB, the world switch, and exit decoding.
 
-use kvm::defs::regs::{RAX, RDX, RSP};
 use crate::{
     percpu::Shared,
     vmcb::{self, attr, event, exit, int_ctl, intercept, ioio, tlb_ctl, Vmcb, VmcbSeg},
 };
 use core::arch::asm;
 use kernel::{page::Page, prelude::*, sync::Arc};
+use kvm::defs::regs::{RAX, RDX, RSP};
 use kvm::{
     ext::{bindings as rb, uapi},
-    x86::vendor::{
-        Gprs, InjectedEvent, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit,
-    },
+    x86::vendor::{Gprs, InjectedEvent, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit},
 };
 
 extern "C" {
@@ -27,11 +25,14 @@ use kvm::defs::{
     msr::{
         MSR_AMD64_DE_CFG, MSR_CSTAR, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_IA32_CR_PAT,
         MSR_IA32_CR_PAT_DEFAULT, MSR_IA32_DEBUGCTLMSR, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP,
-        MSR_IA32_SYSENTER_ESP, MSR_IA32_TSC, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_STAR, MSR_SYSCALL_MASK,
-        MSR_TSC_AUX, MSR_VM_CR, MSR_VM_HSAVE_PA,
+        MSR_IA32_SYSENTER_ESP, MSR_IA32_TSC, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_STAR,
+        MSR_SYSCALL_MASK, MSR_TSC_AUX, MSR_VM_CR, MSR_VM_HSAVE_PA,
     },
-    regs::{DR6_ACTIVE_LOW, DR7_FIXED_1, EFER_LMA, EFER_LME, EFER_SVME, X86_CR0_PG, X86_CR0_RESET, X86_EFLAGS_IF},
-    paging::page_aligned,
+    paging::{page_aligned, Gpa},
+    regs::{
+        DR6_ACTIVE_LOW, DR7_FIXED_1, EFER_LMA, EFER_LME, EFER_SVME, X86_CR0_PG, X86_CR0_RESET,
+        X86_EFLAGS_IF,
+    },
     vector::{exception_has_error_code, AC_VECTOR, UD_VECTOR},
 };
 
@@ -255,7 +256,7 @@ impl SvmVcpu {
             exit::VMMCALL => VmExit::Hypercall,
             exit::XSETBV => VmExit::Xsetbv,
             exit::NPF => VmExit::TdpFault {
-                gpa: info2,
+                gpa: Gpa::new(info2),
                 write: info1 & 2 != 0,
                 insn_len: c.insn_len.min(15),
                 insn: c.insn_bytes,
