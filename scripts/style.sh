@@ -61,7 +61,7 @@ row_unsafe() {
 		total=$((total + n))
 	done
 	local pure rust vendor
-	pure=$(git ls-files 'pure/*.rs' | xargs cat | grep -c 'unsafe')
+	pure=$(git ls-files 'pure/*.rs' | xargs cat | grep -cE '\bunsafe +(\{|fn|impl|trait)')
 	rust=$(git ls-files 'rust/*.rs' | xargs cat | grep -c 'unsafe {')
 	vendor=$(git ls-files 'x86/svm/*.rs' 'x86/vmx/*.rs' | xargs cat | grep -c 'unsafe {')
 	echo "unsafe blocks: core $total, pure $pure, rust/ $rust, vendors $vendor" >> "$out/unsafe.txt"

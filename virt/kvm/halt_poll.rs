@@ -53,7 +53,7 @@ impl HaltPoll {
 
     fn shrink(&mut self) {
         let shrink = HALT_POLL_NS_SHRINK.get();
-        let val = if shrink == 0 { 0 } else { self.ns / shrink };
+        let val = self.ns.checked_div(shrink).unwrap_or(0);
         self.ns = if val < HALT_POLL_NS_GROW_START.get() {
             0
         } else {
