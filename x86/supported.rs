@@ -13,7 +13,7 @@ use crate::{
         uaccess::{read_arg, write_arg, write_array},
         uapi,
     },
-    x86::{cpuid, msrs},
+    x86::{cpuid, msrs, vendor},
 };
 use kernel::prelude::*;
 
@@ -65,11 +65,13 @@ const HIDE: &[Feature] = &[
     X86_FEATURE_IBPB_BRTYPE,
 ];
 
-/// What this KVM implements, for the tables.
-pub(crate) fn options() -> Options {
+/// What this KVM implements, for the tables, with the registered vendor's
+/// rules (`ENODEV` without a vendor module).
+pub(crate) fn options() -> Result<Options> {
     let mut o = Options::rkvm(host_xcr0(), 0);
     o.hide = HIDE;
-    o
+    o.vendor = vendor::registered_ops()?.cpu_caps();
+    Ok(o)
 }
 
 /// KVM_GET_SUPPORTED_CPUID.
@@ -91,7 +93,7 @@ fn get_cpuid(arg: usize, emulated: bool) -> Result<isize> {
     }
     let n = (hdr.nent as usize).min(cc::MAX_CPUID_ENTRIES);
     let mut out = KVec::from_elem(CpuidEntry::default(), n, GFP_KERNEL)?;
-    let opts = options();
+    let opts = options()?;
     let count = if emulated {
         cc::emulated_for(&Host, &opts, &mut out)
     } else {
@@ -122,7 +124,7 @@ fn get_cpuid(arg: usize, emulated: bool) -> Result<isize> {
 
 /// KVM_GET_MSR_INDEX_LIST.
 pub(crate) fn get_msr_index_list(arg: usize) -> Result<isize> {
-    let opts = options();
+    let opts = options()?;
     let caps = cc::KvmCaps::new(&Host, &opts);
     let list = cc::msr_index_list(&Host, &caps, &opts);
     msrs::write_msr_list(arg, list.as_slice())
@@ -137,7 +139,7 @@ pub(crate) fn get_msr_feature_index_list(arg: usize) -> Result<isize> {
 /// KVM_GET_MSRS on /dev/kvm: feature MSR values (0 for other advertised
 /// MSRs, as upstream).
 pub(crate) fn get_feature_msrs(arg: usize) -> Result<isize> {
-    let opts = options();
+    let opts = options()?;
     let caps = cc::KvmCaps::new(&Host, &opts);
     let advertised = cc::msr_index_list(&Host, &caps, &opts);
     msrs::msr_io(arg, false, |index, data| {

@@ -12,6 +12,7 @@ pub use crate::defs::regs::{Gpr, NR_GPRS, R8, RAX, RBP, RBX, RCX, RDI, RDX, RSI,
 use crate::ext::{cpuhp, module_ref::ModuleRef, uapi};
 use kernel::{prelude::*, sync::Arc, ThisModule};
 
+pub use crate::cpuid_caps::VendorCaps;
 pub use crate::x86::{
     exit::{IoExit, VmExit},
     mmu::tdp::TdpFormat,
@@ -29,6 +30,9 @@ pub trait ArchOps: Send + Sync {
 
     /// The vendor's two-dimensional paging entry format (NPT or EPT).
     fn tdp_format(&self) -> TdpFormat;
+
+    /// The vendor's rules for KVM_GET_SUPPORTED_CPUID and the MSR lists.
+    fn cpu_caps(&self) -> &'static dyn VendorCaps;
 
     /// A new vCPU in its reset state, for a VM whose two-dimensional page
     /// tables are rooted at `tdp_root` (host physical).
@@ -284,7 +288,8 @@ impl Drop for Registration {
     }
 }
 
-fn registered_ops() -> Result<Arc<dyn ArchOps>> {
+/// The registered backend (`ENODEV` if none).
+pub(crate) fn registered_ops() -> Result<Arc<dyn ArchOps>> {
     KVM_LOCK
         .lock()
         .vendor

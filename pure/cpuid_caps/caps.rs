@@ -61,7 +61,8 @@ impl KvmCaps {
             caps.set_word(leaf, init_word(host, leaf));
         }
         caps.common_fixups(host);
-        caps.svm_fixups(host, opts);
+        opts.vendor
+            .set_cpu_caps(&mut caps, &super::HostRef(host), opts);
         caps.rkvm_fixups(opts);
         caps
     }
@@ -136,7 +137,7 @@ impl KvmCaps {
     }
 
     /// `svm_set_cpu_caps()` and the XSAVE parts of the vendor setup.
-    fn svm_fixups<H: HostCpuid + ?Sized>(&mut self, host: &H, opts: &Options) {
+    pub fn svm_fixups<H: HostCpuid + ?Sized>(&mut self, host: &H, opts: &Options) {
         let has = |x: LinuxFeature| host.boot_cpu_has(x);
         let hw = |x: Feature| linux::kernel_has(host, x);
 

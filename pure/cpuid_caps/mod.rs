@@ -83,6 +83,37 @@ pub trait HostCpuid {
     }
 }
 
+/// A vendor backend's part of the capability rules (upstream's
+/// svm_set_cpu_caps()/vmx_set_cpu_caps()): the vendor module hands its
+/// implementation to the core ([`Options::vendor`]).
+pub trait VendorCaps: Sync + core::fmt::Debug {
+    /// Adjusts `caps`, which the common rules have set up, for this vendor.
+    fn set_cpu_caps(&self, caps: &mut KvmCaps, host: &dyn HostCpuid, opts: &Options);
+}
+
+/// kvm-amd's rules ([`KvmCaps::svm_fixups`]).
+#[derive(Debug)]
+pub struct SvmCaps;
+
+impl VendorCaps for SvmCaps {
+    fn set_cpu_caps(&self, caps: &mut KvmCaps, host: &dyn HostCpuid, opts: &Options) {
+        caps.svm_fixups(host, opts);
+    }
+}
+
+/// A `&H` as a sized [`HostCpuid`], for `&dyn HostCpuid`.
+pub(crate) struct HostRef<'a, H: HostCpuid + ?Sized>(pub(crate) &'a H);
+
+impl<H: HostCpuid + ?Sized> HostCpuid for HostRef<'_, H> {
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        self.0.cpuid(leaf, subleaf)
+    }
+
+    fn boot_cpu_has(&self, feature: LinuxFeature) -> bool {
+        self.0.boot_cpu_has(feature)
+    }
+}
+
 /// The host's MSRs, for the MSR lists and the feature MSR values.
 pub trait HostMsrs: HostCpuid {
     /// `rdmsr_safe(index)`: `None` if the read faults.
@@ -139,11 +170,14 @@ pub struct Options {
     pub hide: &'static [Feature],
     /// More MSR indices to leave out of `KVM_GET_MSR_INDEX_LIST`.
     pub hide_msrs: &'static [u32],
+    /// The vendor module's rules.
+    pub vendor: &'static dyn VendorCaps,
 }
 
 impl Options {
-    /// rkvm today: no nested SVM, no PMU, no kvmclock, no AMX/XFD, no SMM,
-    /// [`pv::RKVM_PV_FEATURES`], 4-level NPT.
+    /// rkvm today on AMD: no nested SVM, no PMU, no kvmclock, no AMX/XFD,
+    /// no SMM, [`pv::RKVM_PV_FEATURES`], 4-level NPT (the kernel side sets
+    /// `vendor` from the loaded vendor module).
     pub const fn rkvm(host_xcr0: u64, host_xss: u64) -> Self {
         Options {
             host_xcr0,
@@ -158,6 +192,7 @@ impl Options {
             smm: false,
             hide: &[],
             hide_msrs: &[],
+            vendor: &SvmCaps,
         }
     }
 
@@ -178,6 +213,7 @@ impl Options {
             smm: true,
             hide: &[],
             hide_msrs: &[],
+            vendor: &SvmCaps,
         }
     }
 }

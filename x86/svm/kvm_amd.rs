@@ -9,7 +9,7 @@
 use kernel::{cpu, prelude::*, sync::Arc};
 use kvm::{
     ext::{bindings as rb, msr},
-    x86::vendor::{self, ArchOps, TdpFormat, VcpuArch},
+    x86::vendor::{self, ArchOps, TdpFormat, VcpuArch, VendorCaps},
 };
 
 mod cpuid;
@@ -89,6 +89,10 @@ impl ArchOps for Svm {
 
     fn tdp_format(&self) -> TdpFormat {
         vmcb::NPT_FORMAT
+    }
+
+    fn cpu_caps(&self) -> &'static dyn VendorCaps {
+        &kvm::cpuid_caps::SvmCaps
     }
 
     fn create_vcpu(&self, _id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>> {
