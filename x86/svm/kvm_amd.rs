@@ -13,6 +13,7 @@ use kvm::{
 };
 
 mod cpuid;
+mod params;
 mod percpu;
 mod vcpu;
 mod vmcb;
@@ -44,9 +45,8 @@ impl kernel::Module for KvmAmd {
             pr_err!("SVM disabled (by BIOS) in MSR_VM_CR on CPU {}\n", this_cpu);
             return Err(EOPNOTSUPP);
         }
-        if cpuid::has_npt() {
-            pr_info!("Nested Paging enabled\n");
-        }
+        params::check_at_load()?;
+        pr_info!("Nested Paging enabled\n");
         let svm: Arc<dyn ArchOps> = Arc::new(Svm::new()?, GFP_KERNEL)?;
         let registration = vendor::register(c"kvm_amd", svm, module)?;
         Ok(Self {

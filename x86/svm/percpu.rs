@@ -105,7 +105,7 @@ impl Shared {
             cpus,
             iopm,
             msrpm,
-            nrips: cpuid::has_nrips(),
+            nrips: crate::params::NRIPS.get() != 0,
             flush_by_asid: cpuid::has_flush_by_asid(),
         })
     }
