@@ -305,6 +305,25 @@ pub(crate) fn paging_config(st: &mut VcpuState) -> paging::PagingConfig {
     )
 }
 
+/// Reads the `N` instruction bytes at CS:RIP as the CPU would fetch them
+/// (`None` if they are not all in guest RAM).
+pub(crate) fn fetch_at_rip<const N: usize>(vm: &Vm, st: &mut VcpuState) -> Option<[u8; N]> {
+    let cfg = paging_config(st);
+    let la = crate::x86::events::linear_rip(st);
+    let acc = paging::Access {
+        fetch: true,
+        user: st.hw.cpl() == 3,
+        ..Default::default()
+    };
+    let mut mem = Mem::new(vm);
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        let t = paging::translate(&mut mem, &cfg, la.wrapping_add(i as u64), acc).ok()?;
+        mem.read(t.gpa, core::slice::from_mut(b)).ok()?;
+    }
+    Some(out)
+}
+
 /// `kvm_run.emulation_failure` as upstream lays it out: flags
 /// (INSTRUCTION_BYTES), insn_size and 15 bytes (NOP-padded), then the
 /// vendor's exit info.

@@ -7,10 +7,11 @@
 use crate::defs::regs::{RAX, RBX, RCX, RDX};
 use crate::{
     defs,
+    defs::{regs::X86_EFLAGS_RF, vector::UD_VECTOR},
     ext::{time, uapi},
     virt::{vcpu::Vcpu, vm::Vm},
     x86::{
-        cpuid, emulator_ops, events, iodev, msrs,
+        cpuid, emulator_ops, events, iodev, msrs, params,
         run::{halt, merge_reg, vector, Next},
         vcpu::VcpuState,
         vendor::{IoExit, Seg, VmExit},
@@ -119,6 +120,9 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             Ok(Next::User)
         }
         VmExit::Exception {
+            vector: UD_VECTOR, ..
+        } if fep_enabled() => handle_ud(vm, vcpu, st),
+        VmExit::Exception {
             vector,
             error_code,
             info: _,
@@ -150,6 +154,33 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             Ok(Next::User)
         }
     }
+}
+
+/// `ud2; .ascii "kvm"`: upstream's forced-emulation prefix (KVM_FEP).
+const KVM_FEP: [u8; 5] = [0x0f, 0x0b, b'k', b'v', b'm'];
+/// force_emulation_prefix bit 1: also clear RFLAGS.RF.
+const FEP_CLEAR_RFLAGS_RF: i32 = 2;
+
+/// Whether `force_emulation_prefix` is on (then #UD is intercepted).
+pub(crate) fn fep_enabled() -> bool {
+    params::FORCE_EMULATION_PREFIX.get() & 1 != 0
+}
+
+/// #UD with `force_emulation_prefix`: after the KVM_FEP prefix the next
+/// instruction is emulated (upstream's handle_ud()); any other #UD goes
+/// back to the guest.
+fn handle_ud(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
+    if emulator_ops::fetch_at_rip::<5>(vm, st) != Some(KVM_FEP) {
+        st.hw.inject_exception(UD_VECTOR, None);
+        return Ok(Next::Guest);
+    }
+    if params::FORCE_EMULATION_PREFIX.get() & FEP_CLEAR_RFLAGS_RF != 0 {
+        let r = st.hw.rflags();
+        st.hw.set_rflags(r & !X86_EFLAGS_RF);
+    }
+    let rip = st.hw.rip().wrapping_add(KVM_FEP.len() as u64);
+    st.hw.set_rip(rip);
+    emulator_ops::emulate(vm, vcpu, st, &[])
 }
 
 /// RDMSR (ECX) into EDX:EAX, or WRMSR of EDX:EAX; #GP when refused.

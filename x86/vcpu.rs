@@ -3,6 +3,7 @@
 //! and the x86 vCPU ioctls (upstream's kvm_arch_vcpu_ioctl()).
 
 use crate::{
+    defs::vector::UD_VECTOR,
     emulate::Emulator,
     ext::{fpu::GuestFpu, uaccess::read_arg, uapi},
     virt::{
@@ -67,6 +68,10 @@ impl VcpuState {
         lapic_in_kernel: bool,
     ) -> Result<Self> {
         let mut hw = vm.vendor().ops().create_vcpu(id, vm.mmu().tdp_root())?;
+        // KVM_FEP: #UD exits so the prefix can be recognised.
+        if crate::x86::exits::fep_enabled() {
+            hw.set_exception_intercept(UD_VECTOR, true);
+        }
         // All vCPUs share one TSC (upstream synchronises at creation).
         hw.set_tsc_offset(kvmclock::tsc_write(vm, 0));
         Ok(Self {
