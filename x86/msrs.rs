@@ -20,7 +20,11 @@ use crate::{
 };
 use kernel::prelude::*;
 
-use crate::defs::{msr::*, paging::Gpa, regs::*};
+use crate::defs::{
+    msr::*,
+    paging::{offset_in_page, Gpa},
+    regs::*,
+};
 
 /// Model-specific MSRs that read as zero (upstream's list in
 /// kvm_get_msr_common(): platform, SYSCFG/TSEG, interrupt-pending message,
@@ -450,6 +454,13 @@ pub(crate) fn set_cr0(st: &mut VcpuState, val: u64) -> Result {
             return Err(EINVAL);
         }
     }
+    // Paging cannot go off with PCIDs on, nor WP with CET on.
+    let cr4 = st.hw.cr4();
+    if (cr0 & X86_CR0_PG == 0 && cr4 & X86_CR4_PCIDE != 0)
+        || (cr0 & X86_CR0_WP == 0 && cr4 & X86_CR4_CET != 0)
+    {
+        return Err(EINVAL);
+    }
     st.hw.set_cr(0, cr0);
     Ok(())
 }
@@ -512,10 +523,14 @@ pub(crate) fn check_sregs(st: &VcpuState, s: &uapi::kvm_sregs) -> Result {
 pub(crate) fn set_cr4(st: &mut VcpuState, val: u64) -> Result {
     let old = st.hw.cr4();
     let lma = st.hw.efer() & EFER_LMA != 0;
+    // PCIDs go on only in long mode with CR3[11:0] zero; CET needs WP.
+    let pcide_on = val & X86_CR4_PCIDE != 0 && old & X86_CR4_PCIDE == 0;
     if val & !cr4_valid_bits(st) != 0
         || (lma && val & X86_CR4_PAE == 0)
         || (lma && (old ^ val) & X86_CR4_LA57 != 0)
         || (!lma && val & X86_CR4_PCIDE != 0)
+        || (pcide_on && offset_in_page(st.hw.cr3()) != 0)
+        || (val & X86_CR4_CET != 0 && st.hw.cr0() & X86_CR0_WP == 0)
     {
         return Err(EINVAL);
     }

@@ -112,6 +112,8 @@ impl SvmVcpu {
         let msrpm = self.shared.msrpm.phys();
         let c = &mut self.vmcb_mut().control;
         for (w, b) in [
+            intercept::CR4_WRITE,
+            intercept::SELECTIVE_CR0,
             intercept::INTR,
             intercept::NMI,
             intercept::SMI,
@@ -275,7 +277,14 @@ impl SvmVcpu {
                     info: 0,
                 }
             }
-            exit::DR_READ_0..=exit::DR_WRITE_15 | exit::WRITE_CR8 => VmExit::Emulate,
+            // CR0 (other than TS/MP) and CR4 writes are checked by the core
+            // (reserved and CPUID-dependent bits, mode changes) as upstream
+            // does; without decode assists the emulator decodes them.
+            exit::DR_READ_0..=exit::DR_WRITE_15
+            | exit::WRITE_CR0
+            | exit::WRITE_CR4
+            | exit::CR0_SEL_WRITE
+            | exit::WRITE_CR8 => VmExit::Emulate,
             exit::VMRUN
             | exit::VMLOAD
             | exit::VMSAVE

@@ -148,11 +148,13 @@ pub(crate) mod intercept {
     pub(crate) const EXCEPTION_WORD: usize = 2;
     /// All DR reads (bits 0-15) and writes (16-31).
     pub(crate) const DR_WORD: usize = 1;
+    pub(crate) const CR4_WRITE: Bit = (0, 16 + 4);
     pub(crate) const CR8_WRITE: Bit = (0, 16 + 8);
     pub(crate) const INTR: Bit = (3, 0);
     pub(crate) const NMI: Bit = (3, 1);
     pub(crate) const SMI: Bit = (3, 2);
     pub(crate) const VINTR: Bit = (3, 4);
+    pub(crate) const SELECTIVE_CR0: Bit = (3, 5);
     pub(crate) const RDPMC: Bit = (3, 15);
     pub(crate) const CPUID: Bit = (3, 18);
     pub(crate) const IRET: Bit = (3, 20);
@@ -182,6 +184,8 @@ pub(crate) mod intercept {
 
 /// #VMEXIT codes (`Control::exit_code`).
 pub(crate) mod exit {
+    pub(crate) const WRITE_CR0: u64 = 0x010;
+    pub(crate) const WRITE_CR4: u64 = 0x014;
     pub(crate) const WRITE_CR8: u64 = 0x018;
     pub(crate) const DR_READ_0: u64 = 0x020;
     pub(crate) const DR_WRITE_15: u64 = 0x03f;
@@ -191,6 +195,7 @@ pub(crate) mod exit {
     pub(crate) const NMI: u64 = 0x061;
     pub(crate) const SMI: u64 = 0x062;
     pub(crate) const VINTR: u64 = 0x064;
+    pub(crate) const CR0_SEL_WRITE: u64 = 0x065;
     pub(crate) const RDPMC: u64 = 0x06f;
     pub(crate) const CPUID: u64 = 0x072;
     pub(crate) const IRET: u64 = 0x074;
