@@ -10,6 +10,7 @@
 #include <linux/cpuhotplug.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/sched/stat.h>
 #include <asm/cpufeatures.h>
 #include <asm/msr-index.h>
 #include <asm/virt.h>

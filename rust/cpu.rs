@@ -91,3 +91,10 @@ pub fn sync_with_cpu(cpu: i32) {
         };
     }
 }
+
+/// Whether the current task is the only runnable one on this CPU (halt
+/// polling stops as soon as another task wants the CPU).
+pub fn single_task_running() -> bool {
+    // SAFETY: reads the current CPU's run-queue length.
+    unsafe { rb::single_task_running() }
+}

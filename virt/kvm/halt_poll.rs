@@ -63,7 +63,8 @@ impl HaltPoll {
 }
 
 /// Spins until a request is posted to `kick` (true) or until `deadline`
-/// (monotonic ns), a pending signal or a reschedule (false).
+/// (monotonic ns), a pending signal, or another task wanting this CPU
+/// (false), as upstream's kvm_vcpu_can_poll().
 pub(crate) fn poll(kick: &VcpuKick, deadline: u64) -> bool {
     loop {
         if kick.has_requests() {
