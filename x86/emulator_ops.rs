@@ -359,6 +359,7 @@ pub(crate) fn instruction_length(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Op
 /// Emulates the instruction at CS:RIP (`insn`: bytes the hardware already
 /// fetched, if any) until it completes or needs userspace.
 pub(crate) fn emulate(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, insn: &[u8]) -> Result<Next> {
+    vcpu.stats().insn_emulation.inc();
     let mut emu = core::mem::take(&mut st.emulator);
     let r = step(vm, vcpu, st, &mut emu, insn);
     st.emulator = emu;
@@ -466,6 +467,7 @@ fn finish(vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, outcome: Outcome)
         Outcome::Completed | Outcome::Continue => Ok(Next::Guest),
         Outcome::Halt => Ok(halt(vcpu, st)),
         Outcome::Mmio(m) => {
+            vcpu.stats().mmio_exits.inc();
             run.set_exit_reason(uapi::KVM_EXIT_MMIO);
             run.set_mmio(m.gpa, m.data, u32::from(m.len), m.is_write);
             st.completion.emulator(if m.is_write {
@@ -497,6 +499,7 @@ fn finish(vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, outcome: Outcome)
         Outcome::Unhandleable { bytes, len } => {
             // As upstream: #UD is queued; at CPL 0 userspace also hears
             // of it, with the instruction bytes and the exit info.
+            vcpu.stats().insn_emulation_fail.inc();
             st.hw.inject_exception(crate::defs::vector::UD_VECTOR, None);
             if st.hw.cpl() != 0 {
                 return Ok(Next::Guest);

@@ -42,10 +42,19 @@ fn edx_eax(st: &VcpuState) -> u64 {
 /// Handles one exit.
 pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result<Next> {
     let run = vcpu.run_page();
+    let stats = vcpu.stats();
     match exit {
         VmExit::None => Ok(Next::Guest),
-        VmExit::Io(io) => handle_io(vm, vcpu, st, io),
+        VmExit::HostIrq => {
+            stats.irq_exits.inc();
+            Ok(Next::Guest)
+        }
+        VmExit::Io(io) => {
+            stats.io_exits.inc();
+            handle_io(vm, vcpu, st, io)
+        }
         VmExit::Hlt => {
+            stats.halt_exits.inc();
             skip(vm, vcpu, st, 1);
             Ok(halt(vcpu, st))
         }
@@ -55,7 +64,10 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             Ok(Next::Guest)
         }
         VmExit::Msr { write } => handle_msr(vm, vcpu, st, write),
-        VmExit::Hypercall => handle_hypercall(vm, vcpu, st),
+        VmExit::Hypercall => {
+            stats.hypercalls.inc();
+            handle_hypercall(vm, vcpu, st)
+        }
         VmExit::Xsetbv => {
             let index = st.hw.gprs()[RCX] as u32;
             let value = edx_eax(st);
@@ -99,9 +111,13 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             insn_len,
             insn,
         } => {
-            match vm.mmu().fault(vm.vcpus(), gpa, write) {
-                Ok(true) => return Ok(Next::Guest),
-                Ok(false) => {}
+            stats.pf_taken.inc();
+            match vm.mmu().fault(vm, gpa, write) {
+                Ok(true) => {
+                    stats.pf_fixed.inc();
+                    return Ok(Next::Guest);
+                }
+                Ok(false) => stats.pf_emulate.inc(),
                 Err(e) => {
                     // The VMM's memory behind a slot is gone (KVM_CAP_MEMORY_FAULT_INFO).
                     run.set_exit_reason(uapi::KVM_EXIT_MEMORY_FAULT);
@@ -111,7 +127,10 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             }
             emulator_ops::emulate(vm, vcpu, st, &insn[..usize::from(insn_len).min(15)])
         }
-        VmExit::InterruptWindow => Ok(Next::Guest),
+        VmExit::InterruptWindow => {
+            stats.irq_window_exits.inc();
+            Ok(Next::Guest)
+        }
         VmExit::Emulate => emulator_ops::emulate(vm, vcpu, st, &[]),
         VmExit::Shutdown => {
             // The vendor state is undefined after a shutdown: INIT the vCPU.

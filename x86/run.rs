@@ -93,6 +93,7 @@ pub(crate) enum Next {
 }
 
 /// The KVM_RUN ioctl (its argument must be 0).
+#[inline(never)]
 pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result<isize> {
     if arg != 0 {
         return Err(EINVAL);
@@ -132,8 +133,10 @@ pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> R
 fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
     let run = vcpu.run_page();
     let kick = vcpu.kick();
+    let stats = vcpu.stats();
     loop {
         if kernel::current!().signal_pending() {
+            stats.signal_exits.inc();
             run.set_exit_reason(uapi::KVM_EXIT_INTR);
             return Err(EINTR);
         }
@@ -141,6 +144,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
 
         if !st.mp_state.is_runnable() {
             if !inject::wait_until_runnable(vm, vcpu, st)? {
+                stats.signal_exits.inc();
                 run.set_exit_reason(uapi::KVM_EXIT_INTR);
                 return Err(EINTR);
             }
@@ -148,6 +152,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         }
         let reqs = kick.take_requests();
         if reqs & REQ_TLB_FLUSH != 0 {
+            stats.tlb_flush.inc();
             st.hw.flush_tlb();
         }
         inject::service_requests(vm, vcpu, st, reqs)?;
@@ -183,6 +188,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         let exit = window.run_guest(xcr0, |cpu| st.hw.run(cpu));
         kick.exit_guest_mode();
         drop(window);
+        stats.exits.inc();
 
         inject::after_exit(vm, vcpu, st);
         match exits::handle_exit(vm, vcpu, st, exit)? {
@@ -195,6 +201,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
             && !vm.arch().irqchip().is_full()
             && ready_for_injection(vm, vcpu, st)
         {
+            stats.request_irq_exits.inc();
             run.set_exit_reason(uapi::KVM_EXIT_IRQ_WINDOW_OPEN);
             return Ok(());
         }

@@ -145,13 +145,27 @@ impl VcpuKick {
         self.waitq.notify_all();
     }
 
-    /// Sleeps until a request is posted or a signal arrives; returns true
-    /// if a signal is pending.
-    pub(crate) fn block(&self) -> bool {
+    /// Sleeps until a request is posted or a signal arrives.
+    pub(crate) fn block(&self) -> Block {
         let mut g = self.wait_lock.lock();
         if self.requests.load(Ordering::SeqCst) != 0 {
-            return false;
+            return Block::NotNeeded;
         }
-        self.waitq.wait_interruptible(&mut g)
+        if self.waitq.wait_interruptible(&mut g) {
+            Block::Signal
+        } else {
+            Block::Woken
+        }
     }
+}
+
+/// How [`VcpuKick::block`] ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Block {
+    /// A request was already posted: it did not sleep.
+    NotNeeded,
+    /// It slept and was woken.
+    Woken,
+    /// A signal is pending.
+    Signal,
 }

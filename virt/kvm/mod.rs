@@ -15,5 +15,6 @@ pub(crate) mod kick;
 pub(crate) mod kick_timer;
 pub(crate) mod params;
 pub(crate) mod run_page;
+pub(crate) mod stats;
 pub(crate) mod vcpu;
 pub(crate) mod vm;

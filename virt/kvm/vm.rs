@@ -28,9 +28,10 @@ use crate::{
         eventfd::{self, Ioeventfds, Irqfds},
         guest_memory::Slot,
         ioctl::*,
+        stats::{self, StatsSource},
         vcpu::{self, Vcpus},
     },
-    x86::{self, mmu::Mmu, vendor::VendorRef, vm_arch::VmArch},
+    x86::{self, mmu::Mmu, stats::VmStats, vendor::VendorRef, vm_arch::VmArch},
 };
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{
@@ -76,6 +77,9 @@ pub(crate) struct Vm {
     /// What upstream keeps in `struct kvm_arch`.
     #[pin]
     arch: VmArch,
+    /// Statistics, and their id ("kvm-TID", TID the creating thread).
+    stats: VmStats,
+    stats_id: KVec<u8>,
 }
 
 impl_has_mmu_notifier!(Vm, notifier);
@@ -83,7 +87,7 @@ impl_has_mmu_notifier!(Vm, notifier);
 impl MmuNotifierOps for Vm {
     fn invalidate_range_start(&self, start: u64, end: u64, blockable: bool) -> Result {
         self.mmu
-            .invalidate_start(&self.vcpus, start, end, blockable)
+            .invalidate_start(self, start, end, blockable)
     }
 
     fn invalidate_range_end(&self, _start: u64, _end: u64) {
@@ -91,7 +95,7 @@ impl MmuNotifierOps for Vm {
     }
 
     fn release(&self) {
-        self.mmu.zap_all(&self.vcpus);
+        self.mmu.zap_all(self);
     }
 }
 
@@ -129,6 +133,19 @@ impl Vm {
     /// The x86 part.
     pub(crate) fn arch(&self) -> &VmArch {
         &self.arch
+    }
+
+    /// Makes every vCPU flush its guest TLB before it next enters the
+    /// guest, and waits until none still runs with stale translations.
+    pub(crate) fn flush_remote_tlbs(&self) {
+        self.stats.remote_tlb_flush_requests.inc();
+        self.stats.remote_tlb_flush.inc();
+        self.vcpus.flush_tlbs();
+    }
+
+    /// The statistics.
+    pub(crate) fn stats(&self) -> &VmStats {
+        &self.stats
     }
 
     /// The vendor backend.
@@ -184,10 +201,11 @@ impl Vm {
         // A logging slot is write-protected from the start (with
         // INITIALLY_SET from the first KVM_CLEAR_DIRTY_LOG on).
         let protect = new_slot.as_ref().is_some_and(|s| s.logging()) && !initially_set;
-        self.mmu.set_slot(&self.vcpus, old, new_slot, protect)
+        self.mmu.set_slot(self, old, new_slot, protect)
     }
 
     /// `KVM_CREATE_VCPU`.
+    #[inline(never)]
     fn create_vcpu(self: ArcBorrow<'_, Self>, id: usize) -> Result<isize> {
         if !self.vcpu_id_ok(id, false) {
             return Err(EINVAL);
@@ -262,6 +280,8 @@ pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
         mm.into()
     };
     let mmu = Mmu::new(vendor.ops().tdp_format())?;
+    let pid = kernel::current!().pid();
+    let stats_id = id_string(fmt!("kvm-{}", pid))?;
     let coalesced = Coalesced::new()?;
     let vm = Arc::pin_init(
         try_pin_init!(Vm {
@@ -276,6 +296,8 @@ pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
             coalesced <- coalesced,
             max_vcpu_ids: AtomicU32::new(0),
             arch <- VmArch::new(),
+            stats: VmStats::new(),
+            stats_id,
         }),
         GFP_KERNEL_ACCOUNT,
     )?;
@@ -306,6 +328,7 @@ impl FileOps for VmFile {
             KVM_GET_DIRTY_LOG => done(dirty_log::get_dirty_log(&vm, arg)),
             KVM_CLEAR_DIRTY_LOG => done(dirty_log::clear_dirty_log(&vm, arg)),
             KVM_ENABLE_CAP => done(vm.enable_cap(arg)),
+            KVM_GET_STATS_FD => stats::get_stats_fd(vm.into()),
             KVM_IRQFD => done(eventfd::irqfd(vm, arg)),
             KVM_IOEVENTFD => done(eventfd::ioeventfd(&vm, arg)),
             KVM_REGISTER_COALESCED_MMIO => done(coalesced_mmio::register_coalesced_mmio(&vm, arg)),
@@ -321,6 +344,26 @@ impl FileOps for VmFile {
         // As upstream's kvm_vm_release(): irqfds go with the VM fd.
         vm.irqfds.release_all();
     }
+}
+
+impl StatsSource for Vm {
+    type Block = VmStats;
+
+    fn stats_id(&self) -> &[u8] {
+        &self.stats_id
+    }
+
+    fn stats(&self) -> &VmStats {
+        &self.stats
+    }
+}
+
+/// A stats id string (at most `stats::NAME_SIZE - 1` bytes are used).
+pub(crate) fn id_string(args: core::fmt::Arguments<'_>) -> Result<KVec<u8>> {
+    let s = kernel::str::CString::try_from_fmt(args)?;
+    let mut v = KVec::new();
+    v.extend_from_slice(s.to_bytes(), GFP_KERNEL_ACCOUNT)?;
+    Ok(v)
 }
 
 /// The argument of KVM_SET_USER_MEMORY_REGION.

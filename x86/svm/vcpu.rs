@@ -223,7 +223,8 @@ impl SvmVcpu {
         let c = &self.vmcb().control;
         let (code, info1, info2) = (c.exit_code, c.exit_info_1, c.exit_info_2);
         match code {
-            exit::INTR | exit::NMI | exit::SMI => VmExit::None,
+            exit::INTR => VmExit::HostIrq,
+            exit::NMI | exit::SMI => VmExit::None,
             exit::IRET => {
                 // The NMI handler is returning: stop intercepting and
                 // unblock NMIs once the IRET has retired.

@@ -24,6 +24,7 @@ mod modes;
 mod qemu_compat;
 mod smp;
 mod state;
+mod stats;
 mod system;
 
 /// Runs every guest suite.
@@ -42,6 +43,7 @@ pub fn run(r: &mut Report) {
     tests.extend(irqchip_io::tests());
     tests.extend(irqchip_errors::tests());
     tests.extend(qemu_compat::tests());
+    tests.extend(stats::tests());
     if let Ok(filter) = std::env::var("RKVM_TEST_FILTER") {
         // Substrings separated by '|': any of them selects a test.
         tests.retain(|t| filter.split('|').any(|f| t.name.contains(f)));
