@@ -174,6 +174,18 @@ pub fn new_anon_fd<T: FileOps>(name: &CStr, data: T::Ptr) -> Result<u32> {
 
 /// As [`new_anon_fd`], opened with `mode` (`O_RDONLY`, `O_RDWR`).
 pub fn new_anon_fd_mode<T: FileOps>(name: &CStr, data: T::Ptr, mode: u32) -> Result<u32> {
+    new_anon_fd_then::<T>(name, data, mode, |_| {})
+}
+
+/// As [`new_anon_fd_mode`], calling `before_install` with the fd number
+/// once the file exists and before userspace can see the fd (upstream
+/// names VM debugfs directories after it there).
+pub fn new_anon_fd_then<T: FileOps>(
+    name: &CStr,
+    data: T::Ptr,
+    mode: u32,
+    before_install: impl FnOnce(u32),
+) -> Result<u32> {
     let reservation = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
     let private = data.into_foreign();
     // SAFETY: `name` is copied into the new dentry; the vtable is 'static;
@@ -202,6 +214,7 @@ pub fn new_anon_fd_mode<T: FileOps>(name: &CStr, data: T::Ptr, mode: u32) -> Res
         unsafe { (*raw).f_mode |= rb::RKVM_FMODE_PREAD };
     }
     let fd = reservation.reserved_fd();
+    before_install(fd);
     // SAFETY: `anon_inode_getfile` returned a new file with one reference,
     // which we move into the `ARef`; `File` is a transparent wrapper.
     let file = unsafe { ARef::from_raw(NonNull::from(File::from_raw_file(raw))) };

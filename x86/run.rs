@@ -98,6 +98,7 @@ pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> R
     if arg != 0 {
         return Err(EINVAL);
     }
+    vcpu.run_pid().update();
     let _sigmask = SigmaskGuard::apply(st.sigmask);
     let run = vcpu.run_page();
     // An AP that waits for INIT/SIPI: block, then let userspace retry

@@ -8,6 +8,9 @@ export HOME=/tmp
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# Statistics and tracepoints (kvm_stat, tracefs events): issue 13.
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tracefs tracefs /sys/kernel/tracing
 mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts

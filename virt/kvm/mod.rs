@@ -5,6 +5,7 @@
 
 pub(crate) mod caps;
 pub(crate) mod coalesced_mmio;
+pub(crate) mod debugfs;
 pub(crate) mod dev;
 pub(crate) mod dirty_log;
 pub(crate) mod eventfd;

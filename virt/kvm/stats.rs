@@ -115,9 +115,11 @@ impl Kind {
         }
     }
 
-    /// Whether debugfs shows it (upstream skips histograms there).
-    pub(crate) const fn in_debugfs(self) -> bool {
-        !matches!(self, Kind::LogHistTimeNs)
+    /// Whether a debugfs write of 0 clears it (upstream's
+    /// kvm_stats_debugfs_mode(): cumulative and peak counters are 0644,
+    /// the others 0444).
+    pub(crate) const fn clearable(self) -> bool {
+        matches!(self, Kind::Counter | Kind::PCounter | Kind::TimeNs)
     }
 }
 
@@ -125,7 +127,7 @@ impl Kind {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct StatDesc {
     /// Upstream's name.
-    pub(crate) name: &'static str,
+    pub(crate) name: &'static CStr,
     /// What it is.
     pub(crate) kind: Kind,
     /// Offset in the data block, in bytes.
@@ -142,6 +144,9 @@ pub(crate) trait StatsBlock: Send + Sync {
     const VALUES: usize;
     /// Copies the values, in data order, into `out` (at least `VALUES` long).
     fn values(&self, out: &mut [u64]);
+    /// The (first) counter of the statistic at data offset `offset`
+    /// (debugfs shows and clears that one, as upstream).
+    fn stat_at(&self, offset: usize) -> Option<&Stat>;
 }
 
 /// Appends the values of a counter or histogram to `out` at `*i`.
@@ -150,6 +155,8 @@ pub(crate) trait StatValues {
     const LEN: usize;
     /// Copies them.
     fn copy_to(&self, out: &mut [u64], i: &mut usize);
+    /// The first one.
+    fn head(&self) -> &Stat;
 }
 
 impl StatValues for Stat {
@@ -160,6 +167,9 @@ impl StatValues for Stat {
         }
         *i += 1;
     }
+    fn head(&self) -> &Stat {
+        self
+    }
 }
 
 impl<const N: usize> StatValues for LogHist<N> {
@@ -168,6 +178,9 @@ impl<const N: usize> StatValues for LogHist<N> {
         for b in self.buckets() {
             b.copy_to(out, i);
         }
+    }
+    fn head(&self) -> &Stat {
+        &self.0[0]
     }
 }
 
@@ -207,7 +220,7 @@ macro_rules! stats_block {
             /// The descriptors in field (data) order.
             const FIELD_DESCS: &'static [$crate::virt::stats::StatDesc] = &[$(
                 $crate::virt::stats::StatDesc {
-                    name: stringify!($field),
+                    name: kernel::c_str!(stringify!($field)),
                     kind: $crate::virt::stats::Kind::$kind,
                     offset: core::mem::offset_of!($name, $field),
                     len: <$crate::stats_block!(@ty $($ty)?) as $crate::virt::stats::StatValues>::LEN,
@@ -223,6 +236,13 @@ macro_rules! stats_block {
             fn values(&self, out: &mut [u64]) {
                 let mut i = 0;
                 $($crate::virt::stats::StatValues::copy_to(&self.$field, out, &mut i);)*
+            }
+
+            fn stat_at(&self, offset: usize) -> Option<&$crate::virt::stats::Stat> {
+                $(if offset == core::mem::offset_of!($name, $field) {
+                    return Some($crate::virt::stats::StatValues::head(&self.$field));
+                })*
+                None
             }
         }
     };
@@ -242,7 +262,7 @@ macro_rules! stats_block {
 pub(crate) const fn find_desc(descs: &[StatDesc], name: &str) -> StatDesc {
     let mut i = 0;
     while i < descs.len() {
-        if const_str_eq(descs[i].name, name) {
+        if const_str_eq(descs[i].name.to_bytes(), name.as_bytes()) {
             return descs[i];
         }
         i += 1;
@@ -250,8 +270,7 @@ pub(crate) const fn find_desc(descs: &[StatDesc], name: &str) -> StatDesc {
     panic!("order: names a field the block does not have");
 }
 
-const fn const_str_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+const fn const_str_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -292,7 +311,7 @@ fn stats_image<B: StatsBlock>(id: &[u8], block: &B) -> Result<KVec<u8>> {
         put(&mut img, at + 6, &(d.len as u16).to_ne_bytes());
         put(&mut img, at + 8, &(d.offset as u32).to_ne_bytes());
         // bucket_size (only linear histograms have one) stays 0.
-        let name = d.name.as_bytes();
+        let name = d.name.to_bytes();
         put(&mut img, at + 16, &name[..name.len().min(NAME_SIZE - 1)]);
     }
     let mut values = KVec::from_elem(0u64, B::VALUES, GFP_KERNEL)?;

@@ -12,6 +12,7 @@ use crate::{
         uaccess::read_arg,
     },
     virt::{
+        debugfs::RunPid,
         ioctl::*,
         kick::{VcpuKick, REQ_TLB_FLUSH},
         run_page::RunPage,
@@ -53,8 +54,10 @@ pub(crate) struct Vcpu {
     #[pin]
     state: Mutex<VcpuState>,
     /// Statistics, and their id ("kvm-TID/vcpu-ID", TID the creating thread).
-    stats: VcpuStats,
+    stats: Arc<VcpuStats>,
     stats_id: KVec<u8>,
+    /// The thread that last entered KVM_RUN (debugfs `vcpu<N>/pid`).
+    run_pid: Arc<RunPid>,
 }
 
 impl Vcpu {
@@ -72,6 +75,10 @@ impl Vcpu {
         // Upstream names the creating thread, not the VM's creator.
         let tid = kernel::current!().pid();
         let stats_id = crate::virt::vm::id_string(fmt!("kvm-{}/vcpu-{}", tid, id))?;
+        let run = RunPage::new()?;
+        let run_pid = Arc::new(RunPid::default(), GFP_KERNEL_ACCOUNT)?;
+        let stats = vm.stats_tree().add_vcpu()?;
+        let vcpu_stats = stats.clone();
         Arc::pin_init(
             try_pin_init!(Vcpu {
                 id,
@@ -79,13 +86,15 @@ impl Vcpu {
                 bsp,
                 kick,
                 lapic,
-                run: RunPage::new()?,
+                run,
                 state <- new_mutex!(state),
-                stats: VcpuStats::new(),
+                stats: vcpu_stats,
                 stats_id,
+                run_pid,
             }),
             GFP_KERNEL_ACCOUNT,
         )
+        .inspect_err(|_| vm.stats_tree().remove_vcpu(&stats))
     }
 
     /// Its position in the VM's vCPU list.
@@ -114,8 +123,13 @@ impl Vcpu {
     }
 
     /// The statistics.
-    pub(crate) fn stats(&self) -> &VcpuStats {
+    pub(crate) fn stats(&self) -> &Arc<VcpuStats> {
         &self.stats
+    }
+
+    /// The thread that last ran it.
+    pub(crate) fn run_pid(&self) -> &Arc<RunPid> {
+        &self.run_pid
     }
 
     /// Takes the vCPU mutex.

@@ -24,6 +24,7 @@ use crate::{
     virt::{
         caps,
         coalesced_mmio::{self, Coalesced},
+        debugfs::{VmDebugfs, VmStatsTree},
         dirty_log::{self, DirtyLog},
         eventfd::{self, Ioeventfds, Irqfds},
         guest_memory::Slot,
@@ -77,17 +78,20 @@ pub(crate) struct Vm {
     /// What upstream keeps in `struct kvm_arch`.
     #[pin]
     arch: VmArch,
-    /// Statistics, and their id ("kvm-TID", TID the creating thread).
-    stats: VmStats,
+    /// Statistics (with the vCPUs'), and their id ("kvm-TID", TID the
+    /// creating thread).
+    stats: Arc<VmStatsTree>,
     stats_id: KVec<u8>,
+    /// The `PID-FD` debugfs directory. Taken under `slots_lock`.
+    #[pin]
+    debugfs: Mutex<Option<VmDebugfs>>,
 }
 
 impl_has_mmu_notifier!(Vm, notifier);
 
 impl MmuNotifierOps for Vm {
     fn invalidate_range_start(&self, start: u64, end: u64, blockable: bool) -> Result {
-        self.mmu
-            .invalidate_start(self, start, end, blockable)
+        self.mmu.invalidate_start(self, start, end, blockable)
     }
 
     fn invalidate_range_end(&self, _start: u64, _end: u64) {
@@ -138,13 +142,18 @@ impl Vm {
     /// Makes every vCPU flush its guest TLB before it next enters the
     /// guest, and waits until none still runs with stale translations.
     pub(crate) fn flush_remote_tlbs(&self) {
-        self.stats.remote_tlb_flush_requests.inc();
-        self.stats.remote_tlb_flush.inc();
+        self.stats().remote_tlb_flush_requests.inc();
+        self.stats().remote_tlb_flush.inc();
         self.vcpus.flush_tlbs();
     }
 
     /// The statistics.
     pub(crate) fn stats(&self) -> &VmStats {
+        self.stats.vm()
+    }
+
+    /// The statistics of the VM and its vCPUs.
+    pub(crate) fn stats_tree(&self) -> &Arc<VmStatsTree> {
         &self.stats
     }
 
@@ -215,9 +224,15 @@ impl Vm {
         let vcpu = vcpu::Vcpu::new(&self, id as u32, index)?;
         self.vcpus.push(vcpu.clone())?;
         let vm: Arc<Vm> = self.into();
-        vcpu::open_fd(vm, vcpu.clone())
-            .map(|fd| fd as isize)
-            .inspect_err(|_| self.vcpus.remove(&vcpu))
+        let fd = vcpu::open_fd(vm, vcpu.clone()).inspect_err(|_| {
+            self.vcpus.remove(&vcpu);
+            self.stats.remove_vcpu(vcpu.stats());
+        })?;
+        if let Some(d) = &mut *self.debugfs.lock() {
+            // Best effort, as upstream's kvm_create_vcpu_debugfs().
+            d.add_vcpu(id as u32, vcpu.run_pid()).ok();
+        }
+        Ok(fd as isize)
     }
 
     /// KVM_ENABLE_CAP on the VM.
@@ -263,6 +278,7 @@ impl PinnedDrop for Vm {
     fn drop(self: Pin<&mut Self>) {
         // No callback may see the rest of `self` being dropped.
         self.notifier.unregister();
+        self.stats.unlist();
     }
 }
 
@@ -280,8 +296,10 @@ pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
         mm.into()
     };
     let mmu = Mmu::new(vendor.ops().tdp_format())?;
-    let pid = kernel::current!().pid();
-    let stats_id = id_string(fmt!("kvm-{}", pid))?;
+    let tid = kernel::current!().pid();
+    let stats_id = id_string(fmt!("kvm-{}", tid))?;
+    let stats = VmStatsTree::new()?;
+    let vm_stats = stats.clone();
     let coalesced = Coalesced::new()?;
     let vm = Arc::pin_init(
         try_pin_init!(Vm {
@@ -296,13 +314,21 @@ pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
             coalesced <- coalesced,
             max_vcpu_ids: AtomicU32::new(0),
             arch <- VmArch::new(),
-            stats: VmStats::new(),
+            stats: vm_stats,
             stats_id,
+            debugfs <- new_mutex!(None),
         }),
         GFP_KERNEL_ACCOUNT,
-    )?;
+    )
+    .inspect_err(|_| stats.unlist())?;
     vm.notifier.register()?;
-    Ok(file::new_anon_fd::<VmFile>(c"kvm-vm", vm)? as isize)
+    // The debugfs directory is named after the fd, made before the fd is
+    // installed (as upstream's kvm_create_vm_debugfs()); best effort.
+    let dir_vm = vm.clone();
+    let fd = file::new_anon_fd_then::<VmFile>(c"kvm-vm", vm, kernel::bindings::O_RDWR, |fd| {
+        *dir_vm.debugfs.lock() = VmDebugfs::new(&dir_vm.stats, tid, fd).ok().flatten();
+    })?;
+    Ok(fd as isize)
 }
 
 /// A VM fd.
@@ -354,7 +380,7 @@ impl StatsSource for Vm {
     }
 
     fn stats(&self) -> &VmStats {
-        &self.stats
+        self.stats.vm()
     }
 }
 

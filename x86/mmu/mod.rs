@@ -268,12 +268,7 @@ impl Mmu {
     /// KVM_GET_DIRTY_LOG: the slot's dirty bitmap. Without manual
     /// protection (`harvest`) the bits are cleared and those pages
     /// write-protected again, so new writes are logged.
-    pub(crate) fn dirty_bitmap(
-        &self,
-        vm: &Vm,
-        slot: &Slot,
-        harvest: bool,
-    ) -> Result<KVec<u64>> {
+    pub(crate) fn dirty_bitmap(&self, vm: &Vm, slot: &Slot, harvest: bool) -> Result<KVec<u64>> {
         let words = slot.dirty_words();
         let mut out = KVec::with_capacity(words.len(), GFP_KERNEL_ACCOUNT)?;
         if !harvest {

@@ -130,7 +130,15 @@ impl Tdp {
     /// any leaf changed.
     fn for_each_leaf(&mut self, start: u64, end: u64, f: &impl Fn(u64) -> u64) -> bool {
         let mut removed = 0;
-        let changed = self.walk(self.root_pa(), LEVELS, 0, start, end.min(MAX_GFN + 1), f, &mut removed);
+        let changed = self.walk(
+            self.root_pa(),
+            LEVELS,
+            0,
+            start,
+            end.min(MAX_GFN + 1),
+            f,
+            &mut removed,
+        );
         self.leaves = self.leaves.saturating_sub(removed);
         changed
     }

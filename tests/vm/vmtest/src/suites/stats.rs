@@ -110,6 +110,8 @@ pub fn tests() -> Vec<Test> {
         test("stats/exits-and-io-exits-count-guest-outs", io_counters),
         test("stats/halt-wait-blocking-and-signal-exit", halt_counters),
         test("stats/pages-4k-counts-mapped-guest-pages", pages_4k),
+        test("stats/debugfs-files-per-vm-dir-and-clear", debugfs),
+        test("stats/kvm-stat-once-debugfs-shows-exits", kvm_stat),
     ]
 }
 
@@ -319,6 +321,125 @@ fn pages_4k() -> TestResult {
     let n = s.get("pages_4k")? + s.get("pages_2m")? + s.get("pages_1g")?;
     if n == 0 {
         return Err("pages_4k + pages_2m + pages_1g is 0 after the guest ran".into());
+    }
+    Ok(())
+}
+
+const DEBUGFS_KVM: &str = "/sys/kernel/debug/kvm";
+
+fn read_u64_file(path: &str) -> Result<u64, String> {
+    let t = std::fs::read_to_string(path).map_err(|e| format!("read {path}: {e}"))?;
+    t.trim().parse().map_err(|e| format!("{path}: {t:?}: {e}"))
+}
+
+fn write_file(path: &str, v: &str) -> Result<(), i32> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| e.raw_os_error().unwrap_or(0))?;
+    f.write_all(v.as_bytes()).map_err(|e| e.raw_os_error().unwrap_or(0))
+}
+
+/// A VM that made `n` OUT exits and still exists, with its vCPU.
+fn guest_with_outs(n: u32) -> Result<Guest, String> {
+    let mut g = Guest::at(Mode::Long, "count_out")?;
+    g.cpu.with_regs(|r| {
+        r.rbx = 5;
+        r.rcx = n.into();
+    })?;
+    for i in 1..=n {
+        g.cpu.expect(Exit::out4(PORT_OUT, 5 << 16 | i))?;
+    }
+    g.cpu.expect_hlt()?;
+    Ok(g)
+}
+
+/// /sys/kernel/debug/kvm has one file per VM and vCPU statistic (the
+/// descriptor names); the VM's "TID-FD" directory has the same files with
+/// this VM's values (exits and io_exits >= the OUTs it made) and a
+/// vcpu0/pid with the thread that ran it; the aggregate exits is at least
+/// the VM's; writing 0 clears a cumulative statistic, 1 is EINVAL.
+fn debugfs() -> TestResult {
+    const N: u32 = 30;
+    let g = guest_with_outs(N)?;
+    let mut top: Vec<String> = std::fs::read_dir(DEBUGFS_KVM)
+        .map_err(|e| format!("{DEBUGFS_KVM}: {e}"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    let mut want: Vec<String> = VM_DESCS.iter().chain(VCPU_DESCS).map(|d| d.0.to_string()).collect();
+    want.sort();
+    if top != want {
+        let extra: Vec<_> = top.iter().filter(|t| !want.contains(t)).collect();
+        let missing: Vec<_> = want.iter().filter(|w| !top.contains(w)).collect();
+        return Err(format!("{DEBUGFS_KVM} files: extra {extra:?}, missing {missing:?}"));
+    }
+    // SAFETY: no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let dir = format!("{DEBUGFS_KVM}/{tid}-{}", g.vm.fd.as_raw_fd());
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("per-VM directory {dir}: {e}"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    // Upstream adds x86 files of its own (mmu_rmaps_stat) to the VM's.
+    let missing: Vec<_> = want.iter().filter(|w| !files.contains(w)).collect();
+    if !missing.is_empty() {
+        return Err(format!("{dir} lacks {missing:?}"));
+    }
+    let exits = read_u64_file(&format!("{dir}/exits"))?;
+    let io = read_u64_file(&format!("{dir}/io_exits"))?;
+    if exits < N.into() || io < N.into() {
+        return Err(format!("{dir}: exits {exits}, io_exits {io}, want both >= {N}"));
+    }
+    let all = read_u64_file(&format!("{DEBUGFS_KVM}/exits"))?;
+    if all < exits {
+        return Err(format!("{DEBUGFS_KVM}/exits {all} < this VM's {exits}"));
+    }
+    expect_eq("vcpu0/pid", read_u64_file(&format!("{dir}/vcpu0/pid"))?, tid as u64)?;
+    expect_errno("write 1 to exits", write_file(&format!("{dir}/io_exits"), "1\n").map(|_| 0), libc::EINVAL)?;
+    write_file(&format!("{dir}/io_exits"), "0\n").map_err(|e| format!("write 0 to io_exits: {}", errno_name(e)))?;
+    expect_eq("io_exits after writing 0", read_u64_file(&format!("{dir}/io_exits"))?, 0)?;
+    drop(g);
+    if std::path::Path::new(&dir).exists() {
+        return Err(format!("{dir} still exists after the VM was closed"));
+    }
+    Ok(())
+}
+
+/// The kernel source's tools/kvm/kvm_stat/kvm_stat (`-1 -d -i`: one
+/// batch from debugfs, including past counts) lists exits for a VM that
+/// made OUT exits.
+fn kvm_stat() -> TestResult {
+    const N: u32 = 25;
+    let cmdline = std::fs::read_to_string("/proc/cmdline").map_err(|e| e.to_string())?;
+    let Some(kdir) = cmdline.split_whitespace().find_map(|p| p.strip_prefix("rkvm.kdir=")) else {
+        return Err("no rkvm.kdir= on the kernel command line".into());
+    };
+    let tool = format!("{kdir}/source/tools/kvm/kvm_stat/kvm_stat");
+    if !std::path::Path::new(&tool).exists() {
+        return Err(format!("{tool} not found"));
+    }
+    let _g = guest_with_outs(N)?;
+    let out = std::process::Command::new("python3")
+        .args([tool.as_str(), "-1", "-d", "-i"])
+        .output()
+        .map_err(|e| format!("python3 kvm_stat: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!("kvm_stat: {}: {} {}", out.status, text, String::from_utf8_lossy(&out.stderr)));
+    }
+    let exits = text
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("exits")).then(|| w.next().and_then(|v| v.parse::<u64>().ok())).flatten()
+        })
+        .ok_or_else(|| format!("kvm_stat -1 -d -i printed no exits line: {text:?}"))?;
+    if exits < N.into() {
+        return Err(format!("kvm_stat exits {exits}, want >= {N}"));
     }
     Ok(())
 }
