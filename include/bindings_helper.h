@@ -16,6 +16,7 @@
 #include <asm/msr-index.h>
 #include <asm/virt.h>
 #include "helpers.h"
+#include "kvm_events.h"
 
 /* fmode_t flags are __force casts bindgen cannot evaluate as macros. */
 const fmode_t RKVM_FMODE_PREAD = FMODE_PREAD;

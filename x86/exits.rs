@@ -4,11 +4,11 @@
 //! hypercalls, XSETBV, RDTSCP, MONITOR/MWAIT, WBINVD, INVLPG, RDPMC,
 //! exceptions, shutdown and failed entries.
 
-use crate::defs::regs::{RAX, RBX, RCX, RDX};
+use crate::defs::regs::{RAX, RBX, RCX, RDX, RSI};
 use crate::{
     defs,
     defs::{regs::X86_EFLAGS_RF, vector::UD_VECTOR},
-    ext::{time, uapi},
+    ext::{time, trace, uapi},
     virt::{vcpu::Vcpu, vm::Vm},
     x86::{
         cpuid, emulator_ops, events, iodev, msrs, params,
@@ -72,7 +72,7 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             let index = st.hw.gprs()[RCX] as u32;
             let value = edx_eax(st);
             if st.hw.cpl() != 0 || msrs::set_xcr(st, index, value).is_err() {
-                st.hw.inject_exception(vector::GP, Some(0));
+                st.inject_exception(vector::GP, Some(0));
                 return Ok(Next::Guest);
             }
             skip(vm, vcpu, st, 3);
@@ -102,7 +102,7 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
         VmExit::Invlpg => emulator_ops::emulate(vm, vcpu, st, &[]),
         // No PMU: RDPMC faults, as upstream with an empty PMU.
         VmExit::Rdpmc => {
-            st.hw.inject_exception(vector::GP, Some(0));
+            st.inject_exception(vector::GP, Some(0));
             Ok(Next::Guest)
         }
         VmExit::TdpFault {
@@ -112,6 +112,10 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             insn,
         } => {
             stats.pf_taken.inc();
+            if trace::kvm_page_fault_enabled() {
+                let error_code = st.hw.exit_info()[1];
+                trace::kvm_page_fault(vcpu.id(), st.hw.rip() as usize, gpa.raw(), error_code);
+            }
             match vm.mmu().fault(vm, gpa, write) {
                 Ok(true) => {
                     stats.pf_fixed.inc();
@@ -156,7 +160,7 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             }
             // Only exceptions we intercept on purpose get here; give them
             // back to the guest.
-            st.hw.inject_exception(vector, error_code);
+            st.inject_exception(vector, error_code);
             Ok(Next::Guest)
         }
         VmExit::FailEntry { reason } => {
@@ -190,7 +194,7 @@ pub(crate) fn fep_enabled() -> bool {
 /// back to the guest.
 fn handle_ud(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     if emulator_ops::fetch_at_rip::<5>(vm, st) != Some(KVM_FEP) {
-        st.hw.inject_exception(UD_VECTOR, None);
+        st.inject_exception(UD_VECTOR, None);
         return Ok(Next::Guest);
     }
     if params::FORCE_EMULATION_PREFIX.get() & FEP_CLEAR_RFLAGS_RF != 0 {
@@ -208,18 +212,22 @@ fn handle_msr(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, write: bool) -> Result<N
     if write {
         let value = edx_eax(st);
         if msrs::set(vm, vcpu, st, index, value, false).is_err() {
-            st.hw.inject_exception(vector::GP, Some(0));
+            trace::kvm_msr(1, index, value, true);
+            st.inject_exception(vector::GP, Some(0));
             return Ok(Next::Guest);
         }
+        trace::kvm_msr(1, index, value, false);
     } else {
         match msrs::get(vm, vcpu, st, index, false) {
             Ok(v) => {
+                trace::kvm_msr(0, index, v, false);
                 let g = st.hw.gprs_mut();
                 g[RAX] = v & 0xffff_ffff;
                 g[RDX] = v >> 32;
             }
             Err(_) => {
-                st.hw.inject_exception(vector::GP, Some(0));
+                trace::kvm_msr(0, index, 0, true);
+                st.inject_exception(vector::GP, Some(0));
                 return Ok(Next::Guest);
             }
         }
@@ -234,8 +242,24 @@ fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Nex
         // In-kernel devices (PIC, PIT) first.
         let mut data = st.hw.gprs()[RAX].to_le_bytes();
         let n = usize::from(io.size).min(4);
+        if !io.input {
+            trace::kvm_pio(
+                1,
+                io.port.into(),
+                io.size.into(),
+                1,
+                st.hw.gprs()[RAX] as u32,
+            );
+        }
         if iodev::pio(vm, io.port, !io.input, &mut data[..n]) {
             if io.input {
+                trace::kvm_pio(
+                    0,
+                    io.port.into(),
+                    io.size.into(),
+                    1,
+                    u32::from_le_bytes([data[0], data[1], data[2], data[3]]),
+                );
                 let v = u64::from_le_bytes(data);
                 let rax = &mut st.hw.gprs_mut()[RAX];
                 *rax = merge_reg(*rax, v, io.size);
@@ -246,7 +270,7 @@ fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Nex
         run.set_exit_reason(uapi::KVM_EXIT_IO);
         run.set_io(io.input, io.size, io.port, 1);
         if io.input {
-            st.completion.pio_in(io.size, io.next_rip);
+            st.completion.pio_in(io.port, io.size, io.next_rip);
         } else {
             let v = st.hw.gprs()[RAX];
             run.write_pio(0, &v.to_le_bytes()[..usize::from(io.size).min(8)]);
@@ -272,6 +296,14 @@ fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     let mask = if long_mode { u64::MAX } else { 0xffff_ffff };
     let g = *st.hw.gprs();
     let (nr, a0, a1, a2) = (g[RAX] & mask, g[RBX] & mask, g[RCX] & mask, g[RDX] & mask);
+    let a3 = g[RSI] & mask;
+    trace::kvm_hypercall(
+        nr as usize,
+        a0 as usize,
+        a1 as usize,
+        a2 as usize,
+        a3 as usize,
+    );
     let ret = if st.hw.cpl() != 0 {
         KVM_EPERM.wrapping_neg()
     } else if nr == KVM_HC_MAP_GPA_RANGE && vm.arch().hypercall_exit_enabled(KVM_HC_MAP_GPA_RANGE) {

@@ -5,7 +5,7 @@
 use crate::{
     defs::vector::UD_VECTOR,
     emulate::Emulator,
-    ext::{fpu::GuestFpu, uaccess::read_arg, uapi},
+    ext::{fpu::GuestFpu, trace, uaccess::read_arg, uapi},
     virt::{
         halt_poll::HaltPoll,
         ioctl::*,
@@ -94,6 +94,20 @@ impl VcpuState {
             lapic,
             clock: Default::default(),
         }))
+    }
+}
+
+impl VcpuState {
+    /// Queues exception `vector` (with `error_code`) for the guest; every
+    /// injection the core makes goes through here (kvm_inj_exception).
+    pub(crate) fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
+        trace::kvm_inj_exception(
+            vector.into(),
+            error_code.is_some(),
+            error_code.unwrap_or(0),
+            false,
+        );
+        self.hw.inject_exception(vector, error_code);
     }
 }
 

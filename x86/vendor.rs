@@ -37,6 +37,12 @@ pub trait ArchOps: Send + Sync {
     /// The vendor's rules for KVM_GET_SUPPORTED_CPUID and the MSR lists.
     fn cpu_caps(&self) -> &'static dyn VendorCaps;
 
+    /// `isa` of the kvm_exit trace event (`ext::trace::ISA_*`), which
+    /// selects the exit-reason names.
+    fn trace_isa(&self) -> u32 {
+        0
+    }
+
     /// A new vCPU in its reset state, for a VM whose two-dimensional page
     /// tables are rooted at `tdp_root` (host physical).
     fn create_vcpu(&self, id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>>;
@@ -213,6 +219,12 @@ pub trait VcpuArch: Send {
     /// KVM_EXIT_INTERNAL_ERROR: reason, info 1 and 2, the event being
     /// delivered, and its error code.
     fn exit_info(&self) -> [u64; 5];
+    /// The event about to be injected at entry, as upstream's
+    /// `get_entry_info()` reports it in the kvm_entry trace event:
+    /// interrupt information and error code.
+    fn entry_info(&self) -> (u32, u32) {
+        (0, 0)
+    }
     /// Back to the reset state (power-on, or INIT when `init`).
     fn reset(&mut self, init: bool);
 }

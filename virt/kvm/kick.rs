@@ -72,6 +72,11 @@ impl VcpuKick {
         self.requests.load(Ordering::SeqCst) != 0
     }
 
+    /// The posted requests, left in place (trace events).
+    pub(crate) fn pending_requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     /// The CPU the vCPU last entered the guest on (-1: never).
     pub(crate) fn last_cpu(&self) -> i32 {
         self.cpu.load(Ordering::Relaxed)

@@ -102,6 +102,11 @@ impl Vcpu {
         self.index
     }
 
+    /// Its vCPU id (KVM_CREATE_VCPU's argument).
+    pub(crate) fn id(&self) -> u32 {
+        self.id
+    }
+
     /// Whether it is the bootstrap processor.
     pub(crate) fn is_bsp(&self) -> bool {
         self.bsp

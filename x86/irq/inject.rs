@@ -5,7 +5,7 @@
 
 use crate::{
     defs::paging::PAGE_SHIFT,
-    ext::time::monotonic_ns,
+    ext::{time::monotonic_ns, trace},
     virt::{
         halt_poll,
         kick::{Block, REQ_PIT, REQ_TIMER, REQ_TLB_FLUSH},
@@ -105,6 +105,7 @@ pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> R
     let halted = st.mp_state.is_halted();
     let start = monotonic_ns();
     let mut poll_budget = if halted { st.halt_poll.budget_ns() } else { 0 };
+    let mut slept = false;
     let r = loop {
         let reqs = vcpu.kick().take_requests();
         if reqs & REQ_TLB_FLUSH != 0 {
@@ -126,12 +127,16 @@ pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> R
                 continue;
             }
         }
-        if block(vcpu) == Block::Signal {
+        let b = block(vcpu);
+        slept |= b != Block::NotNeeded;
+        if b == Block::Signal {
             break Ok(false);
         }
     };
     if halted {
-        st.halt_poll.adjust(monotonic_ns().saturating_sub(start));
+        let ns = monotonic_ns().saturating_sub(start);
+        st.halt_poll.adjust(ns);
+        trace::kvm_vcpu_wakeup(ns, slept, st.mp_state.is_runnable());
     }
     r
 }
@@ -205,6 +210,7 @@ pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mu
             };
             if let Some(v) = vector {
                 vcpu.stats().irq_injections.inc();
+                trace::kvm_inj_virq(v.into(), false, false);
                 st.hw.inject_interrupt(v);
             }
         } else if apic_interrupt_pending(vm, vcpu, st) || run.request_interrupt_window() {
@@ -225,6 +231,7 @@ pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mu
     if let Some(v) = st.events.irq() {
         if st.hw.interrupt_allowed() {
             vcpu.stats().irq_injections.inc();
+            trace::kvm_inj_virq(v.into(), false, false);
             st.hw.inject_interrupt(v);
             st.events.clear_irq();
         } else {

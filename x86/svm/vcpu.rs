@@ -823,6 +823,17 @@ impl VcpuArch for SvmVcpu {
         ]
     }
 
+    fn entry_info(&self) -> (u32, u32) {
+        let c = &self.vmcb().control;
+        let info = c.event_inj;
+        let err = if info & event::VALID != 0 && info & event::VALID_ERR != 0 {
+            c.event_inj_err
+        } else {
+            0
+        };
+        (info, err)
+    }
+
     fn reset(&mut self, _init: bool) {
         self.gprs = Gprs::default();
         // RDX holds the processor signature after reset.

@@ -9,6 +9,7 @@ use super::irqchip::{interrupt_me_after, IrqVm};
 use crate::report::expect_eq;
 use crate::sys::{errno_name, expect_errno, ioctl};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 const GET_STATS_FD: u64 = 0xaece; // _IO(KVMIO, 0xce)
@@ -112,6 +113,9 @@ pub fn tests() -> Vec<Test> {
         test("stats/pages-4k-counts-mapped-guest-pages", pages_4k),
         test("stats/debugfs-files-per-vm-dir-and-clear", debugfs),
         test("stats/kvm-stat-once-debugfs-shows-exits", kvm_stat),
+        test("trace/event-formats-match-upstream-fields", trace_formats),
+        test("trace/kvm-exit-and-kvm-pio-count-guest-outs", trace_counts),
+        test("trace/perf-kvm-stat-record-report-io-exits", perf_kvm_stat),
     ]
 }
 
@@ -440,6 +444,146 @@ fn kvm_stat() -> TestResult {
         .ok_or_else(|| format!("kvm_stat -1 -d -i printed no exits line: {text:?}"))?;
     if exits < N.into() {
         return Err(format!("kvm_stat exits {exits}, want >= {N}"));
+    }
+    Ok(())
+}
+
+const TRACING: &str = "/sys/kernel/tracing";
+
+/// (event, its fields as "type name" in order) as upstream's formats have
+/// them after the common fields.
+const TRACE_FIELDS: &[(&str, &[&str])] = &[
+    (
+        "kvm_exit",
+        &[
+            "unsigned int exit_reason",
+            "unsigned long guest_rip",
+            "u32 isa",
+            "u64 info1",
+            "u64 info2",
+            "u32 intr_info",
+            "u32 error_code",
+            "unsigned int vcpu_id",
+            "u64 requests",
+        ],
+    ),
+    (
+        "kvm_entry",
+        &["unsigned int vcpu_id", "unsigned long rip", "bool immediate_exit", "u32 intr_info", "u32 error_code"],
+    ),
+    (
+        "kvm_pio",
+        &["unsigned int rw", "unsigned int port", "unsigned int size", "unsigned int count", "unsigned int val"],
+    ),
+    ("kvm_mmio", &["u32 type", "u32 len", "u64 gpa", "u64 val"]),
+    ("kvm_msr", &["unsigned write", "u32 ecx", "u64 data", "u8 exception"]),
+    ("kvm_userspace_exit", &["__u32 reason", "int errno"]),
+    ("kvm_inj_virq", &["unsigned int vector", "bool soft", "bool reinjected"]),
+    ("kvm_page_fault", &["unsigned int vcpu_id", "unsigned long guest_rip", "u64 fault_address", "u64 error_code"]),
+];
+
+/// The non-common fields of `event` as "type name".
+fn trace_fields(event: &str) -> Result<Vec<String>, String> {
+    let path = format!("{TRACING}/events/kvm/{event}/format");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("field:"))
+        .filter_map(|f| f.split(';').next())
+        .filter(|f| !f.contains("common_"))
+        .map(|f| f.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect())
+}
+
+/// The kvm trace system has upstream's events with upstream's fields
+/// (perf kvm stat and trace-cmd read exit_reason, isa, ...).
+fn trace_formats() -> TestResult {
+    for (event, want) in TRACE_FIELDS {
+        let got = trace_fields(event)?;
+        let want: Vec<String> = want.iter().map(|w| w.to_string()).collect();
+        expect_eq(&format!("{event} fields"), got, want)?;
+    }
+    Ok(())
+}
+
+fn tracefs_write(file: &str, v: &str) -> Result<(), String> {
+    let path = format!("{TRACING}/{file}");
+    std::fs::write(&path, v).map_err(|e| format!("write {v:?} to {path}: {e}"))
+}
+
+/// With kvm:kvm_exit and kvm:kvm_pio enabled, a guest making N OUTs to
+/// port 0x{PORT_OUT} leaves at least N kvm_pio "pio_write at 0x..." and N
+/// kvm_exit "reason io" (SVM's IOIO name) records.
+fn trace_counts() -> TestResult {
+    const N: u32 = 20;
+    tracefs_write("events/kvm/kvm_exit/enable", "1")?;
+    tracefs_write("events/kvm/kvm_pio/enable", "1")?;
+    tracefs_write("trace", "")?;
+    let r = guest_with_outs(N);
+    tracefs_write("events/kvm/kvm_exit/enable", "0")?;
+    tracefs_write("events/kvm/kvm_pio/enable", "0")?;
+    drop(r?);
+    let text = std::fs::read_to_string(format!("{TRACING}/trace")).map_err(|e| e.to_string())?;
+    let pio = format!("pio_write at 0x{PORT_OUT:x} size 4 count 1");
+    let pios = text.lines().filter(|l| l.contains("kvm_pio:") && l.contains(&pio)).count();
+    let exits = text.lines().filter(|l| l.contains("kvm_exit:") && l.contains("reason io ")).count();
+    if pios < N as usize || exits < N as usize {
+        let sample: Vec<&str> = text.lines().filter(|l| l.contains("kvm_")).take(4).collect();
+        return Err(format!("{pios} kvm_pio \"{pio}\" and {exits} kvm_exit \"reason io\" records, want >= {N} each; first: {sample:?}"));
+    }
+    Ok(())
+}
+
+/// `perf kvm stat record` (the distribution's perf) around a guest making
+/// N OUTs, then `perf kvm stat report --event=ioport`: the report lists
+/// the guest's port with at least N samples (perf pairs kvm_pio with the
+/// next kvm_entry, so both events and their fields must be upstream's).
+fn perf_kvm_stat() -> TestResult {
+    const N: u32 = 30;
+    if !std::path::Path::new("/usr/bin/perf").exists() {
+        return Err("/usr/bin/perf missing (linux-perf)".into());
+    }
+    let data = "/tmp/rkvm-perf-kvm.data";
+    let _ = std::fs::remove_file(data);
+    let rec = std::process::Command::new("/usr/bin/perf")
+        .args(["kvm", "stat", "record", "-a", "-o", data, "--", "sleep", "60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("perf kvm stat record: {e}"))?;
+    // perf writes its file header once its events are open; give it a
+    // moment more (TCG is slow), then run the guest and stop perf with
+    // SIGINT, which makes it finish the file.
+    let t0 = std::time::Instant::now();
+    while !std::path::Path::new(data).exists() && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let g = guest_with_outs(N);
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    let out = rec.wait_with_output().map_err(|e| e.to_string())?;
+    drop(g?);
+    if !matches!(out.status.code(), Some(0) | Some(130)) && out.status.signal().is_none() {
+        return Err(format!("perf kvm stat record: {}: {}", out.status, String::from_utf8_lossy(&out.stderr)));
+    }
+    let rep = std::process::Command::new("/usr/bin/perf")
+        .args(["kvm", "-i", data, "stat", "report", "--event=ioport"])
+        .output()
+        .map_err(|e| format!("perf kvm stat report: {e}"))?;
+    // perf prints the report on stderr.
+    let text = String::from_utf8_lossy(&rep.stdout).into_owned() + &String::from_utf8_lossy(&rep.stderr);
+    let port = format!("{PORT_OUT:#x}:POUT");
+    let samples = text
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(port.as_str())).then(|| w.next().and_then(|v| v.parse::<u64>().ok())).flatten()
+        })
+        .ok_or_else(|| format!("no {port} row in perf kvm stat report: {text:?}"))?;
+    if samples < N.into() {
+        return Err(format!("{port}: {samples} samples, want >= {N}"));
     }
     Ok(())
 }
