@@ -1,7 +1,12 @@
 #!/bin/bash
 # `make bench [QUICK=1]`: per-exit costs of our modules against the in-tree
-# KVM modules of the same kernel, one test-VM boot per module set (same VM
-# configuration), and their ratio.
+# KVM modules of the same kernel, and their ratio. Each module set runs in
+# a test VM of its own (same VM configuration), one after the other
+# (RKVM_BENCH_SETS order, in-tree first by default), once.
+#
+# Exit status: non-zero when a VM failed (did not finish, rkvm-vmtest
+# exited non-zero), a set printed no results, a loop failed (BENCH-FAIL)
+# or a loop has a number for one set and not for the other.
 #
 # Guest loops (tests/vm/guests/bench.inc, run by rkvm-vmtest --bench):
 # CPUID and VMMCALL handled inside KVM, VMMCALL forwarded to userspace
@@ -27,6 +32,9 @@ sets=${RKVM_BENCH_SETS:-intree ours}
 out=$here/build/bench
 mkdir -p "$out"
 echo "$iters" > "$out/iters"
+bad=()
+# problem WHAT: a reason for a non-zero exit, said now and in the end.
+problem() { bad+=("$1"); echo "bench: $1" >&2; }
 
 if [ -z "${RKVM_NO_BUILD:-}" ]; then
 	make -s modules > "$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; echo "bench: module build failed" >&2; exit 1; }
@@ -39,10 +47,13 @@ tmo=$((300 + iters * 2 / 1000))
 echo "bench: $iters iterations per loop, sets: $sets (time limit ${tmo}s per set)"
 for set in $sets; do
 	s=$(date +%s)
+	rm -f "$out/vm-$set/bench.txt" "$out/vm-$set/vmtest.rc"
 	if ! scripts/vm.sh bench "$set" "$out/vm-$set" "$tmo" > "$out/vm-$set.console.log" 2>&1; then
 		tail -n 20 "$out/vm-$set.console.log"
-		echo "bench: the $set VM failed (see $out/vm-$set.console.log)" >&2
+		problem "the $set VM failed (see $out/vm-$set.console.log)"
 	fi
+	rc=$(cat "$out/vm-$set/vmtest.rc" 2>/dev/null || echo none)
+	[ "$rc" = 0 ] || problem "$set: rkvm-vmtest --bench exit status $rc (see $out/vm-$set/vmtest.err)"
 	echo "bench: $set took $(($(date +%s) - s)) s"
 done
 
@@ -59,8 +70,17 @@ for n in $names; do
 	r=-
 	[ -n "$a" ] && [ -n "$b" ] && r=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }')
 	printf '%-16s %14s %14s %12s  %s\n' "$n" "${a:--}" "${b:--}" "$r" "$(what "$n")"
+	for s in $sets; do
+		[ -n "$(ns "$n" "$s")" ] || problem "$n: no number for $s"
+	done
 done
 for s in $sets; do
-	grep -h '^BENCH-FAIL' "$out/vm-$s/bench.txt" 2>/dev/null | sed "s/^/$s: /"
-	[ -s "$out/vm-$s/bench.txt" ] || echo "$s: no results (see $out/vm-$s/vmtest.err, $out/vm-$s.console.log)"
+	while IFS= read -r l; do problem "$s: $l"; done < <(grep -h '^BENCH-FAIL' "$out/vm-$s/bench.txt" 2>/dev/null)
+	grep -q '^BENCH ' "$out/vm-$s/bench.txt" 2>/dev/null ||
+		problem "$s: no results (see $out/vm-$s/vmtest.err, $out/vm-$s.console.log)"
 done
+if [ ${#bad[@]} -gt 0 ]; then
+	echo "bench: FAILED: ${#bad[@]} problem(s):"
+	printf '  %s\n' "${bad[@]}"
+	exit 1
+fi
