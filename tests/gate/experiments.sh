@@ -16,7 +16,7 @@
 #   retry-flake  a listed reference flake fails in-tree's first VM only
 #                -> exit 0, "in-tree irq/smp-init-sipi-sipi-and-ipis: failed (...), passed on retry"
 #   retry-other  an unlisted row fails in-tree     -> FAIL intree: irq/signal-msi: ..., no retry VM
-# Logs: build/gate/NAME.log. Needs a work tree without changes to tracked
+# Logs: build/gate/NAME.log, build/gate/NAME.check/ (its build/check). Needs a work tree without changes to tracked
 # files (it restores them with git) and config.mak.
 set -u
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -124,6 +124,8 @@ for name in ${*:-$all}; do
 	make check > "$out/$name.log" 2>&1
 	rc=$?
 	restore
+	# Its logs, for a post-mortem (the next run empties build/check).
+	rm -rf "$out/$name.check" && cp -r build/check "$out/$name.check"
 	line=$(grep -E -m 1 "$want" "$out/$name.log")
 	echo "  make check: exit status $rc after $(($(date +%s) - s)) s; $(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$out/$name.log" | tail -n 1)"
 	if [ -n "$line" ] && { [ -z "$unwanted" ] || ! grep -Eq "$unwanted" "$out/$name.log"; } &&
