@@ -159,8 +159,12 @@ s_expect() {
 	while [ $SECONDS -lt $deadline ]; do
 		IFS= read -r -t 1 -N 1 -u "$S_r" c
 		rc=$?
-		if [ $rc != 0 ]; then
-			[ $rc -gt 128 ] && continue
+		# A timeout (> 128) can come with the character that arrived just
+		# then: bash keeps it in c. Dropping it lost the first byte of
+		# RKVM-L2-SHELL-READY now and then (a "hang" at a shell prompt).
+		if [ $rc -gt 128 ]; then
+			[ -n "$c" ] || continue
+		elif [ $rc != 0 ]; then
 			S_eof=1
 			[ -z "$S_line" ] || { s_emit "$S_line"; S_line=; }
 			return 1
@@ -241,9 +245,9 @@ s_why() {
 	if [ -n "$S_killed" ]; then
 		echo "no shell after ${boot_tmo}s (hang; QEMU killed); console: $(tail -n 3 "$S_log" | tr '\n' '|')"
 	elif [ -s "$S_err" ]; then
-		echo "QEMU exited ($S_rc): $(grep -v '^$' "$S_err" | grep -v 'warning:' | tail -n 3 | tr '\n' '|')"
+		echo "QEMU exited (${S_rc:-?}): $(grep -v '^$' "$S_err" | grep -v 'warning:' | tail -n 3 | tr '\n' '|')"
 	else
-		echo "QEMU exited ($S_rc) before the shell; console: $(tail -n 3 "$S_log" | tr '\n' '|')"
+		echo "QEMU exited (${S_rc:-?}) before the shell; console: $(tail -n 3 "$S_log" | tr '\n' '|')"
 	fi
 }
 
@@ -317,8 +321,8 @@ full_session() {
 		info l2/boot-seconds "$(secs "$S_t0" "$t_ready")"
 		info l2/ready "$S_match"
 	else
-		fail l2/boot-to-shell "$(s_why)"
 		s_finish 5
+		fail l2/boot-to-shell "$(s_why)"
 		for t in both-vcpus-online workload-checksum virtio-serial-transfer; do
 			skip "l2/$t" "no shell (l2/boot-to-shell failed)"
 		done
