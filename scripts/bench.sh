@@ -4,9 +4,12 @@
 # a test VM of its own (same VM configuration), one after the other
 # (RKVM_BENCH_SETS order, in-tree first by default), once.
 #
-# Exit status: non-zero when a VM failed (did not finish, rkvm-vmtest
-# exited non-zero), a set printed no results, a loop failed (BENCH-FAIL)
-# or a loop has a number for one set and not for the other.
+# Exit status: non-zero when a VM failed (did not finish, or rkvm-vmtest
+# crashed: an exit status other than 0, or 1 for failed loops), a set
+# printed no results, or a loop failed for our modules (BENCH-FAIL, or no
+# number). A loop the in-tree module fails (the reference: under TCG's
+# nested SVM it now and then loses an interrupt, e.g. in ipi-roundtrip) is
+# reported as a missing ratio and does not change the exit status.
 #
 # Guest loops (tests/vm/guests/bench.inc, run by rkvm-vmtest --bench):
 # CPUID and VMMCALL handled inside KVM, VMMCALL forwarded to userspace
@@ -33,8 +36,18 @@ out=$here/build/bench
 mkdir -p "$out"
 echo "$iters" > "$out/iters"
 bad=()
+notes=()
 # problem WHAT: a reason for a non-zero exit, said now and in the end.
 problem() { bad+=("$1"); echo "bench: $1" >&2; }
+# loop_failed SET WHAT: a loop without a number: a problem for ours, a
+# note (no ratio) for the reference.
+loop_failed() {
+	if [ "$1" = intree ]; then
+		notes+=("in-tree (reference) $2: no ratio")
+	else
+		problem "$1: $2"
+	fi
+}
 
 if [ -z "${RKVM_NO_BUILD:-}" ]; then
 	make -s modules > "$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; echo "bench: module build failed" >&2; exit 1; }
@@ -53,7 +66,8 @@ for set in $sets; do
 		problem "the $set VM failed (see $out/vm-$set.console.log)"
 	fi
 	rc=$(cat "$out/vm-$set/vmtest.rc" 2>/dev/null || echo none)
-	[ "$rc" = 0 ] || problem "$set: rkvm-vmtest --bench exit status $rc (see $out/vm-$set/vmtest.err)"
+	# 1: loops failed (BENCH-FAIL lines, judged below); else it crashed.
+	[ "$rc" = 0 ] || [ "$rc" = 1 ] || problem "$set: rkvm-vmtest --bench exit status $rc (see $out/vm-$set/vmtest.err)"
 	echo "bench: $set took $(($(date +%s) - s)) s"
 done
 
@@ -71,14 +85,16 @@ for n in $names; do
 	[ -n "$a" ] && [ -n "$b" ] && r=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }')
 	printf '%-16s %14s %14s %12s  %s\n' "$n" "${a:--}" "${b:--}" "$r" "$(what "$n")"
 	for s in $sets; do
-		[ -n "$(ns "$n" "$s")" ] || problem "$n: no number for $s"
+		[ -n "$(ns "$n" "$s")" ] || grep -q "^BENCH-FAIL $n:" "$out/vm-$s/bench.txt" 2>/dev/null ||
+			loop_failed "$s" "$n: no number"
 	done
 done
 for s in $sets; do
-	while IFS= read -r l; do problem "$s: $l"; done < <(grep -h '^BENCH-FAIL' "$out/vm-$s/bench.txt" 2>/dev/null)
+	while IFS= read -r l; do loop_failed "$s" "$l"; done < <(grep -h '^BENCH-FAIL' "$out/vm-$s/bench.txt" 2>/dev/null)
 	grep -q '^BENCH ' "$out/vm-$s/bench.txt" 2>/dev/null ||
 		problem "$s: no results (see $out/vm-$s/vmtest.err, $out/vm-$s.console.log)"
 done
+[ ${#notes[@]} = 0 ] || printf 'bench: %s\n' "${notes[@]}"
 if [ ${#bad[@]} -gt 0 ]; then
 	echo "bench: FAILED: ${#bad[@]} problem(s):"
 	printf '  %s\n' "${bad[@]}"
