@@ -22,6 +22,7 @@ pub mod kvmsys;
 mod memslots;
 mod modes;
 mod qemu_compat;
+mod recorded;
 mod smp;
 mod state;
 mod stats;
