@@ -6,6 +6,7 @@
 #
 #   scripts/vm.sh MODE SET OUTDIR [TIMEOUT_SECONDS]
 #     MODE: check | run | bench | exec (runs $RKVM_CMD, no spaces)
+#           | fuzz (scripts/fuzz.sh: steps in $RKVM_FUZZ)
 #     SET: ours | intree
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +20,8 @@ cpu=${RKVM_CPU:-EPYC,+svm,+npt}
 append="console=ttyS0 panic=-1 oops=panic_on_warn=0 root=hostroot rootfstype=9p \
 rootflags=trans=virtio,version=9p2000.L,msize=524288,cache=loose ro \
 init=$here/tests/vm/init.sh rkvm.mode=$mode rkvm.set=$set rkvm.repo=$here \
-rkvm.kdir=$KERNELDIR rkvm.krel=$KERNELRELEASE${RKVM_CMD:+ rkvm.cmd=$RKVM_CMD}${RKVM_TEST_FILTER:+ rkvm.filter=$RKVM_TEST_FILTER}${RKVM_ONLY_VMTEST:+ rkvm.only_vmtest=1}"
+rkvm.kdir=$KERNELDIR rkvm.krel=$KERNELRELEASE${RKVM_CMD:+ rkvm.cmd=$RKVM_CMD}${RKVM_TEST_FILTER:+ rkvm.filter=$RKVM_TEST_FILTER}${RKVM_ONLY_VMTEST:+ rkvm.only_vmtest=1}\
+${RKVM_FUZZ:+ rkvm.fuzz=$RKVM_FUZZ}${RKVM_FUZZ_SECS:+ rkvm.fuzzsecs=$RKVM_FUZZ_SECS}"
 
 timeout --foreground -k 10 "$tmo" "${QEMU:-qemu-system-x86_64}" \
 	-machine q35 -nodefaults -vga none -accel tcg,thread=multi -cpu "$cpu" -smp 2 -m 3G \
