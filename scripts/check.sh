@@ -69,6 +69,16 @@ else
 	vmtest_ok=
 fi
 
+step "build: ioctl fuzzer (tests/vm/ioctlfuzz; a short run per column, issue 17)"
+if (cd tests/vm/ioctlfuzz && CARGO_TARGET_DIR=$here/build/ioctlfuzz cargo build --release --quiet) \
+	> "$out/ioctlfuzz-build.log" 2>&1; then
+	pass build/ioctlfuzz
+else
+	tail -n 30 "$out/ioctlfuzz-build.log"
+	fail build/ioctlfuzz "see $out/ioctlfuzz-build.log"
+	rm -f build/ioctlfuzz/release/rkvm-ioctlfuzz
+fi
+
 step "build: L2 guest for the nested QEMU test (scripts/l2-initramfs.sh)"
 if scripts/l2-initramfs.sh > "$out/l2-initramfs.log" 2>&1; then
 	pass build/l2-initramfs
@@ -169,6 +179,12 @@ printf '%-52s %-6s %-6s\n' test ours in-tree
 for n in "${names[@]}"; do
 	printf '%-52s %-6s %-6s\n' "$n" "${result[ours,$n]:--}" "${result[intree,$n]:--}"
 done
+
+echo
+echo "ioctl fuzzer, short run (report only; scripts/fuzz.sh for long runs):"
+sed -n 's/^INFO fuzz-short\/stats /  /p' "$out"/vm-ours/results.txt "$out"/vm-intree/results.txt 2>/dev/null
+echo " errno differences ours vs in-tree on the same seed:"
+scripts/fuzz.sh --diff "$out/vm-ours/fuzz-short-trace.txt" "$out/vm-intree/fuzz-short-trace.txt" | head -n 20
 
 echo
 echo "nested QEMU 7.2 -accel kvm, L2 guest (report only; see build/check/vm-*/l2-*.console.log):"
