@@ -26,11 +26,16 @@ errno_diff() {
 		$1 != $4 { stop = 1 } stop { next }
 		{ n++ }
 		$2 == "RUN" || $2 ~ /^race\// || $2 == "fork" { next }
-		$3 != $6 { k = $2 " ours=" $3 " in-tree=" $6; c[k]++; if (!(k in first)) first[k] = $1; d++ }
+		$3 != $6 {
+			k = $2 " ours=" $3 " in-tree=" $6; c[k]++; if (!(k in first)) first[k] = $1; d++
+			# The first difference of each program: the root causes (later
+			# ones in the same program are often its consequences).
+			split($1, pi, "."); if (!(pi[1] in seen)) { seen[pi[1]] = 1; r[k]++; progs++ }
+		}
 		END {
-			printf "  %d calls compared, %d differ", n, d; print ""
-			for (k in c) printf "  %7d  %s  (first at %s)\n", c[k], k, first[k]
-		}' | sort -k1,1nr -s | head -n 60
+			printf "  %d calls compared, %d differ, in %d programs (count, first-in-program count, call, results):\n", n, d, progs
+			for (k in c) printf "  %7d %5d  %s  (first at %s)\n", c[k], r[k], k, first[k]
+		}' | sort -k1,1nr -s | head -n "${DIFF_LINES:-60}"
 }
 if [ "${1:-}" = --diff ]; then
 	errno_diff "$2" "$3"

@@ -151,9 +151,9 @@ fuzz)
 		a=$(echo "${step#*:}" | tr + ' ')
 		case $step in
 		fuzz:*) a="--out $out $a" ;;
-		faults*) a="--faults --out $out" ;;
-		lifecycle:*) a="--lifecycle $a" ;;
-		replay:*) a="--replay $a --out $out" ;;
+		faults*) a="--faults --out $out --name faults" ;;
+		lifecycle:*) a="--lifecycle $a --name lifecycle" ;;
+		replay:*) a="--replay $a --out $out --name replay" ;;
 		*) echo "FAIL fuzz/step: unknown step $step" >> $out/fuzz-results.txt; continue ;;
 		esac
 		echo "$(cut -d' ' -f1 /proc/uptime) ${step%%:*}" >> $out/phases.txt

@@ -215,7 +215,7 @@ impl<'a> Gen<'a> {
     // --- programs -------------------------------------------------------
 
     pub fn program(&mut self) -> Vec<Op> {
-        let steps = self.r.range(10, 160);
+        let steps = self.r.range(30, 300);
         let k = self.open("kvm");
         self.kvm.push(k);
         if self.r.chance(900) {
@@ -429,7 +429,7 @@ impl<'a> Gen<'a> {
         let (s, _) = *self.r.pick(&self.vcpus);
         let mem = self.runmaps.iter().find(|x| x.1 == s).map(|x| x.0);
         let imm = self.r.chance(100);
-        let usecs = *self.r.pick(&[100u32, 100, 300, 300, 1000, 3000]);
+        let usecs = *self.r.pick(&[50u32, 100, 100, 300, 1000]);
         self.ops.push(Op::Run { slot: s, mem, imm, usecs });
     }
 

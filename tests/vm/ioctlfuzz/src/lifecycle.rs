@@ -36,7 +36,9 @@ fn guest(i: u32) -> Result<(), String> {
                 ioctl(vm, KVM_CREATE_IRQCHIP, 0).map_err(|x| e("CREATE_IRQCHIP", x))?;
             }
             let vcpu = ioctl(vm, KVM_CREATE_VCPU, 0).map_err(|x| e("CREATE_VCPU", x))? as i32;
-            let run = unsafe { libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, vcpu, 0) };
+            // kvm_run and the PIO data page after it.
+            let rlen = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0).unwrap_or(0).max(8192) as usize;
+            let run = unsafe { libc::mmap(std::ptr::null_mut(), rlen, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, vcpu, 0) };
             let r = (|| {
                 if run == libc::MAP_FAILED {
                     return Err("mmap kvm_run failed".to_string());
@@ -60,6 +62,9 @@ fn guest(i: u32) -> Result<(), String> {
                     got.ok_or("KVM_RUN: interrupted 50 times")?;
                     // SAFETY: kvm_run page: exit_reason @8, io {direction u8 @32, size u8 @33, port u16 @34, count u32 @36, data_offset u64 @40}.
                     let (reason, p, off) = unsafe { (*((run + 8) as *const u32), *((run + 34) as *const u16), *((run + 40) as *const u64)) };
+                    if off as usize >= rlen {
+                        return Err(format!("KVM_EXIT_IO data_offset {off:#x} outside the {rlen:#x}-byte vCPU mapping"));
+                    }
                     let data = unsafe { *((run + off as usize) as *const u8) };
                     if reason != 2 || p != port || data != val {
                         return Err(format!("exit {reason} port {p:#x} data {data:#x}, want KVM_EXIT_IO port {port:#x} data {val:#x}"));
@@ -76,7 +81,7 @@ fn guest(i: u32) -> Result<(), String> {
                 Ok(())
             })();
             if run != libc::MAP_FAILED {
-                unsafe { libc::munmap(run, 4096) };
+                unsafe { libc::munmap(run, rlen) };
             }
             unsafe { libc::close(vcpu) };
             r
