@@ -5,7 +5,7 @@
 # the same seed (a report, not a failure). Last line: "N passed, N failed".
 #
 #   scripts/fuzz.sh [--calls N] [--seconds S] [--seed N] [--races PERMILLE]
-#                   [--faults] [--lifecycle N] [--replay FILE] [--no-fuzz]
+#                   [--faults] [--lifecycle N] [--replay FILE [--repeat N]] [--no-fuzz]
 #                   [--sets "ours intree"] [--out DIR] [--timeout S]
 #
 # Uses config.mak (the release kernel; `make check-debug` runs it on the
@@ -45,7 +45,7 @@ fi
 # shellcheck disable=SC1091
 . ./config.mak
 export PATH=$HOME/.cargo/bin:$PATH
-calls=100000 seconds=0 seed=1 races=100 faults= lifecycle= replay= nofuzz= tmo=
+calls=100000 seconds=0 seed=1 races=100 faults= lifecycle= replay= repeat=1 nofuzz= tmo=
 sets="ours intree"
 out=$here/build/fuzz
 while [ $# -gt 0 ]; do
@@ -57,6 +57,7 @@ while [ $# -gt 0 ]; do
 	--faults) faults=1 ;;
 	--lifecycle) lifecycle=$2; shift ;;
 	--replay) replay=$(realpath "$2"); shift ;;
+	--repeat) repeat=$2; shift ;;
 	--no-fuzz) nofuzz=1 ;;
 	--sets) sets=$2; shift ;;
 	--out) out=$2; shift ;;
@@ -82,7 +83,7 @@ make -s modules > "$out/modules.log" 2>&1 || { tail -n 30 "$out/modules.log"; ec
 
 steps=
 if [ -n "$replay" ]; then
-	steps=replay:$replay
+	steps=replay:$replay+--repeat+$repeat
 elif [ -z "$nofuzz" ]; then
 	steps="fuzz:--seed+$seed+--calls+$calls+--races+$races"
 	[ "$seconds" != 0 ] && steps="$steps+--seconds+$seconds+--min-calls+0"
