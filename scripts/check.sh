@@ -184,7 +184,7 @@ echo
 echo "ioctl fuzzer, short run (report only; scripts/fuzz.sh for long runs):"
 sed -n 's/^INFO fuzz-short\/stats /  /p' "$out"/vm-ours/results.txt "$out"/vm-intree/results.txt 2>/dev/null
 echo " errno differences ours vs in-tree on the same seed:"
-scripts/fuzz.sh --diff "$out/vm-ours/fuzz-short-trace.txt" "$out/vm-intree/fuzz-short-trace.txt" | head -n 20
+DIFF_LINES=20 scripts/fuzz.sh --diff "$out/vm-ours/fuzz-short-trace.*.txt" "$out/vm-intree/fuzz-short-trace.*.txt"
 
 echo
 echo "nested QEMU 7.2 -accel kvm, L2 guest (report only; see build/check/vm-*/l2-*.console.log):"

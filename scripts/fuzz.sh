@@ -13,26 +13,38 @@
 #   scripts/fuzz.sh --seconds 60                      # a minute per module set
 #   scripts/fuzz.sh --calls 1000000 --faults --lifecycle 100
 #   scripts/fuzz.sh --replay build/fuzz/vm-ours/repro-ours-1-42.txt --sets ours
-#   scripts/fuzz.sh --diff TRACE_OURS TRACE_INTREE     # just the errno report
+#   scripts/fuzz.sh --diff 'DIR1/fuzz-trace.*.txt' 'DIR2/fuzz-trace.*.txt'  # the errno report
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
-# Errno differences between two traces of the same seed ("P.I label result"
-# per call, in the same order on both): grouped by label and results.
+# Errno differences between the traces of two runs of the same seed ("P.I
+# label result" per call; one file per worker, given as globs): joined on
+# the call's key P.I, grouped by label and results.
 errno_diff() {
-	[ -s "$1" ] && [ -s "$2" ] || { echo "  (no traces to compare)"; return 0; }
-	paste -d' ' "$1" "$2" | awk '
-		$1 != $4 { stop = 1 } stop { next }
-		{ n++ }
-		$2 == "RUN" || $2 ~ /^race\// || $2 == "fork" { next }
-		$3 != $6 {
-			k = $2 " ours=" $3 " in-tree=" $6; c[k]++; if (!(k in first)) first[k] = $1; d++
+	# shellcheck disable=SC2086
+	if ! ls $1 > /dev/null 2>&1 || ! ls $2 > /dev/null 2>&1; then
+		echo "  (no traces to compare)"
+		return 0
+	fi
+	# shellcheck disable=SC2086
+	{ cat $1 | sed 's/^/A /'; cat $2 | sed 's/^/B /'; } | awk '
+		$1 == "A" { a[$2] = $3 " " $4; next }
+		!($2 in a) { next }
+		{
+			split(a[$2], x, " ")
+			if (x[1] != $3) next
+			n++
+			if ($3 == "RUN" || $3 ~ /^race\// || $3 == "fork") next
+			if (x[2] == $4) next
+			k = $3 " ours=" x[2] " in-tree=" $4; c[k]++; if (!(k in first)) first[k] = $2; d++
 			# The first difference of each program: the root causes (later
 			# ones in the same program are often its consequences).
-			split($1, pi, "."); if (!(pi[1] in seen)) { seen[pi[1]] = 1; r[k]++; progs++ }
+			split($2, pi, "."); if (!(pi[1] in seen) || pi[2] + 0 < seen[pi[1]] + 0) seen[pi[1]] = pi[2]
+			at[$2] = k
 		}
 		END {
+			for (p in seen) { r[at[p "." seen[p]]]++; progs++ }
 			printf "  %d calls compared, %d differ, in %d programs (count, first-in-program count, call, results):\n", n, d, progs
 			for (k in c) printf "  %7d %5d  %s  (first at %s)\n", c[k], r[k], k, first[k]
 		}' | sort -k1,1nr -s | head -n "${DIFF_LINES:-60}"
@@ -150,10 +162,10 @@ for set in $sets; do
 	ls "$d"/repro-*.txt 2>/dev/null | sed "s/^/  reproducer: /"
 done
 
-if [ -f "$out/vm-ours/fuzz-trace.txt" ] && [ -f "$out/vm-intree/fuzz-trace.txt" ]; then
+if [ -d "$out/vm-ours" ] && [ -d "$out/vm-intree" ] && [ -z "$replay" ]; then
 	echo
 	echo "errno differences, ours vs in-tree, same seed (report only):"
-	errno_diff "$out/vm-ours/fuzz-trace.txt" "$out/vm-intree/fuzz-trace.txt"
+	errno_diff "$out/vm-ours/fuzz-trace.*.txt" "$out/vm-intree/fuzz-trace.*.txt"
 fi
 echo
 echo "fuzz.sh took $(( $(date +%s) - t0 )) s; logs in $out"

@@ -215,7 +215,7 @@ impl<'a> Gen<'a> {
     // --- programs -------------------------------------------------------
 
     pub fn program(&mut self) -> Vec<Op> {
-        let steps = self.r.range(30, 300);
+        let steps = self.r.range(60, 500);
         let k = self.open("kvm");
         self.kvm.push(k);
         if self.r.chance(900) {
@@ -301,7 +301,7 @@ impl<'a> Gen<'a> {
 
     fn step(&mut self) {
         const W: [u32; 16] = [
-            30, // run
+            12, // run
             22, // vcpu ioctl
             20, // vm ioctl
             4,  // system ioctl
@@ -339,7 +339,7 @@ impl<'a> Gen<'a> {
                 }
             }
             6 => {
-                let kind = *self.r.pick(&["eventfd", "eventfd", "eventfd", "eventfd-sem", "pipe", "null", "socket", "memfd", "exe", "kvm"]);
+                let kind = *self.r.pick(&["eventfd", "eventfd", "eventfd", "eventfd-sem", "pipe", "null", "socket", "memfd", "kvm"]);
                 let s = self.open(kind);
                 if kind.starts_with("eventfd") {
                     self.efds.push(s)

@@ -5,7 +5,7 @@
 //!
 //!   rkvm-ioctlfuzz [--set ours|intree] [--pre KO].. [--kvm KO --amd KO]
 //!       [--seed N] [--calls N] [--seconds S] [--races PERMILLE]
-//!       [--out DIR] [--name NAME] [--hang-secs S] [--min-calls N]
+//!       [--out DIR] [--name NAME] [--hang-secs S] [--min-calls N] [--workers N]
 //!   rkvm-ioctlfuzz --replay FILE [--repeat N] [module options]
 //!   rkvm-ioctlfuzz --faults [--max-faults N] [module options]
 //!   rkvm-ioctlfuzz --lifecycle N [module options]
@@ -46,6 +46,7 @@ pub struct Opts {
     pub faults: bool,
     pub max_faults: u32,
     pub lifecycle: u32,
+    pub workers: u64,
     /// Use this path instead of /dev/kvm (e.g. /dev/null to try the
     /// fuzzer itself outside the test VM).
     pub dev: Option<String>,
@@ -73,6 +74,7 @@ fn parse() -> Opts {
         faults: false,
         max_faults: 200,
         lifecycle: 0,
+        workers: 0,
         dev: None,
     };
     let mut a = std::env::args().skip(1);
@@ -108,6 +110,7 @@ fn parse() -> Opts {
             "--max-faults" => o.max_faults = num(v()) as u32,
             "--lifecycle" => o.lifecycle = num(v()) as u32,
             "--dev" => o.dev = Some(v()),
+            "--workers" => o.workers = num(v()),
             _ => usage(),
         }
     }
@@ -160,7 +163,14 @@ fn main() {
         unsafe { libc::signal(sig, on_fatal as *const () as usize) };
     }
     sys::now_ns();
-    sys::start_ticker();
+    let mut o = o;
+    if o.workers == 0 {
+        o.workers = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
+    }
+    let o = o;
+    if o.lifecycle > 0 || o.faults || o.replay.is_some() {
+        sys::start_ticker();
+    }
     if o.lifecycle > 0 {
         let ok = lifecycle::run(&o);
         std::process::exit(if ok { 0 } else { 1 });
@@ -241,10 +251,157 @@ fn reports(lines: &[String]) -> Vec<String> {
     v
 }
 
+/// What one worker process did (written to a file for the parent).
+#[derive(Default)]
+struct Summary {
+    calls: u64,
+    ioctls: u64,
+    runs: u64,
+    race_calls: u64,
+    races: u64,
+    forks: u64,
+    programs: u64,
+    reports: u64,
+    kicks: u64,
+    findings: Vec<(String, String)>,
+    exits: std::collections::BTreeMap<String, u64>,
+    time_by: std::collections::BTreeMap<String, (u64, u64)>,
+}
+
+impl Summary {
+    fn to_text(&self) -> String {
+        let mut t = format!(
+            "calls {}\nioctls {}\nruns {}\nrace_calls {}\nraces {}\nforks {}\nprograms {}\nreports {}\nkicks {}\n",
+            self.calls, self.ioctls, self.runs, self.race_calls, self.races, self.forks, self.programs, self.reports, self.kicks
+        );
+        for (k, v) in &self.exits {
+            t += &format!("exit {k} {v}\n");
+        }
+        for (k, (us, n)) in &self.time_by {
+            t += &format!("time {k} {us} {n}\n");
+        }
+        for (sig, p) in &self.findings {
+            t += &format!("finding {p} {sig}\n");
+        }
+        t
+    }
+    fn merge_text(&mut self, t: &str) {
+        for l in t.lines() {
+            let f: Vec<&str> = l.splitn(4, ' ').collect();
+            let n = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+            match f[0] {
+                "calls" => self.calls += n(1),
+                "ioctls" => self.ioctls += n(1),
+                "runs" => self.runs += n(1),
+                "race_calls" => self.race_calls += n(1),
+                "races" => self.races += n(1),
+                "forks" => self.forks += n(1),
+                "programs" => self.programs += n(1),
+                "reports" => self.reports += n(1),
+                "kicks" => self.kicks += n(1),
+                "exit" => *self.exits.entry(f[1].into()).or_default() += n(2),
+                "time" => {
+                    let e = self.time_by.entry(f[1].into()).or_default();
+                    e.0 += n(2);
+                    e.1 += n(3);
+                }
+                "finding" => {
+                    let sig = l.splitn(3, ' ').nth(2).unwrap_or("").to_string();
+                    if !self.findings.iter().any(|x| x.0 == sig) {
+                        self.findings.push((sig, f[1].into()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The fuzzer: `--workers` processes (default: one per CPU), program p
+/// run by worker p % workers, each with its share of the call budget.
 fn fuzz(o: &Opts) -> bool {
     let start = Instant::now();
+    let w = o.workers.max(1);
+    let dir = o.out.clone().unwrap_or_else(|| "/tmp".into());
+    let mut pids = vec![];
+    for i in 0..w {
+        // SAFETY: fork before any thread exists in this process (the
+        // ticker starts in each worker).
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            sys::start_ticker();
+            let s = fuzz_worker(o, i, w);
+            let _ = std::fs::write(format!("{dir}/{}-worker{i}.summary", o.name), s.to_text());
+            let _ = std::io::stdout().flush();
+            unsafe { libc::_exit(0) };
+        }
+        pids.push(pid);
+    }
+    let mut ok = true;
+    let mut hang = false;
+    let mut sum = Summary::default();
+    for (i, pid) in pids.into_iter().enumerate() {
+        let mut st = 0;
+        // SAFETY: waiting for our child.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        let code = if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) };
+        if code != 0 {
+            ok = false;
+            hang |= code == 3;
+            if code != 3 {
+                fail(&format!("{}/worker{i}-finished", o.name), &format!("worker exited with status {code}"));
+            }
+        }
+        let f = format!("{dir}/{}-worker{i}.summary", o.name);
+        sum.merge_text(&std::fs::read_to_string(&f).unwrap_or_default());
+        let _ = std::fs::remove_file(&f);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "INFO {}/stats {} calls: {} in programs ({} ioctls, {} KVM_RUN), {} in {} races; {} forks, {} programs, {w} workers, {:.0} s ({:.0} calls/s), {} kicks, seed {:#x}",
+        o.name,
+        sum.calls,
+        sum.calls - sum.race_calls,
+        sum.ioctls,
+        sum.runs,
+        sum.race_calls,
+        sum.races,
+        sum.forks,
+        sum.programs,
+        secs,
+        sum.calls as f64 / secs.max(0.001),
+        sum.kicks,
+        o.seed
+    );
+    let exits: Vec<String> = sum.exits.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("INFO {}/exit-reasons {}", o.name, exits.join(" "));
+    let mut tb: Vec<_> = sum.time_by.iter().collect();
+    tb.sort_by_key(|x| std::cmp::Reverse(x.1 .0));
+    let tops: Vec<String> = tb.iter().take(10).map(|(k, (us, n))| format!("{k} {:.1}s/{n}", *us as f64 / 1e6)).collect();
+    println!("INFO {}/time-by-op {}", o.name, tops.join(", "));
+    if sum.reports == 0 {
+        pass(&format!("{}/no-kernel-reports", o.name));
+    } else {
+        ok = false;
+        let list: Vec<String> = sum.findings.iter().map(|(s, p)| format!("{s} ({p})")).collect();
+        fail(&format!("{}/no-kernel-reports", o.name), &format!("{} reports: {}", sum.reports, list.join("; ")));
+    }
+    if !hang {
+        pass(&format!("{}/no-hang", o.name));
+    }
+    if o.min_calls > 0 {
+        ok &= check(
+            &format!("{}/calls-at-least-{}", o.name, o.min_calls),
+            if sum.calls >= o.min_calls { Ok(()) } else { Err(format!("only {} calls in the time budget", sum.calls)) },
+        );
+    }
+    ok
+}
+
+fn fuzz_worker(o: &Opts, worker: u64, workers: u64) -> Summary {
+    let start = Instant::now();
     let out = o.out.clone();
-    let (set, name, seed) = (o.set.clone(), o.name.clone(), o.seed);
+    let (set, name, seed, hs) = (o.set.clone(), o.name.clone(), o.seed, o.hang_secs);
     sys::start_watchdog(
         o.hang_secs,
         Box::new(move |_cur| {
@@ -257,7 +414,7 @@ fn fuzz(o: &Opts) -> bool {
                 sys::task_stacks()
             );
             let p = save(&out, &format!("repro-{set}-hang-{seed:x}-{prog}.txt"), &op::to_text(&hdr, &ops));
-            fail(&format!("{name}/no-hang"), &format!("no progress for the watchdog's limit in op {opi} ({stuck:.100}); reproducer {p}"));
+            fail(&format!("{name}/no-hang"), &format!("no progress for {hs} s in program {prog} op {opi} ({stuck:.100}); reproducer {p}"));
         }),
     );
     let mut kmsg = sys::Kmsg::open();
@@ -265,14 +422,19 @@ fn fuzz(o: &Opts) -> bool {
     if let Some(d) = &o.dev {
         ex.kvm_path = d.clone();
     }
-    let mut trace = o.out.as_ref().and_then(|d| std::fs::File::create(format!("{d}/{}-trace.txt", o.name)).ok()).map(std::io::BufWriter::new);
-    let mut findings: Vec<(String, String)> = vec![];
-    let mut nreports = 0u64;
-    let (mut programs, mut races, mut forks) = (0u64, 0u64, 0u64);
-    let mut last_info = Instant::now();
-    sys::kmsg_write(&format!("fuzz start: set {} seed {:#x}", o.set, o.seed));
-    for prog in 0u64.. {
-        if ex.calls >= o.calls || (o.seconds > 0 && start.elapsed().as_secs() >= o.seconds) {
+    let mut trace = o
+        .out
+        .as_ref()
+        .and_then(|d| std::fs::File::create(format!("{d}/{}-trace.{worker}.txt", o.name)).ok())
+        .map(std::io::BufWriter::new);
+    let mut s = Summary::default();
+    let budget = o.calls.div_ceil(workers);
+    if worker == 0 {
+        sys::kmsg_write(&format!("fuzz start: set {} seed {:#x}", o.set, o.seed));
+    }
+    let mut prog = worker;
+    loop {
+        if ex.calls >= budget || (o.seconds > 0 && start.elapsed().as_secs() >= o.seconds) {
             break;
         }
         let mut r = rng::Rng::new(o.seed.wrapping_mul(0x100_0000_01b3) ^ prog);
@@ -283,10 +445,16 @@ fn fuzz(o: &Opts) -> bool {
         CUR_PROG.store(prog, Ordering::Relaxed);
         for (i, op) in ops.iter().enumerate() {
             CUR_OP.store(i as u64, Ordering::Relaxed);
+            let t = Instant::now();
             let res = ex.exec(op);
+            let lbl = op.label();
+            let key = lbl.split(['/', '(', '+']).next().unwrap_or("").to_string();
+            let e = s.time_by.entry(key).or_default();
+            e.0 += t.elapsed().as_micros() as u64;
+            e.1 += 1;
             match op {
-                Op::Race { .. } => races += 1,
-                Op::Fork { .. } => forks += 1,
+                Op::Race { .. } => s.races += 1,
+                Op::Fork { .. } => s.forks += 1,
                 _ => {}
             }
             if let Some(t) = trace.as_mut() {
@@ -295,72 +463,59 @@ fn fuzz(o: &Opts) -> bool {
                         Ok(_) => "ok".to_string(),
                         Err(e) => sys::errno_name(e),
                     };
-                    let _ = writeln!(t, "{prog}.{i} {} {rs}", op.label());
+                    let _ = writeln!(t, "{prog}.{i} {lbl} {rs}");
                 }
             }
         }
         ex.reset();
-        programs += 1;
+        s.programs += 1;
         if let Some(k) = kmsg.as_mut() {
-            let lines = k.read_new();
-            let reps = reports(&lines);
+            let reps = reports(&k.read_new());
             if !reps.is_empty() {
-                nreports += reps.len() as u64;
+                s.reports += reps.len() as u64;
                 let sig = signature(reps[0].lines().next().unwrap_or(""));
-                if !findings.iter().any(|f| f.0 == sig) && findings.len() < 30 {
+                if !s.findings.iter().any(|f| f.0 == sig) && s.findings.len() < 30 {
                     let hdr = format!(
-                        "rkvm-ioctlfuzz reproducer ({} modules, seed {:#x}, program {prog}).\nReplay: rkvm-ioctlfuzz --replay THIS_FILE [--repeat 20] --set SET --kvm KO --amd KO\nKernel report:\n{}",
+                        "rkvm-ioctlfuzz reproducer ({} modules, seed {:#x}, program {prog}; {} workers: the other worker's program ran meanwhile).\nReplay: scripts/fuzz.sh --replay THIS_FILE --repeat 20 --sets SET\nKernel report:\n{}",
                         o.set,
                         o.seed,
+                        workers,
                         reps[0]
                     );
                     let p = save(&o.out, &format!("repro-{}-{:x}-{prog}.txt", o.set, o.seed), &op::to_text(&hdr, &ops));
                     println!("INFO {}/report {sig} -> {p}", o.name);
-                    findings.push((sig, p));
+                    let _ = std::io::stdout().flush();
+                    s.findings.push((sig, p));
                 }
             }
         }
-        if last_info.elapsed().as_secs() >= 30 {
-            last_info = Instant::now();
-            eprintln!("ioctlfuzz: {} calls, {programs} programs, {}s", ex.calls, start.elapsed().as_secs());
+        if worker == 0 && last_info_due(&start) {
+            eprintln!("ioctlfuzz: {} calls, {} programs in worker 0, {}s", ex.calls, s.programs, start.elapsed().as_secs());
         }
+        prog += workers;
     }
-    sys::kmsg_write("fuzz end");
+    if worker == 0 {
+        sys::kmsg_write("fuzz end");
+    }
     if let Some(mut t) = trace {
         let _ = t.flush();
     }
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "INFO {}/stats {} calls: {} in programs ({} ioctls, {} KVM_RUN), {} in {races} races; {forks} forks, {programs} programs, {:.0} s ({:.0} calls/s), {} kicks, seed {:#x}",
-        o.name,
-        ex.calls,
-        ex.calls - ex.race_calls,
-        ex.ioctls,
-        ex.runs,
-        ex.race_calls,
-        secs,
-        ex.calls as f64 / secs.max(0.001),
-        sys::KICKS.load(Ordering::Relaxed),
-        o.seed
-    );
-    let exits: Vec<String> = ex.exits.iter().map(|(k, v)| if *k >= 1000 { format!("{}={v}", sys::errno_name((*k - 1000) as i32)) } else { format!("{k}={v}") }).collect();
-    println!("INFO {}/exit-reasons {}", o.name, exits.join(" "));
-    let mut ok = true;
-    if nreports == 0 {
-        pass(&format!("{}/no-kernel-reports", o.name));
-    } else {
-        ok = false;
-        let list: Vec<String> = findings.iter().map(|(s, p)| format!("{s} ({p})")).collect();
-        fail(&format!("{}/no-kernel-reports", o.name), &format!("{nreports} reports: {}", list.join("; ")));
+    s.calls = ex.calls;
+    s.ioctls = ex.ioctls;
+    s.runs = ex.runs;
+    s.race_calls = ex.race_calls;
+    s.kicks = sys::KICKS.load(Ordering::Relaxed);
+    for (k, v) in &ex.exits {
+        let name = if *k >= 1000 { sys::errno_name((*k - 1000) as i32) } else { k.to_string() };
+        *s.exits.entry(name).or_default() += v;
     }
-    pass(&format!("{}/no-hang", o.name));
-    if o.min_calls > 0 {
-        ok &= check(
-            &format!("{}/calls-at-least-{}", o.name, o.min_calls),
-            if ex.calls >= o.min_calls { Ok(()) } else { Err(format!("only {} calls in the time budget", ex.calls)) },
-        );
-    }
-    ok
+    s
+}
+
+fn last_info_due(start: &Instant) -> bool {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let t = start.elapsed().as_secs() / 60;
+    LAST.swap(t, Ordering::Relaxed) != t
 }
 
 fn replay(o: &Opts, file: &str) -> bool {
