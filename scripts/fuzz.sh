@@ -7,6 +7,7 @@
 #   scripts/fuzz.sh [--calls N] [--seconds S] [--seed N] [--races PERMILLE]
 #                   [--faults] [--lifecycle N] [--replay FILE [--repeat N]] [--no-fuzz]
 #                   [--sets "ours intree"] [--out DIR] [--timeout S]
+#                   [--first-prog P] [--last-prog P] [--workers N]
 #
 # Uses config.mak (the release kernel; `make check-debug` runs it on the
 # debug kernel). Examples:
@@ -57,7 +58,7 @@ fi
 # shellcheck disable=SC1091
 . ./config.mak
 export PATH=$HOME/.cargo/bin:$PATH
-calls=100000 seconds=0 seed=1 races=100 faults= lifecycle= replay= repeat=1 nofuzz= tmo=
+calls=100000 seconds=0 seed=1 races=100 faults= lifecycle= replay= repeat=1 nofuzz= tmo= extra=
 sets="ours intree"
 out=$here/build/fuzz
 while [ $# -gt 0 ]; do
@@ -72,6 +73,7 @@ while [ $# -gt 0 ]; do
 	--repeat) repeat=$2; shift ;;
 	--no-fuzz) nofuzz=1 ;;
 	--sets) sets=$2; shift ;;
+	--first-prog|--last-prog|--workers) extra="$extra+$1+$2"; shift ;;
 	--out) out=$2; shift ;;
 	--timeout) tmo=$2; shift ;;
 	*) sed -n '2,17p' "$0"; exit 2 ;;
@@ -97,7 +99,7 @@ steps=
 if [ -n "$replay" ]; then
 	steps=replay:$replay+--repeat+$repeat
 elif [ -z "$nofuzz" ]; then
-	steps="fuzz:--seed+$seed+--calls+$calls+--races+$races"
+	steps="fuzz:--seed+$seed+--calls+$calls+--races+$races$extra"
 	[ "$seconds" != 0 ] && steps="$steps+--seconds+$seconds+--min-calls+0"
 	[ "$seconds" = 0 ] && steps="$steps+--min-calls+$calls"
 fi
@@ -106,7 +108,29 @@ fi
 # Bound each step and the whole VM: the fuzzer itself stops at its budget;
 # the watchdog in it reports a hang after 60 s without progress.
 step_secs=${tmo:-$(( seconds > 0 ? seconds + 600 : 3000 ))}
-vm_secs=$(( step_secs * 3 + 300 ))
+nsteps=$(echo "$steps" | tr , '\n' | wc -l)
+vm_secs=$(( step_secs * nsteps + 300 ))
+# A kernel that stalls or locks up never finishes: stop its VM after a
+# minute of such reports (a hung task is the fuzzer watchdog's business).
+wedged='rcu_sched detected stalls|rcu: INFO: rcu_|soft lockup|NMI watchdog: Watchdog detected hard LOCKUP'
+run_vm() { # SET DIR
+	RKVM_FUZZ=$steps RKVM_FUZZ_SECS=$step_secs scripts/vm.sh fuzz "$1" "$2" "$vm_secs" > "$2.console.log" 2>&1 &
+	local vmpid=$! since=
+	while kill -0 $vmpid 2>/dev/null; do
+		sleep 5
+		if [ -z "$since" ] && grep -Eq "$wedged" "$2.console.log"; then
+			since=$(date +%s)
+		fi
+		if [ -n "$since" ] && [ $(( $(date +%s) - since )) -ge 60 ]; then
+			echo "(the test VM's kernel is wedged: stopping it)"
+			# vm.sh's child is timeout(1), which passes SIGTERM on to QEMU.
+			for c in $(pgrep -P $vmpid); do kill "$c"; done
+			wait $vmpid
+			return 2
+		fi
+	done
+	wait $vmpid
+}
 
 log_bad='Oops|WARNING:|BUG:|Call Trace|general protection fault|Kernel panic|UBSAN|KASAN|panicked at|circular locking|inconsistent lock|possible recursive locking|rcu_.*stall|blocked for more than|soft lockup|ODEBUG'
 for set in $sets; do
@@ -114,13 +138,22 @@ for set in $sets; do
 	echo
 	echo "== $set modules: $steps (QEMU TCG, $(basename "$KERNELDIR")) =="
 	s=$(date +%s)
-	RKVM_FUZZ=$steps RKVM_FUZZ_SECS=$step_secs scripts/vm.sh fuzz "$set" "$d" "$vm_secs" > "$d.console.log" 2>&1
+	run_vm "$set" "$d"
 	rc=$?
 	echo "($set: $(( $(date +%s) - s )) s)"
 	if [ $rc != 0 ] || [ ! -f "$d/done" ]; then
-		tail -n 40 "$d.console.log"
+		grep -E -A 30 "$wedged|Kernel panic|BUG:|Oops" "$d.console.log" | head -n 50
+		tail -n 10 "$d.console.log"
 		echo "FAIL $set: vm/boot-and-finish (see $d.console.log)"
 		failed=$((failed + 1))
+		# The programs the fuzzer's workers were running: regenerate them.
+		for c in "$d"/fuzz-current.*; do
+			[ -f "$c" ] || continue
+			p=$(tr -d ' \n' < "$c")
+			f=$d/repro-$set-wedged-$seed-$p.txt
+			build/ioctlfuzz/release/rkvm-ioctlfuzz --seed "$seed" --races "$races" --dump-prog "$p" > "$f"
+			echo "  reproducer (program running when the kernel wedged): $f"
+		done
 	fi
 	grep -E '^INFO ' "$d/fuzz-results.txt" 2>/dev/null | sed "s/^/  $set: /"
 	while read -r status name rest; do

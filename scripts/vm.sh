@@ -17,7 +17,7 @@ mkdir -p "$out"
 rm -f "$out"/results.txt "$out"/dmesg.txt "$out"/done "$out"/phases.txt
 
 cpu=${RKVM_CPU:-EPYC,+svm,+npt}
-append="console=ttyS0 panic=-1 oops=panic_on_warn=0 root=hostroot rootfstype=9p \
+append="console=ttyS0 panic=-1 oops=panic_on_warn=0 no_timer_check root=hostroot rootfstype=9p \
 rootflags=trans=virtio,version=9p2000.L,msize=524288,cache=loose ro \
 init=$here/tests/vm/init.sh rkvm.mode=$mode rkvm.set=$set rkvm.repo=$here \
 rkvm.kdir=$KERNELDIR rkvm.krel=$KERNELRELEASE${RKVM_CMD:+ rkvm.cmd=$RKVM_CMD}${RKVM_TEST_FILTER:+ rkvm.filter=$RKVM_TEST_FILTER}${RKVM_ONLY_VMTEST:+ rkvm.only_vmtest=1}\

@@ -47,6 +47,10 @@ pub struct Opts {
     pub max_faults: u32,
     pub lifecycle: u32,
     pub workers: u64,
+    /// Programs run: first_prog.. (worker w: first_prog + w, + workers, ...) up to last_prog.
+    pub first_prog: u64,
+    pub last_prog: u64,
+    pub dump_prog: Option<u64>,
     /// Use this path instead of /dev/kvm (e.g. /dev/null to try the
     /// fuzzer itself outside the test VM).
     pub dev: Option<String>,
@@ -75,6 +79,9 @@ fn parse() -> Opts {
         max_faults: 200,
         lifecycle: 0,
         workers: 0,
+        first_prog: 0,
+        last_prog: u64::MAX,
+        dump_prog: None,
         dev: None,
     };
     let mut a = std::env::args().skip(1);
@@ -111,6 +118,9 @@ fn parse() -> Opts {
             "--lifecycle" => o.lifecycle = num(v()) as u32,
             "--dev" => o.dev = Some(v()),
             "--workers" => o.workers = num(v()),
+            "--first-prog" => o.first_prog = num(v()),
+            "--last-prog" => o.last_prog = num(v()),
+            "--dump-prog" => o.dump_prog = Some(num(v())),
             _ => usage(),
         }
     }
@@ -149,8 +159,21 @@ extern "C" fn on_fatal(sig: i32) {
     }
 }
 
+/// Program `prog` of seed `seed` (generation is deterministic).
+fn program(o: &Opts, prog: u64) -> Vec<Op> {
+    let mut r = rng::Rng::new(o.seed.wrapping_mul(0x100_0000_01b3) ^ prog);
+    let mut g = gen::Gen::new(&mut r);
+    g.races = o.races > 0 && g.r.chance(o.races);
+    g.program()
+}
+
 fn main() {
     let o = parse();
+    if let Some(p) = o.dump_prog {
+        // Writes program P of the seed as a reproducer file (no KVM needed).
+        print!("{}", op::to_text(&format!("rkvm-ioctlfuzz program {p} of seed {:#x} (--races {})", o.seed, o.races), &program(&o, p)));
+        return;
+    }
     // Never fuzz a real host's KVM: only inside the rkvm test VM (PID 1 is
     // tests/vm/init.sh, rkvm.mode= on the kernel command line), or with --dev.
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
@@ -432,17 +455,24 @@ fn fuzz_worker(o: &Opts, worker: u64, workers: u64) -> Summary {
     if worker == 0 {
         sys::kmsg_write(&format!("fuzz start: set {} seed {:#x}", o.set, o.seed));
     }
-    let mut prog = worker;
+    let cur_file = o.out.as_ref().and_then(|d| std::fs::File::create(format!("{d}/{}-current.{worker}", o.name)).ok());
+    let mut prog = o.first_prog + worker;
     loop {
         if ex.calls >= budget || (o.seconds > 0 && start.elapsed().as_secs() >= o.seconds) {
             break;
         }
-        let mut r = rng::Rng::new(o.seed.wrapping_mul(0x100_0000_01b3) ^ prog);
-        let mut g = gen::Gen::new(&mut r);
-        g.races = o.races > 0 && g.r.chance(o.races);
-        let ops = g.program();
+        if prog > o.last_prog {
+            break;
+        }
+        let ops = program(o, prog);
         *CUR_OPS.lock().unwrap() = ops.clone();
         CUR_PROG.store(prog, Ordering::Relaxed);
+        // Which program runs now, in case the whole kernel wedges:
+        // --dump-prog regenerates it on the host.
+        if let Some(f) = cur_file.as_ref() {
+            use std::os::unix::fs::FileExt;
+            let _ = f.write_at(format!("{prog:<20}\n").as_bytes(), 0);
+        }
         for (i, op) in ops.iter().enumerate() {
             CUR_OP.store(i as u64, Ordering::Relaxed);
             let t = Instant::now();
@@ -469,6 +499,9 @@ fn fuzz_worker(o: &Opts, worker: u64, workers: u64) -> Summary {
         }
         ex.reset();
         s.programs += 1;
+        if let Some(t) = trace.as_mut() {
+            let _ = t.flush();
+        }
         if let Some(k) = kmsg.as_mut() {
             let reps = reports(&k.read_new());
             if !reps.is_empty() {
