@@ -100,7 +100,7 @@ if [ -n "$replay" ]; then
 	steps=replay:$replay+--repeat+$repeat
 elif [ -z "$nofuzz" ]; then
 	steps="fuzz:--seed+$seed+--calls+$calls+--races+$races$extra"
-	[ "$seconds" != 0 ] && steps="$steps+--seconds+$seconds+--min-calls+0"
+	[ "$seconds" != 0 ] && steps="$steps+--seconds+$seconds"
 	[ "$seconds" = 0 ] && steps="$steps+--min-calls+$calls"
 fi
 [ -n "$faults" ] && steps="$steps${steps:+,}faults"

@@ -201,7 +201,6 @@ const PATHS: &[Path] = &[
         r
     } },
     Path { name: "create-irqchip", level: 1, prep: &[], act: irqchip },
-    Path { name: "create-irqchip-after-vcpu", level: 1, prep: &[vcpu], act: irqchip },
     Path {
         name: "split-irqchip",
         level: 1,

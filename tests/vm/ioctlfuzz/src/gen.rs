@@ -215,7 +215,7 @@ impl<'a> Gen<'a> {
     // --- programs -------------------------------------------------------
 
     pub fn program(&mut self) -> Vec<Op> {
-        let steps = self.r.range(60, 500);
+        let steps = self.r.range(200, 1500);
         let k = self.open("kvm");
         self.kvm.push(k);
         if self.r.chance(900) {
@@ -247,7 +247,7 @@ impl<'a> Gen<'a> {
         self.ioctl_store(k, KVM_CREATE_VM, Arg::Int(0), Some(vm), "CREATE_VM");
         self.vms.push(vm);
         let len = *self.r.pick(&[0x10000u64, 0x20000, 0x40000, 0x100000, 0x200000]);
-        let kind = *self.r.pick(&["anon", "anon", "anon", "huge", "shared"]);
+        let kind = *self.r.pick(&["anon", "anon", "anon", "anon", "anon", "anon", "huge", "shared"]);
         let m = self.mem_slot();
         self.ops.push(Op::Mmap { mem: m, len, kind: kind.into() });
         self.mems.push((m, len));
@@ -300,23 +300,26 @@ impl<'a> Gen<'a> {
     }
 
     fn step(&mut self) {
+        // Weights per mille-ish; cheap state-changing ioctls dominate, the
+        // expensive operations under TCG (new VMs, fork, big mappings) are
+        // rare so that a run makes many calls.
         const W: [u32; 16] = [
-            12, // run
-            22, // vcpu ioctl
-            20, // vm ioctl
-            4,  // system ioctl
-            4,  // guest code
-            3,  // new vcpu
-            4,  // new eventfd / other fd
-            2,  // close
-            2,  // mmap
-            1,  // unmap
-            2,  // madvise / mprotect
-            3,  // eventfd write
-            1,  // new VM
-            1,  // fork
-            4,  // memslot (state building)
-            1,  // race (race programs only)
+            60,  // run
+            300, // vcpu ioctl
+            250, // vm ioctl
+            40,  // system ioctl
+            30,  // guest code
+            15,  // new vcpu
+            30,  // new eventfd / other fd
+            10,  // close
+            8,   // mmap
+            4,   // unmap
+            10,  // madvise / mprotect
+            30,  // eventfd write
+            2,   // new VM
+            2,   // fork
+            40,  // memslot (state building)
+            4,   // race (race programs only)
         ];
         match self.r.weighted(&W) {
             0 => self.run(),
@@ -361,7 +364,7 @@ impl<'a> Gen<'a> {
             8 => {
                 let m = self.mem_slot();
                 let len = *self.r.pick(&[0x1000u64, 0x10000, 0x100000, 0x200000]);
-                let kind = *self.r.pick(&["anon", "ro", "shared", "huge"]);
+                let kind = *self.r.pick(&["anon", "anon", "ro", "shared", "huge"]);
                 self.ops.push(Op::Mmap { mem: m, len, kind: kind.into() });
                 self.mems.push((m, len));
             }
@@ -405,7 +408,8 @@ impl<'a> Gen<'a> {
                 }
             }
             13 => {
-                if self.r.chance(200) {
+                // fork copies the whole mm: seconds under KASAN and TCG.
+                if self.r.chance(150) {
                     let seed = self.r.next();
                     self.ops.push(Op::Fork { seed });
                 }

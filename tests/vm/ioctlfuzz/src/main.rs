@@ -76,7 +76,7 @@ fn parse() -> Opts {
         replay: None,
         repeat: 1,
         faults: false,
-        max_faults: 200,
+        max_faults: 64,
         lifecycle: 0,
         workers: 0,
         first_prog: 0,
