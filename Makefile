@@ -3,6 +3,9 @@
 #   make          build x86/kvm.ko, x86/kvm-amd.ko, x86/kvm-intel.ko
 #   make run      set up if needed, boot the test VM with our modules, demo /dev/kvm
 #   make check    set up if needed, run all tests; last line "N passed, N failed[, N skipped]"
+#   make check-debug  the in-VM tests on the debug kernel (KASAN, lockdep, kmemleak, ...),
+#                 the ioctl fuzzer (10^6 calls per column), fault injection, 100 lifecycles
+#   make fuzz     the ioctl fuzzer on both columns (FUZZ_ARGS="--seconds 60", see scripts/fuzz.sh)
 #   make bench    benchmarks against the in-tree modules (ratios)
 #   make install  install the modules into /lib/modules/$(uname -r)/extra + udev rule
 #
@@ -19,7 +22,7 @@ KMAKE = $(MAKE) -C $(KERNELDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=$(RUSTC) \
 
 MODULES := x86/kvm.ko x86/kvm-amd.ko x86/kvm-intel.ko
 
-.PHONY: all modules check run bench install clean distclean host-test uapi-check
+.PHONY: all modules check check-debug fuzz run bench install clean distclean host-test uapi-check
 
 all: modules
 
@@ -37,6 +40,12 @@ uapi-check: config.mak
 
 check: config.mak
 	+scripts/check.sh
+
+check-debug: config.mak
+	+scripts/check-debug.sh
+
+fuzz: config.mak
+	+scripts/fuzz.sh $(FUZZ_ARGS)
 
 run: config.mak
 	+scripts/run.sh
