@@ -1,7 +1,8 @@
 #!/bin/bash
 # Style rows of `make check`: rustfmt, the kernel's clippy build of our
 # crates (with its lints, undocumented_unsafe_blocks among them), the
-# unsafe budget of the core, and one definition per constant.
+# unsafe budget of the core, one definition per constant, and a stack
+# budget per function.
 # Prints one PASS/FAIL line per row; details go to OUTDIR.
 #
 #   scripts/style.sh OUTDIR
@@ -99,7 +100,28 @@ for (name, value), where in sorted(seen.items()):
 	fi
 }
 
+# No function of the modules reserves more than 4 KiB of the 16 KiB kernel
+# stack (a 12 KiB frame once overflowed it: every arm of an ioctl
+# dispatcher inlined, each with its own locals).
+row_stack() {
+	local max=4096
+	objdump -d --no-show-raw-insn x86/kvm.ko x86/kvm-amd.ko x86/kvm-intel.ko 2> /dev/null |
+		perl -ne 'if (/^[0-9a-f]+ <(.*)>:$/) { $fn = $1 }
+			if (/sub\s+\$0x([0-9a-f]+),%rsp/) { print hex($1), " $fn\n" }' |
+		sort -rn | head -n 20 > "$out/stack-frames.txt"
+	local top
+	top=$(head -n 1 "$out/stack-frames.txt" | cut -d' ' -f1)
+	if [ -z "$top" ]; then
+		echo "FAIL style/stack-frames: no frames found (modules not built?); see $out/stack-frames.txt"
+	elif [ "$top" -le "$max" ]; then
+		echo "PASS style/stack-frames (largest $top bytes, max $max)"
+	else
+		echo "FAIL style/stack-frames: $(awk -v m=$max '$1 > m' "$out/stack-frames.txt" | wc -l) functions over $max bytes; see $out/stack-frames.txt"
+	fi
+}
+
 row_rustfmt
 row_clippy
 row_unsafe
 row_constants
+row_stack
