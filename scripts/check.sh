@@ -180,7 +180,8 @@ make_manifest() {
 	# The short fuzzer run after vmtest (tests/vm/init.sh), when built.
 	: > "$out/manifest-fuzz.txt"
 	if [ -z "${RKVM_ONLY_VMTEST:-}" ] && [ -x build/ioctlfuzz/release/rkvm-ioctlfuzz ]; then
-		printf 'ROW %s\n' fuzz-short/no-kernel-reports fuzz-short/no-hang > "$out/manifest-fuzz.txt"
+		printf 'ROW %s\n' fuzz-short/no-kernel-reports fuzz-short/no-hang \
+			fuzz-short/modules-unload-after fuzz-short/modules-reload-after > "$out/manifest-fuzz.txt"
 	fi
 	sed -n 's/^ROW //p' "$out/manifest-vmtest.txt" "$out/manifest-l2.txt" "$out/manifest-fuzz.txt" > "$out/manifest.txt"
 	dups=$(sort "$out/manifest.txt" | uniq -d | tr '\n' ' ')
