@@ -24,7 +24,11 @@ module! {
     authors: ["rkvm developers"],
     description: "KVM support for AMD SVM (rkvm, Rust)",
     license: "GPL",
+    // Autoload by CPU feature, the alias upstream's MODULE_DEVICE_TABLE(x86cpu,
+    // svm_cpu_id) generates: X86_FEATURE_SVM (6*32+2) in hex.
+    alias: ["cpu:type:x86,ven*fam*mod*:feature:*00C2*"],
 }
+const _: () = assert!(rb::X86_FEATURE_SVM == 0xc2, "the module alias above");
 
 struct KvmAmd {
     _registration: vendor::Registration,
