@@ -71,8 +71,11 @@ bench: config.mak
 install_root = $(DESTDIR)$(INSTALL_MOD_PATH)
 UDEV_RULES_DIR ?= /etc/udev/rules.d
 
+# Installing compiles nothing: no toolchain variables (with LLVM=-19, Kbuild
+# would start clang-19 just to read its version).
 install: modules
-	+$(KMAKE) INSTALL_MOD_PATH=$(install_root) INSTALL_MOD_DIR=updates DEPMOD=true modules_install
+	+$(MAKE) -C $(KERNELDIR) M=$(CURDIR) INSTALL_MOD_PATH=$(install_root) INSTALL_MOD_DIR=updates \
+		DEPMOD=true modules_install
 	depmod -a $(if $(wildcard $(KERNELDIR)/System.map),-e -F $(KERNELDIR)/System.map) \
 		$(if $(install_root),-b $(install_root)) $(KERNELRELEASE)
 	install -D -m 0644 scripts/65-kvm.rules $(install_root)$(UDEV_RULES_DIR)/65-kvm.rules
