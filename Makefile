@@ -19,8 +19,11 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 -include config.mak
 
-KMAKE = $(MAKE) -C $(KERNELDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=$(RUSTC) \
-	RUST_LIB_SRC=$(RUST_LIB_SRC) BINDGEN=$(BINDGEN)
+# The toolchain is config.mak's LLVM= (a -N suffix), also against a CC= or
+# LD= given to this make: DKMS appends CC=clang LD=ld.lld for a kernel built
+# with clang, which would otherwise reach Kbuild through MAKEFLAGS.
+KMAKE = $(MAKE) -C $(KERNELDIR) M=$(CURDIR) LLVM=$(LLVM) CC=clang$(LLVM) LD=ld.lld$(LLVM) \
+	RUSTC=$(RUSTC) RUST_LIB_SRC=$(RUST_LIB_SRC) BINDGEN=$(BINDGEN)
 
 MODULES := x86/kvm.ko x86/kvm-amd.ko x86/kvm-intel.ko
 
