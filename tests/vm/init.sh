@@ -141,8 +141,6 @@ check)
 	phase install
 	bounded 180 $out/install.rc "$repo/tests/vm/install.sh" "$set" "$repo" "$kdir" "$krel" \
 		>> $out/results.txt 2> $out/install.err
-	read -r irc < $out/install.rc 2>/dev/null
-	[ "${irc:-}" = 0 ] || echo "FAIL install/ran: exit status ${irc:-none}; see install.err" >> $out/results.txt
 	phase peer
 	# Peer suite (kvm-ioctls' own tests), when scripts/peer.sh built it.
 	if [ -s "$repo/build/peer/tests.list" ]; then

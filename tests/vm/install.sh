@@ -4,6 +4,8 @@
 # tests; leaves no module loaded.
 #
 #   tests/vm/install.sh SET REPO KDIR KRELEASE
+#   tests/vm/install.sh list     the rows it prints (ROW lines, for
+#                                scripts/check.sh's manifest)
 #
 # ours:   `make install INSTALL_MOD_PATH=<tmpfs root>` (the Makefile's own
 #         recipe; `-o modules` because the host built the modules and the
@@ -13,6 +15,12 @@
 #         kvm from updates/, not the in-tree ones from kernel/.
 # intree: the same modprobe/modinfo rows against the kernel build's modinst.
 set -u
+rows="make-install updates-preferred alias-resolves modprobe-by-alias load-messages unload
+	modinfo-aliases modinfo-parameters dkms-conf"
+if [ "$1" = list ]; then
+	for r in $rows; do echo "ROW install/$r"; done
+	exit 0
+fi
 set=$1 repo=$2 kdir=$3 krel=$4
 modinst=$kdir/modinst
 intree_kvm=$modinst/lib/modules/$krel/kernel/arch/x86/kvm
@@ -34,8 +42,7 @@ for m in kvm_intel kvm_amd kvm irqbypass; do
 	loaded "$m" && rmmod "$m" 2>/dev/null
 done
 if loaded kvm; then
-	for r in make-install updates-preferred alias-resolves modprobe-by-alias \
-		load-messages unload modinfo-aliases modinfo-parameters dkms-conf; do
+	for r in $rows; do
 		fail "$r" "kvm still loaded before the test"
 	done
 	exit 0
