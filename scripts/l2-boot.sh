@@ -46,6 +46,17 @@
 #       the rows that could not run FAIL ("not run: why"). Exit status: 0
 #       all passed, 1 some failed (rows say which), 2 usage.
 #
+#   scripts/l2-boot.sh bench OUT [MODULE-ARGS...]
+#       `make bench` (scripts/bench.sh): one session of the default
+#       variant, timed; BENCH lines as rkvm-vmtest --bench prints them, on
+#       stdout (logs in OUT):
+#         l2-boot       QEMU start -> the shell marker, seconds
+#         l2-fork-exec  L2_FORKS (default 200) fork+exec+wait of /bin/true
+#                       by the guest's shell, ms each (L1 wall time from
+#                       typing the command to the prompt)
+#       RKVM_BENCH_ROWS (names, comma- or space-separated) picks rows.
+#       Exit status 1 when a row could not be measured (BENCH-FAIL lines).
+#
 #   scripts/l2-boot.sh list
 #       The rows check mode prints (ROW <name>), for the manifest of
 #       scripts/check.sh; L2_VARIANTS applies.
@@ -527,6 +538,45 @@ check)
 	unload_modules
 	[ "$nfail" = 0 ]
 	;;
+bench)
+	out=${2:?usage: $0 bench OUT [MODULE-ARGS...]}
+	shift 2
+	logdir=$out results=/dev/null
+	mkdir -p "$out"
+	# wanted ROW: RKVM_BENCH_ROWS lists it, or lists nothing.
+	wanted() { [ -z "$(echo "${RKVM_BENCH_ROWS:-}" | tr -d ', ')" ] || echo ",${RKVM_BENCH_ROWS}," | tr ' ' , | grep -q ",$1,"; }
+	rows=
+	for r in l2-boot l2-fork-exec; do wanted $r && rows="$rows $r"; done
+	[ -n "$rows" ] || exit 0
+	bfail() { for r in $rows; do echo "BENCH-FAIL $r: $1"; done; unload_modules; exit 1; }
+	load_modules "$@"
+	why=$(preflight)
+	[ -z "$why" ] || bfail "$why"
+	s_start bench "$accel"
+	if ! { s_expect '^RKVM-L2-SHELL-READY' "$boot_tmo" && s_expect PROMPT 60; }; then
+		s_finish 5
+		bfail "no shell: $(s_why)"
+	fi
+	t=$(secs "$S_t0" "$(now)")
+	wanted l2-boot && echo "BENCH l2-boot 1 $t $t 0 s # L2 Linux (2 vCPUs, 256 MiB) boot to its shell: QEMU start -> shell marker, L1 wall time"
+	rc=0
+	if wanted l2-fork-exec; then
+		n=${L2_FORKS:-200}
+		t0=$(now)
+		if s_cmd "i=0; while [ \$i -lt $n ]; do /bin/true; i=\$((i + 1)); done; echo RKVM-FORKS-\$i" &&
+			printf '%s\n' "${S_out[@]}" | grep -qx "RKVM-FORKS-$n"; then
+			ms=$(awk -v a="$t0" -v b="$(now)" -v n="$n" 'BEGIN { printf "%.3f", (b - a) * 1000 }')
+			echo "BENCH l2-fork-exec $n $ms $(awk -v t="$ms" -v n="$n" 'BEGIN { printf "%.3f", t / n }') 0 ms/exec # the L2 shell forks and execs /bin/true (busybox) $n times, 2 vCPUs"
+		else
+			echo "BENCH-FAIL l2-fork-exec: no RKVM-FORKS-$n (got '${S_out[*]:-}')"
+			rc=1
+		fi
+	fi
+	s_poweroff
+	s_finish 120
+	unload_modules
+	exit $rc
+	;;
 list)
 	for v in ${L2_VARIANTS:-default split off}; do
 		t=$(variant_tests "$v") || exit 2
@@ -566,7 +616,7 @@ cat /sys/devices/system/clocksource/clocksource0/current_clocksource'}
 	[ "$S_rc" = 0 ]
 	;;
 *)
-	echo "usage: $0 check OUT [MODULE-ARGS...] | list | demo [MODULE-ARGS...]" >&2
+	echo "usage: $0 check OUT [MODULE-ARGS...] | bench OUT [MODULE-ARGS...] | list | demo [MODULE-ARGS...]" >&2
 	exit 2
 	;;
 esac

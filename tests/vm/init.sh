@@ -112,11 +112,15 @@ mount --bind /tmp/no-rules /usr/lib/udev/rules.d
 
 vmtest=$repo/build/vmtest/release/rkvm-vmtest
 intree=$kdir/modinst/lib/modules/$krel/kernel
-case $set in
-ours) mods="--kvm $repo/x86/kvm.ko --amd $repo/x86/kvm-amd.ko --intel $repo/x86/kvm-intel.ko" ;;
-intree) mods="--pre $intree/virt/lib/irqbypass.ko --kvm $intree/arch/x86/kvm/kvm.ko \
-	--amd $intree/arch/x86/kvm/kvm-amd.ko --intel $intree/arch/x86/kvm/kvm-intel.ko" ;;
-esac
+# mods_of SET: rkvm-vmtest's module arguments for SET.
+mods_of() {
+	case $1 in
+	ours) echo "--kvm $repo/x86/kvm.ko --amd $repo/x86/kvm-amd.ko --intel $repo/x86/kvm-intel.ko" ;;
+	intree) echo "--pre $intree/virt/lib/irqbypass.ko --kvm $intree/arch/x86/kvm/kvm.ko \
+		--amd $intree/arch/x86/kvm/kvm-amd.ko --intel $intree/arch/x86/kvm/kvm-intel.ko" ;;
+	esac
+}
+mods=$(mods_of "$set")
 
 case $mode in
 check)
@@ -164,9 +168,39 @@ run)
 	"$repo/scripts/l2-demo.sh" $mods 2>&1
 	;;
 bench)
-	# shellcheck disable=SC2086
-	$vmtest --set "$set" $mods --bench > $out/bench.txt 2> $out/vmtest.err
-	echo $? > $out/vmtest.rc
+	# scripts/bench.sh: /mnt/bench-params sets BENCH_ROUNDS, BENCH_SETS
+	# (the order within a round), BENCH_ITERS, BENCH_ROWS, BENCH_L2.
+	# Round after round, row after row, each set in turn is loaded, runs
+	# the row (rkvm-vmtest --bench; the L2 rows: one scripts/l2-boot.sh
+	# bench session) and is unloaded, so the two measurements of a row in
+	# a round are seconds apart: OUT/bench-SET-ROUND.txt; every exit
+	# status in OUT/rc-SET-ROUND.txt (vmtest RC, l2 RC).
+	# shellcheck disable=SC1091
+	. $out/bench-params
+	export RKVM_BENCH_ITERS=$BENCH_ITERS
+	units=$(RKVM_BENCH_ROWS="$BENCH_ROWS" $vmtest --bench-list)
+	[ "$BENCH_L2" = 1 ] && units="$units l2"
+	r=1
+	while [ $r -le "$BENCH_ROUNDS" ]; do
+		echo "$(cut -d' ' -f1 /proc/uptime) round $r $(cut -d' ' -f1 /proc/loadavg)" >> $out/phases.txt
+		for u in $units; do
+			for s in $BENCH_SETS; do
+				m=$(mods_of "$s")
+				f=$out/bench-$s-$r.txt
+				if [ "$u" = l2 ]; then
+					# shellcheck disable=SC2086
+					RKVM_BENCH_ROWS="$BENCH_ROWS" "$repo/scripts/l2-boot.sh" bench "$out/l2-$s-$r" $m >> $f 2>> $out/l2-$s-$r.err
+					echo "l2 $?" >> $out/rc-$s-$r.txt
+				else
+					# shellcheck disable=SC2086
+					RKVM_BENCH_ROWS=$u $vmtest --set "$s" $m --bench >> $f 2>> $out/vmtest-$s-$r.err
+					echo "vmtest $?" >> $out/rc-$s-$r.txt
+				fi
+			done
+		done
+		r=$((r + 1))
+	done
+	echo "$(cut -d' ' -f1 /proc/uptime) end" >> $out/phases.txt
 	;;
 fuzz)
 	# scripts/fuzz.sh: rkvm.fuzz lists the steps, comma-separated, "+" for

@@ -24,6 +24,7 @@ pub struct Modules {
 fn usage() -> ! {
     eprintln!("usage: rkvm-vmtest --set ours|intree [--pre KO]... --kvm KO --amd KO --intel KO [--demo|--bench]");
     eprintln!("       rkvm-vmtest --list [--set ours|intree]   (the rows a run prints, as ROW <name>; runs nothing)");
+    eprintln!("       rkvm-vmtest --bench-list   (the benchmark rows --bench runs, one a line; runs nothing)");
     std::process::exit(2);
 }
 
@@ -44,6 +45,7 @@ fn main() {
     let mut set = None;
     let mut demo = false;
     let mut bench = false;
+    let mut bench_list = false;
     let mut list = false;
     let mut m = Modules { pre: vec![], kvm: String::new(), amd: String::new(), intel: String::new() };
     let mut args = std::env::args().skip(1);
@@ -63,9 +65,14 @@ fn main() {
             "--intel" => m.intel = val(),
             "--demo" => demo = true,
             "--bench" => bench = true,
+            "--bench-list" => bench_list = true,
             "--list" => list = true,
             _ => usage(),
         }
+    }
+    if bench_list {
+        bench::list();
+        return;
     }
     if list {
         // The manifest of a run (RKVM_TEST_FILTER applies, as in a run).
