@@ -26,6 +26,7 @@ bool rkvm_need_resched(void);
 void rkvm_smp_send_reschedule(int cpu);
 
 void rkvm_put_page(struct page *page);
+bool rkvm_hva_mapped_huge(unsigned long hva);
 void *rkvm_phys_to_virt(u64 pa);
 u64 rkvm_virt_to_phys(void *va);
 

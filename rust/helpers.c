@@ -120,6 +120,50 @@ void rkvm_put_page(struct page *page)
 }
 EXPORT_SYMBOL_GPL(rkvm_put_page);
 
+/*
+ * Whether the current process maps userspace address `hva` with a leaf of
+ * at least 2 MiB (a PMD- or PUD-mapped huge page), as upstream's
+ * host_pfn_mapping_level(): a lockless walk with interrupts off, so the
+ * page tables cannot be freed under it (x86 frees them after an IPI or an
+ * RCU grace period). The answer may be stale at once: the caller maps only
+ * if no MMU notifier invalidation ran since it pinned the page.
+ */
+bool rkvm_hva_mapped_huge(unsigned long hva)
+{
+	struct mm_struct *mm = current->mm;
+	unsigned long flags;
+	bool huge = false;
+	pgd_t pgd;
+	p4d_t p4d;
+	pud_t pud;
+	pmd_t pmd;
+
+	if (!mm)
+		return false;
+	local_irq_save(flags);
+	pgd = READ_ONCE(*pgd_offset(mm, hva));
+	if (pgd_none(pgd))
+		goto out;
+	p4d = READ_ONCE(*p4d_offset(&pgd, hva));
+	if (p4d_none(p4d) || !p4d_present(p4d))
+		goto out;
+	pud = READ_ONCE(*pud_offset(&p4d, hva));
+	if (pud_none(pud) || !pud_present(pud))
+		goto out;
+	if (pud_leaf(pud)) {
+		huge = true;
+		goto out;
+	}
+	pmd = pmdp_get_lockless(pmd_offset(&pud, hva));
+	if (pmd_none(pmd) || !pmd_present(pmd))
+		goto out;
+	huge = pmd_leaf(pmd);
+out:
+	local_irq_restore(flags);
+	return huge;
+}
+EXPORT_SYMBOL_GPL(rkvm_hva_mapped_huge);
+
 void *rkvm_phys_to_virt(u64 pa)
 {
 	return phys_to_virt(pa);

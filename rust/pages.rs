@@ -83,6 +83,15 @@ impl PinnedUserPage {
         }
     }
 
+    /// Whether the current process maps `hva` with a host leaf of 2 MiB
+    /// or more (a transparent or hugetlb huge page). Only a hint: the
+    /// caller must check that no MMU notifier invalidation ran since.
+    pub fn mapped_huge(hva: u64) -> bool {
+        // SAFETY: a read-only walk of the current process's page tables
+        // with interrupts off (the helper); any address is allowed.
+        unsafe { rb::rkvm_hva_mapped_huge(hva as usize) }
+    }
+
     /// Host frame number.
     pub fn pfn(&self) -> u64 {
         // SAFETY: `self.0` is a page we hold a reference on.

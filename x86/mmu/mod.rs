@@ -28,7 +28,7 @@ use kernel::{
     prelude::*,
     sync::{Arc, Mutex},
 };
-use tdp::{Tdp, TdpFormat};
+use tdp::{Tdp, TdpFormat, HUGE_FRAMES};
 
 /// Under [`Mmu::inner`].
 struct Inner {
@@ -106,7 +106,7 @@ impl Mmu {
             let moved = new.as_ref().is_none_or(|n| n.desc().base_gfn != o.base_gfn);
             if moved {
                 flush |= m.tdp.zap(o.base_gfn, o.end_gfn());
-                vm.stats().pages_4k.set(m.tdp.leaves());
+                set_page_stats(vm, &m.tdp);
             }
         }
         if let Some(s) = new.filter(|_| protect) {
@@ -206,8 +206,15 @@ impl Mmu {
                 cpu::cond_resched();
                 continue;
             }
-            let flush = m.tdp.map(gfn.raw(), page.pfn(), writable)?;
-            vm.stats().pages_4k.set(m.tdp.leaves());
+            let huge = huge_frame(&slot, gfn.raw(), hva, page.pfn());
+            let flush = match huge.map(|(g, p)| m.tdp.map_huge(g, p, writable)) {
+                Some(r) => match r? {
+                    Some(flush) => flush,
+                    None => m.tdp.map(gfn.raw(), page.pfn(), writable)?,
+                },
+                None => m.tdp.map(gfn.raw(), page.pfn(), writable)?,
+            };
+            set_page_stats(vm, &m.tdp);
             if writable {
                 slot.mark_dirty(gfn);
             }
@@ -240,7 +247,7 @@ impl Mmu {
                 flush |= tdp.zap(a, b);
             }
         }
-        vm.stats().pages_4k.set(tdp.leaves());
+        set_page_stats(vm, tdp);
         drop(m);
         if flush {
             vm.flush_remote_tlbs();
@@ -258,7 +265,7 @@ impl Mmu {
     pub(crate) fn zap_all(&self, vm: &Vm) {
         let mut m = self.inner.lock();
         let flush = m.tdp.zap_all();
-        vm.stats().pages_4k.set(m.tdp.leaves());
+        set_page_stats(vm, &m.tdp);
         drop(m);
         if flush {
             vm.flush_remote_tlbs();
@@ -317,6 +324,33 @@ impl Mmu {
 }
 
 /// Write-protects the frames `base + b` for each set bit `b` of `mask`.
+/// The mapping statistics (pages_4k, pages_2m) of `tdp`.
+fn set_page_stats(vm: &Vm, tdp: &Tdp) {
+    vm.stats().pages_4k.set(tdp.leaves());
+    vm.stats().pages_2m.set(tdp.huge_leaves());
+}
+
+/// Where `gfn` (at `hva`, backed by host frame `pfn`) can be mapped with
+/// a 2 MiB leaf: `(first gfn, first pfn)` of the aligned 2 MiB around it,
+/// if the slot holds all of it, does not log writes, and the host maps
+/// the same 2 MiB with one huge page (guest and host offsets inside
+/// 2 MiB agree). Upstream's kvm_mmu_max_mapping_level(), for 2 MiB.
+fn huge_frame(slot: &Slot, gfn: u64, hva: u64, pfn: u64) -> Option<(u64, u64)> {
+    let off = gfn % HUGE_FRAMES;
+    let d = slot.desc();
+    let first = gfn - off;
+    if slot.logging()
+        || first < d.base_gfn
+        || first + HUGE_FRAMES > d.end_gfn()
+        || (hva >> PAGE_SHIFT) % HUGE_FRAMES != off
+        || pfn % HUGE_FRAMES != off
+        || !PinnedUserPage::mapped_huge(hva)
+    {
+        return None;
+    }
+    Some((first, pfn - off))
+}
+
 fn protect_bits(tdp: &mut Tdp, base: u64, mask: u64) -> bool {
     let mut flush = false;
     let mut bits = mask;

@@ -4,9 +4,12 @@
 //! The walk is the same for both; the entry bits come from the vendor
 //! ([`TdpFormat`]).
 //!
-//! 4 KiB leaves only. Table pages are owned here and freed with the tables;
-//! leaves are cleared by [`Tdp::zap`] but intermediate tables stay until the
-//! VM goes away (they are few: 4 KiB of tables maps 2 MiB).
+//! 4 KiB leaves, and 2 MiB leaves ([`Tdp::map_huge`]) where the host
+//! backs a whole aligned 2 MiB of guest memory with one huge page. Table
+//! pages are owned here and freed with the tables; leaves are cleared by
+//! [`Tdp::zap`] (a 2 MiB leaf as a whole, even when the range covers only
+//! part of it: it simply faults in again) but intermediate tables stay
+//! until the VM goes away (they are few: 4 KiB of tables maps 2 MiB).
 
 use crate::ext::pages::{page_phys, phys_to_virt};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +30,8 @@ pub struct TdpFormat {
     pub writable: u64,
     /// An entry with any of these bits is present.
     pub present: u64,
+    /// The bit that makes a level-2 entry a 2 MiB leaf.
+    pub huge: u64,
     /// The physical-address bits of an entry.
     pub addr: u64,
 }
@@ -43,6 +48,9 @@ fn index(gfn: u64, level: u32) -> usize {
     ((gfn >> (9 * (level - 1))) & (ENTRIES as u64 - 1)) as usize
 }
 
+/// Guest frames of a 2 MiB leaf.
+pub(crate) const HUGE_FRAMES: u64 = 512;
+
 /// Guest frames covered by one entry of a table of `level`.
 fn span(level: u32) -> u64 {
     1 << (9 * (level - 1))
@@ -55,8 +63,10 @@ pub(crate) struct Tdp {
     root: Page,
     /// Every non-root table page; freed on drop.
     tables: KVec<Page>,
-    /// Present leaves (4 KiB mappings).
+    /// Present 4 KiB leaves.
     leaves: u64,
+    /// Present 2 MiB leaves.
+    huge_leaves: u64,
 }
 
 impl Tdp {
@@ -68,12 +78,18 @@ impl Tdp {
             root,
             tables: KVec::new(),
             leaves: 0,
+            huge_leaves: 0,
         })
     }
 
     /// Present 4 KiB mappings.
     pub(crate) fn leaves(&self) -> u64 {
         self.leaves
+    }
+
+    /// Present 2 MiB mappings.
+    pub(crate) fn huge_leaves(&self) -> u64 {
+        self.huge_leaves
     }
 
     /// Physical address of the top-level table (the vendor's TDP root).
@@ -91,6 +107,42 @@ impl Tdp {
         unsafe { &*va.cast::<Table>() }
     }
 
+    /// The table of `level` (1 or 2) on the way to `gfn`, created where
+    /// missing. A 2 MiB leaf in the way (with `level` 1) is split: replaced
+    /// by a table of 512 4 KiB leaves with the same frames and rights (as
+    /// upstream, so the other frames stay mapped and a write-protected
+    /// one stays so); `*replaced` is set, the caller flushes guest TLBs.
+    fn table_for(&mut self, gfn: u64, level: u32, replaced: &mut bool) -> Result<u64> {
+        let f = self.format;
+        let mut table_pa = self.root_pa();
+        for l in ((level + 1)..=LEVELS).rev() {
+            let entry = &self.table(table_pa)[index(gfn, l)];
+            let e = entry.load(Ordering::Relaxed);
+            if e & f.present != 0 && (l != 2 || e & f.huge == 0) {
+                table_pa = e & f.addr;
+                continue;
+            }
+            let page = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
+            let pa = page_phys(&page);
+            self.tables.push(page, GFP_KERNEL_ACCOUNT)?;
+            if e & f.present != 0 {
+                // A 2 MiB leaf: the new table maps its frames, 4 KiB each,
+                // before it replaces the leaf.
+                let rights = f.leaf | (e & f.writable);
+                for (i, small) in self.table(pa).iter().enumerate() {
+                    let frame = (e & f.addr) + ((i as u64) << PAGE_SHIFT);
+                    small.store(frame & f.addr | rights, Ordering::Relaxed);
+                }
+                self.huge_leaves -= 1;
+                self.leaves += HUGE_FRAMES;
+                *replaced = true;
+            }
+            self.table(table_pa)[index(gfn, l)].store(pa | f.table, Ordering::Release);
+            table_pa = pa;
+        }
+        Ok(table_pa)
+    }
+
     /// Maps `gfn` to host frame `pfn`; returns true if a different present
     /// translation was replaced (the caller must flush guest TLBs).
     pub(crate) fn map(&mut self, gfn: u64, pfn: u64, writable: bool) -> Result<bool> {
@@ -98,20 +150,8 @@ impl Tdp {
             return Err(EINVAL);
         }
         let f = self.format;
-        let mut table_pa = self.root_pa();
-        for level in (2..=LEVELS).rev() {
-            let entry = &self.table(table_pa)[index(gfn, level)];
-            let e = entry.load(Ordering::Relaxed);
-            if e & f.present != 0 {
-                table_pa = e & f.addr;
-                continue;
-            }
-            let page = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
-            let pa = page_phys(&page);
-            self.tables.push(page, GFP_KERNEL_ACCOUNT)?;
-            self.table(table_pa)[index(gfn, level)].store(pa | f.table, Ordering::Release);
-            table_pa = pa;
-        }
+        let mut replaced = false;
+        let table_pa = self.table_for(gfn, 1, &mut replaced)?;
         let mut leaf = (pfn << PAGE_SHIFT) & f.addr | f.leaf;
         if writable {
             leaf |= f.writable;
@@ -120,19 +160,50 @@ impl Tdp {
         if old & f.present == 0 {
             self.leaves += 1;
         }
-        Ok(
+        Ok(replaced
+            || (old & f.present != 0
+                && (old & f.addr != leaf & f.addr || old & !leaf & f.writable != 0)))
+    }
+
+    /// Maps the 2 MiB-aligned `gfn` and the 511 frames after it to host
+    /// frames `pfn..pfn + 512` (2 MiB-aligned) with one 2 MiB leaf, if no
+    /// 4 KiB table is in the way; returns `Ok(None)` if one is (the caller
+    /// maps 4 KiB instead), else whether a present translation was
+    /// replaced (the caller must flush guest TLBs).
+    pub(crate) fn map_huge(&mut self, gfn: u64, pfn: u64, writable: bool) -> Result<Option<bool>> {
+        if gfn > MAX_GFN || gfn % HUGE_FRAMES != 0 || pfn % HUGE_FRAMES != 0 {
+            return Err(EINVAL);
+        }
+        let f = self.format;
+        let mut replaced = false;
+        let table_pa = self.table_for(gfn, 2, &mut replaced)?;
+        let entry = &self.table(table_pa)[index(gfn, 2)];
+        let old = entry.load(Ordering::Relaxed);
+        if old & f.present != 0 && old & f.huge == 0 {
+            return Ok(None);
+        }
+        let mut leaf = (pfn << PAGE_SHIFT) & f.addr | f.leaf | f.huge;
+        if writable {
+            leaf |= f.writable;
+        }
+        entry.store(leaf, Ordering::Release);
+        if old & f.present == 0 {
+            self.huge_leaves += 1;
+        }
+        Ok(Some(
             old & f.present != 0
                 && (old & f.addr != leaf & f.addr || old & !leaf & f.writable != 0),
-        )
+        ))
     }
 
     /// Applies `f` to every present leaf in `[start, end)`; returns true if
     /// any leaf changed.
     fn for_each_leaf(&mut self, start: u64, end: u64, f: &impl Fn(u64) -> u64) -> bool {
-        let mut removed = 0;
+        let mut removed = [0; 2];
         let range = start..end.min(MAX_GFN + 1);
         let changed = self.walk(self.root_pa(), LEVELS, 0, &range, f, &mut removed);
-        self.leaves = self.leaves.saturating_sub(removed);
+        self.leaves = self.leaves.saturating_sub(removed[0]);
+        self.huge_leaves = self.huge_leaves.saturating_sub(removed[1]);
         changed
     }
 
@@ -143,7 +214,7 @@ impl Tdp {
         base: u64,
         range: &core::ops::Range<u64>,
         f: &impl Fn(u64) -> u64,
-        removed: &mut u64,
+        removed: &mut [u64; 2],
     ) -> bool {
         let (start, end) = (range.start, range.end);
         let mut changed = false;
@@ -163,13 +234,14 @@ impl Tdp {
             if e & self.format.present == 0 {
                 continue;
             }
-            if level == 1 {
+            let huge = level == 2 && e & self.format.huge != 0;
+            if level == 1 || huge {
                 let n = f(e);
                 if n != e {
                     entry.store(n, Ordering::Release);
                     changed = true;
                     if n & self.format.present == 0 {
-                        *removed += 1;
+                        removed[usize::from(huge)] += 1;
                     }
                 }
             } else {

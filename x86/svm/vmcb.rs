@@ -248,11 +248,13 @@ pub(crate) const NPT_FORMAT: kvm::x86::vendor::TdpFormat = {
     const US: u64 = 1 << 2;
     const A: u64 = 1 << 5;
     const D: u64 = 1 << 6;
+    const PS: u64 = 1 << 7;
     kvm::x86::vendor::TdpFormat {
         table: P | RW | US | A,
         leaf: P | US | A,
         writable: RW | D,
         present: P,
+        huge: PS,
         addr: 0x000f_ffff_ffff_f000,
     }
 };

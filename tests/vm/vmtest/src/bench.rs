@@ -297,7 +297,7 @@ fn iterations() -> u64 {
 }
 
 /// Guest memory, TLB and footprint rows.
-mod mem {
+pub(crate) mod mem {
     use crate::suites::guest::*;
     use crate::suites::irqchip::expect_port;
     use std::time::{Duration, Instant};

@@ -21,6 +21,7 @@ pub fn tests() -> Vec<Test> {
         test("memslot/256-slots", many_slots),
         test("memslot/host-remap-seen-by-guest", remap),
         test("memslot/host-madvise-dontneed-seen-by-guest", dontneed),
+        test("memslot/thp-backed-split-and-dirty-log", thp),
         test("dirty-log/get-exact-bitmap", dirty_log),
         test("dirty-log/enable-on-existing-slot", dirty_log_enable_later),
         test("dirty-log/manual-protect-clear", dirty_manual),
@@ -200,6 +201,67 @@ fn dontneed() -> TestResult {
         return Err(format!("madvise: {}", std::io::Error::last_os_error()));
     }
     eq_hex("read after MADV_DONTNEED", guest_read(&mut g.cpu, SLOT_GPA)?, 0)
+}
+
+/// AnonHugePages of this process (kB).
+fn anon_huge_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("AnonHugePages:"))
+                .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A THP-backed slot of 4 MiB, which the MMU may map with 2 MiB leaves:
+/// the guest reads and writes through them; the host drops one page of
+/// the first 2 MiB (MADV_DONTNEED splits the huge page: the MMU notifier
+/// must take the whole 2 MiB leaf away) and the guest sees the zero page
+/// there and the old data beside it; then dirty logging starts on the
+/// slot (2 MiB leaves are write-protected, a write replaces one with 4 KiB
+/// mappings) and exactly the guest's writes are logged.
+fn thp() -> TestResult {
+    const HUGE: u64 = 2 << 20;
+    const GPA: u64 = 0x1000_0000;
+    const PAGES: u64 = 2 * HUGE / PAGE;
+    let mem = crate::bench::mem::BigMem::new(2 * HUGE as usize, true)?;
+    let host = |off: u64| mem.addr() + off;
+    let before = anon_huge_kb();
+    for (off, v) in [(0, 0x1111_1111u32), (5 * PAGE, 0x2222_2222), (HUGE + 100 * PAGE, 0x5555_5555)] {
+        // SAFETY: inside our own mapping.
+        unsafe { std::ptr::write_volatile(host(off) as *mut u32, v) };
+    }
+    let huge = anon_huge_kb() > before;
+    let mut g = Guest::new(Mode::Long)?;
+    g.vm.add_slot(1, GPA, 2 * HUGE, mem.addr(), 0)?;
+    eq_hex("first read", guest_read(&mut g.cpu, GPA)?, 0x1111_1111)?;
+    eq_hex("read of the second 2 MiB", guest_read(&mut g.cpu, GPA + HUGE + 100 * PAGE)?, 0x5555_5555)?;
+    if huge {
+        let s = crate::suites::stats::Stats::open(&g.vm.fd)?;
+        if s.get("pages_2m")? == 0 {
+            return Err("THP-backed slot, but pages_2m is 0 after guest reads".into());
+        }
+    }
+    guest_write(&mut g.cpu, GPA + 3 * PAGE, 0x4444_4444)?;
+    // SAFETY: inside our own mapping.
+    eq_hex("host read of the guest's write", unsafe { std::ptr::read_volatile(host(3 * PAGE) as *const u32) }, 0x4444_4444)?;
+    // SAFETY: one page of our own private anonymous mapping.
+    if unsafe { libc::madvise(host(5 * PAGE) as *mut libc::c_void, PAGE as usize, libc::MADV_DONTNEED) } != 0 {
+        return Err(format!("madvise: {}", std::io::Error::last_os_error()));
+    }
+    eq_hex("read after MADV_DONTNEED", guest_read(&mut g.cpu, GPA + 5 * PAGE)?, 0)?;
+    eq_hex("read beside it", guest_read(&mut g.cpu, GPA + 3 * PAGE)?, 0x4444_4444)?;
+    g.vm.add_slot(1, GPA, 2 * HUGE, mem.addr(), KVM_MEM_LOG_DIRTY_PAGES)?;
+    guest_write(&mut g.cpu, GPA + 7 * PAGE, 0x6666_6666)?;
+    guest_write(&mut g.cpu, GPA + HUGE + 2 * PAGE, 0x7777_7777)?;
+    eq_hex("read of the second 2 MiB while logging", guest_read(&mut g.cpu, GPA + HUGE + 100 * PAGE)?, 0x5555_5555)?;
+    let mut b = vec![0u64; (PAGES / 64) as usize];
+    kvmsys::get_dirty_log(&g.vm.fd, 1, &mut b).map_err(|e| format!("KVM_GET_DIRTY_LOG: {}", errno_name(e)))?;
+    expect_eq("dirty pages", bits(&b), vec![7, HUGE / PAGE + 2])?;
+    // SAFETY: inside our own mapping.
+    eq_hex("host read of the logged write", unsafe { std::ptr::read_volatile(host(HUGE + 2 * PAGE) as *const u32) }, 0x7777_7777)
 }
 
 const DIRTY_PAGES: u64 = 128;

@@ -128,7 +128,7 @@ struct Desc {
 }
 
 /// A parsed stats file: id, descriptors and a way to read the data.
-struct Stats {
+pub(crate) struct Stats {
     fd: OwnedFd,
     id: String,
     descs: Vec<Desc>,
@@ -155,7 +155,7 @@ fn cstr(b: &[u8]) -> String {
 }
 
 impl Stats {
-    fn open(f: &impl AsRawFd) -> Result<Stats, String> {
+    pub(crate) fn open(f: &impl AsRawFd) -> Result<Stats, String> {
         let fd = ioctl(f, GET_STATS_FD, 0).map_err(|e| format!("KVM_GET_STATS_FD: {}", errno_name(e)))?;
         // SAFETY: the ioctl returned a new fd that we own.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
@@ -194,7 +194,7 @@ impl Stats {
         Ok(b.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect())
     }
 
-    fn get(&self, name: &str) -> Result<u64, String> {
+    pub(crate) fn get(&self, name: &str) -> Result<u64, String> {
         Ok(self.values(name)?[0])
     }
 
