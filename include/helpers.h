@@ -9,6 +9,7 @@
 #include <linux/types.h>
 
 struct page;
+struct rcuwait;
 
 u64 rkvm_rdmsr(u32 msr);
 int rkvm_rdmsr_safe(u32 msr, u64 *val);
@@ -27,6 +28,8 @@ void rkvm_smp_send_reschedule(int cpu);
 
 void rkvm_put_page(struct page *page);
 bool rkvm_hva_mapped_huge(unsigned long hva);
+int rkvm_rcuwait_block(struct rcuwait *w, u64 *word);
+void rkvm_rcuwait_wake_up(struct rcuwait *w);
 void *rkvm_phys_to_virt(u64 pa);
 u64 rkvm_virt_to_phys(void *va);
 

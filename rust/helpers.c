@@ -8,6 +8,7 @@
 #include <linux/kvm_host.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/rcuwait.h>
 #include <linux/sched.h>
 #include <linux/smp.h>
 #include <trace/events/ipi.h>
@@ -163,6 +164,41 @@ out:
 	return huge;
 }
 EXPORT_SYMBOL_GPL(rkvm_hva_mapped_huge);
+
+/*
+ * Sleeps on `w` (interruptibly) until `*word` is non-zero, as upstream's
+ * kvm_vcpu_block(): set_current_state() orders the check with a waker's
+ * store and rcuwait_wake_up(). Returns 0 if `*word` was non-zero without
+ * sleeping, 1 if it slept and `*word` became non-zero, -EINTR if a signal
+ * is pending. One task at a time may wait on `w`.
+ */
+int rkvm_rcuwait_block(struct rcuwait *w, u64 *word)
+{
+	int ret = 0;
+
+	prepare_to_rcuwait(w);
+	for (;;) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (READ_ONCE(*word))
+			break;
+		if (signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		ret = 1;
+		schedule();
+	}
+	finish_rcuwait(w);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(rkvm_rcuwait_block);
+
+/* Wakes the task waiting on `w`, if any; any context. */
+void rkvm_rcuwait_wake_up(struct rcuwait *w)
+{
+	rcuwait_wake_up(w);
+}
+EXPORT_SYMBOL_GPL(rkvm_rcuwait_wake_up);
 
 void *rkvm_phys_to_virt(u64 pa)
 {

@@ -18,6 +18,7 @@ pub mod module_ref;
 pub mod msr;
 pub mod pages;
 pub mod print;
+pub mod rcuwait;
 pub mod signal;
 pub mod time;
 pub mod trace;

@@ -6,16 +6,18 @@
 //! Protocol with the run loop: it publishes `IN_GUEST_MODE` and then
 //! re-checks `requests` with interrupts disabled; a poster sets a request
 //! bit and then kicks, so either the loop sees the request or the kick's
-//! IPI arrives as a VM exit. A halted vCPU checks `requests` under
-//! `wait_lock` before sleeping; posters notify under the same lock.
+//! IPI arrives as a VM exit. A halted vCPU sleeps on an rcuwait, as
+//! upstream's: it sets its task state, then checks `requests`, then
+//! sleeps; a poster sets the bit, then wakes it (a full barrier, then the
+//! sleeping task, read under RCU). No lock is taken on either side, so a
+//! woken vCPU never spins behind its waker.
 
-use crate::ext::cpu;
-use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
-use kernel::{
-    new_condvar, new_spinlock_irq,
-    prelude::*,
-    sync::{CondVar, SpinLockIrq},
+use crate::ext::{
+    cpu,
+    rcuwait::{RcuWait, Wait},
 };
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use kernel::prelude::*;
 
 /// Flush the guest TLB before the next entry.
 pub(crate) const REQ_TLB_FLUSH: u64 = 1 << 0;
@@ -42,13 +44,9 @@ pub(crate) struct VcpuKick {
     cpu: AtomicI32,
     /// `REQ_*` bits for the run loop.
     requests: AtomicU64,
-    /// Orders a halted vCPU's last request check with posters' wake-ups
-    /// (IRQ-safe: timers and irqfds post from interrupt context). Innermost
-    /// lock: nothing is taken under it.
-    #[pin]
-    wait_lock: SpinLockIrq<()>,
-    #[pin]
-    waitq: CondVar,
+    /// Where the halted vCPU's thread sleeps (only it: KVM_RUN holds the
+    /// vCPU mutex).
+    wait: RcuWait,
 }
 
 impl VcpuKick {
@@ -57,8 +55,7 @@ impl VcpuKick {
             mode: AtomicU32::new(OUTSIDE_GUEST_MODE),
             cpu: AtomicI32::new(-1),
             requests: AtomicU64::new(0),
-            wait_lock <- new_spinlock_irq!(()),
-            waitq <- new_condvar!(),
+            wait: RcuWait::new(),
         })
     }
 
@@ -144,22 +141,19 @@ impl VcpuKick {
         }
     }
 
-    /// Wakes the vCPU if it sleeps in [`VcpuKick::block`].
+    /// Wakes the vCPU if it sleeps in [`VcpuKick::block`] (after a
+    /// request was posted).
     pub(crate) fn wake(&self) {
-        let _g = self.wait_lock.lock();
-        self.waitq.notify_all();
+        self.wait.wake();
     }
 
-    /// Sleeps until a request is posted or a signal arrives.
+    /// Sleeps until a request is posted or a signal arrives. Only the
+    /// vCPU's own thread calls it.
     pub(crate) fn block(&self) -> Block {
-        let mut g = self.wait_lock.lock();
-        if self.requests.load(Ordering::SeqCst) != 0 {
-            return Block::NotNeeded;
-        }
-        if self.waitq.wait_interruptible(&mut g) {
-            Block::Signal
-        } else {
-            Block::Woken
+        match self.wait.block_until_nonzero(&self.requests) {
+            Wait::Ready => Block::NotNeeded,
+            Wait::Woken => Block::Woken,
+            Wait::Signal => Block::Signal,
         }
     }
 }
