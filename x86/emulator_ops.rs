@@ -5,7 +5,7 @@
 //! I/O, exceptions, internal errors).
 
 use crate::{
-    defs::paging::Gpa,
+    defs::paging::{Gfn, Gpa},
     emulate::{
         self, paging, CpuState, Cr, DescTable, Emulator, GuestMemory, InterruptShadow, MemError,
         Outcome, Rejected, Segment,
@@ -271,7 +271,7 @@ impl GuestMemory for Mem<'_> {
         }
     }
     fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
-        match self.vm.mmu().write_guest(Gpa::new(gpa), data) {
+        match self.vm.mmu().write_guest(self.vm, Gpa::new(gpa), data) {
             Ok(true) => Ok(()),
             Ok(false) => Err(MemError::Mmio),
             Err(_) => {
@@ -281,7 +281,11 @@ impl GuestMemory for Mem<'_> {
         }
     }
     fn cmpxchg(&mut self, gpa: u64, old: &[u8], new: &[u8]) -> Result<bool, MemError> {
-        match self.vm.mmu().cmpxchg_guest(Gpa::new(gpa), old, new) {
+        match self
+            .vm
+            .mmu()
+            .cmpxchg_guest(self.vm, Gpa::new(gpa), old, new)
+        {
             Ok(Some(exchanged)) => Ok(exchanged),
             Ok(None) => Err(MemError::Mmio),
             Err(e) if e == EINVAL => {
@@ -368,9 +372,23 @@ pub(crate) fn instruction_length(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Op
 /// Emulates the instruction at CS:RIP (`insn`: bytes the hardware already
 /// fetched, if any) until it completes or needs userspace.
 pub(crate) fn emulate(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, insn: &[u8]) -> Result<Next> {
+    emulate_fault(vm, vcpu, st, insn, None)
+}
+
+/// [`emulate`] for a shadow page fault; with `protected`, the fault was a
+/// write to that guest page table: if the emulator cannot do the
+/// instruction, the table loses its shadow pages and the guest executes
+/// the instruction itself (upstream's unprotect-and-retry).
+pub(crate) fn emulate_fault(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    st: &mut VcpuState,
+    insn: &[u8],
+    protected: Option<Gfn>,
+) -> Result<Next> {
     vcpu.stats().insn_emulation.inc();
     let mut emu = core::mem::take(&mut st.emulator);
-    let r = step(vm, vcpu, st, &mut emu, insn);
+    let r = step(vm, vcpu, st, &mut emu, insn, protected);
     st.emulator = emu;
     r
 }
@@ -395,7 +413,7 @@ pub(crate) fn complete(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, w: Waiting) -> 
         }
         Waiting::MmioWrite | Waiting::PioOut => {}
     }
-    let r = step(vm, vcpu, st, &mut emu, &[]);
+    let r = step(vm, vcpu, st, &mut emu, &[], None);
     st.emulator = emu;
     r
 }
@@ -405,7 +423,14 @@ pub(crate) fn complete(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, w: Waiting) -> 
 /// the time spent without a scheduling point).
 const MAX_INKERNEL_ROUNDS: u32 = 1024;
 
-fn step(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, insn: &[u8]) -> Result<Next> {
+fn step(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    st: &mut VcpuState,
+    emu: &mut Emulator,
+    insn: &[u8],
+    protected: Option<Gfn>,
+) -> Result<Next> {
     let mut insn = insn;
     let mut rounds = 0;
     loop {
@@ -454,6 +479,11 @@ fn step(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, insn: &[u8
         if handled {
             // Out of rounds with the instruction still pending: finish it
             // on the next entry into this function.
+            return Ok(Next::Guest);
+        }
+        if let (Outcome::Unhandleable { .. }, Some(gfn)) = (&outcome, protected) {
+            emu.reset();
+            vm.mmu().unprotect(vm, gfn);
             return Ok(Next::Guest);
         }
         return finish(vcpu, st, emu, outcome);
