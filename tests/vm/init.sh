@@ -28,6 +28,9 @@ for p in $(cat /proc/cmdline); do
 done
 # rkvm.filter (RKVM_TEST_FILTER on the host): run only matching guest tests.
 [ -n "$filter" ] && export RKVM_TEST_FILTER=$filter
+# rkvm.module_params (RKVM_MODULE_PARAMS on the host): parameters of the
+# KVM modules rkvm-vmtest loads, e.g. kvm-amd.ko=npt=0.
+[ -n "${module_params:-}" ] && export RKVM_MODULE_PARAMS=$module_params
 
 # Writable /tmp and /run over the read-only root; host paths we need that
 # live below them (a clone in /tmp, say) are bound back on top.

@@ -46,7 +46,11 @@ impl kernel::Module for KvmAmd {
             return Err(EOPNOTSUPP);
         }
         params::check_at_load()?;
-        pr_info!("Nested Paging enabled\n");
+        if params::NPT.get() {
+            pr_info!("Nested Paging enabled\n");
+        } else {
+            pr_info!("Nested Paging disabled\n");
+        }
         let svm: Arc<dyn ArchOps> = Arc::new(Svm::new()?, GFP_KERNEL)?;
         let registration = vendor::register(c"kvm_amd", svm, module)?;
         Ok(Self {
@@ -93,6 +97,10 @@ impl ArchOps for Svm {
 
     fn tdp_format(&self) -> TdpFormat {
         vmcb::NPT_FORMAT
+    }
+
+    fn tdp_enabled(&self) -> bool {
+        crate::params::NPT.get()
     }
 
     fn cpu_caps(&self) -> &'static dyn VendorCaps {
