@@ -25,10 +25,12 @@
 # (known flakes of the reference under TCG) run once more in a fresh VM;
 # a pass there counts, marked as a retry. Nothing else is retried.
 #
-# Shadow paging (issue 12): the guest suites (RKVM_NPT0_FILTER, default
-# guest/) run once more on each column with kvm-amd npt=0, as rows
-# npt0/<row>, judged like the others (an exception for <row> covers
-# npt0/<row> too). RKVM_NPT0_FILTER=none leaves them out.
+# Shadow paging (issue 12): each column boots once more with kvm-amd
+# npt=0 and runs the guest suites (RKVM_NPT0_FILTER, default
+# guest/|emul/|run/|memslot/|dirty-log/) and the L2 QEMU boot (not with
+# RKVM_ONLY_VMTEST), as rows npt0/<row>, judged like the others (an
+# exception for <row> covers npt0/<row> too). RKVM_NPT0_FILTER=none
+# leaves them out.
 #
 # RKVM_TEST_FILTER (guest tests to run) and RKVM_ONLY_VMTEST=1 (no peer
 # suite, no L2) narrow the run and its manifest alike.
@@ -43,7 +45,7 @@ rm -rf "$out"
 mkdir -p "$out"
 t0=$(date +%s)
 vmtest=$here/build/vmtest/release/rkvm-vmtest
-npt0_filter=${RKVM_NPT0_FILTER:-guest/}
+npt0_filter=${RKVM_NPT0_FILTER:-guest/|emul/|run/|memslot/|dirty-log/}
 
 # Oopses, warnings, lockdep and sanitizer reports in a kernel log.
 log_bad='Oops|WARNING:|BUG:|Call Trace|general protection fault|Kernel panic|UBSAN|KASAN|panicked at|circular locking|inconsistent lock|rcu_.*stall|blocked for more than'
@@ -197,6 +199,8 @@ make_manifest() {
 		if [ $rc != 0 ] || ! grep -q '^ROW ' "$out/manifest-npt0.txt"; then
 			fail manifest/npt0 "RKVM_TEST_FILTER=$npt0_filter rkvm-vmtest --list: $(status_text $rc); see $out/manifest.err"
 		fi
+		[ -n "${RKVM_ONLY_VMTEST:-}" ] ||
+			sed -n 's|^ROW |ROW npt0/|p' "$out/manifest-l2.txt" >> "$out/manifest-npt0.txt"
 	fi
 	sed -n 's/^ROW //p' "$out/manifest-vmtest.txt" "$out/manifest-l2.txt" "$out/manifest-fuzz.txt" \
 		"$out/manifest-npt0.txt" > "$out/manifest.txt"
@@ -335,8 +339,8 @@ run_vm_npt0() {
 	local set=$1 d=$out/vm-$1-npt0 s rc=0
 	step "VM tests: $set modules with kvm-amd npt=0 (shadow paging), RKVM_TEST_FILTER=$npt0_filter"
 	s=$(date +%s)
-	RKVM_MODULE_PARAMS='kvm-amd.ko=npt=0' RKVM_TEST_FILTER=$npt0_filter RKVM_ONLY_VMTEST=1 \
-		scripts/vm.sh check "$set" "$d" 900 > "$d.console.log" 2>&1 || rc=$?
+	RKVM_MODULE_PARAMS='kvm-amd.ko=npt=0' RKVM_TEST_FILTER=$npt0_filter RKVM_NO_PEER=1 \
+		scripts/vm.sh check "$set" "$d" 1200 > "$d.console.log" 2>&1 || rc=$?
 	if [ $rc = 0 ]; then
 		pass "vm/$set-npt0/boot-and-finish"
 	else
@@ -344,9 +348,18 @@ run_vm_npt0() {
 		fail "vm/$set-npt0/boot-and-finish" "scripts/vm.sh: $(status_text $rc); see $d.console.log"
 	fi
 	echo "($set npt=0: $(($(date +%s) - s)) s)"
-	sed -E 's#^(PASS|FAIL|SKIP) #\1 npt0/#' "$d/results.txt" > "$d/results-npt0.txt" 2>/dev/null
+	cat "$d/results.txt" "$d/l2-results.txt" 2>/dev/null |
+		sed -E 's#^(PASS|FAIL|SKIP) #\1 npt0/#' > "$d/results-npt0.txt"
 	read_results "$set" "$d/results-npt0.txt"
 	proc_row "vm/$set-npt0/vmtest-ran" "$d/vmtest.rc" "0 1" rkvm-vmtest "$d/vmtest.err"
+	if [ -n "${RKVM_ONLY_VMTEST:-}" ]; then
+		skip "vm/$set-npt0/l2-ran" "RKVM_ONLY_VMTEST is set"
+	else
+		proc_row "vm/$set-npt0/l2-ran" "$d/l2.rc" "0 1" scripts/l2-boot.sh "$d/l2.log"
+	fi
+	for k in boot-seconds workload-seconds; do
+		l2_info[$set-npt0,$k]=$(sed -n "s|^INFO l2/$k ||p" "$d/l2-results.txt" 2>/dev/null | head -n 1)
+	done
 	kernel_log "vm/$set-npt0/kernel-log-clean" "$d/dmesg.txt"
 }
 
@@ -533,6 +546,8 @@ echo "nested QEMU 7.2 -accel kvm, L2 guest (report only; see build/check/vm-*/l2
 printf '  %-40s %-12s %-12s\n' '' ours in-tree
 printf '  %-40s %-12s %-12s\n' 'boot to shell (s)' "${l2_info[ours,boot-seconds]:--}" "${l2_info[intree,boot-seconds]:--}"
 printf '  %-40s %-12s %-12s\n' 'workload (s)' "${l2_info[ours,workload-seconds]:--}" "${l2_info[intree,workload-seconds]:--}"
+printf '  %-40s %-12s %-12s\n' 'boot to shell, npt=0 (s)' "${l2_info[ours-npt0,boot-seconds]:--}" "${l2_info[intree-npt0,boot-seconds]:--}"
+printf '  %-40s %-12s %-12s\n' 'workload, npt=0 (s)' "${l2_info[ours-npt0,workload-seconds]:--}" "${l2_info[intree-npt0,workload-seconds]:--}"
 for k in kernel-irqchip-split kernel-irqchip-off; do
 	for set in ours intree; do
 		[ -z "${l2_info[$set,$k]:-}" ] || echo "  $set $k: ${l2_info[$set,$k]}"

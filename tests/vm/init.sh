@@ -134,13 +134,14 @@ check)
 	phase fuzz
 	fz=$repo/build/ioctlfuzz/release/rkvm-ioctlfuzz
 	# shellcheck disable=SC2086
-	[ -x "$fz" ] && [ -z "${only_vmtest:-}" ] && bounded 180 $out/fuzz.rc $fz --set "$set" $mods \
+	[ -x "$fz" ] && [ -z "${only_vmtest:-}" ] && [ -z "${no_peer:-}" ] && bounded 180 $out/fuzz.rc $fz --set "$set" $mods \
 		--seconds "${fuzzsecs:-5}" --calls 1000000 --out $out --name fuzz-short >> $out/results.txt 2> $out/fuzz.err
 	phase peer
 	# rkvm.only_vmtest (a re-run of single tests): no peer suite, no L2.
 	if [ -n "${only_vmtest:-}" ]; then phase end; finish; fi
-	# Peer suite (kvm-ioctls' own tests), when scripts/peer.sh built it.
-	if [ -s "$repo/build/peer/tests.list" ]; then
+	# Peer suite (kvm-ioctls' own tests), when scripts/peer.sh built it;
+	# rkvm.no_peer (RKVM_NO_PEER=1): neither it nor the fuzzer, L2 still.
+	if [ -s "$repo/build/peer/tests.list" ] && [ -z "${no_peer:-}" ]; then
 		# shellcheck disable=SC2086
 		"$repo/scripts/peer.sh" vm "$out" $mods > $out/peer.log 2>&1
 		echo $? > $out/peer.rc
