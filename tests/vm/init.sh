@@ -136,11 +136,18 @@ check)
 	# shellcheck disable=SC2086
 	[ -x "$fz" ] && [ -z "${only_vmtest:-}" ] && [ -z "${no_peer:-}" ] && bounded 180 $out/fuzz.rc $fz --set "$set" $mods \
 		--seconds "${fuzzsecs:-5}" --calls 1000000 --out $out --name fuzz-short >> $out/results.txt 2> $out/fuzz.err
-	phase peer
-	# rkvm.only_vmtest (a re-run of single tests): no peer suite, no L2.
+	# rkvm.only_vmtest (a re-run of single tests): no install test, no
+	# peer suite, no L2.
 	if [ -n "${only_vmtest:-}" ]; then phase end; finish; fi
-	# Peer suite (kvm-ioctls' own tests), when scripts/peer.sh built it;
-	# rkvm.no_peer (RKVM_NO_PEER=1): neither it nor the fuzzer, L2 still.
+	# `make install` into a tmpfs root, modprobe by the CPU's modalias,
+	# modinfo (install/* rows); leaves no module loaded. rkvm.no_peer
+	# (RKVM_NO_PEER=1): neither it, the fuzzer nor the peer suite; L2 still.
+	phase install
+	[ -z "${no_peer:-}" ] &&
+		bounded 180 $out/install.rc "$repo/tests/vm/install.sh" "$set" "$repo" "$kdir" "$krel" \
+			>> $out/results.txt 2> $out/install.err
+	phase peer
+	# Peer suite (kvm-ioctls' own tests), when scripts/peer.sh built it.
 	if [ -s "$repo/build/peer/tests.list" ] && [ -z "${no_peer:-}" ]; then
 		# shellcheck disable=SC2086
 		"$repo/scripts/peer.sh" vm "$out" $mods > $out/peer.log 2>&1

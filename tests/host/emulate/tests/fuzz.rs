@@ -180,7 +180,7 @@ impl CpuState for FuzzCpu {
     }
     fn ymm(&self, n: u8) -> [u8; 32] {
         assert!(
-            self.xcr0 & 4 != 0 && self.cr[4] & X86_CR4_OSXSAVE != 0,
+            self.xcr0 & 4 != 0 && self.cr[Cr::Cr4 as usize] & X86_CR4_OSXSAVE != 0,
             "YMM read without AVX enabled"
         );
         let mut v = [0u8; 32];
@@ -190,7 +190,7 @@ impl CpuState for FuzzCpu {
     }
     fn set_ymm(&mut self, n: u8, val: [u8; 32]) {
         assert!(
-            self.xcr0 & 4 != 0 && self.cr[4] & X86_CR4_OSXSAVE != 0,
+            self.xcr0 & 4 != 0 && self.cr[Cr::Cr4 as usize] & X86_CR4_OSXSAVE != 0,
             "YMM write without AVX enabled"
         );
         self.xmm[usize::from(n)] = u128::from_le_bytes(val[..16].try_into().unwrap());
