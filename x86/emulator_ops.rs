@@ -10,7 +10,7 @@ use crate::{
         self, paging, CpuState, Cr, DescTable, Emulator, GuestMemory, InterruptShadow, MemError,
         Outcome, Rejected, Segment,
     },
-    ext::{fpu::regs, trace, uapi},
+    ext::{cpu, fpu::regs, trace, uapi},
     virt::{kick::REQ_EVENT, vcpu::Vcpu, vm::Vm},
     x86::{
         cpuid, iodev, msrs,
@@ -33,6 +33,9 @@ pub(crate) enum Waiting {
     PioIn { port: u16, size: u8, count: u32 },
     /// OUT/OUTS (already done by userspace).
     PioOut,
+    /// Nothing from userspace: an instruction interrupted by a signal
+    /// while it kept accessing in-kernel devices goes on.
+    Resume,
 }
 
 fn seg_to_emu(s: &uapi::kvm_segment) -> Segment {
@@ -369,6 +372,20 @@ pub(crate) fn instruction_length(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Op
         .map(u64::from)
 }
 
+/// Runs `f` with the vCPU's emulator taken out of `st` (a pointer move).
+fn with_emulator(
+    st: &mut VcpuState,
+    f: impl FnOnce(&mut VcpuState, &mut Emulator) -> Result<Next>,
+) -> Result<Next> {
+    // Only `None` while `f` runs, which does not come back here.
+    let Some(mut emu) = st.emulator.take() else {
+        return Err(EIO);
+    };
+    let r = f(st, &mut emu);
+    st.emulator = Some(emu);
+    r
+}
+
 /// Emulates the instruction at CS:RIP (`insn`: bytes the hardware already
 /// fetched, if any) until it completes or needs userspace.
 pub(crate) fn emulate(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, insn: &[u8]) -> Result<Next> {
@@ -387,40 +404,43 @@ pub(crate) fn emulate_fault(
     protected: Option<Gfn>,
 ) -> Result<Next> {
     vcpu.stats().insn_emulation.inc();
-    let mut emu = core::mem::take(&mut st.emulator);
-    let r = step(vm, vcpu, st, &mut emu, insn, protected);
-    st.emulator = emu;
-    r
+    with_emulator(st, |st, emu| step(vm, vcpu, st, emu, insn, protected))
 }
 
 /// Completes a userspace exit the emulator asked for, then goes on.
 pub(crate) fn complete(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, w: Waiting) -> Result<Next> {
-    let mut emu = core::mem::take(&mut st.emulator);
-    match w {
-        Waiting::MmioRead { len, gpa } => {
-            let d = vcpu.run_page().mmio_data();
-            let d = &d[..usize::from(len).min(8)];
-            trace::kvm_mmio(trace::MMIO_READ, len.into(), gpa, le_value(d));
-            emu.complete_mmio_read(d);
+    with_emulator(st, |st, emu| {
+        match w {
+            Waiting::MmioRead { len, gpa } => {
+                let d = vcpu.run_page().mmio_data();
+                let d = &d[..usize::from(len).min(8)];
+                trace::kvm_mmio(trace::MMIO_READ, len.into(), gpa, le_value(d));
+                emu.complete_mmio_read(d);
+            }
+            Waiting::PioIn { port, size, count } => {
+                // Straight from the PIO data page into the emulator's
+                // buffer (up to 1 KiB: no copy on the stack).
+                let mut first = 0;
+                emu.complete_pio_in_with(|b| {
+                    vcpu.run_page().read_pio(0, b);
+                    first = le_value(&b[..usize::from(size).min(4).min(b.len())]) as u32;
+                    true
+                });
+                trace::kvm_pio(0, port.into(), size.into(), count, first);
+            }
+            // As upstream, the guest runs again after output userspace
+            // completed, rather than the emulator going on with a REP
+            // instruction (it re-executes it).
+            Waiting::MmioWrite | Waiting::PioOut => emu.yield_after_output(),
+            Waiting::Resume => {}
         }
-        Waiting::PioIn { port, size, count } => {
-            let mut b = [0u8; emulate::PIO_BATCH_BYTES];
-            let n = (usize::from(size) * count as usize).min(b.len());
-            vcpu.run_page().read_pio(0, &mut b[..n]);
-            let first = le_value(&b[..usize::from(size).min(4).min(n)]) as u32;
-            trace::kvm_pio(0, port.into(), size.into(), count, first);
-            emu.complete_pio_in(&b[..n]);
-        }
-        Waiting::MmioWrite | Waiting::PioOut => {}
-    }
-    let r = step(vm, vcpu, st, &mut emu, &[], None);
-    st.emulator = emu;
-    r
+        step(vm, vcpu, st, emu, &[], None)
+    })
 }
 
-/// Most accesses one instruction may make to in-kernel devices before we
-/// stop looping here (each emulate call makes progress; this only bounds
-/// the time spent without a scheduling point).
+/// Accesses to in-kernel devices between scheduling points (each emulate
+/// call makes progress; the emulator itself returns to the guest every
+/// `emulate::REP_YIELD` REP iterations).
 const MAX_INKERNEL_ROUNDS: u32 = 1024;
 
 fn step(
@@ -473,41 +493,77 @@ fn step(
             Outcome::Pio(p) => pio_inkernel(vm, emu, p),
             _ => false,
         };
-        if handled && rounds < MAX_INKERNEL_ROUNDS {
-            continue;
-        }
-        if handled {
-            // Out of rounds with the instruction still pending: finish it
-            // on the next entry into this function.
-            return Ok(Next::Guest);
-        }
         if let (Outcome::Unhandleable { .. }, Some(gfn)) = (&outcome, protected) {
             emu.reset();
             vm.mmu().unprotect(vm, gfn);
             return Ok(Next::Guest);
         }
-        return finish(vcpu, st, emu, outcome);
+        if !handled {
+            return finish(vcpu, st, emu, outcome);
+        }
+        if rounds >= MAX_INKERNEL_ROUNDS {
+            // The instruction is still pending (the guest must not run
+            // before it goes on): a scheduling point, and a signal parks
+            // it until the next KVM_RUN.
+            rounds = 0;
+            cpu::cond_resched();
+            if kernel::current!().signal_pending() {
+                vcpu.stats().signal_exits.inc();
+                st.completion.emulator(Waiting::Resume);
+                vcpu.run_page().set_exit_reason(uapi::KVM_EXIT_INTR);
+                return Err(EINTR);
+            }
+        }
     }
 }
 
-/// String I/O to an in-kernel port, element by element.
+/// Port I/O of the emulator to an in-kernel device, element by element,
+/// as upstream's emulator_pio_in_out: `false` if the first element finds
+/// no device (userspace gets the whole request); if the device goes away
+/// after that, the other writes are dropped and reads give zeros.
 fn pio_inkernel(vm: &Vm, emu: &mut Emulator, p: crate::emulate::PioRequest) -> bool {
-    let size = usize::from(p.size).min(4);
-    let bytes = size * p.count as usize;
-    let mut buf = [0u8; emulate::PIO_BATCH_BYTES];
-    if bytes > buf.len() || size == 0 {
+    let size = usize::from(p.size);
+    if !matches!(size, 1 | 2 | 4) {
         return false;
     }
-    if !p.is_in {
-        buf[..bytes].copy_from_slice(&emu.pio_out_data()[..bytes.min(emu.pio_out_data().len())]);
-    }
-    for chunk in buf[..bytes].chunks_mut(size) {
-        if !iodev::pio(vm, p.port, !p.is_in, chunk) {
-            return false;
-        }
-    }
     if p.is_in {
-        emu.complete_pio_in(&buf[..bytes]);
+        let mut first = 0;
+        let done = emu.complete_pio_in_with(|buf| {
+            let mut i = 0;
+            while i < buf.len() {
+                let end = (i + size).min(buf.len());
+                if !iodev::pio(vm, p.port, false, &mut buf[i..end]) {
+                    if i == 0 {
+                        return false;
+                    }
+                    buf[i..].fill(0);
+                    break;
+                }
+                i = end;
+            }
+            first = le_value(&buf[..size.min(buf.len())]) as u32;
+            true
+        });
+        if done {
+            trace::kvm_pio(0, p.port.into(), p.size.into(), p.count, first);
+        }
+        return done;
+    }
+    // OUT and OUTS: one element.
+    let data = emu.pio_out_data();
+    trace::kvm_pio(
+        1,
+        p.port.into(),
+        p.size.into(),
+        p.count,
+        le_value(&data[..size.min(data.len())]) as u32,
+    );
+    let mut e = [0u8; 4];
+    for (i, chunk) in data.chunks(size).enumerate() {
+        e[..chunk.len()].copy_from_slice(chunk);
+        if !iodev::pio(vm, p.port, true, &mut e[..chunk.len()]) {
+            return i != 0;
+        }
     }
     true
 }
@@ -543,18 +599,9 @@ fn finish(vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, outcome: Outcome)
             Ok(Next::User)
         }
         Outcome::Pio(p) => {
+            // (An OUT was traced by `pio_inkernel`, which saw it first.)
             run.set_exit_reason(uapi::KVM_EXIT_IO);
             run.set_io(p.is_in, p.size, p.port, p.count);
-            if !p.is_in {
-                let first = &emu.pio_out_data()[..usize::from(p.size).min(4)];
-                trace::kvm_pio(
-                    1,
-                    p.port.into(),
-                    p.size.into(),
-                    p.count,
-                    le_value(first) as u32,
-                );
-            }
             if p.is_in {
                 st.completion.emulator(Waiting::PioIn {
                     port: p.port,

@@ -293,7 +293,8 @@ fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Nex
     }
 
     // INS/OUTS: the emulator decodes segment, address size and REP, and
-    // batches elements per exit.
+    // splits them into exits as upstream (OUTS one element, REP INS one
+    // read-ahead batch).
     emulator_ops::emulate(vm, vcpu, st, &[])
 }
 

@@ -62,7 +62,7 @@ pub(crate) fn set_regs(st: &mut VcpuState, arg: usize) -> Result {
     g[R8 + 7] = r.r15;
     st.hw.set_rip(r.rip);
     events::set_guest_rflags(st, r.rflags | X86_EFLAGS_FIXED);
-    st.emulator.reset();
+    st.reset_emulator();
     st.completion.cancel();
     Ok(())
 }

@@ -40,8 +40,10 @@ pub(crate) struct VcpuState {
     pub(crate) fpu: GuestFpu,
     /// MSRs the core keeps for every vendor, XCR0 and CR8.
     pub(crate) msrs: GenericMsrs,
-    /// The instruction emulator's state across exits.
-    pub(crate) emulator: Emulator,
+    /// The instruction emulator's state across exits, in its own
+    /// allocation (it holds a 1 KiB string-I/O buffer): while the emulator
+    /// runs it is taken out (`None`), which moves a pointer, not the state.
+    pub(crate) emulator: Option<KBox<Emulator>>,
     /// Interrupts and NMIs waiting to be injected.
     pub(crate) events: PendingEvents,
     /// Running, halted, or waiting for INIT/SIPI.
@@ -83,13 +85,17 @@ impl VcpuState {
         let fpu = GuestFpu::new()?;
         let lapic = LapicVcpu::new(kick, lapic_in_kernel)?;
         let shadow = VcpuShadow::new(vm.mmu().is_shadow());
+        // Copied from a constant straight into the allocation (building
+        // it with `Emulator::new()` would put its 1.7 KiB on the stack).
+        const IDLE: Emulator = Emulator::new();
+        let emulator = KBox::write(KBox::new_uninit(GFP_KERNEL)?, IDLE);
         Ok(init!(Self {
             hw,
             cpuid: GuestCpuid::new(),
             completion: Completion::new(),
             fpu,
             msrs: GenericMsrs::new(bsp),
-            emulator: Emulator::new(),
+            emulator: Some(emulator),
             events: PendingEvents::default(),
             mp_state: MpState::at_creation(lapic_in_kernel, bsp),
             halt_poll: HaltPoll::default(),
@@ -103,6 +109,13 @@ impl VcpuState {
 }
 
 impl VcpuState {
+    /// Drops whatever the emulator has pending (KVM_SET_REGS, INIT).
+    pub(crate) fn reset_emulator(&mut self) {
+        if let Some(e) = self.emulator.as_deref_mut() {
+            e.reset();
+        }
+    }
+
     /// Queues exception `vector` (with `error_code`) for the guest; every
     /// injection the core makes goes through here (kvm_inj_exception).
     pub(crate) fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {

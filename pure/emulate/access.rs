@@ -12,9 +12,9 @@ use crate::defs::paging::Gva;
 use crate::defs::regs::{X86_CR0_AM, X86_EFLAGS_AC, X86_EFLAGS_FIXED};
 use crate::defs::vector::AC_VECTOR;
 
-/// Largest linear access the executor performs at once (PUSHA, string
-/// I/O batches).
-pub(super) const MAX_ACCESS: usize = 64;
+/// Largest linear access the executor performs at once (an INS batch;
+/// at most two pages).
+pub(super) const MAX_ACCESS: usize = super::PIO_BATCH_BYTES;
 /// Largest single access handed to [`GuestMemory`] (the trait contract).
 const MEM_CHUNK: usize = 16;
 
@@ -254,6 +254,54 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                         self.io.wq.push(g.wrapping_add(d as u64), frag)?;
                         d += m;
                     }
+                }
+                done += n;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fault now if a page of `[la, la + len)` is not writable (translation
+    /// only, highest page first when `down`).
+    pub(super) fn probe_write(&mut self, la: u64, len: usize, down: bool) -> Res<()> {
+        let mut ps = self.pieces(la, len)?;
+        if down {
+            ps.reverse();
+        }
+        for (pla, _, plen) in ps {
+            if plen > 0 {
+                self.translate(pla, true, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write `len` bytes of the PIO buffer from `off` (an INS batch image)
+    /// to linear `la`. Parts that land in MMIO are queued as runs of the
+    /// buffer, delivered [`MMIO_MAX`] bytes per request after the
+    /// instruction (upstream's MMIO fragments of one `segmented_write`).
+    pub(super) fn write_pio_image(&mut self, la: u64, off: usize, len: usize) -> Res<()> {
+        let ps = self.pieces(la, len)?;
+        let mut gpas = [0u64; 2];
+        for (g, (pla, _, plen)) in gpas.iter_mut().zip(ps.iter()) {
+            if *plen > 0 {
+                *g = self.translate(*pla, true, false)?;
+            }
+        }
+        for (gpa, (_, poff, plen)) in gpas.iter().zip(ps.iter()) {
+            let mut done = 0;
+            while done < *plen {
+                let n = (plen - done).min(MEM_CHUNK);
+                let start = off + poff + done;
+                let g = gpa.wrapping_add(done as u64);
+                let chunk = self
+                    .io
+                    .pio
+                    .buf
+                    .get(start..start + n)
+                    .ok_or(Stop::Unhandleable)?;
+                if self.mem.write(g, chunk).is_err() {
+                    self.io.wq.push_buf(g, start, n)?;
                 }
                 done += n;
             }

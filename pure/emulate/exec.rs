@@ -43,8 +43,16 @@ pub(super) enum Done {
     Completed,
     /// HLT retired.
     Halt,
-    /// REP made progress, not finished.
+    /// REP made progress, not finished: after delivering what the step
+    /// produced (an OUT, MMIO writes) go on with the next iteration.
     Continue,
+    /// REP made progress, not finished: after delivering what the step
+    /// produced, report [`Outcome::Continue`] so the guest runs again and
+    /// re-executes the instruction. After each REP INS batch (upstream
+    /// re-enters the guest once its read-ahead buffer is empty), after
+    /// every [`super::REP_YIELD`]-th element with output (upstream: when
+    /// `RCX & 0x3ff == 0`), and after output that went to userspace.
+    Yield,
 }
 
 /// Maximum MMIO read fragments one instruction may need.
@@ -124,12 +132,32 @@ impl ReadCache {
     }
 }
 
-/// MMIO writes of the current instruction, delivered after it retires.
+/// Maximum runs of an INS batch image that land in MMIO (two contiguous
+/// ranges of at most two pages each).
+const BF_ENTRIES: usize = 4;
+
+/// A run of the INS batch image in [`PioState::buf`] that lands in MMIO:
+/// `len` bytes from `off` to `gpa` (upstream's `mmio_fragments`), delivered
+/// [`MMIO_MAX`] bytes per request.
+#[derive(Clone, Copy)]
+struct BufFrag {
+    gpa: u64,
+    off: usize,
+    len: usize,
+}
+
+/// MMIO writes of the current instruction, delivered after it retires:
+/// fragments with their data, then runs of the PIO buffer.
 #[derive(Clone, Copy)]
 pub(super) struct WriteQueue {
     ent: [MmioRequest; WQ_ENTRIES],
     n: usize,
     pos: usize,
+    bf: [BufFrag; BF_ENTRIES],
+    nbf: usize,
+    bpos: usize,
+    /// Bytes of `bf[bpos]` already delivered.
+    bdone: usize,
 }
 
 impl WriteQueue {
@@ -143,6 +171,14 @@ impl WriteQueue {
             }; WQ_ENTRIES],
             n: 0,
             pos: 0,
+            bf: [BufFrag {
+                gpa: 0,
+                off: 0,
+                len: 0,
+            }; BF_ENTRIES],
+            nbf: 0,
+            bpos: 0,
+            bdone: 0,
         }
     }
 
@@ -168,32 +204,71 @@ impl WriteQueue {
         Ok(())
     }
 
-    fn pop(&mut self) -> Option<MmioRequest> {
+    /// Queue `len` bytes of the PIO buffer at `off` for `gpa`, merged with
+    /// the previous run when both continue it.
+    pub(super) fn push_buf(&mut self, gpa: u64, off: usize, len: usize) -> Res<()> {
+        if let Some(last) = self.nbf.checked_sub(1).and_then(|k| self.bf.get_mut(k)) {
+            if last.gpa.wrapping_add(last.len as u64) == gpa && last.off + last.len == off {
+                last.len += len;
+                return Ok(());
+            }
+        }
+        let e = self.bf.get_mut(self.nbf).ok_or(Stop::Unhandleable)?;
+        *e = BufFrag { gpa, off, len };
+        self.nbf += 1;
+        Ok(())
+    }
+
+    /// The next write to deliver; `buf` is the PIO buffer the runs refer to.
+    fn pop(&mut self, buf: &[u8]) -> Option<MmioRequest> {
         if self.pos < self.n {
             let r = self.ent.get(self.pos).copied();
             self.pos += 1;
-            r
-        } else {
-            self.n = 0;
-            self.pos = 0;
-            None
+            return r;
         }
+        while let Some(f) = self.bf.get(self.bpos).filter(|_| self.bpos < self.nbf) {
+            if self.bdone < f.len {
+                let m = (f.len - self.bdone).min(MMIO_MAX);
+                let start = f.off + self.bdone;
+                let mut data = [0u8; MMIO_MAX];
+                if let (Some(d), Some(s)) = (data.get_mut(..m), buf.get(start..start + m)) {
+                    d.copy_from_slice(s);
+                }
+                let gpa = f.gpa.wrapping_add(self.bdone as u64);
+                self.bdone += m;
+                return Some(MmioRequest {
+                    gpa,
+                    len: m as u8,
+                    is_write: true,
+                    data,
+                });
+            }
+            self.bpos += 1;
+            self.bdone = 0;
+        }
+        self.clear();
+        None
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.pos >= self.n
+        self.pos >= self.n && self.bpos >= self.nbf
     }
 
     fn clear(&mut self) {
         self.n = 0;
         self.pos = 0;
+        self.nbf = 0;
+        self.bpos = 0;
+        self.bdone = 0;
     }
 }
 
 /// Port I/O state.
 #[derive(Clone, Copy)]
 pub(super) struct PioState {
-    /// Bytes of an OUT to send, or of an IN supplied by the caller.
+    /// Bytes of an OUT to send, or of an IN supplied by the caller (for
+    /// INS, the read-ahead batch; after it is consumed, the memory image
+    /// that was written, which queued MMIO runs refer to).
     pub(super) buf: [u8; PIO_BATCH_BYTES],
     /// Valid bytes in `buf`.
     pub(super) len: usize,
@@ -214,6 +289,14 @@ impl PioState {
             in_ready: false,
             out: false,
         }
+    }
+
+    /// Nothing pending; the buffer's stale bytes are never read (`len`).
+    fn clear(&mut self) {
+        self.len = 0;
+        self.req = None;
+        self.in_ready = false;
+        self.out = false;
     }
 }
 
@@ -255,6 +338,14 @@ impl EmuState {
         }
     }
 
+    /// Drop all pending state in place (no copy of the buffers).
+    pub(super) fn reset(&mut self) {
+        self.pending = Pending::None;
+        self.io.rc.clear();
+        self.io.wq.clear();
+        self.io.pio.clear();
+    }
+
     pub(super) fn complete_mmio_read(&mut self, data: &[u8]) {
         self.io.rc.supply(data);
     }
@@ -266,6 +357,28 @@ impl EmuState {
         }
         self.io.pio.len = n;
         self.io.pio.in_ready = true;
+    }
+
+    pub(super) fn complete_pio_in_with(&mut self, fill: impl FnOnce(&mut [u8]) -> bool) -> bool {
+        let Some(req) = self.io.pio.req.filter(|r| r.is_in) else {
+            return false;
+        };
+        let n = usize::from(req.size) * req.count as usize;
+        let Some(buf) = self.io.pio.buf.get_mut(..n) else {
+            return false;
+        };
+        if !fill(buf) {
+            return false;
+        }
+        self.io.pio.len = n;
+        self.io.pio.in_ready = true;
+        true
+    }
+
+    pub(super) fn yield_after_output(&mut self) {
+        if self.pending == Pending::Drain(Done::Continue) {
+            self.pending = Pending::Drain(Done::Yield);
+        }
     }
 
     pub(super) fn pio_out_data(&self) -> &[u8] {
@@ -286,7 +399,7 @@ pub(super) fn emulate<C: CpuState, M: GuestMemory>(
 ) -> Outcome {
     match st.pending {
         Pending::Drain(done) => {
-            if let Some(w) = st.io.wq.pop() {
+            if let Some(w) = st.io.wq.pop(&st.io.pio.buf) {
                 return Outcome::Mmio(w);
             }
             st.pending = Pending::None;
@@ -294,6 +407,7 @@ pub(super) fn emulate<C: CpuState, M: GuestMemory>(
             match done {
                 // Keep going with the same decoded REP instruction.
                 Done::Continue => return run(st, cpu, mem),
+                Done::Yield => return Outcome::Continue,
                 Done::Completed => return Outcome::Completed,
                 Done::Halt => return Outcome::Halt,
             }
@@ -303,7 +417,7 @@ pub(super) fn emulate<C: CpuState, M: GuestMemory>(
     }
     st.io.rc.clear();
     st.io.wq.clear();
-    st.io.pio = PioState::new();
+    st.io.pio.clear();
     match decode_at(cpu, mem, prefetched) {
         Ok(insn) => {
             st.insn = insn;
@@ -366,7 +480,7 @@ fn run<C: CpuState, M: GuestMemory>(st: &mut EmuState, cpu: &mut C, mem: &mut M)
                         return Outcome::Pio(req);
                     }
                 }
-                return match st.io.wq.pop() {
+                return match st.io.wq.pop(&st.io.pio.buf) {
                     Some(w) => Outcome::Mmio(w),
                     None => {
                         st.pending = Pending::None;
@@ -414,7 +528,7 @@ fn done_outcome(d: Done) -> Outcome {
     match d {
         Done::Completed => Outcome::Completed,
         Done::Halt => Outcome::Halt,
-        Done::Continue => Outcome::Continue,
+        Done::Continue | Done::Yield => Outcome::Continue,
     }
 }
 

@@ -63,16 +63,35 @@
 //!   fragments (an access crossing a page or larger than 8 bytes is split)
 //!   and finally returns the instruction's own outcome. REP MOVS/STOS to MMIO produce one
 //!   element per exit; after the element's write the next `emulate` call
-//!   continues the REP loop with the cached instruction.
+//!   continues the REP loop with the cached instruction (but see
+//!   [`Emulator::yield_after_output`] and [`REP_YIELD`]).
 //! * [`Outcome::Pio`]: a port access. For OUT/OUTS the instruction (or the
-//!   current batch of REP OUTS elements) has retired; the bytes to send are
-//!   [`Emulator::pio_out_data`] (`size * count` bytes, elements in order,
-//!   i.e. what `kvm_run.io` with `count` expects at `data_offset`). For
-//!   IN/INS nothing is committed: obtain `size * count` bytes, pass them to
-//!   [`Emulator::complete_pio_in`] and call `emulate` again. String I/O is
-//!   batched up to [`PIO_BATCH_BYTES`] bytes per request, never crossing a
-//!   page, and checked against IOPL and the TSS I/O bitmap before the
-//!   access; REP INS/OUTS continue on the next call.
+//!   current REP OUTS element) has retired; the bytes to send are
+//!   [`Emulator::pio_out_data`] (`size * count` bytes, i.e. what
+//!   `kvm_run.io` with `count` expects at `data_offset`). For IN/INS
+//!   nothing is committed: obtain `size * count` bytes, pass them to
+//!   [`Emulator::complete_pio_in`] (or fill them in place with
+//!   [`Emulator::complete_pio_in_with`]) and call `emulate` again. As
+//!   upstream (`em_out`, `pio_in_emulated`), OUTS sends one element per
+//!   request (`count` 1), and REP INS reads ahead
+//!   `n = max(1, min(in_page, PIO_BATCH_BYTES / size, RCX))` elements
+//!   per request, where `in_page` is in *bytes* from RDI to its page
+//!   boundary in the direction of travel (`PAGE_SIZE - offset` for DF=0,
+//!   `offset` for DF=1; RDI's page, not the linear address's) and RCX is
+//!   masked to the address size and truncated to 32 bits; so a batch of
+//!   words or dwords may cross into the next page. With DF=0 the batch is
+//!   written as one block, with DF=1 element by element downwards. Before
+//!   the access the port is checked against IOPL and the TSS I/O bitmap,
+//!   and (unlike upstream, which does the I/O first) every destination
+//!   element of an INS batch is checked for segment and page faults, so a
+//!   fault never loses data read from the port. A REP INS batch ends in
+//!   [`Outcome::Continue`] (after any MMIO writes of it): the guest runs
+//!   again and re-executes the instruction, as upstream once its
+//!   read-ahead buffer is empty. REP OUTS goes on with the next element
+//!   on the next call, except after every [`REP_YIELD`]-th element (as
+//!   REP MOVS/STOS to MMIO), which ends in [`Outcome::Continue`], and
+//!   after [`Emulator::yield_after_output`] (the output went to
+//!   userspace, after which upstream lets the guest re-execute it).
 //! * [`Outcome::Exception`]: inject the exception (for #PF, set CR2 to
 //!   `cr2`). RIP was not advanced; completed REP iterations stay done, as
 //!   on hardware.
@@ -99,8 +118,11 @@
 //!   gates, task switches and returns to an outer level are unhandleable.
 //! * Flags the SDM leaves undefined get deterministic values (the tests
 //!   mask them when comparing with hardware).
-//! * Vector moves are those upstream emulates (plus a few SSE forms):
-//!   SSE moves, MMX MOVQ (0F 6F/7F) and the VEX moves of `vex.rs`.
+//! * Vector moves are exactly those upstream emulates: the 16-byte SSE
+//!   moves of `sse.rs` (no MOVSS/MOVSD, no MOVD/MOVQ of 0F 6E/7E/D6:
+//!   those are N in upstream's tables, so an MMIO access by them is an
+//!   emulation failure there too), MMX MOVQ (0F 6F/7F) and the VEX moves
+//!   of `vex.rs`.
 //! * Not emulated (unhandleable): x87, other MMX and VEX instructions,
 //!   EVEX/XOP, SSE arithmetic, SYSCALL/SYSENTER family, SWAPGS,
 //!   LAR/LSL/VERR/VERW/ARPL, BCD adjustments, POPCNT/LZCNT/TZCNT,
@@ -382,8 +404,9 @@ pub struct MmioRequest {
     pub data: [u8; MMIO_MAX],
 }
 
-/// Maximum bytes of one string-I/O batch.
-pub const PIO_BATCH_BYTES: usize = 64;
+/// Maximum bytes of one REP INS read-ahead batch: upstream's
+/// `sizeof(read_cache.data)` (OUTS sends one element per request).
+pub const PIO_BATCH_BYTES: usize = 1024;
 
 /// One port-I/O request for the caller to perform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -392,7 +415,8 @@ pub struct PioRequest {
     pub port: u16,
     /// Element size: 1, 2 or 4.
     pub size: u8,
-    /// Number of elements (1 for IN/OUT, up to the batch for INS/OUTS).
+    /// Number of elements: 1 for IN/OUT/OUTS and INS without REP; for
+    /// REP INS the read-ahead batch (see the module documentation).
     pub count: u32,
     /// IN/INS (data to be supplied) or OUT/OUTS (data in `pio_out_data`).
     pub is_in: bool,
@@ -424,6 +448,12 @@ pub enum Outcome {
 
 /// Iterations of a REP string instruction per `emulate` call.
 pub const REP_BUDGET: u64 = 256;
+
+/// REP iterations between returns to the guest when every iteration
+/// produces output (REP OUTS, REP MOVS/STOS to MMIO): the element after
+/// which RCX is a multiple of this ends in [`Outcome::Continue`], as
+/// upstream re-enters the guest when `RCX & 0x3ff == 0`.
+pub const REP_YIELD: u64 = 1024;
 
 /// Per-vCPU emulator context: the decoded instruction and any pending
 /// MMIO/PIO state across exits. Fixed size, no allocation.
@@ -481,6 +511,25 @@ impl Emulator {
         self.st.complete_pio_in(data)
     }
 
+    /// Supply the data of the IN/INS returned by the last `emulate` in
+    /// place: `fill` gets the `size * count` bytes of the emulator's buffer
+    /// to write and returns whether it did. Returns false (nothing
+    /// supplied) if no IN is pending or `fill` failed. Saves the caller a
+    /// buffer of up to [`PIO_BATCH_BYTES`] on its stack.
+    pub fn complete_pio_in_with(&mut self, fill: impl FnOnce(&mut [u8]) -> bool) -> bool {
+        self.st.complete_pio_in_with(fill)
+    }
+
+    /// The output (OUT/OUTS, MMIO write) the last `emulate` returned went
+    /// to userspace: a REP instruction it belongs to does not go on in the
+    /// next `emulate` call, which (after any further MMIO write fragments
+    /// of the same iteration) returns [`Outcome::Continue`] so the guest
+    /// re-executes it, as upstream does after such an exit. Harmless
+    /// otherwise.
+    pub fn yield_after_output(&mut self) {
+        self.st.yield_after_output()
+    }
+
     /// Bytes to send for the OUT/OUTS returned by the last `emulate`.
     pub fn pio_out_data(&self) -> &[u8] {
         self.st.pio_out_data()
@@ -492,8 +541,9 @@ impl Emulator {
         self.st.is_pending()
     }
 
-    /// Drop all pending state.
+    /// Drop all pending state (in place: the context holds a 1 KiB
+    /// buffer that is not copied).
     pub fn reset(&mut self) {
-        self.st = exec::EmuState::new();
+        self.st.reset();
     }
 }

@@ -1,5 +1,6 @@
-//! SSE moves used for MMIO: MOVUPS/MOVUPD/MOVAPS/MOVAPD/MOVSS/MOVSD,
-//! MOVDQA/MOVDQU, MOVD/MOVQ, MOVNTPS/MOVNTPD/MOVNTDQ/MOVNTDQA.
+//! SSE moves used for MMIO, those upstream emulates: MOVUPS/MOVUPD,
+//! MOVAPS/MOVAPD, MOVDQA/MOVDQU, MOVNTPS/MOVNTPD/MOVNTDQ/MOVNTDQA (all
+//! 16 bytes).
 
 use super::access::mask;
 use super::exec::{Ctx, Done, Res, Stop};

@@ -11,9 +11,9 @@ use super::exec::{Ctx, Done, Res, Stop};
 use super::flags;
 use super::insn::{Op, Rep};
 use super::regs::SegReg;
-use super::segment::SegAccess;
-use super::{CpuState, GuestMemory, PioRequest, PIO_BATCH_BYTES, REP_BUDGET};
-use crate::defs::paging::Gva;
+use super::segment::{self, SegAccess};
+use super::{CpuState, GuestMemory, PioRequest, PIO_BATCH_BYTES, REP_BUDGET, REP_YIELD};
+use crate::defs::paging::{bytes_to_page_end, offset_in_page};
 use crate::defs::regs::{RAX, RCX, RDI, RDX, RSI, X86_EFLAGS_ARITH, X86_EFLAGS_DF, X86_EFLAGS_ZF};
 
 impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
@@ -108,121 +108,154 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
                 }
             }
             iters += 1;
-            if !self.io.wq.is_empty() || iters >= REP_BUDGET {
+            if !self.io.wq.is_empty() {
+                // MMIO writes to deliver: one element per exit; the guest
+                // runs again every REP_YIELD elements.
+                self.clear_rf();
+                return Ok(if cx % REP_YIELD == 0 {
+                    Done::Yield
+                } else {
+                    Done::Continue
+                });
+            }
+            if iters >= REP_BUDGET {
                 self.clear_rf();
                 return Ok(Done::Continue);
             }
         }
     }
 
-    /// INS/OUTS, batched within one page and [`PIO_BATCH_BYTES`].
+    /// INS/OUTS: OUTS one element per request (upstream's `em_out`, which
+    /// calls `pio_out_emulated` with count 1); INS with upstream's
+    /// read-ahead (`pio_in_emulated`), see [`Self::exec_ins`].
     fn exec_string_io(&mut self) -> Res<Done> {
         let i = self.insn;
         let size = i.opsize;
         let ad = i.adsize;
         let rep = i.rep != Rep::None;
         let port = self.reg(RDX, 2) as u16;
-        let is_in = i.op == Op::Ins;
         self.check_io(port, size)?;
         let cx = self.reg(RCX, ad);
         if rep && cx == 0 {
             return self.done();
         }
-        let (seg, idx_reg) = if is_in {
-            (SegReg::Es, RDI)
-        } else {
-            (self.src_seg(), RSI)
-        };
-        let idx = self.reg(idx_reg, ad);
-        let down = self.flags() & X86_EFLAGS_DF != 0;
-        let sz = u64::from(size);
-        let acc = if is_in {
-            SegAccess::Write
-        } else {
-            SegAccess::Read
-        };
-        let la = self.linear(seg, idx, sz, acc)?;
-        // Elements that fit in the current page in the direction of travel.
-        let page = Gva::new(la);
-        let in_page = if down {
-            page.page_offset() / sz + 1
-        } else {
-            page.bytes_to_page_end() / sz
-        };
-        let mut n = if rep {
-            cx.min((PIO_BATCH_BYTES as u64) / sz).min(in_page)
-        } else {
-            1
-        };
-        if down && idx < n.saturating_sub(1) * sz {
-            n = 1;
+        if i.op == Op::Ins {
+            return self.exec_ins(port, rep, cx);
         }
-        let n = n.max(1);
-        let len = (n * sz) as usize;
-        let lo_idx = if down {
-            idx.wrapping_sub((n - 1) * sz)
+        let si = self.reg(RSI, ad);
+        let v = self.read_mem(self.src_seg(), si, size)?;
+        let n = usize::from(size);
+        let b = v.to_le_bytes();
+        if let (Some(d), Some(s)) = (self.io.pio.buf.get_mut(..n), b.get(..n)) {
+            d.copy_from_slice(s);
+        }
+        self.io.pio.len = n;
+        self.io.pio.req = Some(PioRequest {
+            port,
+            size,
+            count: 1,
+            is_in: false,
+        });
+        self.io.pio.out = true;
+        self.set(RSI, ad, si.wrapping_add(self.stride()));
+        if !rep {
+            return self.done();
+        }
+        let left = cx.wrapping_sub(1) & mask(ad);
+        self.set(RCX, ad, left);
+        if left == 0 {
+            return self.done();
+        }
+        self.clear_rf();
+        Ok(if left % REP_YIELD == 0 {
+            Done::Yield
         } else {
-            idx
+            Done::Continue
+        })
+    }
+
+    /// INS of one read-ahead batch, as upstream's `pio_in_emulated`:
+    /// `n = min(in_page, PIO_BATCH_BYTES / size, count)`, at least 1, where
+    /// `in_page` is in bytes (not elements) from RDI to the boundary of
+    /// RDI's page in the direction of travel and `count` is RCX masked to
+    /// the address size, truncated to 32 bits (1 without REP). The batch
+    /// goes to ES:RDI upwards as one block (DF=0, one `segmented_write`
+    /// upstream), or element by element downwards (DF=1), where the
+    /// address may wrap below 0 once: at most two runs contiguous in the
+    /// address space, each checked as a whole (equivalent to checking its
+    /// elements one by one). Every run is checked for segment and page
+    /// faults before the I/O, so a fault never loses port data. After the
+    /// batch the guest runs again, as upstream re-enters it when the
+    /// read-ahead buffer is empty.
+    fn exec_ins(&mut self, port: u16, rep: bool, cx: u64) -> Res<Done> {
+        let size = self.insn.opsize;
+        let ad = self.insn.adsize;
+        // 1, 2 or 4 (`max` spares a division-by-zero panic path).
+        let sz = u64::from(size.max(1));
+        let down = self.flags() & X86_EFLAGS_DF != 0;
+        let di = self.reg(RDI, ad);
+        let in_page = if down {
+            offset_in_page(di)
+        } else {
+            bytes_to_page_end(di)
         };
-        let lo = self.linear(seg, lo_idx, len as u64, acc)?;
+        let count = if rep { u64::from(cx as u32) } else { 1 };
+        let n = in_page.min(PIO_BATCH_BYTES as u64 / sz).min(count).max(1);
+        let len = (n * sz) as usize;
+        // Element 0 first: its segment and alignment (#AC) checks.
+        let la0 = self.linear(SegReg::Es, di, sz, SegAccess::Write)?;
+        // Runs `(linear address, offset in the image, length)`: the image
+        // is the batch in memory order (elements reversed for DF=1), with
+        // the run holding element 0 last.
+        let mut runs = [(la0, 0usize, 0usize); 2];
+        if down {
+            // Elements 0..m lie at or above 0, m..n wrapped to the top.
+            let m = (di / sz).saturating_add(1).min(n);
+            let lo_a = di.wrapping_sub((m - 1) * sz);
+            let off_a = ((n - m) * sz) as usize;
+            runs[1] = (self.linear_run(lo_a, len - off_a)?, off_a, len - off_a);
+            if m < n {
+                let lo_b = di.wrapping_sub((n - 1) * sz) & mask(ad);
+                runs[0] = (self.linear_run(lo_b, off_a)?, 0, off_a);
+            }
+        } else {
+            runs[1] = (self.linear_run(di, len)?, 0, len);
+        }
         let req = PioRequest {
             port,
             size,
             count: n as u32,
-            is_in,
+            is_in: true,
         };
-        let mut image = [0u8; PIO_BATCH_BYTES];
-        if is_in {
-            let ready =
-                self.io.pio.in_ready && self.io.pio.req == Some(req) && self.io.pio.len >= len;
-            if !ready {
-                // Fault on the destination before doing the I/O.
-                self.translate(lo, true, false)?;
-                self.translate(lo.wrapping_add(len as u64 - 1), true, false)?;
-                return Err(Stop::PioIn(req));
+        let p = &self.io.pio;
+        if !(p.in_ready && p.req == Some(req) && p.len >= len) {
+            for &(la, _, l) in runs.iter().rev() {
+                self.probe_write(la, l, down)?;
             }
-            for k in 0..n as usize {
-                let slot = if down { n as usize - 1 - k } else { k };
-                for j in 0..usize::from(size) {
-                    let s = self
-                        .io
-                        .pio
-                        .buf
-                        .get(k * usize::from(size) + j)
-                        .copied()
-                        .unwrap_or(0);
-                    if let Some(d) = image.get_mut(slot * usize::from(size) + j) {
-                        *d = s;
-                    }
+            return Err(Stop::PioIn(req));
+        }
+        if down {
+            // Element k of the batch goes to RDI - k * size: memory order is
+            // the batch reversed element-wise. In place: the data is
+            // consumed here, and any stop below drops it (as upstream).
+            if let Some(b) = self.io.pio.buf.get_mut(..len) {
+                b.reverse();
+                for e in b.chunks_mut(usize::from(size)) {
+                    e.reverse();
                 }
             }
-            self.write_lin(lo, image.get(..len).ok_or(Stop::Unhandleable)?, false)?;
-        } else {
-            self.read_lin(lo, image.get_mut(..len).ok_or(Stop::Unhandleable)?, false)?;
-            let mut out = [0u8; PIO_BATCH_BYTES];
-            for k in 0..n as usize {
-                let slot = if down { n as usize - 1 - k } else { k };
-                for j in 0..usize::from(size) {
-                    let s = image
-                        .get(slot * usize::from(size) + j)
-                        .copied()
-                        .unwrap_or(0);
-                    if let Some(d) = out.get_mut(k * usize::from(size) + j) {
-                        *d = s;
-                    }
-                }
+        }
+        for &(la, off, l) in runs.iter().rev() {
+            if l > 0 {
+                self.write_pio_image(la, off, l)?;
             }
-            self.io.pio.buf = out;
-            self.io.pio.len = len;
-            self.io.pio.req = Some(req);
-            self.io.pio.out = true;
         }
         let delta = if down {
             (n * sz).wrapping_neg()
         } else {
             n * sz
         };
-        self.set(idx_reg, ad, idx.wrapping_add(delta));
+        self.set(RDI, ad, di.wrapping_add(delta));
         if !rep {
             return self.done();
         }
@@ -232,6 +265,19 @@ impl<C: CpuState, M: GuestMemory> Ctx<'_, C, M> {
             return self.done();
         }
         self.clear_rf();
-        Ok(Done::Continue)
+        Ok(Done::Yield)
+    }
+
+    /// Linear address of a run of INS destination elements at ES:`ea`,
+    /// `len` bytes, segment-checked as a whole.
+    fn linear_run(&self, ea: u64, len: usize) -> Res<u64> {
+        Ok(segment::linearize(
+            self.cpu,
+            self.mode,
+            SegReg::Es,
+            ea,
+            len as u64,
+            SegAccess::Write,
+        )?)
     }
 }

@@ -49,7 +49,9 @@ impl<S: ByteSource> Decoder<'_, S> {
                 let b3 = self.next()?;
                 self.three_byte_38(b3)?;
             }
-            0x6E | 0x6F | 0x7E | 0x7F | 0xD6 | 0xE7 => self.sse_int(b)?,
+            // 0F 6E/7E (MOVD/MOVQ) and 0F D6 (MOVQ xmm/m64, xmm) are N in
+            // upstream's twobyte_table: not emulated, whatever the prefix.
+            0x6F | 0x7F | 0xE7 => self.sse_int(b)?,
             0x20..=0x23 => {
                 if self.insn.lock {
                     return Err(DecodeError::Unsupported); // AMD alternate CR8 encoding
@@ -278,14 +280,13 @@ impl<S: ByteSource> Decoder<'_, S> {
         }
     }
 
-    /// MOVUPS/MOVUPD/MOVSS/MOVSD/MOVAPS/MOVAPD/MOVNTPS/MOVNTPD.
+    /// MOVUPS/MOVUPD/MOVAPS/MOVAPD/MOVNTPS/MOVNTPD. MOVSS/MOVSD (F3/F2
+    /// 0F 10/11) are N in upstream's `pfx_0f_10_0f_11`: not emulated.
     pub(super) fn sse_ps(&mut self, b: u8) -> DResult<(), S::Error> {
         let mp = self.mandatory();
         let m = self.modrm()?;
         let (width, aligned) = match (b, mp) {
             (0x10 | 0x11, 0 | PFX_OPSIZE) => (16, false),
-            (0x10 | 0x11, PFX_REP) => (4, false),
-            (0x10 | 0x11, _) => (8, false),
             (0x28 | 0x29 | 0x2B, 0 | PFX_OPSIZE) => (16, true),
             _ => return Err(DecodeError::Unsupported),
         };
@@ -295,12 +296,10 @@ impl<S: ByteSource> Decoder<'_, S> {
         let reg = Operand::Xmm(m.reg);
         let rm = self.xmm_rm(&m, width);
         let load = b == 0x10 || b == 0x28;
-        // Scalar loads from memory zero the upper part; register forms merge.
-        let zero_upper = width == 16 || m.mem.is_some();
         self.insn.sse = SseMove {
             width,
             aligned,
-            zero_upper,
+            zero_upper: true,
         };
         if load {
             self.set(Op::SseMov, reg, rm);
@@ -310,51 +309,16 @@ impl<S: ByteSource> Decoder<'_, S> {
         Ok(())
     }
 
-    /// MOVD/MOVQ/MOVDQA/MOVDQU/MOVNTDQ (SSE2 integer moves, 66/F3 forms)
-    /// and the MMX MOVQ of 0F 6F/7F without prefix. Like upstream, the
-    /// other MMX moves (0F 6E/7E MOVD/MOVQ, 0F E7 MOVNTQ) are not emulated.
+    /// MOVDQA/MOVDQU/MOVNTDQ (66/F3 0F 6F/7F, 66 0F E7) and the MMX MOVQ
+    /// of 0F 6F/7F without prefix: upstream's `pfx_0f_6f_0f_7f` and
+    /// `pfx_0f_e7_0f_38_2a`. Like upstream, the other MMX and SSE2 integer
+    /// moves (0F 6E/7E MOVD/MOVQ, 0F D6 MOVQ, 0F E7 MOVNTQ) are not
+    /// emulated.
     pub(super) fn sse_int(&mut self, b: u8) -> DResult<(), S::Error> {
         let mp = self.mandatory();
         let m = self.modrm()?;
         let reg = Operand::Xmm(m.reg);
-        let w = if self.rex & REX_W != 0 { 8 } else { 4 };
         match (b, mp) {
-            (0x6E, PFX_OPSIZE) => {
-                let src = self.e(&m, w);
-                self.insn.sse = SseMove {
-                    width: w,
-                    aligned: false,
-                    zero_upper: true,
-                };
-                self.set(Op::SseMov, reg, src);
-            }
-            (0x7E, PFX_OPSIZE) => {
-                let dst = self.e(&m, w);
-                self.insn.sse = SseMove {
-                    width: w,
-                    aligned: false,
-                    zero_upper: true,
-                };
-                self.set(Op::SseMov, dst, reg);
-            }
-            (0x7E, PFX_REP) => {
-                let src = self.xmm_rm(&m, 8);
-                self.insn.sse = SseMove {
-                    width: 8,
-                    aligned: false,
-                    zero_upper: true,
-                };
-                self.set(Op::SseMov, reg, src);
-            }
-            (0xD6, PFX_OPSIZE) => {
-                let dst = self.xmm_rm(&m, 8);
-                self.insn.sse = SseMove {
-                    width: 8,
-                    aligned: false,
-                    zero_upper: true,
-                };
-                self.set(Op::SseMov, dst, reg);
-            }
             (0x6F | 0x7F, 0) => {
                 // MMX MOVQ: mm0-mm7 whatever REX.R/REX.B say.
                 let mm = Operand::Mm(m.reg & 7);

@@ -44,7 +44,7 @@ pub(crate) fn accept_apic_events(vcpu: &Vcpu, st: &mut VcpuState) {
     if ev.init {
         st.hw.reset(true);
         lapic.lock().reset(true);
-        st.emulator.reset();
+        st.reset_emulator();
         st.completion.cancel();
         st.events.init();
         st.mp_state.init(vcpu.is_bsp());

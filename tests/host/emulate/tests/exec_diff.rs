@@ -869,21 +869,16 @@ fn gen_case(rng: &mut Rng, base: u64) -> Option<Case> {
             for x in st.xmm.iter_mut() {
                 *x = u128::from(g.rng.next()) << 64 | u128::from(g.rng.next());
             }
+            // The moves upstream emulates (MOVSS/MOVSD, MOVD/MOVQ of 0F
+            // 6E/7E/D6 are N in its tables, see units.rs).
             let forms: &[(u8, u8, Rm)] = &[
                 (0x00, 0x10, Rm::Any),
                 (0x66, 0x10, Rm::Any),
-                (0xF3, 0x10, Rm::Any),
-                (0xF2, 0x10, Rm::Any),
                 (0x00, 0x11, Rm::Any),
-                (0xF3, 0x11, Rm::Any),
-                (0xF2, 0x11, Rm::Any),
+                (0x66, 0x11, Rm::Any),
                 (0x00, 0x28, Rm::Any),
                 (0x66, 0x29, Rm::Any),
                 (0x00, 0x2B, Rm::Mem),
-                (0x66, 0x6E, Rm::Any),
-                (0x66, 0x7E, Rm::Any),
-                (0xF3, 0x7E, Rm::Any),
-                (0x66, 0xD6, Rm::Any),
                 (0x66, 0x6F, Rm::Any),
                 (0xF3, 0x6F, Rm::Any),
                 (0x66, 0x7F, Rm::Any),

@@ -527,6 +527,8 @@ fn fuzz_random_instructions_and_state() {
                         p.count >= 1 && usize::from(p.size) * p.count as usize <= PIO_BATCH_BYTES,
                         "{p:?}"
                     );
+                    // OUT/OUTS: one element per request (upstream's em_out).
+                    assert!(p.is_in || p.count == 1, "{p:?}");
                     if p.is_in {
                         let k = usize::from(p.size) * p.count as usize;
                         let k = if rng.chance(1, 30) {

@@ -46,6 +46,8 @@ struct Dev {
     writes: Vec<(u64, Vec<u8>)>,
     reads: Vec<(u64, u8)>,
     outs: Vec<(u16, u8, Vec<u8>)>,
+    /// Every port request, in order.
+    pios: Vec<PioRequest>,
     in_byte: u8,
     exits: u32,
 }
@@ -126,6 +128,7 @@ fn drive(cpu: &mut TestCpu, mem: &mut TestMem, dev: &mut Dev, emu: &mut Emulator
             }
             Outcome::Pio(p) => {
                 dev.exits += 1;
+                dev.pios.push(p);
                 if p.is_in {
                     let n = usize::from(p.size) * p.count as usize;
                     let d: Vec<u8> = (0..n).map(|i| dev.in_byte.wrapping_add(i as u8)).collect();
@@ -315,42 +318,37 @@ fn sse_stores_and_loads_to_mmio() {
         )),
         Exception::gp(0)
     );
-    // movd [rdi], xmm1 ; movq [rdi], xmm1 (66 REX.W 0F 7E)
-    cpu.rip = 0x1000;
+    // MOVD/MOVQ (66 0F 6E/7E, F3 0F 7E, 66 0F D6) and MOVSS/MOVSD
+    // (F3/F2 0F 10/11) are N in upstream's tables: unhandleable, nothing
+    // written, RIP unchanged.
     dev.writes.clear();
-    assert_eq!(
-        run_dev(&mut cpu, &mut mem, &mut dev, &[0x66, 0x0F, 0x7E, 0x0F]),
-        Outcome::Completed
-    );
-    cpu.rip = 0x1000;
-    assert_eq!(
-        run_dev(
-            &mut cpu,
-            &mut mem,
-            &mut dev,
-            &[0x66, 0x48, 0x0F, 0x7E, 0x0F]
-        ),
-        Outcome::Completed
-    );
-    assert_eq!(dev.writes[0], (MMIO + 0x200, vec![0, 1, 2, 3]));
-    assert_eq!(dev.writes[1], (MMIO + 0x200, (0..8).collect()));
-    // movq xmm3, [rdi] (F3 0F 7E) zero-extends; movss xmm1,xmm3 merges.
-    cpu.rip = 0x1000;
-    cpu.xmm[3] = u128::MAX;
-    assert_eq!(
-        run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x0F, 0x7E, 0x1F]),
-        Outcome::Completed
-    );
-    assert_eq!(cpu.xmm[3], 0x0706_0504_0302_0100);
-    cpu.rip = 0x1000;
-    assert_eq!(
-        run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x0F, 0x10, 0xCB]),
-        Outcome::Completed
-    );
-    assert_eq!(
-        cpu.xmm[1],
-        0x0F0E_0D0C_0B0A_0908_0706_0504_0302_0100 & !0xFFFF_FFFF | 0x0302_0100
-    );
+    let xmm1 = cpu.xmm[1];
+    let nreads = dev.reads.len();
+    for code in [
+        &[0x66, 0x0F, 0x7E, 0x0F][..],
+        &[0x66, 0x48, 0x0F, 0x7E, 0x0F],
+        &[0x66, 0x0F, 0x6E, 0x0F],
+        &[0xF3, 0x0F, 0x7E, 0x0F],
+        &[0x66, 0x0F, 0xD6, 0x0F],
+        &[0xF3, 0x0F, 0x10, 0x0F],
+        &[0xF3, 0x0F, 0x11, 0x0F],
+        &[0xF2, 0x0F, 0x10, 0x0F],
+        &[0xF2, 0x0F, 0x11, 0x0F],
+        &[0xF3, 0x0F, 0x10, 0xCB],
+    ] {
+        cpu.rip = 0x1000;
+        match run_dev(&mut cpu, &mut mem, &mut dev, code) {
+            Outcome::Unhandleable { bytes, len } => {
+                assert!(usize::from(len) >= code.len(), "{code:02x?}");
+                assert_eq!(&bytes[..code.len()], code);
+            }
+            o => panic!("{code:02x?}: {o:?}"),
+        }
+        assert_eq!(cpu.rip, 0x1000);
+    }
+    assert!(dev.writes.is_empty());
+    assert_eq!(dev.reads.len(), nreads);
+    assert_eq!(cpu.xmm[1], xmm1);
     // movnti [rdi], rax
     cpu.rip = 0x1000;
     cpu.gpr[RAX] = 0x1122_3344_5566_7788;
@@ -363,6 +361,26 @@ fn sse_stores_and_loads_to_mmio() {
         dev.writes[0].1,
         0x1122_3344_5566_7788u64.to_le_bytes().to_vec()
     );
+}
+
+#[test]
+fn movq_xmm_to_m64_is_unhandleable() {
+    // 66 0F D6 (MOVQ xmm/m64, xmm) is N in upstream's twobyte_table: an
+    // MMIO store by it is an emulation failure, with the bytes fetched.
+    let (mut cpu, mut mem) = long_env();
+    let mut dev = Dev::default();
+    cpu.gpr[RBX] = MMIO;
+    cpu.xmm[0] = 0x1122_3344_5566_7788;
+    let code = [0x66, 0x0F, 0xD6, 0x83, 0x70, 0x01, 0x00, 0x00]; // movq %xmm0, 0x170(%rbx)
+    match run_dev(&mut cpu, &mut mem, &mut dev, &code) {
+        Outcome::Unhandleable { bytes, len } => {
+            assert!(usize::from(len) >= code.len());
+            assert_eq!(bytes[..code.len()], code);
+        }
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(dev.exits, 0);
+    assert_eq!(cpu.rip, 0x1000);
 }
 
 #[test]
@@ -434,8 +452,21 @@ fn out_and_in_single() {
     assert_eq!(cpu.rip, 0x102);
 }
 
+/// The counts of the port requests `dev` saw, and whether each was IN.
+fn pio_counts(dev: &Dev) -> Vec<(bool, u32)> {
+    dev.pios.iter().map(|p| (p.is_in, p.count)).collect()
+}
+
+/// The `size` bytes `drive` supplies for element `k` of an IN batch.
+fn in_elem(dev: &Dev, k: usize, size: usize) -> Vec<u8> {
+    (0..size)
+        .map(|j| dev.in_byte.wrapping_add((k * size + j) as u8))
+        .collect()
+}
+
 #[test]
-fn rep_outsb_and_insw_are_batched() {
+fn rep_outs_is_one_element_per_request() {
+    // As upstream's em_out (pio_out_emulated with count 1).
     let (mut cpu, mut mem) = long_env();
     let data: Vec<u8> = (0..100u8).collect();
     mem.poke(0x7000, &data);
@@ -446,25 +477,341 @@ fn rep_outsb_and_insw_are_batched() {
     assert_eq!(
         run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x6E]),
         Outcome::Completed
-    );
+    ); // rep outsb
+    assert_eq!(dev.pios.len(), 100);
+    assert!(dev
+        .pios
+        .iter()
+        .all(|p| !p.is_in && p.count == 1 && p.size == 1));
     let sent: Vec<u8> = dev.outs.iter().flat_map(|o| o.2.clone()).collect();
     assert_eq!(sent, data);
-    assert_eq!(dev.outs.len(), 2, "batches of 64 bytes");
     assert_eq!(cpu.gpr[RCX], 0);
-    // rep insw, 50 words into a page boundary: batches stop at the page end.
+    assert_eq!(cpu.gpr[RSI], 0x7000 + 100);
+    assert_eq!(cpu.rip, 0x1002);
+    // rep outsd with DF=1: elements downwards, still one per request.
     cpu.rip = 0x1000;
+    cpu.rflags |= X86_EFLAGS_DF;
+    cpu.gpr[RSI] = 0x7000 + 96;
+    cpu.gpr[RCX] = 25;
+    dev = Dev::default();
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x6F]),
+        Outcome::Completed
+    );
+    assert_eq!(dev.pios.len(), 25);
+    assert!(dev.pios.iter().all(|p| p.count == 1 && p.size == 4));
+    assert_eq!(dev.outs[0].2, vec![96, 97, 98, 99]);
+    assert_eq!(dev.outs[24].2, vec![0, 1, 2, 3]);
+    assert_eq!(cpu.gpr[RSI], 0x7000 - 4);
+    // outsw without REP: one element, RCX untouched.
+    cpu.rip = 0x1000;
+    cpu.rflags &= !X86_EFLAGS_DF;
+    cpu.gpr[RSI] = 0x7000;
+    cpu.gpr[RCX] = 77;
+    dev = Dev::default();
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0x66, 0x6F]),
+        Outcome::Completed
+    );
+    assert_eq!(pio_counts(&dev), vec![(false, 1)]);
+    assert_eq!(dev.outs[0].2, vec![0, 1]);
+    assert_eq!(cpu.gpr[RCX], 77);
+}
+
+#[test]
+fn rep_outs_returns_to_the_guest_every_1024_elements() {
+    let (mut cpu, mut mem) = long_env();
+    cpu.gpr[RSI] = 0x7000;
+    cpu.gpr[RCX] = 1030;
+    cpu.gpr[RDX] = 0xE9;
+    place(&cpu, &mut mem, &[0xF3, 0x6E]);
+    let mut emu = Emulator::new();
+    let mut outs = 0;
+    let mut continues = vec![];
+    loop {
+        match emu.emulate(&mut cpu, &mut mem, &[]) {
+            Outcome::Pio(p) => {
+                assert_eq!(p.count, 1);
+                outs += 1;
+            }
+            Outcome::Continue => {
+                assert!(!emu.is_pending());
+                continues.push(cpu.gpr[RCX]);
+            }
+            Outcome::Completed => break,
+            o => panic!("{o:?}"),
+        }
+    }
+    assert_eq!(outs, 1030);
+    // RCX & 0x3ff == 0 after an element: the guest runs (upstream).
+    assert_eq!(continues, vec![1024]);
+    // After an OUT that went to userspace, the guest re-executes the
+    // instruction instead of the emulator going on (as upstream).
+    cpu.rip = 0x1000;
+    cpu.gpr[RCX] = 3;
+    let o = emu.emulate(&mut cpu, &mut mem, &[]);
+    assert!(matches!(o, Outcome::Pio(p) if p.count == 1));
+    emu.yield_after_output();
+    assert_eq!(emu.emulate(&mut cpu, &mut mem, &[]), Outcome::Continue);
+    assert!(!emu.is_pending());
+    assert_eq!((cpu.gpr[RCX], cpu.rip), (2, 0x1000));
+    // The last element retires the instruction either way.
+    cpu.gpr[RCX] = 1;
+    let o = emu.emulate(&mut cpu, &mut mem, &[]);
+    assert!(matches!(o, Outcome::Pio(p) if p.count == 1));
+    emu.yield_after_output();
+    assert_eq!(emu.emulate(&mut cpu, &mut mem, &[]), Outcome::Completed);
+    assert_eq!(cpu.rip, 0x1002);
+}
+
+#[test]
+fn rep_ins_reads_ahead_to_the_page_boundary_in_bytes() {
+    // n = min(in_page, 1024 / size, RCX) with in_page in *bytes*: 20 bytes
+    // to the page end give 20 words, a batch that crosses the page.
+    let (mut cpu, mut mem) = long_env();
+    let mut dev = Dev {
+        in_byte: 0x10,
+        ..Dev::default()
+    };
+    cpu.gpr[RDX] = 0x1F0;
     cpu.gpr[RDI] = 0x8000 - 20;
     cpu.gpr[RCX] = 50;
-    dev.in_byte = 0x10;
-    dev.exits = 0;
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x66, 0x6D]),
+        Outcome::Completed
+    ); // rep insw
+    assert_eq!(pio_counts(&dev), vec![(true, 20), (true, 30)]);
+    assert_eq!(cpu.gpr[RDI], 0x8000 - 20 + 100);
+    assert_eq!(cpu.gpr[RCX], 0);
+    assert_eq!(mem.peek(0x8000 - 20, 2), in_elem(&dev, 0, 2));
+    assert_eq!(mem.peek(0x8000 + 18, 2), in_elem(&dev, 19, 2));
+    assert_eq!(mem.peek(0x8000 + 20, 2), in_elem(&dev, 0, 2));
+    // At most 1024 bytes per batch; the page-aligned start gives full
+    // batches, the rest of RCX the last one.
+    cpu.rip = 0x1000;
+    cpu.gpr[RDI] = 0x9000;
+    cpu.gpr[RCX] = 3000;
+    dev.pios.clear();
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x6C]),
+        Outcome::Completed
+    ); // rep insb
+    assert_eq!(
+        pio_counts(&dev),
+        vec![(true, 1024), (true, 1024), (true, 952)]
+    );
+    assert_eq!(cpu.gpr[RDI], 0x9000 + 3000);
+    cpu.rip = 0x1000;
+    cpu.gpr[RDI] = 0x9000;
+    cpu.gpr[RCX] = 300;
+    dev.pios.clear();
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x6D]),
+        Outcome::Completed
+    ); // rep insd
+    assert_eq!(pio_counts(&dev), vec![(true, 256), (true, 44)]);
+    assert_eq!(mem.peek(0x9000 + 4 * 255, 4), in_elem(&dev, 255, 4));
+    assert_eq!(mem.peek(0x9000 + 4 * 256, 4), in_elem(&dev, 0, 4));
+}
+
+#[test]
+fn rep_ins_batch_smaller_than_rcx_limits() {
+    let (mut cpu, mut mem) = long_env();
+    let mut dev = Dev::default();
+    cpu.gpr[RDX] = 0x1F0;
+    // RCX below the page and buffer limits: one batch of RCX.
+    cpu.gpr[RDI] = 0x9000;
+    cpu.gpr[RCX] = 7;
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x6C]),
+        Outcome::Completed
+    );
+    assert_eq!(pio_counts(&dev), vec![(true, 7)]);
+    assert_eq!(mem.peek(0x9000, 7), in_elem(&dev, 0, 7));
+    // RCX = 0: nothing.
+    cpu.rip = 0x1000;
+    dev.pios.clear();
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x6C]),
+        Outcome::Completed
+    );
+    assert!(dev.pios.is_empty());
+    // Without REP: one element whatever RCX says.
+    cpu.rip = 0x1000;
+    cpu.gpr[RCX] = 500;
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0x6D]),
+        Outcome::Completed
+    );
+    assert_eq!(pio_counts(&dev), vec![(true, 1)]);
+    assert_eq!(cpu.gpr[RCX], 500);
+    assert_eq!(cpu.gpr[RDI], 0x9007 + 4);
+    // Upstream's count is RCX truncated to 32 bits: 0x1_0000_0003 reads
+    // ahead 3, then 0x1_0000_0000 counts 0, which becomes 1.
+    cpu.rip = 0x1000;
+    cpu.gpr[RDI] = 0x9000;
+    cpu.gpr[RCX] = 0x1_0000_0003;
+    place(&cpu, &mut mem, &[0xF3, 0x6C]);
+    let mut emu = Emulator::new();
+    let o = emu.emulate(&mut cpu, &mut mem, &[]);
+    assert!(
+        matches!(o, Outcome::Pio(p) if p.is_in && p.count == 3),
+        "{o:?}"
+    );
+    emu.complete_pio_in(&[1, 2, 3]);
+    assert_eq!(emu.emulate(&mut cpu, &mut mem, &[]), Outcome::Continue);
+    assert_eq!(cpu.gpr[RCX], 0x1_0000_0000);
+    let o = emu.emulate(&mut cpu, &mut mem, &[]);
+    assert!(
+        matches!(o, Outcome::Pio(p) if p.is_in && p.count == 1),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn rep_ins_backwards_reads_ahead_to_the_page_start() {
+    // DF=1: in_page = offset_in_page(RDI) bytes; the elements go down
+    // from RDI, so 16 bytes give 16 words, 32 bytes reaching into the
+    // previous page.
+    let (mut cpu, mut mem) = long_env();
+    let mut dev = Dev {
+        in_byte: 0x40,
+        ..Dev::default()
+    };
+    cpu.rflags |= X86_EFLAGS_DF;
+    cpu.gpr[RDX] = 0x1F0;
+    cpu.gpr[RDI] = 0x9010;
+    cpu.gpr[RCX] = 100;
     assert_eq!(
         run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x66, 0x6D]),
         Outcome::Completed
     );
-    assert_eq!(cpu.gpr[RDI], 0x8000 - 20 + 100);
-    assert_eq!(dev.exits, 3); // 10 words to the page end, then 32, then 8
-    assert_eq!(mem.peek(0x8000 - 20, 2), vec![0x10, 0x11]);
-    assert_eq!(mem.peek(0x8000, 2), vec![0x10, 0x11]);
+    assert_eq!(pio_counts(&dev), vec![(true, 16), (true, 84)]);
+    assert_eq!(cpu.gpr[RDI], 0x9010 - 200);
+    // Element k of a batch at RDI - 2k.
+    assert_eq!(mem.peek(0x9010, 2), in_elem(&dev, 0, 2));
+    assert_eq!(mem.peek(0x9010 - 2, 2), in_elem(&dev, 1, 2));
+    assert_eq!(mem.peek(0x9010 - 30, 2), in_elem(&dev, 15, 2));
+    assert_eq!(mem.peek(0x9010 - 32, 2), in_elem(&dev, 0, 2));
+    assert_eq!(mem.peek(0x9010 - 198, 2), in_elem(&dev, 83, 2));
+    // RDI at a page start: in_page 0, so one element, then the rest of
+    // the previous page.
+    cpu.rip = 0x1000;
+    cpu.gpr[RDI] = 0x9000;
+    cpu.gpr[RCX] = 5;
+    dev.pios.clear();
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x6C]),
+        Outcome::Completed
+    );
+    assert_eq!(pio_counts(&dev), vec![(true, 1), (true, 4)]);
+    assert_eq!(mem.peek(0x8FFC, 5), vec![0x43, 0x42, 0x41, 0x40, 0x40]);
+    assert_eq!(cpu.gpr[RDI], 0x9000 - 5);
+}
+
+#[test]
+fn rep_ins_page_limit_comes_from_rdi_not_the_linear_address() {
+    // Real mode, ES base 0x1230: RDI 0x0FF0 is 16 bytes before the end of
+    // its page (the linear address 0x2220 is not): 16 bytes per batch.
+    let (mut cpu, mut mem) = real_env();
+    cpu.seg[SegReg::Es as usize] = common::real_seg(0x123, false);
+    cpu.gpr[RDX] = 0x1F0;
+    cpu.gpr[RDI] = 0x0FF0;
+    cpu.gpr[RCX] = 100;
+    let mut dev = Dev::default();
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x6C]),
+        Outcome::Completed
+    );
+    assert_eq!(pio_counts(&dev), vec![(true, 16), (true, 84)]);
+    assert_eq!(mem.peek(0x1230 + 0x0FF0, 16), in_elem(&dev, 0, 16));
+    assert_eq!(cpu.gpr[RDI], 0x0FF0 + 100);
+    // 16-bit DF=1 below offset 0: RDI 2, dwords: in_page 2 gives 2
+    // elements, the second at 0xFFFE past the 64 KiB limit: #GP before
+    // any I/O, as the CPU faults on that element.
+    cpu.rip = 0x100;
+    cpu.seg[SegReg::Es as usize] = common::real_seg(0x1000, false);
+    cpu.rflags |= X86_EFLAGS_DF;
+    cpu.gpr[RDI] = 2;
+    cpu.gpr[RCX] = 10;
+    dev.pios.clear();
+    assert_eq!(
+        exc(run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x66, 0x6D])),
+        Exception::gp(0)
+    );
+    assert!(dev.pios.is_empty());
+    assert_eq!((cpu.gpr[RDI], cpu.gpr[RCX]), (2, 10));
+    // Bytes: in_page is 1, then 0 (at least one element), then RDI has
+    // wrapped to 0xFFFF (min with RCX): one element per batch.
+    cpu.rip = 0x100;
+    cpu.gpr[RDI] = 1;
+    cpu.gpr[RCX] = 3;
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x6C]),
+        Outcome::Completed
+    );
+    assert_eq!(pio_counts(&dev), vec![(true, 1), (true, 1), (true, 1)]);
+    assert_eq!(cpu.gpr[RDI] & 0xFFFF, 0xFFFE);
+}
+
+#[test]
+fn rep_ins_faults_before_the_io() {
+    // The batch crosses into an unmapped page: #PF on it before any port
+    // access (upstream does the I/O first and loses the data).
+    let (mut cpu, mut mem) = long_env();
+    cpu.gpr[RDX] = 0x1F0;
+    cpu.gpr[RDI] = 0x2_0000 - 4;
+    cpu.gpr[RCX] = 10;
+    let mut dev = Dev::default();
+    let e = exc(run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x6D]));
+    assert_eq!(e.vector, PF_VECTOR);
+    assert_eq!(e.cr2, 0x2_0000);
+    assert_ne!(e.error_code.unwrap() & PFERR_WRITE_MASK, 0);
+    assert!(dev.pios.is_empty());
+    assert_eq!((cpu.gpr[RDI], cpu.gpr[RCX]), (0x2_0000 - 4, 10));
+}
+
+#[test]
+fn rep_ins_to_mmio() {
+    let (mut cpu, mut mem) = long_env();
+    let mut dev = Dev {
+        in_byte: 0x80,
+        ..Dev::default()
+    };
+    cpu.gpr[RDX] = 0x1F0;
+    // A whole 1 KiB batch into MMIO: 128 writes of 8 bytes, in order.
+    cpu.gpr[RDI] = MMIO + 0x800;
+    cpu.gpr[RCX] = 1024;
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x6C]),
+        Outcome::Completed
+    );
+    assert_eq!(pio_counts(&dev), vec![(true, 1024)]);
+    assert_eq!(dev.writes.len(), 128);
+    for (k, w) in dev.writes.iter().enumerate() {
+        assert_eq!(w.0, MMIO + 0x800 + 8 * k as u64);
+        assert_eq!(w.1, in_elem(&dev, k, 8));
+    }
+    // Backwards: the elements descend from RDI, the writes ascend.
+    cpu.rip = 0x1000;
+    cpu.rflags |= X86_EFLAGS_DF;
+    cpu.gpr[RDI] = MMIO + 0x20;
+    cpu.gpr[RCX] = 10;
+    dev.writes.clear();
+    dev.pios.clear();
+    assert_eq!(
+        run_dev(&mut cpu, &mut mem, &mut dev, &[0xF3, 0x6C]),
+        Outcome::Completed
+    );
+    assert_eq!(pio_counts(&dev), vec![(true, 10)]);
+    let image: Vec<u8> = (0..10u8).rev().map(|k| 0x80 + k).collect();
+    assert_eq!(
+        dev.writes,
+        vec![
+            (MMIO + 0x17, image[..8].to_vec()),
+            (MMIO + 0x1F, image[8..].to_vec())
+        ]
+    );
 }
 
 #[test]
@@ -1672,6 +2019,8 @@ fn instruction_length_for_skipping() {
 fn emulator_state_is_small() {
     let n = std::mem::size_of::<Emulator>();
     println!("size_of::<Emulator>() = {n}");
-    assert!(n <= 1024, "Emulator grew to {n} bytes");
+    // The 1 KiB INS read-ahead buffer (upstream's read_cache.data) plus
+    // about 700 bytes; KVM keeps it in its own allocation.
+    assert!(n <= 2048, "Emulator grew to {n} bytes");
     assert!(std::mem::size_of::<Outcome>() <= 32);
 }
