@@ -52,6 +52,7 @@ bool rkvm_fwait_faults(void);
 u64 rkvm_task_size_max(void);
 void rkvm_cond_resched(void);
 struct page *rkvm_alloc_pages_zeroed(unsigned int order);
+struct page *rkvm_alloc_page_dma32_zeroed(void);
 void rkvm_free_pages(struct page *page, unsigned int order);
 u64 rkvm_rdtsc(void);
 unsigned int rkvm_num_online_cpus(void);

@@ -452,6 +452,16 @@ struct page *rkvm_alloc_pages_zeroed(unsigned int order)
 }
 EXPORT_SYMBOL_GPL(rkvm_alloc_pages_zeroed);
 
+/*
+ * A zeroed page below 4 GiB: a PAE root of the shadow MMU, which the
+ * hardware finds through a 32-bit CR3 when the guest is not in long mode.
+ */
+struct page *rkvm_alloc_page_dma32_zeroed(void)
+{
+	return alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_DMA32);
+}
+EXPORT_SYMBOL_GPL(rkvm_alloc_page_dma32_zeroed);
+
 void rkvm_free_pages(struct page *page, unsigned int order)
 {
 	__free_pages(page, order);

@@ -54,6 +54,70 @@ impl Drop for ContigPages {
     }
 }
 
+/// A zeroed page of 512 64-bit entries the CPU walks as a page table
+/// (the MMU's shadow tables): the kernel reads and writes the entries
+/// atomically, since the hardware may walk them at any time. Freed on
+/// drop.
+pub struct TablePage {
+    page: core::ptr::NonNull<bindings::page>,
+}
+
+// SAFETY: the page is plain memory owned by this value; its entries are
+// atomics.
+unsafe impl Send for TablePage {}
+// SAFETY: as above: shared access only reads addresses or uses atomics.
+unsafe impl Sync for TablePage {}
+
+/// Entries of a [`TablePage`].
+pub const TABLE_ENTRIES: usize = 512;
+
+impl TablePage {
+    /// A zeroed table anywhere in memory.
+    pub fn new() -> Result<Self> {
+        // SAFETY: plain page allocation.
+        let p = unsafe { rb::rkvm_alloc_pages_zeroed(0) };
+        Ok(Self {
+            page: core::ptr::NonNull::new(p).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// A zeroed table below 4 GiB (a PAE root, which the hardware loads
+    /// through a 32-bit CR3).
+    pub fn new_below_4g() -> Result<Self> {
+        // SAFETY: plain page allocation.
+        let p = unsafe { rb::rkvm_alloc_page_dma32_zeroed() };
+        Ok(Self {
+            page: core::ptr::NonNull::new(p).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// Physical address (4 KiB-aligned).
+    pub fn phys(&self) -> u64 {
+        // SAFETY: a live page we own.
+        unsafe { rb::rkvm_page_to_phys(self.page.as_ptr()) }
+    }
+
+    /// The entries.
+    pub fn entries(&self) -> &[core::sync::atomic::AtomicU64; TABLE_ENTRIES] {
+        // SAFETY: the page is ours and lives as long as `&self`; its
+        // direct-map address is 4 KiB-aligned and 4 KiB long, the size
+        // and alignment of the array; every bit pattern is a valid
+        // `AtomicU64`, and every access (ours and the CPU's walks) is
+        // atomic.
+        unsafe {
+            &*rb::rkvm_page_address(self.page.as_ptr())
+                .cast::<[core::sync::atomic::AtomicU64; TABLE_ENTRIES]>()
+        }
+    }
+}
+
+impl Drop for TablePage {
+    fn drop(&mut self) {
+        // SAFETY: allocated as one page in `new` or `new_below_4g`.
+        unsafe { rb::rkvm_free_pages(self.page.as_ptr(), 0) };
+    }
+}
+
 /// Physical address of `page`.
 pub fn page_phys(page: &kernel::page::Page) -> u64 {
     // SAFETY: `page` is a live page.

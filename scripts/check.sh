@@ -25,6 +25,13 @@
 # (known flakes of the reference under TCG) run once more in a fresh VM;
 # a pass there counts, marked as a retry. Nothing else is retried.
 #
+# Shadow paging (issue 12): each column boots once more with kvm-amd
+# npt=0 and runs the guest suites (RKVM_NPT0_FILTER, default
+# guest/|emul/|run/|memslot/|dirty-log/) and the L2 QEMU boot (not with
+# RKVM_ONLY_VMTEST), as rows npt0/<row>, judged like the others (an
+# exception for <row> covers npt0/<row> too). RKVM_NPT0_FILTER=none
+# leaves them out.
+#
 # RKVM_TEST_FILTER (guest tests to run) and RKVM_ONLY_VMTEST=1 (no peer
 # suite, no L2) narrow the run and its manifest alike.
 set -u
@@ -38,6 +45,7 @@ rm -rf "$out"
 mkdir -p "$out"
 t0=$(date +%s)
 vmtest=$here/build/vmtest/release/rkvm-vmtest
+npt0_filter=${RKVM_NPT0_FILTER:-guest/|emul/|run/|memslot/|dirty-log/}
 
 # Oopses, warnings, lockdep and sanitizer reports in a kernel log.
 log_bad='Oops|WARNING:|BUG:|Call Trace|general protection fault|Kernel panic|UBSAN|KASAN|panicked at|circular locking|inconsistent lock|rcu_.*stall|blocked for more than'
@@ -186,8 +194,20 @@ make_manifest() {
 	# The install test after it (tests/vm/init.sh).
 	: > "$out/manifest-install.txt"
 	[ -n "${RKVM_ONLY_VMTEST:-}" ] || tests/vm/install.sh list > "$out/manifest-install.txt"
+	# The npt=0 rows (run_vm_npt0).
+	: > "$out/manifest-npt0.txt"
+	if [ "$npt0_filter" != none ]; then
+		rc=0
+		RKVM_TEST_FILTER=$npt0_filter "$vmtest" --list 2>> "$out/manifest.err" |
+			sed -n 's|^ROW |ROW npt0/|p' > "$out/manifest-npt0.txt" || rc=$?
+		if [ $rc != 0 ] || ! grep -q '^ROW ' "$out/manifest-npt0.txt"; then
+			fail manifest/npt0 "RKVM_TEST_FILTER=$npt0_filter rkvm-vmtest --list: $(status_text $rc); see $out/manifest.err"
+		fi
+		[ -n "${RKVM_ONLY_VMTEST:-}" ] ||
+			sed -n 's|^ROW |ROW npt0/|p' "$out/manifest-l2.txt" >> "$out/manifest-npt0.txt"
+	fi
 	sed -n 's/^ROW //p' "$out/manifest-vmtest.txt" "$out/manifest-l2.txt" "$out/manifest-fuzz.txt" \
-		"$out/manifest-install.txt" > "$out/manifest.txt"
+		"$out/manifest-install.txt" "$out/manifest-npt0.txt" > "$out/manifest.txt"
 	dups=$(sort "$out/manifest.txt" | uniq -d | tr '\n' ' ')
 	[ -z "$dups" ] || fail manifest/unique "rows listed twice: $dups"
 	while read -r n; do
@@ -318,6 +338,36 @@ run_vm() {
 	done
 }
 
+# run_vm_npt0 SET: the guest suites (RKVM_NPT0_FILTER) with kvm-amd npt=0,
+# rows prefixed npt0/; the VM, vmtest and the kernel log as rows too.
+run_vm_npt0() {
+	local set=$1 d=$out/vm-$1-npt0 s rc=0
+	step "VM tests: $set modules with kvm-amd npt=0 (shadow paging), RKVM_TEST_FILTER=$npt0_filter"
+	s=$(date +%s)
+	RKVM_MODULE_PARAMS='kvm-amd.ko=npt=0' RKVM_TEST_FILTER=$npt0_filter RKVM_NO_PEER=1 \
+		scripts/vm.sh check "$set" "$d" 1200 > "$d.console.log" 2>&1 || rc=$?
+	if [ $rc = 0 ]; then
+		pass "vm/$set-npt0/boot-and-finish"
+	else
+		tail -n 40 "$d.console.log"
+		fail "vm/$set-npt0/boot-and-finish" "scripts/vm.sh: $(status_text $rc); see $d.console.log"
+	fi
+	echo "($set npt=0: $(($(date +%s) - s)) s)"
+	cat "$d/results.txt" "$d/l2-results.txt" 2>/dev/null |
+		sed -E 's#^(PASS|FAIL|SKIP) #\1 npt0/#' > "$d/results-npt0.txt"
+	read_results "$set" "$d/results-npt0.txt"
+	proc_row "vm/$set-npt0/vmtest-ran" "$d/vmtest.rc" "0 1" rkvm-vmtest "$d/vmtest.err"
+	if [ -n "${RKVM_ONLY_VMTEST:-}" ]; then
+		skip "vm/$set-npt0/l2-ran" "RKVM_ONLY_VMTEST is set"
+	else
+		proc_row "vm/$set-npt0/l2-ran" "$d/l2.rc" "0 1" scripts/l2-boot.sh "$d/l2.log"
+	fi
+	for k in boot-seconds workload-seconds; do
+		l2_info[$set-npt0,$k]=$(sed -n "s|^INFO l2/$k ||p" "$d/l2-results.txt" 2>/dev/null | head -n 1)
+	done
+	kernel_log "vm/$set-npt0/kernel-log-clean" "$d/dmesg.txt"
+}
+
 # retry_intree: the in-tree column's failed rows that are known reference
 # flakes (tests/reference-flakes.txt) run once more in a fresh VM, whose
 # every row, process and kernel log counts too.
@@ -366,7 +416,7 @@ judge() {
 	local n=$1 o i ow iw ex
 	o=${status[ours|$n]:-} i=${status[intree|$n]:-}
 	ow=${why[ours|$n]:-} iw=${why[intree|$n]:-}
-	ex=${exception[$n]:-}
+	ex=${exception[$n]:-${exception[${n#npt0/}]:-}}
 	if [ -z "${in_manifest[$n]:-}" ]; then
 		fail "$n" "reported (ours ${o:-none}, in-tree ${i:-none}) but not in the manifest (rkvm-vmtest --list / scripts/l2-boot.sh list)"
 		return
@@ -419,7 +469,7 @@ print_table() {
 	printf '%-56s %-6s %-6s\n' test ours in-tree
 	for n in "${manifest[@]}" "${extra[@]}"; do
 		mark=
-		[ -z "${exception[$n]:-}" ] || mark=" (exception)"
+		[ -z "${exception[$n]:-${exception[${n#npt0/}]:-}}" ] || mark=" (exception)"
 		[ -z "${retried[$n]:-}" ] || mark="$mark (in-tree: passed on retry)"
 		printf '%-56s %-6s %-6s%s\n' "$n" "${status[ours|$n]:--}" "${status[intree|$n]:--}" "$mark"
 	done
@@ -479,6 +529,7 @@ for set in ours intree; do
 		continue
 	fi
 	run_vm "$set"
+	[ "$npt0_filter" = none ] || run_vm_npt0 "$set"
 done
 [ -z "${vm_ran[intree]:-}" ] || retry_intree
 
@@ -500,6 +551,8 @@ echo "nested QEMU 7.2 -accel kvm, L2 guest (report only; see build/check/vm-*/l2
 printf '  %-40s %-12s %-12s\n' '' ours in-tree
 printf '  %-40s %-12s %-12s\n' 'boot to shell (s)' "${l2_info[ours,boot-seconds]:--}" "${l2_info[intree,boot-seconds]:--}"
 printf '  %-40s %-12s %-12s\n' 'workload (s)' "${l2_info[ours,workload-seconds]:--}" "${l2_info[intree,workload-seconds]:--}"
+printf '  %-40s %-12s %-12s\n' 'boot to shell, npt=0 (s)' "${l2_info[ours-npt0,boot-seconds]:--}" "${l2_info[intree-npt0,boot-seconds]:--}"
+printf '  %-40s %-12s %-12s\n' 'workload, npt=0 (s)' "${l2_info[ours-npt0,workload-seconds]:--}" "${l2_info[intree-npt0,workload-seconds]:--}"
 for k in kernel-irqchip-split kernel-irqchip-off; do
 	for set in ours intree; do
 		[ -z "${l2_info[$set,$k]:-}" ] || echo "  $set $k: ${l2_info[$set,$k]}"

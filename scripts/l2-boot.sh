@@ -447,6 +447,16 @@ irqchip_session() {
 # ---- modules (check mode) ---------------------------------------------------
 loaded=()
 load_err=
+# module_params KO: its parameters from RKVM_MODULE_PARAMS
+# (NAME.ko=PARAMS[;...], "+" for a space; as rkvm-vmtest reads it).
+module_params() {
+	local e base
+	base=$(basename "$1")
+	local IFS=';'
+	for e in ${RKVM_MODULE_PARAMS:-}; do
+		[ "${e%%=*}" = "$base" ] && printf '%s ' "${e#*=}" | tr + ' '
+	done
+}
 # load_modules MODULE-ARGS...: insmod what is not loaded; load_err says
 # what failed (the rows then FAIL as not run).
 load_modules() {
@@ -456,7 +466,8 @@ load_modules() {
 		--pre|--kvm|--amd)
 			m=$(basename "$2" .ko | tr - _)
 			if [ ! -d "/sys/module/$m" ]; then
-				if err=$(insmod "$2" 2>&1); then
+				# shellcheck disable=SC2046
+				if err=$(insmod "$2" $(module_params "$2") 2>&1); then
 					loaded=("$m" "${loaded[@]}")
 				else
 					echo "l2-boot: insmod $2 failed: $err" >&2

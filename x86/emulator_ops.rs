@@ -5,7 +5,7 @@
 //! I/O, exceptions, internal errors).
 
 use crate::{
-    defs::paging::Gpa,
+    defs::paging::{Gfn, Gpa},
     emulate::{
         self, paging, CpuState, Cr, DescTable, Emulator, GuestMemory, InterruptShadow, MemError,
         Outcome, Rejected, Segment,
@@ -274,7 +274,7 @@ impl GuestMemory for Mem<'_> {
         }
     }
     fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
-        match self.vm.mmu().write_guest(Gpa::new(gpa), data) {
+        match self.vm.mmu().write_guest(self.vm, Gpa::new(gpa), data) {
             Ok(true) => Ok(()),
             Ok(false) => Err(MemError::Mmio),
             Err(_) => {
@@ -284,7 +284,11 @@ impl GuestMemory for Mem<'_> {
         }
     }
     fn cmpxchg(&mut self, gpa: u64, old: &[u8], new: &[u8]) -> Result<bool, MemError> {
-        match self.vm.mmu().cmpxchg_guest(Gpa::new(gpa), old, new) {
+        match self
+            .vm
+            .mmu()
+            .cmpxchg_guest(self.vm, Gpa::new(gpa), old, new)
+        {
             Ok(Some(exchanged)) => Ok(exchanged),
             Ok(None) => Err(MemError::Mmio),
             Err(e) if e == EINVAL => {
@@ -385,8 +389,22 @@ fn with_emulator(
 /// Emulates the instruction at CS:RIP (`insn`: bytes the hardware already
 /// fetched, if any) until it completes or needs userspace.
 pub(crate) fn emulate(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, insn: &[u8]) -> Result<Next> {
+    emulate_fault(vm, vcpu, st, insn, None)
+}
+
+/// [`emulate`] for a shadow page fault; with `protected`, the fault was a
+/// write to that guest page table: if the emulator cannot do the
+/// instruction, the table loses its shadow pages and the guest executes
+/// the instruction itself (upstream's unprotect-and-retry).
+pub(crate) fn emulate_fault(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    st: &mut VcpuState,
+    insn: &[u8],
+    protected: Option<Gfn>,
+) -> Result<Next> {
     vcpu.stats().insn_emulation.inc();
-    with_emulator(st, |st, emu| step(vm, vcpu, st, emu, insn))
+    with_emulator(st, |st, emu| step(vm, vcpu, st, emu, insn, protected))
 }
 
 /// Completes a userspace exit the emulator asked for, then goes on.
@@ -416,7 +434,7 @@ pub(crate) fn complete(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, w: Waiting) -> 
             Waiting::MmioWrite | Waiting::PioOut => emu.yield_after_output(),
             Waiting::Resume => {}
         }
-        step(vm, vcpu, st, emu, &[])
+        step(vm, vcpu, st, emu, &[], None)
     })
 }
 
@@ -425,7 +443,14 @@ pub(crate) fn complete(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, w: Waiting) -> 
 /// `emulate::REP_YIELD` REP iterations).
 const MAX_INKERNEL_ROUNDS: u32 = 1024;
 
-fn step(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, insn: &[u8]) -> Result<Next> {
+fn step(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    st: &mut VcpuState,
+    emu: &mut Emulator,
+    insn: &[u8],
+    protected: Option<Gfn>,
+) -> Result<Next> {
     let mut insn = insn;
     let mut rounds = 0;
     loop {
@@ -468,6 +493,11 @@ fn step(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, insn: &[u8
             Outcome::Pio(p) => pio_inkernel(vm, emu, p),
             _ => false,
         };
+        if let (Outcome::Unhandleable { .. }, Some(gfn)) = (&outcome, protected) {
+            emu.reset();
+            vm.mmu().unprotect(vm, gfn);
+            return Ok(Next::Guest);
+        }
         if !handled {
             return finish(vcpu, st, emu, outcome);
         }

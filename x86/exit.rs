@@ -67,6 +67,18 @@ pub enum VmExit {
         /// Those bytes.
         insn: [u8; 15],
     },
+    /// A page fault of a guest running on shadow page tables.
+    PageFault {
+        /// The faulting linear address.
+        addr: u64,
+        /// The hardware's error code (`PFERR_*`).
+        error_code: u32,
+        /// Number of instruction bytes the hardware already fetched (0 if
+        /// it does not report them).
+        insn_len: u8,
+        /// Those bytes.
+        insn: [u8; 15],
+    },
     /// The guest can take an interrupt now (interrupt window).
     InterruptWindow,
     /// Emulate the instruction at CS:RIP (e.g. an intercepted MOV DR).

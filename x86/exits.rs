@@ -11,7 +11,7 @@ use crate::{
     ext::{time, trace, uapi},
     virt::{vcpu::Vcpu, vm::Vm},
     x86::{
-        cpuid, emulator_ops, events, iodev, msrs, params,
+        cpuid, emulator_ops, events, iodev, mmu, msrs, params,
         run::{halt, merge_reg, vector, Next},
         vcpu::VcpuState,
         vendor::{IoExit, Seg, VmExit},
@@ -131,6 +131,19 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             }
             emulator_ops::emulate(vm, vcpu, st, &insn[..usize::from(insn_len).min(15)])
         }
+        VmExit::PageFault {
+            addr,
+            error_code,
+            insn_len,
+            insn,
+        } => mmu::shadow::page_fault(
+            vm,
+            vcpu,
+            st,
+            addr,
+            error_code,
+            &insn[..usize::from(insn_len).min(15)],
+        ),
         VmExit::InterruptWindow => {
             stats.irq_window_exits.inc();
             Ok(Next::Guest)

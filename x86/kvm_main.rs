@@ -34,6 +34,8 @@ pub mod irqchip;
 pub mod memslots;
 #[path = "../pure/pvclock/mod.rs"]
 pub mod pvclock;
+#[path = "../pure/shadow/mod.rs"]
+pub mod shadow;
 
 module! {
     type: KvmModule,

@@ -133,9 +133,9 @@ pub(crate) fn update(vm: &Vm, st: &mut VcpuState) {
     // A failing write (the VMM unmapped the page) leaves the guest a stale
     // clock, as upstream.
     let odd = old_version.wrapping_add(1) | 1;
-    let _ = mem.write_guest(gpa, &odd.to_le_bytes());
-    let _ = mem.write_guest(gpa, &info.to_bytes(odd));
-    let _ = mem.write_guest(gpa, &odd.wrapping_add(1).to_le_bytes());
+    let _ = mem.write_guest(vm, gpa, &odd.to_le_bytes());
+    let _ = mem.write_guest(vm, gpa, &info.to_bytes(odd));
+    let _ = mem.write_guest(vm, gpa, &odd.wrapping_add(1).to_le_bytes());
 }
 
 /// A write of MSR_KVM_WALL_CLOCK(_NEW): the wall-clock time at which
@@ -158,9 +158,9 @@ pub(crate) fn write_wall_clock(vm: &Vm, gpa: Gpa) {
     version = version.wrapping_add(1);
     let (_, ns) = time::tsc_and_boottime();
     let boot = realtime_ns().wrapping_sub(vm.arch().clock().kvmclock_at(ns));
-    let _ = mem.write_guest(gpa, &version.to_le_bytes());
-    let _ = mem.write_guest(gpa, &pvclock::wall_clock_bytes(version, boot));
-    let _ = mem.write_guest(gpa, &version.wrapping_add(1).to_le_bytes());
+    let _ = mem.write_guest(vm, gpa, &version.to_le_bytes());
+    let _ = mem.write_guest(vm, gpa, &pvclock::wall_clock_bytes(version, boot));
+    let _ = mem.write_guest(vm, gpa, &version.wrapping_add(1).to_le_bytes());
 }
 
 /// KVM_GET_TSC_KHZ: the guest runs at the host's rate.

@@ -499,13 +499,23 @@ pub(crate) fn set_cr0(st: &mut VcpuState, val: u64) -> Result {
     Ok(())
 }
 
-/// MOV to CR3 (emulated).
+/// MOV to CR3 (emulated): with CR4.PCIDE, bit 63 asks for no TLB flush
+/// and is not part of CR3.
 pub(crate) fn set_cr3(st: &mut VcpuState, val: u64) -> Result {
+    let noflush = st.hw.cr4() & X86_CR4_PCIDE != 0 && val & X86_CR3_PCID_NOFLUSH != 0;
+    let val = if noflush {
+        val & !X86_CR3_PCID_NOFLUSH
+    } else {
+        val
+    };
     if st.hw.efer() & EFER_LMA != 0 && val >> cpuid::guest_maxphyaddr(st) != 0 {
         return Err(EINVAL);
     }
     st.hw.set_cr(3, val);
-    st.hw.flush_tlb();
+    st.shadow.cr3_written();
+    if !noflush {
+        st.hw.flush_tlb();
+    }
     Ok(())
 }
 

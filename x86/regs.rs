@@ -80,6 +80,9 @@ pub(crate) fn set_sregs(st: &mut VcpuState, arg: usize) -> Result {
     let s: uapi::kvm_sregs = read_arg(arg)?;
     msrs::check_sregs(st, &s)?;
     st.hw.set_sregs(&s)?;
+    // Shadow paging: a PAE guest's PDPTEs are loaded again, as upstream's
+    // __set_sregs() does.
+    st.shadow.cr3_written();
     st.msrs.set_apic_base(s.apic_base, true)
 }
 

@@ -21,7 +21,7 @@ use crate::{
         emulator_ops::{self, Waiting},
         exits,
         irq::inject,
-        kvmclock,
+        kvmclock, mmu,
         vcpu::VcpuState,
     },
 };
@@ -180,6 +180,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
             continue;
         }
         kvmclock::update(vm, st);
+        mmu::shadow::prepare_entry(vm, st)?;
         inject::inject_pending_events(vm, vcpu, run, st);
 
         let window = EntryWindow::open();

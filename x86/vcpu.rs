@@ -18,6 +18,7 @@ use crate::{
         events::{self, GuestDebug},
         irq::lapic::{self, LapicVcpu},
         kvmclock::{self, VcpuClock},
+        mmu::shadow::VcpuShadow,
         msrs::{self, GenericMsrs},
         regs,
         run::Completion,
@@ -58,6 +59,8 @@ pub(crate) struct VcpuState {
     pub(crate) lapic: LapicVcpu,
     /// kvmclock (MSR_KVM_SYSTEM_TIME_NEW).
     pub(crate) clock: VcpuClock,
+    /// The shadow root the vCPU runs on (shadow paging only).
+    pub(crate) shadow: VcpuShadow,
 }
 
 impl VcpuState {
@@ -81,6 +84,7 @@ impl VcpuState {
         hw.set_tsc_offset(kvmclock::tsc_write(vm, 0));
         let fpu = GuestFpu::new()?;
         let lapic = LapicVcpu::new(kick, lapic_in_kernel)?;
+        let shadow = VcpuShadow::new(vm.mmu().is_shadow());
         // Copied from a constant straight into the allocation (building
         // it with `Emulator::new()` would put its 1.7 KiB on the stack).
         const IDLE: Emulator = Emulator::new();
@@ -99,6 +103,7 @@ impl VcpuState {
             sigmask: None,
             lapic,
             clock: Default::default(),
+            shadow,
         }))
     }
 }

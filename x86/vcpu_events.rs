@@ -2,7 +2,7 @@
 //! A vCPU's multiprocessing state and the events waiting to be injected:
 //! each is a type whose transitions are all defined here.
 
-use crate::ext::uapi;
+use crate::{ext::uapi, x86::vendor::InjectedEvent};
 use kernel::prelude::*;
 
 /// `KVM_MP_STATE_*`: whether the vCPU runs, is halted, or waits for
@@ -109,6 +109,9 @@ pub(crate) struct PendingEvents {
     extint: Option<u8>,
     /// Split irqchip: an EOI to report with KVM_EXIT_IOAPIC_EOI.
     eoi_exit: Option<u8>,
+    /// An interrupt or NMI whose delivery a page fault of the guest's
+    /// interrupted: injected again once the #PF is delivered.
+    displaced: Option<InjectedEvent>,
 }
 
 impl PendingEvents {
@@ -184,5 +187,22 @@ impl PendingEvents {
     /// INIT: pending NMIs are dropped.
     pub(crate) fn init(&mut self) {
         self.nmis = 0;
+        self.displaced = None;
+    }
+
+    /// An event being delivered gives way to an exception (shadow
+    /// paging's #PF): it is injected again afterwards.
+    pub(crate) fn displace(&mut self, e: InjectedEvent) {
+        self.displaced = Some(e);
+    }
+
+    /// The displaced event, if any.
+    pub(crate) fn take_displaced(&mut self) -> Option<InjectedEvent> {
+        self.displaced.take()
+    }
+
+    /// Whether an event waits to be injected again.
+    pub(crate) fn has_displaced(&self) -> bool {
+        self.displaced.is_some()
     }
 }

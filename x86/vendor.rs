@@ -34,6 +34,14 @@ pub trait ArchOps: Send + Sync {
     /// The vendor's two-dimensional paging entry format (NPT or EPT).
     fn tdp_format(&self) -> TdpFormat;
 
+    /// Whether guests run on two-dimensional paging (NPT, EPT); false:
+    /// on the core's shadow MMU (kvm-amd `npt=0`, kvm-intel `ept=0`).
+    /// The vendor then runs every vCPU as [`VcpuArch::set_shadow_cr3`]
+    /// describes.
+    fn tdp_enabled(&self) -> bool {
+        true
+    }
+
     /// The vendor's rules for KVM_GET_SUPPORTED_CPUID and the MSR lists.
     fn cpu_caps(&self) -> &'static dyn VendorCaps;
 
@@ -44,7 +52,8 @@ pub trait ArchOps: Send + Sync {
     }
 
     /// A new vCPU in its reset state, for a VM whose two-dimensional page
-    /// tables are rooted at `tdp_root` (host physical).
+    /// tables are rooted at `tdp_root` (host physical; 0 when
+    /// [`ArchOps::tdp_enabled`] is false).
     fn create_vcpu(&self, id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>>;
 }
 
@@ -227,6 +236,24 @@ pub trait VcpuArch: Send {
     }
     /// Back to the reset state (power-on, or INIT when `init`).
     fn reset(&mut self, init: bool);
+
+    /// Shadow paging ([`ArchOps::tdp_enabled`] false): the hardware CR3
+    /// to run the guest on, the core's shadow root (with the guest's PCID
+    /// in bits 11:0 when CR4.PCIDE is on; below 4 GiB when the guest is
+    /// not in long mode). With shadow paging the vendor also
+    /// - keeps the guest's CR0, CR3, CR4 and EFER apart from the
+    ///   hardware's, which [`VcpuArch::cr0`] and the other getters
+    ///   report and KVM_GET/SET_SREGS and the CR/EFER setters change;
+    /// - runs the hardware with CR0.PG and CR0.WP set (a guest with
+    ///   paging off runs on the core's identity map), CR4.PAE set (and
+    ///   CR4.SMEP/SMAP/PKE clear while the guest's paging is off),
+    ///   EFER.NXE set and EFER.LME clear unless EFER.LMA;
+    /// - makes guest reads and writes of CR0, CR3 and CR4 exit
+    ///   ([`VmExit::Emulate`]), and guest #PF exit as
+    ///   [`VmExit::PageFault`] (INVLPG need not exit: shadow tables are
+    ///   kept coherent by write protection);
+    /// - flushes the guest's TLB tag in [`VcpuArch::flush_tlb`].
+    fn set_shadow_cr3(&mut self, _cr3: u64) {}
 }
 
 struct Vendor {

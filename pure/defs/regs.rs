@@ -117,6 +117,12 @@ pub const X86_CR0_PG: u64 = 1 << 31;
 /// CR0 after RESET and INIT: caches disabled, ET set (0x6000_0010).
 pub const X86_CR0_RESET: u64 = X86_CR0_NW | X86_CR0_CD | X86_CR0_ET;
 
+// --- CR3 ---------------------------------------------------------------------------
+
+/// With CR4.PCIDE, bit 63 of a value moved to CR3 keeps the TLB entries
+/// of the new PCID (the bit is not stored).
+pub const X86_CR3_PCID_NOFLUSH: u64 = 1 << 63;
+
 // --- CR4 ---------------------------------------------------------------------------
 
 /// Virtual-8086 mode extensions.

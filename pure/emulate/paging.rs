@@ -142,12 +142,34 @@ const PSE36_BITS: u8 = 8;
 /// Bit 21 of a 4 MiB PDE is reserved.
 const PSE_4M_RSVD: u64 = 1 << 21;
 
-/// One step of a walk: where the entry lives and what it was.
-#[derive(Clone, Copy, Default)]
-struct Step {
-    addr: u64,
-    val: u64,
-    wide: bool,
+/// One paging-structure entry a walk went through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalkStep {
+    /// The entry's level: 1 is a page table entry; a PAE PDPTE is level 3.
+    pub level: u8,
+    /// Guest physical address of the entry.
+    pub addr: u64,
+    /// The entry, with the accessed/dirty bits the walk set.
+    pub val: u64,
+}
+
+/// A successful walk in full: the translation and the entries it used,
+/// top level first (what the shadow MMU builds its tables from). Paging
+/// off: no entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Walk {
+    /// The translation.
+    pub translation: Translation,
+    steps: [WalkStep; PT64_ROOT_5LEVEL as usize],
+    nsteps: u8,
+}
+
+impl Walk {
+    /// The entries used, top level first; the last one maps the page.
+    pub fn steps(&self) -> &[WalkStep] {
+        let n = usize::from(self.nsteps).min(self.steps.len());
+        self.steps.get(..n).unwrap_or(&[])
+    }
 }
 
 /// Translate linear address `la` for `acc` under `cfg`, setting
@@ -158,19 +180,33 @@ pub fn translate<M: GuestMemory>(
     la: u64,
     acc: Access,
 ) -> Result<Translation, WalkError> {
+    walk(mem, cfg, la, acc).map(|w| w.translation)
+}
+
+/// Like [`translate`], with the entries the walk used.
+pub fn walk<M: GuestMemory>(
+    mem: &mut M,
+    cfg: &PagingConfig,
+    la: u64,
+    acc: Access,
+) -> Result<Walk, WalkError> {
     if cfg.levels == 0 {
-        return Ok(Translation {
-            gpa: la,
-            page_size: PAGE_SIZE,
-            writable: true,
-            user: true,
-            nx: false,
+        return Ok(Walk {
+            translation: Translation {
+                gpa: la,
+                page_size: PAGE_SIZE,
+                writable: true,
+                user: true,
+                nx: false,
+            },
+            steps: [WalkStep::default(); PT64_ROOT_5LEVEL as usize],
+            nsteps: 0,
         });
     }
     let mut tries = 0;
     loop {
         match walk_once(mem, cfg, la, acc)? {
-            Some(t) => return Ok(t),
+            Some(w) => return Ok(w),
             None => {
                 tries += 1;
                 if tries >= AD_RETRIES {
@@ -181,10 +217,45 @@ pub fn translate<M: GuestMemory>(
     }
 }
 
-fn rsvd_phys_mask(maxphyaddr: u8) -> u64 {
+/// The error code of a page fault for `acc` under `cfg`: a protection
+/// violation if `present`, a reserved-bit violation if `rsvd` (which
+/// implies present), else a not-present page.
+pub fn fault_code(cfg: &PagingConfig, acc: Access, present: bool, rsvd: bool) -> u32 {
+    let wide = cfg.levels >= PT32E_ROOT_LEVEL;
+    let mut code = 0;
+    if present {
+        code |= PFERR_PRESENT_MASK;
+    }
+    if rsvd {
+        code |= PFERR_RSVD_MASK | PFERR_PRESENT_MASK;
+    }
+    if acc.write {
+        code |= PFERR_WRITE_MASK;
+    }
+    if acc.user {
+        code |= PFERR_USER_MASK;
+    }
+    if acc.fetch && ((wide && cfg.nxe) || cfg.smep) {
+        code |= PFERR_FETCH_MASK;
+    }
+    code
+}
+
+/// Whether a present PAE PDPTE has a reserved bit set under `cfg` (then
+/// every access through it is a reserved-bit page fault).
+pub fn pdpte_reserved(cfg: &PagingConfig, pdpte: u64) -> bool {
+    pdpte & (PDPTE_RSVD | rsvd_phys_mask(cfg.maxphyaddr, PAE_TOP_BIT) | PT64_NX_MASK) != 0
+}
+
+/// The highest address-or-reserved bit of a PAE entry: bits 62:52 are
+/// reserved in PAE paging (ignored in 4-level paging), as upstream's
+/// `__reset_rsvds_bits_mask()` has it.
+const PAE_TOP_BIT: u8 = 62;
+
+/// Bits `maxphyaddr..=top` (`top` is 51, or 62 for PAE paging).
+fn rsvd_phys_mask(maxphyaddr: u8, top: u8) -> u64 {
     let m = maxphyaddr.clamp(32, MAX_PHYS_ADDR_BITS);
-    // Bits maxphyaddr..=51.
-    let high = (1u64 << MAX_PHYS_ADDR_BITS) - 1;
+    let high = (1u64 << (top.clamp(MAX_PHYS_ADDR_BITS - 1, PAE_TOP_BIT) + 1)) - 1;
     high & !((1u64 << m) - 1)
 }
 
@@ -209,37 +280,23 @@ fn walk_once<M: GuestMemory>(
     cfg: &PagingConfig,
     la: u64,
     acc: Access,
-) -> Result<Option<Translation>, WalkError> {
+) -> Result<Option<Walk>, WalkError> {
     let wide = cfg.levels >= PT32E_ROOT_LEVEL;
-    let rsvd_phys = if wide {
-        rsvd_phys_mask(cfg.maxphyaddr)
-    } else {
-        0
+    let rsvd_phys = match cfg.levels {
+        PT32E_ROOT_LEVEL => rsvd_phys_mask(cfg.maxphyaddr, PAE_TOP_BIT),
+        l if l > PT32E_ROOT_LEVEL => rsvd_phys_mask(cfg.maxphyaddr, MAX_PHYS_ADDR_BITS - 1),
+        _ => 0,
     };
     let nx_rsvd = if cfg.nxe { 0 } else { PT64_NX_MASK };
-    let mut steps = [Step::default(); PT64_ROOT_5LEVEL as usize];
+    let mut steps = [WalkStep::default(); PT64_ROOT_5LEVEL as usize];
     let mut nsteps = 0usize;
+    // Entries whose accessed/dirty bits the walk maintains (not PDPTEs).
+    let mut first_ad = 0usize;
     let mut writable = true;
     let mut user = true;
     let mut nx = false;
     let fault = |present: bool, rsvd: bool| -> WalkError {
-        let mut code = 0;
-        if present {
-            code |= PFERR_PRESENT_MASK;
-        }
-        if rsvd {
-            code |= PFERR_RSVD_MASK | PFERR_PRESENT_MASK;
-        }
-        if acc.write {
-            code |= PFERR_WRITE_MASK;
-        }
-        if acc.user {
-            code |= PFERR_USER_MASK;
-        }
-        if acc.fetch && ((wide && cfg.nxe) || cfg.smep) {
-            code |= PFERR_FETCH_MASK;
-        }
-        WalkError::PageFault(code)
+        WalkError::PageFault(fault_code(cfg, acc, present, rsvd))
     };
 
     // Table base and the level we start at.
@@ -249,14 +306,24 @@ fn walk_once<M: GuestMemory>(
         PT32E_ROOT_LEVEL => {
             // The PDPT has 4 entries, indexed by bits 31:30.
             let idx = (la >> pt_level_shift(PT32E_ROOT_LEVEL, PT64_LEVEL_BITS)) & 3;
+            let addr = (cfg.cr3 & PAE_CR3_MASK).wrapping_add(idx * 8);
             let pdpte = match cfg.pdptes {
                 Some(p) => p.get(idx as usize).copied().unwrap_or(0),
-                None => read_entry(mem, (cfg.cr3 & PAE_CR3_MASK).wrapping_add(idx * 8), true)?,
+                None => read_entry(mem, addr, true)?,
             };
+            if let Some(s) = steps.first_mut() {
+                *s = WalkStep {
+                    level: PT32E_ROOT_LEVEL,
+                    addr,
+                    val: pdpte,
+                };
+                nsteps = 1;
+            }
+            first_ad = 1;
             if pdpte & PT_PRESENT_MASK == 0 {
                 return Err(fault(false, false));
             }
-            if pdpte & (PDPTE_RSVD | rsvd_phys | PT64_NX_MASK) != 0 {
+            if pdpte_reserved(cfg, pdpte) {
                 return Err(fault(true, true));
             }
             level = PT32E_ROOT_LEVEL - 1;
@@ -276,7 +343,11 @@ fn walk_once<M: GuestMemory>(
         let addr = table.wrapping_add(idx * if wide { 8 } else { 4 });
         let e = read_entry(mem, addr, wide)?;
         if let Some(s) = steps.get_mut(nsteps) {
-            *s = Step { addr, val: e, wide };
+            *s = WalkStep {
+                level,
+                addr,
+                val: e,
+            };
             nsteps += 1;
         }
         if e & PT_PRESENT_MASK == 0 {
@@ -358,7 +429,7 @@ fn walk_once<M: GuestMemory>(
 
     // Accessed/dirty bits.
     let last = nsteps.saturating_sub(1);
-    for (i, s) in steps.iter().take(nsteps).enumerate() {
+    for (i, s) in steps.iter_mut().enumerate().take(nsteps).skip(first_ad) {
         let mut want = s.val | PT_ACCESSED_MASK;
         if i == last && acc.write {
             want |= PT_DIRTY_MASK;
@@ -366,7 +437,7 @@ fn walk_once<M: GuestMemory>(
         if want == s.val {
             continue;
         }
-        let ok = if s.wide {
+        let ok = if wide {
             mem.cmpxchg(s.addr, &s.val.to_le_bytes(), &want.to_le_bytes())
         } else {
             mem.cmpxchg(
@@ -379,15 +450,20 @@ fn walk_once<M: GuestMemory>(
         if !ok {
             return Ok(None);
         }
+        s.val = want;
     }
 
     let size = 1u64 << page_shift;
     let gpa = frame | (la & (size - 1));
-    Ok(Some(Translation {
-        gpa,
-        page_size: size,
-        writable,
-        user,
-        nx,
+    Ok(Some(Walk {
+        translation: Translation {
+            gpa,
+            page_size: size,
+            writable,
+            user,
+            nx,
+        },
+        steps,
+        nsteps: nsteps as u8,
     }))
 }

@@ -28,6 +28,9 @@ for p in $(cat /proc/cmdline); do
 done
 # rkvm.filter (RKVM_TEST_FILTER on the host): run only matching guest tests.
 [ -n "$filter" ] && export RKVM_TEST_FILTER=$filter
+# rkvm.module_params (RKVM_MODULE_PARAMS on the host): parameters of the
+# KVM modules rkvm-vmtest loads, e.g. kvm-amd.ko=npt=0.
+[ -n "${module_params:-}" ] && export RKVM_MODULE_PARAMS=$module_params
 
 # Writable /tmp and /run over the read-only root; host paths we need that
 # live below them (a clone in /tmp, say) are bound back on top.
@@ -135,19 +138,21 @@ check)
 	phase fuzz
 	fz=$repo/build/ioctlfuzz/release/rkvm-ioctlfuzz
 	# shellcheck disable=SC2086
-	[ -x "$fz" ] && [ -z "${only_vmtest:-}" ] && bounded 180 $out/fuzz.rc $fz --set "$set" $mods \
+	[ -x "$fz" ] && [ -z "${only_vmtest:-}" ] && [ -z "${no_peer:-}" ] && bounded 180 $out/fuzz.rc $fz --set "$set" $mods \
 		--seconds "${fuzzsecs:-5}" --calls 1000000 --out $out --name fuzz-short >> $out/results.txt 2> $out/fuzz.err
 	# rkvm.only_vmtest (a re-run of single tests): no install test, no
 	# peer suite, no L2.
 	if [ -n "${only_vmtest:-}" ]; then phase end; finish; fi
 	# `make install` into a tmpfs root, modprobe by the CPU's modalias,
-	# modinfo (install/* rows); leaves no module loaded.
+	# modinfo (install/* rows); leaves no module loaded. rkvm.no_peer
+	# (RKVM_NO_PEER=1): neither it, the fuzzer nor the peer suite; L2 still.
 	phase install
-	bounded 180 $out/install.rc "$repo/tests/vm/install.sh" "$set" "$repo" "$kdir" "$krel" \
-		>> $out/results.txt 2> $out/install.err
+	[ -z "${no_peer:-}" ] &&
+		bounded 180 $out/install.rc "$repo/tests/vm/install.sh" "$set" "$repo" "$kdir" "$krel" \
+			>> $out/results.txt 2> $out/install.err
 	phase peer
 	# Peer suite (kvm-ioctls' own tests), when scripts/peer.sh built it.
-	if [ -s "$repo/build/peer/tests.list" ]; then
+	if [ -s "$repo/build/peer/tests.list" ] && [ -z "${no_peer:-}" ]; then
 		# shellcheck disable=SC2086
 		"$repo/scripts/peer.sh" vm "$out" $mods > $out/peer.log 2>&1
 		echo $? > $out/peer.rc

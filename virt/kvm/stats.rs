@@ -44,6 +44,11 @@ impl Stat {
         self.0.store(v, Ordering::Relaxed);
     }
 
+    /// Raises the value to `v` (peak counters).
+    pub(crate) fn set_max(&self, v: u64) {
+        self.0.fetch_max(v, Ordering::Relaxed);
+    }
+
     /// The value.
     pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)

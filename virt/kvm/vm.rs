@@ -298,7 +298,10 @@ pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
         let mm: &Mm = task.mm().ok_or(EINVAL)?;
         mm.into()
     };
-    let mmu = Mmu::new(vendor.ops().tdp_format())?;
+    let mmu = Mmu::new(
+        vendor.ops().tdp_format(),
+        crate::x86::mmu::shadow::wanted(vendor.ops()),
+    )?;
     let tid = kernel::current!().pid();
     let stats_id = id_string(fmt!("kvm-{}", tid))?;
     let stats = VmStatsTree::new()?;

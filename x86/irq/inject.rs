@@ -16,7 +16,7 @@ use crate::{
     x86::{
         irq::{chips, lapic},
         vcpu::VcpuState,
-        vendor::Seg,
+        vendor::{InjectedEvent, Seg},
     },
 };
 use kernel::prelude::*;
@@ -187,6 +187,16 @@ pub(crate) fn wait_until_runnable_once(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState)
 /// LAPIC, or from KVM_INTERRUPT; also opens the interrupt window that
 /// userspace requested.
 pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mut VcpuState) {
+    // An event a #PF displaced goes first once the #PF is on its way.
+    if st.events.has_displaced() {
+        if st.hw.injected_event() == InjectedEvent::None {
+            if let Some(e) = st.events.take_displaced() {
+                st.hw.set_injected_event(e);
+            }
+        } else {
+            st.hw.request_interrupt_window(true);
+        }
+    }
     if st.events.nmi_pending() && st.hw.nmi_allowed() {
         vcpu.stats().nmi_injections.inc();
         st.hw.inject_nmi();

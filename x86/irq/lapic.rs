@@ -306,7 +306,7 @@ fn vapic_access(vm: &Vm, gpa: Gpa, word: &mut [u8; 4], write: bool) -> Result<bo
     for (addr, part) in [(gpa, a), (second, b)] {
         if !part.is_empty() {
             ok &= if write {
-                vm.mmu().write_guest(addr, part)?
+                vm.mmu().write_guest(vm, addr, part)?
             } else {
                 vm.mmu().read_guest(addr, part)?
             };

@@ -10,7 +10,13 @@
 //! every vCPU's TLB before the VMM's page can be freed.
 //!
 //! Remote TLB flushes kick vCPUs and wait for them: never under `inner`.
+//!
+//! The tables are the TDP tables of `tdp.rs` when the vendor has
+//! two-dimensional paging, else the shadow MMU of `shadow.rs` (kvm-amd
+//! `npt=0`): the same slots, notifier protocol and dirty logging, with
+//! the guest's own page tables shadowed.
 
+pub(crate) mod shadow;
 pub(crate) mod tdp;
 
 use crate::{
@@ -28,12 +34,21 @@ use kernel::{
     prelude::*,
     sync::{Arc, Mutex},
 };
+use shadow::{Gens, Shadow};
 use tdp::{Tdp, TdpFormat, HUGE_FRAMES};
+
+/// The tables the guest runs on.
+enum Paging {
+    /// Two-dimensional paging (NPT, EPT).
+    Tdp(Tdp),
+    /// Shadow paging.
+    Shadow(Shadow),
+}
 
 /// Under [`Mmu::inner`].
 struct Inner {
     slots: Slots,
-    tdp: Tdp,
+    paging: Paging,
 }
 
 /// A VM's memory map and nested page tables.
@@ -42,7 +57,8 @@ pub(crate) struct Mmu {
     /// Slots and tables (upstream's slots under `mmu_lock`). A mutex: the
     /// fault path allocates table pages under it. Taken by MMU-notifier
     /// callbacks (try-lock when they must not block); lock order: the
-    /// VM's slots lock → `inner`; nothing else is taken under it.
+    /// VM's slots lock → `inner`; nothing else is taken under it (the
+    /// shadow MMU's reverse map and lookup trees live inside it).
     #[pin]
     inner: Mutex<Inner>,
     /// Bumped at the end of each invalidation and on slot changes.
@@ -51,23 +67,37 @@ pub(crate) struct Mmu {
     invalidating: AtomicU32,
     /// Highest guest frame a slot may map.
     max_gfn: u64,
-    /// `TDP root` (host physical), fixed for the VM's life.
+    /// `TDP root` (host physical), fixed for the VM's life (0: shadow).
     root_pa: u64,
+    /// The shadow MMU's generations, read by faults without the lock.
+    gens: Gens,
 }
 
 impl Mmu {
-    /// No slots, empty tables in the vendor's `format`.
-    pub(crate) fn new(format: TdpFormat) -> Result<impl PinInit<Self, Error>> {
-        let tdp = Tdp::new(format)?;
-        let root_pa = tdp.root_pa();
+    /// No slots, empty tables: TDP tables in the vendor's `format`, or
+    /// shadow tables (`shadow`).
+    pub(crate) fn new(format: TdpFormat, shadow: bool) -> Result<impl PinInit<Self, Error>> {
+        let (paging, root_pa) = if shadow {
+            (Paging::Shadow(Shadow::new()), 0)
+        } else {
+            let tdp = Tdp::new(format)?;
+            let root_pa = tdp.root_pa();
+            (Paging::Tdp(tdp), root_pa)
+        };
         let max_gfn = tdp::MAX_GFN.min((1u64 << (host_maxphyaddr() - u64::from(PAGE_SHIFT))) - 1);
         Ok(try_pin_init!(Self {
-            inner <- new_mutex!(Inner { slots: Slots::new(), tdp }),
+            inner <- new_mutex!(Inner { slots: Slots::new(), paging }),
             seq: AtomicU64::new(0),
             invalidating: AtomicU32::new(0),
             max_gfn,
             root_pa,
+            gens: Gens::new(),
         }))
+    }
+
+    /// Whether the guest runs on shadow tables.
+    pub(crate) fn is_shadow(&self) -> bool {
+        self.root_pa == 0
     }
 
     /// Physical address of the top-level TDP table (the vendor's nCR3/EPTP).
@@ -102,21 +132,28 @@ impl Mmu {
         m.slots.replace(old.map(|o| o.id), new.clone())?;
         self.seq.fetch_add(1, Ordering::SeqCst);
         let mut flush = false;
+        let Inner { slots, paging } = &mut *m;
+        if let Paging::Shadow(sh) = paging {
+            sh.set_limit(slots.iter().map(|s| s.desc().npages).sum());
+        }
         if let Some(o) = old {
             let moved = new.as_ref().is_none_or(|n| n.desc().base_gfn != o.base_gfn);
             if moved {
-                flush |= m.tdp.zap(o.base_gfn, o.end_gfn());
-                set_page_stats(vm, &m.tdp);
+                // Shadow pages of guest tables in the old range shadow
+                // what is no longer RAM there: all go, as upstream's
+                // shadow MMU zaps everything on a slot deletion.
+                flush |= match paging {
+                    Paging::Shadow(_) => paging.zap_all(&self.gens, vm.stats()),
+                    Paging::Tdp(_) => paging.zap_range(&self.gens, o.base_gfn, o.end_gfn()),
+                };
+                set_page_stats(vm, paging);
             }
         }
         if let Some(s) = new.filter(|_| protect) {
             // Writes must fault from now on, to be logged.
-            flush |= m.tdp.write_protect(s.desc().base_gfn, s.desc().end_gfn());
+            flush |= paging.write_protect(s.desc().base_gfn, s.desc().end_gfn());
         }
-        drop(m);
-        if flush {
-            vm.flush_remote_tlbs();
-        }
+        self.flush_after(vm, m, flush);
         Ok(())
     }
 
@@ -151,26 +188,60 @@ impl Mmu {
         Ok(true)
     }
 
-    /// Writes guest RAM at `gpa` (within one page), logging the page.
-    /// `Ok(false)`: not writable RAM (MMIO or a read-only slot).
-    pub(crate) fn write_guest(&self, gpa: Gpa, buf: &[u8]) -> Result<bool> {
+    /// Writes guest RAM at `gpa` (within one page), logging the page; a
+    /// guest page table with shadow pages gets them updated. `Ok(false)`:
+    /// not writable RAM (MMIO or a read-only slot).
+    pub(crate) fn write_guest(&self, vm: &Vm, gpa: Gpa, buf: &[u8]) -> Result<bool> {
         let Some((hva, slot)) = self.gpa_to_hva(gpa, true) else {
             return Ok(false);
         };
         uaccess::write_bytes(hva, buf)?;
         slot.mark_dirty(gpa.gfn());
+        if self.is_shadow() {
+            self.shadow_written(vm, gpa, buf.len());
+        }
         Ok(true)
     }
 
     /// Atomic compare-exchange of guest RAM at `gpa` (1, 2, 4 or 8 bytes
-    /// within one page), logging the page. `Ok(None)`: not writable RAM.
-    pub(crate) fn cmpxchg_guest(&self, gpa: Gpa, old: &[u8], new: &[u8]) -> Result<Option<bool>> {
+    /// within one page), logging the page and updating shadow pages as
+    /// [`Mmu::write_guest`]. `Ok(None)`: not writable RAM.
+    pub(crate) fn cmpxchg_guest(
+        &self,
+        vm: &Vm,
+        gpa: Gpa,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<Option<bool>> {
+        let r = self.cmpxchg_untracked(gpa, old, new)?;
+        if r == Some(true) && self.is_shadow() {
+            self.shadow_written(vm, gpa, new.len());
+        }
+        Ok(r)
+    }
+
+    /// [`Mmu::cmpxchg_guest`] without the shadow update (the shadow MMU's
+    /// own accessed/dirty updates).
+    fn cmpxchg_untracked(&self, gpa: Gpa, old: &[u8], new: &[u8]) -> Result<Option<bool>> {
         let Some((hva, slot)) = self.gpa_to_hva(gpa, true) else {
             return Ok(None);
         };
         let r = uaccess::cmpxchg(hva, old, new)?;
         slot.mark_dirty(gpa.gfn());
         Ok(Some(r))
+    }
+
+    /// Drops the lock, then flushes every vCPU's TLB if `flush` (or the
+    /// shadow MMU) asks for it.
+    fn flush_after(&self, vm: &Vm, m: kernel::sync::MutexGuard<'_, Inner>, flush: bool) {
+        if matches!(m.paging, Paging::Shadow(_)) {
+            self.unlock_flush(vm, m);
+            return;
+        }
+        drop(m);
+        if flush {
+            vm.flush_remote_tlbs();
+        }
     }
 
     /// Resolves a TDP fault at `gpa`: maps the page and returns `Ok(true)`,
@@ -206,15 +277,18 @@ impl Mmu {
                 cpu::cond_resched();
                 continue;
             }
+            let Paging::Tdp(tdp) = &mut m.paging else {
+                return Err(EINVAL);
+            };
             let huge = huge_frame(&slot, gfn.raw(), hva, page.pfn());
-            let flush = match huge.map(|(g, p)| m.tdp.map_huge(g, p, writable)) {
+            let flush = match huge.map(|(g, p)| tdp.map_huge(g, p, writable)) {
                 Some(r) => match r? {
                     Some(flush) => flush,
-                    None => m.tdp.map(gfn.raw(), page.pfn(), writable)?,
+                    None => tdp.map(gfn.raw(), page.pfn(), writable)?,
                 },
-                None => m.tdp.map(gfn.raw(), page.pfn(), writable)?,
+                None => tdp.map(gfn.raw(), page.pfn(), writable)?,
             };
-            set_page_stats(vm, &m.tdp);
+            set_page_stats(vm, &m.paging);
             if writable {
                 slot.mark_dirty(gfn);
             }
@@ -241,17 +315,14 @@ impl Mmu {
         };
         self.invalidating.fetch_add(1, Ordering::SeqCst);
         let mut flush = false;
-        let Inner { slots, tdp } = &mut *m;
+        let Inner { slots, paging } = &mut *m;
         for slot in slots.iter() {
             if let Some((a, b)) = slot.hva_range_to_gfns(start, end) {
-                flush |= tdp.zap(a, b);
+                flush |= paging.zap_range(&self.gens, a, b);
             }
         }
-        set_page_stats(vm, tdp);
-        drop(m);
-        if flush {
-            vm.flush_remote_tlbs();
-        }
+        set_page_stats(vm, paging);
+        self.flush_after(vm, m, flush);
         Ok(())
     }
 
@@ -264,12 +335,9 @@ impl Mmu {
     /// MMU notifier: the VMM's address space goes away.
     pub(crate) fn zap_all(&self, vm: &Vm) {
         let mut m = self.inner.lock();
-        let flush = m.tdp.zap_all();
-        set_page_stats(vm, &m.tdp);
-        drop(m);
-        if flush {
-            vm.flush_remote_tlbs();
-        }
+        let flush = m.paging.zap_all(&self.gens, vm.stats());
+        set_page_stats(vm, &m.paging);
+        self.flush_after(vm, m, flush);
     }
 
     /// KVM_GET_DIRTY_LOG: the slot's dirty bitmap. Without manual
@@ -289,12 +357,9 @@ impl Mmu {
         for (i, w) in words.iter().enumerate() {
             let mask = w.swap(0, Ordering::SeqCst);
             out.push(mask, GFP_KERNEL_ACCOUNT)?;
-            flush |= protect_bits(&mut m.tdp, slot.desc().base_gfn + i as u64 * 64, mask);
+            flush |= protect_bits(&mut m.paging, slot.desc().base_gfn + i as u64 * 64, mask);
         }
-        drop(m);
-        if flush {
-            vm.flush_remote_tlbs();
-        }
+        self.flush_after(vm, m, flush);
         Ok(out)
     }
 
@@ -311,23 +376,20 @@ impl Mmu {
             };
             let cleared = w.fetch_and(!user, Ordering::SeqCst) & user;
             flush |= protect_bits(
-                &mut m.tdp,
+                &mut m.paging,
                 slot.desc().base_gfn + first + i as u64 * 64,
                 cleared,
             );
         }
-        drop(m);
-        if flush {
-            vm.flush_remote_tlbs();
-        }
+        self.flush_after(vm, m, flush);
     }
 }
 
 /// Write-protects the frames `base + b` for each set bit `b` of `mask`.
-/// The mapping statistics (pages_4k, pages_2m) of `tdp`.
-fn set_page_stats(vm: &Vm, tdp: &Tdp) {
-    vm.stats().pages_4k.set(tdp.leaves());
-    vm.stats().pages_2m.set(tdp.huge_leaves());
+/// The mapping statistics (pages_4k, pages_2m) of `paging`.
+fn set_page_stats(vm: &Vm, paging: &Paging) {
+    vm.stats().pages_4k.set(paging.leaves());
+    vm.stats().pages_2m.set(paging.huge_leaves());
 }
 
 /// Where `gfn` (at `hva`, backed by host frame `pfn`) can be mapped with
@@ -351,13 +413,13 @@ fn huge_frame(slot: &Slot, gfn: u64, hva: u64, pfn: u64) -> Option<(u64, u64)> {
     Some((first, pfn - off))
 }
 
-fn protect_bits(tdp: &mut Tdp, base: u64, mask: u64) -> bool {
+fn protect_bits(paging: &mut Paging, base: u64, mask: u64) -> bool {
     let mut flush = false;
     let mut bits = mask;
     while bits != 0 {
         let gfn = base + u64::from(bits.trailing_zeros());
         bits &= bits - 1;
-        flush |= tdp.write_protect(gfn, gfn + 1);
+        flush |= paging.write_protect(gfn, gfn + 1);
     }
     flush
 }

@@ -51,13 +51,19 @@ impl kernel::Module for KvmAmd {
         }
         params::check_at_load()?;
         let svm = Svm::new()?;
-        // The one load line (upstream prints "Nested Paging enabled").
+        // The one load line (upstream prints "Nested Paging enabled" or
+        // "disabled").
         let (nrips, flush_by_asid) = (svm.shared.nrips, svm.shared.flush_by_asid);
         let svm: Arc<dyn ArchOps> = Arc::new(svm, GFP_KERNEL)?;
         let registration = vendor::register(c"kvm_amd", svm, module)?;
         pr_info!(
-            "rkvm {}: SVM, NPT, nrips={}, flush_by_asid={}, max_asid={}\n",
+            "rkvm {}: SVM, {}, nrips={}, flush_by_asid={}, max_asid={}\n",
             kvm::VERSION,
+            if params::NPT.get() {
+                "NPT"
+            } else {
+                "shadow paging (npt=0)"
+            },
             u8::from(nrips),
             u8::from(flush_by_asid),
             cpuid::max_asid()
@@ -106,6 +112,10 @@ impl ArchOps for Svm {
 
     fn tdp_format(&self) -> TdpFormat {
         vmcb::NPT_FORMAT
+    }
+
+    fn tdp_enabled(&self) -> bool {
+        crate::params::NPT.get()
     }
 
     fn cpu_caps(&self) -> &'static dyn VendorCaps {

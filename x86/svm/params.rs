@@ -2,15 +2,15 @@
 //! kvm-amd's module parameters, with upstream's names, types and modes
 //! (all read-only in sysfs). A feature the host or rkvm lacks reads as
 //! off; asking for it at load time prints why and leaves it off, as
-//! upstream does for features the hardware lacks; `npt=0` fails the load
-//! (shadow paging is not implemented yet).
+//! upstream does for features the hardware lacks. `npt=0` (or a host
+//! without NPT) runs guests on the core's shadow MMU.
 
 use crate::cpuid;
 use kernel::prelude::*;
 use kvm::module_param;
 
 module_param!(pub(crate) NPT: ParamBool = true, "npt", "bool", param_ops_bool, 0o444,
-    "Nested paging (required: shadow paging is not supported yet)");
+    "Nested paging (0: shadow paging)");
 module_param!(pub(crate) NESTED: ParamInt = 0, "nested", "int", param_ops_int, 0o444,
     "Nested SVM: a hypervisor in the guest (not supported yet)");
 module_param!(pub(crate) AVIC: ParamBool = false, "avic", "bool", param_ops_bool, 0o444,
@@ -30,17 +30,13 @@ module_param!(pub(crate) NRIPS: ParamInt = 1, "nrips", "int", param_ops_int, 0o4
 module_param!(pub(crate) ENABLE_MEDIATED_PMU: ParamBool = false, "enable_mediated_pmu", "bool",
     param_ops_bool, 0o444, "A mediated vPMU (not supported)");
 
-/// Checks the parameters at load: `npt=0` and a host without NPT fail;
-/// features rkvm lacks are switched off with a message; `nrips` follows
-/// the host.
+/// Checks the parameters at load: a host without NPT gets `npt=0`
+/// (shadow paging); features rkvm lacks are switched off with a message;
+/// `nrips` follows the host.
 pub(crate) fn check_at_load() -> Result {
-    if !NPT.get() {
-        pr_err!("npt=0: shadow paging is not supported yet\n");
-        return Err(EINVAL);
-    }
-    if !cpuid::has_npt() {
-        pr_err!("the CPU has no nested paging, which rkvm requires\n");
-        return Err(EOPNOTSUPP);
+    if NPT.get() && !cpuid::has_npt() {
+        pr_info!("the CPU has no nested paging: shadow paging\n");
+        NPT.set(false);
     }
     for (param, what) in [
         (&NESTED, "nested SVM"),

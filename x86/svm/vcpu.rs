@@ -30,10 +30,11 @@ use kvm::defs::{
     },
     paging::{page_aligned, Gpa},
     regs::{
-        DR6_ACTIVE_LOW, DR7_FIXED_1, EFER_LMA, EFER_LME, EFER_SVME, X86_CR0_PG, X86_CR0_RESET,
+        DR6_ACTIVE_LOW, DR7_FIXED_1, EFER_LMA, EFER_LME, EFER_NX, EFER_SVME, X86_CR0_PG,
+        X86_CR0_RESET, X86_CR0_WP, X86_CR4_PAE, X86_CR4_PKE, X86_CR4_SMAP, X86_CR4_SMEP,
         X86_EFLAGS_IF,
     },
-    vector::{exception_has_error_code, AC_VECTOR, UD_VECTOR},
+    vector::{exception_has_error_code, AC_VECTOR, PF_VECTOR, UD_VECTOR},
 };
 
 fn rdtsc() -> u64 {
@@ -60,7 +61,52 @@ pub(crate) struct SvmVcpu {
     nmi_masked: bool,
     /// IRET intercepted: NMIs unblock once RIP has moved past it.
     awaiting_iret: Option<u64>,
+    /// Shadow paging (`npt=0`): the guest's control registers, which the
+    /// VMCB's differ from (see [`GuestCrs::hw`]).
+    shadow: Option<GuestCrs>,
 }
+
+/// The guest's CR0, CR3, CR4 and EFER (without SVME) under shadow paging.
+#[derive(Clone, Copy, Default)]
+struct GuestCrs {
+    cr0: u64,
+    cr3: u64,
+    cr4: u64,
+    efer: u64,
+}
+
+impl GuestCrs {
+    /// The hardware's CR0, CR4 and EFER for these guest values, as
+    /// upstream's svm_set_cr0/cr4/efer() without NPT: paging and WP always
+    /// on (a guest with paging off runs on the core's identity map, in
+    /// paged real mode if need be), PAE always on (shadow tables are PAE
+    /// or 4-level), SMEP/SMAP/PKE off while the guest's paging is off, NX
+    /// always on, LME only with LMA.
+    fn hw(&self) -> (u64, u64, u64) {
+        let paging = self.cr0 & X86_CR0_PG != 0;
+        let cr0 = self.cr0 | X86_CR0_PG | X86_CR0_WP;
+        let mut cr4 = self.cr4 | X86_CR4_PAE;
+        if !paging {
+            cr4 &= !(X86_CR4_SMEP | X86_CR4_SMAP | X86_CR4_PKE);
+        }
+        let mut efer = self.efer | EFER_NX | EFER_SVME;
+        if efer & EFER_LMA == 0 {
+            efer &= !EFER_LME;
+        }
+        (cr0, cr4, efer)
+    }
+}
+
+/// Intercepts of shadow paging: every CR0/CR3/CR4 access (the guest's
+/// values are not the hardware's).
+const SHADOW_INTERCEPTS: [intercept::Bit; 6] = [
+    intercept::CR0_READ,
+    intercept::CR3_READ,
+    intercept::CR4_READ,
+    intercept::CR0_WRITE,
+    intercept::CR3_WRITE,
+    intercept::CR4_WRITE,
+];
 
 // SAFETY: the VMCB page and state are only used by the thread holding the
 // vCPU mutex.
@@ -87,6 +133,7 @@ impl SvmVcpu {
             de_cfg: 0,
             nmi_masked: false,
             awaiting_iret: None,
+            shadow: (tdp_root == 0).then(GuestCrs::default),
         };
         v.init_control(tdp_root);
         v.reset(false);
@@ -149,8 +196,63 @@ impl SvmVcpu {
         c.intercepts[intercept::EXCEPTION_WORD] = 1 << AC_VECTOR;
         c.iopm_base_pa = iopm;
         c.msrpm_base_pa = msrpm;
-        c.nested_cr3 = tdp_root;
-        c.misc_ctl = vmcb::MISC_ENABLE_NP;
+        if tdp_root != 0 {
+            c.nested_cr3 = tdp_root;
+            c.misc_ctl = vmcb::MISC_ENABLE_NP;
+        } else {
+            // Shadow paging: the guest's #PF goes to the shadow MMU first.
+            for (w, b) in SHADOW_INTERCEPTS {
+                c.intercepts[w] |= 1 << b;
+            }
+            c.intercepts[intercept::EXCEPTION_WORD] |= 1 << PF_VECTOR;
+        }
+    }
+
+    /// Shadow paging: the VMCB's CR0, CR4 and EFER from the guest's.
+    fn sync_shadow(&mut self) {
+        if let Some(g) = self.shadow {
+            let (cr0, cr4, efer) = g.hw();
+            let v = &mut self.vmcb_mut().save;
+            v.cr0 = cr0;
+            v.cr4 = cr4;
+            v.efer = efer;
+        }
+    }
+
+    /// The guest's CR0, CR3, CR4 and EFER (with SVME).
+    fn guest_crs(&self) -> GuestCrs {
+        match self.shadow {
+            Some(g) => GuestCrs {
+                efer: g.efer | EFER_SVME,
+                ..g
+            },
+            None => {
+                let v = &self.vmcb().save;
+                GuestCrs {
+                    cr0: v.cr0,
+                    cr3: v.cr3,
+                    cr4: v.cr4,
+                    efer: v.efer,
+                }
+            }
+        }
+    }
+
+    /// Sets the guest's CR0, CR3, CR4 and EFER (with SVME).
+    fn set_guest_crs(&mut self, g: GuestCrs) {
+        if self.shadow.is_some() {
+            self.shadow = Some(GuestCrs {
+                efer: g.efer & !EFER_SVME,
+                ..g
+            });
+            self.sync_shadow();
+        } else {
+            let v = &mut self.vmcb_mut().save;
+            v.cr0 = g.cr0;
+            v.cr3 = g.cr3;
+            v.cr4 = g.cr4;
+            v.efer = g.efer;
+        }
     }
 
     fn seg(&self, s: Seg) -> &VmcbSeg {
@@ -269,6 +371,16 @@ impl SvmVcpu {
                 VmExit::InterruptWindow
             }
             exit::SHUTDOWN => VmExit::Shutdown,
+            exit::EXCP_BASE..=exit::EXCP_LAST
+                if self.shadow.is_some() && code - exit::EXCP_BASE == u64::from(PF_VECTOR) =>
+            {
+                VmExit::PageFault {
+                    addr: info2,
+                    error_code: info1 as u32,
+                    insn_len: c.insn_len.min(15),
+                    insn: c.insn_bytes,
+                }
+            }
             exit::EXCP_BASE..=exit::EXCP_LAST => {
                 let vector = (code - exit::EXCP_BASE) as u8;
                 let has_code = exception_has_error_code(vector);
@@ -281,6 +393,7 @@ impl SvmVcpu {
             // CR0 (other than TS/MP) and CR4 writes are checked by the core
             // (reserved and CPUID-dependent bits, mode changes) as upstream
             // does; without decode assists the emulator decodes them.
+            exit::READ_CR0 | exit::READ_CR3 | exit::READ_CR4 | exit::WRITE_CR3 => VmExit::Emulate,
             exit::DR_READ_0..=exit::DR_WRITE_15
             | exit::WRITE_CR0
             | exit::WRITE_CR4
@@ -432,12 +545,12 @@ impl VcpuArch for SvmVcpu {
         s.ldt = self.segment(Seg::Ldtr);
         s.gdt = self.dtable(false);
         s.idt = self.dtable(true);
-        let v = &self.vmcb().save;
-        s.cr0 = v.cr0;
-        s.cr2 = v.cr2;
-        s.cr3 = v.cr3;
-        s.cr4 = v.cr4;
-        s.efer = v.efer & !EFER_SVME;
+        let g = self.guest_crs();
+        s.cr0 = g.cr0;
+        s.cr2 = self.vmcb().save.cr2;
+        s.cr3 = g.cr3;
+        s.cr4 = g.cr4;
+        s.efer = g.efer & !EFER_SVME;
     }
 
     fn set_sregs(&mut self, s: &uapi::kvm_sregs) -> Result {
@@ -456,12 +569,13 @@ impl VcpuArch for SvmVcpu {
         }
         self.set_dtable(false, &s.gdt);
         self.set_dtable(true, &s.idt);
-        let v = &mut self.vmcb_mut().save;
-        v.cr0 = s.cr0;
-        v.cr2 = s.cr2;
-        v.cr3 = s.cr3;
-        v.cr4 = s.cr4;
-        v.efer = s.efer | EFER_SVME;
+        self.vmcb_mut().save.cr2 = s.cr2;
+        self.set_guest_crs(GuestCrs {
+            cr0: s.cr0,
+            cr3: s.cr3,
+            cr4: s.cr4,
+            efer: s.efer | EFER_SVME,
+        });
         self.flush_pending = true;
         Ok(())
     }
@@ -540,27 +654,28 @@ impl VcpuArch for SvmVcpu {
     }
 
     fn set_cr(&mut self, n: u8, val: u64) {
-        let v = &mut self.vmcb_mut().save;
+        let mut g = self.guest_crs();
         match n {
             0 => {
                 // Entering/leaving paging with EFER.LME switches LMA.
-                if v.efer & EFER_LME != 0 {
-                    if v.cr0 & X86_CR0_PG == 0 && val & X86_CR0_PG != 0 {
-                        v.efer |= EFER_LMA;
-                    } else if v.cr0 & X86_CR0_PG != 0 && val & X86_CR0_PG == 0 {
-                        v.efer &= !EFER_LMA;
+                if g.efer & EFER_LME != 0 {
+                    if g.cr0 & X86_CR0_PG == 0 && val & X86_CR0_PG != 0 {
+                        g.efer |= EFER_LMA;
+                    } else if g.cr0 & X86_CR0_PG != 0 && val & X86_CR0_PG == 0 {
+                        g.efer &= !EFER_LMA;
                     }
                 }
-                v.cr0 = val;
+                g.cr0 = val;
             }
-            3 => v.cr3 = val,
-            4 => v.cr4 = val,
-            _ => {}
+            3 => g.cr3 = val,
+            4 => g.cr4 = val,
+            _ => return,
         }
+        self.set_guest_crs(g);
     }
 
     fn cr0(&self) -> u64 {
-        self.vmcb().save.cr0
+        self.guest_crs().cr0
     }
     fn cr2(&self) -> u64 {
         self.vmcb().save.cr2
@@ -569,13 +684,13 @@ impl VcpuArch for SvmVcpu {
         self.vmcb_mut().save.cr2 = val;
     }
     fn cr3(&self) -> u64 {
-        self.vmcb().save.cr3
+        self.guest_crs().cr3
     }
     fn cr4(&self) -> u64 {
-        self.vmcb().save.cr4
+        self.guest_crs().cr4
     }
     fn efer(&self) -> u64 {
-        self.vmcb().save.efer & !EFER_SVME
+        self.guest_crs().efer & !EFER_SVME
     }
     fn cpl(&self) -> u8 {
         self.vmcb().save.cpl & 3
@@ -604,7 +719,7 @@ impl VcpuArch for SvmVcpu {
     fn get_msr(&mut self, index: u32) -> MsrAccess {
         let v = &self.vmcb().save;
         MsrAccess::Done(match index {
-            MSR_EFER => v.efer & !EFER_SVME,
+            MSR_EFER => self.guest_crs().efer & !EFER_SVME,
             MSR_STAR => v.star,
             MSR_LSTAR => v.lstar,
             MSR_CSTAR => v.cstar,
@@ -629,7 +744,13 @@ impl VcpuArch for SvmVcpu {
     fn set_msr(&mut self, index: u32, value: u64, _host: bool) -> MsrAccess {
         let canonical = ((value << 16) as i64 >> 16) as u64 == value;
         match index {
-            MSR_EFER => self.vmcb_mut().save.efer = value | EFER_SVME,
+            MSR_EFER => {
+                let g = self.guest_crs();
+                self.set_guest_crs(GuestCrs {
+                    efer: value | EFER_SVME,
+                    ..g
+                });
+            }
             MSR_STAR => self.vmcb_mut().save.star = value,
             MSR_LSTAR | MSR_CSTAR | MSR_KERNEL_GS_BASE | MSR_FS_BASE | MSR_GS_BASE
                 if !canonical =>
@@ -771,12 +892,13 @@ impl VcpuArch for SvmVcpu {
     }
 
     fn set_exception_intercept(&mut self, vector: u8, on: bool) {
+        // #AC stays intercepted regardless, and #PF under shadow paging.
+        let keep = vector == AC_VECTOR || (vector == PF_VECTOR && self.shadow.is_some());
         let w = &mut self.vmcb_mut().control.intercepts[intercept::EXCEPTION_WORD];
-        // #AC stays intercepted regardless.
         let bit = 1u32 << (vector & 31);
         if on {
             *w |= bit;
-        } else if vector != AC_VECTOR {
+        } else if !keep {
             *w &= !bit;
         }
     }
@@ -888,5 +1010,18 @@ impl VcpuArch for SvmVcpu {
         self.nmi_masked = false;
         self.awaiting_iret = None;
         self.flush_pending = true;
+        if self.shadow.is_some() {
+            self.shadow = Some(GuestCrs {
+                cr0: X86_CR0_RESET,
+                ..GuestCrs::default()
+            });
+            self.sync_shadow();
+        }
+    }
+
+    fn set_shadow_cr3(&mut self, cr3: u64) {
+        if self.shadow.is_some() {
+            self.vmcb_mut().save.cr3 = cr3;
+        }
     }
 }

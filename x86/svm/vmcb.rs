@@ -148,6 +148,11 @@ pub(crate) mod intercept {
     pub(crate) const EXCEPTION_WORD: usize = 2;
     /// All DR reads (bits 0-15) and writes (16-31).
     pub(crate) const DR_WORD: usize = 1;
+    pub(crate) const CR0_READ: Bit = (0, 0);
+    pub(crate) const CR3_READ: Bit = (0, 3);
+    pub(crate) const CR4_READ: Bit = (0, 4);
+    pub(crate) const CR0_WRITE: Bit = (0, 16);
+    pub(crate) const CR3_WRITE: Bit = (0, 16 + 3);
     pub(crate) const CR4_WRITE: Bit = (0, 16 + 4);
     pub(crate) const CR8_WRITE: Bit = (0, 16 + 8);
     pub(crate) const INTR: Bit = (3, 0);
@@ -184,7 +189,11 @@ pub(crate) mod intercept {
 
 /// #VMEXIT codes (`Control::exit_code`).
 pub(crate) mod exit {
+    pub(crate) const READ_CR0: u64 = 0x000;
+    pub(crate) const READ_CR3: u64 = 0x003;
+    pub(crate) const READ_CR4: u64 = 0x004;
     pub(crate) const WRITE_CR0: u64 = 0x010;
+    pub(crate) const WRITE_CR3: u64 = 0x013;
     pub(crate) const WRITE_CR4: u64 = 0x014;
     pub(crate) const WRITE_CR8: u64 = 0x018;
     pub(crate) const DR_READ_0: u64 = 0x020;

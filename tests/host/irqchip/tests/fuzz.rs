@@ -100,6 +100,18 @@ fn lapic_roundtrip(l: &Lapic, now: u64, x2apic_format: bool) {
     let _ = m.set_state(&img, &c, x2apic_format).unwrap();
     let again = m.get_state(&c, x2apic_format);
     for off in (0..1024u32).step_by(4) {
+        if off == APIC_TMCCT && img.reg(APIC_TMCCT) > img.reg(APIC_TMICT) {
+            // A count whose period was raised to the minimum periodic
+            // period (and possibly switched to one-shot since: upstream's
+            // apic_update_lvtt() does not restart it) can exceed TMICT;
+            // KVM_SET_LAPIC then restores at most one (clamped) period, as
+            // upstream's set_target_expiration() does, never more.
+            assert!(
+                again.reg(off) <= img.reg(off),
+                "restored TMCCT beyond the saved count"
+            );
+            continue;
+        }
         assert_eq!(
             again.reg(off),
             img.reg(off),

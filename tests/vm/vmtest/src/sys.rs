@@ -64,11 +64,25 @@ pub fn expect_errno(what: &str, r: Result<i64, i32>, want: i32) -> Result<(), St
     }
 }
 
-/// finit_module(2) on `path`.
+/// Parameters for module file `path` from `RKVM_MODULE_PARAMS`
+/// (`NAME.ko=PARAMS[;NAME.ko=PARAMS...]`, `+` for a space in PARAMS,
+/// e.g. `kvm-amd.ko=npt=0`; scripts/vm.sh passes it into the VM).
+pub fn module_params(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let all = std::env::var("RKVM_MODULE_PARAMS").unwrap_or_default();
+    all.split(';')
+        .filter_map(|e| e.split_once('='))
+        .filter(|(name, _)| *name == base)
+        .map(|(_, p)| p.replace('+', " "))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// finit_module(2) on `path`, with its [`module_params`].
 pub fn load_module(path: &str) -> Result<(), i32> {
     let f = File::open(path).map_err(|e| e.raw_os_error().unwrap_or(0))?;
-    let params = CString::new("").unwrap();
-    // SAFETY: valid fd and NUL-terminated empty parameter string.
+    let params = CString::new(module_params(path)).unwrap();
+    // SAFETY: valid fd and NUL-terminated parameter string.
     let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), params.as_ptr(), 0) };
     if r < 0 {
         Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
