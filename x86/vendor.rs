@@ -262,9 +262,15 @@ pub(crate) fn vm_list_add(tree: Arc<VmStatsTree>) -> Result {
     Ok(())
 }
 
-/// Removes a VM's statistics from the global list.
+/// Removes a VM's statistics from the global list. The last one frees
+/// the list's buffer: a static is never dropped, so storage still held at
+/// module exit would leak.
 pub(crate) fn vm_list_remove(tree: &Arc<VmStatsTree>) {
-    KVM_LOCK.lock().vms.retain(|t| !Arc::ptr_eq(t, tree));
+    let mut core = KVM_LOCK.lock();
+    core.vms.retain(|t| !Arc::ptr_eq(t, tree));
+    if core.vms.is_empty() {
+        core.vms = KVec::new();
+    }
 }
 
 /// Calls `f` on every VM's statistics, under [`KVM_LOCK`].
