@@ -9,8 +9,8 @@
 #   each host test binary (FAIL host/<crate>/<binary>: killed by signal
 #   SIGABRT ...), uapi-check, each VM (vm/<set>/boot-and-finish), vmtest
 #   (vm/<set>/vmtest-ran), the peer suite's runner (vm/<set>/peer-ran; its
-#   test results are reported, not counted), scripts/l2-boot.sh
-#   (vm/<set>/l2-ran);
+#   test results are reported, not counted), tests/vm/install.sh
+#   (vm/<set>/install-ran), scripts/l2-boot.sh (vm/<set>/l2-ran);
 # - a row of the manifest (what `rkvm-vmtest --list` and `scripts/l2-boot.sh
 #   list` say a run prints) missing from either column, a row reported that
 #   is not in the manifest, a row reported twice, a SKIP without a reason;
@@ -180,9 +180,14 @@ make_manifest() {
 	# The short fuzzer run after vmtest (tests/vm/init.sh), when built.
 	: > "$out/manifest-fuzz.txt"
 	if [ -z "${RKVM_ONLY_VMTEST:-}" ] && [ -x build/ioctlfuzz/release/rkvm-ioctlfuzz ]; then
-		printf 'ROW %s\n' fuzz-short/no-kernel-reports fuzz-short/no-hang > "$out/manifest-fuzz.txt"
+		printf 'ROW %s\n' fuzz-short/no-kernel-reports fuzz-short/no-hang \
+			fuzz-short/modules-unload-after fuzz-short/modules-reload-after > "$out/manifest-fuzz.txt"
 	fi
-	sed -n 's/^ROW //p' "$out/manifest-vmtest.txt" "$out/manifest-l2.txt" "$out/manifest-fuzz.txt" > "$out/manifest.txt"
+	# The install test after it (tests/vm/init.sh).
+	: > "$out/manifest-install.txt"
+	[ -n "${RKVM_ONLY_VMTEST:-}" ] || tests/vm/install.sh list > "$out/manifest-install.txt"
+	sed -n 's/^ROW //p' "$out/manifest-vmtest.txt" "$out/manifest-l2.txt" "$out/manifest-fuzz.txt" \
+		"$out/manifest-install.txt" > "$out/manifest.txt"
 	dups=$(sort "$out/manifest.txt" | uniq -d | tr '\n' ' ')
 	[ -z "$dups" ] || fail manifest/unique "rows listed twice: $dups"
 	while read -r n; do
@@ -302,6 +307,7 @@ run_vm() {
 	if [ -n "${RKVM_ONLY_VMTEST:-}" ]; then
 		skip "vm/$set/l2-ran" "RKVM_ONLY_VMTEST is set"
 	else
+		proc_row "vm/$set/install-ran" "$d/install.rc" 0 tests/vm/install.sh "$d/install.err"
 		proc_row "vm/$set/l2-ran" "$d/l2.rc" "0 1" scripts/l2-boot.sh "$d/l2.log"
 	fi
 	peer_rows "$set" "$d"

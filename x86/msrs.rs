@@ -440,9 +440,10 @@ const SUPPORTED_EFER: u64 = EFER_SCE | EFER_LME | EFER_LMA | EFER_NX | EFER_FFXS
 fn efer_allowed_by_cpuid(st: &VcpuState, efer: u64) -> bool {
     use crate::defs::cpuid::{X86_FEATURE_FXSR_OPT, X86_FEATURE_LM, X86_FEATURE_NX};
     let c = &st.cpuid;
-    !(efer & EFER_FFXSR != 0 && !c.has(X86_FEATURE_FXSR_OPT)
-        || efer & (EFER_LME | EFER_LMA) != 0 && !c.has(X86_FEATURE_LM)
-        || efer & EFER_NX != 0 && !c.has(X86_FEATURE_NX))
+    let needs = |bits: u64, f| efer & bits == 0 || c.has(f);
+    needs(EFER_FFXSR, X86_FEATURE_FXSR_OPT)
+        && needs(EFER_LME | EFER_LMA, X86_FEATURE_LM)
+        && needs(EFER_NX, X86_FEATURE_NX)
 }
 
 /// Upstream's kvm_valid_efer() (KVM_SET_SREGS): supported bits only, each

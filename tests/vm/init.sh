@@ -133,9 +133,15 @@ check)
 	# shellcheck disable=SC2086
 	[ -x "$fz" ] && [ -z "${only_vmtest:-}" ] && bounded 180 $out/fuzz.rc $fz --set "$set" $mods \
 		--seconds "${fuzzsecs:-5}" --calls 1000000 --out $out --name fuzz-short >> $out/results.txt 2> $out/fuzz.err
-	phase peer
-	# rkvm.only_vmtest (a re-run of single tests): no peer suite, no L2.
+	# rkvm.only_vmtest (a re-run of single tests): no install test, no
+	# peer suite, no L2.
 	if [ -n "${only_vmtest:-}" ]; then phase end; finish; fi
+	# `make install` into a tmpfs root, modprobe by the CPU's modalias,
+	# modinfo (install/* rows); leaves no module loaded.
+	phase install
+	bounded 180 $out/install.rc "$repo/tests/vm/install.sh" "$set" "$repo" "$kdir" "$krel" \
+		>> $out/results.txt 2> $out/install.err
+	phase peer
 	# Peer suite (kvm-ioctls' own tests), when scripts/peer.sh built it.
 	if [ -s "$repo/build/peer/tests.list" ]; then
 		# shellcheck disable=SC2086
