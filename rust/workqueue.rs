@@ -20,7 +20,7 @@ impl CleanupQueue {
     /// Allocates the queue (once, at module init).
     pub fn new() -> Result<Self> {
         // SAFETY: a static C string; returns NULL on failure.
-        let q = unsafe { rb::rkvm_alloc_workqueue(c"kvm-irqfd-cleanup".as_ptr().cast()) };
+        let q = unsafe { rb::rkvm_alloc_workqueue(c"kvm-irqfd-cleanup".as_char_ptr()) };
         if q.is_null() {
             return Err(ENOMEM);
         }
