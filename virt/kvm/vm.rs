@@ -309,9 +309,11 @@ pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
     let mmu = Mmu::new(vendor.ops().tdp_format())?;
     let tid = kernel::current!().pid();
     let stats_id = id_string(fmt!("kvm-{}", tid))?;
+    let coalesced = Coalesced::new()?;
+    // Entered in the global VM list: from here every error path unlists it
+    // (the `inspect_err` below, then `Vm`'s drop), or it would stay listed.
     let stats = VmStatsTree::new()?;
     let vm_stats = stats.clone();
-    let coalesced = Coalesced::new()?;
     let vm = Arc::pin_init(
         try_pin_init!(Vm {
             notifier <- MmuNotifier::new(mm),
