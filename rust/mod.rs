@@ -23,3 +23,4 @@ pub mod time;
 pub mod trace;
 pub mod uaccess;
 pub mod uapi;
+pub mod workqueue;

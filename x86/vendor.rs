@@ -289,9 +289,25 @@ pub(crate) fn vm_list_add(tree: Arc<VmStatsTree>) -> Result {
     Ok(())
 }
 
-/// Removes a VM's statistics from the global list.
+/// Removes a VM's statistics from the global list. The last one frees
+/// the list's buffer: a static is never dropped, so storage still held at
+/// module exit would leak.
 pub(crate) fn vm_list_remove(tree: &Arc<VmStatsTree>) {
-    KVM_LOCK.lock().vms.retain(|t| !Arc::ptr_eq(t, tree));
+    let mut core = KVM_LOCK.lock();
+    core.vms.retain(|t| !Arc::ptr_eq(t, tree));
+    if core.vms.is_empty() {
+        core.vms = KVec::new();
+    }
+}
+
+/// Module exit: no VM exists, so the list must be empty. A tree still
+/// listed is one that a failed KVM_CREATE_VM did not take back: warn (the
+/// fault-injection run fails on it) and free it, so the list's storage
+/// does not outlive the module.
+pub(crate) fn vm_list_check_empty() {
+    let left = core::mem::take(&mut KVM_LOCK.lock().vms);
+    kernel::warn_on!(!left.is_empty());
+    drop(left);
 }
 
 /// Calls `f` on every VM's statistics, under [`KVM_LOCK`].

@@ -23,6 +23,7 @@ mod memslots;
 mod modes;
 mod qemu_compat;
 mod recorded;
+mod reliability;
 mod smp;
 mod state;
 mod stats;
@@ -50,6 +51,7 @@ pub fn run(r: &mut Report) {
     tests.extend(irqchip_errors::tests());
     tests.extend(qemu_compat::tests());
     tests.extend(stats::tests());
+    tests.extend(reliability::tests());
     if let Ok(filter) = std::env::var("RKVM_TEST_FILTER") {
         // Substrings separated by '|': any of them selects a test.
         tests.retain(|t| filter.split('|').any(|f| t.name.contains(f)));
