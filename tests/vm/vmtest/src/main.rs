@@ -9,6 +9,7 @@ mod report;
 mod suites;
 mod sys;
 mod sysioctl;
+mod vendor;
 
 use report::{Report, Set};
 
@@ -75,7 +76,8 @@ mod demo {
     use kvm_ioctls::Kvm;
 
     pub fn run(m: &Modules) {
-        for p in m.pre.iter().chain([&m.kvm, &m.amd]) {
+        let vendor = crate::vendor::Vendor::host().path(m).to_string();
+        for p in m.pre.iter().chain([&m.kvm, &vendor]) {
             match load_module(p) {
                 Ok(()) => println!("rkvm demo: insmod {p}: ok"),
                 Err(e) => println!("rkvm demo: insmod {p}: errno {e}"),
