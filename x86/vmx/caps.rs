@@ -120,6 +120,9 @@ impl VmcsConfig {
         if params::VPID.get() {
             sec_opt |= sec::ENABLE_VPID;
         }
+        if params::PLE_GAP.get() != 0 {
+            sec_opt |= sec::PAUSE_LOOP_EXITING;
+        }
         let sec = adjust(sec_min, sec_opt, MSR_IA32_VMX_PROCBASED_CTLS2).ok_or_else(|| {
             missing("EPT with unrestricted guest (secondary controls EPT, UG, WBINVD exiting)")
         })?;
@@ -196,6 +199,11 @@ impl VmcsConfig {
     /// RDTSCP (and RDPID) work in the guest.
     pub(crate) fn rdtscp(&self) -> bool {
         self.sec & sec::ENABLE_RDTSCP != 0
+    }
+
+    /// Pause-loop exiting is on.
+    pub(crate) fn ple(&self) -> bool {
+        self.sec & sec::PAUSE_LOOP_EXITING != 0
     }
 
     /// INVPCID works in the guest.

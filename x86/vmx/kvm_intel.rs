@@ -76,6 +76,9 @@ impl kernel::Module for KvmIntel {
         }
         let cfg = caps::VmcsConfig::new(host.s_cet.is_some())?;
         params::VPID.set(cfg.vpid());
+        if !cfg.ple() {
+            params::PLE_GAP.set(0);
+        }
         pr_info!(
             "EPT, unrestricted guest{} enabled\n",
             if cfg.vpid() { ", VPID" } else { "" }

@@ -29,6 +29,10 @@ module_param!(pub(crate) PML: ParamBool = false, "pml", "bool", param_ops_bool, 
     "Page-modification logging (not supported)");
 module_param!(pub(crate) PREEMPTION_TIMER: ParamBool = false, "preemption_timer", "bool",
     param_ops_bool, 0o444, "The VMX preemption timer (not supported)");
+module_param!(pub(crate) PLE_GAP: ParamUint = 128, "ple_gap", "uint", param_ops_uint, 0o444,
+    "Pause-loop exiting: most cycles between two PAUSEs of one loop (0: off)");
+module_param!(pub(crate) PLE_WINDOW: ParamUint = 4096, "ple_window", "uint", param_ops_uint,
+    0o444, "Pause-loop exiting: cycles a PAUSE loop may spin before it exits (fixed)");
 module_param!(pub(crate) ENABLE_MEDIATED_PMU: ParamBool = false, "enable_mediated_pmu", "bool",
     param_ops_bool, 0o444, "A mediated vPMU (not supported)");
 

@@ -11,6 +11,7 @@
 
 use crate::{
     host::{self, HostSave},
+    params,
     vmcs::{
         self, ar, cpu as cpu_ctl, entry_ctl, ept_violation, field as f, intr, intr_state, io_qual,
         reason, Current, Vmcs,
@@ -31,13 +32,15 @@ use kvm::{
         },
         regs::{
             DR6_ACTIVE_LOW, DR7_FIXED_1, EFER_LMA, EFER_LME, X86_CR0_CD, X86_CR0_MP, X86_CR0_NW,
-            X86_CR0_PE, X86_CR0_PG, X86_CR0_RESET, X86_CR0_TS, X86_CR4_PKE, X86_CR4_SMAP,
-            X86_CR4_SMEP, X86_EFLAGS_IF,
+            X86_CR0_PE, X86_CR0_PG, X86_CR0_RESET, X86_CR0_TS, X86_CR4_PAE, X86_CR4_PKE,
+            X86_CR4_SMAP, X86_CR4_SMEP, X86_EFLAGS_IF,
         },
         vector::{AC_VECTOR, BP_VECTOR, DB_VECTOR, DF_VECTOR, NMI_VECTOR, OF_VECTOR, UD_VECTOR},
     },
     ext::{msr, uapi},
-    x86::vendor::{Gprs, InjectedEvent, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit},
+    x86::vendor::{
+        Gpa, Gprs, InjectedEvent, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit,
+    },
 };
 
 extern "C" {
@@ -52,6 +55,12 @@ fn rdtsc() -> u64 {
 /// CR0 bits the guest owns: its writes to them do not exit (upstream's
 /// selective CR0 write intercept on SVM leaves the same two).
 const CR0_GUEST_OWNED: u64 = X86_CR0_TS | X86_CR0_MP;
+/// Exceptions always intercepted: #AC (an alignment-check loop must not
+/// wedge the CPU) and #UD (the other vendor's hypercall instruction is
+/// handled by kvm.ko, as upstream's #UD emulation does).
+const ALWAYS_INTERCEPTED: u32 = (1 << AC_VECTOR) | (1 << UD_VECTOR);
+/// CR3 bits 31:5: the PDPT's address in PAE paging.
+const PAE_PDPT_MASK: u64 = 0xffff_ffe0;
 /// Reported as the FailEntry reason when VMPTRLD itself failed.
 const VMPTRLD_FAILED: u64 = 0xdead;
 
@@ -65,6 +74,7 @@ mod dirty {
     pub(super) const PAT: u32 = 1 << 5;
     pub(super) const TSC: u32 = 1 << 6;
     pub(super) const EXC: u32 = 1 << 7;
+    pub(super) const PDPTR: u32 = 1 << 8;
     pub(super) const ALL: u32 = u32::MAX;
 }
 
@@ -99,6 +109,8 @@ struct Guest {
     intr_state: u32,
     sysenter: [u64; 3],
     pat: u64,
+    /// The PAE PDPTEs the CPU uses (with EPT, they come from the VMCS).
+    pdptrs: [u64; 4],
 }
 
 /// An event to inject at the next entry (VM-entry interruption info).
@@ -153,6 +165,8 @@ struct State {
     initialized: bool,
     last_cpu: Option<u32>,
     flush_pending: bool,
+    /// The PDPTEs must be read from guest memory before the next entry.
+    pdptrs_stale: bool,
     exc_bitmap: u32,
     intr_window: bool,
     cr8_intercept: bool,
@@ -205,7 +219,8 @@ impl VmxVcpu {
             initialized: false,
             last_cpu: None,
             flush_pending: true,
-            exc_bitmap: 1 << AC_VECTOR,
+            pdptrs_stale: false,
+            exc_bitmap: ALWAYS_INTERCEPTED,
             intr_window: false,
             cr8_intercept: false,
             entry: Event::default(),
@@ -327,6 +342,10 @@ impl State {
         c.write(f::MSR_BITMAP, vmcs::phys(&self.shared.msr_bitmap));
         c.write(f::VIRTUAL_APIC_PAGE_ADDR, vmcs::phys(&self.vapic));
         c.write(f::EPT_POINTER, self.eptp);
+        if cfg.ple() {
+            c.write(f::PLE_GAP, u64::from(params::PLE_GAP.get()));
+            c.write(f::PLE_WINDOW, u64::from(params::PLE_WINDOW.get()));
+        }
         if self.vpid.get() != 0 {
             c.write(f::VIRTUAL_PROCESSOR_ID, u64::from(self.vpid.get()));
         }
@@ -478,6 +497,11 @@ impl State {
         if d & dirty::EXC != 0 {
             c.write(f::EXCEPTION_BITMAP, u64::from(self.exc_bitmap));
         }
+        if d & dirty::PDPTR != 0 && self.pae_paging() {
+            for (i, p) in g.pdptrs.iter().enumerate() {
+                c.write(f::GUEST_PDPTR0 + 2 * i as u32, *p);
+            }
+        }
         c.write(f::GUEST_RIP, g.rip);
         c.write(f::GUEST_RSP, self.gprs[RSP]);
         c.write(f::GUEST_RFLAGS, g.rflags);
@@ -573,6 +597,13 @@ impl State {
         g.gdtr = (c.read(f::GUEST_GDTR_BASE), c.read32(f::GUEST_GDTR_LIMIT));
         g.idtr = (c.read(f::GUEST_IDTR_BASE), c.read32(f::GUEST_IDTR_LIMIT));
         x.rip = g.rip;
+        // A guest MOV to CR3 in PAE paging loads new PDPTEs; the exit
+        // saves them.
+        if self.pae_paging() {
+            for i in 0..4 {
+                self.g.pdptrs[i] = c.read(f::GUEST_PDPTR0 + 2 * i as u32);
+            }
+        }
         self.exit = x;
 
         if failed {
@@ -679,7 +710,7 @@ impl State {
             reason::CR_ACCESS | reason::DR_ACCESS => VmExit::Emulate,
             reason::IO_INSTRUCTION => VmExit::Io(self.decode_io()),
             reason::EPT_VIOLATION => VmExit::TdpFault {
-                gpa: kvm::defs::paging::Gpa::new(x.gpa),
+                gpa: Gpa::new(x.gpa),
                 write: x.qual & ept_violation::ACC_WRITE != 0,
                 insn_len: 0,
                 insn: [0; 15],
@@ -687,7 +718,7 @@ impl State {
             // rkvm never writes a misconfigured EPT entry: treat it as a
             // fault on the address (MMIO or a page to map).
             reason::EPT_MISCONFIG => VmExit::TdpFault {
-                gpa: kvm::defs::paging::Gpa::new(x.gpa),
+                gpa: Gpa::new(x.gpa),
                 write: false,
                 insn_len: 0,
                 insn: [0; 15],
@@ -841,6 +872,8 @@ impl State {
         g.intr_state = 0;
         g.sysenter = [0; 3];
         g.pat = MSR_IA32_CR_PAT_DEFAULT;
+        g.pdptrs = [0; 4];
+        self.pdptrs_stale = false;
         self.msrs = SwMsrs::default();
         self.entry = Event::default();
         self.intr_window = false;
@@ -899,13 +932,24 @@ impl State {
         }
     }
 
+    /// PAE paging: CR0.PG, CR4.PAE, not long mode.
+    fn pae_paging(&self) -> bool {
+        self.g.cr0 & X86_CR0_PG != 0 && self.g.cr4 & X86_CR4_PAE != 0 && self.g.efer & EFER_LMA == 0
+    }
+
+    /// CR0/CR3/CR4/EFER changed from outside the guest.
+    fn paging_changed(&mut self) {
+        self.dirty |= dirty::CR;
+        self.pdptrs_stale = self.pae_paging();
+    }
+
     fn cpl(&self) -> u8 {
         ((self.g.segs[Seg::Ss as usize].ar >> ar::DPL_SHIFT) & 3) as u8
     }
 
     fn set_efer(&mut self, efer: u64) {
         self.g.efer = efer;
-        self.dirty |= dirty::CR;
+        self.paging_changed();
     }
 }
 
@@ -1124,7 +1168,7 @@ impl VcpuArch for VmxVcpu {
             4 => g.cr4 = val,
             _ => return,
         }
-        st.dirty |= dirty::CR;
+        st.paging_changed();
     }
 
     fn cr0(&self) -> u64 {
@@ -1398,8 +1442,8 @@ impl VcpuArch for VmxVcpu {
         let bit = 1u32 << (vector & 31);
         if on {
             st.exc_bitmap |= bit;
-        } else if vector != AC_VECTOR {
-            st.exc_bitmap &= !bit;
+        } else {
+            st.exc_bitmap &= !bit | ALWAYS_INTERCEPTED;
         }
         st.dirty |= dirty::EXC;
     }
@@ -1427,6 +1471,18 @@ impl VcpuArch for VmxVcpu {
 
     fn flush_tlb(&mut self) {
         self.s.flush_pending = true;
+    }
+
+    fn pdptrs_wanted(&self) -> Option<Gpa> {
+        let st = &self.s;
+        (st.pdptrs_stale && st.pae_paging()).then(|| Gpa::new(st.g.cr3 & PAE_PDPT_MASK))
+    }
+
+    fn set_pdptrs(&mut self, pdptrs: [u64; 4]) {
+        let st = &mut self.s;
+        st.g.pdptrs = pdptrs;
+        st.pdptrs_stale = false;
+        st.dirty |= dirty::PDPTR;
     }
 
     fn exit_info(&self) -> [u64; 5] {

@@ -28,6 +28,8 @@ pub(crate) mod field {
     pub(crate) const GUEST_IA32_DEBUGCTL: u32 = 0x2802;
     pub(crate) const GUEST_IA32_PAT: u32 = 0x2804;
     pub(crate) const GUEST_IA32_EFER: u32 = 0x2806;
+    /// PDPTE0; PDPTE1-3 follow, 2 apart.
+    pub(crate) const GUEST_PDPTR0: u32 = 0x280a;
     pub(crate) const HOST_IA32_PAT: u32 = 0x2c00;
     pub(crate) const HOST_IA32_EFER: u32 = 0x2c02;
     pub(crate) const PIN_BASED_VM_EXEC_CONTROL: u32 = 0x4000;
@@ -46,6 +48,8 @@ pub(crate) mod field {
     pub(crate) const VM_ENTRY_INSTRUCTION_LEN: u32 = 0x401a;
     pub(crate) const TPR_THRESHOLD: u32 = 0x401c;
     pub(crate) const SECONDARY_VM_EXEC_CONTROL: u32 = 0x401e;
+    pub(crate) const PLE_GAP: u32 = 0x4020;
+    pub(crate) const PLE_WINDOW: u32 = 0x4022;
     pub(crate) const VM_INSTRUCTION_ERROR: u32 = 0x4400;
     pub(crate) const VM_EXIT_REASON: u32 = 0x4402;
     pub(crate) const VM_EXIT_INTR_INFO: u32 = 0x4404;
@@ -147,6 +151,7 @@ pub(crate) mod sec {
     pub(crate) const ENABLE_VPID: u32 = 1 << 5;
     pub(crate) const WBINVD_EXITING: u32 = 1 << 6;
     pub(crate) const UNRESTRICTED_GUEST: u32 = 1 << 7;
+    pub(crate) const PAUSE_LOOP_EXITING: u32 = 1 << 10;
     pub(crate) const ENABLE_INVPCID: u32 = 1 << 12;
 }
 
