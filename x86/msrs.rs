@@ -30,7 +30,7 @@ use crate::defs::{
 /// kvm_get_msr_common(): platform, SYSCFG/TSEG, interrupt-pending message,
 /// MMIO config base, BU/DC/TW/EX config, PERF_CTL, RAPL energy counters,
 /// the two P6 counters and event selectors without a vPMU).
-const READ_AS_ZERO_MSRS: [u32; 20] = [
+const READ_AS_ZERO_MSRS: [u32; 21] = [
     MSR_IA32_EBL_CR_POWERON,
     MSR_P6_PERFCTR0,
     MSR_P6_PERFCTR1,
@@ -51,10 +51,11 @@ const READ_AS_ZERO_MSRS: [u32; 20] = [
     MSR_AMD64_TW_CFG,
     MSR_AMD64_BU_CFG2,
     MSR_F15H_EX_CFG,
+    MSR_VM_HSAVE_PA,
 ];
 /// Writes upstream accepts and drops (kvm_set_msr_common(); the P6
 /// counters without a vPMU).
-const WRITE_IGNORED_MSRS: [u32; 10] = [
+const WRITE_IGNORED_MSRS: [u32; 11] = [
     MSR_IA32_UCODE_WRITE,
     MSR_P6_PERFCTR0,
     MSR_P6_PERFCTR1,
@@ -65,6 +66,7 @@ const WRITE_IGNORED_MSRS: [u32; 10] = [
     MSR_AMD64_TW_CFG,
     MSR_AMD64_BU_CFG2,
     MSR_F15H_EX_CFG,
+    MSR_VM_HSAVE_PA,
 ];
 /// "FSB frequency": upstream answers 3.
 const FSB_FREQ_VALUE: u64 = 3;
