@@ -615,8 +615,7 @@ impl State {
         self.entry = Event::default();
         let idt = x.idt_info;
         if idt & intr::VALID != 0 {
-            let info =
-                idt & (intr::VALID | intr::TYPE_MASK | intr::VECTOR_MASK | intr::DELIVER_CODE);
+            let info = idt & (intr::VALID | intr::TYPE_MASK | intr::VECTOR | intr::DELIVER_CODE);
             self.entry = Event {
                 info,
                 err: x.idt_err,
@@ -635,7 +634,7 @@ impl State {
             let unblocked = match x.reason {
                 reason::EXCEPTION_NMI => {
                     x.intr_info & intr::UNBLOCK_NMI != 0
-                        && (x.intr_info & intr::VECTOR_MASK) as u8 != DF_VECTOR
+                        && (x.intr_info & intr::VECTOR) as u8 != DF_VECTOR
                 }
                 reason::EPT_VIOLATION => x.qual & ept_violation::NMI_UNBLOCK != 0,
                 _ => false,
@@ -758,7 +757,7 @@ impl State {
         if info & intr::VALID == 0 || info & intr::TYPE_MASK == intr::TYPE_NMI {
             return VmExit::None;
         }
-        let vector = (info & intr::VECTOR_MASK) as u8;
+        let vector = (info & intr::VECTOR) as u8;
         if is_soft(info) {
             self.event_inst_len = x.insn_len;
         }
@@ -798,7 +797,7 @@ impl State {
             }
         };
         IoExit {
-            port: (q >> io_qual::PORT_SHIFT) as u16,
+            port: (q >> io_qual::PORT_LSB) as u16,
             size: ((q & io_qual::SIZE_MASK) + 1) as u8,
             input: q & io_qual::IN != 0,
             string,
@@ -944,7 +943,7 @@ impl State {
     }
 
     fn cpl(&self) -> u8 {
-        ((self.g.segs[Seg::Ss as usize].ar >> ar::DPL_SHIFT) & 3) as u8
+        ((self.g.segs[Seg::Ss as usize].ar >> ar::DPL_LSB) & 3) as u8
     }
 
     fn set_efer(&mut self, efer: u64) {
@@ -1087,10 +1086,10 @@ impl VcpuArch for VmxVcpu {
             base: s.base,
             limit: s.limit,
             selector: s.selector,
-            type_: (a & ar::TYPE_MASK) as u8,
+            type_: (a & ar::TYPE) as u8,
             // A usable segment is present (upstream's vmx_get_segment).
             present: 1 - unusable,
-            dpl: ((a >> ar::DPL_SHIFT) & 3) as u8,
+            dpl: ((a >> ar::DPL_LSB) & 3) as u8,
             db: u8::from(a & ar::DB != 0),
             s: u8::from(a & ar::S != 0),
             l: u8::from(a & ar::L != 0),
@@ -1102,7 +1101,7 @@ impl VcpuArch for VmxVcpu {
     }
 
     fn set_segment(&mut self, seg: Seg, v: &uapi::kvm_segment) {
-        let mut ty = u32::from(v.type_) & ar::TYPE_MASK;
+        let mut ty = u32::from(v.type_) & ar::TYPE;
         // Upstream's fix for older QEMUs: usable segments are accessed
         // (VM entry with unrestricted guest requires it), but the LDTR.
         if seg != Seg::Ldtr {
@@ -1111,7 +1110,7 @@ impl VcpuArch for VmxVcpu {
         let unusable = v.unusable != 0 || v.present == 0;
         let a = ty
             | (u32::from(v.s & 1) << 4)
-            | (u32::from(v.dpl & 3) << ar::DPL_SHIFT)
+            | (u32::from(v.dpl & 3) << ar::DPL_LSB)
             | (u32::from(v.present & 1) << 7)
             | (u32::from(v.avl & 1) << 12)
             | (u32::from(v.l & 1) << 13)
@@ -1380,7 +1379,7 @@ impl VcpuArch for VmxVcpu {
         if e.info & intr::VALID == 0 {
             return InjectedEvent::None;
         }
-        let vector = (e.info & intr::VECTOR_MASK) as u8;
+        let vector = (e.info & intr::VECTOR) as u8;
         match e.info & intr::TYPE_MASK {
             intr::TYPE_NMI => InjectedEvent::Nmi,
             intr::TYPE_HARD_EXCEPTION

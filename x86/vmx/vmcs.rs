@@ -248,7 +248,7 @@ pub(crate) mod reason {
 
 /// Interruption information (VM-entry, VM-exit, IDT-vectoring).
 pub(crate) mod intr {
-    pub(crate) const VECTOR_MASK: u32 = 0xff;
+    pub(crate) const VECTOR: u32 = 0xff;
     pub(crate) const TYPE_MASK: u32 = 0x700;
     pub(crate) const DELIVER_CODE: u32 = 0x800;
     pub(crate) const UNBLOCK_NMI: u32 = 0x1000;
@@ -270,10 +270,10 @@ pub(crate) mod intr_state {
 
 /// Segment access rights as the VMCS holds them.
 pub(crate) mod ar {
-    pub(crate) const TYPE_MASK: u32 = 0xf;
+    pub(crate) const TYPE: u32 = 0xf;
     pub(crate) const TYPE_ACCESSED: u32 = 1;
     pub(crate) const S: u32 = 1 << 4;
-    pub(crate) const DPL_SHIFT: u32 = 5;
+    pub(crate) const DPL_LSB: u32 = 5;
     pub(crate) const P: u32 = 1 << 7;
     pub(crate) const AVL: u32 = 1 << 12;
     pub(crate) const L: u32 = 1 << 13;
@@ -295,7 +295,7 @@ pub(crate) mod io_qual {
     pub(crate) const IN: u64 = 1 << 3;
     pub(crate) const STRING: u64 = 1 << 4;
     pub(crate) const REP: u64 = 1 << 5;
-    pub(crate) const PORT_SHIFT: u32 = 16;
+    pub(crate) const PORT_LSB: u32 = 16;
 }
 
 /// INVEPT types.
