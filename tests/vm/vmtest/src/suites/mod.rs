@@ -49,5 +49,15 @@ pub fn run(r: &mut Report) {
         // Substrings separated by '|': any of them selects a test.
         tests.retain(|t| filter.split('|').any(|f| t.name.contains(f)));
     }
+    // RKVM_TEST_EXCLUDE: tests a platform cannot run (substrings, '|'
+    // separated), reported as SKIP with RKVM_TEST_EXCLUDE_WHY.
+    if let Ok(exclude) = std::env::var("RKVM_TEST_EXCLUDE") {
+        let why = std::env::var("RKVM_TEST_EXCLUDE_WHY").unwrap_or_else(|_| "excluded (RKVM_TEST_EXCLUDE)".into());
+        let hit = |n: &str| exclude.split('|').any(|f| !f.is_empty() && n.contains(f));
+        for t in tests.iter().filter(|t| hit(&t.name)) {
+            r.skip(&t.name, &why);
+        }
+        tests.retain(|t| !hit(&t.name));
+    }
     harness::run_all(r, tests);
 }

@@ -106,7 +106,8 @@ fn supported_cpuid() -> TestResult {
     let leaf = |f: u32| e.iter().find(|x| x.function == f && x.index == 0);
     let l0 = leaf(0).ok_or("no leaf 0")?;
     let vendor: Vec<u8> = [l0.ebx, l0.edx, l0.ecx].iter().flat_map(|r| r.to_le_bytes()).collect();
-    expect_eq("vendor", String::from_utf8_lossy(&vendor).into_owned(), "AuthenticAMD".into())?;
+    let host = crate::vendor::Vendor::host();
+    expect_eq("vendor", String::from_utf8_lossy(&vendor).into_owned(), host.cpuid_vendor().into())?;
     let l1 = leaf(1).ok_or("no leaf 1")?;
     expect_eq("leaf 1 ecx.hypervisor (bit 31)", l1.ecx >> 31, 1)?;
     let e1 = leaf(0x8000_0001).ok_or("no leaf 0x80000001")?;
