@@ -3,6 +3,7 @@
 #   make          build x86/kvm.ko, x86/kvm-amd.ko, x86/kvm-intel.ko
 #   make run      set up if needed, boot the test VM with our modules, demo /dev/kvm
 #   make check    set up if needed, run all tests; last line "N passed, N failed[, N skipped]"
+#   make check-vmx the VMX column in full under Bochs (kvm-intel, ours and in-tree; nested QEMU)
 #   make bench    benchmarks against the in-tree modules (ratios)
 #   make install  install the modules into /lib/modules/$(uname -r)/extra + udev rule
 #
@@ -19,7 +20,7 @@ KMAKE = $(MAKE) -C $(KERNELDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=$(RUSTC) \
 
 MODULES := x86/kvm.ko x86/kvm-amd.ko x86/kvm-intel.ko
 
-.PHONY: all modules check run bench install clean distclean host-test uapi-check
+.PHONY: all modules check check-vmx run bench install clean distclean host-test uapi-check
 
 all: modules
 
@@ -37,6 +38,9 @@ uapi-check: config.mak
 
 check: config.mak
 	+scripts/check.sh
+
+check-vmx: config.mak
+	+scripts/vmx.sh full
 
 run: config.mak
 	+scripts/run.sh

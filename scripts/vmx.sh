@@ -1,0 +1,228 @@
+#!/bin/bash
+# The VMX column: the in-VM tests under Bochs (Intel corei7_skylake_x with
+# VMX+EPT+VPID, scripts/bochs.sh), once with our modules and once with the
+# in-tree modules of the same kernel build, the two Bochs runs in parallel
+# (Bochs is single-threaded), side by side.
+#
+# As a library (scripts/check.sh):
+#     . scripts/vmx.sh
+#     vmx_section quick OUTDIR    # the make-check subset (VMX_QUICK_FILTER)
+#     vmx_section full OUTDIR     # every guest suite, then nested QEMU (l2)
+# It reports through the caller's pass/fail/skip/step functions (defined
+# here when missing), with rows named "vmx-ours: NAME" / "vmx-intree: NAME",
+# and prints the side-by-side table and the times.
+#
+# Standalone (make check-vmx): scripts/vmx.sh [quick|full]   (default full)
+#     builds the modules and rkvm-vmtest, runs the section, prints
+#     "N passed, N failed, N skipped"; exit status non-zero on a failure.
+#
+# Environment: VMX_QUICK_FILTER (vmtest filter of the quick subset),
+# VMX_TIMEOUT (s per Bochs run, default 900 quick / 2400 full),
+# VMX_L2 (full mode: 0 skips the nested QEMU runs), VMX_L2_TIMEOUT (s per
+# nested Bochs run, default 1800), VMX_SETS (default "ours intree"),
+# BOCHS_* as scripts/bochs.sh.
+
+# The make-check subset: the load/refusal, device node and system-ioctl
+# rows always run (lifecycle); of the guest suites, these groups.
+: "${VMX_QUICK_FILTER:=guest/|run/|emul/|irq/}"
+
+# Guest tests Bochs cannot run, in both modes (SKIP rows with the reason):
+# a VMX guest spinning with RFLAGS.IF=0 never takes the external-interrupt
+# VM exit under Bochs 2.7, so nothing (signal, watchdog, scheduler tick)
+# can get the L1 CPU back: the whole VM hangs; and the Bochs VM has one
+# CPU, the migration tests need two.
+: "${VMX_EXCLUDE:=run/signal-interrupts-busy-guest|run/watchdog-ends-spinning-guest|run/migrate-between-exits|run/fpu-survives-preemption-and-migration}"
+: "${VMX_EXCLUDE_WHY:=not under Bochs: 1 CPU, and a VMX guest spinning with IF=0 never exits there (Bochs 2.7)}"
+
+# The one tolerated kernel warning under Bochs: its CPUID topology leaves
+# arch/x86/kernel/cpu/topology_common.c (parse_legacy) unhappy. Anything
+# else is a failure.
+vmx_log_bad='Oops|WARNING:|BUG:|Call Trace|general protection fault|Kernel panic|UBSAN|KASAN|panicked at|circular locking|inconsistent lock|rcu_.*stall|blocked for more than'
+
+# vmx_log_filter < dmesg: the log without the one tolerated warning (the
+# first WARNING at topology_common.c parse_legacy, up to its end-trace
+# line, at most 80 lines).
+vmx_log_filter() {
+	awk '
+	!tol && /WARNING: .*arch\/x86\/kernel\/cpu\/topology_common\.c.*parse_legacy/ { tol = 1; skip = 80; next }
+	skip > 0 { skip--; if ($0 ~ /---\[ end trace/) skip = 0; next }
+	{ print }'
+}
+
+# vmx_log_check SET DMESG: pass/fail NAME kernel-log-clean.
+vmx_log_check() {
+	local set=$1 f=$2 bad
+	if [ ! -s "$f" ]; then
+		fail "vmx-$set: vm/kernel-log-clean" "no kernel log ($f)"
+		return
+	fi
+	bad=$(vmx_log_filter < "$f" | grep -E -A 12 "$vmx_log_bad" | head -n 30)
+	if [ -z "$bad" ]; then
+		pass "vmx-$set: vm/kernel-log-clean"
+	else
+		printf '%s\n' "$bad"
+		fail "vmx-$set: vm/kernel-log-clean" "see $f"
+	fi
+}
+
+# vmx_times DIR: scripts/bochs.sh's times.txt (wall, Bochs ticks, guest
+# phases), indented.
+vmx_times() {
+	sed 's/^/    /' "$1/times.txt" 2>/dev/null
+}
+
+# vmx_group_times DIR: guest seconds per test group (guest/real,
+# guest/long, run, emul/..., irq, ...) from vmtest's result lines as
+# bochs-init.sh timestamped them (timed.txt: uptime, line).
+vmx_group_times() {
+	awk '$2 ~ /^(PASS|FAIL|SKIP)$/ {
+		n = $3; sub(/:$/, "", n); split(n, p, "/")
+		g = (p[1] == "guest" || p[1] == "emul") ? p[1] "/" p[2] : p[1]
+		if (prev != "") { d = $1 - prev; if (!(g in t)) order[k++] = g; t[g] += d; c[g]++ }
+		prev = $1 }
+	END { for (i = 0; i < k; i++) printf "    %-14s %3d tests %7.2f guest s\n", order[i], c[order[i]], t[order[i]] }' "$1/timed.txt" 2>/dev/null
+}
+
+vmx_section() {
+	local what=${1:-quick} out=${2:?vmx_section quick|full OUTDIR} set d s n filter tmo
+	local sets=${VMX_SETS:-ours intree}
+	local -A vres vseen vsecs
+	local vnames=()
+	mkdir -p "$out"
+	case $what in
+	quick) filter=$VMX_QUICK_FILTER tmo=${VMX_TIMEOUT:-900} ;;
+	full) filter= tmo=${VMX_TIMEOUT:-2400} ;;
+	*) echo "vmx_section: quick or full" >&2; return 2 ;;
+	esac
+	step "VMX column: Bochs (corei7_skylake_x, VMX+EPT, 1 CPU), $sets in parallel${filter:+; guest suites: $filter}"
+	for set in $sets; do
+		d=$out/vmx-$set
+		(
+			s=$(date +%s)
+			RKVM_TEST_FILTER=$filter RKVM_TEST_EXCLUDE=$VMX_EXCLUDE RKVM_TEST_EXCLUDE_WHY=$VMX_EXCLUDE_WHY \
+				nice -n 5 "$here/scripts/bochs.sh" check "$set" "$d" "$tmo" \
+				> "$d.bochs.log" 2>&1
+			echo $? > "$d.rc"
+			echo $(( $(date +%s) - s )) > "$d.secs"
+		) &
+	done
+	wait
+	for set in $sets; do
+		d=$out/vmx-$set
+		vsecs[$set]=$(cat "$d.secs" 2>/dev/null)
+		if [ "$(cat "$d.rc" 2>/dev/null)" = 0 ]; then
+			pass "vmx-$set: vm/boot-and-finish"
+		else
+			tail -n 5 "$d.bochs.log"
+			tail -n 20 "$d/console.log" 2>/dev/null
+			fail "vmx-$set: vm/boot-and-finish" "$(cat "$d/stalled" 2>/dev/null || echo "did not finish");" \
+				"see $d/console.log, $d.bochs.log"
+		fi
+		while read -r status name rest; do
+			case $status in PASS|FAIL|SKIP) ;; *) continue ;; esac
+			name=${name%:}
+			[ -n "${vseen[$name]:-}" ] || { vnames+=("$name"); vseen[$name]=1; }
+			vres[$set,$name]=$status
+			case $status in
+			PASS) pass "vmx-$set: $name" >/dev/null ;;
+			FAIL) fail "vmx-$set: $name" "$rest" ;;
+			SKIP) skip "vmx-$set: $name" >/dev/null ;;
+			esac
+		done < <(cat "$d/results.txt" 2>/dev/null)
+		n=$(cat "$d/vmtest.rc" 2>/dev/null || echo none)
+		n=${n//[^0-9a-z]/}
+		if ! grep -qE '^(PASS|FAIL) ' "$d/results.txt" 2>/dev/null || { [ "$n" != 0 ] && [ "$n" != 1 ]; }; then
+			head -n 20 "$d/vmtest.err" 2>/dev/null
+			fail "vmx-$set: vm/vmtest-ran" "exit status $n; see $d/vmtest.err"
+		fi
+		vmx_log_check "$set" "$d/dmesg.txt"
+	done
+
+	if [ "$what" = full ] && [ "${VMX_L2:-1}" != 0 ]; then
+		step "VMX column: nested QEMU -accel kvm under Bochs (scripts/l2-boot.sh), $sets in parallel"
+		for set in $sets; do
+			d=$out/vmx-l2-$set
+			(
+				s=$(date +%s)
+				L2_VARIANTS=${L2_VARIANTS:-default} nice -n 5 "$here/scripts/bochs.sh" l2 "$set" "$d" \
+					"${VMX_L2_TIMEOUT:-1800}" > "$d.bochs.log" 2>&1
+				echo $? > "$d.rc"
+				echo $(( $(date +%s) - s )) > "$d.secs"
+			) &
+		done
+		wait
+		for set in $sets; do
+			d=$out/vmx-l2-$set
+			vsecs[l2-$set]=$(cat "$d.secs" 2>/dev/null)
+			if [ "$(cat "$d.rc" 2>/dev/null)" != 0 ]; then
+				tail -n 5 "$d.bochs.log"
+				fail "vmx-$set: l2/bochs-finished" "see $d/console.log, $d.bochs.log"
+			fi
+			while read -r status name rest; do
+				case $status in PASS|FAIL|SKIP) ;; *) continue ;; esac
+				name=${name%:}
+				[ -n "${vseen[$name]:-}" ] || { vnames+=("$name"); vseen[$name]=1; }
+				vres[$set,$name]=$status
+				case $status in
+				PASS) pass "vmx-$set: $name" >/dev/null ;;
+				FAIL) fail "vmx-$set: $name" "$rest" ;;
+				SKIP) skip "vmx-$set: $name" >/dev/null ;;
+				esac
+			done < <(cat "$d/l2-results.txt" 2>/dev/null)
+			vmx_log_check "l2-$set" "$d/dmesg.txt"
+		done
+	fi
+
+	step "VMX column side by side (Bochs)"
+	printf '%-52s %-6s %-6s\n' test ours in-tree
+	for n in "${vnames[@]}"; do
+		printf '%-52s %-6s %-6s\n' "$n" "${vres[ours,$n]:--}" "${vres[intree,$n]:--}"
+	done
+	echo
+	echo "VMX times (wall s; guest phases in guest s):"
+	for set in $sets; do
+		echo "  $set: ${vsecs[$set]:-?} s"
+		vmx_times "$out/vmx-$set"
+		vmx_group_times "$out/vmx-$set"
+		if [ -n "${vsecs[l2-$set]:-}" ]; then
+			echo "  $set nested QEMU: ${vsecs[l2-$set]} s"
+			vmx_times "$out/vmx-l2-$set"
+			grep -h '^INFO' "$out/vmx-l2-$set/l2-results.txt" 2>/dev/null | sed 's/^/    /'
+		fi
+	done
+}
+
+# ---- standalone: make check-vmx ---------------------------------------------
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	set -u
+	here=$(cd "$(dirname "$0")/.." && pwd)
+	cd "$here" || exit 1
+	# shellcheck disable=SC1091
+	. ./config.mak
+	export PATH=$HOME/.cargo/bin:$PATH
+	out=$here/build/check-vmx
+	rm -rf "$out"
+	mkdir -p "$out"
+	passed=0 failed=0 skipped=0
+	failures=()
+	pass() { passed=$((passed + 1)); echo "PASS $1"; }
+	fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1${2:+: $2}"; }
+	skip() { skipped=$((skipped + 1)); echo "SKIP $1${2:+: $2}"; }
+	step() { echo; echo "== $* == (at +$(( $(date +%s) - t0 )) s)"; }
+	t0=$(date +%s)
+	step "build: modules, in-VM test program, L2 guest"
+	ok=1
+	make -s modules > "$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; fail build/modules "see $out/build.log"; ok=; }
+	(cd tests/vm/vmtest && CARGO_TARGET_DIR=$here/build/vmtest cargo build --release --quiet) \
+		> "$out/vmtest-build.log" 2>&1 || { tail -n 30 "$out/vmtest-build.log"; fail build/vmtest "see $out/vmtest-build.log"; ok=; }
+	scripts/l2-initramfs.sh > "$out/l2-initramfs.log" 2>&1 || { tail -n 20 "$out/l2-initramfs.log"; fail build/l2-initramfs "see $out/l2-initramfs.log"; }
+	[ -z "$ok" ] || vmx_section "${1:-full}" "$out"
+	echo
+	echo "check-vmx took $(($(date +%s) - t0)) s; logs in $out"
+	if [ ${#failures[@]} -gt 0 ]; then
+		echo "failures:"
+		printf '  %s\n' "${failures[@]}"
+	fi
+	echo "$passed passed, $failed failed, $skipped skipped"
+	[ "$failed" = 0 ]
+fi
