@@ -496,6 +496,22 @@ else
 		printf '  %s [ours %s, in-tree %s]: %s\n' "$n" "${status[ours|$n]:--}" "${status[intree|$n]:--}" "${exception[$n]}"
 	done | sort
 fi
+
+# ---- VMX column (issue 18) --------------------------------------------------
+# kvm-intel, ours and in-tree side by side under Bochs (scripts/vmx.sh,
+# vmx_section: the make-check subset; make check-vmx runs all of it).
+# RKVM_VMX=0 leaves it out.
+if [ "${RKVM_VMX:-1}" != 0 ]; then
+	if [ -n "$modules_ok" ] && [ -n "$vmtest_ok" ]; then
+		# shellcheck disable=SC1091
+		. scripts/vmx.sh
+		vmx_section quick "$out"
+	else
+		skip vmx "build failed"
+	fi
+fi
+# ---- end of the VMX column --------------------------------------------------
+
 echo
 echo "check took $(($(date +%s) - t0)) s; logs in $out"
 if [ ${#failures[@]} -gt 0 ]; then
