@@ -40,16 +40,13 @@ done
 # time), raw.
 stty -F /dev/ttyS1 115200 raw -echo 2>/dev/null
 exec 3>/dev/ttyS1
-# phase NAME: guest uptime marks for the host's timing table, and a Bochs
-# tick mark: reading the unknown MSR 0x5eb0c500+N (N counts the phases)
-# puts "RDMSR: Unknown register 0x5eb0c5NN" with the instruction count
-# into Bochs' log (ignore_bad_msrs=1 makes it read 0).
+# phase NAME: guest uptime marks for the host's timing table (the host
+# stamps the console line with the wall time).
 nphase=0
 phase() {
 	read -r up _ < /proc/uptime
 	echo "$up $1 $nphase" >> /tmp/phases.txt
 	echo "rkvm-bochs: $up $1" > /dev/console
-	hexdump -s $((0x5eb0c500 + nphase)) -n 8 /dev/cpu/0/msr > /dev/null 2>&1
 	nphase=$((nphase + 1))
 }
 # send NAME [FILE]: one framed file (stdin without FILE) to the host.
