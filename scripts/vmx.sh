@@ -22,14 +22,21 @@
 # host stretches the wall time tenfold; hangs are caught sooner by
 # BOCHS_STALL),
 # VMX_L2 (full mode: 0 leaves the nested QEMU test out), L2_VARIANTS
-# (default "default split off"), L2_SMP (the L2 guest's vCPUs, default 2
-# under Bochs),
-# VMX_SETS (default "ours intree"),
-# BOCHS_* as scripts/bochs.sh.
+# (default "default split off"), L2_SMP (the L2 guest's vCPUs, default 2),
+# VMX_SETS (default "ours intree"), BOCHS_* as scripts/bochs.sh.
+#
+# Times on this 2-core host, as Bochs' CPU time (= wall time on an idle
+# core; a loaded host stretches the wall time, 4x at load 10):
+#   boot to /init        ~27 s (~55 s with the nested test's QEMU payload)
+#   rkvm-vmtest, in-tree ~55 s (vm/ 26 s: 200 VMs; irq 8 s; the rest < 3 s
+#                        per group), ours today ~5 s (kvm-intel refuses)
+#   nested QEMU, in-tree ~235 s for default + split + off (L2 boots to its
+#                        shell in 0.7 s of L1 time)
+#   sending results      ~5 s
 
-# make check's part: rkvm-vmtest, every suite (on an idle core about 90 s
-# for the in-tree set: the boot 27 s, the tests 60 s; the two sets run in
-# parallel). VMX_QUICK_FILTER narrows the guest suites, e.g.
+# make check's part: rkvm-vmtest, every suite (about 90 s for the in-tree
+# set on an idle core; the two sets run in parallel, one core each).
+# VMX_QUICK_FILTER narrows the guest suites, e.g.
 # 'guest/|run/|emul/|irq/' (about 15 s less); the lifecycle rows (load and
 # refusal, dev/, sys/, vm/, unload, reload) always run.
 VMX_QUICK_FILTER=${VMX_QUICK_FILTER:-}
