@@ -120,12 +120,12 @@ vmx_group_times() {
 
 vmx_section() {
 	local what=${1:-quick} out=${2:?vmx_section quick|full OUTDIR} set d n mode filter tmo
-	local sets=${VMX_SETS:-ours intree}
-	local -A vres vseen vsecs
+	local sets=${VMX_SETS:-ours intree} l2v=${L2_VARIANTS:-default split off}
+	local -A vres vseen vsecs vman
 	local vnames=()
 	mkdir -p "$out"
-	# quick: rkvm-vmtest's subset; full: every suite, then the nested QEMU
-	# test in the same boot (scripts/bochs.sh full).
+	# quick: rkvm-vmtest; full: rkvm-vmtest, then the nested QEMU test in
+	# the same boot (scripts/bochs.sh full).
 	case $what in
 	quick) mode=check filter=$VMX_QUICK_FILTER tmo=${VMX_TIMEOUT:-2400} ;;
 	full) mode=full filter= tmo=${VMX_TIMEOUT:-5400} ;;
@@ -133,14 +133,24 @@ vmx_section() {
 	esac
 	[ "$what" = quick ] || [ "${VMX_L2:-1}" != 0 ] || mode=check
 	n="guest suites ${filter:-(all)}"
-	[ "$mode" != full ] || n+=", then nested QEMU"
+	[ "$mode" != full ] || n+=", then nested QEMU ($l2v)"
 	step "VMX column: Bochs (corei7_skylake_x, VMX+EPT, 1 CPU), $sets in parallel; $n"
+
+	# The manifest: the rows each column must report (as scripts/check.sh's,
+	# for the Intel vendor and with the same filter and exclusions).
+	RKVM_TEST_FILTER=$filter RKVM_TEST_EXCLUDE=$VMX_EXCLUDE \
+		"$here/build/vmtest/release/rkvm-vmtest" --list --vendor intel > "$out/vmx-manifest.txt" 2>&1
+	[ "$mode" != full ] || L2_VARIANTS=$l2v "$here/scripts/l2-boot.sh" list >> "$out/vmx-manifest.txt" 2>&1
+	while read -r n; do
+		[ -n "${vman[$n]:-}" ] || { vman[$n]=1; vnames+=("$n"); vseen[$n]=1; }
+	done < <(sed -n 's/^ROW //p' "$out/vmx-manifest.txt")
+	[ ${#vnames[@]} -gt 0 ] || fail vmx/manifest "rkvm-vmtest --list --vendor intel listed nothing; see $out/vmx-manifest.txt"
+
 	for set in $sets; do
 		d=$out/vmx-$set
 		(
 			s=$(date +%s)
-			RKVM_TEST_FILTER=$filter RKVM_TEST_EXCLUDE=$VMX_EXCLUDE \
-				L2_VARIANTS=${L2_VARIANTS:-default split off} L2_SMP=${L2_SMP:-2} \
+			RKVM_TEST_FILTER=$filter RKVM_TEST_EXCLUDE=$VMX_EXCLUDE L2_VARIANTS=$l2v L2_SMP=${L2_SMP:-2} \
 				nice -n 5 "$here/scripts/bochs.sh" "$mode" "$set" "$d" "$tmo" > "$d.bochs.log" 2>&1
 			echo $? > "$d.rc"
 			echo $(( $(date +%s) - s )) > "$d.secs"
@@ -161,22 +171,35 @@ vmx_section() {
 		while read -r status name rest; do
 			case $status in PASS|FAIL|SKIP) ;; *) continue ;; esac
 			name=${name%:}
+			if [ -n "${vres[$set,$name]:-}" ]; then
+				fail "vmx-$set: $name" "reported twice"
+				continue
+			fi
 			[ -n "${vseen[$name]:-}" ] || { vnames+=("$name"); vseen[$name]=1; }
 			vres[$set,$name]=$status
+			if [ -z "${vman[$name]:-}" ]; then
+				fail "vmx-$set: $name" "$status, but not in the manifest (rkvm-vmtest --list --vendor intel)"
+				continue
+			fi
 			case $status in
 			PASS) pass "vmx-$set: $name" >/dev/null ;;
 			FAIL) fail "vmx-$set: $name" "$rest" ;;
-			SKIP) skip "vmx-$set: $name" >/dev/null ;;
+			SKIP) skip "vmx-$set: $name" "${rest:-no reason given}" >/dev/null ;;
 			esac
 		done < <(cat "$d/results.txt" "$d/l2-results.txt" 2>/dev/null)
+		# Rows the run never reported (it hung, crashed or stopped early).
+		n=0
+		for name in "${!vman[@]}"; do
+			[ -n "${vres[$set,$name]:-}" ] && continue
+			n=$((n + 1))
+			fail "vmx-$set: $name" "not reported (the run ended before it; see $d.bochs.log)" >/dev/null
+		done
+		[ $n = 0 ] || echo "FAIL vmx-$set: $n manifest rows not reported (counted as failures)"
 		n=$(cat "$d/vmtest.rc" 2>/dev/null || echo none)
 		n=${n//[^0-9a-z]/}
 		if ! grep -qE '^(PASS|FAIL) ' "$d/results.txt" 2>/dev/null || { [ "$n" != 0 ] && [ "$n" != 1 ]; }; then
 			head -n 20 "$d/vmtest.err" 2>/dev/null
 			fail "vmx-$set: vm/vmtest-ran" "exit status $n; see $d/vmtest.err"
-		fi
-		if [ "$mode" = full ] && ! grep -qE '^(PASS|FAIL) l2/' "$d/l2-results.txt" 2>/dev/null; then
-			fail "vmx-$set: l2/ran" "no nested QEMU results; see $d/l2.log"
 		fi
 		vmx_log_check "$set" "$d/dmesg.txt"
 	done
