@@ -75,6 +75,7 @@ pod!(
     kvm_irqfd,
     kvm_ioeventfd,
     kvm_coalesced_mmio_zone,
+    kvm_stats_header,
 );
 
 // Reads of the uapi unions whose members are all plain integers of the

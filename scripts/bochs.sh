@@ -13,31 +13,42 @@
 #
 #   scripts/bochs.sh MODE SET OUTDIR [TIMEOUT_SECONDS]
 #     MODE: check (rkvm-vmtest) | l2 (nested QEMU, scripts/l2-boot.sh) |
-#           exec (one command: RKVM_CMD, @ for spaces)
+#           full (both, one boot) | exec (one command: RKVM_CMD, @ for spaces)
 #     SET: ours | intree
 #   Exit status 0 when the VM finished (OUTDIR/done), 1 otherwise.
 #
-# Environment: RKVM_TEST_FILTER (vmtest's guest-suite filter, '|'
-# separated substrings), RKVM_TEST_EXCLUDE and RKVM_TEST_EXCLUDE_WHY
-# (guest tests not to run, reported as SKIP with that reason),
-# BOCHS_STALL (see below), BOCHS_IPS (emulated instructions per guest second,
-# default 100000000: with clock sync=none guest time is instruction count,
-# so this sets how much work a timer tick is worth), BOCHS_SYNC (clock
-# sync=, default none), BOCHS_RC (debugger script), BOCHS_APPEND (more kernel parameters), BOCHS_MEGS
-# (default 1024), L2_VARIANTS (l2 mode: "default split off" or a subset;
-# default "default"), L2_QEMU (l2 mode: the QEMU binary packed as
-# qemu-system-x86_64, default /usr/bin/qemu-system-x86_64), L2_APPEND_EXTRA,
-# L2_QEMU_EXTRA, L2_SMP, L2_BOOT_TIMEOUT, L2_CMD_TIMEOUT, L2_BUDGET
-# (passed to scripts/l2-boot.sh inside the VM).
+# Environment:
+#   RKVM_TEST_FILTER    vmtest's guest-suite filter ('|' separated substrings)
+#   RKVM_TEST_EXCLUDE   guest tests not to run, SKIP rows ("substring=why|...")
+#   BOCHS_INTREE_PARAMS, BOCHS_OURS_PARAMS   module parameters (see below)
+#   BOCHS_STALL         s without serial output that count as a hang (600)
+#   BOCHS_IPS           Bochs' ips= (100000000): converts its microsecond
+#                       timers (PIT, RTC, HPET, UART pacing, disk) to
+#                       instructions; the guest's clock is TSC/LAPIC based
+#   BOCHS_SYNC          clock sync= (none: emulated time, reproducible)
+#   BOCHS_CPUS          emulated CPUs (1; Bochs runs them in turn on one
+#                       host thread)
+#   BOCHS_MEGS          guest RAM in MiB (1024)
+#   BOCHS_INITRD_COMP   initramfs compression (none; see pack below)
+#   BOCHS_UDEV          0: no udev in the VM (the dev/ rows then fail)
+#   BOCHS_RC            the debugger's script (default: continue, quit)
+#   BOCHS_APPEND        more kernel parameters (loglevel=7: boot messages)
+#   L2_VARIANTS         l2/full modes: l2-boot.sh's variants ("default";
+#                       make check-vmx: "default split off")
+#   L2_QEMU             the QEMU packed as qemu-system-x86_64
+#                       (/usr/bin/qemu-system-x86_64)
+#   L2_SMP, L2_APPEND_EXTRA, L2_QEMU_EXTRA, L2_BOOT_TIMEOUT,
+#   L2_CMD_TIMEOUT, L2_BUDGET, L2_CPU   passed to scripts/l2-boot.sh
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck disable=SC1091
 . "$here/config.mak"
-mode=${1:?usage: $0 check|l2|exec ours|intree OUTDIR [TIMEOUT]} set=${2:?} out=${3:?} tmo=${4:-1200}
+mode=${1:?usage: $0 check|l2|full|exec ours|intree OUTDIR [TIMEOUT]} set=${2:?} out=${3:?} tmo=${4:-1200}
 case $set in ours|intree) ;; *) echo "bochs.sh: SET is ours or intree" >&2; exit 2 ;; esac
+case $mode in check|l2|full|exec) ;; *) echo "bochs.sh: MODE is check, l2, full or exec" >&2; exit 2 ;; esac
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-rm -f "$out"/{results.txt,vmtest.err,vmtest.rc,dmesg.txt,phases.txt,done,exec.txt,l2*,console.log,ttyS1.log,bochs.log,stalled,timed.txt,times.txt,*.wall}
+rm -f "$out"/{dmesg.gz.b64,results.txt,vmtest.err,vmtest.rc,dmesg.txt,phases.txt,done,exec.txt,l2*,console.log,ttyS1.log,bochs.log,stalled,timed.txt,times.txt,*.wall}
 
 # ---- Bochs and the ISO tools (Debian bookworm's bochs 2.7 has VMX) --------
 need=()
@@ -112,7 +123,7 @@ pack() {
 initrds=/base.cpio
 pack "$root" base.cpio
 
-if [ "$mode" = l2 ]; then
+if [ "$mode" = l2 ] || [ "$mode" = full ]; then
 	# QEMU, its firmware and the L2 guest (scripts/l2-initramfs.sh's
 	# output, build/l2), bash and coreutils date for scripts/l2-boot.sh;
 	# a second initrd, so check runs do not pay for it.
@@ -149,13 +160,24 @@ mv "$work"/*.cpio "$iso/"
 # (2688) in CPUID 0xd.1 EBX for the compacted format (2432 with AVX-512),
 # which makes the kernel WARN ("XSAVE consistency problem") and turn
 # XSAVE off altogether; the standard format is consistent.
-append="console=ttyS0,115200 panic=-1 rdinit=/init tsc=reliable no_timer_check mitigations=off \
+# quiet: every console line costs emulated UART time (the whole log comes
+# back at the end, as dmesg.txt).
+append="console=ttyS0,115200 quiet panic=-1 rdinit=/init tsc=reliable no_timer_check mitigations=off \
 clearcpuid=xsavec,xsaves \
 rkvm.mode=$mode rkvm.set=$set${RKVM_TEST_FILTER:+ rkvm.filter=$RKVM_TEST_FILTER}\
 ${RKVM_CMD:+ rkvm.cmd=$RKVM_CMD}${L2_VARIANTS:+ rkvm.l2=${L2_VARIANTS// /,}} ${BOCHS_APPEND:-}"
 # Parameters of scripts/l2-boot.sh ride along as rkvm.env.NAME=VALUE (no
 # spaces; @ stands for a space).
-for v in RKVM_TEST_EXCLUDE RKVM_TEST_EXCLUDE_WHY L2_APPEND_EXTRA L2_QEMU_EXTRA L2_SMP L2_BOOT_TIMEOUT L2_CMD_TIMEOUT L2_BUDGET L2_CPU; do
+# Module parameters rkvm-vmtest loads the set with (RKVM_MODULE_PARAMS,
+# "FILE.ko:PARAMS;..."): the in-tree kvm-intel without PML, whose Bochs
+# 2.7 emulation logs unaligned GPAs (the module WARNs in
+# vmx_flush_pml_buffer as soon as dirty logging runs).
+if [ "$set" = intree ]; then
+	RKVM_MODULE_PARAMS=${BOCHS_INTREE_PARAMS-kvm-intel.ko:pml=0}
+else
+	RKVM_MODULE_PARAMS=${BOCHS_OURS_PARAMS-}
+fi
+for v in RKVM_MODULE_PARAMS RKVM_TEST_EXCLUDE RKVM_TEST_EXCLUDE_WHY L2_APPEND_EXTRA L2_QEMU_EXTRA L2_SMP L2_BOOT_TIMEOUT L2_CMD_TIMEOUT L2_BUDGET L2_CPU; do
 	[ -z "${!v:-}" ] || append+=" rkvm.env.$v=${!v// /@}"
 done
 cat > "$iso/isolinux/isolinux.cfg" <<EOF
@@ -170,9 +192,12 @@ xorriso -as mkisofs -quiet -o "$work/rkvm.iso" -b isolinux/isolinux.bin -c isoli
 	-no-emul-boot -boot-load-size 4 -boot-info-table "$iso" 2>/dev/null
 
 # ---- Bochs ---------------------------------------------------------------------
+# The CPUs' error-level messages are off: Bochs logs every RDMSR of an MSR
+# it lacks (DEBUGCTL on each VM entry, APERF/MPERF on each tick), which
+# costs more than the work around it.
 cat > "$work/bochsrc" <<EOF
 megs: ${BOCHS_MEGS:-1024}
-cpu: model=corei7_skylake_x, count=1, ips=${BOCHS_IPS:-100000000}, reset_on_triple_fault=0, ignore_bad_msrs=1
+cpu: model=corei7_skylake_x, count=${BOCHS_CPUS:-1}, ips=${BOCHS_IPS:-100000000}, reset_on_triple_fault=0, ignore_bad_msrs=1
 clock: sync=${BOCHS_SYNC:-none}, time0=local
 romimage: file=/usr/share/bochs/BIOS-bochs-latest
 vgaromimage: file=/usr/share/vgabios/vgabios.bin
@@ -183,7 +208,7 @@ com2: enabled=1, mode=file, dev=$out/ttyS1.log
 display_library: rfb, options="timeout=0"
 log: $out/bochs.log
 panic: action=fatal
-error: action=report
+error: action=report$(for ((i = 0; i < ${BOCHS_CPUS:-1}; i++)); do printf ', cpu%d=ignore' $i; done)
 info: action=ignore
 sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy
 speaker: enabled=0
@@ -197,8 +222,8 @@ echo "bochs.sh: $mode $set: ISO $(du -k "$work/rkvm.iso" | cut -f1) KiB, ips ${B
 t0=$(date +%s)
 T0=${EPOCHREALTIME/./}
 # Wall-clock stamps (s since Bochs started) of the lines Bochs writes to the
-# two serial files, as they appear: OUTDIR/console.wall (kernel and phase
-# lines), OUTDIR/ttyS1.wall (result lines).
+# two serial files, as they appear: OUTDIR/console.wall (phase lines; the
+# kernel's with BOCHS_APPEND=loglevel=7), OUTDIR/ttyS1.wall (result lines).
 : > "$out/console.log"
 : > "$out/ttyS1.log"
 stamp() {
@@ -213,11 +238,16 @@ tail_c=$!
 tail -n +1 -F "$out/ttyS1.log" 2>/dev/null > >(stamp > "$out/ttyS1.wall") &
 tail_r=$!
 # Bochs in the background, watched: when neither serial file grows for
-# BOCHS_STALL seconds (default 600 in check mode, off in l2 mode, whose
-# nested boot is quiet for long stretches), the VM is taken for hung
+# BOCHS_STALL seconds (default 600; 0: off) while rkvm-vmtest runs, the VM
+# is taken for hung
 # (Bochs 2.7 never leaves a VMX guest that spins with interrupts disabled,
 # for one) and killed; OUTDIR/stalled says after which result line.
-stall=${BOCHS_STALL:-$([ "$mode" = l2 ] && echo 0 || echo 600)}
+# Bochs' own CPU time (user + sys of the waited-for children, before and
+# after): what the run costs on an idle core, whatever else the host runs.
+# (`times` in this shell, not in a command substitution's subshell.)
+cpu_s() { times > "$work/times"; awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.1f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$work/times"; }
+cpu_s > "$work/cpu0"
+stall=${BOCHS_STALL:-600}
 timeout --foreground -k 10 "$tmo" bochs-bin -q -f "$work/bochsrc" -rc "$work/bochs.rc" \
 	> "$out/bochs.stdout" 2>&1 < /dev/null &
 bochs=$!
@@ -225,7 +255,10 @@ size=-1 since=$SECONDS
 while kill -0 "$bochs" 2>/dev/null; do
 	sleep 5
 	n=$(( $(stat -c %s "$out/console.log") + $(stat -c %s "$out/ttyS1.log") ))
-	if [ "$n" != "$size" ]; then
+	# Armed while rkvm-vmtest runs: the boot and the nested test are quiet
+	# for long stretches (the overall timeout covers them).
+	if [ "$n" != "$size" ] || ! grep -q '^rkvm-bochs: .* vmtest' "$out/console.log" ||
+		grep -q '^rkvm-bochs: .* l2' "$out/console.log"; then
 		size=$n since=$SECONDS
 	elif [ "$stall" -gt 0 ] && [ $((SECONDS - since)) -ge "$stall" ]; then
 		echo "no serial output for ${stall}s after: $(grep -E '^(PASS|FAIL|SKIP) ' "$out/ttyS1.log" | tail -n 1 | cut -c1-100)" > "$out/stalled"
@@ -240,7 +273,9 @@ sleep 1
 kill "$tail_c" "$tail_r" 2>/dev/null
 wait "$tail_c" "$tail_r" 2>/dev/null || true
 wall=$(( $(date +%s) - t0 ))
-echo "bochs.sh: $mode $set: Bochs ran $wall s (exit $rc)" >&2
+cpu_s > "$work/cpu1"
+cpu=$(awk -v a="$(cat "$work/cpu0")" -v b="$(cat "$work/cpu1")" 'BEGIN { printf "%.0f", b - a }')
+echo "bochs.sh: $mode $set: Bochs ran $wall s wall, $cpu s CPU (exit $rc)" >&2
 
 # ---- results: cut the framed files out of COM2's stream -----------------------
 if [ -f "$out/ttyS1.log" ]; then
@@ -249,31 +284,28 @@ if [ -f "$out/ttyS1.log" ]; then
 		/^@@RKVM-END / { close(f); f = ""; next }
 		/^@@RKVM-DONE/ { printf "" > (dir "/done"); next }
 		f != "" { print > f }'
+	if [ -s "$out/dmesg.gz.b64" ]; then
+		base64 -d "$out/dmesg.gz.b64" | gunzip > "$out/dmesg.txt" 2>/dev/null || true
+	fi
 fi
-# Times (OUTDIR/times.txt): wall seconds since Bochs started at which the
-# kernel printed its first line (before it: BIOS, isolinux loading the
-# ISO's files, the kernel's decompression), started /init, and reached each
-# phase of bochs-init.sh (with the guest's uptime and Bochs' instruction
-# count at the phase's MSR mark); the results' wall times are in
-# OUTDIR/ttyS1.wall.
-awk -v wall="$wall" '
-function hex(s,  i, v) { v = 0; for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return v }
+# Times (OUTDIR/times.txt): Bochs' wall and CPU time (the CPU time is
+# what the run takes on an idle core), and per phase of bochs-init.sh the
+# wall seconds since Bochs started (from console.wall), the same scaled to
+# an idle core, and the guest's uptime; the results' wall times are in
+# OUTDIR/ttyS1.wall. With BOCHS_APPEND=loglevel=7 also when the kernel
+# printed its first line (before it: BIOS, isolinux, unxz) and ran /init.
+awk -v wall="$wall" -v cpu="$cpu" '
 FNR == 1 { file++ }
-file == 1 && /RDMSR: Unknown register 0x5eb0c5/ && match($0, /^[0-9]+/) {
-	n = $NF; sub(/^0x5eb0c5/, "", n); if (!(hex(n) in tick)) tick[hex(n)] = substr($0, 1, RLENGTH) + 0 }
-file == 1 && match($0, /^[0-9]+/) { last = substr($0, 1, RLENGTH) + 0 }
-file == 2 && !kstart && / Linux version / { kstart = $1 }
-file == 2 && !istart && / Run \/init / { istart = $1 }
-file == 2 && $2 == "rkvm-bochs:" { at[$4] = $1 }
-file == 3 { up[$3] = $1; name[$3] = $2; np = $3 + 1 }
+file == 1 && !kstart && / Linux version / { kstart = $1 }
+file == 1 && !istart && / Run \/init / { istart = $1 }
+file == 1 && $2 == "rkvm-bochs:" { at[$4] = $1 }
+file == 2 { up[$3] = $1; name[$3] = $2; np = $3 + 1 }
 END {
-	printf "Bochs ran %d s wall, %.2fe9 ticks\n", wall, last / 1e9
-	printf "%-34s %7.1f s wall\n", "kernel starts (BIOS, isolinux, unxz)", kstart
-	printf "%-34s %7.1f s wall\n", "/init starts", istart
-	for (i = 0; i < np; i++) {
-		printf "%-34s %7.1f s wall, guest uptime %6.2f s", "phase " name[i], at[name[i]], up[i]
-		if (i in tick) printf ", tick %.2fe9", tick[i] / 1e9
-		printf "\n"
-	}
-}' "$out/bochs.log" "$out/console.wall" "$out/phases.txt" > "$out/times.txt" 2>/dev/null || true
+	r = wall > 0 ? cpu / wall : 1
+	printf "Bochs ran %d s wall, %d s CPU (its time on an idle core)\n", wall, cpu
+	if (kstart) printf "%-34s %7.1f s wall\n", "kernel console (BIOS, isolinux, unxz)", kstart
+	if (istart) printf "%-34s %7.1f s wall\n", "/init starts", istart
+	for (i = 0; i < np; i++)
+		printf "%-34s %7.1f s wall (~%5.1f s idle-core), guest uptime %6.2f s\n", "phase " name[i], at[name[i]], at[name[i]] * r, up[i]
+}' "$out/console.wall" "$out/phases.txt" > "$out/times.txt" 2>/dev/null || true
 [ -f "$out/done" ] || { echo "bochs.sh: the VM did not finish (Bochs exit $rc; see $out/console.log)" >&2; exit 1; }

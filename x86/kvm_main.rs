@@ -51,6 +51,8 @@ const KVM_MINOR: u32 = 232;
 struct KvmModule {
     #[pin]
     _dev: ext::misc::Registration,
+    /// After `_dev`: dropped once no VM can exist any more.
+    _debugfs: virt::debugfs::Debugfs,
 }
 
 impl kernel::InPlaceModule for KvmModule {
@@ -60,8 +62,10 @@ impl kernel::InPlaceModule for KvmModule {
         unsafe { x86::vendor::KVM_LOCK.init() };
         pin_init::pin_init_scope(|| {
             x86::params::check_at_load()?;
+            let debugfs = virt::debugfs::Debugfs::new()?;
             Ok(try_pin_init!(Self {
                 _dev <- ext::misc::Registration::register::<virt::dev::KvmDev>(KVM_MINOR, c"kvm"),
+                _debugfs: debugfs,
             }))
         })
     }

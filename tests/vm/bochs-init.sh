@@ -2,16 +2,19 @@
 # PID 1 of the Bochs test VM (scripts/bochs.sh; the VMX column): an Intel
 # CPU with VMX+EPT, no 9p. The root is the initramfs that scripts/bochs.sh
 # packs: /bin/busybox, rkvm-vmtest and its libraries, both module sets
-# (/rkvm/ours, /rkvm/intree), udev with our rule, and in l2 mode QEMU and
-# the L2 guest. Results leave through the second serial port (ttyS1) as
-# framed files, which scripts/bochs.sh cuts apart on the host:
+# (/rkvm/ours, /rkvm/intree), udev with our rule, and in l2/full modes QEMU
+# and the L2 guest. Results leave through the second serial port (ttyS1)
+# as framed files, which scripts/bochs.sh cuts apart on the host:
 #   @@RKVM-FILE <name>
 #   ...content...
 #   @@RKVM-END <name>
-# Parameters on the kernel command line: rkvm.mode (check | l2 | exec),
-# rkvm.set (ours | intree), rkvm.filter (vmtest guest-suite filter),
-# rkvm.cmd (exec mode: command, with @ for spaces), rkvm.l2 (l2 mode: the
-# L2 variants, ',' separated).
+# and "@@RKVM-DONE" last. Parameters on the kernel command line:
+#   rkvm.mode    check (rkvm-vmtest) | l2 (scripts/l2-boot.sh) | full (both)
+#                | exec (rkvm.cmd, with @ for spaces)
+#   rkvm.set     ours | intree
+#   rkvm.filter  rkvm-vmtest's guest-suite filter
+#   rkvm.l2      the L2 variants, ',' separated
+#   rkvm.env.NAME=VALUE   an environment variable (@ for spaces)
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export HOME=/tmp
 /bin/busybox --install -s /bin 2>/dev/null
@@ -28,7 +31,6 @@ mount -t tmpfs tmpfs /run
 mode= set= filter= cmd= l2=
 for p in $(cat /proc/cmdline); do
 	case $p in
-	# rkvm.env.NAME=VALUE: an environment variable (@ for spaces).
 	rkvm.env.*=*) k=${p%%=*}; export "${k#rkvm.env.}=$(echo "${p#*=}" | tr @ ' ')" ;;
 	rkvm.*=*) k=${p%%=*}; eval "${k#rkvm.}=\${p#*=}" ;;
 	esac
@@ -38,16 +40,13 @@ done
 # time), raw.
 stty -F /dev/ttyS1 115200 raw -echo 2>/dev/null
 exec 3>/dev/ttyS1
-# phase NAME: guest uptime marks for the host's timing table, and a Bochs
-# tick mark: reading the unknown MSR 0x5eb0c500+N (N counts the phases)
-# puts "RDMSR: Unknown register 0x5eb0c5NN" with the instruction count
-# into Bochs' log (ignore_bad_msrs=1 makes it read 0).
+# phase NAME: guest uptime marks for the host's timing table (the host
+# stamps the console line with the wall time).
 nphase=0
 phase() {
 	read -r up _ < /proc/uptime
 	echo "$up $1 $nphase" >> /tmp/phases.txt
 	echo "rkvm-bochs: $up $1" > /dev/console
-	hexdump -s $((0x5eb0c500 + nphase)) -n 8 /dev/cpu/0/msr > /dev/null 2>&1
 	nphase=$((nphase + 1))
 }
 # send NAME [FILE]: one framed file (stdin without FILE) to the host.
@@ -59,19 +58,15 @@ send() {
 finish() {
 	phase end
 	send phases.txt /tmp/phases.txt
-	dmesg > /tmp/dmesg.txt 2>&1
-	send dmesg.txt /tmp/dmesg.txt
+	# The kernel log gzipped and in base64: a quarter of the bytes through
+	# the UART (Bochs paces it at 115200 baud in emulated time).
+	dmesg 2>&1 | gzip -9 | base64 > /tmp/dmesg.b64
+	send dmesg.gz.b64 /tmp/dmesg.b64
 	echo "@@RKVM-DONE" >&3
-	# Bochs does not flush its COM2 file when the power-off ends it:
-	# push the frames out of its stdio buffer with 8 KiB of filler.
-	i=0
-	while [ $i -lt 128 ]; do
-		echo "@@RKVM-PAD ################################################################" >&3
-		i=$((i + 1))
-	done
-	sync
+	# Let the UART drain (the guest idles meanwhile, which Bochs skips
+	# through); then the ACPI soft power off ends Bochs.
 	sleep 1
-	# ACPI soft power off: Bochs exits ("ACPI control: soft power off").
+	exec 3>&-
 	poweroff -f
 	sleep 5
 	echo "rkvm-bochs: poweroff failed" > /dev/console
@@ -98,12 +93,12 @@ intree) mods="--pre $m/irqbypass.ko --kvm $m/kvm.ko --amd $m/kvm-amd.ko --intel 
 esac
 [ -n "$filter" ] && export RKVM_TEST_FILTER=$filter
 
-case $mode in
-check)
+# rkvm-vmtest (check and full modes).
+run_vmtest() {
 	phase vmtest
-	# shellcheck disable=SC2086
 	# Each result line also goes to timed.txt with the guest uptime at which
 	# it came (per-test and per-group times on the host).
+	# shellcheck disable=SC2086
 	{ $vmtest --set "$set" $mods 2> /tmp/vmtest.err; echo $? > /tmp/vmtest.rc; } |
 		while IFS= read -r l; do
 			read -r up _ < /proc/uptime
@@ -113,10 +108,11 @@ check)
 	send timed.txt /tmp/timed.txt
 	send vmtest.err /tmp/vmtest.err
 	send vmtest.rc /tmp/vmtest.rc
-	;;
-l2)
-	# The nested QEMU test (scripts/l2-boot.sh, as in the SVM column),
-	# variants from rkvm.l2 (default: the default session only).
+}
+
+# The nested QEMU test (scripts/l2-boot.sh, as in the SVM column; l2 and
+# full modes), variants from rkvm.l2 (default: the default session only).
+run_l2() {
 	phase l2
 	mkdir -p /tmp/l2out
 	# shellcheck disable=SC2086
@@ -129,7 +125,12 @@ l2)
 		case $f in *.virtio-out) continue ;; esac
 		[ -f "$f" ] && send "$(basename "$f")" "$f"
 	done
-	;;
+}
+
+case $mode in
+check) run_vmtest ;;
+l2) run_l2 ;;
+full) run_vmtest; run_l2 ;;
 exec)
 	# Debugging aid: load the module set, run one command (rkvm.cmd, @ for
 	# spaces), send its output.

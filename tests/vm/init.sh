@@ -2,12 +2,20 @@
 # PID 1 of the rkvm test VM (started by scripts/vm.sh). The root file system
 # is the host's / over 9p, read-only; /mnt is the writable results share.
 # Parameters come on the kernel command line: rkvm.mode, rkvm.set,
-# rkvm.repo, rkvm.kdir, rkvm.krel.
+# rkvm.repo, rkvm.kdir, rkvm.krel (and optional ones, below).
+#
+# Results in /mnt: dmesg.txt (the kernel log, streamed from boot to
+# poweroff), and in check mode results.txt, peer-*.txt, l2-results.txt,
+# phases.txt and the exit status of each step: vmtest.rc, peer.rc, l2.rc
+# (128 + N: killed by signal N).
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/tmp
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# Statistics and tracepoints (kvm_stat, tracefs events): issue 13.
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tracefs tracefs /sys/kernel/tracing
 mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
@@ -35,12 +43,28 @@ done
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 out /mnt
 out=/mnt
 
+# The kernel log, streamed to the results share as it is written: nothing
+# is lost when the ring buffer wraps, and what came before a crash is there.
+stdbuf -oL dmesg --follow > $out/dmesg.txt 2>&1 &
+kmsg_pid=$!
+export RKVM_L1_KMSG=$out/dmesg.txt
+
+# finish: stop the kernel log stream, mark the run complete, power off.
 finish() {
-	dmesg > $out/dmesg.txt 2>&1
+	sleep 1
+	kill $kmsg_pid
+	wait $kmsg_pid 2>/dev/null
 	touch $out/done
 	sync
 	busybox poweroff -f
 }
+
+# rkvm.l1_insmod=KO [rkvm.l1_insmod_args=ARGS]: a test-only module loaded
+# first (tests/vm/warnmod: a deliberate WARN early in boot, to show that
+# scripts/check.sh catches it).
+if [ -n "${l1_insmod:-}" ]; then
+	insmod "$l1_insmod" ${l1_insmod_args:-} || echo "init: insmod $l1_insmod failed" >&2
+fi
 
 # udev with nothing but our rule, so the test proves scripts/65-kvm.rules
 # (Debian's default rules would also set group kvm on /dev/kvm).
@@ -74,14 +98,18 @@ check)
 	# rkvm.only_vmtest (a re-run of single tests): no peer suite, no L2.
 	if [ -n "${only_vmtest:-}" ]; then phase end; finish; fi
 	# Peer suite (kvm-ioctls' own tests), when scripts/peer.sh built it.
-	# shellcheck disable=SC2086
-	[ -s "$repo/build/peer/tests.list" ] && "$repo/scripts/peer.sh" vm "$out" $mods > $out/peer.log 2>&1
+	if [ -s "$repo/build/peer/tests.list" ]; then
+		# shellcheck disable=SC2086
+		"$repo/scripts/peer.sh" vm "$out" $mods > $out/peer.log 2>&1
+		echo $? > $out/peer.rc
+	fi
 	# Nested guest (issue 6): unmodified QEMU -accel kvm boots the L2 guest
 	# (build/l2, made on the host by scripts/l2-initramfs.sh); reloads the
 	# modules, writes $out/l2-results.txt.
 	phase l2
 	# shellcheck disable=SC2086
 	"$repo/scripts/l2-boot.sh" check "$out" $mods > $out/l2.log 2>&1
+	echo $? > $out/l2.rc
 	phase end
 	;;
 run)
@@ -93,6 +121,7 @@ run)
 bench)
 	# shellcheck disable=SC2086
 	$vmtest --set "$set" $mods --bench > $out/bench.txt 2> $out/vmtest.err
+	echo $? > $out/vmtest.rc
 	;;
 shell)
 	setsid sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1'

@@ -30,7 +30,8 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: usize) -> isize {
         | KVM_CAP_CHECK_EXTENSION_VM
         | KVM_CAP_ENABLE_CAP_VM
         | KVM_CAP_IOEVENTFD_ANY_LENGTH
-        | KVM_CAP_IRQFD_RESAMPLE => 1,
+        | KVM_CAP_IRQFD_RESAMPLE
+        | KVM_CAP_BINARY_STATS_FD => 1,
         // Generic, upstream under CONFIG_KVM_MMIO.
         KVM_CAP_COALESCED_MMIO => KVM_COALESCED_MMIO_PAGE_OFFSET as isize,
         KVM_CAP_COALESCED_PIO => 1,

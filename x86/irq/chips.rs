@@ -11,6 +11,7 @@
 
 use crate::{
     ext::{
+        trace,
         uaccess::{read_arg, read_array, write_arg},
         uapi,
     },
@@ -202,6 +203,12 @@ impl ApicBus for Bus<'_> {
             return false;
         };
         let Some(lapic) = v.lapic() else { return false };
+        trace::kvm_apic_accept_irq(
+            v.id(),
+            (irq.delivery_mode.bits() << 8) as u16,
+            u16::from(irq.trigger == TriggerMode::Level),
+            irq.vector,
+        );
         let ok = lapic.lock().accept_irq(irq);
         if ok {
             v.kick().post(REQ_EVENT);
@@ -248,6 +255,7 @@ impl IrqLines for Lines<'_, '_> {
     }
 
     fn set_msi(&mut self, route: &irqchip::routing::MsiRoute, level: bool) -> i32 {
+        trace_msi(&route.msg);
         irqchip::signal_msi(self.bus, &route.msg, level, &self.cfg)
     }
 }
@@ -437,6 +445,7 @@ pub(crate) fn irq_line(vm: &Vm, arg: usize, status: bool) -> Result {
 
 /// Raises or lowers `gsi` from `source`; KVM_IRQ_LINE_STATUS's value.
 fn set_gsi_status(vm: &Vm, gsi: u32, level: bool, source: u32, line_status: bool) -> Result<i32> {
+    trace::kvm_set_irq(gsi, level.into(), source as i32);
     let mut guard = vm.arch().irqchip().chips.lock();
     let chips = guard.as_deref_mut().ok_or(ENXIO)?;
     let cfg = bus_config();
@@ -756,6 +765,7 @@ pub(crate) fn signal_msi(vm: &Vm, arg: usize) -> Result<isize> {
         acked: 0,
         resample_pins: 0,
     };
+    trace_msi(&msg);
     let r = irqchip::signal_msi(&mut bus, &msg, true, &cfg);
     if r < 0 && r == -irqchip::msi::EINVAL {
         return Err(EINVAL);
@@ -824,3 +834,9 @@ unsafe impl kernel::transmute::FromBytes for irqchip::uapi::KvmPicState {}
 unsafe impl kernel::transmute::AsBytes for irqchip::uapi::KvmIoapicState {}
 // SAFETY: as above.
 unsafe impl kernel::transmute::FromBytes for irqchip::uapi::KvmIoapicState {}
+
+/// kvm_msi_set_irq for an MSI about to be delivered.
+fn trace_msi(m: &irqchip::MsiMessage) {
+    let address = u64::from(m.address_hi) << 32 | u64::from(m.address_lo);
+    trace::kvm_msi_set_irq(address, m.data.into());
+}

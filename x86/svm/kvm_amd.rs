@@ -87,6 +87,10 @@ impl ArchOps for Svm {
         msr::write(rb::MSR_VM_HSAVE_PA, 0);
     }
 
+    fn trace_isa(&self) -> u32 {
+        kvm::ext::trace::ISA_SVM
+    }
+
     fn tdp_format(&self) -> TdpFormat {
         vmcb::NPT_FORMAT
     }

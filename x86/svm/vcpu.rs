@@ -223,7 +223,8 @@ impl SvmVcpu {
         let c = &self.vmcb().control;
         let (code, info1, info2) = (c.exit_code, c.exit_info_1, c.exit_info_2);
         match code {
-            exit::INTR | exit::NMI | exit::SMI => VmExit::None,
+            exit::INTR => VmExit::HostIrq,
+            exit::NMI | exit::SMI => VmExit::None,
             exit::IRET => {
                 // The NMI handler is returning: stop intercepting and
                 // unblock NMIs once the IRET has retired.
@@ -827,6 +828,17 @@ impl VcpuArch for SvmVcpu {
             u64::from(info),
             u64::from(err),
         ]
+    }
+
+    fn entry_info(&self) -> (u32, u32) {
+        let c = &self.vmcb().control;
+        let info = c.event_inj;
+        let err = if info & event::VALID != 0 && info & event::VALID_ERR != 0 {
+            c.event_inj_err
+        } else {
+            0
+        };
+        (info, err)
     }
 
     fn reset(&mut self, _init: bool) {

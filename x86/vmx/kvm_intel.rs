@@ -190,6 +190,10 @@ impl ArchOps for Vmx {
         unsafe { rb::x86_virt_put_ref(rb::X86_FEATURE_VMX as i32) };
     }
 
+    fn trace_isa(&self) -> u32 {
+        kvm::ext::trace::ISA_VMX
+    }
+
     fn tdp_format(&self) -> TdpFormat {
         vmcs::EPT_FORMAT
     }

@@ -1506,6 +1506,17 @@ impl VcpuArch for VmxVcpu {
         ]
     }
 
+    fn entry_info(&self) -> (u32, u32) {
+        let e = self.s.entry;
+        let err = if e.info & (intr::VALID | intr::DELIVER_CODE) == intr::VALID | intr::DELIVER_CODE
+        {
+            e.err
+        } else {
+            0
+        };
+        (e.info, err)
+    }
+
     fn reset(&mut self, _init: bool) {
         self.s.reset();
     }

@@ -291,14 +291,16 @@ fn iterations() -> u64 {
 }
 
 /// Loads the modules and runs the benchmarks.
-pub fn run(m: &Modules) {
+/// Runs every loop; false when any failed (a BENCH-FAIL line).
+pub fn run(m: &Modules) -> bool {
     let vendor = crate::vendor::Vendor::host().path(m).to_string();
     for p in m.pre.iter().chain([&m.kvm, &vendor]) {
         if let Err(e) = load_module(p) {
             println!("BENCH-FAIL load: insmod {p}: {}", errno_name(e));
-            return;
+            return false;
         }
     }
+    let mut ok = true;
     udev_settle();
     let iters = iterations();
     println!("BENCH-ITERS {iters}");
@@ -309,7 +311,10 @@ pub fn run(m: &Modules) {
                 let ns = t.as_nanos();
                 println!("BENCH {} {iters} {ns} {:.1} {exits} # {}", b.name, ns as f64 / iters as f64, b.what);
             }
-            Err(e) => println!("BENCH-FAIL {}: {}", b.name, e.replace('\n', " | ")),
+            Err(e) => {
+                ok = false;
+                println!("BENCH-FAIL {}: {}", b.name, e.replace('\n', " | "))
+            }
         }
     }
     for b in &IRQ_BENCHES {
@@ -319,7 +324,11 @@ pub fn run(m: &Modules) {
                 let ns = t.as_nanos();
                 println!("BENCH {} {n} {ns} {:.1} {exits} # {}", b.name, ns as f64 / n as f64, b.what);
             }
-            Err(e) => println!("BENCH-FAIL {}: {}", b.name, e.replace('\n', " | ")),
+            Err(e) => {
+                ok = false;
+                println!("BENCH-FAIL {}: {}", b.name, e.replace('\n', " | "))
+            }
         }
     }
+    ok
 }

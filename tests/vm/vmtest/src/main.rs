@@ -24,6 +24,8 @@ pub struct Modules {
 
 fn usage() -> ! {
     eprintln!("usage: rkvm-vmtest --set ours|intree [--pre KO]... --kvm KO --amd KO --intel KO [--demo|--bench]");
+    eprintln!("       rkvm-vmtest --list [--set ours|intree]   (the rows a run prints, as ROW <name>; runs nothing)");
+    eprintln!("       --vendor amd|intel: the CPU vendor whose rows to run or list (default: this CPU's)");
     std::process::exit(2);
 }
 
@@ -31,6 +33,7 @@ fn main() {
     let mut set = None;
     let mut demo = false;
     let mut bench = false;
+    let mut list = false;
     let mut m = Modules { pre: vec![], kvm: String::new(), amd: String::new(), intel: String::new() };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -49,8 +52,20 @@ fn main() {
             "--intel" => m.intel = val(),
             "--demo" => demo = true,
             "--bench" => bench = true,
+            "--list" => list = true,
+            "--vendor" => match val().as_str() {
+                "amd" => vendor::Vendor::set(vendor::Vendor::Amd),
+                "intel" => vendor::Vendor::set(vendor::Vendor::Intel),
+                _ => usage(),
+            },
             _ => usage(),
         }
+    }
+    if list {
+        // The manifest of a run (RKVM_TEST_FILTER applies, as in a run).
+        let mut r = Report::new(set.unwrap_or(Set::Ours), true);
+        lifecycle::run(&mut r, &m);
+        return;
     }
     let Some(set) = set else { usage() };
     if m.kvm.is_empty() || m.amd.is_empty() || m.intel.is_empty() {
@@ -61,10 +76,9 @@ fn main() {
         return;
     }
     if bench {
-        bench::run(&m);
-        return;
+        std::process::exit(if bench::run(&m) { 0 } else { 1 });
     }
-    let mut r = Report::new(set);
+    let mut r = Report::new(set, false);
     lifecycle::run(&mut r, &m);
     std::process::exit(if r.failed == 0 { 0 } else { 1 });
 }

@@ -64,10 +64,23 @@ pub fn expect_errno(what: &str, r: Result<i64, i32>, want: i32) -> Result<(), St
     }
 }
 
+/// The parameters RKVM_MODULE_PARAMS gives for the module file `path`:
+/// "FILE.ko:PARAMS;..." entries, FILE.ko matching the end of `path` (the
+/// VMX column loads the in-tree kvm-intel with "kvm-intel.ko:pml=0":
+/// Bochs' PML is broken).
+fn module_params(path: &str) -> String {
+    let all = std::env::var("RKVM_MODULE_PARAMS").unwrap_or_default();
+    all.split(';')
+        .filter_map(|e| e.split_once(':'))
+        .find(|(file, _)| !file.is_empty() && path.ends_with(&format!("/{file}")))
+        .map(|(_, p)| p.replace(',', " "))
+        .unwrap_or_default()
+}
+
 /// finit_module(2) on `path`.
 pub fn load_module(path: &str) -> Result<(), i32> {
     let f = File::open(path).map_err(|e| e.raw_os_error().unwrap_or(0))?;
-    let params = CString::new("").unwrap();
+    let params = CString::new(module_params(path)).unwrap_or_default();
     // SAFETY: valid fd and NUL-terminated empty parameter string.
     let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), params.as_ptr(), 0) };
     if r < 0 {

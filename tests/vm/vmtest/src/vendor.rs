@@ -13,10 +13,22 @@ pub enum Vendor {
     Intel,
 }
 
+/// `--vendor`: the vendor whose rows to run or list, instead of this CPU's
+/// (`--list --vendor intel` gives the VMX column's manifest on an AMD host).
+static OVERRIDE: std::sync::OnceLock<Vendor> = std::sync::OnceLock::new();
+
 impl Vendor {
+    /// Takes `v` for the CPU's vendor from now on (`--vendor`).
+    pub fn set(v: Vendor) {
+        let _ = OVERRIDE.set(v);
+    }
+
     /// The CPU this program runs on (AuthenticAMD and HygonGenuine are
-    /// AMD; everything else is taken for Intel).
+    /// AMD; everything else is taken for Intel), or the `--vendor` given.
     pub fn host() -> Vendor {
+        if let Some(v) = OVERRIDE.get() {
+            return *v;
+        }
         // SAFETY: CPUID leaf 0 exists on every x86_64 CPU (`__cpuid` is
         // safe on newer toolchains, hence the allow).
         #[allow(unused_unsafe)]
