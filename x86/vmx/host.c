@@ -12,6 +12,7 @@
 #include <asm/desc.h>
 #include <asm/entry-common.h>
 #include <asm/gsseg.h>
+#include <asm/mce.h>
 #include <asm/msr.h>
 #include <asm/percpu.h>
 #include <asm/processor.h>
@@ -92,4 +93,20 @@ u64 rkvm_vmx_host_sysenter_esp(int cpu)
 void rkvm_vmx_host_nmi(void)
 {
 	x86_entry_from_kvm(EVENT_TYPE_NMI, NMI_VECTOR);
+}
+
+/*
+ * A machine check exited the guest (or hit the VM entry): the host's
+ * handler runs now, interrupts still off (upstream's kvm_machine_check()).
+ */
+void rkvm_vmx_host_mce(void)
+{
+#if IS_ENABLED(CONFIG_X86_MCE)
+	struct pt_regs regs = {
+		.cs = 3, /* Fake ring 3 no matter what the guest ran on */
+		.flags = X86_EFLAGS_IF,
+	};
+
+	do_machine_check(&regs);
+#endif
 }

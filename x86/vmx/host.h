@@ -22,4 +22,5 @@ u64 rkvm_vmx_host_gdt_base(int cpu);
 u64 rkvm_vmx_host_gs_base(int cpu);
 u64 rkvm_vmx_host_sysenter_esp(int cpu);
 void rkvm_vmx_host_nmi(void);
+void rkvm_vmx_host_mce(void);
 #endif

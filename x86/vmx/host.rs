@@ -43,6 +43,8 @@ extern "C" {
     pub(crate) fn rkvm_vmx_host_sysenter_esp(cpu: i32) -> u64;
     /// Runs the host's NMI handler (after an NMI exit).
     pub(crate) fn rkvm_vmx_host_nmi();
+    /// Runs the host's machine-check handler (after a #MC exit).
+    pub(crate) fn rkvm_vmx_host_mce();
 }
 
 /// Host state that is the same on every CPU for the module's lifetime.

@@ -35,7 +35,9 @@ use kvm::{
             X86_CR0_PE, X86_CR0_PG, X86_CR0_RESET, X86_CR0_TS, X86_CR4_PAE, X86_CR4_PKE,
             X86_CR4_SMAP, X86_CR4_SMEP, X86_EFLAGS_IF,
         },
-        vector::{AC_VECTOR, BP_VECTOR, DB_VECTOR, DF_VECTOR, NMI_VECTOR, OF_VECTOR, UD_VECTOR},
+        vector::{
+            AC_VECTOR, BP_VECTOR, DB_VECTOR, DF_VECTOR, MC_VECTOR, NMI_VECTOR, OF_VECTOR, UD_VECTOR,
+        },
     },
     ext::{msr, uapi},
     x86::vendor::{
@@ -56,9 +58,10 @@ fn rdtsc() -> u64 {
 /// selective CR0 write intercept on SVM leaves the same two).
 const CR0_GUEST_OWNED: u64 = X86_CR0_TS | X86_CR0_MP;
 /// Exceptions always intercepted: #AC (an alignment-check loop must not
-/// wedge the CPU) and #UD (the other vendor's hypercall instruction is
-/// handled by kvm.ko, as upstream's #UD emulation does).
-const ALWAYS_INTERCEPTED: u32 = (1 << AC_VECTOR) | (1 << UD_VECTOR);
+/// wedge the CPU), #UD (the other vendor's hypercall instruction is
+/// handled by kvm.ko, as upstream's #UD emulation does) and #MC (the
+/// host's machine-check handler runs).
+const ALWAYS_INTERCEPTED: u32 = (1 << AC_VECTOR) | (1 << UD_VECTOR) | (1 << MC_VECTOR);
 /// CR3 bits 31:5: the PDPT's address in PAE paging.
 const PAE_PDPT_MASK: u64 = 0xffff_ffe0;
 /// Reported as the FailEntry reason when VMPTRLD itself failed.
@@ -653,6 +656,16 @@ impl State {
             && x.intr_info & (intr::VALID | intr::TYPE_MASK) == intr::VALID | intr::TYPE_NMI
     }
 
+    /// The exit was caused by a machine check (the host's to handle).
+    fn exit_is_mce(&self) -> bool {
+        let x = &self.exit;
+        let mc = intr::VALID | intr::TYPE_HARD_EXCEPTION | u32::from(MC_VECTOR);
+        !x.vmfail
+            && (x.reason & !reason::FAILED_VMENTRY == reason::MCE_DURING_VMENTRY
+                || (x.reason == reason::EXCEPTION_NMI
+                    && x.intr_info & (intr::VALID | intr::TYPE_MASK | intr::VECTOR) == mc))
+    }
+
     fn skip_instruction(&mut self) {
         self.g.rip = self.exit.rip.wrapping_add(u64::from(self.exit.insn_len));
         self.g.intr_state &= !(intr_state::STI | intr_state::MOV_SS);
@@ -758,6 +771,10 @@ impl State {
             return VmExit::None;
         }
         let vector = (info & intr::VECTOR) as u8;
+        // The host handled it after the exit; the guest does not see it.
+        if vector == MC_VECTOR && info & intr::TYPE_MASK == intr::TYPE_HARD_EXCEPTION {
+            return VmExit::None;
+        }
         if is_soft(info) {
             self.event_inst_len = x.insn_len;
         }
@@ -1004,6 +1021,9 @@ impl VcpuArch for VmxVcpu {
             // SAFETY: an NMI exited the guest; NMIs are blocked until the
             // handler's IRET, as the kernel's NMI entry expects.
             unsafe { host::rkvm_vmx_host_nmi() };
+        } else if s.exit_is_mce() {
+            // SAFETY: a machine check exited the guest; interrupts are off.
+            unsafe { host::rkvm_vmx_host_mce() };
         }
         s.decode_exit()
     }

@@ -225,6 +225,7 @@ pub(crate) mod reason {
     pub(crate) const MWAIT_INSTRUCTION: u32 = 36;
     pub(crate) const MONITOR_INSTRUCTION: u32 = 39;
     pub(crate) const PAUSE_INSTRUCTION: u32 = 40;
+    pub(crate) const MCE_DURING_VMENTRY: u32 = 41;
     pub(crate) const TPR_BELOW_THRESHOLD: u32 = 43;
     pub(crate) const EPT_VIOLATION: u32 = 48;
     pub(crate) const EPT_MISCONFIG: u32 = 49;
