@@ -5,9 +5,14 @@
  * selectors and bases, the TSS limit, the per-CPU GDT and entry area) and
  * the NMI re-entry of the kernel (x86_entry_from_kvm), which Rust cannot
  * reach. These are upstream's vmx_prepare_switch_to_guest()/_to_host() and
- * vmx_handle_nmi(), for a 64-bit host.
+ * vmx_handle_nmi(), for a 64-bit host. The user-return MSRs (upstream's
+ * kvm_set_user_return_msr()) are here too: a DEFINE_PER_CPU variable
+ * holding a user_return_notifier, whose callback finds its slot with
+ * container_of(), neither of which the 7.3 kernel crate offers.
  */
+#include <linux/percpu.h>
 #include <linux/sched.h>
+#include <linux/user-return-notifier.h>
 #include <asm/cpu_entry_area.h>
 #include <asm/desc.h>
 #include <asm/entry-common.h>
@@ -109,4 +114,82 @@ void rkvm_vmx_host_mce(void)
 
 	do_machine_check(&regs);
 #endif
+}
+
+/*
+ * The SYSCALL MSRs and TSC_AUX hold the guest's values from the first VM
+ * entry until the CPU next returns to userspace (upstream's user-return
+ * MSRs): the kernel does not use them itself (its per-CPU base comes from
+ * the GDT, never RDPID), so the host's are put back only then, or when
+ * VMX is disabled on the CPU.
+ */
+static const u32 rkvm_vmx_uret_msrs[RKVM_VMX_NR_URET] = {
+	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK, MSR_TSC_AUX,
+};
+
+struct rkvm_vmx_uret {
+	struct user_return_notifier urn;
+	bool registered;
+	u64 host[RKVM_VMX_NR_URET];
+	u64 curr[RKVM_VMX_NR_URET];
+};
+
+static DEFINE_PER_CPU(struct rkvm_vmx_uret, rkvm_vmx_uret);
+
+static void rkvm_vmx_on_user_return(struct user_return_notifier *urn)
+{
+	struct rkvm_vmx_uret *u = container_of(urn, struct rkvm_vmx_uret, urn);
+	unsigned long flags;
+	int i;
+
+	local_irq_save(flags);
+	if (u->registered) {
+		u->registered = false;
+		user_return_notifier_unregister(urn);
+	}
+	for (i = 0; i < RKVM_VMX_NR_URET; i++) {
+		if (u->curr[i] != u->host[i]) {
+			wrmsrq(rkvm_vmx_uret_msrs[i], u->host[i]);
+			u->curr[i] = u->host[i];
+		}
+	}
+	local_irq_restore(flags);
+}
+
+/* On each CPU as VMX is enabled there: the host's values. */
+void rkvm_vmx_uret_cpu_init(void)
+{
+	struct rkvm_vmx_uret *u = this_cpu_ptr(&rkvm_vmx_uret);
+	int i;
+
+	for (i = 0; i < RKVM_VMX_NR_URET; i++) {
+		if (rdmsrq_safe(rkvm_vmx_uret_msrs[i], &u->host[i]))
+			u->host[i] = 0;
+		u->curr[i] = u->host[i];
+	}
+}
+
+/* On each CPU as VMX is disabled there: the host's values back. */
+void rkvm_vmx_uret_cpu_exit(void)
+{
+	rkvm_vmx_on_user_return(&this_cpu_ptr(&rkvm_vmx_uret)->urn);
+}
+
+/*
+ * Before a VM entry, interrupts off: user-return MSR `slot` holds `val`
+ * until the CPU returns to userspace.
+ */
+void rkvm_vmx_uret_set(unsigned int slot, u64 val)
+{
+	struct rkvm_vmx_uret *u = this_cpu_ptr(&rkvm_vmx_uret);
+
+	if (slot >= RKVM_VMX_NR_URET || u->curr[slot] == val)
+		return;
+	wrmsrq(rkvm_vmx_uret_msrs[slot], val);
+	u->curr[slot] = val;
+	if (!u->registered) {
+		u->urn.on_user_return = rkvm_vmx_on_user_return;
+		user_return_notifier_register(&u->urn);
+		u->registered = true;
+	}
 }

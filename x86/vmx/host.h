@@ -23,4 +23,10 @@ u64 rkvm_vmx_host_gs_base(int cpu);
 u64 rkvm_vmx_host_sysenter_esp(int cpu);
 void rkvm_vmx_host_nmi(void);
 void rkvm_vmx_host_mce(void);
+
+/* User-return MSRs: STAR, LSTAR, CSTAR, SYSCALL_MASK, TSC_AUX (slots 0-4). */
+#define RKVM_VMX_NR_URET 5
+void rkvm_vmx_uret_cpu_init(void);
+void rkvm_vmx_uret_cpu_exit(void);
+void rkvm_vmx_uret_set(unsigned int slot, u64 val);
 #endif

@@ -4,10 +4,7 @@
 
 use core::arch::asm;
 use kvm::defs::{
-    msr::{
-        MSR_CSTAR, MSR_EFER, MSR_IA32_CR_PAT, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP,
-        MSR_IA32_S_CET, MSR_LSTAR, MSR_STAR, MSR_SYSCALL_MASK,
-    },
+    msr::{MSR_EFER, MSR_IA32_CR_PAT, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP, MSR_IA32_S_CET},
     regs::X86_CR4_CET,
 };
 use kvm::ext::msr;
@@ -45,7 +42,26 @@ extern "C" {
     pub(crate) fn rkvm_vmx_host_nmi();
     /// Runs the host's machine-check handler (after a #MC exit).
     pub(crate) fn rkvm_vmx_host_mce();
+    /// Reads this CPU's host values of the user-return MSRs.
+    pub(crate) fn rkvm_vmx_uret_cpu_init();
+    /// Puts the host's user-return MSR values back on this CPU.
+    pub(crate) fn rkvm_vmx_uret_cpu_exit();
+    /// Loads user-return MSR `slot` ([`URET_STAR`]...) with `val` until
+    /// the CPU returns to userspace (interrupts off).
+    pub(crate) fn rkvm_vmx_uret_set(slot: u32, val: u64);
 }
+
+/// User-return MSR slots of host.c: STAR, LSTAR, CSTAR, SYSCALL_MASK,
+/// TSC_AUX.
+pub(crate) const URET_STAR: u32 = 0;
+/// See [`URET_STAR`].
+pub(crate) const URET_LSTAR: u32 = 1;
+/// See [`URET_STAR`].
+pub(crate) const URET_CSTAR: u32 = 2;
+/// See [`URET_STAR`].
+pub(crate) const URET_SYSCALL_MASK: u32 = 3;
+/// See [`URET_STAR`].
+pub(crate) const URET_TSC_AUX: u32 = 4;
 
 /// Host state that is the same on every CPU for the module's lifetime.
 #[derive(Clone, Copy, Debug)]
@@ -59,11 +75,6 @@ pub(crate) struct HostConsts {
     pub(crate) sysenter_eip: u64,
     pub(crate) pat: u64,
     pub(crate) efer: u64,
-    /// The SYSCALL MSRs (set once at boot by the kernel).
-    pub(crate) star: u64,
-    pub(crate) lstar: u64,
-    pub(crate) cstar: u64,
-    pub(crate) sfmask: u64,
     /// IA32_S_CET when the kernel runs with CR4.CET (IBT).
     pub(crate) s_cet: Option<u64>,
 }
@@ -96,10 +107,6 @@ impl HostConsts {
             sysenter_eip: msr::read(MSR_IA32_SYSENTER_EIP),
             pat: msr::read(MSR_IA32_CR_PAT),
             efer: msr::read(MSR_EFER),
-            star: msr::read(MSR_STAR),
-            lstar: msr::read(MSR_LSTAR),
-            cstar: msr::read(MSR_CSTAR),
-            sfmask: msr::read(MSR_SYSCALL_MASK),
             s_cet: (cr4 & X86_CR4_CET != 0).then(|| msr::read(MSR_IA32_S_CET)),
         }
     }

@@ -180,10 +180,17 @@ impl ArchOps for Vmx {
     fn enable_cpu(&self, _cpu: u32) -> Result {
         // SAFETY: no memory-safety preconditions; sets CR4.VMXE and
         // executes VMXON on this CPU (balanced in `disable_cpu`).
-        kernel::error::to_result(unsafe { rb::x86_virt_get_ref(rb::X86_FEATURE_VMX as i32) })
+        kernel::error::to_result(unsafe { rb::x86_virt_get_ref(rb::X86_FEATURE_VMX as i32) })?;
+        // SAFETY: reads this CPU's MSRs into its own per-CPU slot.
+        unsafe { host::rkvm_vmx_uret_cpu_init() };
+        Ok(())
     }
 
     fn disable_cpu(&self, _cpu: u32) {
+        // The host's SYSCALL MSRs and TSC_AUX back, the user-return
+        // notifier (our code) gone before the module may be.
+        // SAFETY: on this CPU, in its hotplug callback.
+        unsafe { host::rkvm_vmx_uret_cpu_exit() };
         // No VMCS is ever left active on a CPU (each entry ends with
         // VMCLEAR): VMXOFF may follow.
         // SAFETY: balances the reference taken in `enable_cpu` on this CPU.

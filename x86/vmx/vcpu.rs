@@ -183,8 +183,6 @@ struct State {
     host_cr3: u64,
     host_cr4: u64,
     host_fs: (u16, u16, u64),
-    /// The host's TSC_AUX on `last_cpu`.
-    host_tsc_aux: u64,
 }
 
 /// A VMX vCPU.
@@ -233,7 +231,6 @@ impl VmxVcpu {
             host_cr3: 0,
             host_cr4: 0,
             host_fs: (0, 0, 0),
-            host_tsc_aux: 0,
         };
         s.reset();
         Ok(Self { vmcs, s })
@@ -408,9 +405,6 @@ impl State {
             c.write(f::HOST_GDTR_BASE, gdt);
             c.write(f::HOST_GS_BASE, gs);
             c.write(f::HOST_IA32_SYSENTER_ESP, esp);
-            if self.shared.cfg.rdtscp() {
-                self.host_tsc_aux = msr::read(MSR_TSC_AUX);
-            }
         }
         let (cr3, cr4) = (read_cr3(), read_cr4());
         if cr3 != self.host_cr3 {
@@ -899,53 +893,30 @@ impl State {
         self.dirty = dirty::ALL;
     }
 
-    /// Loads the guest's syscall MSRs, KERNEL_GS_BASE and TSC_AUX where
-    /// they differ from the host's; returns which were loaded.
-    fn msrs_to_guest(&self) -> u8 {
-        let h = &self.shared.host;
+    /// Loads the guest's SYSCALL MSRs and TSC_AUX (kept until the CPU
+    /// returns to userspace) and its KERNEL_GS_BASE (until the exit).
+    fn msrs_to_guest(&self) {
         let m = &self.msrs;
-        let mut loaded = 0;
-        for (i, (index, guest, host)) in [
-            (MSR_STAR, m.star, h.star),
-            (MSR_LSTAR, m.lstar, h.lstar),
-            (MSR_CSTAR, m.cstar, h.cstar),
-            (MSR_SYSCALL_MASK, m.sfmask, h.sfmask),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            if guest != host {
-                msr::write(index, guest);
-                loaded |= 1 << i;
-            }
+        for (slot, v) in [
+            (host::URET_STAR, m.star),
+            (host::URET_LSTAR, m.lstar),
+            (host::URET_CSTAR, m.cstar),
+            (host::URET_SYSCALL_MASK, m.sfmask),
+        ] {
+            // SAFETY: interrupts are off; the slot exists.
+            unsafe { host::rkvm_vmx_uret_set(slot, v) };
         }
-        if self.shared.cfg.rdtscp() && m.tsc_aux != self.host_tsc_aux {
-            msr::write(MSR_TSC_AUX, m.tsc_aux);
-            loaded |= 1 << 4;
+        if self.shared.cfg.rdtscp() {
+            // SAFETY: as above.
+            unsafe { host::rkvm_vmx_uret_set(host::URET_TSC_AUX, m.tsc_aux) };
         }
         msr::write(MSR_KERNEL_GS_BASE, m.kernel_gs_base);
-        loaded
     }
 
-    /// Undoes [`State::msrs_to_guest`] (KERNEL_GS_BASE is restored with the
-    /// host's segments); the guest's KERNEL_GS_BASE is read back.
-    fn msrs_to_host(&mut self, loaded: u8) {
+    /// After the exit: the guest's KERNEL_GS_BASE (the host's is put back
+    /// with the host's segments).
+    fn msrs_to_host(&mut self) {
         self.msrs.kernel_gs_base = msr::read(MSR_KERNEL_GS_BASE);
-        let h = &self.shared.host;
-        for (i, (index, host)) in [
-            (MSR_STAR, h.star),
-            (MSR_LSTAR, h.lstar),
-            (MSR_CSTAR, h.cstar),
-            (MSR_SYSCALL_MASK, h.sfmask),
-            (MSR_TSC_AUX, self.host_tsc_aux),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            if loaded & (1 << i) != 0 {
-                msr::write(index, host);
-            }
-        }
     }
 
     /// PAE paging: CR0.PG, CR4.PAE, not long mode.
@@ -996,7 +967,7 @@ impl VcpuArch for VmxVcpu {
         // SAFETY: interrupts are off; fills `hs`.
         unsafe { host::rkvm_vmx_host_save(&mut hs) };
         s.prepare(&cur, cpu, &hs);
-        let loaded = s.msrs_to_guest();
+        s.msrs_to_guest();
         if read_cr2() != s.g.cr2 {
             write_cr2(s.g.cr2);
         }
@@ -1012,7 +983,7 @@ impl VcpuArch for VmxVcpu {
             s.g.dr6 = dr6;
             write_dr6(DR6_ACTIVE_LOW);
         }
-        s.msrs_to_host(loaded);
+        s.msrs_to_host();
         // SAFETY: `hs` was filled before the entry, on this CPU.
         unsafe { host::rkvm_vmx_host_restore(&hs) };
         s.read_exit(&cur, vmfail);
