@@ -15,6 +15,8 @@ macro_rules! events {
         kernel::macros::paste! {
             $(#[$m])*
             #[inline(always)]
+            // The arguments are the event's fields, as upstream's TP_PROTO.
+            #[allow(clippy::too_many_arguments)]
             pub fn $name($($arg: $ty),*) {
                 if [<$name _enabled>]() {
                     // SAFETY: the event takes plain values, which its C

@@ -9,8 +9,8 @@
 #   each host test binary (FAIL host/<crate>/<binary>: killed by signal
 #   SIGABRT ...), uapi-check, each VM (vm/<set>/boot-and-finish), vmtest
 #   (vm/<set>/vmtest-ran), the peer suite's runner (vm/<set>/peer-ran; its
-#   test results are reported, not counted), scripts/l2-boot.sh
-#   (vm/<set>/l2-ran);
+#   test results are reported, not counted), tests/vm/install.sh
+#   (vm/<set>/install-ran), scripts/l2-boot.sh (vm/<set>/l2-ran);
 # - a row of the manifest (what `rkvm-vmtest --list` and `scripts/l2-boot.sh
 #   list` say a run prints) missing from either column, a row reported that
 #   is not in the manifest, a row reported twice, a SKIP without a reason;
@@ -177,7 +177,17 @@ make_manifest() {
 			fail manifest/l2 "scripts/l2-boot.sh list: $(status_text $rc); see $out/manifest.err"
 		fi
 	fi
-	sed -n 's/^ROW //p' "$out/manifest-vmtest.txt" "$out/manifest-l2.txt" > "$out/manifest.txt"
+	# The short fuzzer run after vmtest (tests/vm/init.sh), when built.
+	: > "$out/manifest-fuzz.txt"
+	if [ -z "${RKVM_ONLY_VMTEST:-}" ] && [ -x build/ioctlfuzz/release/rkvm-ioctlfuzz ]; then
+		printf 'ROW %s\n' fuzz-short/no-kernel-reports fuzz-short/no-hang \
+			fuzz-short/modules-unload-after fuzz-short/modules-reload-after > "$out/manifest-fuzz.txt"
+	fi
+	# The install test after it (tests/vm/init.sh).
+	: > "$out/manifest-install.txt"
+	[ -n "${RKVM_ONLY_VMTEST:-}" ] || tests/vm/install.sh list > "$out/manifest-install.txt"
+	sed -n 's/^ROW //p' "$out/manifest-vmtest.txt" "$out/manifest-l2.txt" "$out/manifest-fuzz.txt" \
+		"$out/manifest-install.txt" > "$out/manifest.txt"
 	dups=$(sort "$out/manifest.txt" | uniq -d | tr '\n' ' ')
 	[ -z "$dups" ] || fail manifest/unique "rows listed twice: $dups"
 	while read -r n; do
@@ -297,6 +307,7 @@ run_vm() {
 	if [ -n "${RKVM_ONLY_VMTEST:-}" ]; then
 		skip "vm/$set/l2-ran" "RKVM_ONLY_VMTEST is set"
 	else
+		proc_row "vm/$set/install-ran" "$d/install.rc" 0 tests/vm/install.sh "$d/install.err"
 		proc_row "vm/$set/l2-ran" "$d/l2.rc" "0 1" scripts/l2-boot.sh "$d/l2.log"
 	fi
 	peer_rows "$set" "$d"
@@ -440,6 +451,12 @@ vmtest_ok=
 build_step build/vmtest "$out/vmtest-build.log" \
 	env -C tests/vm/vmtest CARGO_TARGET_DIR="$here/build/vmtest" cargo build --release --quiet && vmtest_ok=1
 
+step "build: ioctl fuzzer (tests/vm/ioctlfuzz; a short run per column, issue 17)"
+if ! build_step build/ioctlfuzz "$out/ioctlfuzz-build.log" \
+	env -C tests/vm/ioctlfuzz CARGO_TARGET_DIR="$here/build/ioctlfuzz" cargo build --release --quiet; then
+	rm -f build/ioctlfuzz/release/rkvm-ioctlfuzz
+fi
+
 step "build: L2 guest for the nested QEMU test (scripts/l2-initramfs.sh)"
 build_step build/l2-initramfs "$out/l2-initramfs.log" scripts/l2-initramfs.sh
 
@@ -471,6 +488,12 @@ if [ -n "${vm_ran[ours]:-}" ] || [ -n "${vm_ran[intree]:-}" ]; then
 	echo
 	print_table
 fi
+
+echo
+echo "ioctl fuzzer, short run (report only; scripts/fuzz.sh for long runs):"
+sed -n 's/^INFO fuzz-short\/stats /  /p' "$out"/vm-ours/results.txt "$out"/vm-intree/results.txt 2>/dev/null
+echo " errno differences ours vs in-tree on the same seed:"
+DIFF_LINES=20 scripts/fuzz.sh --diff "$out/vm-ours/fuzz-short-trace.*.txt" "$out/vm-intree/fuzz-short-trace.*.txt"
 
 echo
 echo "nested QEMU 7.2 -accel kvm, L2 guest (report only; see build/check/vm-*/l2-*.console.log):"

@@ -6,6 +6,7 @@
 #
 #   scripts/vm.sh MODE SET OUTDIR [TIMEOUT_SECONDS]
 #     MODE: check | run | bench | exec (runs $RKVM_CMD, no spaces)
+#           | fuzz (scripts/fuzz.sh: steps in $RKVM_FUZZ)
 #     SET: ours | intree
 #   Environment: RKVM_CPU (QEMU -cpu), RKVM_TEST_FILTER (guest tests to
 #   run), RKVM_ONLY_VMTEST=1 (no peer suite, no L2), RKVM_L1_INSMOD=KO and
@@ -24,11 +25,12 @@ mkdir -p "$out"
 rm -f "$out"/results.txt "$out"/l2-results.txt "$out"/dmesg.txt "$out"/done "$out"/phases.txt "$out"/*.rc
 
 cpu=${RKVM_CPU:-EPYC,+svm,+npt}
-append="console=ttyS0 panic=-1 root=hostroot rootfstype=9p \
+append="console=ttyS0 panic=-1 no_timer_check root=hostroot rootfstype=9p \
 rootflags=trans=virtio,version=9p2000.L,msize=524288,cache=loose ro \
 init=$here/tests/vm/init.sh rkvm.mode=$mode rkvm.set=$set rkvm.repo=$here \
 rkvm.kdir=$KERNELDIR rkvm.krel=$KERNELRELEASE${RKVM_CMD:+ rkvm.cmd=$RKVM_CMD}${RKVM_TEST_FILTER:+ rkvm.filter=$RKVM_TEST_FILTER}${RKVM_ONLY_VMTEST:+ rkvm.only_vmtest=1}\
-${RKVM_L1_INSMOD:+ rkvm.l1_insmod=$RKVM_L1_INSMOD}${RKVM_L1_INSMOD_ARGS:+ rkvm.l1_insmod_args=$RKVM_L1_INSMOD_ARGS}"
+${RKVM_L1_INSMOD:+ rkvm.l1_insmod=$RKVM_L1_INSMOD}${RKVM_L1_INSMOD_ARGS:+ rkvm.l1_insmod_args=$RKVM_L1_INSMOD_ARGS}\
+${RKVM_FUZZ:+ rkvm.fuzz=$RKVM_FUZZ}${RKVM_FUZZ_SECS:+ rkvm.fuzzsecs=$RKVM_FUZZ_SECS}"
 
 rc=0
 timeout --foreground -k 10 "$tmo" "${QEMU:-qemu-system-x86_64}" \

@@ -62,6 +62,14 @@ impl GuestCpuid {
         write_arg(arg, &hdr)
     }
 
+    /// Whether the guest's CPUID has `f` (upstream's guest_cpu_cap_has(),
+    /// without KVM's own masking).
+    pub(crate) fn has(&self, f: defs::cpuid::Feature) -> bool {
+        let (function, index, reg) = f.leaf.cpuid();
+        self.find(function, index)
+            .is_some_and(|e| reg.of([e.eax, e.ebx, e.ecx, e.edx]) & f.mask() != 0)
+    }
+
     /// The entry for `function`/`index`.
     pub(crate) fn find(&self, function: u32, index: u32) -> Option<&uapi::kvm_cpuid_entry2> {
         self.entries.iter().find(|e| {

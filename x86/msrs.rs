@@ -80,6 +80,8 @@ const MISC_ENABLE_RESET: u64 = MSR_IA32_MISC_ENABLE_BTS_UNAVAIL | MSR_IA32_MISC_
 const MTRRCAP_VALUE: u64 = KVM_NR_VAR_MTRR as u64 | MTRR_CAP_FIX | MTRR_CAP_WC;
 /// Microcode revision userspace sees by default (upstream's value).
 const UCODE_REV_DEFAULT: u64 = 0x1_0000_0000;
+/// IA32_SMBASE at reset (upstream kvm_vcpu_reset()).
+const SMBASE_DEFAULT: u64 = 0x3_0000;
 
 /// MSRs in KVM_GET_MSR_INDEX_LIST that VMMs save and restore but rkvm
 /// does not act on yet: their values round-trip (guest and host writes),
@@ -136,6 +138,10 @@ pub(crate) struct GenericMsrs {
     mcg_status: u64,
     power_ctl: u64,
     ucode_rev: u64,
+    /// IA32_SMBASE: userspace saves and restores it (it is in
+    /// KVM_GET_MSR_INDEX_LIST, as upstream's); the guest cannot reach it
+    /// (no SMM).
+    smbase: u64,
     /// CR8 (task priority) while there is no in-kernel local APIC.
     pub(crate) cr8: u64,
     /// XCR0 as the guest set it (XSETBV, KVM_SET_XCRS; see `set_xcr`).
@@ -165,6 +171,7 @@ impl GenericMsrs {
             mcg_status: 0,
             power_ctl: 0,
             ucode_rev: UCODE_REV_DEFAULT,
+            smbase: SMBASE_DEFAULT,
             cr8: 0,
             xcr0: XFEATURE_MASK_FP,
             stored: STORED_MSRS.map(|(_, v)| v),
@@ -305,6 +312,8 @@ pub(crate) fn get(
         MSR_IA32_MISC_ENABLE => m.misc_enable,
         MSR_IA32_TSC_ADJUST => m.tsc_adjust,
         MSR_IA32_UCODE_REV => m.ucode_rev,
+        MSR_IA32_SMBASE if host => m.smbase,
+        MSR_IA32_SMBASE => return Err(EINVAL),
         MSR_IA32_PLATFORM_ID => 0,
         MSR_MTRRCAP => MTRRCAP_VALUE,
         MSR_IA32_MCG_CAP => m.mcg_cap,
@@ -402,6 +411,8 @@ pub(crate) fn set(
                 m.ucode_rev = value;
             }
         }
+        MSR_IA32_SMBASE if host => m.smbase = value,
+        MSR_IA32_SMBASE => return Err(EINVAL),
         MSR_IA32_POWER_CTL => m.power_ctl = value,
         MSR_K7_HWCR => m.hwcr = value,
         MSR_AMD64_NB_CFG | MSR_K7_EVNTSEL0..=MSR_K7_PERFCTR3 => {}
@@ -422,12 +433,35 @@ fn valid_pat(v: u64) -> bool {
     (0..8).all(|i| matches!((v >> (i * 8)) & 0xff, 0 | 1 | 4 | 5 | 6 | 7))
 }
 
+/// EFER bits KVM supports (upstream's `kvm_caps.supported_efer_bits`
+/// without nested SVM or AutoIBRS).
+const SUPPORTED_EFER: u64 = EFER_SCE | EFER_LME | EFER_LMA | EFER_NX | EFER_FFXSR;
+
+/// Upstream's __kvm_valid_efer(): each EFER feature bit needs its CPUID
+/// bit in the guest's CPUID.
+fn efer_allowed_by_cpuid(st: &VcpuState, efer: u64) -> bool {
+    use crate::defs::cpuid::{X86_FEATURE_FXSR_OPT, X86_FEATURE_LM, X86_FEATURE_NX};
+    let c = &st.cpuid;
+    let needs = |bits: u64, f| efer & bits == 0 || c.has(f);
+    needs(EFER_FFXSR, X86_FEATURE_FXSR_OPT)
+        && needs(EFER_LME | EFER_LMA, X86_FEATURE_LM)
+        && needs(EFER_NX, X86_FEATURE_NX)
+}
+
+/// Upstream's kvm_valid_efer() (KVM_SET_SREGS): supported bits only, each
+/// allowed by the guest's CPUID.
+fn valid_efer(st: &VcpuState, efer: u64) -> bool {
+    efer & !SUPPORTED_EFER == 0 && efer_allowed_by_cpuid(st, efer)
+}
+
 fn set_efer(st: &mut VcpuState, mut value: u64, host: bool) -> Result {
-    let allowed = EFER_SCE | EFER_LME | EFER_LMA | EFER_NX | EFER_FFXSR;
-    if value & !allowed != 0 {
+    if value & !SUPPORTED_EFER != 0 {
         return Err(EINVAL);
     }
     if !host {
+        if !efer_allowed_by_cpuid(st, value) {
+            return Err(EINVAL);
+        }
         let old = st.hw.efer();
         if st.hw.cr0() & X86_CR0_PG != 0 && (old ^ value) & EFER_LME != 0 {
             return Err(EINVAL);
@@ -509,12 +543,17 @@ pub(crate) fn check_sregs(st: &VcpuState, s: &uapi::kvm_sregs) -> Result {
         && !(s.cr0 & X86_CR0_NW != 0 && s.cr0 & X86_CR0_CD == 0);
     let cr4_ok = s.cr4 & !cr4_valid_bits(st) == 0;
     let mode_ok = if s.efer & EFER_LME != 0 && s.cr0 & X86_CR0_PG != 0 {
-        // Long mode needs PAE and LMA; not both CS.L and CS.D.
-        s.cr4 & X86_CR4_PAE != 0 && s.efer & EFER_LMA != 0 && !(s.cs.l != 0 && s.cs.db != 0)
+        // Long mode needs PAE and LMA, a CR3 within MAXPHYADDR; not both
+        // CS.L and CS.D.
+        let maxphy = u32::from(crate::x86::cpuid::guest_maxphyaddr(st));
+        s.cr4 & X86_CR4_PAE != 0
+            && s.efer & EFER_LMA != 0
+            && s.cr3.checked_shr(maxphy).unwrap_or(0) == 0
+            && !(s.cs.l != 0 && s.cs.db != 0)
     } else {
         s.efer & EFER_LMA == 0 && s.cs.l == 0
     };
-    if cr0_ok && cr4_ok && mode_ok {
+    if cr0_ok && cr4_ok && mode_ok && valid_efer(st, s.efer) {
         Ok(())
     } else {
         Err(EINVAL)

@@ -288,7 +288,10 @@ pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
         return Err(EINVAL);
     }
     let vendor = VendorRef::get().inspect_err(|_| {
-        pr_notice!("KVM_CREATE_VM: no vendor module loaded (load kvm-amd or kvm-intel)\n");
+        // Any user with /dev/kvm can repeat this: rate-limited.
+        if crate::ext::print::ratelimit_ok() {
+            pr_notice!("KVM_CREATE_VM: no vendor module loaded (load kvm-amd or kvm-intel)\n");
+        }
     })?;
     let mm: ARef<Mm> = {
         let task = kernel::current!();

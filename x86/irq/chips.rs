@@ -245,7 +245,17 @@ struct Lines<'a, 'b> {
 
 impl IrqLines for Lines<'_, '_> {
     fn set_pic_irq(&mut self, pin: u8, source_id: u32, level: bool) -> i32 {
-        self.chips.pic.set_irq(pin, source_id, level)
+        let r = self.chips.pic.set_irq(pin, source_id, level);
+        if trace::kvm_pic_set_irq_enabled() {
+            let chip = if pin < 8 {
+                PicChip::Master
+            } else {
+                PicChip::Slave
+            };
+            let st = self.chips.pic.get_state(chip);
+            trace::kvm_pic_set_irq(pin >> 3, pin & 7, st.elcr, st.imr, r == 0);
+        }
+        r
     }
 
     fn set_ioapic_irq(&mut self, pin: u8, source_id: u32, level: bool, line_status: bool) -> i32 {

@@ -130,15 +130,8 @@ impl Tdp {
     /// any leaf changed.
     fn for_each_leaf(&mut self, start: u64, end: u64, f: &impl Fn(u64) -> u64) -> bool {
         let mut removed = 0;
-        let changed = self.walk(
-            self.root_pa(),
-            LEVELS,
-            0,
-            start,
-            end.min(MAX_GFN + 1),
-            f,
-            &mut removed,
-        );
+        let range = start..end.min(MAX_GFN + 1);
+        let changed = self.walk(self.root_pa(), LEVELS, 0, &range, f, &mut removed);
         self.leaves = self.leaves.saturating_sub(removed);
         changed
     }
@@ -148,11 +141,11 @@ impl Tdp {
         pa: u64,
         level: u32,
         base: u64,
-        start: u64,
-        end: u64,
+        range: &core::ops::Range<u64>,
         f: &impl Fn(u64) -> u64,
         removed: &mut u64,
     ) -> bool {
+        let (start, end) = (range.start, range.end);
         let mut changed = false;
         let table = self.table(pa);
         let span = span(level);
@@ -181,7 +174,7 @@ impl Tdp {
                 }
             } else {
                 // Depth is bounded by LEVELS.
-                changed |= self.walk(e & self.format.addr, level - 1, lo, start, end, f, removed);
+                changed |= self.walk(e & self.format.addr, level - 1, lo, range, f, removed);
             }
         }
         changed

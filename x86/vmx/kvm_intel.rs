@@ -37,6 +37,9 @@ module! {
     authors: ["rkvm developers"],
     description: "KVM support for Intel VMX (rkvm, Rust)",
     license: "GPL",
+    // Autoload by CPU feature, the alias upstream's MODULE_DEVICE_TABLE(x86cpu,
+    // vmx_cpu_id) generates: X86_FEATURE_VMX (4*32+5) in hex.
+    alias: ["cpu:type:x86,ven*fam*mod*:feature:*0085*"],
 }
 
 struct KvmIntel {
@@ -79,12 +82,16 @@ impl kernel::Module for KvmIntel {
         if !cfg.ple() {
             params::PLE_GAP.set(0);
         }
-        pr_info!(
-            "EPT, unrestricted guest{} enabled\n",
-            if cfg.vpid() { ", VPID" } else { "" }
-        );
+        let (vpid, ple) = (cfg.vpid(), cfg.ple());
         let vmx: Arc<dyn ArchOps> = Arc::new(Vmx::new(cfg, host)?, GFP_KERNEL)?;
         let registration = vendor::register(c"kvm_intel", vmx, module)?;
+        // The one load line, as kvm-amd's (with the version).
+        pr_info!(
+            "rkvm {}: VMX, EPT, unrestricted guest, vpid={}, ple={}\n",
+            kvm::VERSION,
+            u8::from(vpid),
+            u8::from(ple)
+        );
         Ok(Self {
             _registration: registration,
         })

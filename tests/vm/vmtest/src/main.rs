@@ -30,6 +30,19 @@ fn usage() -> ! {
 }
 
 fn main() {
+    // `rkvm-vmtest --guest-outs N`: run a guest that makes N OUT exits, as
+    // a workload for tools started around it (the perf kvm stat test).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--guest-outs") {
+        let n = argv.get(2).and_then(|v| v.parse().ok()).unwrap_or(30);
+        std::process::exit(match suites::guest_outs(n) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("rkvm-vmtest --guest-outs: {e}");
+                1
+            }
+        });
+    }
     let mut set = None;
     let mut demo = false;
     let mut bench = false;

@@ -28,6 +28,11 @@ mod state;
 mod stats;
 mod system;
 
+/// A guest making `n` OUT exits (`rkvm-vmtest --guest-outs N`).
+pub fn guest_outs(n: u32) -> Result<(), String> {
+    stats::guest_with_outs(n).map(drop)
+}
+
 /// Runs every guest suite.
 pub fn run(r: &mut Report) {
     let mut tests = Vec::new();

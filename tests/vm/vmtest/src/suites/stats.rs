@@ -9,7 +9,6 @@ use super::irqchip::{interrupt_me_after, IrqVm};
 use crate::report::expect_eq;
 use crate::sys::{errno_name, expect_errno, ioctl};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 const GET_STATS_FD: u64 = 0xaece; // _IO(KVMIO, 0xce)
@@ -343,7 +342,7 @@ fn write_file(path: &str, v: &str) -> Result<(), i32> {
 }
 
 /// A VM that made `n` OUT exits and still exists, with its vCPU.
-fn guest_with_outs(n: u32) -> Result<Guest, String> {
+pub fn guest_with_outs(n: u32) -> Result<Guest, String> {
     let mut g = Guest::at(Mode::Long, "count_out")?;
     g.cpu.with_regs(|r| {
         r.rbx = 5;
@@ -538,8 +537,8 @@ fn trace_counts() -> TestResult {
     Ok(())
 }
 
-/// `perf kvm stat record` (the distribution's perf) around a guest making
-/// N OUTs, then `perf kvm stat report --event=ioport`: the report lists
+/// `perf kvm stat record` (the distribution's perf) of a guest making N
+/// OUTs (`rkvm-vmtest --guest-outs N` as perf's workload), then `perf kvm stat report --event=ioport`: the report lists
 /// the guest's port with at least N samples (perf pairs kvm_pio with the
 /// next kvm_entry, so both events and their fields must be upstream's).
 fn perf_kvm_stat() -> TestResult {
@@ -549,27 +548,17 @@ fn perf_kvm_stat() -> TestResult {
     }
     let data = "/tmp/rkvm-perf-kvm.data";
     let _ = std::fs::remove_file(data);
-    let rec = std::process::Command::new("/usr/bin/perf")
-        .args(["kvm", "stat", "record", "-a", "-o", data, "--", "sleep", "60"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+    // perf starts the workload (this program, making the OUTs) only once
+    // its events are enabled, so no sample can be missed however slow the
+    // machine is.
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new("/usr/bin/perf")
+        .args(["kvm", "stat", "record", "-o", data, "--"])
+        .arg(&me)
+        .args(["--guest-outs", &N.to_string()])
+        .output()
         .map_err(|e| format!("perf kvm stat record: {e}"))?;
-    // perf writes its file header once its events are open; give it a
-    // moment more (TCG is slow), then run the guest and stop perf with
-    // SIGINT, which makes it finish the file.
-    let t0 = std::time::Instant::now();
-    while !std::path::Path::new(data).exists() && t0.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(1500));
-    let g = guest_with_outs(N);
-    std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
-    let out = rec.wait_with_output().map_err(|e| e.to_string())?;
-    drop(g?);
-    if !matches!(out.status.code(), Some(0) | Some(130)) && out.status.signal().is_none() {
+    if !out.status.success() {
         return Err(format!("perf kvm stat record: {}: {}", out.status, String::from_utf8_lossy(&out.stderr)));
     }
     let rep = std::process::Command::new("/usr/bin/perf")
