@@ -49,13 +49,18 @@ VMX_QUICK_FILTER=${VMX_QUICK_FILTER:-}
 # - the Bochs VM has one CPU, the migration tests need two;
 # - Bochs delivers the single-step #DB of a VM entry with RFLAGS.TF one
 #   instruction early (the in-tree module's exit comes at the stepped
-#   instruction, not after it).
+#   instruction, not after it);
+# - the host's tools: the SVM column's VM has the host's / (python3 for
+#   the kernel tree's kvm_stat, linux-perf's perf); the Bochs initramfs has
+#   busybox and rkvm-vmtest.
 vmx_spin='a VMX guest spinning with IF=0 never exits under Bochs 2.7 (hangs the VM)'
 vmx_1cpu='needs 2 CPUs; the Bochs VM has 1'
 vmx_step='Bochs 2.7 raises the single-step #DB of a VM entry one instruction early'
+vmx_tool='needs a host tool the Bochs initramfs lacks (python3 kvm_stat, perf); the SVM column runs it'
 : "${VMX_EXCLUDE:=run/signal-interrupts-busy-guest=$vmx_spin|run/watchdog-ends-spinning-guest=$vmx_spin\
 |run/migrate-between-exits=$vmx_1cpu|run/fpu-survives-preemption-and-migration=$vmx_1cpu\
-|run/single-step/=$vmx_step}"
+|run/single-step/=$vmx_step\
+|stats/kvm-stat-once-debugfs-shows-exits=$vmx_tool|trace/perf-kvm-stat-record-report-io-exits=$vmx_tool}"
 
 # The one tolerated kernel warning under Bochs: its CPUID topology leaves
 # arch/x86/kernel/cpu/topology_common.c (parse_legacy) unhappy. Anything

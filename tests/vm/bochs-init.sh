@@ -21,6 +21,9 @@ export HOME=/tmp
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# Statistics and tracepoints (stats/, trace/ rows), as tests/vm/init.sh.
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tracefs tracefs /sys/kernel/tracing
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mkdir -p /dev/pts /dev/shm /tmp /run
 mount -t devpts devpts /dev/pts
