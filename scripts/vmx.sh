@@ -32,15 +32,16 @@
 #
 # Times on this 2-core host, as Bochs' CPU time (= wall time on an idle
 # core; a loaded host stretches the wall time, 4x at load 10):
-#   boot to /init        ~28 s (~56 s with the nested test's QEMU payload)
-#   rkvm-vmtest, in-tree ~60 s (vm/ 26 s: 200 VMs; irq 8 s; the rest < 3 s
-#                        per group), ours today ~5 s (kvm-intel refuses)
+#   boot to /init        ~25 s (~56 s with the nested test's QEMU payload)
+#   rkvm-vmtest, in-tree ~45 s (vm/ 16 s: 200 VMs; irq 8 s; the rest < 3 s
+#                        per group), ours ~14 s (vm/ 2 s, irq 4 s)
 #   nested QEMU, in-tree ~185 s for default + split + off (L2 boots to its
 #                        shell in 0.8 s of L1 time)
 #   sending results      ~5-8 s
 
-# make check's part: rkvm-vmtest, every suite (about 90 s for the in-tree
-# set on an idle core; the two sets run in parallel, one core each).
+# make check's part: rkvm-vmtest, every suite (about 80 s of Bochs CPU
+# time for the in-tree set, 47 s for ours; the two sets run in parallel,
+# one core each, started before check.sh's SVM VMs).
 # VMX_QUICK_FILTER narrows the guest suites, e.g.
 # 'guest/|run/|emul/|irq/' (about 15 s less); the lifecycle rows (load and
 # refusal, dev/, sys/, vm/, unload, reload) always run.
