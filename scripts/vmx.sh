@@ -35,8 +35,8 @@
 #   boot to /init        ~25 s (~56 s with the nested test's QEMU payload)
 #   rkvm-vmtest, in-tree ~45 s (vm/ 16 s: 200 VMs; irq 8 s; the rest < 3 s
 #                        per group), ours ~14 s (vm/ 2 s, irq 4 s)
-#   nested QEMU, in-tree ~185 s for default + split + off (L2 boots to its
-#                        shell in 0.8 s of L1 time)
+#   nested QEMU, in-tree ~185 s for default + split + off, ours ~255 s
+#                        (L2 boots to its shell in 0.8-0.9 s of L1 time)
 #   sending results      ~5-8 s
 
 # make check's part: rkvm-vmtest, every suite (about 80 s of Bochs CPU
