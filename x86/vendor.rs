@@ -16,6 +16,7 @@ use crate::{
 use kernel::{debugfs::Dir, prelude::*, sync::Arc, ThisModule};
 
 pub use crate::cpuid_caps::VendorCaps;
+pub use crate::defs::paging::Gpa;
 pub use crate::x86::{
     exit::{IoExit, VmExit},
     mmu::tdp::TdpFormat,
@@ -224,6 +225,14 @@ pub trait VcpuArch: Send {
     fn set_cr8_write_intercept(&mut self, on: bool);
     /// Flushes this vCPU's guest TLB on the next entry.
     fn flush_tlb(&mut self);
+    /// In PAE paging (CR0.PG, CR4.PAE, no EFER.LMA) a vendor whose CPU
+    /// takes the four PDPTEs from its own state at entry (Intel EPT)
+    /// needs them loaded from guest memory after CR0/CR3/CR4/EFER were
+    /// set from outside the guest (upstream's load_pdptrs()): the guest
+    /// physical address of the PDPT (CR3 bits 31:5) while they are stale.
+    fn pdptrs_wanted(&self) -> Option<Gpa>;
+    /// The PDPTEs read at [`VcpuArch::pdptrs_wanted`].
+    fn set_pdptrs(&mut self, pdptrs: [u64; 4]);
     /// The last exit as upstream's `get_exit_info()` reports it in
     /// KVM_EXIT_INTERNAL_ERROR: reason, info 1 and 2, the event being
     /// delivered, and its error code.

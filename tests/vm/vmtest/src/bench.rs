@@ -293,7 +293,8 @@ fn iterations() -> u64 {
 /// Loads the modules and runs the benchmarks.
 /// Runs every loop; false when any failed (a BENCH-FAIL line).
 pub fn run(m: &Modules) -> bool {
-    for p in m.pre.iter().chain([&m.kvm, &m.amd]) {
+    let vendor = crate::vendor::Vendor::host().path(m).to_string();
+    for p in m.pre.iter().chain([&m.kvm, &vendor]) {
         if let Err(e) = load_module(p) {
             println!("BENCH-FAIL load: insmod {p}: {}", errno_name(e));
             return false;
