@@ -61,7 +61,9 @@ command -v cpio >/dev/null || need+=(cpio)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "bochs.sh: installing ${need[*]}" >&2
 	sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-	$sudo apt-get install -y "${need[@]}" >&2
+	# Stale or missing package lists on a fresh machine: update once, retry.
+	$sudo apt-get install -y "${need[@]}" >&2 ||
+		{ $sudo apt-get update -qq >&2 && $sudo apt-get install -y "${need[@]}" >&2; }
 fi
 
 vmtest=$here/build/vmtest/release/rkvm-vmtest
