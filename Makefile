@@ -6,6 +6,7 @@
 #   make check-debug  the in-VM tests on the debug kernel (KASAN, lockdep, kmemleak, ...),
 #                 the ioctl fuzzer (10^6 calls per column), fault injection, 100 lifecycles
 #   make fuzz     the ioctl fuzzer on both columns (FUZZ_ARGS="--seconds 60", see scripts/fuzz.sh)
+#   make check-vmx the VMX column in full under Bochs (kvm-intel, ours and in-tree; nested QEMU)
 #   make bench    benchmarks against the in-tree modules (ratios)
 #   make install  build, then install the modules for $(KERNELRELEASE) into
 #                 /lib/modules/$(KERNELRELEASE)/updates, depmod, the udev rule, the kvm group
@@ -27,7 +28,7 @@ KMAKE = $(MAKE) -C $(KERNELDIR) M=$(CURDIR) LLVM=$(LLVM) CC=clang$(LLVM) LD=ld.l
 
 MODULES := x86/kvm.ko x86/kvm-amd.ko x86/kvm-intel.ko
 
-.PHONY: all modules check check-debug fuzz run bench install clean distclean host-test uapi-check
+.PHONY: all modules check check-vmx check-debug fuzz run bench install clean distclean host-test uapi-check
 
 all: modules
 
@@ -49,6 +50,9 @@ uapi-check: config.mak
 
 check: config.mak
 	+scripts/check.sh
+
+check-vmx: config.mak
+	+scripts/vmx.sh full
 
 check-debug: config.mak
 	+scripts/check-debug.sh

@@ -65,5 +65,7 @@ void rkvm_sigset_deactivate(void);
 struct file;
 struct poll_table_struct;
 unsigned int rkvm_vfs_poll(struct file *file, struct poll_table_struct *pt);
+struct workqueue_struct;
+struct workqueue_struct *rkvm_alloc_workqueue(const char *name);
 
 #endif

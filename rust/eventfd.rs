@@ -53,6 +53,11 @@ impl Drop for EventFd {
 pub trait Signalled: Send + Sync {
     /// The eventfd was written (its counter has been reset to 0).
     fn signalled(&self);
+
+    /// The eventfd's file is being released (EPOLLHUP): no more signals
+    /// will come; the watch should be dropped (not from here: this runs
+    /// under the wait-queue lock that dropping takes).
+    fn hangup(&self) {}
 }
 
 /// An eventfd being watched: `T::signalled` runs each time it is written,
@@ -77,6 +82,7 @@ unsafe impl<T: Signalled> Send for Watch<T> {}
 unsafe impl<T: Signalled> Sync for Watch<T> {}
 
 const EPOLLIN: usize = 0x1;
+const EPOLLHUP: usize = 0x10;
 
 impl<T: Signalled> Watch<T> {
     /// A watch on eventfd `fd`, not yet started.
@@ -169,6 +175,9 @@ unsafe extern "C" fn wake<T: Signalled>(
         // SAFETY: called under the eventfd's wait-queue lock, as required.
         unsafe { bindings::eventfd_ctx_do_read(w.ctx.ctx, &mut cnt) };
         w.data.signalled();
+    }
+    if key as usize & EPOLLHUP != 0 {
+        w.data.hangup();
     }
     0
 }

@@ -20,6 +20,7 @@
 #include <linux/uaccess.h>
 #include <linux/signal.h>
 #include <linux/poll.h>
+#include <linux/workqueue.h>
 #include <linux/timekeeping.h>
 #include <asm/tsc.h>
 #include <asm/msr.h>
@@ -530,3 +531,8 @@ unsigned int rkvm_vfs_poll(struct file *file, struct poll_table_struct *pt)
 	return vfs_poll(file, pt);
 }
 EXPORT_SYMBOL_GPL(rkvm_vfs_poll);
+
+struct workqueue_struct *rkvm_alloc_workqueue(const char *name)
+{
+	return alloc_workqueue("%s", WQ_UNBOUND, 0, name);
+}

@@ -24,3 +24,4 @@ pub mod time;
 pub mod trace;
 pub mod uaccess;
 pub mod uapi;
+pub mod workqueue;

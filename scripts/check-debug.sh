@@ -61,7 +61,8 @@ fi
 sed -e "s|^KERNELDIR=.*|KERNELDIR=$kdir|" \
 	-e "s|^KERNELRELEASE=.*|KERNELRELEASE=$(cat "$kdir/include/config/kernel.release")|" \
 	-e "s|^KERNEL_VARIANT=.*|KERNEL_VARIANT=debug|" config.mak > "$tree/config.mak"
-cp kvm-kmod-config.h "$tree/"
+sed -e "s|^#define RKVM_KERNEL_RELEASE .*|#define RKVM_KERNEL_RELEASE \"$(cat "$kdir/include/config/kernel.release")\"|" \
+	include/kvm-kmod-config.h > "$tree/include/kvm-kmod-config.h"
 # Userspace builds do not depend on the kernel: share their cargo targets.
 mkdir -p build/vmtest build/ioctlfuzz build/peer tests/host/target
 for d in build/vmtest build/ioctlfuzz build/peer tests/host/target; do

@@ -2,7 +2,8 @@
 # Reads /sys/kernel/debug/kmemleak reports; prints every leak suspect whose
 # allocation backtrace passes through kvm, kvm_amd or kvm_intel (a frame
 # tagged [kvm], [kvm_amd], [kvm_intel], or an address in the module area,
-# 0xffffffffa0000000 and up: an unloaded module's symbols are gone) and
+# 0xffffffffa0000000 and up, printed "[<ffffffffa...>]" or "0xffffffffa...":
+# an unloaded module's symbols are gone) and
 # fails if there is one. Other suspects are counted, not failed.
 #
 #   scripts/kmemleak-check.sh KMEMLEAK.txt...
@@ -19,7 +20,7 @@ for f in "$@"; do
 		/^unreferenced object/ { flush(); obj = $0 "\n"; next }
 		obj != "" {
 			obj = obj $0 "\n"
-			if ($0 ~ /\[kvm(_amd|_intel)?\]/ || $0 ~ /\[<ffffffff[a-f][0-9a-f]+>\]/) hit = 1
+			if ($0 ~ /\[kvm(_amd|_intel)?\]/ || $0 ~ /(\[<|0x)ffffffff[a-f][0-9a-f]+/) hit = 1
 		}
 		END {
 			flush()

@@ -68,7 +68,7 @@
 #       `poweroff -f` (scripts/l2-demo.sh).
 #       MODULE-ARGS as for check.
 #
-# Environment: L2_SMP (vCPUs of the default and demo sessions, default 2),
+# Environment: L2_SMP (vCPUs of the default, split and demo sessions, default 2),
 # L2_CPU (-cpu, default qemu64: QEMU's own default; "host"
 # and "EPYC" make the in-tree module's L2 warn "XSAVE consistency problem"
 # under TCG; "host" with kernel-irqchip=off makes QEMU abort: KVM refuses
@@ -343,10 +343,11 @@ full_session() {
 		return
 	fi
 
-	if s_cmd 'cat /proc/cpuinfo | grep -c processor' && [ "${S_out[0]:-}" = 2 ]; then
+	# All of the session's vCPUs (2 unless L2_SMP says otherwise).
+	if s_cmd 'cat /proc/cpuinfo | grep -c processor' && [ "${S_out[0]:-}" = "$S_smp" ]; then
 		pass l2/both-vcpus-online
 	else
-		fail l2/both-vcpus-online "got '${S_out[*]:-}'"
+		fail l2/both-vcpus-online "got '${S_out[*]:-}', want $S_smp"
 	fi
 
 	want=$(cat "$l2dir/expected.txt")
@@ -457,13 +458,17 @@ module_params() {
 		[ "${e%%=*}" = "$base" ] && printf '%s ' "${e#*=}" | tr + ' '
 	done
 }
+# The vendor module of this CPU: --amd, or --intel on Intel (the VMX column
+# under Bochs, scripts/bochs.sh).
+vendor_opt=--amd
+grep -q '^vendor_id.*GenuineIntel' /proc/cpuinfo 2>/dev/null && vendor_opt=--intel
 # load_modules MODULE-ARGS...: insmod what is not loaded; load_err says
 # what failed (the rows then FAIL as not run).
 load_modules() {
 	local m err
 	while [ $# -ge 2 ]; do
 		case $1 in
-		--pre|--kvm|--amd)
+		--pre|--kvm|"$vendor_opt")
 			m=$(basename "$2" .ko | tr - _)
 			if [ ! -d "/sys/module/$m" ]; then
 				# shellcheck disable=SC2046
@@ -537,7 +542,7 @@ check)
 		case $v in
 		default) full_session ;;
 		split) irqchip_session kernel-irqchip-split l2/kernel-irqchip-split-clean \
-			"$accel,kernel-irqchip=split" 2 ;;
+			"$accel,kernel-irqchip=split" "${L2_SMP:-2}" ;;
 		# One vCPU: with two, QEMU 7.2's userspace LAPIC livelocks at the
 		# AP's startup even on the in-tree module (a vCPU thread spins in
 		# QEMU holding the BQL; the main loop and the other vCPU wait).

@@ -157,7 +157,7 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
         }
         VmExit::Exception {
             vector: UD_VECTOR, ..
-        } if fep_enabled() => handle_ud(vm, vcpu, st),
+        } => handle_ud(vm, vcpu, st),
         VmExit::Exception {
             vector,
             error_code,
@@ -202,14 +202,27 @@ pub(crate) fn fep_enabled() -> bool {
     params::FORCE_EMULATION_PREFIX.get() & 1 != 0
 }
 
-/// #UD with `force_emulation_prefix`: after the KVM_FEP prefix the next
-/// instruction is emulated (upstream's handle_ud()); any other #UD goes
-/// back to the guest.
+/// VMCALL (Intel) and VMMCALL (AMD).
+const HYPERCALL_INSNS: [[u8; 3]; 2] = [[0x0f, 0x01, 0xc1], [0x0f, 0x01, 0xd9]];
+
+/// An intercepted #UD (upstream's handle_ud()): with
+/// `force_emulation_prefix`, after the KVM_FEP prefix the next instruction
+/// is emulated; the other vendor's hypercall instruction is a hypercall
+/// (upstream emulates it, with KVM_X86_QUIRK_FIX_HYPERCALL_INSN); any
+/// other #UD goes back to the guest.
 fn handle_ud(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
-    if emulator_ops::fetch_at_rip::<5>(vm, st) != Some(KVM_FEP) {
-        st.inject_exception(UD_VECTOR, None);
-        return Ok(Next::Guest);
+    if fep_enabled() && emulator_ops::fetch_at_rip::<5>(vm, st) == Some(KVM_FEP) {
+        return emulate_after_fep(vm, vcpu, st);
     }
+    if emulator_ops::fetch_at_rip::<3>(vm, st).is_some_and(|b| HYPERCALL_INSNS.contains(&b)) {
+        return handle_hypercall(vm, vcpu, st);
+    }
+    st.inject_exception(UD_VECTOR, None);
+    Ok(Next::Guest)
+}
+
+/// KVM_FEP: emulate the instruction after the prefix.
+fn emulate_after_fep(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     if params::FORCE_EMULATION_PREFIX.get() & FEP_CLEAR_RFLAGS_RF != 0 {
         let r = st.hw.rflags();
         st.hw.set_rflags(r & !X86_EFLAGS_RF);

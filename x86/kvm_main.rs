@@ -60,6 +60,8 @@ struct KvmModule {
     _dev: ext::misc::Registration,
     /// After `_dev`: dropped once no VM can exist any more.
     _debugfs: virt::debugfs::Debugfs,
+    /// Last: drained (deferred irqfd teardown) and destroyed at exit.
+    _cleanup: ext::workqueue::CleanupQueue,
 }
 
 impl kernel::InPlaceModule for KvmModule {
@@ -70,9 +72,11 @@ impl kernel::InPlaceModule for KvmModule {
         pin_init::pin_init_scope(|| {
             x86::params::check_at_load()?;
             let debugfs = virt::debugfs::Debugfs::new()?;
+            let cleanup = ext::workqueue::CleanupQueue::new()?;
             Ok(try_pin_init!(Self {
                 _dev <- ext::misc::Registration::register::<virt::dev::KvmDev>(KVM_MINOR, c"kvm"),
                 _debugfs: debugfs,
+                _cleanup: cleanup,
             })
             .pin_chain(|_| {
                 pr_info!(

@@ -30,7 +30,7 @@ use crate::defs::{
 /// kvm_get_msr_common(): platform, SYSCFG/TSEG, interrupt-pending message,
 /// MMIO config base, BU/DC/TW/EX config, PERF_CTL, RAPL energy counters,
 /// the two P6 counters and event selectors without a vPMU).
-const READ_AS_ZERO_MSRS: [u32; 20] = [
+const READ_AS_ZERO_MSRS: [u32; 21] = [
     MSR_IA32_EBL_CR_POWERON,
     MSR_P6_PERFCTR0,
     MSR_P6_PERFCTR1,
@@ -51,10 +51,11 @@ const READ_AS_ZERO_MSRS: [u32; 20] = [
     MSR_AMD64_TW_CFG,
     MSR_AMD64_BU_CFG2,
     MSR_F15H_EX_CFG,
+    MSR_VM_HSAVE_PA,
 ];
 /// Writes upstream accepts and drops (kvm_set_msr_common(); the P6
 /// counters without a vPMU).
-const WRITE_IGNORED_MSRS: [u32; 10] = [
+const WRITE_IGNORED_MSRS: [u32; 11] = [
     MSR_IA32_UCODE_WRITE,
     MSR_P6_PERFCTR0,
     MSR_P6_PERFCTR1,
@@ -65,6 +66,7 @@ const WRITE_IGNORED_MSRS: [u32; 10] = [
     MSR_AMD64_TW_CFG,
     MSR_AMD64_BU_CFG2,
     MSR_F15H_EX_CFG,
+    MSR_VM_HSAVE_PA,
 ];
 /// "FSB frequency": upstream answers 3.
 const FSB_FREQ_VALUE: u64 = 3;
@@ -432,8 +434,15 @@ fn valid_pat(v: u64) -> bool {
 }
 
 /// EFER bits KVM supports (upstream's `kvm_caps.supported_efer_bits`
-/// without nested SVM or AutoIBRS).
-const SUPPORTED_EFER: u64 = EFER_SCE | EFER_LME | EFER_LMA | EFER_NX | EFER_FFXSR;
+/// without nested SVM or AutoIBRS): FFXSR only when KVM's CPUID caps have
+/// FXSR_OPT, i.e. the host has it (never on Intel, where EFER bit 14 is
+/// reserved and a guest EFER with it would fail the VM entry).
+fn supported_efer() -> u64 {
+    let ffxsr = crate::defs::cpuid::X86_FEATURE_FXSR_OPT
+        .linux()
+        .is_some_and(|f| crate::ext::msr::cpu_has(f.0));
+    EFER_SCE | EFER_LME | EFER_LMA | EFER_NX | if ffxsr { EFER_FFXSR } else { 0 }
+}
 
 /// Upstream's __kvm_valid_efer(): each EFER feature bit needs its CPUID
 /// bit in the guest's CPUID.
@@ -449,11 +458,11 @@ fn efer_allowed_by_cpuid(st: &VcpuState, efer: u64) -> bool {
 /// Upstream's kvm_valid_efer() (KVM_SET_SREGS): supported bits only, each
 /// allowed by the guest's CPUID.
 fn valid_efer(st: &VcpuState, efer: u64) -> bool {
-    efer & !SUPPORTED_EFER == 0 && efer_allowed_by_cpuid(st, efer)
+    efer & !supported_efer() == 0 && efer_allowed_by_cpuid(st, efer)
 }
 
 fn set_efer(st: &mut VcpuState, mut value: u64, host: bool) -> Result {
-    if value & !SUPPORTED_EFER != 0 {
+    if value & !supported_efer() != 0 {
         return Err(EINVAL);
     }
     if !host {

@@ -181,6 +181,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         }
         kvmclock::update(vm, st);
         mmu::shadow::prepare_entry(vm, st)?;
+        load_pdptrs(vm, st);
         inject::inject_pending_events(vm, vcpu, run, st);
 
         let window = EntryWindow::open();
@@ -240,6 +241,25 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
             run.set_exit_reason(uapi::KVM_EXIT_IRQ_WINDOW_OPEN);
             return Ok(());
         }
+    }
+}
+
+/// PAE paging entered from outside the guest: the vendor may need the
+/// four PDPTEs from guest memory (upstream's load_pdptrs(); PDPTEs that
+/// are not RAM read as not present).
+fn load_pdptrs(vm: &Vm, st: &mut VcpuState) {
+    if let Some(gpa) = st.hw.pdptrs_wanted() {
+        let mut b = [0u8; 32];
+        if !matches!(vm.mmu().read_guest(gpa, &mut b), Ok(true)) {
+            b = [0; 32];
+        }
+        let mut p = [0u64; 4];
+        for (i, e) in p.iter_mut().enumerate() {
+            let mut q = [0u8; 8];
+            q.copy_from_slice(&b[i * 8..i * 8 + 8]);
+            *e = u64::from_le_bytes(q);
+        }
+        st.hw.set_pdptrs(p);
     }
 }
 

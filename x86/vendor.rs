@@ -16,6 +16,7 @@ use crate::{
 use kernel::{debugfs::Dir, prelude::*, sync::Arc, ThisModule};
 
 pub use crate::cpuid_caps::VendorCaps;
+pub use crate::defs::paging::Gpa;
 pub use crate::x86::{
     exit::{IoExit, VmExit},
     mmu::tdp::TdpFormat,
@@ -224,6 +225,14 @@ pub trait VcpuArch: Send {
     fn set_cr8_write_intercept(&mut self, on: bool);
     /// Flushes this vCPU's guest TLB on the next entry.
     fn flush_tlb(&mut self);
+    /// In PAE paging (CR0.PG, CR4.PAE, no EFER.LMA) a vendor whose CPU
+    /// takes the four PDPTEs from its own state at entry (Intel EPT)
+    /// needs them loaded from guest memory after CR0/CR3/CR4/EFER were
+    /// set from outside the guest (upstream's load_pdptrs()): the guest
+    /// physical address of the PDPT (CR3 bits 31:5) while they are stale.
+    fn pdptrs_wanted(&self) -> Option<Gpa>;
+    /// The PDPTEs read at [`VcpuArch::pdptrs_wanted`].
+    fn set_pdptrs(&mut self, pdptrs: [u64; 4]);
     /// The last exit as upstream's `get_exit_info()` reports it in
     /// KVM_EXIT_INTERNAL_ERROR: reason, info 1 and 2, the event being
     /// delivered, and its error code.
@@ -289,9 +298,25 @@ pub(crate) fn vm_list_add(tree: Arc<VmStatsTree>) -> Result {
     Ok(())
 }
 
-/// Removes a VM's statistics from the global list.
+/// Removes a VM's statistics from the global list. The last one frees
+/// the list's buffer: a static is never dropped, so storage still held at
+/// module exit would leak.
 pub(crate) fn vm_list_remove(tree: &Arc<VmStatsTree>) {
-    KVM_LOCK.lock().vms.retain(|t| !Arc::ptr_eq(t, tree));
+    let mut core = KVM_LOCK.lock();
+    core.vms.retain(|t| !Arc::ptr_eq(t, tree));
+    if core.vms.is_empty() {
+        core.vms = KVec::new();
+    }
+}
+
+/// Module exit: no VM exists, so the list must be empty. A tree still
+/// listed is one that a failed KVM_CREATE_VM did not take back: warn (the
+/// fault-injection run fails on it) and free it, so the list's storage
+/// does not outlive the module.
+pub(crate) fn vm_list_check_empty() {
+    let left = core::mem::take(&mut KVM_LOCK.lock().vms);
+    kernel::warn_on!(!left.is_empty());
+    drop(left);
 }
 
 /// Calls `f` on every VM's statistics, under [`KVM_LOCK`].

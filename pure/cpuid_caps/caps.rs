@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! KVM's capability words (upstream `kvm_cpu_caps[]`): what the host and
 //! this KVM support, computed like `kvm_initialize_cpu_caps()` followed by
-//! `svm_set_cpu_caps()`, then cut down to what rkvm implements.
+//! `svm_set_cpu_caps()` or `vmx_set_cpu_caps()`, then cut down to what
+//! rkvm implements.
 
 use super::linux::{self, raw_word};
 use super::tables::{caps_of, Kind};
@@ -191,6 +192,44 @@ impl KvmCaps {
         } else {
             0
         };
+        self.setup_xss_caps();
+    }
+
+    /// `vmx_set_cpu_caps()` and the XSAVE parts of the vendor setup, for
+    /// what rkvm's kvm-intel enables: no nested VMX, no MPX (BNDCFGS is
+    /// not switched), no PT/PEBS, no XSAVES (the VMCS control is off), no
+    /// CET, no bus-lock detection or immediate-form MSR exits; RDTSCP,
+    /// RDPID and INVPCID only with their VMCS controls.
+    pub fn vmx_fixups<H: HostCpuid + ?Sized>(
+        &mut self,
+        host: &H,
+        opts: &Options,
+        vmx: &super::VmxCaps,
+    ) {
+        let hw = |x: Feature| linux::kernel_has(host, x);
+
+        if !vmx.invpcid {
+            self.clear(X86_FEATURE_INVPCID);
+        }
+        if !opts.pmu {
+            self.clear(X86_FEATURE_PDCM);
+        }
+        self.clear(X86_FEATURE_XSAVES);
+        if !vmx.rdtscp {
+            self.clear(X86_FEATURE_RDTSCP);
+            self.clear(X86_FEATURE_RDPID);
+        }
+        self.clear(X86_FEATURE_SHSTK);
+        self.clear(X86_FEATURE_IBT);
+        self.clear(X86_FEATURE_BUS_LOCK_DETECT);
+        self.clear(X86_FEATURE_MSR_IMM);
+
+        self.supported_xcr0 = if hw(X86_FEATURE_XSAVE) {
+            opts.host_xcr0 & xstate::KVM_SUPPORTED_XCR0 & !XFEATURE_MASK_MPX
+        } else {
+            0
+        };
+        self.supported_xss = 0;
         self.setup_xss_caps();
     }
 

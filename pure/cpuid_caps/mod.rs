@@ -101,6 +101,22 @@ impl VendorCaps for SvmCaps {
     }
 }
 
+/// kvm-intel's rules ([`KvmCaps::vmx_fixups`]): what the VMX backend
+/// enables in its VMCS decides some of the guest's instructions.
+#[derive(Debug)]
+pub struct VmxCaps {
+    /// The "enable RDTSCP" control is on: RDTSCP and RDPID work.
+    pub rdtscp: bool,
+    /// The "enable INVPCID" control is on: INVPCID works.
+    pub invpcid: bool,
+}
+
+impl VendorCaps for VmxCaps {
+    fn set_cpu_caps(&self, caps: &mut KvmCaps, host: &dyn HostCpuid, opts: &Options) {
+        caps.vmx_fixups(host, opts, self);
+    }
+}
+
 /// A `&H` as a sized [`HostCpuid`], for `&dyn HostCpuid`.
 pub(crate) struct HostRef<'a, H: HostCpuid + ?Sized>(pub(crate) &'a H);
 

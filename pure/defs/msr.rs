@@ -29,6 +29,12 @@ pub const MSR_IA32_EBL_CR_POWERON: u32 = 0x2a;
 pub const MSR_SMI_COUNT: u32 = 0x34;
 /// `IA32_FEATURE_CONTROL`.
 pub const MSR_IA32_FEAT_CTL: u32 = 0x3a;
+/// `IA32_FEATURE_CONTROL[0]`: the MSR is locked until reset.
+pub const FEAT_CTL_LOCKED: u64 = 1 << 0;
+/// `IA32_FEATURE_CONTROL[1]`: VMXON is allowed inside SMX operation.
+pub const FEAT_CTL_VMX_ENABLED_INSIDE_SMX: u64 = 1 << 1;
+/// `IA32_FEATURE_CONTROL[2]`: VMXON is allowed outside SMX operation.
+pub const FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX: u64 = 1 << 2;
 /// `IA32_TSC_ADJUST`.
 pub const MSR_IA32_TSC_ADJUST: u32 = 0x3b;
 /// `IA32_SPEC_CTRL`.

@@ -203,6 +203,7 @@ pub struct Pic {
     output: bool,
     wakeup_needed: bool,
     acked: u16,
+    mask_changed: u16,
 }
 
 impl Default for Pic {
@@ -241,6 +242,7 @@ impl Pic {
             output: false,
             wakeup_needed: false,
             acked: 0,
+            mask_changed: 0,
         }
     }
 
@@ -270,6 +272,20 @@ impl Pic {
     /// (PIT reinjection on IRQ0, irqfd resamplers).
     pub fn take_acked_pins(&mut self) -> u16 {
         core::mem::take(&mut self.acked)
+    }
+
+    /// PIC pins (bit n = IRQ n) whose IMR bit an OCW1 write changed since
+    /// the last call: run their mask notifiers (the PIT forgets stale
+    /// ticks when IRQ0 is unmasked). As upstream, the IMR reset of an
+    /// ICW1 and KVM_SET_IRQCHIP do not count.
+    pub fn take_mask_changes(&mut self) -> u16 {
+        core::mem::take(&mut self.mask_changed)
+    }
+
+    /// Whether PIC pin `pin` (0-15) is masked in its chip's IMR.
+    pub fn pin_masked(&self, pin: u8) -> bool {
+        let chip = &self.chips[usize::from(pin >> 3) & 1];
+        chip.imr & bit(pin & 7) != 0
     }
 
     fn clear_isr(&mut self, index: usize, irq: u8) {
@@ -446,7 +462,13 @@ impl Pic {
                 chip.init_state = 0;
             }
             _ => {
+                let changed = u16::from(chip.imr ^ val);
                 chip.imr = val;
+                self.mask_changed |= if index & 1 == 0 {
+                    changed
+                } else {
+                    changed << 8
+                };
                 self.update_irq();
             }
         }

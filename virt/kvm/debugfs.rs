@@ -208,6 +208,8 @@ impl Drop for Debugfs {
     fn drop(&mut self) {
         // Our files go first (field drop), then the last directory handle.
         vendor::set_debugfs_root(None);
+        // Dropped at module exit, once no VM can exist any more.
+        vendor::vm_list_check_empty();
     }
 }
 

@@ -7,21 +7,32 @@ use crate::{
     ext::{
         eventfd::{EventFd, Signalled, Watch},
         uapi,
+        workqueue::cleanup_queue,
     },
     irqchip::routing::IRQFD_RESAMPLE_IRQ_SOURCE_ID,
     virt::vm::Vm,
     x86::irq::chips::{self, USERSPACE_SOURCE},
 };
-use kernel::{new_mutex, prelude::*, sync::Arc, sync::Mutex};
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::{Arc, Mutex},
+    workqueue::WorkItem,
+};
 
 /// What an irqfd does when its eventfd is written: raise its GSI in its
 /// VM. Runs in the eventfd's wakeup (IRQ-safe locks only).
 struct Inject {
     /// The irqfd keeps its VM alive; [`Irqfds::release_all`] (VM fd
-    /// release) breaks the cycle.
+    /// release) or the eventfd's hang-up ([`Irqfds::reap`]) breaks the
+    /// cycle.
     vm: Arc<Vm>,
     gsi: u32,
     resample: bool,
+    /// The eventfd's file was released (EPOLLHUP): [`Irqfds::reap`]
+    /// removes this irqfd.
+    hung_up: AtomicBool,
 }
 
 impl Signalled for Inject {
@@ -34,6 +45,29 @@ impl Signalled for Inject {
             let _ = chips::set_gsi(&self.vm, self.gsi, true, USERSPACE_SOURCE);
             let _ = chips::set_gsi(&self.vm, self.gsi, false, USERSPACE_SOURCE);
         }
+    }
+
+    /// The eventfd was closed: the irqfd goes, as upstream's
+    /// irqfd_wakeup() on EPOLLHUP. Removing it sleeps (the list mutex,
+    /// leaving the wait queue whose lock is held here), so the VM's
+    /// reaper runs on the cleanup workqueue (upstream's
+    /// irqfd_deactivate() queues irqfd_shutdown()).
+    fn hangup(&self) {
+        self.hung_up.store(true, Ordering::Release);
+        if let Some(q) = cleanup_queue() {
+            // Already queued: that run reaps this irqfd too. The Arc
+            // given back then is not the last (`self.vm` is another).
+            let _ = q.enqueue(self.vm.clone());
+        }
+    }
+}
+
+/// The VM's irqfd reaper (queued by [`Inject::hangup`]).
+impl WorkItem for Vm {
+    type Pointer = Arc<Vm>;
+
+    fn run(vm: Arc<Vm>) {
+        vm.irqfds().reap(&vm);
     }
 }
 
@@ -62,17 +96,37 @@ impl Irqfds {
     /// error (upstream). Returns whether a resampler went away from `gsi`.
     pub(crate) fn deassign(&self, fd: i32, gsi: u32) -> Result<bool> {
         let efd = EventFd::from_fd(fd)?;
+        let gone = self.remove(|i| i.gsi == gsi && i.watch.eventfd().same(&efd));
+        Ok(gone.is_some_and(|(_, last)| last))
+    }
+
+    /// Removes the first irqfd `pick` selects (dropped after the lock):
+    /// `None` if there is none, else its GSI and whether it was the last
+    /// level irqfd (resampler) there.
+    fn remove(&self, pick: impl Fn(&Irqfd) -> bool) -> Option<(u32, bool)> {
         let mut l = self.list.lock();
-        let before = l
-            .iter()
-            .filter(|i| i.resamplefd.is_some() && i.gsi == gsi)
-            .count();
-        l.retain(|i| !(i.gsi == gsi && i.watch.eventfd().same(&efd)));
-        let after = l
-            .iter()
-            .filter(|i| i.resamplefd.is_some() && i.gsi == gsi)
-            .count();
-        Ok(before != after && after == 0)
+        let pos = l.iter().position(pick)?;
+        let gone = l.remove(pos).ok()?;
+        let last = gone.resamplefd.is_some()
+            && !l
+                .iter()
+                .any(|i| i.resamplefd.is_some() && i.gsi == gone.gsi);
+        let gsi = gone.gsi;
+        drop(l);
+        drop(gone);
+        Some((gsi, last))
+    }
+
+    /// Removes the irqfds whose eventfd hung up; a level irqfd that was
+    /// the last on its GSI takes its resample line down with it.
+    fn reap(&self, vm: &Vm) {
+        while let Some((gsi, last)) =
+            self.remove(|i| i.watch.data().hung_up.load(Ordering::Acquire))
+        {
+            if last {
+                resampler_gone(vm, gsi);
+            }
+        }
     }
 
     /// KVM_IRQFD: starts watching `a.fd` for `vm` (the caller checked the
@@ -89,6 +143,7 @@ impl Irqfds {
             vm,
             gsi: a.gsi,
             resample,
+            hung_up: AtomicBool::new(false),
         };
         let watch = KBox::pin_init(Watch::new(fd, inject)?, GFP_KERNEL_ACCOUNT)?;
         let mut l = self.list.lock();
@@ -251,7 +306,7 @@ pub(crate) fn irqfd(vm: kernel::sync::ArcBorrow<'_, Vm>, arg: usize) -> Result {
     let chip = vm.arch().irqchip();
     if a.flags & uapi::KVM_IRQFD_FLAG_DEASSIGN != 0 {
         if vm.irqfds().deassign(a.fd as i32, a.gsi)? {
-            chip.set_resample_gsi(a.gsi, false);
+            resampler_gone(&vm, a.gsi);
         }
         return Ok(());
     }
@@ -267,6 +322,13 @@ pub(crate) fn irqfd(vm: kernel::sync::ArcBorrow<'_, Vm>, arg: usize) -> Result {
         vm.arch().irqchip().set_resample_gsi(a.gsi, true);
     }
     Ok(())
+}
+
+/// The last level irqfd of `gsi` went away: its pins stop resampling and
+/// its line goes down (upstream's irqfd_resampler_shutdown()).
+fn resampler_gone(vm: &Vm, gsi: u32) {
+    vm.arch().irqchip().set_resample_gsi(gsi, false);
+    let _ = chips::set_gsi(vm, gsi, false, IRQFD_RESAMPLE_IRQ_SOURCE_ID);
 }
 
 /// KVM_IOEVENTFD.

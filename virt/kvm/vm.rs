@@ -38,9 +38,10 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{
     fs::File,
     mm::Mm,
-    new_mutex,
+    new_mutex, new_work,
     prelude::*,
     sync::{aref::ARef, Arc, ArcBorrow, Mutex, MutexGuard},
+    workqueue::{impl_has_work, Work},
 };
 
 /// The only machine type x86 KVM supports here (`KVM_X86_DEFAULT_VM`).
@@ -85,9 +86,16 @@ pub(crate) struct Vm {
     /// The `PID-FD` debugfs directory. Taken under `slots_lock`.
     #[pin]
     debugfs: Mutex<Option<VmDebugfs>>,
+    /// Removes irqfds whose eventfd hung up (virt/kvm/eventfd.rs queues
+    /// it on the cleanup workqueue; the queued `Arc<Vm>` keeps the VM).
+    #[pin]
+    irqfd_reaper: Work<Vm>,
 }
 
 impl_has_mmu_notifier!(Vm, notifier);
+impl_has_work! {
+    impl HasWork<Self> for Vm { self.irqfd_reaper }
+}
 
 impl MmuNotifierOps for Vm {
     fn invalidate_range_start(&self, start: u64, end: u64, blockable: bool) -> Result {
@@ -304,9 +312,11 @@ pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
     )?;
     let tid = kernel::current!().pid();
     let stats_id = id_string(fmt!("kvm-{}", tid))?;
+    let coalesced = Coalesced::new()?;
+    // Entered in the global VM list: from here every error path unlists it
+    // (the `inspect_err` below, then `Vm`'s drop), or it would stay listed.
     let stats = VmStatsTree::new()?;
     let vm_stats = stats.clone();
-    let coalesced = Coalesced::new()?;
     let vm = Arc::pin_init(
         try_pin_init!(Vm {
             notifier <- MmuNotifier::new(mm),
@@ -323,6 +333,7 @@ pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
             stats: vm_stats,
             stats_id,
             debugfs <- new_mutex!(None),
+            irqfd_reaper <- new_work!("Vm::irqfd_reaper"),
         }),
         GFP_KERNEL_ACCOUNT,
     )

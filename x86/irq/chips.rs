@@ -187,6 +187,22 @@ struct Bus<'a> {
     /// IOAPIC pins with a resampler: their resample source is lowered
     /// before the IOAPIC re-checks the line.
     resample_pins: u32,
+    /// IOAPIC pins whose mask bit the guest changed, and their new mask
+    /// bits (mask notifiers, run after the call).
+    mask_changed: u32,
+    masked: u32,
+}
+
+impl<'a> Bus<'a> {
+    fn new(vcpus: &'a [Arc<Vcpu>], resample_pins: u32) -> Self {
+        Self {
+            vcpus,
+            acked: 0,
+            resample_pins,
+            mask_changed: 0,
+            masked: 0,
+        }
+    }
 }
 
 impl ApicBus for Bus<'_> {
@@ -232,6 +248,16 @@ impl IoapicEnv for Bus<'_> {
             1 << irqchip::routing::IRQFD_RESAMPLE_IRQ_SOURCE_ID
         } else {
             0
+        }
+    }
+
+    fn mask_changed(&mut self, pin: u8, masked: bool) {
+        let bit = 1u32.checked_shl(u32::from(pin)).unwrap_or(0);
+        self.mask_changed |= bit;
+        if masked {
+            self.masked |= bit;
+        } else {
+            self.masked &= !bit;
         }
     }
 }
@@ -318,11 +344,7 @@ pub(crate) fn enable_split_irqchip(vm: &Vm, pins: u64) -> Result {
 pub(crate) fn deliver(vm: &Vm, source: Option<usize>, irq: &Delivery) -> i32 {
     let cfg = bus_config();
     let v = vm.vcpus().lock();
-    let mut bus = Bus {
-        vcpus: &v,
-        acked: 0,
-        resample_pins: 0,
-    };
+    let mut bus = Bus::new(&v, 0);
     deliver_to_bus(&mut bus, source, irq, &cfg)
 }
 
@@ -343,11 +365,7 @@ pub(crate) fn ioapic_eoi(
         };
         let acked = {
             let v = vm.vcpus().lock();
-            let mut bus = Bus {
-                vcpus: &v,
-                acked: 0,
-                resample_pins: chips.resample_pins,
-            };
+            let mut bus = Bus::new(&v, chips.resample_pins);
             chips
                 .ioapic
                 .eoi(&mut bus, vcpu_index, vector, trigger, suppress);
@@ -367,10 +385,12 @@ pub(crate) fn ioapic_eoi(
     resample(vm, &gsis);
 }
 
-/// Ack notifiers for IOAPIC pins in `acked`: the PIT's reinjection on
-/// GSI 0 (irqfd resamplers come with irqfd).
+/// Ack notifiers for IOAPIC pins in `acked`: the PIT's reinjection when
+/// one of them is routed from GSI 0 (upstream's kvm_notify_acked_irq()
+/// maps the pin through the routing table; irqfd resamplers come with
+/// irqfd).
 fn after_acks(vm: &Vm, chips: &mut Chips, acked: u32) {
-    if acked & 1 == 0 && acked & (1 << 2) == 0 {
+    if !any_pin_of_gsi0(chips, false, acked) {
         return;
     }
     let again = chips.pit.as_mut().is_some_and(|p| p.irq_acked());
@@ -379,16 +399,42 @@ fn after_acks(vm: &Vm, chips: &mut Chips, acked: u32) {
     }
 }
 
+/// Whether a pin in `pins` is routed from GSI 0, the PIT's: PIC pins
+/// 0-15 (`pic`) or IOAPIC pins.
+fn any_pin_of_gsi0(chips: &Chips, pic: bool, pins: u32) -> bool {
+    (0..32u8)
+        .filter(|p| pins & (1 << p) != 0)
+        .any(|p| pin_gsi(chips, pic, p) == Some(0))
+}
+
+fn pin_gsi(chips: &Chips, pic: bool, pin: u8) -> Option<u32> {
+    if pic {
+        chips.pin_map.pic_gsi(pin)
+    } else {
+        chips.pin_map.gsi(irqchip::IrqChip::Ioapic, pin)
+    }
+}
+
+/// Mask notifiers for the PIC (`pic`) or IOAPIC pins in `changed`, whose
+/// mask bits are now those in `masked`: unmasking a pin routed from GSI 0
+/// makes the PIT forget the ticks it kept for reinjection (upstream's
+/// pit_mask_notifer() through kvm_fire_mask_notifiers()).
+fn mask_notifiers(chips: &mut Chips, pic: bool, changed: u32, masked: u32) {
+    for pin in (0..32u8).filter(|p| changed & (1 << p) != 0) {
+        if pin_gsi(chips, pic, pin) == Some(0) {
+            if let Some(pit) = chips.pit.as_mut() {
+                pit.irq_mask_changed(masked & (1 << pin) != 0);
+            }
+        }
+    }
+}
+
 /// The PIT's interrupt: GSI 0 up and down (routes to PIC pin 0 and
 /// IOAPIC pin 2), plus LINT0 in NMI mode on every LAPIC.
 fn pulse_gsi0(vm: &Vm, chips: &mut Chips) {
     let cfg = bus_config();
     let v = vm.vcpus().lock();
-    let mut bus = Bus {
-        vcpus: &v,
-        acked: 0,
-        resample_pins: 0,
-    };
+    let mut bus = Bus::new(&v, 0);
     // The table is not needed by the chips while we deliver.
     let routes = core::mem::take(&mut chips.routes);
     for level in [true, false] {
@@ -407,11 +453,13 @@ fn pulse_gsi0(vm: &Vm, chips: &mut Chips) {
     }
     chips.routes = routes;
     for vcpu in v.iter() {
-        if let Some(l) = vcpu.lapic() {
+        let delivered = vcpu.lapic().is_some_and(|l| {
             let mut l = l.lock();
-            if l.lvt0_in_nmi_mode() && l.deliver_lvt(irqchip::Lvt::Lint0) {
-                vcpu.kick().post(REQ_EVENT);
-            }
+            l.lvt0_in_nmi_mode() && l.deliver_lvt(irqchip::Lvt::Lint0)
+        });
+        // Posted after the LAPIC lock (the kick takes `wait_lock`).
+        if delivered {
+            vcpu.kick().post(REQ_EVENT);
         }
     }
     drop(v);
@@ -462,11 +510,7 @@ fn set_gsi_status(vm: &Vm, gsi: u32, level: bool, source: u32, line_status: bool
     let routes = core::mem::take(&mut chips.routes);
     let (r, acked) = {
         let v = vm.vcpus().lock();
-        let mut bus = Bus {
-            vcpus: &v,
-            acked: 0,
-            resample_pins: 0,
-        };
+        let mut bus = Bus::new(&v, 0);
         let mut lines = Lines {
             chips: &mut *chips,
             bus: &mut bus,
@@ -510,7 +554,9 @@ fn pic_acks(vm: &Vm, chips: &mut Chips) -> [u32; 16] {
     if acked == 0 {
         return gsis;
     }
-    if acked & 1 != 0 && chips.pit.as_mut().is_some_and(|p| p.irq_acked()) {
+    if any_pin_of_gsi0(chips, true, acked.into())
+        && chips.pit.as_mut().is_some_and(|p| p.irq_acked())
+    {
         pulse_gsi0(vm, chips);
     }
     for (pin, g) in gsis
@@ -613,6 +659,11 @@ pub(crate) fn pio(vm: &Vm, port: u16, write: bool, data: &mut [u8]) -> Option<()
         // Writes may EOI and reads may poll: either can retire an IRQ.
         if write {
             chips.pic.port_write(port, data[0]);
+            let changed = chips.pic.take_mask_changes();
+            let masked = (0..16u8)
+                .filter(|p| chips.pic.pin_masked(*p))
+                .fold(0u32, |m, p| m | 1 << p);
+            mask_notifiers(chips, true, changed.into(), masked);
         } else {
             data[0] = chips.pic.port_read(port);
         }
@@ -651,20 +702,17 @@ pub(crate) fn ioapic_mmio(vm: &Vm, gpa: u64, write: bool, data: &mut [u8]) -> Op
     if gpa < base || gpa >= base + IOAPIC_MEM_LENGTH {
         return None;
     }
-    let acked = {
+    let (acked, mask_changed, masked) = {
         let v = vm.vcpus().lock();
-        let mut bus = Bus {
-            vcpus: &v,
-            acked: 0,
-            resample_pins: 0,
-        };
+        let mut bus = Bus::new(&v, 0);
         if write {
             chips.ioapic.mmio_write(&mut bus, gpa - base, data);
         } else {
             chips.ioapic.mmio_read(gpa - base, data);
         }
-        bus.acked
+        (bus.acked, bus.mask_changed, bus.masked)
     };
+    mask_notifiers(chips, false, mask_changed, masked);
     after_acks(vm, chips, acked);
     Some(())
 }
@@ -712,11 +760,7 @@ pub(crate) fn set_irqchip(vm: &Vm, arg: usize) -> Result {
             let (s, _) =
                 irqchip::uapi::KvmIoapicState::from_bytes_copy_prefix(&bytes).ok_or(EINVAL)?;
             let v = vm.vcpus().lock();
-            let mut bus = Bus {
-                vcpus: &v,
-                acked: 0,
-                resample_pins: 0,
-            };
+            let mut bus = Bus::new(&v, 0);
             chips.ioapic.set_state(&mut bus, &s);
         }
         _ => return Err(EINVAL),
@@ -770,11 +814,7 @@ pub(crate) fn signal_msi(vm: &Vm, arg: usize) -> Result<isize> {
         data: m.data,
     };
     let v = vm.vcpus().lock();
-    let mut bus = Bus {
-        vcpus: &v,
-        acked: 0,
-        resample_pins: 0,
-    };
+    let mut bus = Bus::new(&v, 0);
     trace_msi(&msg);
     let r = irqchip::signal_msi(&mut bus, &msg, true, &cfg);
     if r < 0 && r == -irqchip::msi::EINVAL {

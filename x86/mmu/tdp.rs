@@ -30,7 +30,8 @@ pub struct TdpFormat {
     pub writable: u64,
     /// An entry with any of these bits is present.
     pub present: u64,
-    /// The bit that makes a level-2 entry a 2 MiB leaf.
+    /// The bit that makes a level-2 entry a 2 MiB leaf (0: the vendor
+    /// takes no 2 MiB leaves).
     pub huge: u64,
     /// The physical-address bits of an entry.
     pub addr: u64,
@@ -175,6 +176,9 @@ impl Tdp {
             return Err(EINVAL);
         }
         let f = self.format;
+        if f.huge == 0 {
+            return Ok(None);
+        }
         let mut replaced = false;
         let table_pa = self.table_for(gfn, 2, &mut replaced)?;
         let entry = &self.table(table_pa)[index(gfn, 2)];

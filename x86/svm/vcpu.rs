@@ -928,6 +928,13 @@ impl VcpuArch for SvmVcpu {
         self.flush_pending = true;
     }
 
+    // Nested paging walks the guest's PDPTEs in memory.
+    fn pdptrs_wanted(&self) -> Option<Gpa> {
+        None
+    }
+
+    fn set_pdptrs(&mut self, _pdptrs: [u64; 4]) {}
+
     fn exit_info(&self) -> [u64; 5] {
         let c = &self.vmcb().control;
         let info = c.exit_int_info;

@@ -10,3 +10,4 @@
 	.include "bench.inc"
 	.include "emul.inc"
 	.include "irq.inc"
+	.include "reliability.inc"

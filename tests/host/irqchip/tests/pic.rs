@@ -287,3 +287,33 @@ fn state_round_trip() {
     other.set_state(PicChip::Master, &pending);
     assert!(other.output());
 }
+
+/// Mask notifications (upstream's kvm_fire_mask_notifiers from OCW1):
+/// only the IMR bits an OCW1 write flips are reported, per pin 0-15; the
+/// IMR reset of ICW1 and KVM_SET_IRQCHIP report nothing.
+#[test]
+fn mask_changes_from_ocw1_only() {
+    let mut pic = ready();
+    // ICW1 cleared the IMR (it was 0 already): nothing.
+    assert_eq!(pic.take_mask_changes(), 0);
+    pic.port_write(PIC_MASTER_DATA, 0xff);
+    pic.port_write(PIC_SLAVE_DATA, 0x05);
+    assert_eq!(pic.take_mask_changes(), 0x05ff);
+    assert!(pic.pin_masked(0) && pic.pin_masked(8) && !pic.pin_masked(9) && pic.pin_masked(10));
+    assert_eq!(pic.take_mask_changes(), 0, "taken");
+    // Unmask IRQ0 only; writing the same IMR again changes nothing.
+    pic.port_write(PIC_MASTER_DATA, 0xfe);
+    pic.port_write(PIC_MASTER_DATA, 0xfe);
+    assert_eq!(pic.take_mask_changes(), 0x0001);
+    assert!(!pic.pin_masked(0) && pic.pin_masked(1));
+    // Re-initialisation resets the IMR without notifications.
+    pic.port_write(PIC_MASTER_CMD, 0x11);
+    assert!(!pic.pin_masked(1));
+    assert_eq!(pic.take_mask_changes(), 0);
+    let s = pic.get_state(PicChip::Master);
+    let mut t = s;
+    t.imr = 0xff;
+    pic.set_state(PicChip::Master, &t);
+    assert!(pic.pin_masked(0));
+    assert_eq!(pic.take_mask_changes(), 0);
+}

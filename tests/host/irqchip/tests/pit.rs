@@ -257,6 +257,38 @@ fn reinjection_of_missed_ticks() {
     assert!(!pit.irq_acked());
 }
 
+/// Upstream's mask notifier on GSI 0 (kvm_pit_reset_reinject): while IRQ0
+/// is masked the guest never acknowledges, so the ticks pile up for
+/// reinjection behind the one delivered into the masked pin; unmasking
+/// drops them: the ack of that latched interrupt releases nothing, and the
+/// next tick is delivered on time, once.
+#[test]
+fn unmask_drops_ticks_piled_up_while_masked() {
+    let mut pit = Pit::new(0);
+    program(&mut pit, 0, 2, 11932, 0); // 10 ms
+    let period = 10_000_159;
+    pit.irq_mask_changed(true);
+    // The first tick is injected (into the masked pin), the next 99 wait.
+    assert!(pit.service(period));
+    for i in 2..=100 {
+        assert!(!pit.service(period * i), "tick {i} injected before an ack");
+    }
+    assert_eq!(pit.pending_ticks(), 100);
+    // Masking again changes nothing; unmasking drops them.
+    pit.irq_mask_changed(true);
+    assert_eq!(pit.pending_ticks(), 100);
+    pit.irq_mask_changed(false);
+    assert_eq!(pit.pending_ticks(), 0);
+    // The latched interrupt is taken and acknowledged: nothing follows.
+    assert!(!pit.irq_acked());
+    // The next tick comes at its time, alone.
+    assert!(pit.service(period * 101));
+    assert_eq!(pit.pending_ticks(), 1);
+    assert!(!pit.irq_acked());
+    assert_eq!(pit.pending_ticks(), 0);
+    assert!(pit.service(period * 102));
+}
+
 #[test]
 fn state2_round_trip_and_hpet_legacy() {
     let mut pit = Pit::new(0);

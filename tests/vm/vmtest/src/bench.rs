@@ -589,10 +589,10 @@ fn report(name: &str, unit: &str, what: &str, r: Measured) -> bool {
 }
 
 /// The module names of a module set's files (insmod order).
-fn module_names(m: &Modules) -> Vec<String> {
+fn module_names(m: &Modules, vendor: &String) -> Vec<String> {
     m.pre
         .iter()
-        .chain([&m.kvm, &m.amd])
+        .chain([&m.kvm, vendor])
         .filter_map(|p| std::path::Path::new(p).file_stem())
         .map(|s| s.to_string_lossy().replace('-', "_"))
         .collect()
@@ -611,8 +611,9 @@ pub fn list() {
 /// Runs every loop; false when any failed (a BENCH-FAIL line).
 pub fn run(m: &Modules) -> bool {
     // Modules loaded already (a profiling session) stay loaded.
+    let vendor = crate::vendor::Vendor::host().path(m).to_string();
     let mut loaded = Vec::new();
-    for (p, name) in m.pre.iter().chain([&m.kvm, &m.amd]).zip(module_names(m)) {
+    for (p, name) in m.pre.iter().chain([&m.kvm, &vendor]).zip(module_names(m, &vendor)) {
         match load_module(p) {
             Ok(()) => loaded.push(name),
             Err(libc::EEXIST) => {}

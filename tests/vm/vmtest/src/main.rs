@@ -9,6 +9,7 @@ mod report;
 mod suites;
 mod sys;
 mod sysioctl;
+mod vendor;
 
 use report::{Report, Set};
 
@@ -25,6 +26,7 @@ fn usage() -> ! {
     eprintln!("usage: rkvm-vmtest --set ours|intree [--pre KO]... --kvm KO --amd KO --intel KO [--demo|--bench]");
     eprintln!("       rkvm-vmtest --list [--set ours|intree]   (the rows a run prints, as ROW <name>; runs nothing)");
     eprintln!("       rkvm-vmtest --bench-list   (the benchmark rows --bench runs, one a line; runs nothing)");
+    eprintln!("       --vendor amd|intel: the CPU vendor whose rows to run or list (default: this CPU's)");
     std::process::exit(2);
 }
 
@@ -67,6 +69,11 @@ fn main() {
             "--bench" => bench = true,
             "--bench-list" => bench_list = true,
             "--list" => list = true,
+            "--vendor" => match val().as_str() {
+                "amd" => vendor::Vendor::set(vendor::Vendor::Amd),
+                "intel" => vendor::Vendor::set(vendor::Vendor::Intel),
+                _ => usage(),
+            },
             _ => usage(),
         }
     }
@@ -103,7 +110,8 @@ mod demo {
     use kvm_ioctls::Kvm;
 
     pub fn run(m: &Modules) {
-        for p in m.pre.iter().chain([&m.kvm, &m.amd]) {
+        let vendor = crate::vendor::Vendor::host().path(m).to_string();
+        for p in m.pre.iter().chain([&m.kvm, &vendor]) {
             match load_module(p) {
                 Ok(()) => println!("rkvm demo: insmod {p}: ok"),
                 Err(e) => println!("rkvm demo: insmod {p}: errno {e}"),

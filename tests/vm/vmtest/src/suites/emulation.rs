@@ -445,8 +445,11 @@ fn avx() -> TestResult {
 /// Checks a KVM_EXIT_INTERNAL_ERROR of suberror EMULATION for the
 /// instruction `insn` at guest-physical `gpa`: like the in-tree module,
 /// ndata 8 = flags (INSTRUCTION_BYTES), insn_size + 15 bytes (two words),
-/// then the exit info (SVM exit code NPF 0x400, info1, info2 = the GPA,
-/// intinfo, error code; with `npt=0` the #PF exit 0x4e instead).
+/// then the exit info (SVM: exit code NPF 0x400, info1, info2 = the GPA,
+/// intinfo, error code, or with `npt=0` the #PF exit 0x4e; VMX: exit
+/// reason EPT violation 48 or EPT misconfiguration 49, the exit
+/// qualification, IDT-vectoring info 0, interruption info, error code: no
+/// GPA).
 fn check_emulation_failure(e: &Exit, insn: &[u8], gpa: u64) -> TestResult {
     let Exit::InternalError { suberror, data } = e else {
         return Err(format!("exit: got {e}, want internal-error suberror {KVM_INTERNAL_ERROR_EMULATION}"));
@@ -466,14 +469,23 @@ fn check_emulation_failure(e: &Exit, insn: &[u8], gpa: u64) -> TestResult {
         return Err(format!("insn_size {size}, want {}..=15 (data {data:x?})", insn.len()));
     }
     expect_eq("instruction bytes", &bytes[1..1 + insn.len()], insn)?;
-    if npt_enabled() {
-        eq_hex("data[3] (exit reason: SVM_EXIT_NPF)", data[3], 0x400)?;
-        eq_hex("data[5] (exit info 2: the faulting GPA)", data[5], gpa)
-    } else {
-        // Shadow paging: the guest's #PF exit (the guest maps the MMIO
-        // page at its own address).
-        eq_hex("data[3] (exit reason: SVM_EXIT_EXCP_BASE + #PF)", data[3], 0x4e)?;
-        eq_hex("data[5] (exit info 2: the faulting address)", data[5], gpa)
+    match crate::vendor::Vendor::host() {
+        crate::vendor::Vendor::Amd if npt_enabled() => {
+            eq_hex("data[3] (exit reason: SVM_EXIT_NPF)", data[3], 0x400)?;
+            eq_hex("data[5] (exit info 2: the faulting GPA)", data[5], gpa)
+        }
+        crate::vendor::Vendor::Amd => {
+            // Shadow paging: the guest's #PF exit (the guest maps the MMIO
+            // page at its own address).
+            eq_hex("data[3] (exit reason: SVM_EXIT_EXCP_BASE + #PF)", data[3], 0x4e)?;
+            eq_hex("data[5] (exit info 2: the faulting address)", data[5], gpa)
+        }
+        crate::vendor::Vendor::Intel => {
+            if data[3] != 48 && data[3] != 49 {
+                return Err(format!("data[3] (exit reason): got {:#x}, want EPT violation 48 or EPT misconfig 49 (data {data:x?})", data[3]));
+            }
+            eq_hex("data[5] (IDT-vectoring info)", data[5], 0)
+        }
     }
 }
 

@@ -29,6 +29,7 @@ pub fn tests() -> Vec<Test> {
         test("bad/cpuid-nent-too-big-e2big", cpuid_e2big),
         test("bad/msrs-nmsrs-too-big-e2big", msrs_e2big),
         test("bad/set-sregs-inconsistent-einval", sregs_bad),
+        test("bad/set-sregs-efer-ffxsr-needs-host-fxsr-opt", sregs_ffxsr),
         test("bad/ioctls-with-wrong-size-or-fd-kind", wrong_size),
         test("bad/mmap-vm-fd-enodev", mmap_vm),
         test("bad/code-in-mmio-internal-error", code_in_mmio),
@@ -399,6 +400,30 @@ fn sregs_bad() -> TestResult {
     s.cr4 |= 1 << 63; // reserved
     expect_errno("CR4 bit 63", set(&s), libc::EINVAL)?;
     expect_eq("the good sregs again", errno_ok(set(&good)), Ok(0))
+}
+
+/// EFER.FFXSR in KVM_SET_SREGS, with FXSR_OPT in the guest's CPUID: KVM
+/// supports the bit only when the host has FXSR_OPT (AMD; neither QEMU TCG
+/// nor Bochs' Intel models have it): EINVAL without, accepted with.
+fn sregs_ffxsr() -> TestResult {
+    let vm = Vm::new(Mode::Long)?;
+    let mut entries: Vec<kvm_cpuid_entry2> = vm.supported_cpuid()?.as_slice().to_vec();
+    let e = entries
+        .iter_mut()
+        .find(|e| e.function == 0x8000_0001)
+        .ok_or("no leaf 0x80000001 in KVM_GET_SUPPORTED_CPUID")?;
+    e.edx |= 1 << 25; // FXSR_OPT
+    let table = CpuId::from_entries(&entries).map_err(|e| format!("CpuId::from_entries: {e:?}"))?;
+    let cpu = vm.vcpu_with_cpuid(0, &table)?;
+    let mut s = k("KVM_GET_SREGS", cpu.fd.get_sregs())?;
+    s.efer |= 1 << 14; // FFXSR
+    let r = ioctl(&cpu.fd, kvmsys::SET_SREGS, &s as *const _ as u64);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").map_err(|e| format!("/proc/cpuinfo: {e}"))?;
+    if cpuinfo.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "fxsr_opt")) {
+        expect_eq("KVM_SET_SREGS with EFER.FFXSR (host has fxsr_opt)", errno_ok(r), Ok(0))
+    } else {
+        expect_errno("KVM_SET_SREGS with EFER.FFXSR (host lacks fxsr_opt)", r, libc::EINVAL)
+    }
 }
 
 /// Known ioctl numbers with a wrong size or direction, and ioctls sent to

@@ -23,6 +23,7 @@ mod memslots;
 mod modes;
 mod qemu_compat;
 mod recorded;
+mod reliability;
 mod smp;
 mod state;
 mod stats;
@@ -50,9 +51,29 @@ pub fn run(r: &mut Report) {
     tests.extend(irqchip_errors::tests());
     tests.extend(qemu_compat::tests());
     tests.extend(stats::tests());
+    tests.extend(reliability::tests());
     if let Ok(filter) = std::env::var("RKVM_TEST_FILTER") {
         // Substrings separated by '|': any of them selects a test.
         tests.retain(|t| filter.split('|').any(|f| t.name.contains(f)));
+    }
+    // RKVM_TEST_EXCLUDE: tests a platform cannot run, reported as SKIP:
+    // '|' separated substrings, each with an optional "=why" (else
+    // RKVM_TEST_EXCLUDE_WHY).
+    if let Ok(exclude) = std::env::var("RKVM_TEST_EXCLUDE") {
+        let why = std::env::var("RKVM_TEST_EXCLUDE_WHY").unwrap_or_else(|_| "excluded (RKVM_TEST_EXCLUDE)".into());
+        let hit = |n: &str| {
+            exclude.split('|').find_map(|e| {
+                let (f, w) = e.split_once('=').unwrap_or((e, &why));
+                (!f.is_empty() && n.contains(f)).then(|| w.to_string())
+            })
+        };
+        tests.retain(|t| match hit(&t.name) {
+            Some(w) => {
+                r.skip(&t.name, &w);
+                false
+            }
+            None => true,
+        });
     }
     harness::run_all(r, tests);
 }

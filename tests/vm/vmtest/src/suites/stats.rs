@@ -512,7 +512,7 @@ fn tracefs_write(file: &str, v: &str) -> Result<(), String> {
 
 /// With kvm:kvm_exit and kvm:kvm_pio enabled, a guest making N OUTs to
 /// port 0x{PORT_OUT} leaves at least N kvm_pio "pio_write at 0x..." and N
-/// kvm_exit "reason io" (SVM's IOIO name) records.
+/// kvm_exit "reason io" (SVM's IOIO name; VMX's is IO_INSTRUCTION) records.
 fn trace_counts() -> TestResult {
     const N: u32 = 20;
     tracefs_write("events/kvm/kvm_exit/enable", "1")?;
@@ -525,10 +525,14 @@ fn trace_counts() -> TestResult {
     let text = std::fs::read_to_string(format!("{TRACING}/trace")).map_err(|e| e.to_string())?;
     let pio = format!("pio_write at 0x{PORT_OUT:x} size 4 count 1");
     let pios = text.lines().filter(|l| l.contains("kvm_pio:") && l.contains(&pio)).count();
-    let exits = text.lines().filter(|l| l.contains("kvm_exit:") && l.contains("reason io ")).count();
+    let reason = match crate::vendor::Vendor::host() {
+        crate::vendor::Vendor::Amd => "reason io ",
+        crate::vendor::Vendor::Intel => "reason IO_INSTRUCTION ",
+    };
+    let exits = text.lines().filter(|l| l.contains("kvm_exit:") && l.contains(reason)).count();
     if pios < N as usize || exits < N as usize {
         let sample: Vec<&str> = text.lines().filter(|l| l.contains("kvm_")).take(4).collect();
-        return Err(format!("{pios} kvm_pio \"{pio}\" and {exits} kvm_exit \"reason io\" records, want >= {N} each; first: {sample:?}"));
+        return Err(format!("{pios} kvm_pio \"{pio}\" and {exits} kvm_exit \"{}\" records, want >= {N} each; first: {sample:?}", reason.trim_end()));
     }
     Ok(())
 }
