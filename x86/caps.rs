@@ -47,7 +47,24 @@ pub(crate) fn check_extension(_vm: Option<&Vm>, cap: u32) -> isize {
         | KVM_CAP_IOEVENTFD_NO_LENGTH
         // Single-stepping over an emulated instruction traps after it (the
         // emulator honours RFLAGS.TF), as upstream always does.
-        | KVM_CAP_X86_ROBUST_SINGLESTEP => 1,
+        | KVM_CAP_X86_ROBUST_SINGLESTEP
+        // KVM_GET_MSR_FEATURE_INDEX_LIST and KVM_GET_MSRS on /dev/kvm.
+        | KVM_CAP_GET_MSR_FEATURES
+        // KVM_GET_EMULATED_CPUID.
+        | KVM_CAP_EXT_EMUL_CPUID
+        // kvmclock (MSR_KVM_SYSTEM_TIME(_NEW), MSR_KVM_WALL_CLOCK(_NEW)).
+        | KVM_CAP_CLOCKSOURCE
+        // KVM_KVMCLOCK_CTRL.
+        | KVM_CAP_KVMCLOCK_CTRL
+        // kvm_run.fail_entry.cpu is filled in.
+        | KVM_CAP_LAST_CPU
+        // kvm_run.flags is reported on every exit (never guest mode: no
+        // nested virtualization yet).
+        | KVM_CAP_X86_GUEST_MODE
+        // A leftover of device assignment, answered 1 by upstream too.
+        | KVM_CAP_PCI_SEGMENT => 1,
+        // Only the default VM type.
+        KVM_CAP_VM_TYPES => 1 << KVM_X86_DEFAULT_VM,
         KVM_CAP_NR_VCPUS => num_online_cpus().min(MAX_VCPUS) as isize,
         KVM_CAP_MAX_VCPUS => MAX_VCPUS as isize,
         KVM_CAP_MAX_VCPU_ID => MAX_VCPU_IDS as isize,

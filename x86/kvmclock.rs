@@ -74,6 +74,8 @@ pub(crate) struct VcpuClock {
     generation: u64,
     /// The host CPU it was written on.
     cpu: i32,
+    /// KVM_KVMCLOCK_CTRL: set PVCLOCK_GUEST_STOPPED in the next update.
+    stop_request: bool,
 }
 
 impl VcpuClock {
@@ -82,6 +84,19 @@ impl VcpuClock {
         self.gpa = pvclock::msr_gpa(value).map(Gpa::new);
         self.dirty = self.gpa.is_some();
     }
+}
+
+/// KVM_KVMCLOCK_CTRL: tells the guest (PVCLOCK_GUEST_STOPPED in its time
+/// info, written before the next entry) that the VMM paused it, so its
+/// soft-lockup watchdog does not fire; EINVAL without kvmclock, as
+/// upstream.
+pub(crate) fn kvmclock_ctrl(st: &mut VcpuState) -> Result {
+    if st.clock.gpa.is_none() {
+        return Err(EINVAL);
+    }
+    st.clock.stop_request = true;
+    st.clock.dirty = true;
+    Ok(())
 }
 
 /// The host TSC frequency.
@@ -122,12 +137,18 @@ pub(crate) fn update(vm: &Vm, st: &mut VcpuState) {
         return;
     }
     let old_version = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    // The guest clears PVCLOCK_GUEST_STOPPED itself; a set flag survives
+    // until it does (upstream does the same).
+    let stopped = if core::mem::take(&mut st.clock.stop_request) {
+        PVCLOCK_GUEST_STOPPED
+    } else {
+        head[29] & PVCLOCK_GUEST_STOPPED
+    };
     let info = VcpuTimeInfo {
         tsc_timestamp: tsc.wrapping_add(st.hw.tsc_offset()),
         system_time: vc.kvmclock_at(ns),
         scale,
-        // The guest's own flag survives (upstream does the same).
-        flags: head[29] & PVCLOCK_GUEST_STOPPED,
+        flags: stopped,
     };
     // Odd version while the fields change, as the guest's reader expects.
     // A failing write (the VMM unmapped the page) leaves the guest a stale

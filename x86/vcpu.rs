@@ -140,6 +140,7 @@ pub(crate) fn vcpu_ioctl(
         KVM_TRANSLATE => done(events::translate(vm, st, arg)),
         KVM_GET_TSC_KHZ => Ok(kvmclock::get_tsc_khz()),
         KVM_SET_TSC_KHZ => done(kvmclock::set_tsc_khz(arg as u32)),
+        KVM_KVMCLOCK_CTRL => done(kvmclock::kvmclock_ctrl(st)),
         KVM_ENABLE_CAP => done(enable_cap(arg)),
         _ => Err(EINVAL),
     }

@@ -30,7 +30,10 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: usize) -> isize {
         | KVM_CAP_CHECK_EXTENSION_VM
         | KVM_CAP_ENABLE_CAP_VM
         | KVM_CAP_IOEVENTFD_ANY_LENGTH
-        | KVM_CAP_IRQFD_RESAMPLE => 1,
+        | KVM_CAP_IRQFD_RESAMPLE
+        // kvm_run.system_event has its ndata/data fields (rkvm reports no
+        // system event on x86 so far, as upstream without Xen/Hyper-V/SEV).
+        | KVM_CAP_SYSTEM_EVENT_DATA => 1,
         // Generic, upstream under CONFIG_KVM_MMIO.
         KVM_CAP_COALESCED_MMIO => KVM_COALESCED_MMIO_PAGE_OFFSET as isize,
         KVM_CAP_COALESCED_PIO => 1,

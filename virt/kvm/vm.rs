@@ -41,8 +41,6 @@ use kernel::{
     sync::{aref::ARef, Arc, ArcBorrow, Mutex, MutexGuard},
 };
 
-/// The only machine type x86 KVM supports here (`KVM_X86_DEFAULT_VM`).
-const KVM_X86_DEFAULT_VM: usize = 0;
 /// vCPU ids are below this (`KVM_CAP_MAX_VCPU_ID`).
 pub(crate) const MAX_VCPU_IDS: u32 = 4096;
 
@@ -250,7 +248,8 @@ impl PinnedDrop for Vm {
 
 /// `KVM_CREATE_VM`: returns the new VM's fd.
 pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
-    if machine_type != KVM_X86_DEFAULT_VM {
+    // The only machine type supported here (KVM_CAP_VM_TYPES).
+    if machine_type != uapi::KVM_X86_DEFAULT_VM as usize {
         return Err(EINVAL);
     }
     let vendor = VendorRef::get().inspect_err(|_| {
