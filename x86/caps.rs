@@ -9,12 +9,15 @@ use crate::{
         vcpu::MAX_VCPUS,
         vm::{Vm, MAX_VCPU_IDS},
     },
-    x86::{kvmclock::CLOCK_VALID_FLAGS, msrs::MAX_MCE_BANKS, regs, vm_arch::EXIT_HYPERCALL_VALID},
+    x86::{
+        irq::chips::X2APIC_API_VALID_FLAGS, kvmclock::CLOCK_VALID_FLAGS, msrs::MAX_MCE_BANKS, regs,
+        vm_arch::EXIT_HYPERCALL_VALID,
+    },
 };
 
 /// The x86 answer to `KVM_CHECK_EXTENSION(cap)` on `/dev/kvm` (`vm` is
 /// `None`) or on a VM fd.
-pub(crate) fn check_extension(_vm: Option<&Vm>, cap: u32) -> isize {
+pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
     match cap {
         KVM_CAP_HLT
         | KVM_CAP_SET_TSS_ADDR
@@ -65,6 +68,12 @@ pub(crate) fn check_extension(_vm: Option<&Vm>, cap: u32) -> isize {
         | KVM_CAP_PCI_SEGMENT => 1,
         // Only the default VM type.
         KVM_CAP_VM_TYPES => 1 << KVM_X86_DEFAULT_VM,
+        // Enabling suppress-EOI-broadcast needs a split irqchip.
+        KVM_CAP_X2APIC_API => {
+            let split = vm.is_none_or(|vm| vm.arch().irqchip().is_split());
+            let enable = u64::from(KVM_X2APIC_ENABLE_SUPPRESS_EOI_BROADCAST);
+            (X2APIC_API_VALID_FLAGS & if split { u64::MAX } else { !enable }) as isize
+        }
         KVM_CAP_NR_VCPUS => num_online_cpus().min(MAX_VCPUS) as isize,
         KVM_CAP_MAX_VCPUS => MAX_VCPUS as isize,
         KVM_CAP_MAX_VCPU_ID => MAX_VCPU_IDS as isize,

@@ -10,7 +10,7 @@ use crate::{
         uaccess::{read_arg, read_array, write_arg, write_array},
         uapi,
     },
-    virt::vcpu::Vcpu,
+    virt::{vcpu::Vcpu, vm::Vm},
     x86::{irq::lapic, supported, vcpu::VcpuState},
 };
 use kernel::prelude::*;
@@ -71,9 +71,9 @@ impl GuestCpuid {
 }
 
 /// KVM_SET_CPUID2: the table, and what it offers shapes the LAPIC.
-pub(crate) fn set_cpuid2(vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+pub(crate) fn set_cpuid2(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
     st.cpuid.set_from_user(arg)?;
-    lapic::update_config(vcpu, st);
+    lapic::update_config(vm, vcpu, st);
     Ok(())
 }
 

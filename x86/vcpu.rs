@@ -113,7 +113,7 @@ pub(crate) fn vcpu_ioctl(
         KVM_SET_SREGS => done(regs::set_sregs(st, arg)),
         KVM_GET_MSRS => msrs::get_msrs(vm, vcpu, st, arg),
         KVM_SET_MSRS => msrs::set_msrs(vm, vcpu, st, arg),
-        KVM_SET_CPUID2 => done(cpuid::set_cpuid2(vcpu, st, arg)),
+        KVM_SET_CPUID2 => done(cpuid::set_cpuid2(vm, vcpu, st, arg)),
         KVM_GET_CPUID2 => done(cpuid::get_cpuid2(st, arg)),
         KVM_GET_FPU => done(regs::get_fpu(st, arg)),
         KVM_SET_FPU => done(regs::set_fpu(st, arg)),

@@ -95,6 +95,7 @@ pub(crate) fn vm_ioctl(vm: &Vm, cmd: u32, arg: usize) -> Result<isize> {
 pub(crate) fn enable_cap(vm: &Vm, c: &uapi::kvm_enable_cap) -> Result {
     match c.cap {
         uapi::KVM_CAP_SPLIT_IRQCHIP => chips::enable_split_irqchip(vm, c.args[0]),
+        uapi::KVM_CAP_X2APIC_API => chips::enable_x2apic_api(vm, c.args[0]),
         uapi::KVM_CAP_EXIT_HYPERCALL => {
             if c.args[0] & !EXIT_HYPERCALL_VALID != 0 {
                 return Err(EINVAL);

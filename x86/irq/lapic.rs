@@ -88,11 +88,14 @@ pub(crate) fn apply(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, eff: LapicEffects)
         chips::deliver(vm, Some(vcpu.index()), &ipi);
     }
     if let Some(e) = eff.eoi {
-        match vm.arch().irqchip().split_eoi_exit(vcpu, e.vector) {
-            // Split irqchip: the userspace IOAPIC hears of it.
-            Some(true) => st.events.report_eoi(e.vector),
-            Some(false) => {}
-            None => chips::ioapic_eoi(vm, vcpu.index(), e.vector, e.trigger, e.suppress_broadcast),
+        let chip = vm.arch().irqchip();
+        let suppress = chip.suppress_eoi_broadcast(e.suppress_broadcast);
+        match chip.split_eoi_exit(vcpu, e.vector) {
+            // Split irqchip: the userspace IOAPIC hears of it, unless the
+            // guest suppressed the broadcast (and may).
+            Some(true) if !suppress => st.events.report_eoi(e.vector),
+            Some(_) => {}
+            None => chips::ioapic_eoi(vm, vcpu.index(), e.vector, e.trigger, suppress),
         }
     }
     if eff.timer_changed {
@@ -231,13 +234,16 @@ pub(crate) fn set_lapic(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) ->
 }
 
 /// After KVM_SET_CPUID2: what the guest's CPUID offers (x2APIC,
-/// TSC-deadline) shapes the LAPIC.
-pub(crate) fn update_config(vcpu: &Vcpu, st: &VcpuState) {
+/// TSC-deadline) and the VM's KVM_CAP_X2APIC_API (directed EOI) shape
+/// the LAPIC.
+pub(crate) fn update_config(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) {
     let Some(lapic) = vcpu.lapic() else { return };
     let l1 = cpuid::lookup(st, 1, 0);
+    let directed_eoi = vm.arch().irqchip().advertise_directed_eoi();
     let mut l = lapic.lock();
     let mut cfg = *l.config();
     cfg.x2apic_supported = l1[2] & X86_FEATURE_X2APIC.mask() != 0;
+    cfg.directed_eoi_advertised = directed_eoi;
     cfg.tsc_deadline_supported = l1[2] & X86_FEATURE_TSC_DEADLINE_TIMER.mask() != 0;
     cfg.max_phys_addr_bits = cpuid::guest_maxphyaddr(st);
     l.set_config(cfg);
