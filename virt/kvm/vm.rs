@@ -27,6 +27,7 @@ use crate::{
         dirty_log::{self, DirtyLog},
         eventfd::{self, Ioeventfds, Irqfds},
         guest_memory::Slot,
+        halt_poll::HaltPollLimit,
         ioctl::*,
         vcpu::{self, Vcpus},
     },
@@ -71,6 +72,8 @@ pub(crate) struct Vm {
     /// KVM_CAP_MAX_VCPU_ID as enabled (0: not, ids up to MAX_VCPU_IDS).
     /// Written under `slots_lock`.
     max_vcpu_ids: AtomicU32,
+    /// How long a halted vCPU may poll (KVM_CAP_HALT_POLL).
+    halt_poll: HaltPollLimit,
     /// What upstream keeps in `struct kvm_arch`.
     #[pin]
     arch: VmArch,
@@ -127,6 +130,11 @@ impl Vm {
     /// The x86 part.
     pub(crate) fn arch(&self) -> &VmArch {
         &self.arch
+    }
+
+    /// The VM's halt-polling limit.
+    pub(crate) fn halt_poll_limit(&self) -> &HaltPollLimit {
+        &self.halt_poll
     }
 
     /// The vendor backend.
@@ -211,6 +219,7 @@ impl Vm {
                 self.dirty_log.enable_manual_protect(c.args[0])
             }
             uapi::KVM_CAP_MAX_VCPU_ID => self.enable_max_vcpu_id(c.args[0]),
+            uapi::KVM_CAP_HALT_POLL => self.halt_poll.enable_cap(&c),
             _ => x86::vm_arch::enable_cap(self, &c),
         }
     }
@@ -274,6 +283,7 @@ pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
             ioeventfds <- Ioeventfds::new(),
             coalesced <- coalesced,
             max_vcpu_ids: AtomicU32::new(0),
+            halt_poll: HaltPollLimit::new(),
             arch <- VmArch::new(),
         }),
         GFP_KERNEL_ACCOUNT,

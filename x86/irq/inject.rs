@@ -103,7 +103,12 @@ pub(crate) fn split_ready_for_injection(vcpu: &Vcpu, st: &VcpuState) -> bool {
 pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<bool> {
     let halted = st.mp_state.is_halted();
     let start = monotonic_ns();
-    let mut poll_budget = if halted { st.halt_poll.budget_ns() } else { 0 };
+    let limit = vm.halt_poll_limit();
+    let mut poll_budget = if halted {
+        st.halt_poll.budget_ns(limit)
+    } else {
+        0
+    };
     let r = loop {
         let reqs = vcpu.kick().take_requests();
         if reqs & REQ_TLB_FLUSH != 0 {
@@ -128,7 +133,8 @@ pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> R
         }
     };
     if halted {
-        st.halt_poll.adjust(monotonic_ns().saturating_sub(start));
+        st.halt_poll
+            .adjust(monotonic_ns().saturating_sub(start), limit);
     }
     r
 }
