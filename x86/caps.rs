@@ -64,6 +64,10 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
         // kvm_run.flags is reported on every exit (never guest mode: no
         // nested virtualization yet).
         | KVM_CAP_X86_GUEST_MODE
+        // Pending vs injected exceptions and their payloads, and pending
+        // triple faults, in KVM_GET/SET_VCPU_EVENTS (KVM_ENABLE_CAP).
+        | KVM_CAP_EXCEPTION_PAYLOAD
+        | KVM_CAP_X86_TRIPLE_FAULT_EVENT
         // A leftover of device assignment, answered 1 by upstream too.
         | KVM_CAP_PCI_SEGMENT => 1,
         // Only the default VM type.

@@ -138,6 +138,13 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
             return Err(EINTR);
         }
         cpu::cond_resched();
+        // KVM_SET_VCPU_EVENTS' pending triple fault: shut down (the
+        // vCPU is not reset, as upstream's KVM_REQ_TRIPLE_FAULT).
+        if st.events.triple_fault() {
+            st.events.set_triple_fault(false);
+            run.set_exit_reason(uapi::KVM_EXIT_SHUTDOWN);
+            return Ok(());
+        }
 
         if !st.mp_state.is_runnable() {
             if !inject::wait_until_runnable(vm, vcpu, st)? {

@@ -10,7 +10,7 @@ use crate::{
         kvmclock::{self, VmClock},
     },
 };
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 
 /// Hypercalls userspace may take over (`KVM_EXIT_HYPERCALL_VALID_MASK`):
@@ -31,6 +31,12 @@ pub(crate) struct VmArch {
     bsp_id: AtomicU32,
     /// KVM_CAP_EXIT_HYPERCALL: hypercalls that exit to userspace.
     hypercall_exit: AtomicU64,
+    /// KVM_CAP_EXCEPTION_PAYLOAD: KVM_GET/SET_VCPU_EVENTS keep pending
+    /// and injected exceptions apart and carry payloads.
+    exception_payload: AtomicBool,
+    /// KVM_CAP_X86_TRIPLE_FAULT_EVENT: KVM_GET/SET_VCPU_EVENTS carry a
+    /// pending triple fault.
+    triple_fault_event: AtomicBool,
 }
 
 impl VmArch {
@@ -40,6 +46,8 @@ impl VmArch {
             clock <- VmClock::new(),
             bsp_id: AtomicU32::new(0),
             hypercall_exit: AtomicU64::new(0),
+            exception_payload: AtomicBool::new(false),
+            triple_fault_event: AtomicBool::new(false),
         })
     }
 
@@ -56,6 +64,16 @@ impl VmArch {
     /// The vCPU id of the BSP.
     pub(crate) fn bsp_id(&self) -> u32 {
         self.bsp_id.load(Ordering::Relaxed)
+    }
+
+    /// Whether KVM_CAP_EXCEPTION_PAYLOAD is enabled.
+    pub(crate) fn exception_payload(&self) -> bool {
+        self.exception_payload.load(Ordering::Relaxed)
+    }
+
+    /// Whether KVM_CAP_X86_TRIPLE_FAULT_EVENT is enabled.
+    pub(crate) fn triple_fault_event(&self) -> bool {
+        self.triple_fault_event.load(Ordering::Relaxed)
     }
 
     /// Whether hypercall `nr` exits to userspace (KVM_CAP_EXIT_HYPERCALL).
@@ -101,6 +119,20 @@ pub(crate) fn enable_cap(vm: &Vm, c: &uapi::kvm_enable_cap) -> Result {
                 return Err(EINVAL);
             }
             vm.arch().hypercall_exit.store(c.args[0], Ordering::SeqCst);
+            Ok(())
+        }
+        // Any non-zero argument enables, zero disables (upstream stores it
+        // in a bool).
+        uapi::KVM_CAP_EXCEPTION_PAYLOAD => {
+            vm.arch()
+                .exception_payload
+                .store(c.args[0] != 0, Ordering::Relaxed);
+            Ok(())
+        }
+        uapi::KVM_CAP_X86_TRIPLE_FAULT_EVENT => {
+            vm.arch()
+                .triple_fault_event
+                .store(c.args[0] != 0, Ordering::Relaxed);
             Ok(())
         }
         _ => Err(EINVAL),

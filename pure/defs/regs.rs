@@ -247,6 +247,9 @@ pub const XFEATURE_MASK_CET_ALL: u64 = XFEATURE_MASK_CET_USER | XFEATURE_MASK_CE
 pub const DR_TRAP_BITS: u64 = 0xf;
 /// `DR6[11]`: bus lock detected (active low).
 pub const DR6_BUS_LOCK: u64 = 1 << 11;
+/// `DR6[12]`: reserved, must be 0 (VMX's "enabled breakpoint" bit of
+/// the pending debug exceptions, which #DB payloads follow).
+pub const DR6_RESERVED_BIT12: u64 = 1 << 12;
 /// `DR6[13]`: debug register access detected.
 pub const DR6_BD: u64 = 1 << 13;
 /// `DR6[14]`: single step.

@@ -14,9 +14,10 @@ use crate::{
         vm::Vm,
     },
     x86::{
+        events,
         irq::{chips, lapic},
         vcpu::VcpuState,
-        vendor::Seg,
+        vendor::{InjectedEvent, Seg},
     },
 };
 use kernel::prelude::*;
@@ -82,7 +83,9 @@ fn apic_interrupt_pending(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) -> bool {
 /// Whether a halted vCPU has something to do (upstream's
 /// kvm_vcpu_has_events()).
 fn has_events(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> bool {
-    st.events.nmi_pending() || (st.hw.interrupt_allowed() && apic_interrupt_pending(vm, vcpu, st))
+    st.events.exception().is_some()
+        || st.events.nmi_pending()
+        || (st.hw.interrupt_allowed() && apic_interrupt_pending(vm, vcpu, st))
 }
 
 /// Split irqchip: whether userspace may inject its PIC's next vector now
@@ -153,6 +156,14 @@ pub(crate) fn wait_until_runnable_once(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState)
 /// LAPIC, or from KVM_INTERRUPT; also opens the interrupt window that
 /// userspace requested.
 pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mut VcpuState) {
+    // A pending exception (KVM_SET_VCPU_EVENTS) goes first, with its
+    // payload delivered now.
+    if st.hw.injected_event() == InjectedEvent::None {
+        if let Some(mut e) = st.events.take_exception() {
+            events::deliver_exception_payload(st, &mut e);
+            st.hw.inject_exception(e.vector, e.error_code);
+        }
+    }
     if st.events.nmi_pending() && st.hw.nmi_allowed() {
         st.hw.inject_nmi();
         st.events.take_nmi();
