@@ -68,6 +68,8 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
         // triple faults, in KVM_GET/SET_VCPU_EVENTS (KVM_ENABLE_CAP).
         | KVM_CAP_EXCEPTION_PAYLOAD
         | KVM_CAP_X86_TRIPLE_FAULT_EVENT
+        // KVM_GET/SET_SREGS2 (PDPTEs under PAE paging).
+        | KVM_CAP_SREGS2
         // A leftover of device assignment, answered 1 by upstream too.
         | KVM_CAP_PCI_SEGMENT => 1,
         // Only the default VM type.

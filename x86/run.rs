@@ -12,7 +12,7 @@
 //! switched once per KVM_RUN by the kernel's FPU core, which handles
 //! preemption itself.
 
-use crate::defs::regs::RAX;
+use crate::defs::{msr::MSR_IA32_APICBASE, regs::RAX};
 use crate::{
     defs::regs::{X86_CR4_OSXSAVE, X86_EFLAGS_IF},
     ext::{cpu, fpu::regs::host_xcr0, guest_entry::EntryWindow, signal::SigmaskGuard, uapi},
@@ -21,7 +21,7 @@ use crate::{
         emulator_ops::{self, Waiting},
         exits,
         irq::inject,
-        kvmclock,
+        kvmclock, msrs, regs,
         vcpu::VcpuState,
     },
 };
@@ -111,6 +111,8 @@ pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> R
             Err(e) => Err(e),
         };
     }
+    // The CPU reloads the PDPTEs from memory when it runs.
+    st.pdptrs_from_user = None;
     // The emulator may touch XMM registers: guest FPU state first.
     st.fpu.load();
     let r = match complete_userspace(vm, vcpu, st) {
@@ -224,8 +226,10 @@ fn ready_for_injection(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) -> bool {
 fn report_common(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) {
     let if_flag = st.hw.rflags() & X86_EFLAGS_IF != 0;
     let ready = ready_for_injection(vm, vcpu, st);
+    // The in-kernel LAPIC's APIC_BASE when there is one.
+    let apic_base = msrs::get(vm, vcpu, st, MSR_IA32_APICBASE, true).unwrap_or(0);
     vcpu.run_page()
-        .set_common(if_flag, ready, st.msrs.cr8, st.msrs.apic_base);
+        .set_common(if_flag, ready, regs::cr8(vcpu, st), apic_base);
 }
 
 /// Finishes what the last exit to userspace left open.

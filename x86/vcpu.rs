@@ -56,6 +56,9 @@ pub(crate) struct VcpuState {
     pub(crate) lapic: LapicVcpu,
     /// kvmclock (MSR_KVM_SYSTEM_TIME_NEW).
     pub(crate) clock: VcpuClock,
+    /// KVM_SET_SREGS2's PDPTEs, reported by KVM_GET_SREGS2 until the vCPU
+    /// runs (then the CPU reloads them from memory).
+    pub(crate) pdptrs_from_user: Option<[u64; 4]>,
 }
 
 impl VcpuState {
@@ -88,6 +91,7 @@ impl VcpuState {
             sigmask: None,
             lapic: LapicVcpu::new(kick, lapic_in_kernel)?,
             clock: Default::default(),
+            pdptrs_from_user: None,
         })
     }
 }
@@ -109,8 +113,10 @@ pub(crate) fn vcpu_ioctl(
     match cmd {
         KVM_GET_REGS => done(regs::get_regs(st, arg)),
         KVM_SET_REGS => done(regs::set_regs(st, arg)),
-        KVM_GET_SREGS => done(regs::get_sregs(st, arg)),
-        KVM_SET_SREGS => done(regs::set_sregs(st, arg)),
+        KVM_GET_SREGS => done(regs::get_sregs(vm, vcpu, st, arg)),
+        KVM_SET_SREGS => done(regs::set_sregs(vm, vcpu, st, arg)),
+        KVM_GET_SREGS2 => done(regs::get_sregs2(vm, vcpu, st, arg)),
+        KVM_SET_SREGS2 => done(regs::set_sregs2(vm, vcpu, st, arg)),
         KVM_GET_MSRS => msrs::get_msrs(vm, vcpu, st, arg),
         KVM_SET_MSRS => msrs::set_msrs(vm, vcpu, st, arg),
         KVM_SET_CPUID2 => done(cpuid::set_cpuid2(vm, vcpu, st, arg)),

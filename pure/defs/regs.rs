@@ -117,6 +117,11 @@ pub const X86_CR0_PG: u64 = 1 << 31;
 /// CR0 after RESET and INIT: caches disabled, ET set (0x6000_0010).
 pub const X86_CR0_RESET: u64 = X86_CR0_NW | X86_CR0_CD | X86_CR0_ET;
 
+// --- CR8 ---------------------------------------------------------------------------
+
+/// CR8 holds the task priority in bits 3:0; the rest is reserved.
+pub const CR8_RESERVED_BITS: u64 = !0xf;
+
 // --- CR4 ---------------------------------------------------------------------------
 
 /// Virtual-8086 mode extensions.

@@ -9,7 +9,7 @@
 
 use super::GuestMemory;
 use crate::defs::paging::{
-    pt_level_shift, MAX_PHYS_ADDR_BITS, PAGE_SHIFT, PAGE_SIZE, PFERR_FETCH_MASK,
+    pt_level_shift, MAX_PHYS_ADDR_BITS, PAE_CR3_MASK, PAGE_SHIFT, PAGE_SIZE, PFERR_FETCH_MASK,
     PFERR_PRESENT_MASK, PFERR_RSVD_MASK, PFERR_USER_MASK, PFERR_WRITE_MASK, PT32E_ROOT_LEVEL,
     PT32_BASE_ADDR_MASK, PT32_LEVEL_BITS, PT32_ROOT_LEVEL, PT64_BASE_ADDR_MASK, PT64_LEVEL_BITS,
     PT64_NX_MASK, PT64_ROOT_4LEVEL, PT64_ROOT_5LEVEL, PT_ACCESSED_MASK, PT_DIRTY_MASK,
@@ -131,8 +131,6 @@ pub enum WalkError {
 
 /// Attempts at setting A/D bits before giving up with [`WalkError::Busy`].
 const AD_RETRIES: u32 = 4;
-/// PAE CR3: PDPT base bits 31:5.
-const PAE_CR3_MASK: u64 = 0xFFFF_FFE0;
 /// Reserved bits of a PAE PDPTE besides the physical-address bits.
 const PDPTE_RSVD: u64 = (3 << 1) | (0xF << 5);
 /// PSE-36: bits 20:13 of a 4 MiB PDE hold physical address bits 39:32.
