@@ -70,6 +70,9 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
         | KVM_CAP_X86_TRIPLE_FAULT_EVENT
         // KVM_GET/SET_SREGS2 (PDPTEs under PAE paging).
         | KVM_CAP_SREGS2
+        // Refused guest MSR accesses may exit to userspace; the MSR filter.
+        | KVM_CAP_X86_USER_SPACE_MSR
+        | KVM_CAP_X86_MSR_FILTER
         // A leftover of device assignment, answered 1 by upstream too.
         | KVM_CAP_PCI_SEGMENT => 1,
         // Only the default VM type.

@@ -11,7 +11,9 @@ use crate::{
     ext::{time, uapi},
     virt::{vcpu::Vcpu, vm::Vm},
     x86::{
-        cpuid, emulator_ops, events, iodev, msrs, params,
+        cpuid, emulator_ops, events, iodev,
+        msr_filter::MsrFault,
+        msrs, params,
         run::{halt, merge_reg, vector, Next},
         vcpu::VcpuState,
         vendor::{IoExit, Seg, VmExit},
@@ -183,30 +185,47 @@ fn handle_ud(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     emulator_ops::emulate(vm, vcpu, st, &[])
 }
 
-/// RDMSR (ECX) into EDX:EAX, or WRMSR of EDX:EAX; #GP when refused.
+/// RDMSR (ECX) into EDX:EAX, or WRMSR of EDX:EAX. A refused access (by
+/// the MSR filter, or an unknown MSR, or an invalid one) exits to
+/// userspace if it asked for that reason (KVM_CAP_X86_USER_SPACE_MSR),
+/// else the guest gets #GP.
 fn handle_msr(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, write: bool) -> Result<Next> {
     let index = st.hw.gprs()[RCX] as u32;
-    if write {
-        let value = edx_eax(st);
-        if msrs::set(vm, vcpu, st, index, value, false).is_err() {
-            st.hw.inject_exception(vector::GP, Some(0));
-            return Ok(Next::Guest);
-        }
+    let value = if write { edx_eax(st) } else { 0 };
+    let r = if !vm.arch().msr_allowed(index, write) {
+        Err(MsrFault::Filtered)
+    } else if write {
+        msrs::set(vm, vcpu, st, index, value, false).map_err(msrs::fault_of)
     } else {
-        match msrs::get(vm, vcpu, st, index, false) {
-            Ok(v) => {
+        msrs::get(vm, vcpu, st, index, false)
+            .map(|v| {
                 let g = st.hw.gprs_mut();
                 g[RAX] = v & 0xffff_ffff;
                 g[RDX] = v >> 32;
-            }
-            Err(_) => {
-                st.hw.inject_exception(vector::GP, Some(0));
-                return Ok(Next::Guest);
-            }
+            })
+            .map_err(msrs::fault_of)
+    };
+    match r {
+        Ok(()) => {
+            skip(vm, vcpu, st, 2);
+            Ok(Next::Guest)
+        }
+        Err(fault) if vm.arch().msr_fault_exits(fault) => {
+            let run = vcpu.run_page();
+            run.set_exit_reason(if write {
+                uapi::KVM_EXIT_X86_WRMSR
+            } else {
+                uapi::KVM_EXIT_X86_RDMSR
+            });
+            run.set_msr(fault.reason(), index, value);
+            st.completion.msr(write);
+            Ok(Next::User)
+        }
+        Err(_) => {
+            st.hw.inject_exception(vector::GP, Some(0));
+            Ok(Next::Guest)
         }
     }
-    skip(vm, vcpu, st, 2);
-    Ok(Next::Guest)
 }
 
 fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Next> {

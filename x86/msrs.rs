@@ -13,7 +13,9 @@ use crate::{
     x86::{
         cpuid,
         irq::lapic,
-        kvmclock, params,
+        kvmclock,
+        msr_filter::MsrFault,
+        params,
         vcpu::VcpuState,
         vendor::{MsrAccess, Seg},
     },
@@ -329,12 +331,27 @@ pub(crate) fn get(
     })
 }
 
-/// An access to an MSR rkvm does not know: #GP (`EINVAL`), or with
+/// The error of [`get`] and [`set`] for an MSR rkvm does not know
+/// (upstream's KVM_MSR_RET_UNSUPPORTED), as opposed to an invalid access
+/// to a known one (`EINVAL`). Never returned to userspace: KVM_GET/SET_MSRS
+/// only count the entries that worked.
+pub(crate) const UNKNOWN_MSR: Error = ENOENT;
+
+/// How a failed guest MSR access is reported to userspace.
+pub(crate) fn fault_of(e: Error) -> MsrFault {
+    if e == UNKNOWN_MSR {
+        MsrFault::Unknown
+    } else {
+        MsrFault::Invalid
+    }
+}
+
+/// An access to an MSR rkvm does not know: #GP ([`UNKNOWN_MSR`]), or with
 /// `ignore_msrs` ignored (reads 0), and reported if `report_ignored_msrs`,
 /// as upstream's kvm_msr_ignored_check().
 fn ignored(vcpu: &Vcpu, what: &str, index: u32, data: Option<u64>) -> Result {
     if !params::IGNORE_MSRS.get() {
-        return Err(EINVAL);
+        return Err(UNKNOWN_MSR);
     }
     if params::REPORT_IGNORED_MSRS.get() && crate::ext::print::ratelimit_ok() {
         match data {

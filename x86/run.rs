@@ -12,7 +12,10 @@
 //! switched once per KVM_RUN by the kernel's FPU core, which handles
 //! preemption itself.
 
-use crate::defs::{msr::MSR_IA32_APICBASE, regs::RAX};
+use crate::defs::{
+    msr::MSR_IA32_APICBASE,
+    regs::{RAX, RDX},
+};
 use crate::{
     defs::regs::{X86_CR4_OSXSAVE, X86_EFLAGS_IF},
     ext::{cpu, fpu::regs::host_xcr0, guest_entry::EntryWindow, signal::SigmaskGuard, uapi},
@@ -49,6 +52,9 @@ enum Pending {
     /// KVM_EXIT_HYPERCALL: RAX := `run.hypercall.ret`, then skip the
     /// hypercall instruction.
     Hypercall { long_mode: bool },
+    /// KVM_EXIT_X86_RDMSR/WRMSR: #GP if `run.msr.error`, else (RDMSR)
+    /// EDX:EAX := `run.msr.data` and skip the instruction.
+    Msr { write: bool },
 }
 
 /// The owner of [`Pending`]: every transition is one of its methods.
@@ -72,6 +78,11 @@ impl Completion {
     /// After KVM_EXIT_HYPERCALL.
     pub(crate) fn hypercall(&mut self, long_mode: bool) {
         self.0 = Pending::Hypercall { long_mode };
+    }
+
+    /// After KVM_EXIT_X86_RDMSR (`write` false) or KVM_EXIT_X86_WRMSR.
+    pub(crate) fn msr(&mut self, write: bool) {
+        self.0 = Pending::Msr { write };
     }
 
     /// Forgets the open exit (KVM_SET_REGS, INIT).
@@ -247,6 +258,20 @@ fn complete_userspace(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> 
             Ok(Next::Guest)
         }
         Pending::Emulator(w) => emulator_ops::complete(vm, vcpu, st, w),
+        Pending::Msr { write } => {
+            let (error, data) = vcpu.run_page().msr_result();
+            if error {
+                st.hw.inject_exception(vector::GP, Some(0));
+                return Ok(Next::Guest);
+            }
+            if !write {
+                let g = st.hw.gprs_mut();
+                g[RAX] = data & 0xffff_ffff;
+                g[RDX] = data >> 32;
+            }
+            exits::skip(vm, vcpu, st, 2);
+            Ok(Next::Guest)
+        }
         Pending::Hypercall { long_mode } => {
             let ret = vcpu.run_page().hypercall_ret();
             st.hw.gprs_mut()[RAX] = if long_mode { ret } else { ret & 0xffff_ffff };

@@ -8,10 +8,11 @@ use crate::{
     x86::{
         irq::chips::{self, Irqchip},
         kvmclock::{self, VmClock},
+        msr_filter::{MsrFault, MsrFilter, USER_SPACE_MSR_VALID},
     },
 };
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use kernel::prelude::*;
+use kernel::{new_mutex, prelude::*, sync::Mutex};
 
 /// Hypercalls userspace may take over (`KVM_EXIT_HYPERCALL_VALID_MASK`):
 /// KVM_HC_MAP_GPA_RANGE.
@@ -37,6 +38,13 @@ pub(crate) struct VmArch {
     /// KVM_CAP_X86_TRIPLE_FAULT_EVENT: KVM_GET/SET_VCPU_EVENTS carry a
     /// pending triple fault.
     triple_fault_event: AtomicBool,
+    /// KVM_CAP_X86_USER_SPACE_MSR: the `KVM_MSR_EXIT_REASON_*` of refused
+    /// guest MSR accesses that exit to userspace.
+    user_space_msr: AtomicU32,
+    /// KVM_X86_SET_MSR_FILTER's filter (`None`: everything allowed).
+    /// Taken alone, or by the vCPU thread under `Vcpu::state`; innermost.
+    #[pin]
+    msr_filter: Mutex<Option<KBox<MsrFilter>>>,
 }
 
 impl VmArch {
@@ -48,6 +56,8 @@ impl VmArch {
             hypercall_exit: AtomicU64::new(0),
             exception_payload: AtomicBool::new(false),
             triple_fault_event: AtomicBool::new(false),
+            user_space_msr: AtomicU32::new(0),
+            msr_filter <- new_mutex!(None),
         })
     }
 
@@ -64,6 +74,21 @@ impl VmArch {
     /// The vCPU id of the BSP.
     pub(crate) fn bsp_id(&self) -> u32 {
         self.bsp_id.load(Ordering::Relaxed)
+    }
+
+    /// Whether the MSR filter lets the guest read (`write` false) or
+    /// write MSR `index`.
+    pub(crate) fn msr_allowed(&self, index: u32, write: bool) -> bool {
+        self.msr_filter
+            .lock()
+            .as_ref()
+            .is_none_or(|f| f.allows(index, write))
+    }
+
+    /// Whether a guest MSR access refused for `fault` exits to userspace
+    /// (KVM_CAP_X86_USER_SPACE_MSR).
+    pub(crate) fn msr_fault_exits(&self, fault: MsrFault) -> bool {
+        self.user_space_msr.load(Ordering::Relaxed) & fault.reason() != 0
     }
 
     /// Whether KVM_CAP_EXCEPTION_PAYLOAD is enabled.
@@ -105,6 +130,7 @@ pub(crate) fn vm_ioctl(vm: &Vm, cmd: u32, arg: usize) -> Result<isize> {
         KVM_SET_BOOT_CPU_ID => done(set_boot_cpu_id(vm, arg)),
         KVM_SET_TSS_ADDR => done(set_tss_addr(arg)),
         KVM_SET_IDENTITY_MAP_ADDR => done(set_identity_map_addr(vm, arg)),
+        KVM_X86_SET_MSR_FILTER => done(x86_set_msr_filter(vm, arg)),
         _ => Err(ENOTTY),
     }
 }
@@ -129,6 +155,15 @@ pub(crate) fn enable_cap(vm: &Vm, c: &uapi::kvm_enable_cap) -> Result {
                 .store(c.args[0] != 0, Ordering::Relaxed);
             Ok(())
         }
+        uapi::KVM_CAP_X86_USER_SPACE_MSR => {
+            if c.args[0] & !USER_SPACE_MSR_VALID != 0 {
+                return Err(EINVAL);
+            }
+            vm.arch()
+                .user_space_msr
+                .store(c.args[0] as u32, Ordering::Relaxed);
+            Ok(())
+        }
         uapi::KVM_CAP_X86_TRIPLE_FAULT_EVENT => {
             vm.arch()
                 .triple_fault_event
@@ -137,6 +172,16 @@ pub(crate) fn enable_cap(vm: &Vm, c: &uapi::kvm_enable_cap) -> Result {
         }
         _ => Err(EINVAL),
     }
+}
+
+/// KVM_X86_SET_MSR_FILTER: replaces the VM's MSR filter (all ranges
+/// empty and "allow": no filter). vCPUs see the old or the new one.
+fn x86_set_msr_filter(vm: &Vm, arg: usize) -> Result {
+    let new = MsrFilter::from_user(arg)?;
+    let old = core::mem::replace(&mut *vm.arch().msr_filter.lock(), new);
+    // Freed outside the lock.
+    drop(old);
+    Ok(())
 }
 
 /// KVM_SET_BOOT_CPU_ID: only before any vCPU exists (EBUSY after).

@@ -189,6 +189,27 @@ impl RunPage {
         self.run.read(run_off!(__bindgen_anon_1.hypercall.ret))
     }
 
+    /// Fills `kvm_run.msr` (KVM_EXIT_X86_RDMSR/WRMSR): `error` and the pad
+    /// zeroed, the `KVM_MSR_EXIT_REASON_*`, the MSR and (WRMSR) the data.
+    pub(crate) fn set_msr(&self, reason: u32, index: u32, data: u64) {
+        self.run.write(run_off!(__bindgen_anon_1.msr.error), 0u8);
+        self.run.write(run_off!(__bindgen_anon_1.msr.pad), [0u8; 7]);
+        self.run
+            .write(run_off!(__bindgen_anon_1.msr.reason), reason);
+        self.run.write(run_off!(__bindgen_anon_1.msr.index), index);
+        self.run.write(run_off!(__bindgen_anon_1.msr.data), data);
+    }
+
+    /// `kvm_run.msr.error` (non-zero: the guest gets #GP) and `.data` (the
+    /// RDMSR result) as userspace left them.
+    pub(crate) fn msr_result(&self) -> (bool, u64) {
+        let error: u8 = self.run.read(run_off!(__bindgen_anon_1.msr.error));
+        (
+            error != 0,
+            self.run.read(run_off!(__bindgen_anon_1.msr.data)),
+        )
+    }
+
     /// Copies `data` into the PIO data page at `offset`.
     pub(crate) fn write_pio(&self, offset: usize, data: &[u8]) {
         self.pio.copy_in(offset, data);
