@@ -73,6 +73,10 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
         // Refused guest MSR accesses may exit to userspace; the MSR filter.
         | KVM_CAP_X86_USER_SPACE_MSR
         | KVM_CAP_X86_MSR_FILTER
+        // KVM_HAS/GET_DEVICE_ATTR on /dev/kvm (XCOMP_GUEST_SUPP), and on
+        // vCPUs (the TSC offset).
+        | KVM_CAP_SYS_ATTRIBUTES
+        | KVM_CAP_VCPU_ATTRIBUTES
         // A leftover of device assignment, answered 1 by upstream too.
         | KVM_CAP_PCI_SEGMENT => 1,
         // Only the default VM type.

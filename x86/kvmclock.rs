@@ -110,6 +110,19 @@ pub(crate) fn tsc_write(vm: &Vm, value: u64) -> u64 {
     vm.arch().clock().tsc_write(value)
 }
 
+/// KVM_SET_DEVICE_ATTR(KVM_VCPU_TSC_OFFSET): the vCPU's TSC offset, which
+/// becomes the VM's for later synchronised writes (upstream's
+/// __kvm_synchronize_tsc() with the given offset).
+pub(crate) fn set_tsc_offset(vm: &Vm, st: &mut VcpuState, offset: u64) {
+    let (tsc, ns) = time::tsc_and_boottime();
+    vm.arch()
+        .clock()
+        .tsc_sync
+        .lock()
+        .set_offset(offset, tsc, ns);
+    st.hw.set_tsc_offset(offset);
+}
+
 /// Before entering the guest: rewrites the time info if needed.
 pub(crate) fn update(vm: &Vm, st: &mut VcpuState) {
     let Some(gpa) = st.clock.gpa else { return };

@@ -5,7 +5,11 @@
 use crate::{
     defs::vector::UD_VECTOR,
     emulate::Emulator,
-    ext::{fpu::GuestFpu, uaccess::read_arg, uapi},
+    ext::{
+        fpu::GuestFpu,
+        uaccess::{read_arg, write_arg},
+        uapi,
+    },
     virt::{
         halt_poll::HaltPoll,
         ioctl::*,
@@ -148,6 +152,9 @@ pub(crate) fn vcpu_ioctl(
         KVM_SET_TSC_KHZ => done(kvmclock::set_tsc_khz(arg as u32)),
         KVM_KVMCLOCK_CTRL => done(kvmclock::kvmclock_ctrl(st)),
         KVM_ENABLE_CAP => done(enable_cap(arg)),
+        KVM_HAS_DEVICE_ATTR | KVM_GET_DEVICE_ATTR | KVM_SET_DEVICE_ATTR => {
+            done(device_attr(vm, st, cmd, arg))
+        }
         _ => Err(EINVAL),
     }
 }
@@ -175,6 +182,25 @@ fn interrupt(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
 fn nmi(st: &mut VcpuState) -> Result {
     st.events.add_nmis(1);
     Ok(())
+}
+
+/// KVM_HAS/GET/SET_DEVICE_ATTR on a vCPU (KVM_CAP_VCPU_ATTRIBUTES): the
+/// TSC offset (group KVM_VCPU_TSC_CTRL, attribute KVM_VCPU_TSC_OFFSET),
+/// read from or written to `attr.addr`; ENXIO for anything else.
+fn device_attr(vm: &Vm, st: &mut VcpuState, cmd: u32, arg: usize) -> Result {
+    let attr: uapi::kvm_device_attr = read_arg(arg)?;
+    if attr.group != uapi::KVM_VCPU_TSC_CTRL || attr.attr != u64::from(uapi::KVM_VCPU_TSC_OFFSET) {
+        return Err(ENXIO);
+    }
+    match cmd {
+        KVM_GET_DEVICE_ATTR => write_arg(attr.addr as usize, &st.hw.tsc_offset()),
+        KVM_SET_DEVICE_ATTR => {
+            let offset: u64 = read_arg(attr.addr as usize)?;
+            kvmclock::set_tsc_offset(vm, st, offset);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// KVM_ENABLE_CAP on a vCPU: no vCPU capability is offered yet.
