@@ -4,13 +4,21 @@
 //! `virt::caps`'s.
 
 use crate::{
-    ext::{cpu::num_online_cpus, uapi::*},
+    defs::cpuid::{
+        linux::{LinuxFeature, X86_BUG_MONITOR},
+        X86_FEATURE_ARAT, X86_FEATURE_MWAIT,
+    },
+    ext::{cpu::num_online_cpus, msr, uapi::*},
     virt::{
         vcpu::MAX_VCPUS,
         vm::{Vm, MAX_VCPU_IDS},
     },
     x86::{
-        irq::chips::X2APIC_API_VALID_FLAGS, kvmclock::CLOCK_VALID_FLAGS, msrs::MAX_MCE_BANKS, regs,
+        irq::chips::X2APIC_API_VALID_FLAGS,
+        kvmclock::CLOCK_VALID_FLAGS,
+        msrs::MAX_MCE_BANKS,
+        params, regs,
+        vendor::{self, ArchOps},
         vm_arch::EXIT_HYPERCALL_VALID,
     },
 };
@@ -87,6 +95,10 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
             let enable = u64::from(KVM_X2APIC_ENABLE_SUPPRESS_EOI_BROADCAST);
             (X2APIC_API_VALID_FLAGS & if split { u64::MAX } else { !enable }) as isize
         }
+        KVM_CAP_X86_DISABLE_EXITS => match vendor::registered_ops() {
+            Ok(ops) => allowed_disable_exits(&*ops) as isize,
+            Err(_) => 0,
+        },
         KVM_CAP_NR_VCPUS => num_online_cpus().min(MAX_VCPUS) as isize,
         KVM_CAP_MAX_VCPUS => MAX_VCPUS as isize,
         KVM_CAP_MAX_VCPU_ID => MAX_VCPU_IDS as isize,
@@ -97,4 +109,29 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
         KVM_CAP_VAPIC | KVM_CAP_SET_BOOT_CPU_ID | KVM_CAP_SPLIT_IRQCHIP => 1,
         _ => 0,
     }
+}
+
+/// Whether a guest may run MONITOR/MWAIT natively (upstream's
+/// kvm_can_mwait_in_guest()): the host has MWAIT that wakes without an
+/// IPI, and an always-running APIC timer.
+fn can_mwait_in_guest() -> bool {
+    let has = |f: Option<LinuxFeature>| f.is_some_and(|f| msr::cpu_has(f.0));
+    has(LinuxFeature::of(X86_FEATURE_MWAIT))
+        && !msr::cpu_has(X86_BUG_MONITOR.0)
+        && has(LinuxFeature::of(X86_FEATURE_ARAT))
+}
+
+/// The exits KVM_CAP_X86_DISABLE_EXITS may turn off (upstream's
+/// kvm_get_allowed_disable_exits(), within what the vendor honours):
+/// PAUSE always; HLT, C-states and (if the host allows) MWAIT unless
+/// `mitigate_smt_rsb`. APERF/MPERF pass-through is not implemented.
+pub(crate) fn allowed_disable_exits(ops: &dyn ArchOps) -> u64 {
+    let mut r = u64::from(KVM_X86_DISABLE_EXITS_PAUSE);
+    if !params::MITIGATE_SMT_RSB.get() {
+        r |= u64::from(KVM_X86_DISABLE_EXITS_HLT | KVM_X86_DISABLE_EXITS_CSTATE);
+        if can_mwait_in_guest() {
+            r |= u64::from(KVM_X86_DISABLE_EXITS_MWAIT);
+        }
+    }
+    r & ops.disable_exits_supported()
 }

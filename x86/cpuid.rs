@@ -4,7 +4,10 @@
 
 use crate::defs::regs::{RAX, RBX, RCX, RDX};
 use crate::{
-    cpuid_caps::xstate,
+    cpuid_caps::{
+        pv::{KVM_CPUID_FEATURES, KVM_CPUID_SIGNATURE, KVM_FEATURE_PV_UNHALT, KVM_SIGNATURE},
+        xstate,
+    },
     defs,
     ext::{
         uaccess::{read_arg, read_array, write_arg, write_array},
@@ -28,6 +31,12 @@ const CPUID1_ECX_OSXSAVE: u32 = 1 << 27;
 /// CPUID.1:EDX.APIC, which mirrors IA32_APIC_BASE.EN.
 const CPUID1_EDX_APIC: u32 = 1 << 9;
 
+/// Hypervisor leaves are searched for the KVM signature in
+/// 0x40000000..0x50000000, every 0x100 (upstream's
+/// kvm_get_hypervisor_cpuid()).
+const PV_LEAVES_END: u32 = 0x5000_0000;
+const PV_LEAVES_STEP: usize = 0x100;
+
 /// The guest's CPUID table.
 pub(crate) struct GuestCpuid {
     entries: KVec<uapi::kvm_cpuid_entry2>,
@@ -48,6 +57,24 @@ impl GuestCpuid {
         }
         self.entries = read_array(arg + CPUID2_HEADER_SIZE, hdr.nent as usize)?;
         Ok(())
+    }
+
+    /// With HLT exits disabled, the guest is not offered PV spinlock kicks
+    /// (KVM_FEATURE_PV_UNHALT) in its KVM leaves, wherever the VMM put
+    /// them (upstream's kvm_apply_cpuid_pv_features_quirk()).
+    fn hide_pv_unhalt(&mut self) {
+        let base = (KVM_CPUID_SIGNATURE..PV_LEAVES_END)
+            .step_by(PV_LEAVES_STEP)
+            .find(|&b| {
+                self.entries
+                    .iter()
+                    .any(|e| e.function == b && [e.ebx, e.ecx, e.edx] == KVM_SIGNATURE)
+            });
+        let Some(base) = base else { return };
+        let features = base | (KVM_CPUID_FEATURES - KVM_CPUID_SIGNATURE);
+        for e in self.entries.iter_mut().filter(|e| e.function == features) {
+            e.eax &= !KVM_FEATURE_PV_UNHALT;
+        }
     }
 
     /// Copies the table out for KVM_GET_CPUID2.
@@ -73,6 +100,9 @@ impl GuestCpuid {
 /// KVM_SET_CPUID2: the table, and what it offers shapes the LAPIC.
 pub(crate) fn set_cpuid2(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
     st.cpuid.set_from_user(arg)?;
+    if vm.arch().disabled_exits() & u64::from(uapi::KVM_X86_DISABLE_EXITS_HLT) != 0 {
+        st.cpuid.hide_pv_unhalt();
+    }
     lapic::update_config(vm, vcpu, st);
     Ok(())
 }

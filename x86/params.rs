@@ -19,6 +19,8 @@ module_param!(pub(crate) ENABLE_VMWARE_BACKDOOR: ParamBool = false, "enable_vmwa
     0o444, "The VMware backdoor interface (not supported: must stay off)");
 module_param!(pub(crate) NX_HUGE_PAGES: ParamBool = false, "nx_huge_pages", "bool", param_ops_bool, 0o644,
     "iTLB multihit mitigation for huge pages (not needed: rkvm maps 4 KiB pages only)");
+module_param!(pub(crate) MITIGATE_SMT_RSB: ParamBool = false, "mitigate_smt_rsb", "bool", param_ops_bool, 0o444,
+    "Keep HLT, MWAIT and C-state exits on (KVM_CAP_X86_DISABLE_EXITS offers only PAUSE), against Cross-Thread Return Address Predictions");
 module_param!(pub(crate) ENABLE_PMU: ParamBool = false, "enable_pmu", "bool", param_ops_bool, 0o444,
     "A virtual PMU for guests (not supported: must stay off)");
 

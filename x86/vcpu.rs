@@ -75,6 +75,7 @@ impl VcpuState {
         lapic_in_kernel: bool,
     ) -> Result<Self> {
         let mut hw = vm.vendor().ops().create_vcpu(id, vm.mmu().tdp_root())?;
+        hw.set_disabled_exits(vm.arch().disabled_exits());
         // KVM_FEP: #UD exits so the prefix can be recognised.
         if crate::x86::exits::fep_enabled() {
             hw.set_exception_intercept(UD_VECTOR, true);

@@ -37,6 +37,12 @@ pub trait ArchOps: Send + Sync {
     /// A new vCPU in its reset state, for a VM whose two-dimensional page
     /// tables are rooted at `tdp_root` (host physical).
     fn create_vcpu(&self, id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>>;
+
+    /// The `KVM_X86_DISABLE_EXITS_*` this vendor can honour (see
+    /// [`VcpuArch::set_disabled_exits`]); none by default.
+    fn disable_exits_supported(&self) -> u64 {
+        0
+    }
 }
 
 /// Guest general-purpose registers, indexed by [`Gpr`] (x86 encoding
@@ -212,6 +218,13 @@ pub trait VcpuArch: Send {
     fn exit_info(&self) -> [u64; 5];
     /// Back to the reset state (power-on, or INIT when `init`).
     fn reset(&mut self, init: bool);
+
+    /// KVM_CAP_X86_DISABLE_EXITS, at vCPU creation: the
+    /// `KVM_X86_DISABLE_EXITS_*` the VM enabled, within
+    /// [`ArchOps::disable_exits_supported`] (HLT: the guest halts in
+    /// hardware until an interrupt; MWAIT: MONITOR/MWAIT run natively;
+    /// PAUSE: no PAUSE exits).
+    fn set_disabled_exits(&mut self, _exits: u64) {}
 }
 
 struct Vendor {

@@ -6,6 +6,7 @@ use crate::{
     ext::{uaccess::read_arg, uapi},
     virt::{ioctl::*, vm::Vm},
     x86::{
+        caps,
         irq::chips::{self, Irqchip},
         kvmclock::{self, VmClock},
         msr_filter::{MsrFault, MsrFilter, USER_SPACE_MSR_VALID},
@@ -38,6 +39,9 @@ pub(crate) struct VmArch {
     /// KVM_CAP_X86_TRIPLE_FAULT_EVENT: KVM_GET/SET_VCPU_EVENTS carry a
     /// pending triple fault.
     triple_fault_event: AtomicBool,
+    /// KVM_CAP_X86_DISABLE_EXITS: the `KVM_X86_DISABLE_EXITS_*` enabled
+    /// (only before the first vCPU, under the slots lock).
+    disabled_exits: AtomicU64,
     /// KVM_CAP_X86_USER_SPACE_MSR: the `KVM_MSR_EXIT_REASON_*` of refused
     /// guest MSR accesses that exit to userspace.
     user_space_msr: AtomicU32,
@@ -56,6 +60,7 @@ impl VmArch {
             hypercall_exit: AtomicU64::new(0),
             exception_payload: AtomicBool::new(false),
             triple_fault_event: AtomicBool::new(false),
+            disabled_exits: AtomicU64::new(0),
             user_space_msr: AtomicU32::new(0),
             msr_filter <- new_mutex!(None),
         })
@@ -89,6 +94,11 @@ impl VmArch {
     /// (KVM_CAP_X86_USER_SPACE_MSR).
     pub(crate) fn msr_fault_exits(&self, fault: MsrFault) -> bool {
         self.user_space_msr.load(Ordering::Relaxed) & fault.reason() != 0
+    }
+
+    /// The `KVM_X86_DISABLE_EXITS_*` enabled.
+    pub(crate) fn disabled_exits(&self) -> u64 {
+        self.disabled_exits.load(Ordering::Relaxed)
     }
 
     /// Whether KVM_CAP_EXCEPTION_PAYLOAD is enabled.
@@ -155,6 +165,7 @@ pub(crate) fn enable_cap(vm: &Vm, c: &uapi::kvm_enable_cap) -> Result {
                 .store(c.args[0] != 0, Ordering::Relaxed);
             Ok(())
         }
+        uapi::KVM_CAP_X86_DISABLE_EXITS => enable_disable_exits(vm, c.args[0]),
         uapi::KVM_CAP_X86_USER_SPACE_MSR => {
             if c.args[0] & !USER_SPACE_MSR_VALID != 0 {
                 return Err(EINVAL);
@@ -172,6 +183,20 @@ pub(crate) fn enable_cap(vm: &Vm, c: &uapi::kvm_enable_cap) -> Result {
         }
         _ => Err(EINVAL),
     }
+}
+
+/// KVM_ENABLE_CAP(KVM_CAP_X86_DISABLE_EXITS): EINVAL for exits that
+/// cannot be disabled here or once a vCPU exists; accumulates.
+fn enable_disable_exits(vm: &Vm, exits: u64) -> Result {
+    if exits & !caps::allowed_disable_exits(vm.vendor().ops()) != 0 {
+        return Err(EINVAL);
+    }
+    let _slots = vm.lock_slots();
+    if !vm.vcpus().is_empty() {
+        return Err(EINVAL);
+    }
+    vm.arch().disabled_exits.fetch_or(exits, Ordering::Relaxed);
+    Ok(())
 }
 
 /// KVM_X86_SET_MSR_FILTER: replaces the VM's MSR filter (all ranges

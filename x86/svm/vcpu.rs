@@ -822,6 +822,19 @@ impl VcpuArch for SvmVcpu {
         ]
     }
 
+    fn set_disabled_exits(&mut self, exits: u64) {
+        if exits & u64::from(uapi::KVM_X86_DISABLE_EXITS_HLT) != 0 {
+            self.set_intercept(intercept::HLT, false);
+        }
+        if exits & u64::from(uapi::KVM_X86_DISABLE_EXITS_MWAIT) != 0 {
+            for i in [intercept::MONITOR, intercept::MWAIT, intercept::MWAIT_COND] {
+                self.set_intercept(i, false);
+            }
+        }
+        // PAUSE is never intercepted (no pause filtering); C-states need
+        // nothing from SVM.
+    }
+
     fn reset(&mut self, _init: bool) {
         self.gprs = Gprs::default();
         // RDX holds the processor signature after reset.
