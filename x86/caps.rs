@@ -85,6 +85,8 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
         // vCPUs (the TSC offset).
         | KVM_CAP_SYS_ATTRIBUTES
         | KVM_CAP_VCPU_ATTRIBUTES
+        // The guest's read access to MSR_PLATFORM_INFO (KVM_ENABLE_CAP).
+        | KVM_CAP_MSR_PLATFORM_INFO
         // A leftover of device assignment, answered 1 by upstream too.
         | KVM_CAP_PCI_SEGMENT => 1,
         // Only the default VM type.

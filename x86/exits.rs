@@ -52,6 +52,11 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             Ok(halt(vcpu, st))
         }
         VmExit::Cpuid => {
+            // CPUID faulting (MSR_MISC_FEATURES_ENABLES): #GP outside ring 0.
+            if st.msrs.cpuid_faulting() && st.hw.cpl() != 0 {
+                st.hw.inject_exception(vector::GP, Some(0));
+                return Ok(Next::Guest);
+            }
             cpuid::emulate(st);
             skip(vm, vcpu, st, 2);
             Ok(Next::Guest)

@@ -86,15 +86,13 @@ const UCODE_REV_DEFAULT: u64 = 0x1_0000_0000;
 /// with upstream's reset values. The features behind them (the other PV
 /// MSRs, speculation controls, LBRs, ...) are not advertised in CPUID
 /// until they are implemented.
-const STORED_MSRS: [(u32, u64); 24] = [
+const STORED_MSRS: [(u32, u64); 22] = [
     (MSR_KVM_WALL_CLOCK, 0),
     (MSR_KVM_SYSTEM_TIME, 0),
     (MSR_SMI_COUNT, 0),
     (MSR_IA32_FEAT_CTL, 0),
     (MSR_IA32_SPEC_CTRL, 0),
-    (MSR_PLATFORM_INFO, MSR_PLATFORM_INFO_CPUID_FAULT),
     (MSR_IA32_ARCH_CAPABILITIES, 0),
-    (MSR_MISC_FEATURES_ENABLES, 0),
     (MSR_IA32_LASTBRANCHFROMIP, 0),
     (MSR_IA32_LASTBRANCHTOIP, 0),
     (MSR_IA32_LASTINTFROMIP, 0),
@@ -136,6 +134,10 @@ pub(crate) struct GenericMsrs {
     mcg_status: u64,
     power_ctl: u64,
     ucode_rev: u64,
+    /// MSR_PLATFORM_INFO (userspace sets it; CPUID faulting offered).
+    platform_info: u64,
+    /// MSR_MISC_FEATURES_ENABLES (CPUID faulting on or off).
+    misc_features_enables: u64,
     /// CR8 (task priority) while there is no in-kernel local APIC.
     pub(crate) cr8: u64,
     /// XCR0 as the guest set it (XSETBV, KVM_SET_XCRS; see `set_xcr`).
@@ -165,6 +167,8 @@ impl GenericMsrs {
             mcg_status: 0,
             power_ctl: 0,
             ucode_rev: UCODE_REV_DEFAULT,
+            platform_info: MSR_PLATFORM_INFO_CPUID_FAULT,
+            misc_features_enables: 0,
             cr8: 0,
             xcr0: XFEATURE_MASK_FP,
             stored: STORED_MSRS.map(|(_, v)| v),
@@ -172,6 +176,11 @@ impl GenericMsrs {
             mcg_ctl: 0,
             mce_banks: [0; MAX_MCE_BANKS * 4],
         }
+    }
+
+    /// Whether CPUID faults outside ring 0 (MSR_MISC_FEATURES_ENABLES).
+    pub(crate) fn cpuid_faulting(&self) -> bool {
+        self.misc_features_enables & MSR_MISC_FEATURES_ENABLES_CPUID_FAULT != 0
     }
 
     /// The guest's XCR0.
@@ -284,13 +293,7 @@ impl GenericMsrs {
 }
 
 /// Reads MSR `index` for the guest (`host` false) or KVM_GET_MSRS.
-pub(crate) fn get(
-    _vm: &Vm,
-    vcpu: &Vcpu,
-    st: &mut VcpuState,
-    index: u32,
-    host: bool,
-) -> Result<u64> {
+pub(crate) fn get(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, host: bool) -> Result<u64> {
     if let Some(r) = lapic::read_msr(vcpu, st, index) {
         return r;
     }
@@ -305,6 +308,10 @@ pub(crate) fn get(
         MSR_IA32_MISC_ENABLE => m.misc_enable,
         MSR_IA32_TSC_ADJUST => m.tsc_adjust,
         MSR_IA32_UCODE_REV => m.ucode_rev,
+        // KVM_CAP_MSR_PLATFORM_INFO may hide it from the guest.
+        MSR_PLATFORM_INFO if !host && !vm.arch().guest_reads_platform_info() => return Err(EINVAL),
+        MSR_PLATFORM_INFO => m.platform_info,
+        MSR_MISC_FEATURES_ENABLES => m.misc_features_enables,
         MSR_IA32_PLATFORM_ID => 0,
         MSR_MTRRCAP => MTRRCAP_VALUE,
         MSR_IA32_MCG_CAP => m.mcg_cap,
@@ -418,6 +425,23 @@ pub(crate) fn set(
             }
         }
         MSR_IA32_POWER_CTL => m.power_ctl = value,
+        // Only userspace sets what the platform offers.
+        MSR_PLATFORM_INFO => {
+            if !host {
+                return Err(EINVAL);
+            }
+            m.platform_info = value;
+        }
+        // CPUID faulting, if the platform offers it.
+        MSR_MISC_FEATURES_ENABLES => {
+            if value & !MSR_MISC_FEATURES_ENABLES_CPUID_FAULT != 0
+                || (value & MSR_MISC_FEATURES_ENABLES_CPUID_FAULT != 0
+                    && m.platform_info & MSR_PLATFORM_INFO_CPUID_FAULT == 0)
+            {
+                return Err(EINVAL);
+            }
+            m.misc_features_enables = value;
+        }
         MSR_K7_HWCR => m.hwcr = value,
         MSR_AMD64_NB_CFG | MSR_K7_EVNTSEL0..=MSR_K7_PERFCTR3 => {}
         i if WRITE_IGNORED_MSRS.contains(&i) => {}

@@ -39,6 +39,9 @@ pub(crate) struct VmArch {
     /// KVM_CAP_X86_TRIPLE_FAULT_EVENT: KVM_GET/SET_VCPU_EVENTS carry a
     /// pending triple fault.
     triple_fault_event: AtomicBool,
+    /// KVM_CAP_MSR_PLATFORM_INFO: the guest may read MSR_PLATFORM_INFO
+    /// (the default).
+    guest_reads_platform_info: AtomicBool,
     /// KVM_CAP_X86_DISABLE_EXITS: the `KVM_X86_DISABLE_EXITS_*` enabled
     /// (only before the first vCPU, under the slots lock).
     disabled_exits: AtomicU64,
@@ -60,6 +63,7 @@ impl VmArch {
             hypercall_exit: AtomicU64::new(0),
             exception_payload: AtomicBool::new(false),
             triple_fault_event: AtomicBool::new(false),
+            guest_reads_platform_info: AtomicBool::new(true),
             disabled_exits: AtomicU64::new(0),
             user_space_msr: AtomicU32::new(0),
             msr_filter <- new_mutex!(None),
@@ -94,6 +98,11 @@ impl VmArch {
     /// (KVM_CAP_X86_USER_SPACE_MSR).
     pub(crate) fn msr_fault_exits(&self, fault: MsrFault) -> bool {
         self.user_space_msr.load(Ordering::Relaxed) & fault.reason() != 0
+    }
+
+    /// Whether the guest may read MSR_PLATFORM_INFO.
+    pub(crate) fn guest_reads_platform_info(&self) -> bool {
+        self.guest_reads_platform_info.load(Ordering::Relaxed)
     }
 
     /// The `KVM_X86_DISABLE_EXITS_*` enabled.
@@ -166,6 +175,12 @@ pub(crate) fn enable_cap(vm: &Vm, c: &uapi::kvm_enable_cap) -> Result {
             Ok(())
         }
         uapi::KVM_CAP_X86_DISABLE_EXITS => enable_disable_exits(vm, c.args[0]),
+        uapi::KVM_CAP_MSR_PLATFORM_INFO => {
+            vm.arch()
+                .guest_reads_platform_info
+                .store(c.args[0] != 0, Ordering::Relaxed);
+            Ok(())
+        }
         uapi::KVM_CAP_X86_USER_SPACE_MSR => {
             if c.args[0] & !USER_SPACE_MSR_VALID != 0 {
                 return Err(EINVAL);
