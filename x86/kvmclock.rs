@@ -20,7 +20,7 @@ use crate::{
     },
     pvclock::{self, TimeScale, TscSync, VcpuTimeInfo, PVCLOCK_GUEST_STOPPED},
     virt::vm::Vm,
-    x86::vcpu::VcpuState,
+    x86::{params, vcpu::VcpuState},
 };
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use kernel::{new_spinlock, prelude::*, sync::SpinLock};
@@ -203,12 +203,13 @@ pub(crate) fn get_tsc_khz() -> isize {
 }
 
 /// KVM_SET_TSC_KHZ without TSC scaling: the host's rate (0 means it) give
-/// or take upstream's 250 ppm tolerance; anything else is EINVAL (upstream
-/// would "catch up" a faster guest TSC, rkvm does not).
+/// or take `tsc_tolerance_ppm`; anything else is EINVAL (upstream would
+/// "catch up" a faster guest TSC, rkvm does not).
 pub(crate) fn set_tsc_khz(khz: u32) -> Result {
     let host = tsc_khz();
     let want = if khz == 0 { host } else { u64::from(khz) };
-    if want.abs_diff(host) <= host * 250 / 1_000_000 {
+    let ppm = u64::from(params::TSC_TOLERANCE_PPM.get());
+    if want.abs_diff(host) <= host.saturating_mul(ppm) / 1_000_000 {
         Ok(())
     } else {
         Err(EINVAL)

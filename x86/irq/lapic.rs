@@ -9,6 +9,7 @@ use crate::{
         cpuid::{X86_FEATURE_TSC_DEADLINE_TIMER, X86_FEATURE_X2APIC},
         msr::{APIC_BASE_MSR, MSR_IA32_APICBASE, MSR_IA32_TSC_DEADLINE, X2APIC_MSR_LAST},
         paging::Gpa,
+        time::NSEC_PER_USEC,
     },
     ext::{
         time,
@@ -23,19 +24,23 @@ use crate::{
         vcpu::Vcpu,
         vm::Vm,
     },
-    x86::{cpuid, irq::chips, vcpu::VcpuState},
+    x86::{cpuid, irq::chips, params, vcpu::VcpuState},
 };
 use kernel::{new_spinlock_irq, prelude::*, sync::Arc, sync::SpinLockIrq};
 
 /// A vCPU's LAPIC (IRQ-safe: interrupts arrive from any context).
 pub(crate) type VcpuLapic = Pin<KBox<SpinLockIrq<Lapic>>>;
 
+/// The shortest periodic timer period, from `min_timer_period_us`.
+fn min_periodic_ns() -> u64 {
+    u64::from(params::MIN_TIMER_PERIOD_US.get()) * NSEC_PER_USEC
+}
+
 /// A LAPIC for vCPU `id`, the BSP or not.
 pub(crate) fn new_lapic(id: u32, bsp: bool) -> Result<VcpuLapic> {
-    KBox::pin_init(
-        new_spinlock_irq!(Lapic::new(LapicConfig::new(id, bsp))),
-        GFP_KERNEL_ACCOUNT,
-    )
+    let mut cfg = LapicConfig::new(id, bsp);
+    cfg.min_periodic_ns = min_periodic_ns();
+    KBox::pin_init(new_spinlock_irq!(Lapic::new(cfg)), GFP_KERNEL_ACCOUNT)
 }
 
 /// The LAPIC's state that lives behind the vCPU mutex: its timer and
@@ -244,6 +249,7 @@ pub(crate) fn update_config(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) {
     let mut cfg = *l.config();
     cfg.x2apic_supported = l1[2] & X86_FEATURE_X2APIC.mask() != 0;
     cfg.directed_eoi_advertised = directed_eoi;
+    cfg.min_periodic_ns = min_periodic_ns();
     cfg.tsc_deadline_supported = l1[2] & X86_FEATURE_TSC_DEADLINE_TIMER.mask() != 0;
     cfg.max_phys_addr_bits = cpuid::guest_maxphyaddr(st);
     l.set_config(cfg);

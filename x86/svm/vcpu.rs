@@ -116,7 +116,6 @@ impl SvmVcpu {
             intercept::SELECTIVE_CR0,
             intercept::INTR,
             intercept::NMI,
-            intercept::SMI,
             intercept::RDPMC,
             intercept::CPUID,
             intercept::INVD,
@@ -143,6 +142,9 @@ impl SvmVcpu {
             intercept::RDPRU,
         ] {
             c.intercepts[w] |= 1 << b;
+        }
+        if crate::params::INTERCEPT_SMI.get() {
+            c.intercepts[intercept::SMI.0] |= 1 << intercept::SMI.1;
         }
         // DR accesses go through the emulator: DR0-3 are not switched.
         c.intercepts[intercept::DR_WORD] = u32::MAX;
@@ -301,11 +303,76 @@ impl SvmVcpu {
             exit::MONITOR | exit::MWAIT | exit::MWAIT_COND => VmExit::MonitorMwait,
             exit::WBINVD | exit::INVD => VmExit::Wbinvd,
             exit::INVLPG => VmExit::Invlpg,
-            exit::INVALID => VmExit::FailEntry {
-                reason: exit::INVALID,
-            },
+            exit::INVALID => {
+                if crate::params::DUMP_INVALID_VMCB.get() {
+                    self.dump();
+                }
+                VmExit::FailEntry {
+                    reason: exit::INVALID,
+                }
+            }
             _ => VmExit::Unknown { code, info1, info2 },
         }
+    }
+
+    /// Logs the VMCB fields VMRUN checks (`dump_invalid_vmcb`).
+    fn dump(&self) {
+        let v = self.vmcb();
+        let (c, s) = (&v.control, &v.save);
+        pr_err!("VMRUN failed its consistency checks; VMCB:\n");
+        pr_err!(
+            "intercepts {:08x?} tsc_offset {:#x} asid {} tlb_ctl {} int_ctl {:#x} int_state {:#x}\n",
+            c.intercepts,
+            c.tsc_offset,
+            c.asid,
+            c.tlb_ctl,
+            c.int_ctl,
+            c.int_state
+        );
+        pr_err!(
+            "event_inj {:#x} err {:#x} misc_ctl {:#x} nested_cr3 {:#x} iopm {:#x} msrpm {:#x}\n",
+            c.event_inj,
+            c.event_inj_err,
+            c.misc_ctl,
+            c.nested_cr3,
+            c.iopm_base_pa,
+            c.msrpm_base_pa
+        );
+        pr_err!(
+            "cr0 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x} dr6 {:#x} dr7 {:#x} rflags {:#x} rip {:#x} rsp {:#x} cpl {}\n",
+            s.cr0,
+            s.cr3,
+            s.cr4,
+            s.efer,
+            s.dr6,
+            s.dr7,
+            s.rflags,
+            s.rip,
+            s.rsp,
+            s.cpl
+        );
+        for (name, seg) in [
+            ("cs", &s.cs),
+            ("ss", &s.ss),
+            ("ds", &s.ds),
+            ("es", &s.es),
+            ("fs", &s.fs),
+            ("gs", &s.gs),
+            ("tr", &s.tr),
+            ("ldtr", &s.ldtr),
+            ("gdtr", &s.gdtr),
+            ("idtr", &s.idtr),
+        ] {
+            pr_err!(
+                "{} sel {:#06x} attr {:#06x} limit {:#010x} base {:#x}\n",
+                name,
+                seg.selector,
+                seg.attrib,
+                seg.limit,
+                seg.base
+            );
+        }
+        pr_err!("g_pat {:#x}\n", s.g_pat);
     }
 
     fn set_intercept(&mut self, (w, b): intercept::Bit, on: bool) {
