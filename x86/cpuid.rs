@@ -5,10 +5,14 @@
 use crate::defs::regs::{RAX, RBX, RCX, RDX};
 use crate::{
     cpuid_caps::{
+        linux::{vendor_of, Vendor},
         pv::{KVM_CPUID_FEATURES, KVM_CPUID_SIGNATURE, KVM_FEATURE_PV_UNHALT, KVM_SIGNATURE},
-        xstate,
+        xstate, KvmCaps,
     },
-    defs,
+    defs::{
+        self,
+        cpuid::{Feature, ALL_LEAVES, NR_LEAVES},
+    },
     ext::{
         uaccess::{read_arg, read_array, write_arg, write_array},
         uapi,
@@ -40,12 +44,17 @@ const PV_LEAVES_STEP: usize = 0x100;
 /// The guest's CPUID table.
 pub(crate) struct GuestCpuid {
     entries: KVec<uapi::kvm_cpuid_entry2>,
+    /// The feature words KVM tracks: the table's bits that this KVM
+    /// supports (upstream's `guest_cpu_cap_has()`), for the architectural
+    /// checks (reserved CR4/EFER bits, MSRs that need a feature).
+    caps: [u32; NR_LEAVES],
 }
 
 impl GuestCpuid {
     pub(crate) fn new() -> Self {
         Self {
             entries: KVec::new(),
+            caps: [0; NR_LEAVES],
         }
     }
 
@@ -56,7 +65,32 @@ impl GuestCpuid {
             return Err(E2BIG);
         }
         self.entries = read_array(arg + CPUID2_HEADER_SIZE, hdr.nent as usize)?;
+        let kvm = KvmCaps::new(&supported::Host, &supported::options()?);
+        for leaf in ALL_LEAVES {
+            let (function, index, reg) = leaf.cpuid();
+            let guest = self
+                .find(function, index)
+                .map_or(0, |e| reg.of([e.eax, e.ebx, e.ecx, e.edx]));
+            self.caps[leaf.index()] = guest & kvm.word(leaf);
+        }
         Ok(())
+    }
+
+    /// Whether the guest has `f` and this KVM supports it.
+    pub(crate) fn has(&self, f: Feature) -> bool {
+        self.caps[f.leaf.index()] & f.mask() != 0
+    }
+
+    /// Whether the guest's vendor is Intel or compatible (Centaur,
+    /// Zhaoxin): upstream's guest_cpuid_is_intel_compatible().
+    pub(crate) fn intel_compatible(&self) -> bool {
+        let Some(e) = self.find(0, 0) else {
+            return false;
+        };
+        matches!(
+            vendor_of([e.eax, e.ebx, e.ecx, e.edx]),
+            Vendor::Intel | Vendor::Centaur | Vendor::Zhaoxin
+        )
     }
 
     /// With HLT exits disabled, the guest is not offered PV spinlock kicks

@@ -86,6 +86,14 @@ impl VcpuClock {
     }
 }
 
+impl VcpuClock {
+    /// The guest TSC changed under the time info: rewrite it before the
+    /// next entry.
+    pub(crate) fn mark_dirty(&mut self) {
+        self.dirty = self.gpa.is_some();
+    }
+}
+
 /// KVM_KVMCLOCK_CTRL: tells the guest (PVCLOCK_GUEST_STOPPED in its time
 /// info, written before the next entry) that the VMM paused it, so its
 /// soft-lockup watchdog does not fire; EINVAL without kvmclock, as

@@ -8,7 +8,7 @@ use crate::{
     defs::{
         self,
         msr::MSR_IA32_APICBASE,
-        paging::{Gpa, PAE_CR3_MASK},
+        paging::{Gpa, PAE_CR3_MASK, PDPTE_RESERVED_LOW, PT_PRESENT_MASK},
         regs::CR8_RESERVED_BITS,
     },
     ext::{
@@ -17,7 +17,7 @@ use crate::{
         uapi,
     },
     virt::{kick::REQ_EVENT, vcpu::Vcpu, vm::Vm},
-    x86::{events, msrs, vcpu::VcpuState, vendor::InjectedEvent},
+    x86::{cpuid, events, msrs, vcpu::VcpuState, vendor::InjectedEvent},
 };
 use kernel::prelude::*;
 
@@ -114,10 +114,21 @@ pub(crate) fn get_sregs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) ->
 /// kvm_is_valid_sregs() and APIC_BASE checks (both before anything
 /// changes): the vendor's state, CR8 (ignored when reserved bits are set,
 /// as upstream), APIC_BASE.
-fn set_sregs_common(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, s: &uapi::kvm_sregs) -> Result {
+fn set_sregs_common(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    st: &mut VcpuState,
+    s: &uapi::kvm_sregs,
+    load: bool,
+) -> Result {
     msrs::check_sregs(st, s)?;
     msrs::set(vm, vcpu, st, MSR_IA32_APICBASE, s.apic_base, true)?;
     st.hw.set_sregs(s)?;
+    // Under PAE paging the PDPTEs are loaded (a failure is ignored, as
+    // upstream), unless KVM_SET_SREGS2 brings them.
+    if load && pae_paging(s.cr0, s.cr4, s.efer) {
+        load_pdptrs(vm, st, s.cr3);
+    }
     if s.cr8 & CR8_RESERVED_BITS == 0 {
         match vcpu.lapic() {
             Some(l) => {
@@ -135,7 +146,7 @@ fn set_sregs_common(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, s: &uapi::kvm_sreg
 /// interrupt to inject (upstream's kvm_queue_interrupt()).
 pub(crate) fn set_sregs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
     let s: uapi::kvm_sregs = read_arg(arg)?;
-    set_sregs_common(vm, vcpu, st, &s)?;
+    set_sregs_common(vm, vcpu, st, &s, true)?;
     let pending = s
         .interrupt_bitmap
         .iter()
@@ -154,32 +165,73 @@ pub(crate) fn set_sregs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) ->
 
 /// Whether the guest uses PAE paging outside long mode (its four PDPTEs
 /// matter, and KVM_GET/SET_SREGS2 carry them).
-fn pae_paging(cr0: u64, cr4: u64, efer: u64) -> bool {
+pub(crate) fn pae_paging(cr0: u64, cr4: u64, efer: u64) -> bool {
     cr0 & X86_CR0_PG != 0 && cr4 & X86_CR4_PAE != 0 && efer & EFER_LMA == 0
 }
 
-/// The four PDPTEs at CR3: those KVM_SET_SREGS2 set until the vCPU runs
-/// again, else read from guest memory as the CPU loads them (zeros when
-/// CR3 points outside RAM).
-fn pdptrs(vm: &Vm, st: &VcpuState) -> [u64; 4] {
-    if let Some(p) = st.pdptrs_from_user {
-        return p;
+/// The PAE PDPTEs as KVM holds them (upstream's `pdptrs[]` and the
+/// VCPU_REG_PDPTR cache): loaded from guest memory when CR0, CR3 or CR4
+/// changes make them matter, set by KVM_SET_SREGS2, and read again from
+/// memory (if valid) on the first use after the guest ran.
+#[derive(Default)]
+pub(crate) struct Pdptrs {
+    regs: [u64; 4],
+    /// `regs` are current (else they are reloaded when asked for).
+    avail: bool,
+    /// `regs` came from KVM_SET_SREGS2: they stay until the next load
+    /// (upstream's `pdptrs_from_userspace`).
+    from_user: bool,
+}
+
+impl Pdptrs {
+    /// The guest ran: PDPTEs loaded from memory may have changed there.
+    pub(crate) fn invalidate(&mut self) {
+        if !self.from_user {
+            self.avail = false;
+        }
     }
-    let mut b = [0u8; 32];
-    if !matches!(
-        vm.mmu()
-            .read_guest(Gpa::new(st.hw.cr3() & PAE_CR3_MASK), &mut b),
-        Ok(true)
-    ) {
-        return [0; 4];
-    }
+}
+
+/// PDPTE bits that must be 0 in a present entry: 1-2, 5-8, and those from
+/// MAXPHYADDR up (NX included).
+fn pdpte_reserved(maxphyaddr: u8) -> u64 {
+    let phys = u64::MAX.checked_shl(u32::from(maxphyaddr)).unwrap_or(0);
+    phys | PDPTE_RESERVED_LOW
+}
+
+/// Upstream's load_pdptrs(): reads the four PDPTEs at `cr3` and takes
+/// them if every present one is valid; `false` (and the old ones kept)
+/// otherwise, or when `cr3` is not in RAM.
+pub(crate) fn load_pdptrs(vm: &Vm, st: &mut VcpuState, cr3: u64) -> bool {
+    let base = cr3 & PAE_CR3_MASK;
     let mut p = [0u64; 4];
-    for (v, c) in p.iter_mut().zip(b.chunks_exact(8)) {
+    for (gpa, v) in (base..).step_by(8).zip(p.iter_mut()) {
         let mut w = [0u8; 8];
-        w.copy_from_slice(c);
+        if !matches!(vm.mmu().read_guest(Gpa::new(gpa), &mut w), Ok(true)) {
+            return false;
+        }
         *v = u64::from_le_bytes(w);
     }
-    p
+    let rsvd = pdpte_reserved(cpuid::guest_maxphyaddr(st));
+    if p.iter().any(|e| e & PT_PRESENT_MASK != 0 && e & rsvd != 0) {
+        return false;
+    }
+    st.pdptrs = Pdptrs {
+        regs: p,
+        avail: true,
+        from_user: false,
+    };
+    true
+}
+
+/// The PDPTEs: reloaded from memory at CR3 if the guest ran since they
+/// were last loaded (invalid ones in memory leave the old values).
+fn pdptrs(vm: &Vm, st: &mut VcpuState) -> [u64; 4] {
+    if !st.pdptrs.avail {
+        st.pdptrs.avail = true;
+        load_pdptrs(vm, st, st.hw.cr3());
+    }
+    st.pdptrs.regs
 }
 
 /// KVM_GET_SREGS2: KVM_GET_SREGS without the interrupt bitmap, with the
@@ -246,8 +298,14 @@ pub(crate) fn set_sregs2(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -
         apic_base: s2.apic_base,
         interrupt_bitmap: [0; 4],
     };
-    set_sregs_common(vm, vcpu, st, &s)?;
-    st.pdptrs_from_user = with_pdptrs.then_some(s2.pdptrs);
+    set_sregs_common(vm, vcpu, st, &s, !with_pdptrs)?;
+    if with_pdptrs {
+        st.pdptrs = Pdptrs {
+            regs: s2.pdptrs,
+            avail: true,
+            from_user: true,
+        };
+    }
     Ok(())
 }
 

@@ -123,7 +123,7 @@ pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> R
         };
     }
     // The CPU reloads the PDPTEs from memory when it runs.
-    st.pdptrs_from_user = None;
+    st.pdptrs.invalidate();
     // The emulator may touch XMM registers: guest FPU state first.
     st.fpu.load();
     let r = match complete_userspace(vm, vcpu, st) {
@@ -200,6 +200,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         let (guest_xcr0, host) = (st.msrs.xcr0(), host_xcr0());
         let xcr0 = (st.hw.cr4() & X86_CR4_OSXSAVE != 0 && guest_xcr0 != host)
             .then_some((guest_xcr0, host));
+        st.has_run = true;
         let exit = window.run_guest(xcr0, |cpu| st.hw.run(cpu));
         kick.exit_guest_mode();
         drop(window);
@@ -254,8 +255,7 @@ fn complete_userspace(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> 
             let v = u64::from_le_bytes(b);
             let rax = &mut st.hw.gprs_mut()[RAX];
             *rax = merge_reg(*rax, v, size);
-            st.hw.skip_to(next_rip);
-            Ok(Next::Guest)
+            Ok(exits::skip_to(vcpu, st, next_rip))
         }
         Pending::Emulator(w) => emulator_ops::complete(vm, vcpu, st, w),
         Pending::Msr { write } => {
@@ -269,14 +269,12 @@ fn complete_userspace(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> 
                 g[RAX] = data & 0xffff_ffff;
                 g[RDX] = data >> 32;
             }
-            exits::skip(vm, vcpu, st, 2);
-            Ok(Next::Guest)
+            Ok(exits::skip(vm, vcpu, st, 2))
         }
         Pending::Hypercall { long_mode } => {
             let ret = vcpu.run_page().hypercall_ret();
             st.hw.gprs_mut()[RAX] = if long_mode { ret } else { ret & 0xffff_ffff };
-            exits::skip(vm, vcpu, st, 3);
-            Ok(Next::Guest)
+            Ok(exits::skip(vm, vcpu, st, 3))
         }
     }
 }

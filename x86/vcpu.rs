@@ -60,9 +60,11 @@ pub(crate) struct VcpuState {
     pub(crate) lapic: LapicVcpu,
     /// kvmclock (MSR_KVM_SYSTEM_TIME_NEW).
     pub(crate) clock: VcpuClock,
-    /// KVM_SET_SREGS2's PDPTEs, reported by KVM_GET_SREGS2 until the vCPU
-    /// runs (then the CPU reloads them from memory).
-    pub(crate) pdptrs_from_user: Option<[u64; 4]>,
+    /// The PAE PDPTEs (KVM_GET/SET_SREGS2, PAE checks of CR writes).
+    pub(crate) pdptrs: regs::Pdptrs,
+    /// The vCPU entered the guest at least once (its CPU model, e.g. the
+    /// feature MSRs, is fixed from then on).
+    pub(crate) has_run: bool,
 }
 
 impl VcpuState {
@@ -96,7 +98,8 @@ impl VcpuState {
             sigmask: None,
             lapic: LapicVcpu::new(kick, lapic_in_kernel)?,
             clock: Default::default(),
-            pdptrs_from_user: None,
+            pdptrs: Default::default(),
+            has_run: false,
         })
     }
 }

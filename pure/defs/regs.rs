@@ -114,6 +114,21 @@ pub const X86_CR0_NW: u64 = 1 << 29;
 pub const X86_CR0_CD: u64 = 1 << 30;
 /// Paging.
 pub const X86_CR0_PG: u64 = 1 << 31;
+/// The CR0 bits that exist (upstream's `~CR0_RESERVED_BITS`); writes of
+/// the others below bit 32 are ignored.
+pub const CR0_VALID_BITS: u64 = X86_CR0_PE
+    | X86_CR0_MP
+    | X86_CR0_EM
+    | X86_CR0_TS
+    | X86_CR0_ET
+    | X86_CR0_NE
+    | X86_CR0_WP
+    | X86_CR0_AM
+    | X86_CR0_NW
+    | X86_CR0_CD
+    | X86_CR0_PG;
+/// CR0 bits whose change reloads the PDPTEs under PAE paging.
+pub const X86_CR0_PDPTR_BITS: u64 = X86_CR0_CD | X86_CR0_NW | X86_CR0_PG;
 /// CR0 after RESET and INIT: caches disabled, ET set (0x6000_0010).
 pub const X86_CR0_RESET: u64 = X86_CR0_NW | X86_CR0_CD | X86_CR0_ET;
 
@@ -174,6 +189,11 @@ pub const X86_CR4_LASS: u64 = 1 << 27;
 pub const X86_CR4_LAM_SUP: u64 = 1 << 28;
 /// Flexible return and event delivery.
 pub const X86_CR4_FRED: u64 = 1 << 32;
+
+/// CR4 bits whose change reloads the PDPTEs under PAE paging.
+pub const X86_CR4_PDPTR_BITS: u64 = X86_CR4_PGE | X86_CR4_PSE | X86_CR4_PAE | X86_CR4_SMEP;
+/// CR3 bit 63 with CR4.PCIDE: do not flush the PCID's TLB entries.
+pub const X86_CR3_PCID_NOFLUSH: u64 = 1 << 63;
 
 // --- EFER (asm/msr-index.h; the MSR is msr::MSR_EFER) ----------------------------
 

@@ -2,14 +2,14 @@
 //! An SVM vCPU: its VMCB, the world switch, and exit decoding.
 
 use crate::{
-    percpu::Shared,
+    percpu::{Shared, NO_TSC_AUX},
     vmcb::{self, attr, event, exit, int_ctl, intercept, ioio, tlb_ctl, Vmcb, VmcbSeg},
 };
-use core::arch::asm;
+use core::{arch::asm, sync::atomic::Ordering};
 use kernel::{page::Page, prelude::*, sync::Arc};
 use kvm::defs::regs::{RAX, RDX, RSP};
 use kvm::{
-    ext::{bindings as rb, uapi},
+    ext::{bindings as rb, msr, uapi},
     x86::vendor::{Gprs, InjectedEvent, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit},
 };
 
@@ -26,7 +26,8 @@ use kvm::defs::{
         MSR_AMD64_DE_CFG, MSR_CSTAR, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_IA32_CR_PAT,
         MSR_IA32_CR_PAT_DEFAULT, MSR_IA32_DEBUGCTLMSR, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP,
         MSR_IA32_SYSENTER_ESP, MSR_IA32_TSC, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_STAR,
-        MSR_SYSCALL_MASK, MSR_TSC_AUX, MSR_VM_CR, MSR_VM_HSAVE_PA,
+        MSR_SYSCALL_MASK, MSR_TSC_AUX, MSR_VM_CR, MSR_VM_HSAVE_PA, SVM_VM_CR_SVM_DIS_MASK,
+        SVM_VM_CR_SVM_LOCK_MASK, SVM_VM_CR_VALID_MASK,
     },
     paging::{page_aligned, Gpa},
     regs::{
@@ -53,7 +54,7 @@ pub(crate) struct SvmVcpu {
     /// DR0-DR3: not loaded into hardware (DR accesses are intercepted).
     db: [u64; 4],
     tsc_aux: u64,
-    dbgctl: u64,
+    vm_cr: u64,
     vm_hsave_pa: u64,
     de_cfg: u64,
     /// NMIs are blocked (an NMI handler runs until its IRET completes).
@@ -82,7 +83,7 @@ impl SvmVcpu {
             flush_pending: true,
             db: [0; 4],
             tsc_aux: 0,
-            dbgctl: 0,
+            vm_cr: 0,
             vm_hsave_pa: 0,
             de_cfg: 0,
             nmi_masked: false,
@@ -411,11 +412,16 @@ fn stgi() {
 
 impl VcpuArch for SvmVcpu {
     fn run(&mut self, cpu: u32) -> VmExit {
-        let Some(host_save) = self.shared.cpus.get(cpu as usize).map(|p| p.host_vmsave_pa) else {
+        let Some(pc) = self.shared.cpus.get(cpu as usize) else {
             return VmExit::FailEntry {
                 reason: exit::INVALID,
             };
         };
+        let host_save = pc.host_vmsave_pa;
+        // TSC_AUX is the guest's while it runs (RDTSCP and RDPID may run
+        // natively), as upstream switches it through user-return MSRs.
+        let host_aux = pc.host_tsc_aux.load(Ordering::Relaxed);
+        let switch_aux = host_aux != NO_TSC_AUX && self.tsc_aux != host_aux;
         self.prepare_asid(cpu);
         let (rax, rsp) = (self.gprs[RAX], self.gprs[RSP]);
         {
@@ -431,9 +437,15 @@ impl VcpuArch for SvmVcpu {
         // while we are still in host code, as upstream does.
         // SAFETY: see above; undone right after the world switch.
         unsafe { asm!("sti", options(nomem, nostack)) };
+        if switch_aux {
+            msr::write(MSR_TSC_AUX, self.tsc_aux);
+        }
         // SAFETY: the VMCB is initialised and ours; `gprs` has 16 slots;
         // `host_save` is this CPU's VMSAVE area; GIF is clear.
         unsafe { rkvm_svm_vcpu_run(self.vmcb_pa, self.gprs.0.as_mut_ptr(), host_save) };
+        if switch_aux {
+            msr::write(MSR_TSC_AUX, host_aux);
+        }
         // SAFETY: back to the caller's interrupts-off state before GIF=1.
         unsafe { asm!("cli", options(nomem, nostack)) };
         stgi();
@@ -656,10 +668,11 @@ impl VcpuArch for SvmVcpu {
     }
 
     fn set_dr(&mut self, n: u8, val: u64) {
+        // The core computed DR6/DR7 (guest writes) or took userspace's.
         match n {
             0..=3 => self.db[usize::from(n)] = val,
-            4 | 6 => self.vmcb_mut().save.dr6 = val | DR6_ACTIVE_LOW,
-            _ => self.vmcb_mut().save.dr7 = val | DR7_FIXED_1,
+            4 | 6 => self.vmcb_mut().save.dr6 = val,
+            _ => self.vmcb_mut().save.dr7 = val,
         }
     }
 
@@ -684,8 +697,8 @@ impl VcpuArch for SvmVcpu {
             MSR_IA32_CR_PAT => v.g_pat,
             MSR_IA32_TSC => rdtsc().wrapping_add(self.vmcb().control.tsc_offset),
             MSR_TSC_AUX => self.tsc_aux,
-            MSR_IA32_DEBUGCTLMSR => self.dbgctl,
-            MSR_VM_CR => 0,
+            MSR_IA32_DEBUGCTLMSR => 0,
+            MSR_VM_CR => self.vm_cr,
             MSR_VM_HSAVE_PA => self.vm_hsave_pa,
             MSR_AMD64_DE_CFG => self.de_cfg,
             _ => return MsrAccess::NotMine,
@@ -708,27 +721,41 @@ impl VcpuArch for SvmVcpu {
             MSR_KERNEL_GS_BASE => self.vmcb_mut().save.kernel_gs_base = value,
             MSR_FS_BASE => self.vmcb_mut().save.fs.base = value,
             MSR_GS_BASE => self.vmcb_mut().save.gs.base = value,
-            // 32-bit on AMD, as upstream keeps them for an AMD guest.
+            // The core made ESP/EIP 32-bit for an AMD guest, canonical
+            // for an Intel-compatible one.
             MSR_IA32_SYSENTER_CS => self.vmcb_mut().save.sysenter_cs = value & 0xffff_ffff,
-            MSR_IA32_SYSENTER_ESP => self.vmcb_mut().save.sysenter_esp = value & 0xffff_ffff,
-            MSR_IA32_SYSENTER_EIP => self.vmcb_mut().save.sysenter_eip = value & 0xffff_ffff,
+            MSR_IA32_SYSENTER_ESP => self.vmcb_mut().save.sysenter_esp = value,
+            MSR_IA32_SYSENTER_EIP => self.vmcb_mut().save.sysenter_eip = value,
             MSR_IA32_CR_PAT => self.vmcb_mut().save.g_pat = value,
             MSR_IA32_TSC => self.vmcb_mut().control.tsc_offset = value.wrapping_sub(rdtsc()),
-            MSR_TSC_AUX => {
-                if value >> 32 != 0 {
+            // The core checked it (and made it 32-bit).
+            MSR_TSC_AUX => self.tsc_aux = value,
+            // No LBR virtualization: writes are dropped, as upstream's
+            // with lbrv=0.
+            MSR_IA32_DEBUGCTLMSR => {}
+            MSR_VM_CR => {
+                if value & !SVM_VM_CR_VALID_MASK != 0 {
                     return MsrAccess::Fault;
                 }
-                self.tsc_aux = value;
+                // LOCK and SVMDIS stick once SVMDIS is set.
+                let mut change = SVM_VM_CR_VALID_MASK;
+                if self.vm_cr & SVM_VM_CR_SVM_DIS_MASK != 0 {
+                    change &= !(SVM_VM_CR_SVM_LOCK_MASK | SVM_VM_CR_SVM_DIS_MASK);
+                }
+                self.vm_cr = (self.vm_cr & !change) | (value & change);
             }
-            MSR_IA32_DEBUGCTLMSR => self.dbgctl = value,
-            MSR_VM_CR => {}
             MSR_VM_HSAVE_PA => {
                 if !page_aligned(value) {
                     return MsrAccess::Fault;
                 }
                 self.vm_hsave_pa = value;
             }
-            MSR_AMD64_DE_CFG => self.de_cfg = value,
+            MSR_AMD64_DE_CFG => {
+                if value & !crate::cpuid::supported_de_cfg() != 0 {
+                    return MsrAccess::Fault;
+                }
+                self.de_cfg = value;
+            }
             _ => return MsrAccess::NotMine,
         }
         MsrAccess::Done(0)
