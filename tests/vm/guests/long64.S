@@ -10,3 +10,5 @@
 	.include "bench.inc"
 	.include "emul.inc"
 	.include "irq.inc"
+	.include "caps.inc"
+	.include "arch.inc"
