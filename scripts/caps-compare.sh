@@ -7,8 +7,8 @@
 #
 #   scripts/caps-compare.sh OURS_CAPS_TXT INTREE_CAPS_TXT [EXCEPTIONS]
 #
-# Prints every capability whose answers differ (name, scope, ours,
-# in-tree, and the listed reason if any), then PASS/FAIL rows:
+# Prints every capability whose answers differ (name, ours and in-tree
+# as sys/vm/vm-split, and the listed reason if any), then PASS/FAIL rows:
 #   caps/table/recorded                   both files exist and cover the same numbers
 #   caps/table/no-unexplained-difference  every difference is listed in EXCEPTIONS
 #   caps/table/exceptions-still-needed    every listed capability still differs
@@ -57,20 +57,27 @@ BEGIN {
 	for (k in key)
 		if (!(k in o) || !(k in t))
 			bad_rec = bad_rec " " k
-	printf "%-40s %-9s %12s %12s  %s\n", "capability", "scope", "ours", "in-tree", "reason"
+	printf "%-36s %-26s %-26s %s\n", "capability (sys/vm/vm-split)", "ours", "in-tree", "reason"
 	for (n = 0; n < 1000; n++) {
+		d = 0; ov = ""; tv = ""
 		for (s = 1; s <= 3; s++) {
 			scope = s == 1 ? "sys" : s == 2 ? "vm" : "vm-split"
 			k = scope " " n
-			if (!(k in o) || !(k in t) || o[k] == t[k])
+			if (!(k in o) || !(k in t))
 				continue
-			nm = (n in name) ? name[n] : "KVM_CAP_" n
-			differs[nm] = 1
-			why = (nm in reason) ? reason[nm] : "UNEXPLAINED"
-			if (!(nm in reason) && index(unexplained, " " nm " ") == 0)
-				unexplained = unexplained " " nm " "
-			printf "%-40s %-9s %12s %12s  %s\n", nm, scope, o[k], t[k], why
+			ov = ov (ov == "" ? "" : "/") o[k]
+			tv = tv (tv == "" ? "" : "/") t[k]
+			if (o[k] != t[k])
+				d = 1
 		}
+		if (!d)
+			continue
+		nm = (n in name) ? name[n] : "KVM_CAP_" n
+		differs[nm] = 1
+		why = (nm in reason) ? reason[nm] : "UNEXPLAINED"
+		if (!(nm in reason))
+			unexplained = unexplained " " nm
+		printf "%-36s %-26s %-26s %s\n", nm, ov, tv, why
 	}
 	rc = 0
 	if (bad_rec == "") {
@@ -79,7 +86,6 @@ BEGIN {
 		print "FAIL caps/table/recorded: scope/number in one file only:" bad_rec
 		rc = 1
 	}
-	gsub(/  +/, " ", unexplained)
 	if (unexplained == "") {
 		print "PASS caps/table/no-unexplained-difference"
 	} else {

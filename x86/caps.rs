@@ -9,6 +9,7 @@ use crate::{
         X86_FEATURE_ARAT, X86_FEATURE_MWAIT,
     },
     ext::{cpu::num_online_cpus, msr, uapi::*},
+    irqchip::lapic_timer::DEFAULT_BUS_CYCLE_NS,
     virt::{
         vcpu::MAX_VCPUS,
         vm::{Vm, MAX_VCPU_IDS},
@@ -100,6 +101,10 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
         KVM_CAP_X86_DISABLE_EXITS => match vendor::registered_ops() {
             Ok(ops) => allowed_disable_exits(&*ops) as isize,
             Err(_) => 0,
+        },
+        KVM_CAP_X86_APIC_BUS_CYCLES_NS => match vm {
+            Some(vm) => vm.arch().apic_bus_cycle_ns() as isize,
+            None => DEFAULT_BUS_CYCLE_NS as isize,
         },
         KVM_CAP_NR_VCPUS => num_online_cpus().min(MAX_VCPUS) as isize,
         KVM_CAP_MAX_VCPUS => MAX_VCPUS as isize,

@@ -4,6 +4,7 @@
 
 use crate::{
     ext::{uaccess::read_arg, uapi},
+    irqchip::lapic_timer::DEFAULT_BUS_CYCLE_NS,
     virt::{ioctl::*, vm::Vm},
     x86::{
         caps,
@@ -39,6 +40,9 @@ pub(crate) struct VmArch {
     /// KVM_CAP_X86_TRIPLE_FAULT_EVENT: KVM_GET/SET_VCPU_EVENTS carry a
     /// pending triple fault.
     triple_fault_event: AtomicBool,
+    /// KVM_CAP_X86_APIC_BUS_CYCLES_NS: the LAPIC timer's bus cycle (only
+    /// before the first vCPU, under the slots lock).
+    apic_bus_cycle_ns: AtomicU64,
     /// KVM_CAP_MSR_PLATFORM_INFO: the guest may read MSR_PLATFORM_INFO
     /// (the default).
     guest_reads_platform_info: AtomicBool,
@@ -63,6 +67,7 @@ impl VmArch {
             hypercall_exit: AtomicU64::new(0),
             exception_payload: AtomicBool::new(false),
             triple_fault_event: AtomicBool::new(false),
+            apic_bus_cycle_ns: AtomicU64::new(DEFAULT_BUS_CYCLE_NS),
             guest_reads_platform_info: AtomicBool::new(true),
             disabled_exits: AtomicU64::new(0),
             user_space_msr: AtomicU32::new(0),
@@ -98,6 +103,11 @@ impl VmArch {
     /// (KVM_CAP_X86_USER_SPACE_MSR).
     pub(crate) fn msr_fault_exits(&self, fault: MsrFault) -> bool {
         self.user_space_msr.load(Ordering::Relaxed) & fault.reason() != 0
+    }
+
+    /// The LAPIC timer's bus cycle (ns).
+    pub(crate) fn apic_bus_cycle_ns(&self) -> u64 {
+        self.apic_bus_cycle_ns.load(Ordering::Relaxed)
     }
 
     /// Whether the guest may read MSR_PLATFORM_INFO.
@@ -175,6 +185,7 @@ pub(crate) fn enable_cap(vm: &Vm, c: &uapi::kvm_enable_cap) -> Result {
             Ok(())
         }
         uapi::KVM_CAP_X86_DISABLE_EXITS => enable_disable_exits(vm, c.args[0]),
+        uapi::KVM_CAP_X86_APIC_BUS_CYCLES_NS => enable_apic_bus_cycles_ns(vm, c.args[0]),
         uapi::KVM_CAP_MSR_PLATFORM_INFO => {
             vm.arch()
                 .guest_reads_platform_info
@@ -211,6 +222,25 @@ fn enable_disable_exits(vm: &Vm, exits: u64) -> Result {
         return Err(EINVAL);
     }
     vm.arch().disabled_exits.fetch_or(exits, Ordering::Relaxed);
+    Ok(())
+}
+
+/// KVM_ENABLE_CAP(KVM_CAP_X86_APIC_BUS_CYCLES_NS): the LAPIC timer's bus
+/// cycle; EINVAL for 0 or a cycle that overflows the timer's arithmetic
+/// (a full count at divide-by-128), ENXIO without an in-kernel LAPIC,
+/// EINVAL once a vCPU exists (upstream's rules).
+fn enable_apic_bus_cycles_ns(vm: &Vm, ns: u64) -> Result {
+    if ns == 0 || (u64::from(u32::MAX) << 7).checked_mul(ns).is_none() {
+        return Err(EINVAL);
+    }
+    let _slots = vm.lock_slots();
+    if !vm.arch().irqchip().in_kernel() {
+        return Err(ENXIO);
+    }
+    if !vm.vcpus().is_empty() {
+        return Err(EINVAL);
+    }
+    vm.arch().apic_bus_cycle_ns.store(ns, Ordering::Relaxed);
     Ok(())
 }
 

@@ -36,10 +36,11 @@ fn min_periodic_ns() -> u64 {
     u64::from(params::MIN_TIMER_PERIOD_US.get()) * NSEC_PER_USEC
 }
 
-/// A LAPIC for vCPU `id`, the BSP or not.
-pub(crate) fn new_lapic(id: u32, bsp: bool) -> Result<VcpuLapic> {
+/// A LAPIC for vCPU `id` of `vm`, the BSP or not.
+pub(crate) fn new_lapic(vm: &Vm, id: u32, bsp: bool) -> Result<VcpuLapic> {
     let mut cfg = LapicConfig::new(id, bsp);
     cfg.min_periodic_ns = min_periodic_ns();
+    cfg.bus_cycle_ns = vm.arch().apic_bus_cycle_ns();
     KBox::pin_init(new_spinlock_irq!(Lapic::new(cfg)), GFP_KERNEL_ACCOUNT)
 }
 
@@ -250,6 +251,7 @@ pub(crate) fn update_config(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) {
     cfg.x2apic_supported = l1[2] & X86_FEATURE_X2APIC.mask() != 0;
     cfg.directed_eoi_advertised = directed_eoi;
     cfg.min_periodic_ns = min_periodic_ns();
+    cfg.bus_cycle_ns = vm.arch().apic_bus_cycle_ns();
     cfg.tsc_deadline_supported = l1[2] & X86_FEATURE_TSC_DEADLINE_TIMER.mask() != 0;
     cfg.max_phys_addr_bits = cpuid::guest_maxphyaddr(st);
     l.set_config(cfg);

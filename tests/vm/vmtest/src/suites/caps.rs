@@ -74,6 +74,7 @@ pub fn tests() -> Vec<Test> {
         test("caps/vm-types", vm_types),
         test("caps/msr-platform-info", msr_platform_info),
         test("caps/kvm-run-flags-zero", run_flags),
+        test("caps/apic-bus-cycles-ns", apic_bus_cycles),
     ]
 }
 
@@ -729,4 +730,53 @@ fn run_flags() -> TestResult {
     g.cpu.kvm_run().flags = 0xffff;
     g.cpu.expect_hlt()?;
     expect_eq("kvm_run.flags", g.cpu.kvm_run().flags, 0)
+}
+
+fn set_lapic_reg(l: &mut kvm_lapic_state, off: usize, v: u32) {
+    for (i, b) in v.to_le_bytes().iter().enumerate() {
+        l.regs[off + i] = *b as _;
+    }
+}
+
+/// KVM_CAP_X86_APIC_BUS_CYCLES_NS: 1 by default; the enable needs an
+/// in-kernel LAPIC (ENXIO), no vCPU yet and a usable value (EINVAL); the
+/// LAPIC timer then counts that much slower.
+fn apic_bus_cycles() -> TestResult {
+    let kvm = k("open /dev/kvm", Kvm::new())?;
+    expect_eq("KVM_CAP_X86_APIC_BUS_CYCLES_NS", kvm.check_extension_raw(KVM_CAP_X86_APIC_BUS_CYCLES_NS as u64), 1)?;
+    let vm = Vm::bare()?;
+    expect_errno("APIC_BUS_CYCLES_NS without an irqchip", enable_cap(&vm.fd, KVM_CAP_X86_APIC_BUS_CYCLES_NS, 2, 0), libc::ENXIO)?;
+    // Counts elapsed on a one-shot timer with a full count, divide by 1,
+    // masked, over `ms`.
+    let elapsed = |bus: u64| -> Result<u64, String> {
+        let vm = Vm::new(Mode::Long)?;
+        k("KVM_CREATE_IRQCHIP", vm.fd.create_irq_chip())?;
+        expect_errno("APIC_BUS_CYCLES_NS(0)", enable_cap(&vm.fd, KVM_CAP_X86_APIC_BUS_CYCLES_NS, 0, 0), libc::EINVAL)?;
+        expect_errno("APIC_BUS_CYCLES_NS(u64::MAX)", enable_cap(&vm.fd, KVM_CAP_X86_APIC_BUS_CYCLES_NS, u64::MAX, 0), libc::EINVAL)?;
+        enable_ok(&vm.fd, "APIC_BUS_CYCLES_NS", KVM_CAP_X86_APIC_BUS_CYCLES_NS, bus)?;
+        expect_eq("KVM_CAP_X86_APIC_BUS_CYCLES_NS on the VM", check(&vm, KVM_CAP_X86_APIC_BUS_CYCLES_NS) as u64, bus)?;
+        let cpu = vm.vcpu(0)?;
+        expect_errno(
+            "APIC_BUS_CYCLES_NS after KVM_CREATE_VCPU",
+            enable_cap(&vm.fd, KVM_CAP_X86_APIC_BUS_CYCLES_NS, bus, 0),
+            libc::EINVAL,
+        )?;
+        let mut l = get_lapic_raw(&cpu)?;
+        set_lapic_reg(&mut l, 0xf0, 0x1ff); // SVR: software-enabled
+        set_lapic_reg(&mut l, 0x320, 0x1_0040); // LVTT: one-shot, masked
+        set_lapic_reg(&mut l, 0x3e0, 0xb); // divide by 1
+        set_lapic_reg(&mut l, 0x380, u32::MAX); // TMICT
+        ioctl(&cpu.fd, SET_LAPIC, &l as *const _ as u64).map_err(|e| format!("KVM_SET_LAPIC: errno {e}"))?;
+        let t0 = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let cur = lapic_reg(&get_lapic_raw(&cpu)?, 0x390);
+        let ns = t0.elapsed().as_nanos() as u64;
+        // Counts per microsecond.
+        Ok((u64::from(u32::MAX - cur) * 1000).checked_div(ns).unwrap_or(0))
+    };
+    let (fast, slow) = (elapsed(1)?, elapsed(4)?);
+    if fast == 0 || !(2..=8).contains(&(fast / slow.max(1))) {
+        return Err(format!("LAPIC timer counts per us: {fast} with a 1 ns bus cycle, {slow} with 4 ns (want about 4 times fewer)"));
+    }
+    Ok(())
 }
