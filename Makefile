@@ -3,8 +3,13 @@
 #   make          build x86/kvm.ko, x86/kvm-amd.ko, x86/kvm-intel.ko
 #   make run      set up if needed, boot the test VM with our modules, demo /dev/kvm
 #   make check    set up if needed, run all tests; last line "N passed, N failed[, N skipped]"
+#   make check-debug  the in-VM tests on the debug kernel (KASAN, lockdep, kmemleak, ...),
+#                 the ioctl fuzzer (10^6 calls per column), fault injection, 100 lifecycles
+#   make fuzz     the ioctl fuzzer on both columns (FUZZ_ARGS="--seconds 60", see scripts/fuzz.sh)
 #   make bench    benchmarks against the in-tree modules (ratios)
-#   make install  install the modules into /lib/modules/$(uname -r)/extra + udev rule
+#   make install  build, then install the modules for $(KERNELRELEASE) into
+#                 /lib/modules/$(KERNELRELEASE)/updates, depmod, the udev rule, the kvm group
+#                 (DESTDIR=/INSTALL_MOD_PATH=: a staging root for packaging)
 #
 # ./configure (run automatically when config.mak is missing) finds or
 # prepares the toolchain, the Linux 7.3 source and a kernel build.
@@ -14,17 +19,24 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 -include config.mak
 
-KMAKE = $(MAKE) -C $(KERNELDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=$(RUSTC) \
-	RUST_LIB_SRC=$(RUST_LIB_SRC) BINDGEN=$(BINDGEN)
+# The toolchain is config.mak's LLVM= (a -N suffix), also against a CC= or
+# LD= given to this make: DKMS appends CC=clang LD=ld.lld for a kernel built
+# with clang, which would otherwise reach Kbuild through MAKEFLAGS.
+KMAKE = $(MAKE) -C $(KERNELDIR) M=$(CURDIR) LLVM=$(LLVM) CC=clang$(LLVM) LD=ld.lld$(LLVM) \
+	RUSTC=$(RUSTC) RUST_LIB_SRC=$(RUST_LIB_SRC) BINDGEN=$(BINDGEN)
 
 MODULES := x86/kvm.ko x86/kvm-amd.ko x86/kvm-intel.ko
 
-.PHONY: all modules check run bench install clean distclean host-test uapi-check
+.PHONY: all modules check check-debug fuzz run bench install clean distclean host-test uapi-check
 
 all: modules
 
+# Configure on first use, but not just to clean (DKMS runs `make clean` in
+# a fresh tree).
+ifneq ($(filter-out clean distclean,$(or $(MAKECMDGOALS),all)),)
 config.mak:
 	./configure
+endif
 
 modules: config.mak
 	+$(KMAKE) modules
@@ -38,17 +50,39 @@ uapi-check: config.mak
 check: config.mak
 	+scripts/check.sh
 
+check-debug: config.mak
+	+scripts/check-debug.sh
+
+fuzz: config.mak
+	+scripts/fuzz.sh $(FUZZ_ARGS)
+
 run: config.mak
 	+scripts/run.sh
 
 bench: config.mak
 	+scripts/bench.sh
 
+# Install for the kernel the modules were built against ($(KERNELRELEASE)
+# from config.mak, not `uname -r`), into updates/, which kmod searches
+# before kernel/ (the in-tree modules). Kbuild's modules_install copies and,
+# when the kernel build is configured to (CONFIG_MODULE_SIG_ALL, with its
+# key), signs; its own depmod is skipped (DEPMOD=true) in favour of ours,
+# which also runs when the build tree has no System.map.
+# DESTDIR and INSTALL_MOD_PATH (Kbuild's name) both give a staging root for
+# packaging (both set: concatenated): the modules, depmod's output (-b) and
+# the udev rule go below it, and no group is created.
+install_root = $(DESTDIR)$(INSTALL_MOD_PATH)
+UDEV_RULES_DIR ?= /etc/udev/rules.d
+
+# Installing compiles nothing: no toolchain variables (with LLVM=-19, Kbuild
+# would start clang-19 just to read its version).
 install: modules
-	+$(KMAKE) INSTALL_MOD_DIR=extra modules_install
-	install -D -m 0644 scripts/65-kvm.rules /etc/udev/rules.d/65-kvm.rules
-	getent group kvm >/dev/null || groupadd -r kvm
-	depmod -a $(KERNELRELEASE)
+	+$(MAKE) -C $(KERNELDIR) M=$(CURDIR) INSTALL_MOD_PATH=$(install_root) INSTALL_MOD_DIR=updates \
+		DEPMOD=true modules_install
+	depmod -a $(if $(wildcard $(KERNELDIR)/System.map),-e -F $(KERNELDIR)/System.map) \
+		$(if $(install_root),-b $(install_root)) $(KERNELRELEASE)
+	install -D -m 0644 scripts/65-kvm.rules $(install_root)$(UDEV_RULES_DIR)/65-kvm.rules
+	$(if $(install_root),,getent group kvm >/dev/null || groupadd -r kvm)
 
 clean:
 	-[ -n "$(KERNELDIR)" ] && $(KMAKE) clean

@@ -8,6 +8,7 @@
  */
 #include <linux/anon_inodes.h>
 #include <linux/cpuhotplug.h>
+#include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/sched/stat.h>
@@ -15,3 +16,7 @@
 #include <asm/msr-index.h>
 #include <asm/virt.h>
 #include "helpers.h"
+#include "kvm_events.h"
+
+/* fmode_t flags are __force casts bindgen cannot evaluate as macros. */
+const fmode_t RKVM_FMODE_PREAD = FMODE_PREAD;

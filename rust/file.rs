@@ -18,6 +18,7 @@ use kernel::{
     prelude::*,
     sync::aref::ARef,
     types::ForeignOwnable,
+    uaccess::{UserPtr, UserSlice, UserSliceWriter},
 };
 
 /// The operations of one kind of KVM file.
@@ -37,6 +38,16 @@ pub trait FileOps: Sized {
     /// The last reference to the file went away.
     fn release(this: Self::Ptr) {
         drop(this);
+    }
+
+    /// read()/pread() at byte `pos`: fills `out` (at most its length) and
+    /// returns how many bytes it wrote.
+    fn read(
+        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        _out: &mut UserSliceWriter,
+        _pos: u64,
+    ) -> Result<usize> {
+        Err(EINVAL)
     }
 
     /// mmap() of the file; `pgoff` is the mapping's offset in pages.
@@ -109,9 +120,38 @@ impl<T: FileOps> VTable<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// `file` is live; `buf` is a user pointer of `count` bytes; `ppos` is
+    /// the file position to read at and to advance.
+    unsafe extern "C" fn read(
+        file: *mut bindings::file,
+        buf: *mut ffi::c_char,
+        count: usize,
+        ppos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: as in `ioctl`.
+        let this = unsafe { T::Ptr::borrow((*file).private_data) };
+        // SAFETY: the VFS passes a valid position for the call.
+        let pos = unsafe { *ppos };
+        let Ok(pos) = u64::try_from(pos) else {
+            return EINVAL.to_errno() as isize;
+        };
+        let mut out = UserSlice::new(UserPtr::from_addr(buf as usize), count).writer();
+        match T::read(this, &mut out, pos) {
+            Ok(n) => {
+                // SAFETY: as above; `n` is at most `count`.
+                unsafe { *ppos += n as bindings::loff_t };
+                n as isize
+            }
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
     const VTABLE: bindings::file_operations = bindings::file_operations {
         owner: kernel::module::this_module::<T::OwnerModule>().as_ptr(),
         unlocked_ioctl: Some(Self::ioctl),
+        read: if T::HAS_READ { Some(Self::read) } else { None },
         mmap: if T::HAS_MMAP { Some(Self::mmap) } else { None },
         release: Some(Self::release),
         llseek: Some(bindings::noop_llseek),
@@ -129,6 +169,23 @@ pub const fn vtable<T: FileOps>() -> &'static bindings::file_operations {
 ///
 /// The file pins the module implementing `T` until it is released.
 pub fn new_anon_fd<T: FileOps>(name: &CStr, data: T::Ptr) -> Result<u32> {
+    new_anon_fd_mode::<T>(name, data, bindings::O_RDWR)
+}
+
+/// As [`new_anon_fd`], opened with `mode` (`O_RDONLY`, `O_RDWR`).
+pub fn new_anon_fd_mode<T: FileOps>(name: &CStr, data: T::Ptr, mode: u32) -> Result<u32> {
+    new_anon_fd_then::<T>(name, data, mode, |_| {})
+}
+
+/// As [`new_anon_fd_mode`], calling `before_install` with the fd number
+/// once the file exists and before userspace can see the fd (upstream
+/// names VM debugfs directories after it there).
+pub fn new_anon_fd_then<T: FileOps>(
+    name: &CStr,
+    data: T::Ptr,
+    mode: u32,
+    before_install: impl FnOnce(u32),
+) -> Result<u32> {
     let reservation = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
     let private = data.into_foreign();
     // SAFETY: `name` is copied into the new dentry; the vtable is 'static;
@@ -139,7 +196,7 @@ pub fn new_anon_fd<T: FileOps>(name: &CStr, data: T::Ptr) -> Result<u32> {
             name.as_char_ptr(),
             vtable::<T>(),
             private.cast(),
-            bindings::O_RDWR as ffi::c_int,
+            mode as ffi::c_int,
         )
     };
     let raw = match from_err_ptr(raw) {
@@ -150,7 +207,14 @@ pub fn new_anon_fd<T: FileOps>(name: &CStr, data: T::Ptr) -> Result<u32> {
             return Err(e);
         }
     };
+    if T::HAS_READ {
+        // A file with a read op reads at an offset: pread works on it, as
+        // on upstream's stats fds (FMODE_PREAD; anon inodes lack it).
+        // SAFETY: `raw` is a valid file no other thread can see yet.
+        unsafe { (*raw).f_mode |= rb::RKVM_FMODE_PREAD };
+    }
     let fd = reservation.reserved_fd();
+    before_install(fd);
     // SAFETY: `anon_inode_getfile` returned a new file with one reference,
     // which we move into the `ARef`; `File` is a transparent wrapper.
     let file = unsafe { ARef::from_raw(NonNull::from(File::from_raw_file(raw))) };

@@ -20,5 +20,6 @@ pub mod pages;
 pub mod print;
 pub mod signal;
 pub mod time;
+pub mod trace;
 pub mod uaccess;
 pub mod uapi;

@@ -77,6 +77,7 @@ pod!(
     kvm_irqfd,
     kvm_ioeventfd,
     kvm_coalesced_mmio_zone,
+    kvm_stats_header,
 );
 
 // SAFETY: read from userspace only (KVM_X86_SET_MSR_FILTER), never

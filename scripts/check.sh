@@ -1,9 +1,32 @@
 #!/bin/bash
 # `make check`: build, host tests, uapi ABI check, then the in-VM tests
 # against our modules and against the in-tree modules of the same kernel
-# (one boot each), side by side. Last line: "N passed, N failed, N skipped".
-# Exit status is non-zero on any failure, including an Oops/WARNING/BUG in
-# a guest kernel log.
+# (one boot each), compared row by row. Last line: "N passed, N failed,
+# N skipped"; the exit status is non-zero when anything failed.
+#
+# What fails the run:
+# - a process of the run exiting non-zero or killed: the module build,
+#   each host test binary (FAIL host/<crate>/<binary>: killed by signal
+#   SIGABRT ...), uapi-check, each VM (vm/<set>/boot-and-finish), vmtest
+#   (vm/<set>/vmtest-ran), the peer suite's runner (vm/<set>/peer-ran; its
+#   test results are reported, not counted), tests/vm/install.sh
+#   (vm/<set>/install-ran), scripts/l2-boot.sh (vm/<set>/l2-ran);
+# - a row of the manifest (what `rkvm-vmtest --list` and `scripts/l2-boot.sh
+#   list` say a run prints) missing from either column, a row reported that
+#   is not in the manifest, a row reported twice, a SKIP without a reason;
+# - a FAIL row in either column;
+# - ours not PASS (SKIP, FAIL) where the in-tree module PASSes, unless
+#   tests/exceptions.txt lists the row with its reason (printed in the
+#   summary); an exception for a row ours passes is stale, and fails;
+# - an Oops/WARNING/BUG/lockdep report in a kernel log: L1's (streamed to
+#   the results share from boot on by tests/vm/init.sh), the L2 guest's
+#   (every variant, scripts/l2-boot.sh), the in-tree retry VM's.
+# The in-tree column's failed rows that tests/reference-flakes.txt lists
+# (known flakes of the reference under TCG) run once more in a fresh VM;
+# a pass there counts, marked as a retry. Nothing else is retried.
+#
+# RKVM_TEST_FILTER (guest tests to run) and RKVM_ONLY_VMTEST=1 (no peer
+# suite, no L2) narrow the run and its manifest alike.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -13,24 +36,399 @@ export PATH=$HOME/.cargo/bin:$PATH
 out=$here/build/check
 rm -rf "$out"
 mkdir -p "$out"
+t0=$(date +%s)
+vmtest=$here/build/vmtest/release/rkvm-vmtest
 
+# Oopses, warnings, lockdep and sanitizer reports in a kernel log.
+log_bad='Oops|WARNING:|BUG:|Call Trace|general protection fault|Kernel panic|UBSAN|KASAN|panicked at|circular locking|inconsistent lock|rcu_.*stall|blocked for more than'
+
+# ---- counting -----------------------------------------------------------------
 passed=0 failed=0 skipped=0
 failures=()
+# pass ROW: count a pass.
 pass() { passed=$((passed + 1)); echo "PASS $1"; }
-fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1${2:+: $2}"; }
-skip() { skipped=$((skipped + 1)); echo "SKIP $1${2:+: $2}"; }
-step() { echo; echo "== $* == (at +$(( $(date +%s) - t0 )) s)"; }
-t0=$(date +%s)
+# fail ROW WHY: count a failure, remembered for the summary.
+fail() { failed=$((failed + 1)); failures+=("$1: $2"); echo "FAIL $1: $2"; }
+# skip ROW WHY: count a skip; WHY is required.
+skip() { skipped=$((skipped + 1)); echo "SKIP $1: $2"; }
+# step TITLE: a section header with the time since the start.
+step() { echo; echo "== $* == (at +$(($(date +%s) - t0)) s)"; }
 
+# status_text RC: an exit status in words ("none": none was recorded).
+status_text() {
+	case $1 in
+	none|'') echo "no exit status recorded (it did not finish)" ;;
+	124) echo "timed out (exit status 124)" ;;
+	126|127) echo "could not be run (exit status $1: not found or not executable)" ;;
+	*)
+		if [ "$1" -gt 128 ] 2>/dev/null; then
+			echo "killed by signal SIG$(kill -l $(($1 - 128)) 2>/dev/null || echo "$(($1 - 128))") (exit status $1)"
+		else
+			echo "exit status $1"
+		fi
+		;;
+	esac
+}
+
+# build_step ROW LOG CMD...: run a build command; PASS, or FAIL with the
+# log's tail. Returns CMD's status.
+build_step() {
+	local row=$1 log=$2 rc=0
+	shift 2
+	"$@" > "$log" 2>&1 || rc=$?
+	if [ $rc = 0 ]; then
+		pass "$row"
+	else
+		tail -n 30 "$log"
+		fail "$row" "$(status_text $rc); see $log"
+	fi
+	return $rc
+}
+
+# ---- host tests -------------------------------------------------------------
+hp=0 hf=0 hs=0
+# run_host_binary ROW DIR EXE: one test binary of tests/host, run in its
+# package directory (as cargo does) with its own exit status and time limit.
+run_host_binary() {
+	local row=$1 dir=$2 exe=$3 base log skips rc=0 res p f t w ns=0
+	base=$out/host/${row//\//_}
+	log=$base.log skips=$base.skips
+	(cd "$dir" && RKVM_HOST_SKIPS=$skips timeout -k 10 600 "$exe" --show-output) > "$log" 2>&1 || rc=$?
+	res=$(grep '^test result:' "$log" | tail -n 1)
+	if [ -z "$res" ]; then
+		tail -n 20 "$log"
+		hf=$((hf + 1))
+		fail "$row" "no test result: $(status_text $rc); see $log"
+		return
+	fi
+	p=$(sed -n 's/.* \([0-9]*\) passed;.*/\1/p' <<< "$res")
+	f=$(sed -n 's/.* \([0-9]*\) failed;.*/\1/p' <<< "$res")
+	while read -r t; do
+		hf=$((hf + 1))
+		fail "$row/$t" "see $log"
+	done < <(sed -n 's/^test \(.*\) \.\.\. FAILED$/\1/p' "$log")
+	while read -r t w; do
+		hs=$((hs + 1))
+		skip "$row/$t" "#[ignore]${w:+ $w}"
+	done < <(sed -n 's/^test \(.*\) \.\.\. ignored,\{0,1\}\(.*\)$/\1 \2/p' "$log")
+	# Tests that could not run here (tests/host/skip.rs) passed for libtest.
+	if [ -f "$skips" ]; then
+		while IFS=$'\t' read -r t w; do
+			ns=$((ns + 1))
+			hs=$((hs + 1))
+			skip "$row/$t" "${w:-no reason given}"
+		done < "$skips"
+	fi
+	hp=$((hp + p - ns))
+	passed=$((passed + p - ns))
+	if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then
+		hf=$((hf + 1))
+		fail "$row" "$(status_text $rc) although its tests passed ($res); see $log"
+	fi
+}
+
+# host_tests: every test binary of the tests/host workspace, as cargo lists
+# them, each one run and judged on its own.
+host_tests() {
+	local json=$out/host-build.json list=$out/host-tests.list rc=0 line mp tn exe row dir n=0
+	mkdir -p "$out/host"
+	(cd tests/host && cargo test --release --no-run --message-format=json) > "$json" 2> "$out/host-build.log" || rc=$?
+	if [ $rc != 0 ]; then
+		tail -n 30 "$out/host-build.log"
+		fail host/build "cargo test --no-run: $(status_text $rc); see $out/host-build.log"
+		return
+	fi
+	# "<row> <package dir> <executable>" per test binary.
+	grep '"reason":"compiler-artifact"' "$json" | grep '"profile":{[^}]*"test":true' |
+		while IFS= read -r line; do
+			mp=$(sed -n 's/.*"manifest_path":"\([^"]*\)".*/\1/p' <<< "$line")
+			tn=$(sed -n 's/.*"target":{[^}]*"name":"\([^"]*\)".*/\1/p' <<< "$line")
+			exe=$(sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' <<< "$line")
+			[ -n "$exe" ] && echo "host/$(basename "$(dirname "$mp")")/$tn $(dirname "$mp") $exe"
+		done | sort > "$list"
+	if [ ! -s "$list" ]; then
+		fail host/list "cargo listed no test binaries; see $json"
+		return
+	fi
+	while read -r row dir exe; do
+		n=$((n + 1))
+		run_host_binary "$row" "$dir" "$exe"
+	done < "$list"
+	grep -h -E '^(decodes|VEX decodes|executions|vector executions|fuzz|differential)' "$out"/host/*.log | head -n 10
+	echo "host tests: $hp passed, $hf failed, $hs skipped ($n test binaries)"
+}
+
+# ---- the manifest -------------------------------------------------------------
+declare -A in_manifest=() exception=() flake=() status=() why=() seen=() retried=()
+manifest=() extra=()
+# make_manifest: the rows each column must report, from the test sources
+# themselves (rkvm-vmtest --list; scripts/l2-boot.sh list).
+make_manifest() {
+	local rc=0 n dups
+	"$vmtest" --list > "$out/manifest-vmtest.txt" 2> "$out/manifest.err" || rc=$?
+	if [ $rc != 0 ] || ! grep -q '^ROW ' "$out/manifest-vmtest.txt"; then
+		fail manifest/vmtest "rkvm-vmtest --list: $(status_text $rc); see $out/manifest.err"
+	fi
+	: > "$out/manifest-l2.txt"
+	if [ -z "${RKVM_ONLY_VMTEST:-}" ]; then
+		rc=0
+		scripts/l2-boot.sh list > "$out/manifest-l2.txt" 2>> "$out/manifest.err" || rc=$?
+		if [ $rc != 0 ] || ! grep -q '^ROW ' "$out/manifest-l2.txt"; then
+			fail manifest/l2 "scripts/l2-boot.sh list: $(status_text $rc); see $out/manifest.err"
+		fi
+	fi
+	# The short fuzzer run after vmtest (tests/vm/init.sh), when built.
+	: > "$out/manifest-fuzz.txt"
+	if [ -z "${RKVM_ONLY_VMTEST:-}" ] && [ -x build/ioctlfuzz/release/rkvm-ioctlfuzz ]; then
+		printf 'ROW %s\n' fuzz-short/no-kernel-reports fuzz-short/no-hang \
+			fuzz-short/modules-unload-after fuzz-short/modules-reload-after > "$out/manifest-fuzz.txt"
+	fi
+	# The install test after it (tests/vm/init.sh).
+	: > "$out/manifest-install.txt"
+	[ -n "${RKVM_ONLY_VMTEST:-}" ] || tests/vm/install.sh list > "$out/manifest-install.txt"
+	sed -n 's/^ROW //p' "$out/manifest-vmtest.txt" "$out/manifest-l2.txt" "$out/manifest-fuzz.txt" \
+		"$out/manifest-install.txt" > "$out/manifest.txt"
+	dups=$(sort "$out/manifest.txt" | uniq -d | tr '\n' ' ')
+	[ -z "$dups" ] || fail manifest/unique "rows listed twice: $dups"
+	while read -r n; do
+		[ -n "${in_manifest[$n]:-}" ] && continue
+		in_manifest[$n]=1
+		manifest+=("$n")
+	done < "$out/manifest.txt"
+	echo "manifest: ${#manifest[@]} rows per column ($(grep -c '^ROW ' "$out/manifest-vmtest.txt") rkvm-vmtest, $(grep -c '^ROW ' "$out/manifest-l2.txt") L2)${RKVM_TEST_FILTER:+, filtered by RKVM_TEST_FILTER=$RKVM_TEST_FILTER}"
+}
+
+# read_list FILE ARRAY: "ROW REASON" lines (# comments) into ARRAY[ROW].
+read_list() {
+	local file=$1 row reason
+	local -n into=$2
+	while read -r row reason; do
+		case $row in '#'*|'') continue ;; esac
+		if [ -z "$reason" ]; then
+			fail "${file#"$here"/}" "$row: no reason given"
+			reason="(no reason given)"
+		fi
+		into[$row]=$reason
+	done < "$file"
+}
+
+# ---- one VM -----------------------------------------------------------------
+# read_results SET FILE...: the PASS/FAIL/SKIP lines of a column.
+read_results() {
+	local set=$1 line st rest name w
+	shift
+	while IFS= read -r line; do
+		st=${line%% *}
+		case $st in PASS|FAIL|SKIP) ;; *) continue ;; esac
+		rest=${line#* }
+		name=${rest%%: *}
+		w=
+		[ "$name" = "$rest" ] || w=${rest#*: }
+		if [ -n "${status[$set|$name]:-}" ]; then
+			fail "$set: $name" "reported twice (${status[$set|$name]}, then $st)"
+			continue
+		fi
+		if [ "$st" = SKIP ] && [ -z "$w" ]; then
+			st=FAIL w="SKIP without a reason"
+		fi
+		status[$set|$name]=$st
+		why[$set|$name]=$w
+		[ -n "${seen[$name]:-}" ] || { seen[$name]=1; [ -n "${in_manifest[$name]:-}" ] || extra+=("$name"); }
+	done < <(cat "$@" 2>/dev/null)
+}
+
+# proc_row ROW RCFILE OKS WHAT LOG: a process of the VM run: PASS when its
+# recorded exit status is one of OKS ("0 1": 1 = failures reported as rows).
+proc_row() {
+	local row=$1 rc ok
+	rc=$(cat "$2" 2>/dev/null || echo none)
+	for ok in $3; do
+		[ "$rc" = "$ok" ] && { pass "$row"; return; }
+	done
+	[ -s "$5" ] && tail -n 20 "$5"
+	fail "$row" "$4: $(status_text "$rc"); see $5"
+}
+
+# kernel_log ROW FILE: no Oops/WARNING/BUG/lockdep report in FILE.
+kernel_log() {
+	if [ ! -s "$2" ]; then
+		fail "$1" "no kernel log in $2"
+	elif grep -Eq "$log_bad" "$2"; then
+		grep -E -B 2 -A 12 "$log_bad" "$2" | head -n 40
+		fail "$1" "$(grep -E -m 1 "$log_bad" "$2" | sed 's/^\[ *[0-9.]*\] //'); see $2"
+	else
+		pass "$1"
+	fi
+}
+
+# peer_rows SET DIR: the peer suite's runner finished and reported every
+# binary of build/peer/tests.list; its results go to the report only.
+peer_rows() {
+	local set=$1 d=$2 rc name exe missing=
+	if [ -n "${RKVM_ONLY_VMTEST:-}" ]; then
+		skip "vm/$set/peer-ran" "RKVM_ONLY_VMTEST is set"
+		return
+	elif [ ! -s build/peer/tests.list ]; then
+		skip "vm/$set/peer-ran" "the peer suite was not built (build/peer failed)"
+		return
+	fi
+	rc=$(cat "$d/peer.rc" 2>/dev/null || echo none)
+	while read -r name exe; do
+		grep -q "^peer $name: " "$d/peer-summary.txt" 2>/dev/null || missing="$missing $name"
+	done < build/peer/tests.list
+	if [ "$rc" = 0 ] && [ -z "$missing" ]; then
+		pass "vm/$set/peer-ran"
+	else
+		tail -n 20 "$d/peer.log" 2>/dev/null
+		fail "vm/$set/peer-ran" "scripts/peer.sh vm: $(status_text "$rc")${missing:+; no summary for$missing}; see $d/peer.log"
+	fi
+	sed "s/^peer /$set: /" "$d/peer-summary.txt" 2>/dev/null >> "$out/peer.txt"
+	grep -h '^PEER-FAIL ' "$d"/peer-*.txt 2>/dev/null | sed "s/^PEER-FAIL /  $set failed: /" >> "$out/peer.txt"
+}
+
+declare -A vm_ran=() l2_info=()
+# run_vm SET: boot the test VM for a module set; its rows into status/why,
+# its processes and kernel log as rows of their own.
+run_vm() {
+	local set=$1 d=$out/vm-$1 s k rc=0
+	step "VM tests: $set modules (QEMU TCG, -cpu EPYC,+svm,+npt, 2 vCPUs)"
+	vm_ran[$set]=1
+	s=$(date +%s)
+	scripts/vm.sh check "$set" "$d" 1200 > "$d.console.log" 2>&1 || rc=$?
+	if [ $rc = 0 ]; then
+		pass "vm/$set/boot-and-finish"
+	else
+		tail -n 40 "$d.console.log"
+		fail "vm/$set/boot-and-finish" "scripts/vm.sh: $(status_text $rc); see $d.console.log"
+	fi
+	echo "($set: $(($(date +%s) - s)) s)"
+	read_results "$set" "$d/results.txt" "$d/l2-results.txt"
+	proc_row "vm/$set/vmtest-ran" "$d/vmtest.rc" "0 1" rkvm-vmtest "$d/vmtest.err"
+	if [ -n "${RKVM_ONLY_VMTEST:-}" ]; then
+		skip "vm/$set/l2-ran" "RKVM_ONLY_VMTEST is set"
+	else
+		proc_row "vm/$set/install-ran" "$d/install.rc" 0 tests/vm/install.sh "$d/install.err"
+		proc_row "vm/$set/l2-ran" "$d/l2.rc" "0 1" scripts/l2-boot.sh "$d/l2.log"
+	fi
+	peer_rows "$set" "$d"
+	kernel_log "vm/$set/kernel-log-clean" "$d/dmesg.txt"
+	# Nested QEMU timings (INFO lines of scripts/l2-boot.sh): reported, not counted.
+	for k in boot-seconds workload-seconds kernel-irqchip-split kernel-irqchip-off; do
+		l2_info[$set,$k]=$(sed -n "s|^INFO l2/$k ||p" "$d/l2-results.txt" 2>/dev/null | head -n 1)
+	done
+}
+
+# retry_intree: the in-tree column's failed rows that are known reference
+# flakes (tests/reference-flakes.txt) run once more in a fresh VM, whose
+# every row, process and kernel log counts too.
+retry_intree() {
+	local d=$out/vm-intree-retry n rows=() rc=0
+	for n in "${manifest[@]}"; do
+		[ "${status[intree|$n]:-}" = FAIL ] && [ -n "${flake[$n]:-}" ] && rows+=("$n")
+	done
+	[ ${#rows[@]} -gt 0 ] || return 0
+	step "in-tree retry of known reference flakes: ${rows[*]}"
+	RKVM_TEST_FILTER=$(IFS='|'; echo "${rows[*]}") RKVM_ONLY_VMTEST=1 \
+		scripts/vm.sh check intree "$d" 600 > "$d.console.log" 2>&1 || rc=$?
+	if [ $rc = 0 ]; then
+		pass vm/intree-retry/boot-and-finish
+	else
+		tail -n 40 "$d.console.log"
+		fail vm/intree-retry/boot-and-finish "scripts/vm.sh: $(status_text $rc); see $d.console.log"
+	fi
+	read_results intree-retry "$d/results.txt"
+	proc_row vm/intree-retry/vmtest-ran "$d/vmtest.rc" "0 1" rkvm-vmtest "$d/vmtest.err"
+	kernel_log vm/intree-retry/kernel-log-clean "$d/dmesg.txt"
+	for n in "${rows[@]}"; do
+		if [ "${status[intree-retry|$n]:-}" = PASS ]; then
+			echo "  in-tree $n: failed (${why[intree|$n]}), passed on retry"
+			status[intree|$n]=PASS
+			why[intree|$n]="passed on retry; first run: ${why[intree|$n]}"
+			retried[$n]=1
+		else
+			why[intree|$n]="${why[intree|$n]}; on retry: ${status[intree-retry|$n]:-missing} ${why[intree-retry|$n]:-}"
+		fi
+	done
+	# The retry VM's other rows (module lifecycle) count as rows of their own.
+	while read -r n; do
+		case ${status[intree-retry|$n]:-} in
+		PASS) pass "intree-retry: $n" > /dev/null ;;
+		FAIL) fail "intree-retry: $n" "${why[intree-retry|$n]}" ;;
+		SKIP) skip "intree-retry: $n" "${why[intree-retry|$n]}" ;;
+		esac
+	done < <(sed -n 's/^\(PASS\|FAIL\|SKIP\) \([^:]*\).*/\2/p' "$d/results.txt" 2>/dev/null | grep -vxF -f <(printf '%s\n' "${rows[@]}"))
+}
+
+# ---- row by row ---------------------------------------------------------------
+# judge ROW: count both columns of a row: every manifest row present in
+# both; FAIL fails; ours must PASS where in-tree PASSes unless excepted.
+judge() {
+	local n=$1 o i ow iw ex
+	o=${status[ours|$n]:-} i=${status[intree|$n]:-}
+	ow=${why[ours|$n]:-} iw=${why[intree|$n]:-}
+	ex=${exception[$n]:-}
+	if [ -z "${in_manifest[$n]:-}" ]; then
+		fail "$n" "reported (ours ${o:-none}, in-tree ${i:-none}) but not in the manifest (rkvm-vmtest --list / scripts/l2-boot.sh list)"
+		return
+	fi
+	case $i in
+	PASS) pass "intree: $n" > /dev/null ;;
+	FAIL) fail "intree: $n" "$iw" ;;
+	SKIP) skip "intree: $n" "$iw" ;;
+	'') fail "intree: $n" "missing: the manifest lists it, the in-tree run did not report it" ;;
+	esac
+	case $o in
+	PASS)
+		if [ -n "$ex" ]; then
+			fail "ours: $n" "passes, but tests/exceptions.txt still excuses it ($ex): remove the stale exception"
+		else
+			pass "ours: $n" > /dev/null
+		fi
+		;;
+	'') fail "ours: $n" "missing: the manifest lists it, our run did not report it" ;;
+	FAIL|SKIP)
+		if [ -n "$ex" ]; then
+			skip "ours: $n" "exception (tests/exceptions.txt): $ex; ours: $o $ow"
+		elif [ "$o" = FAIL ]; then
+			fail "ours: $n" "$ow"
+		elif [ "$i" = PASS ]; then
+			fail "ours: $n" "SKIP for ours ($ow) but PASS for in-tree"
+		else
+			skip "ours: $n" "$ow"
+		fi
+		;;
+	esac
+}
+
+# compare: judge every row; check the exceptions name real rows.
+compare() {
+	local n
+	for n in "${manifest[@]}" "${extra[@]}"; do
+		judge "$n"
+	done
+	if [ -z "${RKVM_TEST_FILTER:-}" ] && [ -z "${RKVM_ONLY_VMTEST:-}" ]; then
+		for n in "${!exception[@]}"; do
+			[ -n "${in_manifest[$n]:-}" ] || fail tests/exceptions.txt "$n: no such row in the manifest"
+		done
+	fi
+}
+
+# print_table: both columns side by side.
+print_table() {
+	local n mark
+	printf '%-56s %-6s %-6s\n' test ours in-tree
+	for n in "${manifest[@]}" "${extra[@]}"; do
+		mark=
+		[ -z "${exception[$n]:-}" ] || mark=" (exception)"
+		[ -z "${retried[$n]:-}" ] || mark="$mark (in-tree: passed on retry)"
+		printf '%-56s %-6s %-6s%s\n' "$n" "${status[ours|$n]:--}" "${status[intree|$n]:--}" "$mark"
+	done
+}
+
+# ---- the run ----------------------------------------------------------------
 step "build: modules"
-if make -s modules > "$out/build.log" 2>&1; then
-	pass build/modules
-	modules_ok=1
-else
-	tail -n 30 "$out/build.log"
-	fail build/modules "see $out/build.log"
-	modules_ok=
-fi
+modules_ok=
+build_step build/modules "$out/build.log" make -s modules && modules_ok=1
 
 step "style: rustfmt, clippy (kernel lints), unsafe budget, constants (scripts/style.sh)"
 while read -r status name rest; do
@@ -40,143 +438,62 @@ while read -r status name rest; do
 	esac
 done < <(scripts/style.sh "$out/style")
 
-step "host tests (cargo test in tests/host)"
-if (cd tests/host && cargo test --release 2>&1) > "$out/host-tests.log"; then :; fi
-# One line per test binary: "test result: ok. 12 passed; 0 failed; 1 ignored; ..."
-read -r hp hf < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) {
-	if ($(i) ~ /^passed/) p += $(i - 1); if ($(i) ~ /^failed/) f += $(i - 1) } }
-	END { print p + 0, f + 0 }' "$out/host-tests.log")
-grep -E '^(test .* FAILED|error(\[|:))' "$out/host-tests.log" | head -n 20
-grep -E '^(decodes|executions|fuzz|differential)' "$out/host-tests.log" | head -n 10
-passed=$((passed + hp))
-failed=$((failed + hf))
-[ "$hf" = 0 ] || failures+=("host tests: $hf failed (see $out/host-tests.log)")
-if ! grep -q '^test result:' "$out/host-tests.log"; then
-	tail -n 30 "$out/host-tests.log"
-	fail host/cargo-test "did not run; see $out/host-tests.log"
-fi
-echo "host tests: $hp passed, $hf failed"
+step "host tests (tests/host: every test binary on its own)"
+host_tests
 
 step "uapi: usr/include/linux/kvm.h against $KERNELSRC"
-if scripts/uapi-check.sh "$KERNELSRC" > "$out/uapi.log" 2>&1; then
+if build_step uapi/abi-matches-kernel "$out/uapi.log" scripts/uapi-check.sh "$KERNELSRC"; then
 	tail -n 3 "$out/uapi.log"
-	pass uapi/abi-matches-kernel
-else
-	tail -n 30 "$out/uapi.log"
-	fail uapi/abi-matches-kernel "see $out/uapi.log"
 fi
 
 step "build: in-VM test program"
-if (cd tests/vm/vmtest && CARGO_TARGET_DIR=$here/build/vmtest cargo build --release --quiet) \
-	> "$out/vmtest-build.log" 2>&1; then
-	pass build/vmtest
-	vmtest_ok=1
-else
-	tail -n 30 "$out/vmtest-build.log"
-	fail build/vmtest "see $out/vmtest-build.log"
-	vmtest_ok=
+vmtest_ok=
+build_step build/vmtest "$out/vmtest-build.log" \
+	env -C tests/vm/vmtest CARGO_TARGET_DIR="$here/build/vmtest" cargo build --release --quiet && vmtest_ok=1
+
+step "build: ioctl fuzzer (tests/vm/ioctlfuzz; a short run per column, issue 17)"
+if ! build_step build/ioctlfuzz "$out/ioctlfuzz-build.log" \
+	env -C tests/vm/ioctlfuzz CARGO_TARGET_DIR="$here/build/ioctlfuzz" cargo build --release --quiet; then
+	rm -f build/ioctlfuzz/release/rkvm-ioctlfuzz
 fi
 
 step "build: L2 guest for the nested QEMU test (scripts/l2-initramfs.sh)"
-if scripts/l2-initramfs.sh > "$out/l2-initramfs.log" 2>&1; then
-	pass build/l2-initramfs
-else
-	tail -n 20 "$out/l2-initramfs.log"
-	fail build/l2-initramfs "see $out/l2-initramfs.log"
-fi
+build_step build/l2-initramfs "$out/l2-initramfs.log" scripts/l2-initramfs.sh
 
 step "build: peer suite (rust-vmm kvm-ioctls' own tests)"
-if scripts/peer.sh > "$out/peer-build.log" 2>&1; then
-	pass build/peer
-else
-	tail -n 20 "$out/peer-build.log"
-	fail build/peer "see $out/peer-build.log"
-fi
+build_step build/peer "$out/peer-build.log" scripts/peer.sh
 : > "$out/peer.txt"
 
-# Oopses, warnings, lockdep and sanitizer reports in a guest kernel log.
-log_bad='Oops|WARNING:|BUG:|Call Trace|general protection fault|Kernel panic|UBSAN|KASAN|panicked at|circular locking|inconsistent lock|rcu_.*stall|blocked for more than'
+step "manifest, exceptions, reference flakes"
+read_list tests/exceptions.txt exception
+read_list tests/reference-flakes.txt flake
+if [ -n "$vmtest_ok" ]; then
+	make_manifest
+fi
+echo "exceptions: ${#exception[@]} (tests/exceptions.txt); known reference flakes: ${!flake[*]}"
 
-declare -A result names_seen l2_info
-names=()
 for set in ours intree; do
-	step "VM tests: $set modules (QEMU TCG, -cpu EPYC,+svm,+npt, 2 vCPUs)"
 	if [ -z "$modules_ok" ] || [ -z "$vmtest_ok" ]; then
-		skip "vm/$set" "build failed"
+		step "VM tests: $set modules"
+		skip "vm/$set" "not run: build/modules or build/vmtest failed (counted above)"
 		continue
 	fi
-	d=$out/vm-$set
-	s=$(date +%s)
-	if scripts/vm.sh check "$set" "$d" 1200 > "$d.console.log" 2>&1; then
-		pass "vm/$set/boot-and-finish"
-	else
-		tail -n 40 "$d.console.log"
-		fail "vm/$set/boot-and-finish" "see $d.console.log"
-	fi
-	echo "($set: $(($(date +%s) - s)) s)"
-	# The in-tree module is the reference, not the product: under TCG's
-	# nested SVM it now and then loses an interrupt that arrives just
-	# before the guest's `sti; hlt` (seen on irq/smp-* and irq/irqfd-*,
-	# a few percent of runs; never on ours). Its failed guest tests run
-	# once more in a fresh VM (at most 5; the module-lifecycle tests always
-	# run again), and a pass there counts, marked as a retry.
-	# Our modules get no second chance.
-	: > "$d/retried.txt"
-	retry=$(sed -n 's/^FAIL \([^:]*\):.*/\1/p' "$d/results.txt" 2>/dev/null | head -n 6)
-	if [ "$set" = intree ] && [ -n "$retry" ] && [ "$(printf '%s\n' "$retry" | wc -l)" -le 5 ]; then
-		echo "(in-tree: re-running $(echo $retry))"
-		RKVM_TEST_FILTER=$(printf '%s\n' "$retry" | paste -sd '|') RKVM_ONLY_VMTEST=1 \
-			scripts/vm.sh check "$set" "$d-retry" 600 > "$d-retry.console.log" 2>&1
-		for n in $retry; do
-			grep -qx "PASS $n" "$d-retry/results.txt" 2>/dev/null && echo "$n" >> "$d/retried.txt"
-		done
-	fi
-	while read -r status name rest; do
-		case $status in PASS|FAIL|SKIP) ;; *) continue ;; esac
-		name=${name%:}
-		if [ "$status" = FAIL ] && grep -qx "$name" "$d/retried.txt" 2>/dev/null; then
-			echo "  in-tree $name: failed ($rest), passed on retry"
-			status=PASS
-		fi
-		[ -n "${names_seen[$name]:-}" ] || { names+=("$name"); names_seen[$name]=1; }
-		result[$set,$name]=$status
-		case $status in
-		PASS) pass "$set: $name" >/dev/null ;;
-		FAIL) fail "$set: $name" "$rest" ;;
-		SKIP) skip "$set: $name" >/dev/null ;;
-		esac
-	done < <(cat "$d/results.txt" "$d/l2-results.txt" 2>/dev/null)
-	# Nested QEMU timings (INFO lines of scripts/l2-boot.sh): reported, not counted.
-	for k in boot-seconds workload-seconds kernel-irqchip-split kernel-irqchip-off; do
-		l2_info[$set,$k]=$(sed -n "s|^INFO l2/$k ||p" "$d/l2-results.txt" 2>/dev/null | head -n 1)
-	done
-	# vmtest exits 0 (all passed) or 1 (failures reported); anything else,
-	# or no results at all, means it crashed or never ran.
-	rc=$(cat "$d/vmtest.rc" 2>/dev/null || echo none)
-	if ! grep -qE '^(PASS|FAIL) ' "$d/results.txt" 2>/dev/null || { [ "$rc" != 0 ] && [ "$rc" != 1 ]; }; then
-		head -n 20 "$d/vmtest.err" 2>/dev/null
-		fail "vm/$set/vmtest-ran" "exit status $rc; see $d/vmtest.err"
-	fi
-	if [ -f "$d/dmesg.txt" ] && ! grep -Eq "$log_bad" "$d/dmesg.txt"; then
-		pass "vm/$set/kernel-log-clean"
-	else
-		grep -E -A 12 "$log_bad" "$d/dmesg.txt" 2>/dev/null | head -n 40
-		fail "vm/$set/kernel-log-clean" "see $d/dmesg.txt"
-	fi
-	# The peer suite is reported, not counted: it covers later issues too.
-	if [ -s "$d/peer-summary.txt" ]; then
-		sed "s/^peer /$set: /" "$d/peer-summary.txt" | tee -a "$out/peer.txt"
-		grep -h '^PEER-FAIL ' "$d"/peer-*.txt 2>/dev/null | sed "s/^PEER-FAIL /  $set failed: /" >> "$out/peer.txt"
-	elif [ -s build/peer/tests.list ]; then
-		fail "vm/$set/peer-ran" "no peer-summary.txt; see $d"
-	fi
+	run_vm "$set"
 done
+[ -z "${vm_ran[intree]:-}" ] || retry_intree
 
-step "VM tests side by side"
-printf '%-52s %-6s %-6s\n' test ours in-tree
-for n in "${names[@]}"; do
-	printf '%-52s %-6s %-6s\n' "$n" "${result[ours,$n]:--}" "${result[intree,$n]:--}"
-done
+step "VM tests row by row (ours must PASS where in-tree PASSes)"
+if [ -n "${vm_ran[ours]:-}" ] || [ -n "${vm_ran[intree]:-}" ]; then
+	compare
+	echo
+	print_table
+fi
+
+echo
+echo "ioctl fuzzer, short run (report only; scripts/fuzz.sh for long runs):"
+sed -n 's/^INFO fuzz-short\/stats /  /p' "$out"/vm-ours/results.txt "$out"/vm-intree/results.txt 2>/dev/null
+echo " errno differences ours vs in-tree on the same seed:"
+DIFF_LINES=20 scripts/fuzz.sh --diff "$out/vm-ours/fuzz-short-trace.*.txt" "$out/vm-intree/fuzz-short-trace.*.txt"
 
 echo
 echo "nested QEMU 7.2 -accel kvm, L2 guest (report only; see build/check/vm-*/l2-*.console.log):"
@@ -185,18 +502,29 @@ printf '  %-40s %-12s %-12s\n' 'boot to shell (s)' "${l2_info[ours,boot-seconds]
 printf '  %-40s %-12s %-12s\n' 'workload (s)' "${l2_info[ours,workload-seconds]:--}" "${l2_info[intree,workload-seconds]:--}"
 for k in kernel-irqchip-split kernel-irqchip-off; do
 	for set in ours intree; do
-		[ -z "${l2_info[$set,$k]}" ] || echo "  $set $k: ${l2_info[$set,$k]}"
+		[ -z "${l2_info[$set,$k]:-}" ] || echo "  $set $k: ${l2_info[$set,$k]}"
 	done
 done
 
 echo
 echo "peer suite (rust-vmm kvm-ioctls 0.25.1 tests; report only):"
 cat "$out/peer.txt"
+
+echo
+echo "exceptions (tests/exceptions.txt: ours may fall short of in-tree here):"
+if [ ${#exception[@]} = 0 ]; then
+	echo "  none"
+else
+	for n in "${!exception[@]}"; do
+		printf '  %s [ours %s, in-tree %s]: %s\n' "$n" "${status[ours|$n]:--}" "${status[intree|$n]:--}" "${exception[$n]}"
+	done | sort
+fi
 echo
 echo "check took $(($(date +%s) - t0)) s; logs in $out"
 if [ ${#failures[@]} -gt 0 ]; then
 	echo "failures:"
-	printf '  %s\n' "${failures[@]}"
+	printf '  %s\n' "${failures[@]:0:40}"
+	[ ${#failures[@]} -le 40 ] || echo "  ... and $((${#failures[@]} - 40)) more (above)"
 fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

@@ -32,26 +32,66 @@ apt_opts="-o Dir::Etc::SourceList=$apt_dir/etc/sources.list -o Dir::Etc::SourceP
  -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o APT::Sandbox::User=root \
  -o Debug::NoLocking=1"
 
-deb=$(ls "$apt_dir"/archives/linux-source-7.3_*.deb 2>/dev/null | sort -V | tail -n1 || true)
+# Two runs sharing one cache (two clones, CI beside a developer) must not
+# corrupt each other: every step that writes into the cache runs under an
+# flock, and re-checks its "done" marker once it holds the lock. Partial
+# states left by a killed run are recovered: a .deb that dpkg-deb cannot
+# read is fetched again, a source tree is unpacked into a temporary
+# directory and renamed into place (a tree without .rkvm-unpacked is never
+# used), and a build directory without .rkvm-built is built again.
+lock() { # lock NAME: hold $cache/locks/NAME on fd 9 until the next lock/unlock
+	mkdir -p "$cache/locks"
+	exec 9>"$cache/locks/$1.lock"
+	if ! flock -n 9; then
+		log "waiting for $cache/locks/$1.lock (another configure/kernel.sh uses the cache)"
+		flock 9
+	fi
+}
+unlock() { exec 9>&-; }
+
+latest_deb() {
+	for d in $(ls "$apt_dir"/archives/linux-source-7.3_*.deb 2>/dev/null | sort -rV); do
+		if dpkg-deb -f "$d" Version >/dev/null 2>&1; then echo "$d"; return; fi
+		log "removing unreadable $d (an interrupted download?)"
+		rm -f "$d"
+	done
+}
+
+deb=$(latest_deb)
 if [ -z "$deb" ]; then
-	log "downloading linux-source-7.3 from trixie-backports (private apt config in $apt_dir)"
-	# shellcheck disable=SC2086
-	apt-get $apt_opts -qq update >&2
-	# shellcheck disable=SC2086
-	(cd "$apt_dir/archives" && apt-get $apt_opts -qq download linux-source-7.3 >&2)
-	deb=$(ls "$apt_dir"/archives/linux-source-7.3_*.deb | sort -V | tail -n1)
+	lock apt
+	deb=$(latest_deb)
+	if [ -z "$deb" ]; then
+		log "downloading linux-source-7.3 from trixie-backports (private apt config in $apt_dir)"
+		# shellcheck disable=SC2086
+		apt-get $apt_opts -qq update >&2
+		# shellcheck disable=SC2086
+		(cd "$apt_dir/archives" && apt-get $apt_opts -qq download linux-source-7.3 >&2)
+		deb=$(latest_deb)
+		[ -n "$deb" ] || { log "download of linux-source-7.3 failed"; exit 1; }
+	fi
+	unlock
 fi
 srcver=$(dpkg-deb -f "$deb" Version)
 src=$cache/src/linux-source-$srcver
 if [ ! -f "$src/.rkvm-unpacked" ]; then
-	log "unpacking $deb"
-	rm -rf "$src" "$cache/src/tmp"
-	mkdir -p "$cache/src/tmp"
-	dpkg-deb --fsys-tarfile "$deb" | tar -C "$cache/src/tmp" -x --wildcards './usr/src/linux-source-7.3.tar.*'
-	mkdir -p "$src"
-	tar -C "$src" --strip-components=1 -xf "$cache"/src/tmp/usr/src/linux-source-7.3.tar.*
-	rm -rf "$cache/src/tmp"
-	touch "$src/.rkvm-unpacked"
+	lock src
+	if [ ! -f "$src/.rkvm-unpacked" ]; then
+		log "unpacking $deb"
+		mkdir -p "$cache/src"
+		tmp=$(mktemp -d "$cache/src/.unpack.XXXXXX")
+		dpkg-deb --fsys-tarfile "$deb" | tar -C "$tmp" -x --wildcards './usr/src/linux-source-7.3.tar.*'
+		mkdir "$tmp/tree"
+		tar -C "$tmp/tree" --strip-components=1 -xf "$tmp"/usr/src/linux-source-7.3.tar.*
+		touch "$tmp/tree/.rkvm-unpacked"
+		# A stale partial tree (an older kernel.sh unpacked in place) and
+		# temporary directories of killed runs go; we hold the lock.
+		rm -rf "$src" "$cache/src/tmp"
+		mv "$tmp/tree" "$src"
+		rm -rf "$tmp"
+		find "$cache/src" -maxdepth 1 -name '.unpack.*' -mmin +1 -exec rm -rf {} + 2>/dev/null || true
+	fi
+	unlock
 fi
 
 # --- cache key ---
@@ -77,36 +117,60 @@ if [ -f "$out/.rkvm-built" ]; then
 	exit 0
 fi
 
-log "building kernel ($variant) in $out with $jobs jobs"
-mkdir -p "$out"
-kmake -s tinyconfig >&2
-# shellcheck disable=SC2086
-"$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" $frags >/dev/null
-kmake -s olddefconfig >&2
-
-# Every fragment line must have survived olddefconfig (a silently dropped
-# option, e.g. RUST when the toolchain is unusable, is a hard error here).
-missing=0
-for f in $frags; do
-	grep -E '^CONFIG_' "$f" | while IFS= read -r line; do
-		opt=${line%%=*}
-		val=${line#*=}
-		if [ "$val" = n ]; then
-			grep -q "^$opt=" "$out/.config" && { log "config: $opt should be off"; echo x; }
-		else
-			grep -qxF "$line" "$out/.config" || { log "config: wanted $line, got: $(grep "^$opt=" "$out/.config" || echo unset)"; echo x; }
-		fi
-	done
-done | grep -q x && missing=1
-if [ "$missing" = 1 ]; then
-	kmake -s rustavailable >&2 || true
-	log "kernel config incomplete; see above"
-	exit 1
+lock "kbuild-$variant-$key"
+if [ -f "$out/.rkvm-built" ]; then
+	log "reusing cached kernel build $out (built by another run meanwhile)"
+	echo "$out"
+	exit 0
 fi
 
-kmake -j"$jobs" bzImage modules >&2
-# The in-tree KVM modules are the reference column of `make check`.
-rm -rf "$out/modinst"
-kmake -s INSTALL_MOD_PATH="$out/modinst" modules_install >&2
+build() {
+	log "building kernel ($variant) in $out with $jobs jobs"
+	# (called as `build || ...`, where set -e is off: every step checks)
+	mkdir -p "$out" || return 1
+	kmake -s tinyconfig >&2 || return 1
+	# shellcheck disable=SC2086
+	"$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" $frags >/dev/null || return 1
+	kmake -s olddefconfig >&2 || return 1
+
+	# Every fragment line must have survived olddefconfig (a silently dropped
+	# option, e.g. RUST when the toolchain is unusable, is a hard error here).
+	missing=0
+	for f in $frags; do
+		grep -E '^CONFIG_' "$f" | while IFS= read -r line; do
+			opt=${line%%=*}
+			val=${line#*=}
+			if [ "$val" = n ]; then
+				grep -q "^$opt=" "$out/.config" && { log "config: $opt should be off"; echo x; }
+			else
+				grep -qxF "$line" "$out/.config" || { log "config: wanted $line, got: $(grep "^$opt=" "$out/.config" || echo unset)"; echo x; }
+			fi
+		done
+	done | grep -q x && missing=1
+	if [ "$missing" = 1 ]; then
+		kmake -s rustavailable >&2 || true
+		log "kernel config incomplete; see above"
+		return 2
+	fi
+
+	kmake -j"$jobs" bzImage modules >&2 || return 1
+	# The in-tree KVM modules are the reference column of `make check`.
+	rm -rf "$out/modinst" || return 1
+	kmake -s INSTALL_MOD_PATH="$out/modinst" modules_install >&2 || return 1
+}
+
+# A directory without .rkvm-built is a partial build (a killed or failed
+# run): continue it incrementally, and if that fails start from scratch once.
+[ -d "$out" ] && log "continuing the partial build in $out"
+rc=0
+build || rc=$?
+if [ "$rc" = 1 ] && [ -d "$out" ]; then
+	log "build failed; retrying from scratch"
+	rm -rf "$out"
+	rc=0
+	build || rc=$?
+fi
+[ "$rc" = 0 ] || exit 1
 touch "$out/.rkvm-built"
+unlock
 echo "$out"

@@ -14,6 +14,7 @@ use crate::{
         cpuid::{Feature, ALL_LEAVES, NR_LEAVES},
     },
     ext::{
+        trace,
         uaccess::{read_arg, read_array, write_arg, write_array},
         uapi,
     },
@@ -178,7 +179,13 @@ pub(crate) fn lookup(st: &VcpuState, leaf: u32, subleaf: u32) -> [u32; 4] {
 /// The guest executed CPUID (EAX, ECX in; EAX..EDX out).
 pub(crate) fn emulate(st: &mut VcpuState) {
     let g = *st.hw.gprs();
-    let r = lookup(st, g[RAX] as u32, g[RCX] as u32);
+    let (leaf, subleaf) = (g[RAX] as u32, g[RCX] as u32);
+    let r = lookup(st, leaf, subleaf);
+    if trace::kvm_cpuid_enabled() {
+        let found = st.cpuid.find(leaf, subleaf).is_some();
+        let [a, b, c, d] = r.map(|x| x as usize);
+        trace::kvm_cpuid(leaf, subleaf, a, b, c, d, found, false);
+    }
     let g = st.hw.gprs_mut();
     g[RAX] = u64::from(r[0]);
     g[RBX] = u64::from(r[1]);

@@ -13,7 +13,7 @@ use crate::{
         self, paging, CpuState, Cr, DescTable, Emulator, GuestMemory, InterruptShadow, MemError,
         Outcome, Rejected, Segment,
     },
-    ext::{fpu::regs, uapi},
+    ext::{fpu::regs, trace, uapi},
     virt::{kick::REQ_EVENT, vcpu::Vcpu, vm::Vm},
     x86::{
         cpuid, exits, iodev, msrs,
@@ -27,12 +27,13 @@ use kernel::prelude::*;
 /// The emulator's state between exits: what userspace must complete.
 #[derive(Clone, Copy)]
 pub(crate) enum Waiting {
-    /// An MMIO read of `len` bytes.
-    MmioRead { len: u8 },
+    /// An MMIO read of `len` bytes at `gpa`.
+    MmioRead { len: u8, gpa: u64 },
     /// An MMIO write (already done by userspace).
     MmioWrite,
-    /// IN/INS of `bytes` bytes from the PIO data page.
-    PioIn { bytes: usize },
+    /// IN/INS of `count` elements of `size` bytes from `port`, in the PIO
+    /// data page.
+    PioIn { port: u16, size: u8, count: u32 },
     /// OUT/OUTS (already done by userspace).
     PioOut,
 }
@@ -154,6 +155,14 @@ impl CpuState for Cpu<'_> {
         }
     }
     fn set_cr(&mut self, cr: Cr, val: u64) -> Result<(), Rejected> {
+        let n = match cr {
+            Cr::Cr0 => 0,
+            Cr::Cr2 => 2,
+            Cr::Cr3 => 3,
+            Cr::Cr4 => 4,
+            Cr::Cr8 => 8,
+        };
+        trace::kvm_cr(1, n, val as usize);
         match cr {
             Cr::Cr0 => msrs::set_cr0(self.vm, self.st, val),
             Cr::Cr2 => {
@@ -358,6 +367,7 @@ pub(crate) fn instruction_length(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Op
 /// Emulates the instruction at CS:RIP (`insn`: bytes the hardware already
 /// fetched, if any) until it completes or needs userspace.
 pub(crate) fn emulate(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, insn: &[u8]) -> Result<Next> {
+    vcpu.stats().insn_emulation.inc();
     let mut emu = core::mem::take(&mut st.emulator);
     let r = step(vm, vcpu, st, &mut emu, insn);
     st.emulator = emu;
@@ -368,14 +378,18 @@ pub(crate) fn emulate(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, insn: &[u8]) -> 
 pub(crate) fn complete(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, w: Waiting) -> Result<Next> {
     let mut emu = core::mem::take(&mut st.emulator);
     match w {
-        Waiting::MmioRead { len } => {
+        Waiting::MmioRead { len, gpa } => {
             let d = vcpu.run_page().mmio_data();
-            emu.complete_mmio_read(&d[..usize::from(len).min(8)]);
+            let d = &d[..usize::from(len).min(8)];
+            trace::kvm_mmio(trace::MMIO_READ, len.into(), gpa, le_value(d));
+            emu.complete_mmio_read(d);
         }
-        Waiting::PioIn { bytes } => {
+        Waiting::PioIn { port, size, count } => {
             let mut b = [0u8; emulate::PIO_BATCH_BYTES];
-            let n = bytes.min(b.len());
+            let n = (usize::from(size) * count as usize).min(b.len());
             vcpu.run_page().read_pio(0, &mut b[..n]);
+            let first = le_value(&b[..usize::from(size).min(4).min(n)]) as u32;
+            trace::kvm_pio(0, port.into(), size.into(), count, first);
             emu.complete_pio_in(&b[..n]);
         }
         Waiting::MmioWrite | Waiting::PioOut => {}
@@ -420,6 +434,14 @@ fn step(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, insn: &[u8
                 let mut data = m.data;
                 let len = usize::from(m.len).min(8);
                 let done = iodev::mmio(vm, vcpu, st, m.gpa, m.is_write, &mut data[..len]);
+                if done {
+                    let kind = if m.is_write {
+                        trace::MMIO_WRITE
+                    } else {
+                        trace::MMIO_READ
+                    };
+                    trace::kvm_mmio(kind, len as u32, m.gpa, le_value(&data[..len]));
+                }
                 if done && !m.is_write {
                     emu.complete_mmio_read(&data[..len]);
                 }
@@ -481,21 +503,49 @@ fn finish(
         },
         Outcome::Halt => Ok(halt(vcpu, st)),
         Outcome::Mmio(m) => {
+            vcpu.stats().mmio_exits.inc();
             run.set_exit_reason(uapi::KVM_EXIT_MMIO);
             run.set_mmio(m.gpa, m.data, u32::from(m.len), m.is_write);
+            let len = usize::from(m.len).min(8);
+            if m.is_write {
+                trace::kvm_mmio(
+                    trace::MMIO_WRITE,
+                    len as u32,
+                    m.gpa,
+                    le_value(&m.data[..len]),
+                );
+            } else {
+                trace::kvm_mmio(trace::MMIO_READ_UNSATISFIED, len as u32, m.gpa, 0);
+            }
             st.completion.emulator(if m.is_write {
                 Waiting::MmioWrite
             } else {
-                Waiting::MmioRead { len: m.len }
+                Waiting::MmioRead {
+                    len: m.len,
+                    gpa: m.gpa,
+                }
             });
             Ok(Next::User)
         }
         Outcome::Pio(p) => {
             run.set_exit_reason(uapi::KVM_EXIT_IO);
             run.set_io(p.is_in, p.size, p.port, p.count);
+            if !p.is_in {
+                let first = &emu.pio_out_data()[..usize::from(p.size).min(4)];
+                trace::kvm_pio(
+                    1,
+                    p.port.into(),
+                    p.size.into(),
+                    p.count,
+                    le_value(first) as u32,
+                );
+            }
             if p.is_in {
-                let bytes = usize::from(p.size) * p.count as usize;
-                st.completion.emulator(Waiting::PioIn { bytes });
+                st.completion.emulator(Waiting::PioIn {
+                    port: p.port,
+                    size: p.size,
+                    count: p.count,
+                });
             } else {
                 run.write_pio(0, emu.pio_out_data());
                 st.completion.emulator(Waiting::PioOut);
@@ -506,13 +556,14 @@ fn finish(
             if e.vector == crate::defs::vector::PF_VECTOR {
                 st.hw.set_cr2(e.cr2);
             }
-            st.hw.inject_exception(e.vector, e.error_code);
+            st.inject_exception(e.vector, e.error_code);
             Ok(Next::Guest)
         }
         Outcome::Unhandleable { bytes, len } => {
             // As upstream: #UD is queued; at CPL 0 userspace also hears
             // of it, with the instruction bytes and the exit info.
-            st.hw.inject_exception(crate::defs::vector::UD_VECTOR, None);
+            vcpu.stats().insn_emulation_fail.inc();
+            st.inject_exception(crate::defs::vector::UD_VECTOR, None);
             if st.hw.cpl() != 0 {
                 return Ok(Next::Guest);
             }
@@ -524,4 +575,12 @@ fn finish(
             Ok(Next::User)
         }
     }
+}
+
+/// The little-endian value of up to 8 bytes (trace events).
+fn le_value(b: &[u8]) -> u64 {
+    let mut v = [0u8; 8];
+    let n = b.len().min(8);
+    v[..n].copy_from_slice(&b[..n]);
+    u64::from_le_bytes(v)
 }

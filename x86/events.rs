@@ -80,7 +80,7 @@ pub(crate) fn set_guest_debug(st: &mut VcpuState, arg: usize) -> Result {
         } else {
             vector::BP
         };
-        st.hw.inject_exception(v, None);
+        st.inject_exception(v, None);
     }
     let rflags = guest_rflags(st);
     st.debug.control = if d.control & uapi::KVM_GUESTDBG_ENABLE != 0 {

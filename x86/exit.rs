@@ -25,8 +25,11 @@ pub struct IoExit {
 /// A decoded guest exit.
 #[derive(Clone, Copy, Debug)]
 pub enum VmExit {
-    /// Handled by the vendor (e.g. a host interrupt): enter again.
+    /// Handled by the vendor: enter again.
     None,
+    /// A host interrupt arrived (taken when interrupts are enabled again
+    /// after the exit): enter again.
+    HostIrq,
     /// Port I/O.
     Io(IoExit),
     /// HLT.

@@ -4,14 +4,14 @@
 //! hypercalls, XSETBV, RDTSCP, MONITOR/MWAIT, WBINVD, INVLPG, RDPMC,
 //! exceptions, shutdown and failed entries.
 
-use crate::defs::regs::{RAX, RBX, RCX, RDX};
+use crate::defs::regs::{RAX, RBX, RCX, RDX, RSI};
 use crate::{
     defs,
     defs::{
         regs::{DR6_ACTIVE_LOW, DR6_BS, X86_EFLAGS_RF, X86_EFLAGS_TF},
         vector::UD_VECTOR,
     },
-    ext::{time, uapi},
+    ext::{time, trace, uapi},
     virt::{vcpu::Vcpu, vm::Vm},
     x86::{
         cpuid, emulator_ops, events, iodev,
@@ -86,10 +86,19 @@ fn edx_eax(st: &VcpuState) -> u64 {
 /// Handles one exit.
 pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit) -> Result<Next> {
     let run = vcpu.run_page();
+    let stats = vcpu.stats();
     match exit {
         VmExit::None => Ok(Next::Guest),
-        VmExit::Io(io) => handle_io(vm, vcpu, st, io),
+        VmExit::HostIrq => {
+            stats.irq_exits.inc();
+            Ok(Next::Guest)
+        }
+        VmExit::Io(io) => {
+            stats.io_exits.inc();
+            handle_io(vm, vcpu, st, io)
+        }
         VmExit::Hlt => {
+            stats.halt_exits.inc();
             let next = skip(vm, vcpu, st, 1);
             let halted = halt(vcpu, st);
             Ok(match next {
@@ -100,19 +109,22 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
         VmExit::Cpuid => {
             // CPUID faulting (MSR_MISC_FEATURES_ENABLES): #GP outside ring 0.
             if st.msrs.cpuid_faulting() && st.hw.cpl() != 0 {
-                st.hw.inject_exception(vector::GP, Some(0));
+                st.inject_exception(vector::GP, Some(0));
                 return Ok(Next::Guest);
             }
             cpuid::emulate(st);
             Ok(skip(vm, vcpu, st, 2))
         }
         VmExit::Msr { write } => handle_msr(vm, vcpu, st, write),
-        VmExit::Hypercall => handle_hypercall(vm, vcpu, st),
+        VmExit::Hypercall => {
+            stats.hypercalls.inc();
+            handle_hypercall(vm, vcpu, st)
+        }
         VmExit::Xsetbv => {
             let index = st.hw.gprs()[RCX] as u32;
             let value = edx_eax(st);
             if st.hw.cpl() != 0 || msrs::set_xcr(st, index, value).is_err() {
-                st.hw.inject_exception(vector::GP, Some(0));
+                st.inject_exception(vector::GP, Some(0));
                 return Ok(Next::Guest);
             }
             Ok(skip(vm, vcpu, st, 3))
@@ -121,7 +133,7 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             // Without RDTSCP in the guest's CPUID the instruction is #UD,
             // as upstream (which intercepts it only then).
             if !st.cpuid.has(defs::cpuid::X86_FEATURE_RDTSCP) {
-                st.hw.inject_exception(UD_VECTOR, None);
+                st.inject_exception(UD_VECTOR, None);
                 return Ok(Next::Guest);
             }
             // TSC_AUX is the vendor's MSR; read it as the guest would.
@@ -140,7 +152,7 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
         VmExit::Invlpg => emulator_ops::emulate(vm, vcpu, st, &[]),
         // No PMU: RDPMC faults, as upstream with an empty PMU.
         VmExit::Rdpmc => {
-            st.hw.inject_exception(vector::GP, Some(0));
+            st.inject_exception(vector::GP, Some(0));
             Ok(Next::Guest)
         }
         VmExit::TdpFault {
@@ -149,9 +161,17 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             insn_len,
             insn,
         } => {
-            match vm.mmu().fault(vm.vcpus(), gpa, write) {
-                Ok(true) => return Ok(Next::Guest),
-                Ok(false) => {}
+            stats.pf_taken.inc();
+            if trace::kvm_page_fault_enabled() {
+                let error_code = st.hw.exit_info()[1];
+                trace::kvm_page_fault(vcpu.id(), st.hw.rip() as usize, gpa.raw(), error_code);
+            }
+            match vm.mmu().fault(vm, gpa, write) {
+                Ok(true) => {
+                    stats.pf_fixed.inc();
+                    return Ok(Next::Guest);
+                }
+                Ok(false) => stats.pf_emulate.inc(),
                 Err(e) => {
                     // The VMM's memory behind a slot is gone (KVM_CAP_MEMORY_FAULT_INFO).
                     run.set_exit_reason(uapi::KVM_EXIT_MEMORY_FAULT);
@@ -161,7 +181,10 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             }
             emulator_ops::emulate(vm, vcpu, st, &insn[..usize::from(insn_len).min(15)])
         }
-        VmExit::InterruptWindow => Ok(Next::Guest),
+        VmExit::InterruptWindow => {
+            stats.irq_window_exits.inc();
+            Ok(Next::Guest)
+        }
         VmExit::Emulate => emulator_ops::emulate(vm, vcpu, st, &[]),
         VmExit::Shutdown => {
             // The vendor state is undefined after a shutdown: INIT the vCPU.
@@ -187,7 +210,7 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             }
             // Only exceptions we intercept on purpose get here; give them
             // back to the guest.
-            st.hw.inject_exception(vector, error_code);
+            st.inject_exception(vector, error_code);
             Ok(Next::Guest)
         }
         VmExit::FailEntry { reason } => {
@@ -221,7 +244,7 @@ pub(crate) fn fep_enabled() -> bool {
 /// back to the guest.
 fn handle_ud(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     if emulator_ops::fetch_at_rip::<5>(vm, st) != Some(KVM_FEP) {
-        st.hw.inject_exception(UD_VECTOR, None);
+        st.inject_exception(UD_VECTOR, None);
         return Ok(Next::Guest);
     }
     if params::FORCE_EMULATION_PREFIX.get() & FEP_CLEAR_RFLAGS_RF != 0 {
@@ -247,6 +270,7 @@ fn handle_msr(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, write: bool) -> Result<N
     } else {
         msrs::get(vm, vcpu, st, index, false)
             .map(|v| {
+                trace::kvm_msr(0, index, v, false);
                 let g = st.hw.gprs_mut();
                 g[RAX] = v & 0xffff_ffff;
                 g[RDX] = v >> 32;
@@ -254,7 +278,12 @@ fn handle_msr(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, write: bool) -> Result<N
             .map_err(msrs::fault_of)
     };
     match r {
-        Ok(()) => Ok(skip(vm, vcpu, st, 2)),
+        Ok(()) => {
+            if write {
+                trace::kvm_msr(1, index, value, false);
+            }
+            Ok(skip(vm, vcpu, st, 2))
+        }
         Err(fault) if vm.arch().msr_fault_exits(fault) => {
             let run = vcpu.run_page();
             run.set_exit_reason(if write {
@@ -267,7 +296,8 @@ fn handle_msr(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, write: bool) -> Result<N
             Ok(Next::User)
         }
         Err(_) => {
-            st.hw.inject_exception(vector::GP, Some(0));
+            trace::kvm_msr(write.into(), index, value, true);
+            st.inject_exception(vector::GP, Some(0));
             Ok(Next::Guest)
         }
     }
@@ -279,8 +309,24 @@ fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Nex
         // In-kernel devices (PIC, PIT) first.
         let mut data = st.hw.gprs()[RAX].to_le_bytes();
         let n = usize::from(io.size).min(4);
+        if !io.input {
+            trace::kvm_pio(
+                1,
+                io.port.into(),
+                io.size.into(),
+                1,
+                st.hw.gprs()[RAX] as u32,
+            );
+        }
         if iodev::pio(vm, io.port, !io.input, &mut data[..n]) {
             if io.input {
+                trace::kvm_pio(
+                    0,
+                    io.port.into(),
+                    io.size.into(),
+                    1,
+                    u32::from_le_bytes([data[0], data[1], data[2], data[3]]),
+                );
                 let v = u64::from_le_bytes(data);
                 let rax = &mut st.hw.gprs_mut()[RAX];
                 *rax = merge_reg(*rax, v, io.size);
@@ -290,7 +336,7 @@ fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Nex
         run.set_exit_reason(uapi::KVM_EXIT_IO);
         run.set_io(io.input, io.size, io.port, 1);
         if io.input {
-            st.completion.pio_in(io.size, io.next_rip);
+            st.completion.pio_in(io.port, io.size, io.next_rip);
         } else {
             let v = st.hw.gprs()[RAX];
             run.write_pio(0, &v.to_le_bytes()[..usize::from(io.size).min(8)]);
@@ -321,6 +367,14 @@ fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     let mask = if long_mode { u64::MAX } else { 0xffff_ffff };
     let g = *st.hw.gprs();
     let (nr, a0, a1, a2) = (g[RAX] & mask, g[RBX] & mask, g[RCX] & mask, g[RDX] & mask);
+    let a3 = g[RSI] & mask;
+    trace::kvm_hypercall(
+        nr as usize,
+        a0 as usize,
+        a1 as usize,
+        a2 as usize,
+        a3 as usize,
+    );
     let ret = if st.hw.cpl() != 0 {
         KVM_EPERM.wrapping_neg()
     } else if nr == KVM_HC_MAP_GPA_RANGE && vm.arch().hypercall_exit_enabled(KVM_HC_MAP_GPA_RANGE) {

@@ -44,6 +44,11 @@ module! {
     alias: ["devname:kvm", "char-major-10-232"],
 }
 
+/// rkvm's version: the `VERSION` file, plus `-g<commit>[-dirty]` when
+/// built from a git clone (`rust/version_generated.rs`, written by Kbuild).
+/// The vendor modules print it too.
+pub const VERSION: &str = include!("../rust/version_generated.rs");
+
 /// The misc device minor of `/dev/kvm` (`KVM_MINOR` in miscdevice.h).
 const KVM_MINOR: u32 = 232;
 
@@ -51,6 +56,8 @@ const KVM_MINOR: u32 = 232;
 struct KvmModule {
     #[pin]
     _dev: ext::misc::Registration,
+    /// After `_dev`: dropped once no VM can exist any more.
+    _debugfs: virt::debugfs::Debugfs,
 }
 
 impl kernel::InPlaceModule for KvmModule {
@@ -61,8 +68,19 @@ impl kernel::InPlaceModule for KvmModule {
         pin_init::pin_init_scope(|| {
             virt::params::check_at_load()?;
             x86::params::check_at_load()?;
+            let debugfs = virt::debugfs::Debugfs::new()?;
             Ok(try_pin_init!(Self {
                 _dev <- ext::misc::Registration::register::<virt::dev::KvmDev>(KVM_MINOR, c"kvm"),
+                _debugfs: debugfs,
+            })
+            .pin_chain(|_| {
+                pr_info!(
+                    "rkvm {}: API {}, TDP MMU, halt_poll_ns={}\n",
+                    VERSION,
+                    virt::ioctl::KVM_API_VERSION,
+                    virt::params::HALT_POLL_NS.get()
+                );
+                Ok(())
             }))
         })
     }

@@ -83,6 +83,8 @@ const MISC_ENABLE_RESET: u64 = MSR_IA32_MISC_ENABLE_BTS_UNAVAIL | MSR_IA32_MISC_
 const MTRRCAP_VALUE: u64 = KVM_NR_VAR_MTRR as u64 | MTRR_CAP_FIX | MTRR_CAP_WC;
 /// Microcode revision userspace sees by default (upstream's value).
 const UCODE_REV_DEFAULT: u64 = 0x1_0000_0000;
+/// IA32_SMBASE at reset (upstream kvm_vcpu_reset()).
+const SMBASE_DEFAULT: u64 = 0x3_0000;
 
 /// MSRs in KVM_GET_MSR_INDEX_LIST that VMMs save and restore but rkvm
 /// does not act on yet: their values round-trip (guest and host writes),
@@ -138,6 +140,10 @@ pub(crate) struct GenericMsrs {
     misc_features_enables: u64,
     /// OSVW_ID_LENGTH and OSVW_STATUS (with CPUID OSVW).
     osvw: [u64; 2],
+    /// IA32_SMBASE: userspace saves and restores it (it is in
+    /// KVM_GET_MSR_INDEX_LIST, as upstream's); the guest cannot reach it
+    /// (no SMM).
+    smbase: u64,
     /// CR8 (task priority) while there is no in-kernel local APIC.
     pub(crate) cr8: u64,
     /// XCR0 as the guest set it (XSETBV, KVM_SET_XCRS; see `set_xcr`).
@@ -170,6 +176,7 @@ impl GenericMsrs {
             platform_info: MSR_PLATFORM_INFO_CPUID_FAULT,
             misc_features_enables: 0,
             osvw: [0; 2],
+            smbase: SMBASE_DEFAULT,
             cr8: 0,
             xcr0: XFEATURE_MASK_FP,
             stored: STORED_MSRS.map(|(_, v)| v),
@@ -429,6 +436,8 @@ pub(crate) fn get(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, host: bo
         | MSR_IA32_LASTINTTOIP => 0,
         MSR_AMD64_OSVW_ID_LENGTH => m.osvw[0],
         MSR_AMD64_OSVW_STATUS => m.osvw[1],
+        MSR_IA32_SMBASE if host => m.smbase,
+        MSR_IA32_SMBASE => return Err(EINVAL),
         MSR_IA32_PLATFORM_ID => 0,
         MSR_MTRRCAP => MTRRCAP_VALUE,
         MSR_IA32_MCG_CAP => m.mcg_cap,
@@ -603,6 +612,8 @@ pub(crate) fn set(
                 m.ucode_rev = value;
             }
         }
+        MSR_IA32_SMBASE if host => m.smbase = value,
+        MSR_IA32_SMBASE => return Err(EINVAL),
         MSR_IA32_POWER_CTL => m.power_ctl = value,
         // Only userspace sets what the platform offers.
         MSR_PLATFORM_INFO => {
@@ -816,9 +827,13 @@ pub(crate) fn cr4_valid_bits(st: &VcpuState) -> u64 {
 /// otherwise neither LMA nor a 64-bit CS; CR4, CR0 and EFER valid.
 pub(crate) fn check_sregs(st: &VcpuState, s: &uapi::kvm_sregs) -> Result {
     let mode_ok = if s.efer & EFER_LME != 0 && s.cr0 & X86_CR0_PG != 0 {
+        // Long mode needs PAE and LMA, a CR3 within MAXPHYADDR; not both
+        // CS.L and CS.D.
+        let maxphy = u32::from(cpuid::guest_maxphyaddr(st));
         s.cr4 & X86_CR4_PAE != 0
             && s.efer & EFER_LMA != 0
-            && s.cr3 >> cpuid::guest_maxphyaddr(st) == 0
+            && s.cr3.checked_shr(maxphy).unwrap_or(0) == 0
+            && !(s.cs.l != 0 && s.cs.db != 0)
     } else {
         s.efer & EFER_LMA == 0 && s.cs.l == 0
     };

@@ -18,7 +18,7 @@ use crate::defs::{
 };
 use crate::{
     defs::regs::{X86_CR4_OSXSAVE, X86_EFLAGS_IF},
-    ext::{cpu, fpu::regs::host_xcr0, guest_entry::EntryWindow, signal::SigmaskGuard, uapi},
+    ext::{cpu, fpu::regs::host_xcr0, guest_entry::EntryWindow, signal::SigmaskGuard, trace, uapi},
     virt::{kick::REQ_TLB_FLUSH, vcpu::Vcpu, vm::Vm},
     x86::{
         emulator_ops::{self, Waiting},
@@ -45,8 +45,9 @@ pub(crate) mod vector {
 enum Pending {
     /// Nothing to complete.
     None,
-    /// IN: merge the PIO data page into RAX, then continue at `next_rip`.
-    PioIn { size: u8, next_rip: u64 },
+    /// IN from `port`: merge the PIO data page into RAX, then continue at
+    /// `next_rip`.
+    PioIn { port: u16, size: u8, next_rip: u64 },
     /// The emulator waits for userspace (MMIO, string I/O).
     Emulator(Waiting),
     /// KVM_EXIT_HYPERCALL: RAX := `run.hypercall.ret`, then skip the
@@ -65,9 +66,13 @@ impl Completion {
         Self(Pending::None)
     }
 
-    /// After a KVM_EXIT_IO for IN of `size` bytes.
-    pub(crate) fn pio_in(&mut self, size: u8, next_rip: u64) {
-        self.0 = Pending::PioIn { size, next_rip };
+    /// After a KVM_EXIT_IO for IN of `size` bytes from `port`.
+    pub(crate) fn pio_in(&mut self, port: u16, size: u8, next_rip: u64) {
+        self.0 = Pending::PioIn {
+            port,
+            size,
+            next_rip,
+        };
     }
 
     /// After an exit the emulator needs userspace for.
@@ -104,10 +109,12 @@ pub(crate) enum Next {
 }
 
 /// The KVM_RUN ioctl (its argument must be 0).
+#[inline(never)]
 pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result<isize> {
     if arg != 0 {
         return Err(EINVAL);
     }
+    vcpu.run_pid().update();
     let _sigmask = SigmaskGuard::apply(st.sigmask);
     let run = vcpu.run_page();
     // An AP that waits for INIT/SIPI: block, then let userspace retry
@@ -126,6 +133,7 @@ pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> R
     st.pdptrs.invalidate();
     // The emulator may touch XMM registers: guest FPU state first.
     st.fpu.load();
+    trace::kvm_fpu(1);
     let r = match complete_userspace(vm, vcpu, st) {
         // The completion itself needs userspace again (e.g. the next
         // element of a REP MOVS to MMIO).
@@ -138,15 +146,20 @@ pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> R
         Err(e) => Err(e),
     };
     st.fpu.put();
+    trace::kvm_fpu(0);
     report_common(vm, vcpu, st);
+    let errno = r.err().map_or(0, |e| e.to_errno());
+    trace::kvm_userspace_exit(run.exit_reason(), errno);
     r.map(|()| 0)
 }
 
 fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
     let run = vcpu.run_page();
     let kick = vcpu.kick();
+    let stats = vcpu.stats();
     loop {
         if kernel::current!().signal_pending() {
+            stats.signal_exits.inc();
             run.set_exit_reason(uapi::KVM_EXIT_INTR);
             return Err(EINTR);
         }
@@ -161,6 +174,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
 
         if !st.mp_state.is_runnable() {
             if !inject::wait_until_runnable(vm, vcpu, st)? {
+                stats.signal_exits.inc();
                 run.set_exit_reason(uapi::KVM_EXIT_INTR);
                 return Err(EINTR);
             }
@@ -168,6 +182,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         }
         let reqs = kick.take_requests();
         if reqs & REQ_TLB_FLUSH != 0 {
+            stats.tlb_flush.inc();
             st.hw.flush_tlb();
         }
         inject::service_requests(vm, vcpu, st, reqs)?;
@@ -201,9 +216,34 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         let xcr0 = (st.hw.cr4() & X86_CR4_OSXSAVE != 0 && guest_xcr0 != host)
             .then_some((guest_xcr0, host));
         st.has_run = true;
+        if trace::kvm_entry_enabled() {
+            let (intr_info, error_code) = st.hw.entry_info();
+            trace::kvm_entry(
+                vcpu.id(),
+                st.hw.rip() as usize,
+                false,
+                intr_info,
+                error_code,
+            );
+        }
         let exit = window.run_guest(xcr0, |cpu| st.hw.run(cpu));
         kick.exit_guest_mode();
         drop(window);
+        stats.exits.inc();
+        if trace::kvm_exit_enabled() {
+            let [reason, info1, info2, intr_info, error_code] = st.hw.exit_info();
+            trace::kvm_exit(
+                reason as u32,
+                st.hw.rip() as usize,
+                vm.vendor().ops().trace_isa(),
+                info1,
+                info2,
+                intr_info as u32,
+                error_code as u32,
+                vcpu.id(),
+                kick.pending_requests(),
+            );
+        }
 
         inject::after_exit(vm, vcpu, st);
         match exits::handle_exit(vm, vcpu, st, exit)? {
@@ -216,6 +256,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
             && !vm.arch().irqchip().is_full()
             && ready_for_injection(vm, vcpu, st)
         {
+            stats.request_irq_exits.inc();
             run.set_exit_reason(uapi::KVM_EXIT_IRQ_WINDOW_OPEN);
             return Ok(());
         }
@@ -248,11 +289,16 @@ fn report_common(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) {
 fn complete_userspace(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     match st.completion.take() {
         Pending::None => Ok(Next::Guest),
-        Pending::PioIn { size, next_rip } => {
+        Pending::PioIn {
+            port,
+            size,
+            next_rip,
+        } => {
             let mut b = [0u8; 8];
             vcpu.run_page()
                 .read_pio(0, &mut b[..usize::from(size).min(8)]);
             let v = u64::from_le_bytes(b);
+            trace::kvm_pio(0, port.into(), size.into(), 1, v as u32);
             let rax = &mut st.hw.gprs_mut()[RAX];
             *rax = merge_reg(*rax, v, size);
             Ok(exits::skip_to(vcpu, st, next_rip))
@@ -261,7 +307,7 @@ fn complete_userspace(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> 
         Pending::Msr { write } => {
             let (error, data) = vcpu.run_page().msr_result();
             if error {
-                st.hw.inject_exception(vector::GP, Some(0));
+                st.inject_exception(vector::GP, Some(0));
                 return Ok(Next::Guest);
             }
             if !write {

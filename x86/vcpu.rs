@@ -7,6 +7,7 @@ use crate::{
     emulate::Emulator,
     ext::{
         fpu::GuestFpu,
+        trace,
         uaccess::{read_arg, write_arg},
         uapi,
     },
@@ -68,14 +69,17 @@ pub(crate) struct VcpuState {
 }
 
 impl VcpuState {
-    /// vCPU `id`'s state at creation (power-on reset).
+    /// vCPU `id`'s state at creation (power-on reset): the fallible parts
+    /// are made here, the rest is written in place by the returned
+    /// initialiser (the state is kilobytes; no copy of it goes on the
+    /// stack).
     pub(crate) fn new(
         vm: &Vm,
         id: u32,
         bsp: bool,
         kick: &Arc<VcpuKick>,
         lapic_in_kernel: bool,
-    ) -> Result<Self> {
+    ) -> Result<impl Init<Self>> {
         let mut hw = vm.vendor().ops().create_vcpu(id, vm.mmu().tdp_root())?;
         hw.set_disabled_exits(vm.arch().disabled_exits());
         // KVM_FEP: #UD exits so the prefix can be recognised.
@@ -84,11 +88,13 @@ impl VcpuState {
         }
         // All vCPUs share one TSC (upstream synchronises at creation).
         hw.set_tsc_offset(kvmclock::tsc_write(vm, 0));
-        Ok(Self {
+        let fpu = GuestFpu::new()?;
+        let lapic = LapicVcpu::new(kick, lapic_in_kernel)?;
+        Ok(init!(Self {
             hw,
             cpuid: GuestCpuid::new(),
             completion: Completion::new(),
-            fpu: GuestFpu::new()?,
+            fpu,
             msrs: GenericMsrs::new(bsp),
             emulator: Emulator::new(),
             events: PendingEvents::default(),
@@ -96,11 +102,25 @@ impl VcpuState {
             halt_poll: HaltPoll::default(),
             debug: Default::default(),
             sigmask: None,
-            lapic: LapicVcpu::new(kick, lapic_in_kernel)?,
+            lapic,
             clock: Default::default(),
             pdptrs: Default::default(),
             has_run: false,
-        })
+        }))
+    }
+}
+
+impl VcpuState {
+    /// Queues exception `vector` (with `error_code`) for the guest; every
+    /// injection the core makes goes through here (kvm_inj_exception).
+    pub(crate) fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
+        trace::kvm_inj_exception(
+            vector.into(),
+            error_code.is_some(),
+            error_code.unwrap_or(0),
+            false,
+        );
+        self.hw.inject_exception(vector, error_code);
     }
 }
 
@@ -111,6 +131,7 @@ fn done(r: Result) -> Result<isize> {
 
 /// The x86 vCPU ioctls; ENOTTY-like EINVAL for unknown ones (upstream's
 /// kvm_arch_vcpu_ioctl() answers them with EINVAL).
+#[inline(never)]
 pub(crate) fn vcpu_ioctl(
     vm: &Vm,
     vcpu: &Vcpu,

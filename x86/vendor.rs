@@ -9,8 +9,11 @@
 //! vendor module, so `rmmod kvm-amd` with live VMs fails cleanly.
 
 pub use crate::defs::regs::{Gpr, NR_GPRS, R8, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP};
-use crate::ext::{cpuhp, module_ref::ModuleRef, uapi};
-use kernel::{prelude::*, sync::Arc, ThisModule};
+use crate::{
+    ext::{cpuhp, module_ref::ModuleRef, uapi},
+    virt::debugfs::VmStatsTree,
+};
+use kernel::{debugfs::Dir, prelude::*, sync::Arc, ThisModule};
 
 pub use crate::cpuid_caps::VendorCaps;
 pub use crate::x86::{
@@ -33,6 +36,12 @@ pub trait ArchOps: Send + Sync {
 
     /// The vendor's rules for KVM_GET_SUPPORTED_CPUID and the MSR lists.
     fn cpu_caps(&self) -> &'static dyn VendorCaps;
+
+    /// `isa` of the kvm_exit trace event (`ext::trace::ISA_*`), which
+    /// selects the exit-reason names.
+    fn trace_isa(&self) -> u32 {
+        0
+    }
 
     /// A new vCPU in its reset state, for a VM whose two-dimensional page
     /// tables are rooted at `tdp_root` (host physical).
@@ -216,6 +225,12 @@ pub trait VcpuArch: Send {
     /// KVM_EXIT_INTERNAL_ERROR: reason, info 1 and 2, the event being
     /// delivered, and its error code.
     fn exit_info(&self) -> [u64; 5];
+    /// The event about to be injected at entry, as upstream's
+    /// `get_entry_info()` reports it in the kvm_entry trace event:
+    /// interrupt information and error code.
+    fn entry_info(&self) -> (u32, u32) {
+        (0, 0)
+    }
     /// Back to the reset state (power-on, or INIT when `init`).
     fn reset(&mut self, init: bool);
 
@@ -235,14 +250,51 @@ struct Vendor {
     ready: bool,
 }
 
-/// Global state of kvm.ko, protected by [`KVM_LOCK`].
+/// Global state of kvm.ko, protected by [`KVM_LOCK`] (upstream's
+/// `kvm_lock`, which guards the vendor state and `vm_list`).
 pub(crate) struct Core {
     vendor: Option<Vendor>,
+    /// Every VM's statistics (upstream's `vm_list`, for debugfs sums).
+    vms: KVec<Arc<VmStatsTree>>,
+    /// `/sys/kernel/debug/kvm`, while kvm.ko is loaded.
+    debugfs: Option<Dir>,
 }
 
 kernel::sync::global_lock! {
     // SAFETY: initialised in kvm.ko's module init, before any other use.
-    pub(crate) unsafe(uninit) static KVM_LOCK: Mutex<Core> = Core { vendor: None };
+    pub(crate) unsafe(uninit) static KVM_LOCK: Mutex<Core> = Core {
+        vendor: None,
+        vms: KVec::new(),
+        debugfs: None,
+    };
+}
+
+/// Enters a new VM's statistics in the global list.
+pub(crate) fn vm_list_add(tree: Arc<VmStatsTree>) -> Result {
+    KVM_LOCK.lock().vms.push(tree, GFP_KERNEL)?;
+    Ok(())
+}
+
+/// Removes a VM's statistics from the global list.
+pub(crate) fn vm_list_remove(tree: &Arc<VmStatsTree>) {
+    KVM_LOCK.lock().vms.retain(|t| !Arc::ptr_eq(t, tree));
+}
+
+/// Calls `f` on every VM's statistics, under [`KVM_LOCK`].
+pub(crate) fn vm_list_for_each(mut f: impl FnMut(&VmStatsTree)) {
+    for t in KVM_LOCK.lock().vms.iter() {
+        f(t);
+    }
+}
+
+/// Sets (module init) or drops (module exit) the debugfs directory.
+pub(crate) fn set_debugfs_root(dir: Option<Dir>) {
+    KVM_LOCK.lock().debugfs = dir;
+}
+
+/// The debugfs directory, if there is one.
+pub(crate) fn debugfs_root() -> Option<Dir> {
+    KVM_LOCK.lock().debugfs.clone()
 }
 
 /// A registered vendor backend. Dropping it disables virtualization on

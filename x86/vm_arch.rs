@@ -142,6 +142,7 @@ fn done(r: Result) -> Result<isize> {
 }
 
 /// The x86 VM ioctls; ENOTTY for unknown ones, as upstream.
+#[inline(never)]
 pub(crate) fn vm_ioctl(vm: &Vm, cmd: u32, arg: usize) -> Result<isize> {
     match cmd {
         KVM_CREATE_IRQCHIP => done(chips::create_irqchip(vm)),

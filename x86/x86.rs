@@ -17,6 +17,7 @@ pub(crate) mod msrs;
 pub(crate) mod params;
 pub(crate) mod regs;
 pub(crate) mod run;
+pub(crate) mod stats;
 pub(crate) mod supported;
 pub(crate) mod vcpu;
 pub(crate) mod vcpu_events;

@@ -163,8 +163,10 @@ pub struct Options {
     /// AMX and XFD (the `IA32_XFD` MSRs, dynamic XSAVE state). rkvm: false,
     /// which hides AMX, XFD and the XTILE state components.
     pub xfd: bool,
-    /// SMM emulation (`MSR_IA32_SMBASE` in the emulated MSR list).
-    /// rkvm: false.
+    /// `MSR_IA32_SMBASE` in the emulated MSR list (upstream: SMM
+    /// support). rkvm: true, as upstream's list — userspace saves and
+    /// restores SMBASE — though SMM itself is not emulated
+    /// (KVM_CAP_X86_SMM is 0).
     pub smm: bool,
     /// More features to hide, on top of the rules above.
     pub hide: &'static [Feature],
@@ -176,7 +178,7 @@ pub struct Options {
 
 impl Options {
     /// rkvm today on AMD: no nested SVM, no PMU, no kvmclock, no AMX/XFD,
-    /// no SMM, [`pv::RKVM_PV_FEATURES`], 4-level NPT (the kernel side sets
+    /// SMBASE listed (see [`Options::smm`]), [`pv::RKVM_PV_FEATURES`], 4-level NPT (the kernel side sets
     /// `vendor` from the loaded vendor module).
     pub const fn rkvm(host_xcr0: u64, host_xss: u64) -> Self {
         Options {
@@ -189,7 +191,7 @@ impl Options {
             pv_features: self::pv::RKVM_PV_FEATURES,
             tdp_levels: 4,
             xfd: false,
-            smm: false,
+            smm: true,
             hide: &[],
             hide_msrs: &[],
             vendor: &SvmCaps,

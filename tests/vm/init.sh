@@ -2,12 +2,20 @@
 # PID 1 of the rkvm test VM (started by scripts/vm.sh). The root file system
 # is the host's / over 9p, read-only; /mnt is the writable results share.
 # Parameters come on the kernel command line: rkvm.mode, rkvm.set,
-# rkvm.repo, rkvm.kdir, rkvm.krel.
+# rkvm.repo, rkvm.kdir, rkvm.krel (and optional ones, below).
+#
+# Results in /mnt: dmesg.txt (the kernel log, streamed from boot to
+# poweroff), and in check mode results.txt, peer-*.txt, l2-results.txt,
+# phases.txt and the exit status of each step: vmtest.rc, peer.rc, l2.rc
+# (128 + N: killed by signal N).
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/tmp
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# Statistics and tracepoints (kvm_stat, tracefs events): issue 13.
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tracefs tracefs /sys/kernel/tracing
 mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
@@ -35,12 +43,60 @@ done
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 out /mnt
 out=/mnt
 
+# A kmemleak scan (debug kernel only), for `make check-debug`: objects
+# must be 5 s old to be reported, so wait, and scan twice to confirm.
+leakscan() {
+	[ -e /sys/kernel/debug/kmemleak ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	[ -w /sys/kernel/debug/kmemleak ] || return 0
+	sleep 6
+	echo scan > /sys/kernel/debug/kmemleak
+	echo scan > /sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak > $out/kmemleak.txt 2>&1
+}
+
+# Runs a command in the background and stops waiting for it after $1
+# seconds (a task stuck in the kernel cannot be killed, so never `wait`
+# for it then); its exit status goes to $2.
+bounded() {
+	t=$1 rcf=$2
+	shift 2
+	( "$@"; echo $? > "$rcf" ) &
+	p=$!
+	i=0
+	while kill -0 $p 2>/dev/null; do
+		sleep 1
+		i=$((i + 1))
+		if [ $i -ge "$t" ]; then
+			echo "timeout after $t s" > "$rcf"
+			kill -9 $p 2>/dev/null
+			return 1
+		fi
+	done
+}
+
+# The kernel log, streamed to the results share as it is written: nothing
+# is lost when the ring buffer wraps, and what came before a crash is there.
+stdbuf -oL dmesg --follow > $out/dmesg.txt 2>&1 &
+kmsg_pid=$!
+export RKVM_L1_KMSG=$out/dmesg.txt
+
+# finish: stop the kernel log stream, mark the run complete, power off.
 finish() {
-	dmesg > $out/dmesg.txt 2>&1
+	leakscan
+	sleep 1
+	kill $kmsg_pid
+	wait $kmsg_pid 2>/dev/null
 	touch $out/done
 	sync
 	busybox poweroff -f
 }
+
+# rkvm.l1_insmod=KO [rkvm.l1_insmod_args=ARGS]: a test-only module loaded
+# first (tests/vm/warnmod: a deliberate WARN early in boot, to show that
+# scripts/check.sh catches it).
+if [ -n "${l1_insmod:-}" ]; then
+	insmod "$l1_insmod" ${l1_insmod_args:-} || echo "init: insmod $l1_insmod failed" >&2
+fi
 
 # udev with nothing but our rule, so the test proves scripts/65-kvm.rules
 # (Debian's default rules would also set group kvm on /dev/kvm).
@@ -70,18 +126,35 @@ check)
 	# shellcheck disable=SC2086
 	$vmtest --set "$set" $mods > $out/results.txt 2> $out/vmtest.err
 	echo $? > $out/vmtest.rc
-	phase peer
-	# rkvm.only_vmtest (a re-run of single tests): no peer suite, no L2.
-	if [ -n "${only_vmtest:-}" ]; then phase end; finish; fi
-	# Peer suite (kvm-ioctls' own tests), when scripts/peer.sh built it.
+	# A short run of the ioctl fuzzer (issue 17; scripts/fuzz.sh runs the
+	# long ones): its PASS/FAIL lines join the results.
+	phase fuzz
+	fz=$repo/build/ioctlfuzz/release/rkvm-ioctlfuzz
 	# shellcheck disable=SC2086
-	[ -s "$repo/build/peer/tests.list" ] && "$repo/scripts/peer.sh" vm "$out" $mods > $out/peer.log 2>&1
+	[ -x "$fz" ] && [ -z "${only_vmtest:-}" ] && bounded 180 $out/fuzz.rc $fz --set "$set" $mods \
+		--seconds "${fuzzsecs:-5}" --calls 1000000 --out $out --name fuzz-short >> $out/results.txt 2> $out/fuzz.err
+	# rkvm.only_vmtest (a re-run of single tests): no install test, no
+	# peer suite, no L2.
+	if [ -n "${only_vmtest:-}" ]; then phase end; finish; fi
+	# `make install` into a tmpfs root, modprobe by the CPU's modalias,
+	# modinfo (install/* rows); leaves no module loaded.
+	phase install
+	bounded 180 $out/install.rc "$repo/tests/vm/install.sh" "$set" "$repo" "$kdir" "$krel" \
+		>> $out/results.txt 2> $out/install.err
+	phase peer
+	# Peer suite (kvm-ioctls' own tests), when scripts/peer.sh built it.
+	if [ -s "$repo/build/peer/tests.list" ]; then
+		# shellcheck disable=SC2086
+		"$repo/scripts/peer.sh" vm "$out" $mods > $out/peer.log 2>&1
+		echo $? > $out/peer.rc
+	fi
 	# Nested guest (issue 6): unmodified QEMU -accel kvm boots the L2 guest
 	# (build/l2, made on the host by scripts/l2-initramfs.sh); reloads the
 	# modules, writes $out/l2-results.txt.
 	phase l2
 	# shellcheck disable=SC2086
 	"$repo/scripts/l2-boot.sh" check "$out" $mods > $out/l2.log 2>&1
+	echo $? > $out/l2.rc
 	phase end
 	;;
 run)
@@ -93,6 +166,37 @@ run)
 bench)
 	# shellcheck disable=SC2086
 	$vmtest --set "$set" $mods --bench > $out/bench.txt 2> $out/vmtest.err
+	echo $? > $out/vmtest.rc
+	;;
+fuzz)
+	# scripts/fuzz.sh: rkvm.fuzz lists the steps, comma-separated, "+" for
+	# spaces in their arguments: fuzz:ARGS (the ioctl fuzzer), faults
+	# (fault injection), lifecycle:N, replay:FILE. rkvm.fuzzsecs bounds
+	# each step. Results (PASS/FAIL/INFO lines) go to fuzz-results.txt.
+	fz=$repo/build/ioctlfuzz/release/rkvm-ioctlfuzz
+	[ -e /sys/kernel/debug/kmemleak ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	# Leak suspects from boot are not ours: scan, then forget them.
+	if [ -w /sys/kernel/debug/kmemleak ]; then
+		echo scan > /sys/kernel/debug/kmemleak
+		cat /sys/kernel/debug/kmemleak > $out/kmemleak-boot.txt
+		echo clear > /sys/kernel/debug/kmemleak
+	fi
+	: > $out/fuzz-results.txt
+	for step in $(echo "$fuzz" | tr , ' '); do
+		a=$(echo "${step#*:}" | tr + ' ')
+		case $step in
+		fuzz:*) a="--out $out $a" ;;
+		faults*) a="--faults --out $out --name faults" ;;
+		lifecycle:*) a="--lifecycle $a --name lifecycle" ;;
+		replay:*) a="--replay $a --out $out --name replay" ;;
+		*) echo "FAIL fuzz/step: unknown step $step" >> $out/fuzz-results.txt; continue ;;
+		esac
+		echo "$(cut -d' ' -f1 /proc/uptime) ${step%%:*}" >> $out/phases.txt
+		# shellcheck disable=SC2086
+		bounded "${fuzzsecs:-3000}" $out/fuzz-${step%%:*}.rc $fz --set "$set" $mods $a \
+			>> $out/fuzz-results.txt 2>> $out/fuzz.err ||
+			echo "FAIL ${step%%:*}/finished: still running after ${fuzzsecs:-3000} s (stuck in the kernel?)" >> $out/fuzz-results.txt
+	done
 	;;
 shell)
 	setsid sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1'

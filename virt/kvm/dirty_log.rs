@@ -84,7 +84,7 @@ pub(crate) fn get_dirty_log(vm: &Vm, arg: usize) -> Result {
     let _slots = vm.lock_slots();
     let slot = logging_slot(vm, id)?;
     let harvest = !vm.dirty_log().manual_protect();
-    let words = vm.mmu().dirty_bitmap(vm.vcpus(), &slot, harvest)?;
+    let words = vm.mmu().dirty_bitmap(vm, &slot, harvest)?;
     uaccess::write_array(log.bitmap_addr() as usize, &words)
 }
 
@@ -105,6 +105,6 @@ pub(crate) fn clear_dirty_log(vm: &Vm, arg: usize) -> Result {
     }
     let masks: KVec<u64> =
         uaccess::read_array(log.bitmap_addr() as usize, num.div_ceil(64) as usize)?;
-    vm.mmu().clear_dirty(vm.vcpus(), &slot, first, &masks);
+    vm.mmu().clear_dirty(vm, &slot, first, &masks);
     Ok(())
 }

@@ -72,6 +72,11 @@ impl VcpuKick {
         self.requests.load(Ordering::SeqCst) != 0
     }
 
+    /// The posted requests, left in place (trace events).
+    pub(crate) fn pending_requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     /// The CPU the vCPU last entered the guest on (-1: never).
     pub(crate) fn last_cpu(&self) -> i32 {
         self.cpu.load(Ordering::Relaxed)
@@ -145,13 +150,27 @@ impl VcpuKick {
         self.waitq.notify_all();
     }
 
-    /// Sleeps until a request is posted or a signal arrives; returns true
-    /// if a signal is pending.
-    pub(crate) fn block(&self) -> bool {
+    /// Sleeps until a request is posted or a signal arrives.
+    pub(crate) fn block(&self) -> Block {
         let mut g = self.wait_lock.lock();
         if self.requests.load(Ordering::SeqCst) != 0 {
-            return false;
+            return Block::NotNeeded;
         }
-        self.waitq.wait_interruptible(&mut g)
+        if self.waitq.wait_interruptible(&mut g) {
+            Block::Signal
+        } else {
+            Block::Woken
+        }
     }
+}
+
+/// How [`VcpuKick::block`] ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Block {
+    /// A request was already posted: it did not sleep.
+    NotNeeded,
+    /// It slept and was woken.
+    Woken,
+    /// A signal is pending.
+    Signal,
 }

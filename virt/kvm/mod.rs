@@ -5,6 +5,7 @@
 
 pub(crate) mod caps;
 pub(crate) mod coalesced_mmio;
+pub(crate) mod debugfs;
 pub(crate) mod dev;
 pub(crate) mod dirty_log;
 pub(crate) mod eventfd;
@@ -15,5 +16,6 @@ pub(crate) mod kick;
 pub(crate) mod kick_timer;
 pub(crate) mod params;
 pub(crate) mod run_page;
+pub(crate) mod stats;
 pub(crate) mod vcpu;
 pub(crate) mod vm;

@@ -53,6 +53,11 @@ impl RunPage {
         self.run.read::<u8>(run_off!(request_interrupt_window)) != 0
     }
 
+    /// `exit_reason`.
+    pub(crate) fn exit_reason(&self) -> u32 {
+        self.run.read::<u32>(run_off!(exit_reason))
+    }
+
     /// Sets `exit_reason`.
     pub(crate) fn set_exit_reason(&self, reason: u32) {
         self.run.write(run_off!(exit_reason), reason);

@@ -12,12 +12,14 @@ use crate::{
         uaccess::read_arg,
     },
     virt::{
+        debugfs::RunPid,
         ioctl::*,
         kick::{VcpuKick, REQ_TLB_FLUSH},
         run_page::RunPage,
+        stats::{self, StatsSource},
         vm::Vm,
     },
-    x86::{self, irq::lapic::VcpuLapic, vcpu::VcpuState},
+    x86::{self, irq::lapic::VcpuLapic, stats::VcpuStats, vcpu::VcpuState},
 };
 use kernel::{
     fs::File,
@@ -51,10 +53,16 @@ pub(crate) struct Vcpu {
     /// `vcpu->mutex`; held across KVM_RUN). Outermost vCPU lock.
     #[pin]
     state: Mutex<VcpuState>,
+    /// Statistics, and their id ("kvm-TID/vcpu-ID", TID the creating thread).
+    stats: Arc<VcpuStats>,
+    stats_id: KVec<u8>,
+    /// The thread that last entered KVM_RUN (debugfs `vcpu<N>/pid`).
+    run_pid: Arc<RunPid>,
 }
 
 impl Vcpu {
     /// A new vCPU `id` of `vm` at list position `index`, in its reset state.
+    #[inline(never)]
     pub(crate) fn new(vm: &Vm, id: u32, index: usize) -> Result<Arc<Self>> {
         let bsp = id == vm.arch().bsp_id();
         let kick = Arc::pin_init(VcpuKick::new(), GFP_KERNEL_ACCOUNT)?;
@@ -64,6 +72,13 @@ impl Vcpu {
             None
         };
         let state = VcpuState::new(vm, id, bsp, &kick, lapic.is_some())?;
+        // Upstream names the creating thread, not the VM's creator.
+        let tid = kernel::current!().pid();
+        let stats_id = crate::virt::vm::id_string(fmt!("kvm-{}/vcpu-{}", tid, id))?;
+        let run = RunPage::new()?;
+        let run_pid = Arc::new(RunPid::default(), GFP_KERNEL_ACCOUNT)?;
+        let stats = vm.stats_tree().add_vcpu()?;
+        let vcpu_stats = stats.clone();
         Arc::pin_init(
             try_pin_init!(Vcpu {
                 id,
@@ -71,16 +86,25 @@ impl Vcpu {
                 bsp,
                 kick,
                 lapic,
-                run: RunPage::new()?,
+                run,
                 state <- new_mutex!(state),
+                stats: vcpu_stats,
+                stats_id,
+                run_pid,
             }),
             GFP_KERNEL_ACCOUNT,
         )
+        .inspect_err(|_| vm.stats_tree().remove_vcpu(&stats))
     }
 
     /// Its position in the VM's vCPU list.
     pub(crate) fn index(&self) -> usize {
         self.index
+    }
+
+    /// Its vCPU id (KVM_CREATE_VCPU's argument).
+    pub(crate) fn id(&self) -> u32 {
+        self.id
     }
 
     /// Whether it is the bootstrap processor.
@@ -101,6 +125,16 @@ impl Vcpu {
     /// The `kvm_run` and PIO pages.
     pub(crate) fn run_page(&self) -> &RunPage {
         &self.run
+    }
+
+    /// The statistics.
+    pub(crate) fn stats(&self) -> &Arc<VcpuStats> {
+        &self.stats
+    }
+
+    /// The thread that last ran it.
+    pub(crate) fn run_pid(&self) -> &Arc<RunPid> {
+        &self.run_pid
     }
 
     /// Takes the vCPU mutex.
@@ -221,6 +255,18 @@ fn set_signal_mask(st: &mut VcpuState, arg: usize) -> Result {
     Ok(())
 }
 
+impl StatsSource for Vcpu {
+    type Block = VcpuStats;
+
+    fn stats_id(&self) -> &[u8] {
+        &self.stats_id
+    }
+
+    fn stats(&self) -> &VcpuStats {
+        &self.stats
+    }
+}
+
 #[vtable]
 impl FileOps for VcpuFile {
     type Ptr = Arc<VcpuFile>;
@@ -236,6 +282,7 @@ impl FileOps for VcpuFile {
         let mut st = vcpu.lock();
         match cmd {
             KVM_RUN => x86::run::kvm_run(vm, vcpu, &mut st, arg),
+            KVM_GET_STATS_FD => stats::get_stats_fd(f.vcpu.clone()),
             KVM_SET_SIGNAL_MASK => set_signal_mask(&mut st, arg).map(|()| 0),
             _ => x86::vcpu::vcpu_ioctl(vm, vcpu, &mut st, cmd, arg),
         }

@@ -24,14 +24,16 @@ use crate::{
     virt::{
         caps,
         coalesced_mmio::{self, Coalesced},
+        debugfs::{VmDebugfs, VmStatsTree},
         dirty_log::{self, DirtyLog},
         eventfd::{self, Ioeventfds, Irqfds},
         guest_memory::Slot,
         halt_poll::HaltPollLimit,
         ioctl::*,
+        stats::{self, StatsSource},
         vcpu::{self, Vcpus},
     },
-    x86::{self, mmu::Mmu, vendor::VendorRef, vm_arch::VmArch},
+    x86::{self, mmu::Mmu, stats::VmStats, vendor::VendorRef, vm_arch::VmArch},
 };
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{
@@ -77,14 +79,20 @@ pub(crate) struct Vm {
     /// What upstream keeps in `struct kvm_arch`.
     #[pin]
     arch: VmArch,
+    /// Statistics (with the vCPUs'), and their id ("kvm-TID", TID the
+    /// creating thread).
+    stats: Arc<VmStatsTree>,
+    stats_id: KVec<u8>,
+    /// The `PID-FD` debugfs directory. Taken under `slots_lock`.
+    #[pin]
+    debugfs: Mutex<Option<VmDebugfs>>,
 }
 
 impl_has_mmu_notifier!(Vm, notifier);
 
 impl MmuNotifierOps for Vm {
     fn invalidate_range_start(&self, start: u64, end: u64, blockable: bool) -> Result {
-        self.mmu
-            .invalidate_start(&self.vcpus, start, end, blockable)
+        self.mmu.invalidate_start(self, start, end, blockable)
     }
 
     fn invalidate_range_end(&self, _start: u64, _end: u64) {
@@ -92,7 +100,7 @@ impl MmuNotifierOps for Vm {
     }
 
     fn release(&self) {
-        self.mmu.zap_all(&self.vcpus);
+        self.mmu.zap_all(self);
     }
 }
 
@@ -135,6 +143,24 @@ impl Vm {
     /// The VM's halt-polling limit.
     pub(crate) fn halt_poll_limit(&self) -> &HaltPollLimit {
         &self.halt_poll
+    }
+
+    /// Makes every vCPU flush its guest TLB before it next enters the
+    /// guest, and waits until none still runs with stale translations.
+    pub(crate) fn flush_remote_tlbs(&self) {
+        self.stats().remote_tlb_flush_requests.inc();
+        self.stats().remote_tlb_flush.inc();
+        self.vcpus.flush_tlbs();
+    }
+
+    /// The statistics.
+    pub(crate) fn stats(&self) -> &VmStats {
+        self.stats.vm()
+    }
+
+    /// The statistics of the VM and its vCPUs.
+    pub(crate) fn stats_tree(&self) -> &Arc<VmStatsTree> {
+        &self.stats
     }
 
     /// The vendor backend.
@@ -190,10 +216,11 @@ impl Vm {
         // A logging slot is write-protected from the start (with
         // INITIALLY_SET from the first KVM_CLEAR_DIRTY_LOG on).
         let protect = new_slot.as_ref().is_some_and(|s| s.logging()) && !initially_set;
-        self.mmu.set_slot(&self.vcpus, old, new_slot, protect)
+        self.mmu.set_slot(self, old, new_slot, protect)
     }
 
     /// `KVM_CREATE_VCPU`.
+    #[inline(never)]
     fn create_vcpu(self: ArcBorrow<'_, Self>, id: usize) -> Result<isize> {
         if !self.vcpu_id_ok(id, false) {
             return Err(EINVAL);
@@ -203,9 +230,15 @@ impl Vm {
         let vcpu = vcpu::Vcpu::new(&self, id as u32, index)?;
         self.vcpus.push(vcpu.clone())?;
         let vm: Arc<Vm> = self.into();
-        vcpu::open_fd(vm, vcpu.clone())
-            .map(|fd| fd as isize)
-            .inspect_err(|_| self.vcpus.remove(&vcpu))
+        let fd = vcpu::open_fd(vm, vcpu.clone()).inspect_err(|_| {
+            self.vcpus.remove(&vcpu);
+            self.stats.remove_vcpu(vcpu.stats());
+        })?;
+        if let Some(d) = &mut *self.debugfs.lock() {
+            // Best effort, as upstream's kvm_create_vcpu_debugfs().
+            d.add_vcpu(id as u32, vcpu.run_pid()).ok();
+        }
+        Ok(fd as isize)
     }
 
     /// KVM_ENABLE_CAP on the VM.
@@ -252,6 +285,7 @@ impl PinnedDrop for Vm {
     fn drop(self: Pin<&mut Self>) {
         // No callback may see the rest of `self` being dropped.
         self.notifier.unregister();
+        self.stats.unlist();
     }
 }
 
@@ -262,7 +296,10 @@ pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
         return Err(EINVAL);
     }
     let vendor = VendorRef::get().inspect_err(|_| {
-        pr_notice!("KVM_CREATE_VM: no vendor module loaded (load kvm-amd or kvm-intel)\n");
+        // Any user with /dev/kvm can repeat this: rate-limited.
+        if crate::ext::print::ratelimit_ok() {
+            pr_notice!("KVM_CREATE_VM: no vendor module loaded (load kvm-amd or kvm-intel)\n");
+        }
     })?;
     let mm: ARef<Mm> = {
         let task = kernel::current!();
@@ -270,6 +307,10 @@ pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
         mm.into()
     };
     let mmu = Mmu::new(vendor.ops().tdp_format())?;
+    let tid = kernel::current!().pid();
+    let stats_id = id_string(fmt!("kvm-{}", tid))?;
+    let stats = VmStatsTree::new()?;
+    let vm_stats = stats.clone();
     let coalesced = Coalesced::new()?;
     let vm = Arc::pin_init(
         try_pin_init!(Vm {
@@ -285,11 +326,21 @@ pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
             max_vcpu_ids: AtomicU32::new(0),
             halt_poll: HaltPollLimit::new(),
             arch <- VmArch::new(),
+            stats: vm_stats,
+            stats_id,
+            debugfs <- new_mutex!(None),
         }),
         GFP_KERNEL_ACCOUNT,
-    )?;
+    )
+    .inspect_err(|_| stats.unlist())?;
     vm.notifier.register()?;
-    Ok(file::new_anon_fd::<VmFile>(c"kvm-vm", vm)? as isize)
+    // The debugfs directory is named after the fd, made before the fd is
+    // installed (as upstream's kvm_create_vm_debugfs()); best effort.
+    let dir_vm = vm.clone();
+    let fd = file::new_anon_fd_then::<VmFile>(c"kvm-vm", vm, kernel::bindings::O_RDWR, |fd| {
+        *dir_vm.debugfs.lock() = VmDebugfs::new(&dir_vm.stats, tid, fd).ok().flatten();
+    })?;
+    Ok(fd as isize)
 }
 
 /// A VM fd.
@@ -315,6 +366,7 @@ impl FileOps for VmFile {
             KVM_GET_DIRTY_LOG => done(dirty_log::get_dirty_log(&vm, arg)),
             KVM_CLEAR_DIRTY_LOG => done(dirty_log::clear_dirty_log(&vm, arg)),
             KVM_ENABLE_CAP => done(vm.enable_cap(arg)),
+            KVM_GET_STATS_FD => stats::get_stats_fd(vm.into()),
             KVM_IRQFD => done(eventfd::irqfd(vm, arg)),
             KVM_IOEVENTFD => done(eventfd::ioeventfd(&vm, arg)),
             KVM_REGISTER_COALESCED_MMIO => done(coalesced_mmio::register_coalesced_mmio(&vm, arg)),
@@ -330,6 +382,26 @@ impl FileOps for VmFile {
         // As upstream's kvm_vm_release(): irqfds go with the VM fd.
         vm.irqfds.release_all();
     }
+}
+
+impl StatsSource for Vm {
+    type Block = VmStats;
+
+    fn stats_id(&self) -> &[u8] {
+        &self.stats_id
+    }
+
+    fn stats(&self) -> &VmStats {
+        self.stats.vm()
+    }
+}
+
+/// A stats id string (at most `stats::NAME_SIZE - 1` bytes are used).
+pub(crate) fn id_string(args: core::fmt::Arguments<'_>) -> Result<KVec<u8>> {
+    let s = kernel::str::CString::try_from_fmt(args)?;
+    let mut v = KVec::new();
+    v.extend_from_slice(s.to_bytes(), GFP_KERNEL_ACCOUNT)?;
+    Ok(v)
 }
 
 /// The argument of KVM_SET_USER_MEMORY_REGION.

@@ -11,6 +11,7 @@
 
 use crate::{
     ext::{
+        trace,
         uaccess::{read_arg, read_array, write_arg},
         uapi,
     },
@@ -255,6 +256,12 @@ impl ApicBus for Bus<'_> {
             return false;
         };
         let Some(lapic) = v.lapic() else { return false };
+        trace::kvm_apic_accept_irq(
+            v.id(),
+            (irq.delivery_mode.bits() << 8) as u16,
+            u16::from(irq.trigger == TriggerMode::Level),
+            irq.vector,
+        );
         let ok = lapic.lock().accept_irq(irq);
         if ok {
             v.kick().post(REQ_EVENT);
@@ -291,7 +298,17 @@ struct Lines<'a, 'b> {
 
 impl IrqLines for Lines<'_, '_> {
     fn set_pic_irq(&mut self, pin: u8, source_id: u32, level: bool) -> i32 {
-        self.chips.pic.set_irq(pin, source_id, level)
+        let r = self.chips.pic.set_irq(pin, source_id, level);
+        if trace::kvm_pic_set_irq_enabled() {
+            let chip = if pin < 8 {
+                PicChip::Master
+            } else {
+                PicChip::Slave
+            };
+            let st = self.chips.pic.get_state(chip);
+            trace::kvm_pic_set_irq(pin >> 3, pin & 7, st.elcr, st.imr, r == 0);
+        }
+        r
     }
 
     fn set_ioapic_irq(&mut self, pin: u8, source_id: u32, level: bool, line_status: bool) -> i32 {
@@ -301,6 +318,7 @@ impl IrqLines for Lines<'_, '_> {
     }
 
     fn set_msi(&mut self, route: &irqchip::routing::MsiRoute, level: bool) -> i32 {
+        trace_msi(&route.msg);
         irqchip::signal_msi(self.bus, &route.msg, level, &self.cfg)
     }
 }
@@ -520,6 +538,7 @@ pub(crate) fn irq_line(vm: &Vm, arg: usize, status: bool) -> Result {
 
 /// Raises or lowers `gsi` from `source`; KVM_IRQ_LINE_STATUS's value.
 fn set_gsi_status(vm: &Vm, gsi: u32, level: bool, source: u32, line_status: bool) -> Result<i32> {
+    trace::kvm_set_irq(gsi, level.into(), source as i32);
     let mut guard = vm.arch().irqchip().chips.lock();
     let chips = guard.as_deref_mut().ok_or(ENXIO)?;
     let cfg = vm.arch().irqchip().bus_config();
@@ -839,6 +858,7 @@ pub(crate) fn signal_msi(vm: &Vm, arg: usize) -> Result<isize> {
         acked: 0,
         resample_pins: 0,
     };
+    trace_msi(&msg);
     let r = irqchip::signal_msi(&mut bus, &msg, true, &cfg);
     if r < 0 && r == -irqchip::msi::EINVAL {
         return Err(EINVAL);
@@ -907,3 +927,9 @@ unsafe impl kernel::transmute::FromBytes for irqchip::uapi::KvmPicState {}
 unsafe impl kernel::transmute::AsBytes for irqchip::uapi::KvmIoapicState {}
 // SAFETY: as above.
 unsafe impl kernel::transmute::FromBytes for irqchip::uapi::KvmIoapicState {}
+
+/// kvm_msi_set_irq for an MSI about to be delivered.
+fn trace_msi(m: &irqchip::MsiMessage) {
+    let address = u64::from(m.address_hi) << 32 | u64::from(m.address_lo);
+    trace::kvm_msi_set_irq(address, m.data.into());
+}

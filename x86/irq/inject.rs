@@ -5,10 +5,10 @@
 
 use crate::{
     defs::paging::PAGE_SHIFT,
-    ext::time::monotonic_ns,
+    ext::{time::monotonic_ns, trace},
     virt::{
         halt_poll,
-        kick::{REQ_PIT, REQ_TIMER, REQ_TLB_FLUSH},
+        kick::{Block, REQ_PIT, REQ_TIMER, REQ_TLB_FLUSH},
         run_page::RunPage,
         vcpu::Vcpu,
         vm::Vm,
@@ -102,7 +102,8 @@ pub(crate) fn split_ready_for_injection(vcpu: &Vcpu, st: &VcpuState) -> bool {
 /// Blocks a vCPU that cannot run (halted, or waiting for INIT/SIPI) until
 /// it can. `Ok(false)`: a signal arrived (exit to userspace with EINTR).
 /// A halted vCPU first polls for up to its halt-polling time
-/// (`virt::halt_poll`), then sleeps.
+/// (`virt::halt_poll`), then sleeps; the halt_* statistics follow
+/// upstream's kvm_vcpu_halt() and kvm_vcpu_block().
 pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<bool> {
     let halted = st.mp_state.is_halted();
     let start = monotonic_ns();
@@ -112,6 +113,7 @@ pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> R
     } else {
         0
     };
+    let mut slept = false;
     let r = loop {
         let reqs = vcpu.kick().take_requests();
         if reqs & REQ_TLB_FLUSH != 0 {
@@ -127,25 +129,62 @@ pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> R
         if poll_budget != 0 {
             let deadline = start.saturating_add(poll_budget);
             poll_budget = 0;
-            if halt_poll::poll(vcpu.kick(), deadline) {
+            let caught = halt_poll::poll(vcpu.kick(), deadline);
+            record_poll(vcpu, monotonic_ns().saturating_sub(start), caught);
+            if caught {
                 continue;
             }
         }
-        if vcpu.kick().block() {
+        let b = block(vcpu);
+        slept |= b != Block::NotNeeded;
+        if b == Block::Signal {
             break Ok(false);
         }
     };
     if halted {
-        st.halt_poll
-            .adjust(monotonic_ns().saturating_sub(start), limit);
+        let ns = monotonic_ns().saturating_sub(start);
+        st.halt_poll.adjust(ns, limit);
+        trace::kvm_vcpu_wakeup(ns, slept, st.mp_state.is_runnable());
     }
     r
+}
+
+/// Sleeps once ([`VcpuKick::block`]) and counts the wait.
+fn block(vcpu: &Vcpu) -> Block {
+    let stats = vcpu.stats();
+    let start = monotonic_ns();
+    stats.blocking.set(1);
+    let b = vcpu.kick().block();
+    stats.blocking.set(0);
+    if b != Block::NotNeeded {
+        let ns = monotonic_ns().saturating_sub(start);
+        stats.halt_wait_ns.add(ns);
+        stats.halt_wait_hist.record(ns);
+    }
+    if b == Block::Woken {
+        stats.halt_wakeup.inc();
+    }
+    b
+}
+
+/// Counts one halt-polling attempt that lasted `ns`.
+fn record_poll(vcpu: &Vcpu, ns: u64, success: bool) {
+    let stats = vcpu.stats();
+    stats.halt_attempted_poll.inc();
+    if success {
+        stats.halt_successful_poll.inc();
+        stats.halt_poll_success_ns.add(ns);
+        stats.halt_poll_success_hist.record(ns);
+    } else {
+        stats.halt_poll_fail_ns.add(ns);
+        stats.halt_poll_fail_hist.record(ns);
+    }
 }
 
 /// UNINITIALIZED at KVM_RUN: block once until something happens (INIT
 /// arriving), take the events, and report whether no signal came.
 pub(crate) fn wait_until_runnable_once(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<bool> {
-    let signal = vcpu.kick().block();
+    let signal = block(vcpu) == Block::Signal;
     let reqs = vcpu.kick().take_requests();
     service_requests(vm, vcpu, st, reqs)?;
     Ok(!signal)
@@ -161,10 +200,11 @@ pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mu
     if st.hw.injected_event() == InjectedEvent::None {
         if let Some(mut e) = st.events.take_exception() {
             events::deliver_exception_payload(st, &mut e);
-            st.hw.inject_exception(e.vector, e.error_code);
+            st.inject_exception(e.vector, e.error_code);
         }
     }
     if st.events.nmi_pending() && st.hw.nmi_allowed() {
+        vcpu.stats().nmi_injections.inc();
         st.hw.inject_nmi();
         st.events.take_nmi();
     }
@@ -185,6 +225,8 @@ pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mu
                 }
             };
             if let Some(v) = vector {
+                vcpu.stats().irq_injections.inc();
+                trace::kvm_inj_virq(v.into(), false, false);
                 st.hw.inject_interrupt(v);
             }
         } else if apic_interrupt_pending(vm, vcpu, st) || run.request_interrupt_window() {
@@ -204,6 +246,8 @@ pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mu
     let mut want_window = run.request_interrupt_window();
     if let Some(v) = st.events.irq() {
         if st.hw.interrupt_allowed() {
+            vcpu.stats().irq_injections.inc();
+            trace::kvm_inj_virq(v.into(), false, false);
             st.hw.inject_interrupt(v);
             st.events.clear_irq();
         } else {

@@ -12,7 +12,7 @@ use crate::{
         time::NSEC_PER_USEC,
     },
     ext::{
-        time,
+        time, trace,
         uaccess::{read_arg, write_arg},
         uapi,
     },
@@ -91,9 +91,11 @@ pub(crate) fn clock(st: &VcpuState) -> ClockSnapshot {
 /// Carries out what a LAPIC access asked for, with no LAPIC lock held.
 pub(crate) fn apply(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, eff: LapicEffects) {
     if let Some(ipi) = eff.ipi {
+        trace::kvm_apic_ipi(icr_low(&ipi), ipi.dest_id);
         chips::deliver(vm, Some(vcpu.index()), &ipi);
     }
     if let Some(e) = eff.eoi {
+        trace::kvm_eoi(vcpu.id(), e.vector.into());
         let chip = vm.arch().irqchip();
         let suppress = chip.suppress_eoi_broadcast(e.suppress_broadcast);
         match chip.split_eoi_exit(vcpu, e.vector) {
@@ -160,10 +162,13 @@ pub(crate) fn mmio(
         if st.lapic.tpr_access_reporting && (gpa - base) & !0xf == u64::from(APIC_TASKPRI) {
             st.lapic.tpr_report = Some((st.hw.rip(), write));
         }
+        let reg = ((gpa - base) & !0xf) as u32;
         if write {
+            trace::kvm_apic(1, reg, le_u32(data).into());
             l.mmio_write(gpa - base, data, &clk)
         } else {
             l.mmio_read(gpa - base, data, &clk);
+            trace::kvm_apic(0, reg, le_u32(data).into());
             return true;
         }
     };
@@ -180,7 +185,13 @@ pub(crate) fn read_msr(vcpu: &Vcpu, st: &VcpuState, index: u32) -> Option<Result
     Some(match index {
         MSR_IA32_APICBASE => Ok(l.apic_base()),
         MSR_IA32_TSC_DEADLINE => Ok(l.tsc_deadline()),
-        APIC_BASE_MSR..=X2APIC_MSR_LAST => l.x2apic_msr_read(index, &clk).map_err(|_| EINVAL),
+        APIC_BASE_MSR..=X2APIC_MSR_LAST => {
+            let r = l.x2apic_msr_read(index, &clk).map_err(|_| EINVAL);
+            if let Ok(v) = r {
+                trace::kvm_apic(0, (index - APIC_BASE_MSR) << 4, v);
+            }
+            r
+        }
         _ => return None,
     })
 }
@@ -201,7 +212,10 @@ pub(crate) fn write_msr(
         match index {
             MSR_IA32_APICBASE => l.set_apic_base(value, host),
             MSR_IA32_TSC_DEADLINE => Ok(l.set_tsc_deadline(value, &clk)),
-            APIC_BASE_MSR..=X2APIC_MSR_LAST => l.x2apic_msr_write(index, value, &clk),
+            APIC_BASE_MSR..=X2APIC_MSR_LAST => {
+                trace::kvm_apic(1, (index - APIC_BASE_MSR) << 4, value);
+                l.x2apic_msr_write(index, value, &clk)
+            }
             _ => return None,
         }
     };
@@ -340,4 +354,29 @@ pub(crate) fn sync_from_vapic(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) {
     if let Ok(true) = vapic_access(vm, vapic, &mut word, false) {
         lapic.lock().set_tpr(u32::from(word[0]));
     }
+}
+
+/// The low ICR word that sends `d` (kvm_apic_ipi).
+fn icr_low(d: &crate::irqchip::Delivery) -> u32 {
+    use crate::irqchip::{DestMode, Shorthand, TriggerMode};
+    let shorthand = match d.shorthand {
+        Shorthand::None => 0,
+        Shorthand::SelfOnly => 1,
+        Shorthand::AllIncludingSelf => 2,
+        Shorthand::AllExcludingSelf => 3,
+    };
+    u32::from(d.vector)
+        | d.delivery_mode.bits() << 8
+        | u32::from(d.dest_mode == DestMode::Logical) << 11
+        | u32::from(d.level) << 14
+        | u32::from(d.trigger == TriggerMode::Level) << 15
+        | shorthand << 18
+}
+
+/// The little-endian value of an access of up to 4 bytes.
+fn le_u32(data: &[u8]) -> u32 {
+    let mut b = [0u8; 4];
+    let n = data.len().min(4);
+    b[..n].copy_from_slice(&data[..n]);
+    u32::from_le_bytes(b)
 }

@@ -19,7 +19,7 @@ use crate::{
     memslots::{self, Change, Request, SlotDesc, SlotError},
     virt::{
         guest_memory::{Slot, Slots},
-        vcpu::Vcpus,
+        vm::Vm,
     },
 };
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -89,7 +89,7 @@ impl Mmu {
     /// the VM's slots lock and planned the change (`memslots::plan`).
     pub(crate) fn set_slot(
         &self,
-        vcpus: &Vcpus,
+        vm: &Vm,
         old: Option<SlotDesc>,
         new: Option<Arc<Slot>>,
         protect: bool,
@@ -106,6 +106,7 @@ impl Mmu {
             let moved = new.as_ref().is_none_or(|n| n.desc().base_gfn != o.base_gfn);
             if moved {
                 flush |= m.tdp.zap(o.base_gfn, o.end_gfn());
+                vm.stats().pages_4k.set(m.tdp.leaves());
             }
         }
         if let Some(s) = new.filter(|_| protect) {
@@ -114,7 +115,7 @@ impl Mmu {
         }
         drop(m);
         if flush {
-            vcpus.flush_tlbs();
+            vm.flush_remote_tlbs();
         }
         Ok(())
     }
@@ -175,7 +176,7 @@ impl Mmu {
     /// Resolves a TDP fault at `gpa`: maps the page and returns `Ok(true)`,
     /// or `Ok(false)` when the access is MMIO (no slot, or a write to a
     /// read-only slot). `EFAULT`: the VMM's memory behind the slot is gone.
-    pub(crate) fn fault(&self, vcpus: &Vcpus, gpa: Gpa, write: bool) -> Result<bool> {
+    pub(crate) fn fault(&self, vm: &Vm, gpa: Gpa, write: bool) -> Result<bool> {
         let gfn = gpa.gfn();
         loop {
             let seq = self.seq.load(Ordering::SeqCst);
@@ -206,12 +207,13 @@ impl Mmu {
                 continue;
             }
             let flush = m.tdp.map(gfn.raw(), page.pfn(), writable)?;
+            vm.stats().pages_4k.set(m.tdp.leaves());
             if writable {
                 slot.mark_dirty(gfn);
             }
             drop(m);
             if flush {
-                vcpus.flush_tlbs();
+                vm.flush_remote_tlbs();
             }
             return Ok(true);
         }
@@ -220,7 +222,7 @@ impl Mmu {
     /// MMU notifier: an invalidation of userspace `[start, end)` begins.
     pub(crate) fn invalidate_start(
         &self,
-        vcpus: &Vcpus,
+        vm: &Vm,
         start: u64,
         end: u64,
         blockable: bool,
@@ -238,9 +240,10 @@ impl Mmu {
                 flush |= tdp.zap(a, b);
             }
         }
+        vm.stats().pages_4k.set(tdp.leaves());
         drop(m);
         if flush {
-            vcpus.flush_tlbs();
+            vm.flush_remote_tlbs();
         }
         Ok(())
     }
@@ -252,21 +255,20 @@ impl Mmu {
     }
 
     /// MMU notifier: the VMM's address space goes away.
-    pub(crate) fn zap_all(&self, vcpus: &Vcpus) {
-        if self.inner.lock().tdp.zap_all() {
-            vcpus.flush_tlbs();
+    pub(crate) fn zap_all(&self, vm: &Vm) {
+        let mut m = self.inner.lock();
+        let flush = m.tdp.zap_all();
+        vm.stats().pages_4k.set(m.tdp.leaves());
+        drop(m);
+        if flush {
+            vm.flush_remote_tlbs();
         }
     }
 
     /// KVM_GET_DIRTY_LOG: the slot's dirty bitmap. Without manual
     /// protection (`harvest`) the bits are cleared and those pages
     /// write-protected again, so new writes are logged.
-    pub(crate) fn dirty_bitmap(
-        &self,
-        vcpus: &Vcpus,
-        slot: &Slot,
-        harvest: bool,
-    ) -> Result<KVec<u64>> {
+    pub(crate) fn dirty_bitmap(&self, vm: &Vm, slot: &Slot, harvest: bool) -> Result<KVec<u64>> {
         let words = slot.dirty_words();
         let mut out = KVec::with_capacity(words.len(), GFP_KERNEL_ACCOUNT)?;
         if !harvest {
@@ -284,7 +286,7 @@ impl Mmu {
         }
         drop(m);
         if flush {
-            vcpus.flush_tlbs();
+            vm.flush_remote_tlbs();
         }
         Ok(out)
     }
@@ -292,7 +294,7 @@ impl Mmu {
     /// KVM_CLEAR_DIRTY_LOG: clears the bits of `masks` (one word per 64
     /// pages from slot page `first`, a multiple of 64) and write-protects
     /// those pages again.
-    pub(crate) fn clear_dirty(&self, vcpus: &Vcpus, slot: &Slot, first: u64, masks: &[u64]) {
+    pub(crate) fn clear_dirty(&self, vm: &Vm, slot: &Slot, first: u64, masks: &[u64]) {
         let dirty = slot.dirty_words();
         let mut flush = false;
         let mut m = self.inner.lock();
@@ -309,7 +311,7 @@ impl Mmu {
         }
         drop(m);
         if flush {
-            vcpus.flush_tlbs();
+            vm.flush_remote_tlbs();
         }
     }
 }

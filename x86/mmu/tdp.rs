@@ -55,6 +55,8 @@ pub(crate) struct Tdp {
     root: Page,
     /// Every non-root table page; freed on drop.
     tables: KVec<Page>,
+    /// Present leaves (4 KiB mappings).
+    leaves: u64,
 }
 
 impl Tdp {
@@ -65,7 +67,13 @@ impl Tdp {
             format,
             root,
             tables: KVec::new(),
+            leaves: 0,
         })
+    }
+
+    /// Present 4 KiB mappings.
+    pub(crate) fn leaves(&self) -> u64 {
+        self.leaves
     }
 
     /// Physical address of the top-level table (the vendor's TDP root).
@@ -109,6 +117,9 @@ impl Tdp {
             leaf |= f.writable;
         }
         let old = self.table(table_pa)[index(gfn, 1)].swap(leaf, Ordering::Release);
+        if old & f.present == 0 {
+            self.leaves += 1;
+        }
         Ok(
             old & f.present != 0
                 && (old & f.addr != leaf & f.addr || old & !leaf & f.writable != 0),
@@ -117,8 +128,12 @@ impl Tdp {
 
     /// Applies `f` to every present leaf in `[start, end)`; returns true if
     /// any leaf changed.
-    fn for_each_leaf(&self, start: u64, end: u64, f: &impl Fn(u64) -> u64) -> bool {
-        self.walk(self.root_pa(), LEVELS, 0, start, end.min(MAX_GFN + 1), f)
+    fn for_each_leaf(&mut self, start: u64, end: u64, f: &impl Fn(u64) -> u64) -> bool {
+        let mut removed = 0;
+        let range = start..end.min(MAX_GFN + 1);
+        let changed = self.walk(self.root_pa(), LEVELS, 0, &range, f, &mut removed);
+        self.leaves = self.leaves.saturating_sub(removed);
+        changed
     }
 
     fn walk(
@@ -126,10 +141,11 @@ impl Tdp {
         pa: u64,
         level: u32,
         base: u64,
-        start: u64,
-        end: u64,
+        range: &core::ops::Range<u64>,
         f: &impl Fn(u64) -> u64,
+        removed: &mut u64,
     ) -> bool {
+        let (start, end) = (range.start, range.end);
         let mut changed = false;
         let table = self.table(pa);
         let span = span(level);
@@ -152,10 +168,13 @@ impl Tdp {
                 if n != e {
                     entry.store(n, Ordering::Release);
                     changed = true;
+                    if n & self.format.present == 0 {
+                        *removed += 1;
+                    }
                 }
             } else {
                 // Depth is bounded by LEVELS.
-                changed |= self.walk(e & self.format.addr, level - 1, lo, start, end, f);
+                changed |= self.walk(e & self.format.addr, level - 1, lo, range, f, removed);
             }
         }
         changed

@@ -24,7 +24,11 @@ module! {
     authors: ["rkvm developers"],
     description: "KVM support for AMD SVM (rkvm, Rust)",
     license: "GPL",
+    // Autoload by CPU feature, the alias upstream's MODULE_DEVICE_TABLE(x86cpu,
+    // svm_cpu_id) generates: X86_FEATURE_SVM (6*32+2) in hex.
+    alias: ["cpu:type:x86,ven*fam*mod*:feature:*00C2*"],
 }
+const _: () = assert!(rb::X86_FEATURE_SVM == 0xc2, "the module alias above");
 
 struct KvmAmd {
     _registration: vendor::Registration,
@@ -46,9 +50,18 @@ impl kernel::Module for KvmAmd {
             return Err(EOPNOTSUPP);
         }
         params::check_at_load()?;
-        pr_info!("Nested Paging enabled\n");
-        let svm: Arc<dyn ArchOps> = Arc::new(Svm::new()?, GFP_KERNEL)?;
+        let svm = Svm::new()?;
+        // The one load line (upstream prints "Nested Paging enabled").
+        let (nrips, flush_by_asid) = (svm.shared.nrips, svm.shared.flush_by_asid);
+        let svm: Arc<dyn ArchOps> = Arc::new(svm, GFP_KERNEL)?;
         let registration = vendor::register(c"kvm_amd", svm, module)?;
+        pr_info!(
+            "rkvm {}: SVM, NPT, nrips={}, flush_by_asid={}, max_asid={}\n",
+            kvm::VERSION,
+            u8::from(nrips),
+            u8::from(flush_by_asid),
+            cpuid::max_asid()
+        );
         Ok(Self {
             _registration: registration,
         })
@@ -85,6 +98,10 @@ impl ArchOps for Svm {
         // SAFETY: balances the reference taken in `enable_cpu` on this CPU.
         unsafe { rb::x86_virt_put_ref(rb::X86_FEATURE_SVM as i32) };
         msr::write(rb::MSR_VM_HSAVE_PA, 0);
+    }
+
+    fn trace_isa(&self) -> u32 {
+        kvm::ext::trace::ISA_SVM
     }
 
     fn tdp_format(&self) -> TdpFormat {

@@ -226,7 +226,8 @@ impl SvmVcpu {
         let c = &self.vmcb().control;
         let (code, info1, info2) = (c.exit_code, c.exit_info_1, c.exit_info_2);
         match code {
-            exit::INTR | exit::NMI | exit::SMI => VmExit::None,
+            exit::INTR => VmExit::HostIrq,
+            exit::NMI | exit::SMI => VmExit::None,
             exit::IRET => {
                 // The NMI handler is returning: stop intercepting and
                 // unblock NMIs once the IRET has retired.
@@ -927,6 +928,17 @@ impl VcpuArch for SvmVcpu {
         }
         // PAUSE is never intercepted (no pause filtering); C-states need
         // nothing from SVM.
+    }
+
+    fn entry_info(&self) -> (u32, u32) {
+        let c = &self.vmcb().control;
+        let info = c.event_inj;
+        let err = if info & event::VALID != 0 && info & event::VALID_ERR != 0 {
+            c.event_inj_err
+        } else {
+            0
+        };
+        (info, err)
     }
 
     fn reset(&mut self, _init: bool) {

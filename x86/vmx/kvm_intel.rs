@@ -15,6 +15,9 @@ module! {
     authors: ["rkvm developers"],
     description: "KVM support for Intel VMX (rkvm, Rust)",
     license: "GPL",
+    // Autoload by CPU feature, the alias upstream's MODULE_DEVICE_TABLE(x86cpu,
+    // vmx_cpu_id) generates: X86_FEATURE_VMX (4*32+5) in hex.
+    alias: ["cpu:type:x86,ven*fam*mod*:feature:*0085*"],
 }
 
 struct KvmIntel;

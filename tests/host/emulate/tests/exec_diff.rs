@@ -7,6 +7,8 @@
 #![cfg(target_arch = "x86_64")]
 
 mod common;
+#[path = "../../skip.rs"]
+mod skip;
 
 use common::{Rng, TestCpu, TestMem, PTE_PWU};
 use rkvm_emulate::defs::regs::{
@@ -1415,7 +1417,7 @@ fn mem_ea(bytes: &[u8], gpr: &[u64; 16]) -> Option<(iced_x86::Register, u64)> {
 #[test]
 fn exec_vector_differential_vs_host_cpu() {
     if !std::arch::is_x86_feature_detected!("avx2") {
-        println!("host CPU lacks AVX2: vector differential test skipped");
+        skip::skip("exec_vector_differential_vs_host_cpu", "the host CPU lacks AVX2: no native reference");
         return;
     }
     let n: u64 = std::env::var("RKVM_EXEC_N")

@@ -1,6 +1,7 @@
 //! The Rust mirrors in `uapi.rs` against the C uapi headers of the repo
-//! (`usr/include`): sizes and field offsets must match exactly. Skipped
-//! (with a note) when no C compiler or system headers are available.
+//! (`usr/include`): sizes and field offsets must match exactly. SKIP (with
+//! the reason; ../../skip.rs) when no C compiler or system headers are
+//! available.
 
 use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
@@ -8,6 +9,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use rkvm_irqchip::irqchip::uapi::*;
+
+#[path = "../../skip.rs"]
+mod skip;
 
 const PROGRAM: &str = r#"
 #include <stddef.h>
@@ -36,17 +40,17 @@ int main(void) {
 }
 "#;
 
-fn c_layout() -> Option<HashMap<String, usize>> {
+/// The C layout, or why it cannot be had here (no C compiler or headers).
+fn c_layout() -> Result<HashMap<String, usize>, String> {
     let repo_include = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../usr/include");
     if !repo_include.join("linux/kvm.h").exists() {
-        eprintln!("skipped: no usr/include/linux/kvm.h");
-        return None;
+        return Err("no usr/include/linux/kvm.h".into());
     }
     let dir = std::env::temp_dir().join(format!("rkvm-irqchip-uapi-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
     let src = dir.join("layout.c");
     let exe = dir.join("layout");
-    std::fs::write(&src, PROGRAM).ok()?;
+    std::fs::write(&src, PROGRAM).map_err(|e| format!("write {}: {e}", src.display()))?;
     let out = Command::new("cc")
         .arg("-I")
         .arg(&repo_include)
@@ -54,30 +58,32 @@ fn c_layout() -> Option<HashMap<String, usize>> {
         .arg("-o")
         .arg(&exe)
         .output()
-        .ok()?;
+        .map_err(|e| format!("no C compiler (cc: {e})"))?;
     if !out.status.success() {
-        eprintln!(
-            "skipped: cc failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("cc failed (system headers missing?): {}", err.lines().next().unwrap_or("")));
     }
-    let run = Command::new(&exe).output().ok()?;
+    let run = Command::new(&exe).output();
     let _ = std::fs::remove_dir_all(&dir);
-    let text = String::from_utf8(run.stdout).ok()?;
-    Some(
-        text.lines()
-            .filter_map(|l| {
-                let (k, v) = l.split_once(' ')?;
-                Some((k.to_string(), v.parse().ok()?))
-            })
-            .collect(),
-    )
+    // From here on a problem is a failure, not a missing tool.
+    let run = run.unwrap_or_else(|e| panic!("running the layout program: {e}"));
+    assert!(run.status.success(), "the layout program failed: {:?}", run.status);
+    let text = String::from_utf8(run.stdout).expect("layout program output is not UTF-8");
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect())
 }
 
 #[test]
 fn uapi_mirrors_match_c_headers() {
-    let Some(c) = c_layout() else { return };
+    let c = match c_layout() {
+        Ok(c) => c,
+        Err(why) => return skip::skip("uapi_mirrors_match_c_headers", &why),
+    };
     let rust: Vec<(&str, usize)> = vec![
         ("kvm_pic_state", size_of::<KvmPicState>()),
         (

@@ -291,13 +291,15 @@ fn iterations() -> u64 {
 }
 
 /// Loads the modules and runs the benchmarks.
-pub fn run(m: &Modules) {
+/// Runs every loop; false when any failed (a BENCH-FAIL line).
+pub fn run(m: &Modules) -> bool {
     for p in m.pre.iter().chain([&m.kvm, &m.amd]) {
         if let Err(e) = load_module(p) {
             println!("BENCH-FAIL load: insmod {p}: {}", errno_name(e));
-            return;
+            return false;
         }
     }
+    let mut ok = true;
     udev_settle();
     let iters = iterations();
     println!("BENCH-ITERS {iters}");
@@ -308,7 +310,10 @@ pub fn run(m: &Modules) {
                 let ns = t.as_nanos();
                 println!("BENCH {} {iters} {ns} {:.1} {exits} # {}", b.name, ns as f64 / iters as f64, b.what);
             }
-            Err(e) => println!("BENCH-FAIL {}: {}", b.name, e.replace('\n', " | ")),
+            Err(e) => {
+                ok = false;
+                println!("BENCH-FAIL {}: {}", b.name, e.replace('\n', " | "))
+            }
         }
     }
     for b in &IRQ_BENCHES {
@@ -318,7 +323,11 @@ pub fn run(m: &Modules) {
                 let ns = t.as_nanos();
                 println!("BENCH {} {n} {ns} {:.1} {exits} # {}", b.name, ns as f64 / n as f64, b.what);
             }
-            Err(e) => println!("BENCH-FAIL {}: {}", b.name, e.replace('\n', " | ")),
+            Err(e) => {
+                ok = false;
+                println!("BENCH-FAIL {}: {}", b.name, e.replace('\n', " | "))
+            }
         }
     }
+    ok
 }

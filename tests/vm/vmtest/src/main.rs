@@ -23,13 +23,28 @@ pub struct Modules {
 
 fn usage() -> ! {
     eprintln!("usage: rkvm-vmtest --set ours|intree [--pre KO]... --kvm KO --amd KO --intel KO [--demo|--bench]");
+    eprintln!("       rkvm-vmtest --list [--set ours|intree]   (the rows a run prints, as ROW <name>; runs nothing)");
     std::process::exit(2);
 }
 
 fn main() {
+    // `rkvm-vmtest --guest-outs N`: run a guest that makes N OUT exits, as
+    // a workload for tools started around it (the perf kvm stat test).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--guest-outs") {
+        let n = argv.get(2).and_then(|v| v.parse().ok()).unwrap_or(30);
+        std::process::exit(match suites::guest_outs(n) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("rkvm-vmtest --guest-outs: {e}");
+                1
+            }
+        });
+    }
     let mut set = None;
     let mut demo = false;
     let mut bench = false;
+    let mut list = false;
     let mut m = Modules { pre: vec![], kvm: String::new(), amd: String::new(), intel: String::new() };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -48,8 +63,15 @@ fn main() {
             "--intel" => m.intel = val(),
             "--demo" => demo = true,
             "--bench" => bench = true,
+            "--list" => list = true,
             _ => usage(),
         }
+    }
+    if list {
+        // The manifest of a run (RKVM_TEST_FILTER applies, as in a run).
+        let mut r = Report::new(set.unwrap_or(Set::Ours), true);
+        lifecycle::run(&mut r, &m);
+        return;
     }
     let Some(set) = set else { usage() };
     if m.kvm.is_empty() || m.amd.is_empty() || m.intel.is_empty() {
@@ -60,10 +82,9 @@ fn main() {
         return;
     }
     if bench {
-        bench::run(&m);
-        return;
+        std::process::exit(if bench::run(&m) { 0 } else { 1 });
     }
-    let mut r = Report::new(set);
+    let mut r = Report::new(set, false);
     lifecycle::run(&mut r, &m);
     std::process::exit(if r.failed == 0 { 0 } else { 1 });
 }

@@ -1,5 +1,9 @@
 //! Test results as lines the host harness parses:
 //! `PASS <name>`, `FAIL <name>: <why>`, `SKIP <name>: <why>`.
+//!
+//! With `--list` the same code walks every test without running any and
+//! prints `ROW <name>` for each: the manifest scripts/check.sh holds each
+//! column's results against.
 
 use std::fmt::Display;
 
@@ -13,15 +17,26 @@ pub enum Set {
 pub struct Report {
     pub set: Set,
     pub failed: usize,
+    /// `--list`: print the rows, run nothing.
+    pub listing: bool,
 }
 
 impl Report {
-    pub fn new(set: Set) -> Self {
-        Self { set, failed: 0 }
+    pub fn new(set: Set, listing: bool) -> Self {
+        Self { set, failed: 0, listing }
     }
 
-    /// Records the outcome of test `name`.
-    pub fn check(&mut self, name: &str, r: Result<(), String>) {
+    /// Runs test `name` (unless listing) and records its outcome.
+    pub fn check(&mut self, name: &str, f: impl FnOnce() -> Result<(), String>) {
+        if self.listing {
+            println!("ROW {name}");
+            return;
+        }
+        self.record(name, f());
+    }
+
+    /// Records the outcome `r` of test `name`, which already ran.
+    pub fn record(&mut self, name: &str, r: Result<(), String>) {
         match r {
             Ok(()) => println!("PASS {name}"),
             Err(e) => {
@@ -33,7 +48,11 @@ impl Report {
 
     /// Records test `name` as not applicable to this module set.
     pub fn skip(&mut self, name: &str, why: &str) {
-        println!("SKIP {name}: {why}");
+        if self.listing {
+            println!("ROW {name}");
+        } else {
+            println!("SKIP {name}: {why}");
+        }
     }
 }
 

@@ -176,6 +176,12 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 
 /// Runs the tests one after the other, each isolated in a thread.
 pub fn run_all(r: &mut Report, tests: Vec<Test>) {
+    if r.listing {
+        for t in tests {
+            r.skip(&t.name, "");
+        }
+        return;
+    }
     install_signal_handlers();
     for t in tests {
         let (tx, rx) = mpsc::channel();
@@ -185,7 +191,7 @@ pub fn run_all(r: &mut Report, tests: Vec<Test>) {
             let _ = tx.send(res);
         });
         if let Err(e) = spawned {
-            r.check(&t.name, Err(format!("cannot spawn the test thread: {e}")));
+            r.record(&t.name, Err(format!("cannot spawn the test thread: {e}")));
             continue;
         }
         let res = match rx.recv_timeout(TEST_TIMEOUT) {
@@ -201,7 +207,7 @@ pub fn run_all(r: &mut Report, tests: Vec<Test>) {
         };
         match res {
             Err(e) if e.starts_with(SKIP_MARK) => r.skip(&t.name, &e[SKIP_MARK.len()..]),
-            other => r.check(&t.name, other),
+            other => r.record(&t.name, other),
         }
     }
 }

@@ -26,9 +26,16 @@ mod memslots;
 mod modes;
 mod params;
 mod qemu_compat;
+mod recorded;
 mod smp;
 mod state;
+mod stats;
 mod system;
+
+/// A guest making `n` OUT exits (`rkvm-vmtest --guest-outs N`).
+pub fn guest_outs(n: u32) -> Result<(), String> {
+    stats::guest_with_outs(n).map(drop)
+}
 
 /// Runs every guest suite.
 pub fn run(r: &mut Report) {
@@ -50,6 +57,7 @@ pub fn run(r: &mut Report) {
     tests.extend(caps_table::tests());
     tests.extend(params::tests(r.set));
     tests.extend(arch::tests());
+    tests.extend(stats::tests());
     if let Ok(filter) = std::env::var("RKVM_TEST_FILTER") {
         // Substrings separated by '|': any of them selects a test.
         tests.retain(|t| filter.split('|').any(|f| t.name.contains(f)));

@@ -5,6 +5,7 @@
 use super::guest::*;
 use super::harness::{test, Test, TestResult};
 use super::kvmsys;
+use super::recorded;
 use crate::report::expect_eq;
 use crate::sys::{expect_errno, ioctl};
 use kvm_bindings::*;
@@ -16,6 +17,7 @@ pub fn tests() -> Vec<Test> {
         test("caps/run-and-state-caps", caps),
         test("caps/same-on-vm-fd", caps_vm_fd),
         test("sys/supported-cpuid", supported_cpuid),
+        test("sys/supported-cpuid-svm-bit-as-recorded", supported_svm_bit),
         test("sys/msr-index-list", msr_index_list),
         test("sys/msr-feature-index-list", msr_feature_list),
         test("vm/create-vcpus", create_vcpus),
@@ -109,36 +111,36 @@ fn supported_cpuid() -> TestResult {
     expect_eq("leaf 1 ecx.hypervisor (bit 31)", l1.ecx >> 31, 1)?;
     let e1 = leaf(0x8000_0001).ok_or("no leaf 0x80000001")?;
     expect_eq("leaf 0x80000001 edx.LM (bit 29)", (e1.edx >> 29) & 1, 1)?;
-    // SVM is advertised exactly when nested SVM is offered (the in-tree
-    // module offers it; rkvm does not yet), which KVM_CAP_NESTED_STATE tells.
-    let nested = kvm.check_extension_int(kvm_ioctls::Cap::NestedState) > 0;
-    expect_eq("leaf 0x80000001 ecx.SVM (bit 2) == nested SVM offered", (e1.ecx >> 2) & 1, u32::from(nested))?;
     let kvm_sig = leaf(0x4000_0000).ok_or("no leaf 0x40000000")?;
     let sig: Vec<u8> = [kvm_sig.ebx, kvm_sig.ecx, kvm_sig.edx].iter().flat_map(|r| r.to_le_bytes()).collect();
     expect_eq("hypervisor signature", String::from_utf8_lossy(&sig).into_owned(), "KVMKVMKVM\0\0\0".into())
 }
 
-/// The MSRs KVM_GET/SET_MSRS handle, as KVM_GET_MSR_INDEX_LIST lists them.
+/// SVM in leaf 0x80000001 ECX (bit 2) of KVM_GET_SUPPORTED_CPUID: set
+/// exactly when the in-tree module sets it on this CPU (it offers nested
+/// SVM), as recorded.
+fn supported_svm_bit() -> TestResult {
+    let rec = recorded::get()?;
+    let kvm = k("open /dev/kvm", Kvm::new())?;
+    let c = k("KVM_GET_SUPPORTED_CPUID", kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES))?;
+    let ecx = c.as_slice().iter().find(|x| x.function == 0x8000_0001).map(|x| x.ecx).ok_or("no leaf 0x80000001")?;
+    let want = rec.supported.get(&(0x8000_0001, 0)).ok_or("recording lacks supported leaf 0x80000001")?[3];
+    expect_eq(
+        &format!("leaf 0x80000001 ecx.SVM (bit 2), as in {}", recorded::NAME),
+        (ecx >> 2) & 1,
+        (want >> 2) & 1,
+    )
+}
+
+/// The MSRs KVM_GET/SET_MSRS handle, as KVM_GET_MSR_INDEX_LIST lists them:
+/// exactly the in-tree module's list (as a set), as recorded.
 fn msr_index_list() -> TestResult {
+    let rec = recorded::get()?;
     let kvm = k("open /dev/kvm", Kvm::new())?;
     let l = k("KVM_GET_MSR_INDEX_LIST", kvm.get_msr_index_list())?;
     let l = l.as_slice();
-    let want: &[(u32, &str)] = &[
-        (0x10, "TSC"),
-        (0x174, "SYSENTER_CS"),
-        (0x175, "SYSENTER_ESP"),
-        (0x176, "SYSENTER_EIP"),
-        (0xc000_0081, "STAR"),
-        (0xc000_0082, "LSTAR"),
-        (0xc000_0083, "CSTAR"),
-        (0xc000_0084, "SFMASK"),
-        (0xc000_0102, "KERNEL_GS_BASE"),
-        (0x277, "PAT"),
-        (0x1a0, "MISC_ENABLE"),
-    ];
-    let missing: Vec<&str> = want.iter().filter(|(i, _)| !l.contains(i)).map(|(_, n)| *n).collect();
-    if !missing.is_empty() {
-        return Err(format!("KVM_GET_MSR_INDEX_LIST ({} MSRs) lacks {missing:?}", l.len()));
+    if let Some(d) = recorded::set_diff(l, &rec.msrs) {
+        return Err(format!("KVM_GET_MSR_INDEX_LIST: {d} (recording: {})", recorded::NAME));
     }
     // nmsrs too small: E2BIG, and nmsrs is set to the number needed.
     let f = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map_err(|e| e.to_string())?;
@@ -151,18 +153,33 @@ fn msr_index_list() -> TestResult {
     expect_eq("nmsrs written back", buf[0] as usize, l.len())
 }
 
-/// Feature MSRs: listed, and readable with KVM_GET_MSRS on /dev/kvm.
+/// Feature MSRs: exactly the in-tree module's list (as a set), each
+/// readable with KVM_GET_MSRS on /dev/kvm with the recorded value.
 fn msr_feature_list() -> TestResult {
+    let rec = recorded::get()?;
     let kvm = k("open /dev/kvm", Kvm::new())?;
     let l = k("KVM_GET_MSR_FEATURE_INDEX_LIST", kvm.get_msr_feature_index_list())?;
     let l: Vec<u32> = l.as_slice().to_vec();
-    if !l.contains(&0x8b) {
-        return Err(format!("feature MSR list {l:x?} lacks IA32_UCODE_REV (0x8b)"));
+    if let Some(d) = recorded::set_diff(&l, &rec.feature_msrs) {
+        return Err(format!("KVM_GET_MSR_FEATURE_INDEX_LIST: {d} (recording: {})", recorded::NAME));
     }
     let e: Vec<kvm_msr_entry> = l.iter().map(|&index| kvm_msr_entry { index, ..Default::default() }).collect();
     let mut m = Msrs::from_entries(&e).map_err(|e| format!("Msrs: {e:?}"))?;
     let n = k("KVM_GET_MSRS on /dev/kvm", kvm.get_msrs(&mut m))?;
-    expect_eq("feature MSRs read", n, l.len())
+    expect_eq("feature MSRs read", n, l.len())?;
+    let mut bad = Vec::new();
+    for e in m.as_slice() {
+        if let Some(Some(want)) = rec.feature_values.get(&e.index) {
+            if e.data != *want {
+                bad.push(format!("{:#x} = {:#x}, recorded {want:#x}", e.index, e.data));
+            }
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("feature MSR values: {}", bad.join(", ")))
+    }
 }
 
 /// vCPU ids need not be dense; each vCPU fd is close-on-exec.
