@@ -112,17 +112,6 @@ impl GuestCpuid {
         }
     }
 
-    /// Copies the table out for KVM_GET_CPUID2.
-    fn get_to_user(&self, arg: usize) -> Result {
-        let mut hdr: uapi::kvm_cpuid2 = read_arg(arg)?;
-        if (hdr.nent as usize) < self.entries.len() {
-            return Err(E2BIG);
-        }
-        write_array(arg + CPUID2_HEADER_SIZE, &self.entries)?;
-        hdr.nent = self.entries.len() as u32;
-        write_arg(arg, &hdr)
-    }
-
     /// The entry for `function`/`index`.
     pub(crate) fn find(&self, function: u32, index: u32) -> Option<&uapi::kvm_cpuid_entry2> {
         self.entries.iter().find(|e| {
@@ -134,6 +123,9 @@ impl GuestCpuid {
 
 /// KVM_SET_CPUID2: the table, and what it offers shapes the LAPIC.
 pub(crate) fn set_cpuid2(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+    if st.has_run {
+        return same_as_current(st, arg);
+    }
     st.cpuid.set_from_user(arg)?;
     if vm.arch().disabled_exits() & u64::from(uapi::KVM_X86_DISABLE_EXITS_HLT) != 0 {
         st.cpuid.hide_pv_unhalt();
@@ -142,9 +134,51 @@ pub(crate) fn set_cpuid2(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -
     Ok(())
 }
 
-/// KVM_GET_CPUID2: `E2BIG` if userspace's array is too small.
+/// KVM_SET_CPUID2 after the vCPU ran: only the table it has is accepted
+/// (and changes nothing), EINVAL otherwise, as upstream's
+/// kvm_cpuid_check_equal(); both compared with the runtime bits applied.
+fn same_as_current(st: &VcpuState, arg: usize) -> Result {
+    let hdr: uapi::kvm_cpuid2 = read_arg(arg)?;
+    if hdr.nent > MAX_ENTRIES {
+        return Err(E2BIG);
+    }
+    let new: KVec<uapi::kvm_cpuid_entry2> =
+        read_array(arg + CPUID2_HEADER_SIZE, hdr.nent as usize)?;
+    let old = &st.cpuid.entries;
+    if new.len() != old.len() {
+        return Err(EINVAL);
+    }
+    let regs =
+        |e: &uapi::kvm_cpuid_entry2| runtime(st, e.function, e.index, [e.eax, e.ebx, e.ecx, e.edx]);
+    let same = new.iter().zip(old.iter()).all(|(n, o)| {
+        n.function == o.function && n.index == o.index && n.flags == o.flags && regs(n) == regs(o)
+    });
+    if same {
+        Ok(())
+    } else {
+        Err(EINVAL)
+    }
+}
+
+/// KVM_GET_CPUID2: `E2BIG` if userspace's array is too small. The
+/// entries as the guest reads them ([`lookup`]: OSXSAVE, APIC, XSAVE
+/// sizes follow the vCPU's state), as upstream, whose
+/// kvm_update_cpuid_runtime() rewrites the table itself.
 pub(crate) fn get_cpuid2(st: &VcpuState, arg: usize) -> Result {
-    st.cpuid.get_to_user(arg)
+    let mut hdr: uapi::kvm_cpuid2 = read_arg(arg)?;
+    let entries = &st.cpuid.entries;
+    if (hdr.nent as usize) < entries.len() {
+        return Err(E2BIG);
+    }
+    let mut out = KVec::with_capacity(entries.len(), GFP_KERNEL)?;
+    for e in entries.iter() {
+        let mut e = *e;
+        [e.eax, e.ebx, e.ecx, e.edx] = lookup(st, e.function, e.index);
+        out.push(e, GFP_KERNEL)?;
+    }
+    write_array(arg + CPUID2_HEADER_SIZE, &out)?;
+    hdr.nent = out.len() as u32;
+    write_arg(arg, &hdr)
 }
 
 /// What the guest's CPUID returns for `leaf`/`subleaf`: the table entry
@@ -154,7 +188,12 @@ pub(crate) fn lookup(st: &VcpuState, leaf: u32, subleaf: u32) -> [u32; 4] {
     let Some(e) = st.cpuid.find(leaf, subleaf) else {
         return [0; 4];
     };
-    let mut r = [e.eax, e.ebx, e.ecx, e.edx];
+    runtime(st, leaf, subleaf, [e.eax, e.ebx, e.ecx, e.edx])
+}
+
+/// The entry `leaf`/`subleaf` with registers `r`, with the bits that
+/// track the vCPU's state applied (upstream's kvm_update_cpuid_runtime()).
+fn runtime(st: &VcpuState, leaf: u32, subleaf: u32, mut r: [u32; 4]) -> [u32; 4] {
     if leaf == 1 {
         if st.hw.cr4() & defs::regs::X86_CR4_OSXSAVE != 0 {
             r[2] |= CPUID1_ECX_OSXSAVE;

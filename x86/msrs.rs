@@ -81,8 +81,6 @@ const CR4_BASE: u64 = 0x7ff;
 const MISC_ENABLE_RESET: u64 = MSR_IA32_MISC_ENABLE_BTS_UNAVAIL | MSR_IA32_MISC_ENABLE_PEBS_UNAVAIL;
 /// MTRRCAP: 8 variable ranges, fixed ranges, write-combining.
 const MTRRCAP_VALUE: u64 = KVM_NR_VAR_MTRR as u64 | MTRR_CAP_FIX | MTRR_CAP_WC;
-/// Microcode revision userspace sees by default (upstream's value).
-const UCODE_REV_DEFAULT: u64 = 0x1_0000_0000;
 /// IA32_SMBASE at reset (upstream kvm_vcpu_reset()).
 const SMBASE_DEFAULT: u64 = 0x3_0000;
 
@@ -158,8 +156,9 @@ pub(crate) struct GenericMsrs {
 }
 
 impl GenericMsrs {
-    /// Reset values; `bsp` for vCPU 0.
-    pub(crate) fn new(bsp: bool) -> Self {
+    /// Reset values; `bsp` for vCPU 0, `ucode_rev` the vendor's
+    /// IA32_UCODE_REV (`ArchOps::reset_ucode_rev`).
+    pub(crate) fn new(bsp: bool, ucode_rev: u64) -> Self {
         Self {
             apic_base: APIC_DEFAULT_PHYS_BASE
                 | MSR_IA32_APICBASE_ENABLE
@@ -172,7 +171,7 @@ impl GenericMsrs {
             hwcr: 0,
             mcg_status: 0,
             power_ctl: 0,
-            ucode_rev: UCODE_REV_DEFAULT,
+            ucode_rev,
             platform_info: MSR_PLATFORM_INFO_CPUID_FAULT,
             misc_features_enables: 0,
             osvw: [0; 2],

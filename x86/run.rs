@@ -118,8 +118,11 @@ pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> R
     let _sigmask = SigmaskGuard::apply(st.sigmask);
     let run = vcpu.run_page();
     // An AP that waits for INIT/SIPI: block, then let userspace retry
-    // (EAGAIN), as upstream.
+    // (EAGAIN), as upstream; with immediate_exit, EINTR at once.
     if st.mp_state.is_uninitialized() {
+        if run.immediate_exit() {
+            return Err(EINTR);
+        }
         return match inject::wait_until_runnable_once(vm, vcpu, st) {
             Ok(true) => Err(EAGAIN),
             Ok(false) => {
@@ -138,10 +141,10 @@ pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> R
         // The completion itself needs userspace again (e.g. the next
         // element of a REP MOVS to MMIO).
         Ok(Next::User) => Ok(()),
-        Ok(Next::Guest) if run.immediate_exit() => {
-            run.set_exit_reason(uapi::KVM_EXIT_INTR);
-            Err(EINTR)
-        }
+        // immediate_exit: EINTR with kvm_run's exit reason left as the
+        // last exit's (upstream does not write it here; the selftests'
+        // vcpu_run_complete_io() depends on that).
+        Ok(Next::Guest) if run.immediate_exit() => Err(EINTR),
         Ok(Next::Guest) => run_loop(vm, vcpu, st),
         Err(e) => Err(e),
     };

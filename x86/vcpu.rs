@@ -90,12 +90,13 @@ impl VcpuState {
         hw.set_tsc_offset(kvmclock::tsc_write(vm, 0));
         let fpu = GuestFpu::new()?;
         let lapic = LapicVcpu::new(kick, lapic_in_kernel)?;
+        let ucode_rev = vm.vendor().ops().reset_ucode_rev();
         Ok(init!(Self {
             hw,
             cpuid: GuestCpuid::new(),
             completion: Completion::new(),
             fpu,
-            msrs: GenericMsrs::new(bsp),
+            msrs: GenericMsrs::new(bsp, ucode_rev),
             emulator: Emulator::new(),
             events: PendingEvents::default(),
             mp_state: MpState::at_creation(lapic_in_kernel, bsp),

@@ -52,6 +52,12 @@ pub trait ArchOps: Send + Sync {
     fn disable_exits_supported(&self) -> u64 {
         0
     }
+
+    /// A new vCPU's IA32_UCODE_REV (upstream: 0x100000000, which SVM
+    /// replaces with 0x01000065).
+    fn reset_ucode_rev(&self) -> u64 {
+        0x1_0000_0000
+    }
 }
 
 /// Guest general-purpose registers, indexed by [`Gpr`] (x86 encoding

@@ -56,6 +56,10 @@ pub(crate) struct VmArch {
     /// Taken alone, or by the vCPU thread under `Vcpu::state`; innermost.
     #[pin]
     msr_filter: Mutex<Option<KBox<MsrFilter>>>,
+    /// KVM_SET_TSC_KHZ on the VM: the TSC rate of vCPUs created later
+    /// (upstream's `default_tsc_khz`; only the host's rate without TSC
+    /// scaling). Written under the slots lock with no vCPU yet.
+    default_tsc_khz: AtomicU32,
 }
 
 impl VmArch {
@@ -72,6 +76,7 @@ impl VmArch {
             disabled_exits: AtomicU64::new(0),
             user_space_msr: AtomicU32::new(0),
             msr_filter <- new_mutex!(None),
+            default_tsc_khz: AtomicU32::new(kvmclock::tsc_khz() as u32),
         })
     }
 
@@ -161,6 +166,9 @@ pub(crate) fn vm_ioctl(vm: &Vm, cmd: u32, arg: usize) -> Result<isize> {
         KVM_SET_TSS_ADDR => done(set_tss_addr(arg)),
         KVM_SET_IDENTITY_MAP_ADDR => done(set_identity_map_addr(vm, arg)),
         KVM_X86_SET_MSR_FILTER => done(x86_set_msr_filter(vm, arg)),
+        KVM_GET_TSC_KHZ => Ok(vm.arch().default_tsc_khz.load(Ordering::Relaxed) as isize),
+        KVM_SET_TSC_KHZ => done(set_default_tsc_khz(vm, arg as u32)),
+        KVM_SET_NR_MMU_PAGES => done(set_nr_mmu_pages(arg)),
         _ => Err(ENOTTY),
     }
 }
@@ -265,6 +273,38 @@ fn set_boot_cpu_id(vm: &Vm, id: usize) -> Result {
         return Err(EINVAL);
     }
     vm.arch().bsp_id.store(id as u32, Ordering::Relaxed);
+    Ok(())
+}
+
+/// KVM_SET_TSC_KHZ on the VM (upstream's KVM_CAP_VM_TSC_CONTROL ioctl,
+/// present without the capability): the rate of the vCPUs created later,
+/// 0 for the host's; EINVAL once a vCPU exists. Without TSC scaling only
+/// the host's rate (give or take `tsc_tolerance_ppm`) is taken, as for a
+/// vCPU's KVM_SET_TSC_KHZ.
+fn set_default_tsc_khz(vm: &Vm, khz: u32) -> Result {
+    kvmclock::set_tsc_khz(khz)?;
+    let khz = if khz == 0 {
+        kvmclock::tsc_khz() as u32
+    } else {
+        khz
+    };
+    let _slots = vm.lock_slots();
+    if !vm.vcpus().is_empty() {
+        return Err(EINVAL);
+    }
+    vm.arch().default_tsc_khz.store(khz, Ordering::Relaxed);
+    Ok(())
+}
+
+/// KVM_SET_NR_MMU_PAGES: the shadow MMU's page budget; at least
+/// KVM_MIN_ALLOC_MMU_PAGES (64), as upstream. rkvm has no shadow paging
+/// for it to size (TDP only, where upstream's budget limits nothing
+/// either): accepted and otherwise ignored.
+fn set_nr_mmu_pages(pages: usize) -> Result {
+    const KVM_MIN_ALLOC_MMU_PAGES: usize = 64;
+    if pages < KVM_MIN_ALLOC_MMU_PAGES {
+        return Err(EINVAL);
+    }
     Ok(())
 }
 

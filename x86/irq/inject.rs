@@ -184,6 +184,15 @@ fn record_poll(vcpu: &Vcpu, ns: u64, success: bool) {
 /// UNINITIALIZED at KVM_RUN: block once until something happens (INIT
 /// arriving), take the events, and report whether no signal came.
 pub(crate) fn wait_until_runnable_once(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<bool> {
+    // Requests posted before (REQ_EVENT from KVM_SET_SREGS, KVM_SET_LAPIC,
+    // ...) are served first and do not end the wait: only a wakeup after
+    // them does, as upstream's kvm_vcpu_block() ignores requests that do
+    // not make the vCPU runnable.
+    let reqs = vcpu.kick().take_requests();
+    service_requests(vm, vcpu, st, reqs)?;
+    if !st.mp_state.is_uninitialized() {
+        return Ok(true);
+    }
     let signal = block(vcpu) == Block::Signal;
     let reqs = vcpu.kick().take_requests();
     service_requests(vm, vcpu, st, reqs)?;

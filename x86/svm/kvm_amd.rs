@@ -112,6 +112,11 @@ impl ArchOps for Svm {
         &kvm::cpuid_caps::SvmCaps
     }
 
+    fn reset_ucode_rev(&self) -> u64 {
+        // As upstream's init_vmcb().
+        0x0100_0065
+    }
+
     fn disable_exits_supported(&self) -> u64 {
         u64::from(
             uapi::KVM_X86_DISABLE_EXITS_MWAIT

@@ -75,6 +75,7 @@ pub fn tests() -> Vec<Test> {
         test("caps/msr-platform-info", msr_platform_info),
         test("caps/kvm-run-flags-zero", run_flags),
         test("caps/apic-bus-cycles-ns", apic_bus_cycles),
+        test("caps/vm-tsc-khz-nr-mmu-pages-irqfd-one-vm", vm_level_ioctls),
     ]
 }
 
@@ -787,4 +788,33 @@ fn apic_bus_cycles() -> TestResult {
         return Err(format!("LAPIC timer counts per us: {fast} with a 1 ns bus cycle, {slow} with 4 ns (want about 4 times fewer)"));
     }
     Ok(())
+}
+
+/// What upstream's selftests use at start: KVM_GET_TSC_KHZ on the VM fd
+/// (the rate of vCPUs created later, the host's by default; KVM_SET_TSC_KHZ
+/// on the VM is EINVAL once a vCPU exists), KVM_SET_NR_MMU_PAGES (EINVAL
+/// below 64), and an eventfd serves one irqfd of one VM (EBUSY for a
+/// second VM).
+fn vm_level_ioctls() -> TestResult {
+    const GET_TSC_KHZ: u64 = io(KVMIO, 0xa3);
+    const SET_TSC_KHZ: u64 = io(KVMIO, 0xa2);
+    const SET_NR_MMU_PAGES: u64 = io(KVMIO, 0x44);
+    let vm = Vm::new(Mode::Long)?;
+    let khz = ioctl(&vm.fd, GET_TSC_KHZ, 0).map_err(|e| format!("KVM_GET_TSC_KHZ on the VM: errno {e}"))?;
+    if khz <= 0 {
+        return Err(format!("KVM_GET_TSC_KHZ on the VM: {khz}"));
+    }
+    ioctl(&vm.fd, SET_TSC_KHZ, 0).map_err(|e| format!("KVM_SET_TSC_KHZ(0) on the VM: errno {e}"))?;
+    expect_errno("KVM_SET_NR_MMU_PAGES(63)", ioctl(&vm.fd, SET_NR_MMU_PAGES, 63), libc::EINVAL)?;
+    ioctl(&vm.fd, SET_NR_MMU_PAGES, 64).map_err(|e| format!("KVM_SET_NR_MMU_PAGES(64): errno {e}"))?;
+    k("KVM_CREATE_IRQCHIP", vm.fd.create_irq_chip())?;
+    let cpu = vm.vcpu(0)?;
+    let vkhz = k("KVM_GET_TSC_KHZ (vCPU)", cpu.fd.get_tsc_khz())? as i64;
+    expect_eq("vCPU TSC kHz == the VM's", vkhz, khz)?;
+    expect_errno("KVM_SET_TSC_KHZ on the VM after KVM_CREATE_VCPU", ioctl(&vm.fd, SET_TSC_KHZ, 0), libc::EINVAL)?;
+    let vm2 = Vm::new(Mode::Long)?;
+    k("KVM_CREATE_IRQCHIP (second VM)", vm2.fd.create_irq_chip())?;
+    let ev = super::irqchip::EventFd::new()?;
+    super::irqchip::irqfd(&vm.fd, ev.fd(), 10, 0, 0).map_err(|e| format!("KVM_IRQFD: errno {e}"))?;
+    expect_errno("KVM_IRQFD, same eventfd, second VM", super::irqchip::irqfd(&vm2.fd, ev.fd(), 12, 0, 0), libc::EBUSY)
 }
