@@ -5,6 +5,7 @@
 #   make check    set up if needed, run all tests; last line "N passed, N failed[, N skipped]"
 #   make check-debug  the in-VM tests on the debug kernel (KASAN, lockdep, kmemleak, ...),
 #                 the ioctl fuzzer (10^6 calls per column), fault injection, 100 lifecycles
+#   make check-selftests  upstream's KVM selftests (7.3 source) on both columns, row by row
 #   make fuzz     the ioctl fuzzer on both columns (FUZZ_ARGS="--seconds 60", see scripts/fuzz.sh)
 #   make check-vmx the VMX column in full under Bochs (kvm-intel, ours and in-tree; nested QEMU)
 #   make bench    benchmarks against the in-tree modules (ratios)
@@ -28,7 +29,7 @@ KMAKE = $(MAKE) -C $(KERNELDIR) M=$(CURDIR) LLVM=$(LLVM) CC=clang$(LLVM) LD=ld.l
 
 MODULES := x86/kvm.ko x86/kvm-amd.ko x86/kvm-intel.ko
 
-.PHONY: all modules check check-vmx check-debug fuzz run bench install clean distclean host-test uapi-check
+.PHONY: all modules check check-vmx check-debug check-selftests fuzz run bench install clean distclean host-test uapi-check
 
 all: modules
 
@@ -56,6 +57,9 @@ check-vmx: config.mak
 
 check-debug: config.mak
 	+scripts/check-debug.sh
+
+check-selftests: config.mak modules
+	+scripts/selftests.sh
 
 fuzz: config.mak
 	+scripts/fuzz.sh $(FUZZ_ARGS)

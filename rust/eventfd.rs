@@ -5,7 +5,7 @@
 use super::bindings as rb;
 use core::{
     marker::PhantomPinned,
-    sync::atomic::{AtomicPtr, Ordering},
+    sync::atomic::{AtomicBool, AtomicPtr, Ordering},
 };
 use kernel::{bindings, error::from_err_ptr, ffi, fs::file::LocalFile, prelude::*, types::Opaque};
 
@@ -69,6 +69,9 @@ pub struct Watch<T: Signalled> {
     #[pin]
     pt: Opaque<bindings::poll_table_struct>,
     wqh: AtomicPtr<bindings::wait_queue_head>,
+    /// Another exclusive priority waiter (an irqfd of any VM) already
+    /// watches the eventfd: not registered.
+    busy: AtomicBool,
     ctx: EventFd,
     data: T,
     #[pin]
@@ -103,6 +106,7 @@ impl<T: Signalled> Watch<T> {
                 unsafe { p.write(t) };
             }),
             wqh: AtomicPtr::new(core::ptr::null_mut()),
+            busy: AtomicBool::new(false),
             ctx,
             data,
             _pin: PhantomPinned,
@@ -120,12 +124,17 @@ impl<T: Signalled> Watch<T> {
     }
 
     /// Hooks into the eventfd's wait queue (`fd` is the same eventfd's
-    /// descriptor); calls `signalled` once now if it is already signalled.
+    /// descriptor) as its one exclusive priority waiter; calls `signalled`
+    /// once now if it is already signalled. `EBUSY` when another watch
+    /// (of any VM) has the eventfd, as upstream's irqfds.
     pub fn start(self: Pin<&Self>, fd: i32) -> Result {
         let file = LocalFile::fget(fd as u32).map_err(|_| EBADF)?;
         // SAFETY: `pt` is initialised; `queue` will find `self` from it,
         // which is pinned and outlives the registration (see drop).
         let events = unsafe { rb::rkvm_vfs_poll(file.as_ptr(), self.pt.get()) };
+        if self.busy.load(Ordering::Acquire) {
+            return Err(EBUSY);
+        }
         if self.wqh.load(Ordering::Acquire).is_null() {
             return Err(EINVAL);
         }
@@ -149,10 +158,14 @@ unsafe extern "C" fn queue<T: Signalled>(
     let offset = core::mem::offset_of!(Watch<T>, pt);
     // SAFETY: `pt` is the `pt` field of a pinned `Watch<T>`.
     let w = unsafe { &*pt.cast::<u8>().sub(offset).cast::<Watch<T>>() };
-    w.wqh.store(wqh, Ordering::Release);
     // SAFETY: `wqh` is the eventfd's live wait queue; our entry is pinned
-    // and removed in `drop`.
-    unsafe { bindings::add_wait_queue_priority(wqh, w.wait.get()) };
+    // and, once added, removed in `drop`.
+    let r = unsafe { bindings::add_wait_queue_priority_exclusive(wqh, w.wait.get()) };
+    if r != 0 {
+        w.busy.store(true, Ordering::Release);
+        return;
+    }
+    w.wqh.store(wqh, Ordering::Release);
 }
 
 /// Wait-queue callback: runs on every wakeup of the eventfd.

@@ -41,6 +41,8 @@ macro_rules! pod {
 pod!(
     kvm_regs,
     kvm_sregs,
+    kvm_sregs2,
+    kvm_device_attr,
     kvm_segment,
     kvm_dtable,
     kvm_fpu,
@@ -77,6 +79,19 @@ pod!(
     kvm_coalesced_mmio_zone,
     kvm_stats_header,
 );
+
+// SAFETY: read from userspace only (KVM_X86_SET_MSR_FILTER), never
+// written back: integers and a raw pointer (never dereferenced, only its
+// address is used), for which every bit pattern is valid; the implicit
+// padding after `base` is only ever read, which `FromBytes` allows.
+unsafe impl kernel::transmute::FromBytes for kvm_msr_filter {}
+
+impl kvm_msr_filter_range {
+    /// The userspace address of the bitmap.
+    pub fn bitmap_addr(&self) -> usize {
+        self.bitmap as usize
+    }
+}
 
 // Reads of the uapi unions whose members are all plain integers of the
 // same size (any bit pattern is valid in each), so no caller needs

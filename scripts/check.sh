@@ -333,7 +333,7 @@ run_vm() {
 	peer_rows "$set" "$d"
 	kernel_log "vm/$set/kernel-log-clean" "$d/dmesg.txt"
 	# Nested QEMU timings (INFO lines of scripts/l2-boot.sh): reported, not counted.
-	for k in boot-seconds workload-seconds kernel-irqchip-split kernel-irqchip-off; do
+	for k in boot-seconds workload-seconds kernel-irqchip-split kernel-irqchip-off qemu10-boot-seconds qemu10-workload-seconds; do
 		l2_info[$set,$k]=$(sed -n "s|^INFO l2/$k ||p" "$d/l2-results.txt" 2>/dev/null | head -n 1)
 	done
 }
@@ -510,6 +510,9 @@ fi
 step "build: L2 guest for the nested QEMU test (scripts/l2-initramfs.sh)"
 build_step build/l2-initramfs "$out/l2-initramfs.log" scripts/l2-initramfs.sh
 
+step "fetch: QEMU 10 for the L2 rows of variant qemu10 (scripts/qemu10.sh; bookworm-backports, private apt config)"
+build_step build/qemu10 "$out/qemu10.log" scripts/qemu10.sh && tail -n 1 "$out/qemu10.log"
+
 step "build: peer suite (rust-vmm kvm-ioctls' own tests)"
 build_step build/peer "$out/peer-build.log" scripts/peer.sh
 : > "$out/peer.txt"
@@ -559,12 +562,14 @@ echo " errno differences ours vs in-tree on the same seed:"
 DIFF_LINES=20 scripts/fuzz.sh --diff "$out/vm-ours/fuzz-short-trace.*.txt" "$out/vm-intree/fuzz-short-trace.*.txt"
 
 echo
-echo "nested QEMU 7.2 -accel kvm, L2 guest (report only; see build/check/vm-*/l2-*.console.log):"
+echo "nested QEMU 7.2 and 10 -accel kvm, L2 guest (report only; see build/check/vm-*/l2-*.console.log):"
 printf '  %-40s %-12s %-12s\n' '' ours in-tree
 printf '  %-40s %-12s %-12s\n' 'boot to shell (s)' "${l2_info[ours,boot-seconds]:--}" "${l2_info[intree,boot-seconds]:--}"
 printf '  %-40s %-12s %-12s\n' 'workload (s)' "${l2_info[ours,workload-seconds]:--}" "${l2_info[intree,workload-seconds]:--}"
 printf '  %-40s %-12s %-12s\n' 'boot to shell, npt=0 (s)' "${l2_info[ours-npt0,boot-seconds]:--}" "${l2_info[intree-npt0,boot-seconds]:--}"
 printf '  %-40s %-12s %-12s\n' 'workload, npt=0 (s)' "${l2_info[ours-npt0,workload-seconds]:--}" "${l2_info[intree-npt0,workload-seconds]:--}"
+printf '  %-40s %-12s %-12s\n' 'QEMU 10: boot to shell (s)' "${l2_info[ours,qemu10-boot-seconds]:--}" "${l2_info[intree,qemu10-boot-seconds]:--}"
+printf '  %-40s %-12s %-12s\n' 'QEMU 10: workload (s)' "${l2_info[ours,qemu10-workload-seconds]:--}" "${l2_info[intree,qemu10-workload-seconds]:--}"
 for k in kernel-irqchip-split kernel-irqchip-off; do
 	for set in ours intree; do
 		[ -z "${l2_info[$set,$k]:-}" ] || echo "  $set $k: ${l2_info[$set,$k]}"

@@ -38,9 +38,17 @@
 #                                       in-tree module too
 #         l2/kernel-irqchip-X-guest-log-clean  as l2/guest-kernel-log-clean
 #         l2/kernel-irqchip-X-l1-log-clean     no kernel warning in L1 during it
+#         l2/qemu10-<row>             the rows of the default session
+#                                       (boot-to-shell ... l1-log-clean),
+#                                       run with QEMU 10 (variant qemu10:
+#                                       bookworm-backports' qemu-system-x86
+#                                       10.x, extracted into the cache by
+#                                       scripts/qemu10.sh on the host) -- a
+#                                       newer client, which checks more
+#                                       capabilities at start
 #         INFO l2/boot-seconds N      QEMU start -> shell marker (wall)
 #         INFO l2/workload-seconds N, INFO l2/<variant>-boot-seconds N,
-#         INFO l2/<variant> <what happened>
+#         INFO l2/<variant> <what happened>, INFO l2/qemu10-version V
 #       Every row of every variant is always printed: when the modules do
 #       not load, the guest files are missing or the time budget is spent,
 #       the rows that could not run FAIL ("not run: why"). Exit status: 0
@@ -80,7 +88,9 @@
 # L2_APPEND_EXTRA (more kernel parameters; "loglevel=7" shows the guest's
 # boot messages, which "quiet" hides), L2_QEMU_EXTRA (more QEMU
 # arguments, split on spaces), L2_VARIANTS (check mode, default
-# "default split off"), L2_DEMO_COMMANDS (demo mode: the
+# "default split off qemu10"), L2_QEMU10 (QEMU 10's prefix, default the
+# newest $RKVM_CACHE/qemu-10.*; its usr/bin/qemu-system-x86_64 runs with
+# -L usr/share/qemu), L2_DEMO_COMMANDS (demo mode: the
 # commands to type, one a line), L2_LOGDIR (demo mode: logs, default /tmp),
 # L2_STRACE=1 (QEMU under strace -f -e trace=ioctl -e kvm=vcpu, to
 # LOGDIR/l2-<variant>.strace), L2_KVMTRACE=path/kvmtrace.so (QEMU with that
@@ -94,6 +104,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 [ "${1:-}" = list ] || . "$here/config.mak"
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 qemu=${QEMU:-qemu-system-x86_64}
+# QEMU 10 (variant qemu10): scripts/qemu10.sh extracted it on the host.
+qemu10_prefix=${L2_QEMU10:-$(ls -d "${RKVM_CACHE:-$HOME/.cache/rkvm}"/qemu-10.* 2>/dev/null | sort -rV | head -n 1)}
+qemu10=${qemu10_prefix:+$qemu10_prefix/usr/bin/qemu-system-x86_64}
 l2dir=${L2_DIR:-$here/build/l2}
 kernel=${L2_KERNEL:-${KERNELDIR:-}/arch/x86/boot/bzImage}
 initrd=$l2dir/initramfs.cpio.gz
@@ -119,10 +132,13 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 # ---- one QEMU session, driven over its serial console ----------------------
 # S_* is the state of the current session.
 S_demo=
+S_qemu= S_qemu_args=()
 
 # s_start NAME ACCEL [CPU [SMP]]: start QEMU, console in and out through FIFOs.
 s_start() {
 	S_name=$1 S_accel=$2 S_cpu=${3:-$cpu} S_smp=${4:-${L2_SMP:-2}}
+	# S_qemu, S_qemu_args: the QEMU of this session (full_session sets them).
+	local bin=${S_qemu:-$qemu} qargs=("${S_qemu_args[@]}")
 	S_log=$logdir/l2-$S_name.console.log
 	S_err=$logdir/l2-$S_name.stderr
 	S_vout=$logdir/l2-$S_name.virtio-out
@@ -138,7 +154,7 @@ s_start() {
 	[ -z "${L2_KVMTRACE:-}" ] || wrap+=(env LD_PRELOAD="$L2_KVMTRACE" KVMTRACE_OUT="$logdir/l2-$S_name.kvmtrace")
 	rm -f "$logdir/l2-$S_name.strace" "$logdir/l2-$S_name.kvmtrace"
 	# shellcheck disable=SC2086
-	timeout -k 5 "$total" "${wrap[@]}" "$qemu" -accel "$S_accel" -machine pc -cpu "$S_cpu" -smp "$S_smp" -m 256M \
+	timeout -k 5 "$total" "${wrap[@]}" "$bin" "${qargs[@]}" -accel "$S_accel" -machine pc -cpu "$S_cpu" -smp "$S_smp" -m 256M \
 		-nodefaults -display none -monitor none -no-reboot -serial stdio \
 		-kernel "$kernel" -initrd "$initrd" -append "$append" \
 		-device virtio-serial-pci,id=vser \
@@ -321,47 +337,50 @@ logcheck() {
 # output cannot garble a prompt any more), then power off.
 s_poweroff() { printf '%s\n' 'dmesg -n 5; poweroff -f' >&"$S_w" 2>/dev/null; }
 
-# The full test with the default accelerator (kernel irqchip).
+# full_session [VARIANT]: the full test with the default accelerator
+# (kernel irqchip); VARIANT default (rows l2/<row>) or qemu10 (rows
+# l2/qemu10-<row>, QEMU 10 instead of the system's QEMU).
 full_session() {
-	local t_ready t_wl sum want
+	local t_ready t_wl sum want v=${1:-default} p=
+	[ "$v" = default ] || p=$v-
 	l1_log_mark
-	s_start default "$accel"
+	s_start "$v" "$accel"
 	if s_expect '^RKVM-L2-SHELL-READY' "$boot_tmo" && s_expect PROMPT 60; then
 		t_ready=$(now)
-		pass l2/boot-to-shell
-		info l2/boot-seconds "$(secs "$S_t0" "$t_ready")"
-		info l2/ready "$S_match"
+		pass l2/${p}boot-to-shell
+		info l2/${p}boot-seconds "$(secs "$S_t0" "$t_ready")"
+		info l2/${p}ready "$S_match"
 	else
 		s_finish 5
-		fail l2/boot-to-shell "$(s_why)"
+		fail l2/${p}boot-to-shell "$(s_why)"
 		for t in both-vcpus-online workload-checksum virtio-serial-transfer; do
-			skip "l2/$t" "no shell (l2/boot-to-shell failed)"
+			skip "l2/$p$t" "no shell (l2/${p}boot-to-shell failed)"
 		done
-		guest_logs l2/guest-kernel-log-clean
-		skip l2/clean-poweroff "no shell (l2/boot-to-shell failed)"
-		l1_check default
+		guest_logs l2/${p}guest-kernel-log-clean
+		skip l2/${p}clean-poweroff "no shell (l2/${p}boot-to-shell failed)"
+		l1_check "$v"
 		return
 	fi
 
 	# All of the session's vCPUs (2 unless L2_SMP says otherwise).
 	if s_cmd 'cat /proc/cpuinfo | grep -c processor' && [ "${S_out[0]:-}" = "$S_smp" ]; then
-		pass l2/both-vcpus-online
+		pass l2/${p}both-vcpus-online
 	else
-		fail l2/both-vcpus-online "got '${S_out[*]:-}', want $S_smp"
+		fail l2/${p}both-vcpus-online "got '${S_out[*]:-}', want $S_smp"
 	fi
 
 	want=$(cat "$l2dir/expected.txt")
 	t_wl=$(now)
 	if s_cmd /l2/workload.sh; then
-		info l2/workload-seconds "$(secs "$t_wl" "$(now)")"
+		info l2/${p}workload-seconds "$(secs "$t_wl" "$(now)")"
 		sum=$(printf '%s\n' "${S_out[@]}" | grep '^RKVM-L2-SHA256 ' | head -n 1)
 		if [ "$sum" = "$want" ]; then
-			pass l2/workload-checksum
+			pass l2/${p}workload-checksum
 		else
-			fail l2/workload-checksum "got '${sum:-${S_out[*]:-nothing}}', want '$want'"
+			fail l2/${p}workload-checksum "got '${sum:-${S_out[*]:-nothing}}', want '$want'"
 		fi
 	else
-		fail l2/workload-checksum "no prompt within ${cmd_tmo}s"
+		fail l2/${p}workload-checksum "no prompt within ${cmd_tmo}s"
 	fi
 
 	# The workload's file, written to a virtio-serial port: QEMU writes it to
@@ -375,21 +394,21 @@ full_session() {
 	logcheck
 	s_poweroff
 	s_finish 120
-	guest_logs l2/guest-kernel-log-clean
+	guest_logs l2/${p}guest-kernel-log-clean
 	if [ "$S_rc" = 0 ]; then
-		pass l2/clean-poweroff
+		pass l2/${p}clean-poweroff
 	else
-		fail l2/clean-poweroff "QEMU exit status $S_rc$([ "$S_rc" = 124 ] && echo ' (still running after poweroff; killed)')"
+		fail l2/${p}clean-poweroff "QEMU exit status $S_rc$([ "$S_rc" = 124 ] && echo ' (still running after poweroff; killed)')"
 	fi
-	info l2/total-seconds "$(secs "$S_t0" "$S_t1")"
+	info l2/${p}total-seconds "$(secs "$S_t0" "$S_t1")"
 
 	# After QEMU exited its chardev file is complete.
 	if [ -n "$vio_ok" ] && [ "RKVM-L2-SHA256 $(sha256sum < "$S_vout" | cut -d' ' -f1)" = "$want" ]; then
-		pass l2/virtio-serial-transfer
+		pass l2/${p}virtio-serial-transfer
 	else
-		fail l2/virtio-serial-transfer "$( [ -n "$vio_ok" ] || echo 'the guest could not write the port; ')received $(stat -c %s "$S_vout" 2>/dev/null || echo 0) bytes, sha256 $(sha256sum < "$S_vout" 2>/dev/null | cut -c1-16)..."
+		fail l2/${p}virtio-serial-transfer "$( [ -n "$vio_ok" ] || echo 'the guest could not write the port; ')received $(stat -c %s "$S_vout" 2>/dev/null || echo 0) bytes, sha256 $(sha256sum < "$S_vout" 2>/dev/null | cut -c1-16)..."
 	fi
-	l1_check default
+	l1_check "$v"
 }
 
 # l1_check VARIANT: no new kernel warnings in L1 since l1_log_mark.
@@ -516,6 +535,9 @@ variant_tests() {
 	default) echo boot-to-shell both-vcpus-online workload-checksum virtio-serial-transfer \
 		guest-kernel-log-clean clean-poweroff l1-kernel-log-clean ;;
 	split|off) echo "kernel-irqchip-$1-clean kernel-irqchip-$1-guest-log-clean kernel-irqchip-$1-l1-log-clean" ;;
+	qemu10) echo qemu10-boot-to-shell qemu10-both-vcpus-online qemu10-workload-checksum \
+		qemu10-virtio-serial-transfer qemu10-guest-kernel-log-clean qemu10-clean-poweroff \
+		qemu10-l1-log-clean ;;
 	*) echo "l2-boot: unknown variant $1" >&2; return 1 ;;
 	esac
 }
@@ -527,7 +549,7 @@ check)
 	logdir=$out results=$out/l2-results.txt
 	mkdir -p "$out"
 	: > "$results"
-	variants=${L2_VARIANTS:-default split off}
+	variants=${L2_VARIANTS:-default split off qemu10}
 	load_modules "$@"
 	why=$(preflight)
 	start=$SECONDS
@@ -535,12 +557,27 @@ check)
 	for v in $variants; do
 		[ -n "$why" ] || [ $((SECONDS - start)) -lt "$budget" ] ||
 			why="over the ${budget}s budget (L2_BUDGET) after earlier variants"
-		if [ -n "$why" ]; then
-			for t in $(variant_tests "$v"); do fail "l2/$t" "not run: $why"; done
+		vwhy=$why
+		if [ -z "$vwhy" ] && [ "$v" = qemu10 ]; then
+			if [ -z "$qemu10" ]; then
+				vwhy="no QEMU 10 in ${RKVM_CACHE:-$HOME/.cache/rkvm}/qemu-10.* (scripts/qemu10.sh runs on the host before the VM)"
+			elif ! "$qemu10" --version > /dev/null 2>&1; then
+				vwhy="$qemu10 does not run: $("$qemu10" --version 2>&1 | head -n 1)"
+			fi
+		fi
+		if [ -n "$vwhy" ]; then
+			for t in $(variant_tests "$v"); do fail "l2/$t" "not run: $vwhy"; done
 			continue
 		fi
 		case $v in
 		default) full_session ;;
+		# The same session with QEMU 10 and its own firmware directory.
+		qemu10)
+			info l2/qemu10-version "$("$qemu10" --version | head -n 1 | sed 's/^QEMU emulator version //')"
+			S_qemu=$qemu10 S_qemu_args=(-L "$qemu10_prefix/usr/share/qemu")
+			full_session qemu10
+			S_qemu= S_qemu_args=()
+			;;
 		split) irqchip_session kernel-irqchip-split l2/kernel-irqchip-split-clean \
 			"$accel,kernel-irqchip=split" "${L2_SMP:-2}" ;;
 		# One vCPU: with two, QEMU 7.2's userspace LAPIC livelocks at the
@@ -594,7 +631,7 @@ bench)
 	exit $rc
 	;;
 list)
-	for v in ${L2_VARIANTS:-default split off}; do
+	for v in ${L2_VARIANTS:-default split off qemu10}; do
 		t=$(variant_tests "$v") || exit 2
 		for t in $t; do echo "ROW l2/$t"; done
 	done

@@ -4,14 +4,21 @@
 
 use crate::defs::regs::{RAX, RBX, RCX, RDX};
 use crate::{
-    cpuid_caps::xstate,
-    defs,
+    cpuid_caps::{
+        linux::{vendor_of, Vendor},
+        pv::{KVM_CPUID_FEATURES, KVM_CPUID_SIGNATURE, KVM_FEATURE_PV_UNHALT, KVM_SIGNATURE},
+        xstate, KvmCaps,
+    },
+    defs::{
+        self,
+        cpuid::{Feature, ALL_LEAVES, NR_LEAVES},
+    },
     ext::{
         trace,
         uaccess::{read_arg, read_array, write_arg, write_array},
         uapi,
     },
-    virt::vcpu::Vcpu,
+    virt::{vcpu::Vcpu, vm::Vm},
     x86::{irq::lapic, supported, vcpu::VcpuState},
 };
 use kernel::prelude::*;
@@ -29,15 +36,26 @@ const CPUID1_ECX_OSXSAVE: u32 = 1 << 27;
 /// CPUID.1:EDX.APIC, which mirrors IA32_APIC_BASE.EN.
 const CPUID1_EDX_APIC: u32 = 1 << 9;
 
+/// Hypervisor leaves are searched for the KVM signature in
+/// 0x40000000..0x50000000, every 0x100 (upstream's
+/// kvm_get_hypervisor_cpuid()).
+const PV_LEAVES_END: u32 = 0x5000_0000;
+const PV_LEAVES_STEP: usize = 0x100;
+
 /// The guest's CPUID table.
 pub(crate) struct GuestCpuid {
     entries: KVec<uapi::kvm_cpuid_entry2>,
+    /// The feature words KVM tracks: the table's bits that this KVM
+    /// supports (upstream's `guest_cpu_cap_has()`), for the architectural
+    /// checks (reserved CR4/EFER bits, MSRs that need a feature).
+    caps: [u32; NR_LEAVES],
 }
 
 impl GuestCpuid {
     pub(crate) fn new() -> Self {
         Self {
             entries: KVec::new(),
+            caps: [0; NR_LEAVES],
         }
     }
 
@@ -48,26 +66,50 @@ impl GuestCpuid {
             return Err(E2BIG);
         }
         self.entries = read_array(arg + CPUID2_HEADER_SIZE, hdr.nent as usize)?;
+        let kvm = KvmCaps::new(&supported::Host, &supported::options()?);
+        for leaf in ALL_LEAVES {
+            let (function, index, reg) = leaf.cpuid();
+            let guest = self
+                .find(function, index)
+                .map_or(0, |e| reg.of([e.eax, e.ebx, e.ecx, e.edx]));
+            self.caps[leaf.index()] = guest & kvm.word(leaf);
+        }
         Ok(())
     }
 
-    /// Copies the table out for KVM_GET_CPUID2.
-    fn get_to_user(&self, arg: usize) -> Result {
-        let mut hdr: uapi::kvm_cpuid2 = read_arg(arg)?;
-        if (hdr.nent as usize) < self.entries.len() {
-            return Err(E2BIG);
-        }
-        write_array(arg + CPUID2_HEADER_SIZE, &self.entries)?;
-        hdr.nent = self.entries.len() as u32;
-        write_arg(arg, &hdr)
+    /// Whether the guest has `f` and this KVM supports it.
+    pub(crate) fn has(&self, f: Feature) -> bool {
+        self.caps[f.leaf.index()] & f.mask() != 0
     }
 
-    /// Whether the guest's CPUID has `f` (upstream's guest_cpu_cap_has(),
-    /// without KVM's own masking).
-    pub(crate) fn has(&self, f: defs::cpuid::Feature) -> bool {
-        let (function, index, reg) = f.leaf.cpuid();
-        self.find(function, index)
-            .is_some_and(|e| reg.of([e.eax, e.ebx, e.ecx, e.edx]) & f.mask() != 0)
+    /// Whether the guest's vendor is Intel or compatible (Centaur,
+    /// Zhaoxin): upstream's guest_cpuid_is_intel_compatible().
+    pub(crate) fn intel_compatible(&self) -> bool {
+        let Some(e) = self.find(0, 0) else {
+            return false;
+        };
+        matches!(
+            vendor_of([e.eax, e.ebx, e.ecx, e.edx]),
+            Vendor::Intel | Vendor::Centaur | Vendor::Zhaoxin
+        )
+    }
+
+    /// With HLT exits disabled, the guest is not offered PV spinlock kicks
+    /// (KVM_FEATURE_PV_UNHALT) in its KVM leaves, wherever the VMM put
+    /// them (upstream's kvm_apply_cpuid_pv_features_quirk()).
+    fn hide_pv_unhalt(&mut self) {
+        let base = (KVM_CPUID_SIGNATURE..PV_LEAVES_END)
+            .step_by(PV_LEAVES_STEP)
+            .find(|&b| {
+                self.entries
+                    .iter()
+                    .any(|e| e.function == b && [e.ebx, e.ecx, e.edx] == KVM_SIGNATURE)
+            });
+        let Some(base) = base else { return };
+        let features = base | (KVM_CPUID_FEATURES - KVM_CPUID_SIGNATURE);
+        for e in self.entries.iter_mut().filter(|e| e.function == features) {
+            e.eax &= !KVM_FEATURE_PV_UNHALT;
+        }
     }
 
     /// The entry for `function`/`index`.
@@ -80,15 +122,63 @@ impl GuestCpuid {
 }
 
 /// KVM_SET_CPUID2: the table, and what it offers shapes the LAPIC.
-pub(crate) fn set_cpuid2(vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+pub(crate) fn set_cpuid2(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+    if st.has_run {
+        return same_as_current(st, arg);
+    }
     st.cpuid.set_from_user(arg)?;
-    lapic::update_config(vcpu, st);
+    if vm.arch().disabled_exits() & u64::from(uapi::KVM_X86_DISABLE_EXITS_HLT) != 0 {
+        st.cpuid.hide_pv_unhalt();
+    }
+    lapic::update_config(vm, vcpu, st);
     Ok(())
 }
 
-/// KVM_GET_CPUID2: `E2BIG` if userspace's array is too small.
+/// KVM_SET_CPUID2 after the vCPU ran: only the table it has is accepted
+/// (and changes nothing), EINVAL otherwise, as upstream's
+/// kvm_cpuid_check_equal(); both compared with the runtime bits applied.
+fn same_as_current(st: &VcpuState, arg: usize) -> Result {
+    let hdr: uapi::kvm_cpuid2 = read_arg(arg)?;
+    if hdr.nent > MAX_ENTRIES {
+        return Err(E2BIG);
+    }
+    let new: KVec<uapi::kvm_cpuid_entry2> =
+        read_array(arg + CPUID2_HEADER_SIZE, hdr.nent as usize)?;
+    let old = &st.cpuid.entries;
+    if new.len() != old.len() {
+        return Err(EINVAL);
+    }
+    let regs =
+        |e: &uapi::kvm_cpuid_entry2| runtime(st, e.function, e.index, [e.eax, e.ebx, e.ecx, e.edx]);
+    let same = new.iter().zip(old.iter()).all(|(n, o)| {
+        n.function == o.function && n.index == o.index && n.flags == o.flags && regs(n) == regs(o)
+    });
+    if same {
+        Ok(())
+    } else {
+        Err(EINVAL)
+    }
+}
+
+/// KVM_GET_CPUID2: `E2BIG` if userspace's array is too small. The
+/// entries as the guest reads them ([`lookup`]: OSXSAVE, APIC, XSAVE
+/// sizes follow the vCPU's state), as upstream, whose
+/// kvm_update_cpuid_runtime() rewrites the table itself.
 pub(crate) fn get_cpuid2(st: &VcpuState, arg: usize) -> Result {
-    st.cpuid.get_to_user(arg)
+    let mut hdr: uapi::kvm_cpuid2 = read_arg(arg)?;
+    let entries = &st.cpuid.entries;
+    if (hdr.nent as usize) < entries.len() {
+        return Err(E2BIG);
+    }
+    let mut out = KVec::with_capacity(entries.len(), GFP_KERNEL)?;
+    for e in entries.iter() {
+        let mut e = *e;
+        [e.eax, e.ebx, e.ecx, e.edx] = lookup(st, e.function, e.index);
+        out.push(e, GFP_KERNEL)?;
+    }
+    write_array(arg + CPUID2_HEADER_SIZE, &out)?;
+    hdr.nent = out.len() as u32;
+    write_arg(arg, &hdr)
 }
 
 /// What the guest's CPUID returns for `leaf`/`subleaf`: the table entry
@@ -98,7 +188,12 @@ pub(crate) fn lookup(st: &VcpuState, leaf: u32, subleaf: u32) -> [u32; 4] {
     let Some(e) = st.cpuid.find(leaf, subleaf) else {
         return [0; 4];
     };
-    let mut r = [e.eax, e.ebx, e.ecx, e.edx];
+    runtime(st, leaf, subleaf, [e.eax, e.ebx, e.ecx, e.edx])
+}
+
+/// The entry `leaf`/`subleaf` with registers `r`, with the bits that
+/// track the vCPU's state applied (upstream's kvm_update_cpuid_runtime()).
+fn runtime(st: &VcpuState, leaf: u32, subleaf: u32, mut r: [u32; 4]) -> [u32; 4] {
     if leaf == 1 {
         if st.hw.cr4() & defs::regs::X86_CR4_OSXSAVE != 0 {
             r[2] |= CPUID1_ECX_OSXSAVE;

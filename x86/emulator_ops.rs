@@ -5,7 +5,10 @@
 //! I/O, exceptions, internal errors).
 
 use crate::{
-    defs::paging::{Gfn, Gpa},
+    defs::{
+        paging::{Gfn, Gpa},
+        regs::{DR6_BS, X86_EFLAGS_TF},
+    },
     emulate::{
         self, paging, CpuState, Cr, DescTable, Emulator, GuestMemory, InterruptShadow, MemError,
         Outcome, Rejected, Segment,
@@ -13,7 +16,7 @@ use crate::{
     ext::{cpu, fpu::regs, trace, uapi},
     virt::{kick::REQ_EVENT, vcpu::Vcpu, vm::Vm},
     x86::{
-        cpuid, iodev, msrs,
+        cpuid, exits, iodev, msrs,
         run::{halt, Next},
         vcpu::VcpuState,
         vendor::Seg,
@@ -164,13 +167,13 @@ impl CpuState for Cpu<'_> {
         };
         trace::kvm_cr(1, n, val as usize);
         match cr {
-            Cr::Cr0 => msrs::set_cr0(self.st, val),
+            Cr::Cr0 => msrs::set_cr0(self.vm, self.st, val),
             Cr::Cr2 => {
                 self.st.hw.set_cr2(val);
                 Ok(())
             }
-            Cr::Cr3 => msrs::set_cr3(self.st, val),
-            Cr::Cr4 => msrs::set_cr4(self.st, val),
+            Cr::Cr3 => msrs::set_cr3(self.vm, self.st, val),
+            Cr::Cr4 => msrs::set_cr4(self.vm, self.st, val),
             Cr::Cr8 => {
                 if val > 15 {
                     return Err(Rejected);
@@ -195,11 +198,7 @@ impl CpuState for Cpu<'_> {
         self.st.hw.dr(n)
     }
     fn set_dr(&mut self, n: u8, val: u64) -> Result<(), Rejected> {
-        if (n == 6 || n == 7) && val >> 32 != 0 {
-            return Err(Rejected);
-        }
-        self.st.hw.set_dr(n, val);
-        Ok(())
+        msrs::set_dr(self.st, n, val).map_err(|_| Rejected)
     }
     fn read_msr(&mut self, index: u32) -> Result<u64, Rejected> {
         msrs::get(self.vm, self.vcpu, self.st, index, false).map_err(|_| Rejected)
@@ -451,6 +450,9 @@ fn step(
     insn: &[u8],
     protected: Option<Gfn>,
 ) -> Result<Next> {
+    // RFLAGS.TF before the instruction (the guest's, or ours while
+    // single-stepping): a trap follows it once it retires.
+    let tf = st.hw.rflags() & X86_EFLAGS_TF != 0;
     let mut insn = insn;
     let mut rounds = 0;
     loop {
@@ -499,7 +501,7 @@ fn step(
             return Ok(Next::Guest);
         }
         if !handled {
-            return finish(vcpu, st, emu, outcome);
+            return finish(vcpu, st, emu, outcome, tf);
         }
         if rounds >= MAX_INKERNEL_ROUNDS {
             // The instruction is still pending (the guest must not run
@@ -568,10 +570,23 @@ fn pio_inkernel(vm: &Vm, emu: &mut Emulator, p: crate::emulate::PioRequest) -> b
     true
 }
 
-fn finish(vcpu: &Vcpu, st: &mut VcpuState, emu: &mut Emulator, outcome: Outcome) -> Result<Next> {
+fn finish(
+    vcpu: &Vcpu,
+    st: &mut VcpuState,
+    emu: &mut Emulator,
+    outcome: Outcome,
+    tf: bool,
+) -> Result<Next> {
     let run = vcpu.run_page();
     match outcome {
+        // A single-step trap follows a retired instruction (upstream's
+        // x86_emulate_instruction() writeback), not an unfinished REP.
+        Outcome::Completed if tf => Ok(exits::inject_emulated_db(vcpu, st, DR6_BS)),
         Outcome::Completed | Outcome::Continue => Ok(Next::Guest),
+        Outcome::Halt if tf => match exits::inject_emulated_db(vcpu, st, DR6_BS) {
+            Next::User => Ok(Next::User),
+            Next::Guest => Ok(halt(vcpu, st)),
+        },
         Outcome::Halt => Ok(halt(vcpu, st)),
         Outcome::Mmio(m) => {
             vcpu.stats().mmio_exits.inc();

@@ -3,7 +3,12 @@
 //! KVM_GET/SET_MP_STATE, KVM_SET_GUEST_DEBUG, KVM_TRANSLATE.
 
 use crate::{
-    defs::{regs::X86_EFLAGS_TF, vector::NMI_VECTOR},
+    defs::{
+        regs::{
+            DR6_ACTIVE_LOW, DR6_FIXED_1, DR6_RESERVED_BIT12, DR6_RTM, DR_TRAP_BITS, X86_EFLAGS_TF,
+        },
+        vector::{DB_VECTOR, NMI_VECTOR, NR_EXCEPTION_VECTORS, PF_VECTOR},
+    },
     emulate::paging,
     ext::{
         uaccess::{read_arg, write_arg},
@@ -15,6 +20,7 @@ use crate::{
         irq::inject,
         run::vector,
         vcpu::VcpuState,
+        vcpu_events::QueuedException,
         vendor::{InjectedEvent, InterruptShadow, Seg},
     },
 };
@@ -94,8 +100,45 @@ pub(crate) fn linear_rip(st: &VcpuState) -> u64 {
     st.hw.segment(Seg::Cs).base.wrapping_add(st.hw.rip())
 }
 
+/// Delivers the payload of exception `e` (upstream's
+/// kvm_deliver_exception_payload()): #PF sets CR2; #DB sets DR6's trap
+/// bits from it (its active-low bits clear DR6 bits, bit 12 is reserved).
+pub(crate) fn deliver_exception_payload(st: &mut VcpuState, e: &mut QueuedException) {
+    let Some(payload) = e.payload.take() else {
+        return;
+    };
+    match e.vector {
+        DB_VECTOR => {
+            let mut dr6 = st.hw.dr(6);
+            dr6 &= !DR_TRAP_BITS;
+            dr6 |= DR6_RTM;
+            dr6 &= !(payload & DR6_ACTIVE_LOW);
+            dr6 |= payload & !DR6_ACTIVE_LOW;
+            dr6 &= !DR6_RESERVED_BIT12;
+            st.hw.set_dr(6, dr6 | DR6_FIXED_1);
+        }
+        PF_VECTOR => st.hw.set_cr2(payload),
+        _ => {}
+    }
+}
+
+/// Without KVM_CAP_EXCEPTION_PAYLOAD, userspace cannot carry a pending
+/// exception's payload across save and restore: deliver it now
+/// (upstream's kvm_handle_exception_payload_quirk()).
+fn payload_quirk(vm: &Vm, st: &mut VcpuState) {
+    if vm.arch().exception_payload() {
+        return;
+    }
+    if let Some(mut e) = st.events.exception() {
+        deliver_exception_payload(st, &mut e);
+        st.events.set_exception(Some(e));
+    }
+}
+
 /// KVM_GET_VCPU_EVENTS.
-pub(crate) fn get_vcpu_events(st: &mut VcpuState, arg: usize) -> Result {
+pub(crate) fn get_vcpu_events(vm: &Vm, st: &mut VcpuState, arg: usize) -> Result {
+    payload_quirk(vm, st);
+    let payload_enabled = vm.arch().exception_payload();
     let mut e = uapi::kvm_vcpu_events::default();
     match st.hw.injected_event() {
         InjectedEvent::Exception { vector, error_code } => {
@@ -112,6 +155,16 @@ pub(crate) fn get_vcpu_events(st: &mut VcpuState, arg: usize) -> Result {
         InjectedEvent::Nmi => e.nmi.injected = 1,
         InjectedEvent::None => {}
     }
+    if let Some(x) = st.events.exception() {
+        // Pending and injected conflated without the capability (ABI).
+        e.exception.pending = u8::from(payload_enabled);
+        e.exception.injected = u8::from(!payload_enabled);
+        e.exception.nr = x.vector;
+        e.exception.has_error_code = u8::from(x.error_code.is_some());
+        e.exception.error_code = x.error_code.unwrap_or(0);
+        e.exception_has_payload = u8::from(x.payload.is_some());
+        e.exception_payload = x.payload.unwrap_or(0);
+    }
     if let Some(v) = st.events.irq() {
         e.interrupt.injected = 1;
         e.interrupt.nr = v;
@@ -122,12 +175,19 @@ pub(crate) fn get_vcpu_events(st: &mut VcpuState, arg: usize) -> Result {
     e.flags = uapi::KVM_VCPUEVENT_VALID_NMI_PENDING
         | uapi::KVM_VCPUEVENT_VALID_SHADOW
         | uapi::KVM_VCPUEVENT_VALID_SMM;
+    if payload_enabled {
+        e.flags |= uapi::KVM_VCPUEVENT_VALID_PAYLOAD;
+    }
+    if vm.arch().triple_fault_event() {
+        e.triple_fault.pending = u8::from(st.events.triple_fault());
+        e.flags |= uapi::KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
+    }
     write_arg(arg, &e)
 }
 
-/// KVM_SET_VCPU_EVENTS.
-pub(crate) fn set_vcpu_events(st: &mut VcpuState, arg: usize) -> Result {
-    let e: uapi::kvm_vcpu_events = read_arg(arg)?;
+/// KVM_SET_VCPU_EVENTS (everything is checked before anything changes).
+pub(crate) fn set_vcpu_events(vm: &Vm, st: &mut VcpuState, arg: usize) -> Result {
+    let mut e: uapi::kvm_vcpu_events = read_arg(arg)?;
     let valid = uapi::KVM_VCPUEVENT_VALID_NMI_PENDING
         | uapi::KVM_VCPUEVENT_VALID_SIPI_VECTOR
         | uapi::KVM_VCPUEVENT_VALID_SHADOW
@@ -137,20 +197,39 @@ pub(crate) fn set_vcpu_events(st: &mut VcpuState, arg: usize) -> Result {
     if e.flags & !valid != 0 {
         return Err(EINVAL);
     }
-    // No exception payloads, triple-fault events or SMM here.
-    if e.flags & (uapi::KVM_VCPUEVENT_VALID_PAYLOAD | uapi::KVM_VCPUEVENT_VALID_TRIPLE_FAULT) != 0 {
+    if e.flags & uapi::KVM_VCPUEVENT_VALID_PAYLOAD != 0 {
+        if !vm.arch().exception_payload() {
+            return Err(EINVAL);
+        }
+        if e.exception.pending != 0 {
+            e.exception.injected = 0;
+        } else {
+            e.exception_has_payload = 0;
+        }
+    } else {
+        e.exception.pending = 0;
+        e.exception_has_payload = 0;
+    }
+    if (e.exception.injected != 0 || e.exception.pending != 0)
+        && (e.exception.nr >= NR_EXCEPTION_VECTORS || e.exception.nr == NMI_VECTOR)
+    {
         return Err(EINVAL);
     }
-    if e.flags & uapi::KVM_VCPUEVENT_VALID_SMM != 0 && (e.smi.smm != 0 || e.smi.pending != 0) {
+    // No SMM here.
+    if e.flags & uapi::KVM_VCPUEVENT_VALID_SMM != 0
+        && (e.smi.smm != 0 || e.smi.pending != 0 || e.smi.smm_inside_nmi != 0)
+    {
         return Err(EINVAL);
     }
-    if e.exception.injected != 0 && (e.exception.nr > 31 || e.exception.nr == NMI_VECTOR) {
+    let triple_fault = e.flags & uapi::KVM_VCPUEVENT_VALID_TRIPLE_FAULT != 0;
+    if triple_fault && !vm.arch().triple_fault_event() {
         return Err(EINVAL);
     }
+    let error_code = (e.exception.has_error_code != 0).then_some(e.exception.error_code);
     let ev = if e.exception.injected != 0 {
         InjectedEvent::Exception {
             vector: e.exception.nr,
-            error_code: (e.exception.has_error_code != 0).then_some(e.exception.error_code),
+            error_code,
         }
     } else if e.nmi.injected != 0 {
         InjectedEvent::Nmi
@@ -162,6 +241,12 @@ pub(crate) fn set_vcpu_events(st: &mut VcpuState, arg: usize) -> Result {
     } else {
         InjectedEvent::None
     };
+    st.events
+        .set_exception((e.exception.pending != 0).then_some(QueuedException {
+            vector: e.exception.nr,
+            error_code,
+            payload: (e.exception_has_payload != 0).then_some(e.exception_payload),
+        }));
     st.events.clear_irq();
     st.hw.set_injected_event(ev);
     if e.flags & uapi::KVM_VCPUEVENT_VALID_SHADOW != 0 {
@@ -175,6 +260,9 @@ pub(crate) fn set_vcpu_events(st: &mut VcpuState, arg: usize) -> Result {
         st.events.set_nmi_pending(e.nmi.pending != 0);
     }
     st.hw.set_nmi_masked(e.nmi.masked != 0);
+    if triple_fault {
+        st.events.set_triple_fault(e.triple_fault.pending != 0);
+    }
     Ok(())
 }
 

@@ -7,13 +7,19 @@
 use crate::defs::regs::{RAX, RBX, RCX, RDX, RSI};
 use crate::{
     defs,
-    defs::{regs::X86_EFLAGS_RF, vector::UD_VECTOR},
+    defs::{
+        regs::{DR6_ACTIVE_LOW, DR6_BS, X86_EFLAGS_RF, X86_EFLAGS_TF},
+        vector::UD_VECTOR,
+    },
     ext::{time, trace, uapi},
     virt::{vcpu::Vcpu, vm::Vm},
     x86::{
-        cpuid, emulator_ops, events, iodev, mmu, msrs, params,
+        cpuid, emulator_ops, events, iodev, mmu,
+        msr_filter::MsrFault,
+        msrs, params,
         run::{halt, merge_reg, vector, Next},
         vcpu::VcpuState,
+        vcpu_events::QueuedException,
         vendor::{IoExit, Seg, VmExit},
     },
 };
@@ -21,8 +27,10 @@ use kernel::{page::PAGE_SIZE, prelude::*};
 
 /// Continues after an intercepted instruction: at the hardware's next RIP
 /// if it saved one; else after the decoded instruction (prefixes count);
-/// else `len` bytes on, its length without prefixes.
-pub(crate) fn skip(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, len: u64) {
+/// else `len` bytes on, its length without prefixes. A single-step trap
+/// follows if RFLAGS.TF was set (upstream's
+/// kvm_skip_emulated_instruction()): `Next::User` when it is userspace's.
+pub(crate) fn skip(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, len: u64) -> Next {
     let next = match st.hw.next_rip() {
         Some(n) => n,
         None => {
@@ -30,7 +38,43 @@ pub(crate) fn skip(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, len: u64) {
             st.hw.rip().wrapping_add(l)
         }
     };
+    skip_to(vcpu, st, next)
+}
+
+/// Continues at `next` after an intercepted instruction, with the
+/// single-step trap of [`skip`].
+pub(crate) fn skip_to(vcpu: &Vcpu, st: &mut VcpuState, next: u64) -> Next {
+    // The raw RFLAGS: TF from the guest, or ours while single-stepping.
+    let tf = st.hw.rflags() & X86_EFLAGS_TF != 0;
     st.hw.skip_to(next);
+    if tf {
+        return inject_emulated_db(vcpu, st, DR6_BS);
+    }
+    Next::Guest
+}
+
+/// A #DB the instruction just completed raised (single-step, `dr6` bits):
+/// KVM_EXIT_DEBUG when userspace debugs the guest (single-step or hardware
+/// breakpoints), else a pending #DB for the guest with `dr6` as payload
+/// (upstream's kvm_inject_emulated_db()).
+pub(crate) fn inject_emulated_db(vcpu: &Vcpu, st: &mut VcpuState, dr6: u64) -> Next {
+    if st.debug.singlestep() || st.debug.hw_bp() {
+        let run = vcpu.run_page();
+        run.set_exit_reason(uapi::KVM_EXIT_DEBUG);
+        run.set_debug(
+            u32::from(vector::DB),
+            events::linear_rip(st),
+            dr6 | DR6_ACTIVE_LOW,
+            st.hw.dr(7),
+        );
+        return Next::User;
+    }
+    st.events.set_exception(Some(QueuedException {
+        vector: vector::DB,
+        error_code: None,
+        payload: Some(dr6),
+    }));
+    Next::Guest
 }
 
 /// EDX:EAX as one value (WRMSR, XSETBV).
@@ -55,13 +99,21 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
         }
         VmExit::Hlt => {
             stats.halt_exits.inc();
-            skip(vm, vcpu, st, 1);
-            Ok(halt(vcpu, st))
+            let next = skip(vm, vcpu, st, 1);
+            let halted = halt(vcpu, st);
+            Ok(match next {
+                Next::User => Next::User,
+                Next::Guest => halted,
+            })
         }
         VmExit::Cpuid => {
+            // CPUID faulting (MSR_MISC_FEATURES_ENABLES): #GP outside ring 0.
+            if st.msrs.cpuid_faulting() && st.hw.cpl() != 0 {
+                st.inject_exception(vector::GP, Some(0));
+                return Ok(Next::Guest);
+            }
             cpuid::emulate(st);
-            skip(vm, vcpu, st, 2);
-            Ok(Next::Guest)
+            Ok(skip(vm, vcpu, st, 2))
         }
         VmExit::Msr { write } => handle_msr(vm, vcpu, st, write),
         VmExit::Hypercall => {
@@ -75,10 +127,15 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
                 st.inject_exception(vector::GP, Some(0));
                 return Ok(Next::Guest);
             }
-            skip(vm, vcpu, st, 3);
-            Ok(Next::Guest)
+            Ok(skip(vm, vcpu, st, 3))
         }
         VmExit::Rdtscp => {
+            // Without RDTSCP in the guest's CPUID the instruction is #UD,
+            // as upstream (which intercepts it only then).
+            if !st.cpuid.has(defs::cpuid::X86_FEATURE_RDTSCP) {
+                st.inject_exception(UD_VECTOR, None);
+                return Ok(Next::Guest);
+            }
             // TSC_AUX is the vendor's MSR; read it as the guest would.
             let aux = msrs::get(vm, vcpu, st, defs::msr::MSR_TSC_AUX, true).unwrap_or(0);
             let tsc = time::rdtsc().wrapping_add(st.hw.tsc_offset());
@@ -86,19 +143,12 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             g[RAX] = tsc & 0xffff_ffff;
             g[RDX] = tsc >> 32;
             g[RCX] = aux & 0xffff_ffff;
-            skip(vm, vcpu, st, 3);
-            Ok(Next::Guest)
+            Ok(skip(vm, vcpu, st, 3))
         }
         // MONITOR/MWAIT are NOPs, as upstream.
-        VmExit::MonitorMwait => {
-            skip(vm, vcpu, st, 3);
-            Ok(Next::Guest)
-        }
+        VmExit::MonitorMwait => Ok(skip(vm, vcpu, st, 3)),
         // The guest's caches are the host's: nothing to write back.
-        VmExit::Wbinvd => {
-            skip(vm, vcpu, st, 2);
-            Ok(Next::Guest)
-        }
+        VmExit::Wbinvd => Ok(skip(vm, vcpu, st, 2)),
         VmExit::Invlpg => emulator_ops::emulate(vm, vcpu, st, &[]),
         // No PMU: RDPMC faults, as upstream with an empty PMU.
         VmExit::Rdpmc => {
@@ -232,34 +282,51 @@ fn emulate_after_fep(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     emulator_ops::emulate(vm, vcpu, st, &[])
 }
 
-/// RDMSR (ECX) into EDX:EAX, or WRMSR of EDX:EAX; #GP when refused.
+/// RDMSR (ECX) into EDX:EAX, or WRMSR of EDX:EAX. A refused access (by
+/// the MSR filter, or an unknown MSR, or an invalid one) exits to
+/// userspace if it asked for that reason (KVM_CAP_X86_USER_SPACE_MSR),
+/// else the guest gets #GP.
 fn handle_msr(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, write: bool) -> Result<Next> {
     let index = st.hw.gprs()[RCX] as u32;
-    if write {
-        let value = edx_eax(st);
-        if msrs::set(vm, vcpu, st, index, value, false).is_err() {
-            trace::kvm_msr(1, index, value, true);
-            st.inject_exception(vector::GP, Some(0));
-            return Ok(Next::Guest);
-        }
-        trace::kvm_msr(1, index, value, false);
+    let value = if write { edx_eax(st) } else { 0 };
+    let r = if !vm.arch().msr_allowed(index, write) {
+        Err(MsrFault::Filtered)
+    } else if write {
+        msrs::set(vm, vcpu, st, index, value, false).map_err(msrs::fault_of)
     } else {
-        match msrs::get(vm, vcpu, st, index, false) {
-            Ok(v) => {
+        msrs::get(vm, vcpu, st, index, false)
+            .map(|v| {
                 trace::kvm_msr(0, index, v, false);
                 let g = st.hw.gprs_mut();
                 g[RAX] = v & 0xffff_ffff;
                 g[RDX] = v >> 32;
+            })
+            .map_err(msrs::fault_of)
+    };
+    match r {
+        Ok(()) => {
+            if write {
+                trace::kvm_msr(1, index, value, false);
             }
-            Err(_) => {
-                trace::kvm_msr(0, index, 0, true);
-                st.inject_exception(vector::GP, Some(0));
-                return Ok(Next::Guest);
-            }
+            Ok(skip(vm, vcpu, st, 2))
+        }
+        Err(fault) if vm.arch().msr_fault_exits(fault) => {
+            let run = vcpu.run_page();
+            run.set_exit_reason(if write {
+                uapi::KVM_EXIT_X86_WRMSR
+            } else {
+                uapi::KVM_EXIT_X86_RDMSR
+            });
+            run.set_msr(fault.reason(), index, value);
+            st.completion.msr(write);
+            Ok(Next::User)
+        }
+        Err(_) => {
+            trace::kvm_msr(write.into(), index, value, true);
+            st.inject_exception(vector::GP, Some(0));
+            Ok(Next::Guest)
         }
     }
-    skip(vm, vcpu, st, 2);
-    Ok(Next::Guest)
 }
 
 fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Next> {
@@ -290,8 +357,7 @@ fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Nex
                 let rax = &mut st.hw.gprs_mut()[RAX];
                 *rax = merge_reg(*rax, v, io.size);
             }
-            st.hw.skip_to(io.next_rip);
-            return Ok(Next::Guest);
+            return Ok(skip_to(vcpu, st, io.next_rip));
         }
         run.set_exit_reason(uapi::KVM_EXIT_IO);
         run.set_io(io.input, io.size, io.port, 1);
@@ -300,6 +366,11 @@ fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Nex
         } else {
             let v = st.hw.gprs()[RAX];
             run.write_pio(0, &v.to_le_bytes()[..usize::from(io.size).min(8)]);
+            // A single-step trap after OUT is the guest's (the exit
+            // already goes to userspace).
+            if st.hw.rflags() & X86_EFLAGS_TF != 0 && !st.debug.singlestep() {
+                inject_emulated_db(vcpu, st, DR6_BS);
+            }
             st.hw.skip_to(io.next_rip);
         }
         return Ok(Next::User);
@@ -356,6 +427,5 @@ fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
         KVM_ENOSYS.wrapping_neg()
     };
     st.hw.gprs_mut()[RAX] = ret & mask;
-    skip(vm, vcpu, st, 3);
-    Ok(Next::Guest)
+    Ok(skip(vm, vcpu, st, 3))
 }

@@ -70,6 +70,7 @@ impl kernel::InPlaceModule for KvmModule {
         // module can call `vendor::register` (they depend on this module).
         unsafe { x86::vendor::KVM_LOCK.init() };
         pin_init::pin_init_scope(|| {
+            virt::params::check_at_load()?;
             x86::params::check_at_load()?;
             let debugfs = virt::debugfs::Debugfs::new()?;
             let cleanup = ext::workqueue::CleanupQueue::new()?;

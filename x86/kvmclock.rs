@@ -20,7 +20,7 @@ use crate::{
     },
     pvclock::{self, TimeScale, TscSync, VcpuTimeInfo, PVCLOCK_GUEST_STOPPED},
     virt::vm::Vm,
-    x86::vcpu::VcpuState,
+    x86::{params, vcpu::VcpuState},
 };
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use kernel::{new_spinlock, prelude::*, sync::SpinLock};
@@ -74,6 +74,8 @@ pub(crate) struct VcpuClock {
     generation: u64,
     /// The host CPU it was written on.
     cpu: i32,
+    /// KVM_KVMCLOCK_CTRL: set PVCLOCK_GUEST_STOPPED in the next update.
+    stop_request: bool,
 }
 
 impl VcpuClock {
@@ -82,6 +84,27 @@ impl VcpuClock {
         self.gpa = pvclock::msr_gpa(value).map(Gpa::new);
         self.dirty = self.gpa.is_some();
     }
+}
+
+impl VcpuClock {
+    /// The guest TSC changed under the time info: rewrite it before the
+    /// next entry.
+    pub(crate) fn mark_dirty(&mut self) {
+        self.dirty = self.gpa.is_some();
+    }
+}
+
+/// KVM_KVMCLOCK_CTRL: tells the guest (PVCLOCK_GUEST_STOPPED in its time
+/// info, written before the next entry) that the VMM paused it, so its
+/// soft-lockup watchdog does not fire; EINVAL without kvmclock, as
+/// upstream.
+pub(crate) fn kvmclock_ctrl(st: &mut VcpuState) -> Result {
+    if st.clock.gpa.is_none() {
+        return Err(EINVAL);
+    }
+    st.clock.stop_request = true;
+    st.clock.dirty = true;
+    Ok(())
 }
 
 /// The host TSC frequency.
@@ -93,6 +116,19 @@ pub(crate) fn tsc_khz() -> u64 {
 /// creation): the VM stays on one TSC where it can.
 pub(crate) fn tsc_write(vm: &Vm, value: u64) -> u64 {
     vm.arch().clock().tsc_write(value)
+}
+
+/// KVM_SET_DEVICE_ATTR(KVM_VCPU_TSC_OFFSET): the vCPU's TSC offset, which
+/// becomes the VM's for later synchronised writes (upstream's
+/// __kvm_synchronize_tsc() with the given offset).
+pub(crate) fn set_tsc_offset(vm: &Vm, st: &mut VcpuState, offset: u64) {
+    let (tsc, ns) = time::tsc_and_boottime();
+    vm.arch()
+        .clock()
+        .tsc_sync
+        .lock()
+        .set_offset(offset, tsc, ns);
+    st.hw.set_tsc_offset(offset);
 }
 
 /// Before entering the guest: rewrites the time info if needed.
@@ -122,12 +158,18 @@ pub(crate) fn update(vm: &Vm, st: &mut VcpuState) {
         return;
     }
     let old_version = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    // The guest clears PVCLOCK_GUEST_STOPPED itself; a set flag survives
+    // until it does (upstream does the same).
+    let stopped = if core::mem::take(&mut st.clock.stop_request) {
+        PVCLOCK_GUEST_STOPPED
+    } else {
+        head[29] & PVCLOCK_GUEST_STOPPED
+    };
     let info = VcpuTimeInfo {
         tsc_timestamp: tsc.wrapping_add(st.hw.tsc_offset()),
         system_time: vc.kvmclock_at(ns),
         scale,
-        // The guest's own flag survives (upstream does the same).
-        flags: head[29] & PVCLOCK_GUEST_STOPPED,
+        flags: stopped,
     };
     // Odd version while the fields change, as the guest's reader expects.
     // A failing write (the VMM unmapped the page) leaves the guest a stale
@@ -169,12 +211,13 @@ pub(crate) fn get_tsc_khz() -> isize {
 }
 
 /// KVM_SET_TSC_KHZ without TSC scaling: the host's rate (0 means it) give
-/// or take upstream's 250 ppm tolerance; anything else is EINVAL (upstream
-/// would "catch up" a faster guest TSC, rkvm does not).
+/// or take `tsc_tolerance_ppm`; anything else is EINVAL (upstream would
+/// "catch up" a faster guest TSC, rkvm does not).
 pub(crate) fn set_tsc_khz(khz: u32) -> Result {
     let host = tsc_khz();
     let want = if khz == 0 { host } else { u64::from(khz) };
-    if want.abs_diff(host) <= host * 250 / 1_000_000 {
+    let ppm = u64::from(params::TSC_TOLERANCE_PPM.get());
+    if want.abs_diff(host) <= host.saturating_mul(ppm) / 1_000_000 {
         Ok(())
     } else {
         Err(EINVAL)

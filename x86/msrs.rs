@@ -4,8 +4,10 @@
 //! checks on CR0/CR3/CR4/EFER/XCR0 writes, and KVM_GET/SET_MSRS.
 
 use crate::{
+    cpuid_caps::msr_lists::FEATURE_MSRS,
     ext::{
         fpu::regs::host_xcr0,
+        msr,
         uaccess::{read_arg, read_array, write_arg, write_array},
         uapi,
     },
@@ -13,7 +15,9 @@ use crate::{
     x86::{
         cpuid,
         irq::lapic,
-        kvmclock, params,
+        kvmclock,
+        msr_filter::MsrFault,
+        params, regs,
         vcpu::VcpuState,
         vendor::{MsrAccess, Seg},
     },
@@ -21,6 +25,7 @@ use crate::{
 use kernel::prelude::*;
 
 use crate::defs::{
+    cpuid::{linux::LinuxFeature, *},
     msr::*,
     paging::{offset_in_page, Gpa},
     regs::*,
@@ -78,8 +83,6 @@ const CR4_BASE: u64 = 0x7ff;
 const MISC_ENABLE_RESET: u64 = MSR_IA32_MISC_ENABLE_BTS_UNAVAIL | MSR_IA32_MISC_ENABLE_PEBS_UNAVAIL;
 /// MTRRCAP: 8 variable ranges, fixed ranges, write-combining.
 const MTRRCAP_VALUE: u64 = KVM_NR_VAR_MTRR as u64 | MTRR_CAP_FIX | MTRR_CAP_WC;
-/// Microcode revision userspace sees by default (upstream's value).
-const UCODE_REV_DEFAULT: u64 = 0x1_0000_0000;
 /// IA32_SMBASE at reset (upstream kvm_vcpu_reset()).
 const SMBASE_DEFAULT: u64 = 0x3_0000;
 
@@ -88,19 +91,12 @@ const SMBASE_DEFAULT: u64 = 0x3_0000;
 /// with upstream's reset values. The features behind them (the other PV
 /// MSRs, speculation controls, LBRs, ...) are not advertised in CPUID
 /// until they are implemented.
-const STORED_MSRS: [(u32, u64); 24] = [
+const STORED_MSRS: [(u32, u64); 17] = [
     (MSR_KVM_WALL_CLOCK, 0),
     (MSR_KVM_SYSTEM_TIME, 0),
     (MSR_SMI_COUNT, 0),
-    (MSR_IA32_FEAT_CTL, 0),
     (MSR_IA32_SPEC_CTRL, 0),
-    (MSR_PLATFORM_INFO, MSR_PLATFORM_INFO_CPUID_FAULT),
     (MSR_IA32_ARCH_CAPABILITIES, 0),
-    (MSR_MISC_FEATURES_ENABLES, 0),
-    (MSR_IA32_LASTBRANCHFROMIP, 0),
-    (MSR_IA32_LASTBRANCHTOIP, 0),
-    (MSR_IA32_LASTINTFROMIP, 0),
-    (MSR_IA32_LASTINTTOIP, 0),
     (MSR_IA32_PERF_CAPABILITIES, 0),
     (MSR_IA32_TSC_DEADLINE, 0),
     (MSR_KVM_WALL_CLOCK_NEW, 0),
@@ -138,6 +134,12 @@ pub(crate) struct GenericMsrs {
     mcg_status: u64,
     power_ctl: u64,
     ucode_rev: u64,
+    /// MSR_PLATFORM_INFO (userspace sets it; CPUID faulting offered).
+    platform_info: u64,
+    /// MSR_MISC_FEATURES_ENABLES (CPUID faulting on or off).
+    misc_features_enables: u64,
+    /// OSVW_ID_LENGTH and OSVW_STATUS (with CPUID OSVW).
+    osvw: [u64; 2],
     /// IA32_SMBASE: userspace saves and restores it (it is in
     /// KVM_GET_MSR_INDEX_LIST, as upstream's); the guest cannot reach it
     /// (no SMM).
@@ -156,8 +158,9 @@ pub(crate) struct GenericMsrs {
 }
 
 impl GenericMsrs {
-    /// Reset values; `bsp` for vCPU 0.
-    pub(crate) fn new(bsp: bool) -> Self {
+    /// Reset values; `bsp` for vCPU 0, `ucode_rev` the vendor's
+    /// IA32_UCODE_REV (`ArchOps::reset_ucode_rev`).
+    pub(crate) fn new(bsp: bool, ucode_rev: u64) -> Self {
         Self {
             apic_base: APIC_DEFAULT_PHYS_BASE
                 | MSR_IA32_APICBASE_ENABLE
@@ -170,7 +173,10 @@ impl GenericMsrs {
             hwcr: 0,
             mcg_status: 0,
             power_ctl: 0,
-            ucode_rev: UCODE_REV_DEFAULT,
+            ucode_rev,
+            platform_info: MSR_PLATFORM_INFO_CPUID_FAULT,
+            misc_features_enables: 0,
+            osvw: [0; 2],
             smbase: SMBASE_DEFAULT,
             cr8: 0,
             xcr0: XFEATURE_MASK_FP,
@@ -179,6 +185,11 @@ impl GenericMsrs {
             mcg_ctl: 0,
             mce_banks: [0; MAX_MCE_BANKS * 4],
         }
+    }
+
+    /// Whether CPUID faults outside ring 0 (MSR_MISC_FEATURES_ENABLES).
+    pub(crate) fn cpuid_faulting(&self) -> bool {
+        self.misc_features_enables & MSR_MISC_FEATURES_ENABLES_CPUID_FAULT != 0
     }
 
     /// The guest's XCR0.
@@ -290,16 +301,120 @@ impl GenericMsrs {
     }
 }
 
+/// Upstream's rules for MSRs a guest may only touch when its CPUID has a
+/// feature (or never), and for MSRs whose value has reserved bits:
+/// `Err(UNKNOWN_MSR)` where upstream answers "unsupported",
+/// `Err(EINVAL)` where it answers "invalid". `data` is `None` for reads.
+fn check_access(st: &VcpuState, index: u32, data: Option<u64>, host: bool) -> Result {
+    let has = |f| st.cpuid.has(f);
+    let write = data.is_some();
+    let v = data.unwrap_or(0);
+    let invalid = |bad: bool| if bad { Err(EINVAL) } else { Ok(()) };
+    let unknown = |bad: bool| if bad { Err(UNKNOWN_MSR) } else { Ok(()) };
+    match index {
+        MSR_IA32_SPEC_CTRL => {
+            let spec_ctrl = has(X86_FEATURE_SPEC_CTRL)
+                || has(X86_FEATURE_AMD_STIBP)
+                || has(X86_FEATURE_AMD_IBRS)
+                || has(X86_FEATURE_AMD_SSBD);
+            invalid(!(host || spec_ctrl))
+        }
+        MSR_AMD64_VIRT_SPEC_CTRL => {
+            invalid((!host && !has(X86_FEATURE_VIRT_SSBD)) || v & !SPEC_CTRL_SSBD != 0)
+        }
+        // Write-only; IBPB/SBPB are not passed through: only 0.
+        MSR_IA32_PRED_CMD => {
+            unknown(!write)?;
+            let pred =
+                has(X86_FEATURE_SPEC_CTRL) || has(X86_FEATURE_AMD_IBPB) || has(X86_FEATURE_SBPB);
+            invalid((!host && !pred) || v != 0)
+        }
+        // Write-only; there is no L1D flush on AMD hosts.
+        MSR_IA32_FLUSH_CMD => {
+            unknown(!write)?;
+            invalid(true)
+        }
+        MSR_IA32_ARCH_CAPABILITIES => {
+            unknown((!host || write) && !has(X86_FEATURE_ARCH_CAPABILITIES))?;
+            unknown(write && !host)
+        }
+        MSR_IA32_PERF_CAPABILITIES => {
+            unknown((!host || write) && !has(X86_FEATURE_PDCM))?;
+            unknown(write && !host)?;
+            // No vPMU: no capability bit.
+            invalid(v != 0)
+        }
+        // No LBR virtualization: the records read 0 and take no write.
+        MSR_IA32_LASTBRANCHFROMIP
+        | MSR_IA32_LASTBRANCHTOIP
+        | MSR_IA32_LASTINTFROMIP
+        | MSR_IA32_LASTINTTOIP => unknown(write),
+        // No IA32_FEATURE_CONTROL on AMD.
+        MSR_IA32_FEAT_CTL => unknown(true),
+        MSR_SMI_COUNT => invalid(write && !host),
+        // No TSC scaling: the ratio stays 1.0; userspace may write it back
+        // (or 0, which QEMU 6.2 does).
+        MSR_AMD64_TSC_RATIO => invalid(!host || (write && v != 0 && v != TSC_RATIO_DEFAULT)),
+        MSR_TSC_AUX => invalid(
+            (!host && !has(X86_FEATURE_RDTSCP) && !has(X86_FEATURE_RDPID))
+                || (st.cpuid.intel_compatible() && v >> 32 != 0),
+        ),
+        MSR_AMD64_OSVW_ID_LENGTH | MSR_AMD64_OSVW_STATUS => invalid(!has(X86_FEATURE_OSVW)),
+        MSR_KVM_POLL_CONTROL => invalid(v & !1 != 0),
+        MSR_KVM_ASYNC_PF_INT => invalid(v >> 8 != 0),
+        MSR_KVM_STEAL_TIME => invalid(v & KVM_STEAL_RESERVED_MASK != 0),
+        MSR_FAM10H_MMIO_CONF_BASE => invalid(v != 0),
+        MSR_K7_HWCR => {
+            let mut valid = MSR_K7_HWCR_MCSTATUSWREN | MSR_K7_HWCR_TSCFREQSEL;
+            if has(X86_FEATURE_GP_ON_USER_CPUID) {
+                valid |= MSR_K7_HWCR_CPUID_USER_DIS;
+            }
+            invalid(v & !MSR_K7_HWCR_IGNORED & !valid != 0)
+        }
+        MSR_MTRRDEFTYPE if write => invalid(v & !MTRR_DEF_TYPE_VALID != 0 || !mtrr_type(v)),
+        MSR_MTRRFIX64K_00000 | MSR_MTRRFIX16K_80000 | 0x259 | MSR_MTRRFIX4K_C0000..=0x26f
+            if write =>
+        {
+            invalid(!(0..8).all(|i| mtrr_type(v >> (i * 8))))
+        }
+        MSR_MTRR_PHYS_BASE0..=0x20f if write => {
+            let phys = u64::MAX
+                .checked_shl(u32::from(cpuid::guest_maxphyaddr(st)))
+                .unwrap_or(0);
+            if (index - MSR_MTRR_PHYS_BASE0) % 2 == 0 {
+                invalid(!mtrr_type(v) || v & (phys | MTRR_PHYS_BASE_RESERVED) != 0)
+            } else {
+                invalid(v & (phys | MTRR_PHYS_MASK_RESERVED) != 0)
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether the low byte of `v` is a memory type MTRRs take (0, 1, 4, 5, 6).
+fn mtrr_type(v: u64) -> bool {
+    matches!(v & 0xff, 0 | 1 | 4 | 5 | 6)
+}
+
+/// `MTRRdefType`: type (7:0), fixed-range enable (10), enable (11).
+const MTRR_DEF_TYPE_VALID: u64 = 0xcff;
+/// Variable MTRR base bits 11:8 and mask bits 10:0 are reserved.
+const MTRR_PHYS_BASE_RESERVED: u64 = 0xf00;
+const MTRR_PHYS_MASK_RESERVED: u64 = 0x7ff;
+/// MSR_AMD64_TSC_RATIO at reset: 1.0 (8.32 fixed point).
+const TSC_RATIO_DEFAULT: u64 = 1 << 32;
+
 /// Reads MSR `index` for the guest (`host` false) or KVM_GET_MSRS.
-pub(crate) fn get(
-    _vm: &Vm,
-    vcpu: &Vcpu,
-    st: &mut VcpuState,
-    index: u32,
-    host: bool,
-) -> Result<u64> {
+pub(crate) fn get(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, host: bool) -> Result<u64> {
     if let Some(r) = lapic::read_msr(vcpu, st, index) {
         return r;
+    }
+    match check_access(st, index, None, host) {
+        Ok(()) => {}
+        // Userspace reads 0 from what the guest may not have (upstream's
+        // rule for the MSRs it lists).
+        Err(e) if e == UNKNOWN_MSR && host => return Ok(0),
+        Err(e) => return Err(e),
     }
     match st.hw.get_msr(index) {
         MsrAccess::Done(v) => return Ok(v),
@@ -312,6 +427,16 @@ pub(crate) fn get(
         MSR_IA32_MISC_ENABLE => m.misc_enable,
         MSR_IA32_TSC_ADJUST => m.tsc_adjust,
         MSR_IA32_UCODE_REV => m.ucode_rev,
+        // KVM_CAP_MSR_PLATFORM_INFO may hide it from the guest.
+        MSR_PLATFORM_INFO if !host && !vm.arch().guest_reads_platform_info() => return Err(EINVAL),
+        MSR_PLATFORM_INFO => m.platform_info,
+        MSR_MISC_FEATURES_ENABLES => m.misc_features_enables,
+        MSR_IA32_LASTBRANCHFROMIP
+        | MSR_IA32_LASTBRANCHTOIP
+        | MSR_IA32_LASTINTFROMIP
+        | MSR_IA32_LASTINTTOIP => 0,
+        MSR_AMD64_OSVW_ID_LENGTH => m.osvw[0],
+        MSR_AMD64_OSVW_STATUS => m.osvw[1],
         MSR_IA32_SMBASE if host => m.smbase,
         MSR_IA32_SMBASE => return Err(EINVAL),
         MSR_IA32_PLATFORM_ID => 0,
@@ -340,12 +465,27 @@ pub(crate) fn get(
     })
 }
 
-/// An access to an MSR rkvm does not know: #GP (`EINVAL`), or with
+/// The error of [`get`] and [`set`] for an MSR rkvm does not know
+/// (upstream's KVM_MSR_RET_UNSUPPORTED), as opposed to an invalid access
+/// to a known one (`EINVAL`). Never returned to userspace: KVM_GET/SET_MSRS
+/// only count the entries that worked.
+pub(crate) const UNKNOWN_MSR: Error = ENOENT;
+
+/// How a failed guest MSR access is reported to userspace.
+pub(crate) fn fault_of(e: Error) -> MsrFault {
+    if e == UNKNOWN_MSR {
+        MsrFault::Unknown
+    } else {
+        MsrFault::Invalid
+    }
+}
+
+/// An access to an MSR rkvm does not know: #GP ([`UNKNOWN_MSR`]), or with
 /// `ignore_msrs` ignored (reads 0), and reported if `report_ignored_msrs`,
 /// as upstream's kvm_msr_ignored_check().
 fn ignored(vcpu: &Vcpu, what: &str, index: u32, data: Option<u64>) -> Result {
     if !params::IGNORE_MSRS.get() {
-        return Err(EINVAL);
+        return Err(UNKNOWN_MSR);
     }
     if params::REPORT_IGNORED_MSRS.get() && crate::ext::print::ratelimit_ok() {
         match data {
@@ -380,10 +520,68 @@ pub(crate) fn set(
     if index == MSR_IA32_CR_PAT && !valid_pat(value) {
         return Err(EINVAL);
     }
-    // Userspace TSC writes keep the VM on one TSC where they can.
-    if index == MSR_IA32_TSC && host {
-        st.hw.set_tsc_offset(kvmclock::tsc_write(vm, value));
-        return Ok(());
+    match check_access(st, index, Some(value), host) {
+        Ok(()) => {}
+        // Userspace may write 0 to what it may read (upstream's rule for
+        // the MSRs it lists).
+        Err(e) if e == UNKNOWN_MSR && host && value == 0 => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let mut value = value;
+    match index {
+        // Userspace TSC writes keep the VM on one TSC where they can.
+        MSR_IA32_TSC if host => {
+            st.hw.set_tsc_offset(kvmclock::tsc_write(vm, value));
+            return Ok(());
+        }
+        // A guest TSC write moves IA32_TSC_ADJUST by as much.
+        MSR_IA32_TSC => {
+            let old = st.hw.tsc_offset();
+            let new = value.wrapping_sub(crate::ext::time::rdtsc());
+            st.hw.set_tsc_offset(new);
+            st.msrs.tsc_adjust = st.msrs.tsc_adjust.wrapping_add(new.wrapping_sub(old));
+            st.clock.mark_dirty();
+            return Ok(());
+        }
+        // Without the CPUID feature writes are dropped; a guest write
+        // moves the TSC by the change.
+        MSR_IA32_TSC_ADJUST => {
+            if st.cpuid.has(X86_FEATURE_TSC_ADJUST) {
+                if !host {
+                    let adj = value.wrapping_sub(st.msrs.tsc_adjust);
+                    let off = st.hw.tsc_offset().wrapping_add(adj);
+                    st.hw.set_tsc_offset(off);
+                    st.clock.mark_dirty();
+                }
+                st.msrs.tsc_adjust = value;
+            }
+            return Ok(());
+        }
+        // AMD ignores bits 63:32 (an Intel-compatible guest got #GP above).
+        MSR_TSC_AUX => value &= 0xffff_ffff,
+        // An Intel-compatible guest has 64-bit SYSENTER and canonical
+        // addresses (upstream intercepts these MSRs then and keeps the high
+        // halves); for an AMD guest the MSRs are the CPU's, which the
+        // guest writes as it likes, and userspace's writes keep 32 bits
+        // (upstream's svm_set_msr()).
+        MSR_IA32_SYSENTER_EIP | MSR_IA32_SYSENTER_ESP => {
+            if st.cpuid.intel_compatible() {
+                value = canonical(value);
+            } else if host {
+                value &= 0xffff_ffff;
+            }
+        }
+        // The guest's PMU bits are read-only (PEBS and BTS unavailable),
+        // EMON writes are ignored.
+        MSR_IA32_MISC_ENABLE if !host => {
+            let old = st.msrs.misc_enable;
+            if (old ^ value) & MISC_ENABLE_RESET != 0 {
+                return Err(EINVAL);
+            }
+            value = (value & !MSR_IA32_MISC_ENABLE_EMON) | (old & MSR_IA32_MISC_ENABLE_EMON);
+        }
+        MSR_K7_HWCR => value &= !MSR_K7_HWCR_IGNORED,
+        _ => {}
     }
     match index {
         MSR_KVM_SYSTEM_TIME | MSR_KVM_SYSTEM_TIME_NEW => st.clock.set_msr(value),
@@ -404,7 +602,11 @@ pub(crate) fn set(
     match index {
         MSR_IA32_APICBASE => m.set_apic_base(value, host)?,
         MSR_IA32_MISC_ENABLE => m.misc_enable = value,
-        MSR_IA32_TSC_ADJUST => m.tsc_adjust = value,
+        MSR_AMD64_OSVW_ID_LENGTH => m.osvw[0] = value,
+        MSR_AMD64_OSVW_STATUS => m.osvw[1] = value,
+        MSR_FAM10H_MMIO_CONF_BASE => {}
+        // The ratio stays 1.0 (checked above).
+        MSR_AMD64_TSC_RATIO => {}
         // Guest writes are ignored; userspace may set the revision.
         MSR_IA32_UCODE_REV => {
             if host {
@@ -414,6 +616,23 @@ pub(crate) fn set(
         MSR_IA32_SMBASE if host => m.smbase = value,
         MSR_IA32_SMBASE => return Err(EINVAL),
         MSR_IA32_POWER_CTL => m.power_ctl = value,
+        // Only userspace sets what the platform offers.
+        MSR_PLATFORM_INFO => {
+            if !host {
+                return Err(EINVAL);
+            }
+            m.platform_info = value;
+        }
+        // CPUID faulting, if the platform offers it.
+        MSR_MISC_FEATURES_ENABLES => {
+            if value & !MSR_MISC_FEATURES_ENABLES_CPUID_FAULT != 0
+                || (value & MSR_MISC_FEATURES_ENABLES_CPUID_FAULT != 0
+                    && m.platform_info & MSR_PLATFORM_INFO_CPUID_FAULT == 0)
+            {
+                return Err(EINVAL);
+            }
+            m.misc_features_enables = value;
+        }
         MSR_K7_HWCR => m.hwcr = value,
         MSR_AMD64_NB_CFG | MSR_K7_EVNTSEL0..=MSR_K7_PERFCTR3 => {}
         i if WRITE_IGNORED_MSRS.contains(&i) => {}
@@ -428,141 +647,191 @@ pub(crate) fn set(
     Ok(())
 }
 
+/// `v` made canonical for 48-bit (or, with LA57 on the host, 57-bit)
+/// virtual addresses, as upstream's __canonical_address() with
+/// max_host_virt_addr_bits().
+fn canonical(v: u64) -> u64 {
+    let la57 = LinuxFeature::of(X86_FEATURE_LA57).is_some_and(|l| msr::cpu_has(l.0));
+    let bits = if la57 { 57 } else { 48 };
+    let shift = 64 - bits;
+    (((v << shift) as i64) >> shift) as u64
+}
+
 /// Every PAT entry must be a valid memory type (0, 1, 4, 5, 6, 7).
 fn valid_pat(v: u64) -> bool {
     (0..8).all(|i| matches!((v >> (i * 8)) & 0xff, 0 | 1 | 4 | 5 | 6 | 7))
 }
 
-/// EFER bits KVM supports (upstream's `kvm_caps.supported_efer_bits`
-/// without nested SVM or AutoIBRS): FFXSR only when KVM's CPUID caps have
-/// FXSR_OPT, i.e. the host has it (never on Intel, where EFER bit 14 is
-/// reserved and a guest EFER with it would fail the VM entry).
+/// The EFER bits this KVM supports (upstream's
+/// `kvm_caps.supported_efer_bits`): SCE and long mode, NX, FFXSR and
+/// automatic IBRS when the host has them; no SVME (no nested SVM).
 fn supported_efer() -> u64 {
-    let ffxsr = crate::defs::cpuid::X86_FEATURE_FXSR_OPT
-        .linux()
-        .is_some_and(|f| crate::ext::msr::cpu_has(f.0));
-    EFER_SCE | EFER_LME | EFER_LMA | EFER_NX | if ffxsr { EFER_FFXSR } else { 0 }
+    let host = |f: Feature| LinuxFeature::of(f).is_some_and(|l| msr::cpu_has(l.0));
+    let mut v = EFER_SCE | EFER_LME | EFER_LMA;
+    for (f, bit) in [
+        (X86_FEATURE_NX, EFER_NX),
+        (X86_FEATURE_FXSR_OPT, EFER_FFXSR),
+        (X86_FEATURE_AUTOIBRS, EFER_AUTOIBRS),
+    ] {
+        if host(f) {
+            v |= bit;
+        }
+    }
+    v
 }
 
-/// Upstream's __kvm_valid_efer(): each EFER feature bit needs its CPUID
-/// bit in the guest's CPUID.
-fn efer_allowed_by_cpuid(st: &VcpuState, efer: u64) -> bool {
-    use crate::defs::cpuid::{X86_FEATURE_FXSR_OPT, X86_FEATURE_LM, X86_FEATURE_NX};
-    let c = &st.cpuid;
-    let needs = |bits: u64, f| efer & bits == 0 || c.has(f);
-    needs(EFER_FFXSR, X86_FEATURE_FXSR_OPT)
-        && needs(EFER_LME | EFER_LMA, X86_FEATURE_LM)
-        && needs(EFER_NX, X86_FEATURE_NX)
+/// Whether the guest's CPUID allows every bit of `efer` (upstream's
+/// __kvm_valid_efer()).
+fn guest_valid_efer(st: &VcpuState, efer: u64) -> bool {
+    let has = |f| st.cpuid.has(f);
+    !((efer & EFER_AUTOIBRS != 0 && !has(X86_FEATURE_AUTOIBRS))
+        || (efer & EFER_FFXSR != 0 && !has(X86_FEATURE_FXSR_OPT))
+        || (efer & EFER_SVME != 0 && !has(X86_FEATURE_SVM))
+        || (efer & (EFER_LME | EFER_LMA) != 0 && !has(X86_FEATURE_LM))
+        || (efer & EFER_NX != 0 && !has(X86_FEATURE_NX)))
 }
 
-/// Upstream's kvm_valid_efer() (KVM_SET_SREGS): supported bits only, each
-/// allowed by the guest's CPUID.
+/// Upstream's kvm_valid_efer() (KVM_SET_SREGS).
 fn valid_efer(st: &VcpuState, efer: u64) -> bool {
-    efer & !supported_efer() == 0 && efer_allowed_by_cpuid(st, efer)
+    efer & !supported_efer() == 0 && guest_valid_efer(st, efer)
 }
 
+/// WRMSR/KVM_SET_MSRS of EFER (upstream's set_efer()): only supported
+/// bits; the guest also needs the CPUID features and cannot toggle LME
+/// with paging on; LMA is the CPU's.
 fn set_efer(st: &mut VcpuState, mut value: u64, host: bool) -> Result {
     if value & !supported_efer() != 0 {
         return Err(EINVAL);
     }
+    let old = st.hw.efer();
     if !host {
-        if !efer_allowed_by_cpuid(st, value) {
+        if !guest_valid_efer(st, value) {
             return Err(EINVAL);
         }
-        let old = st.hw.efer();
         if st.hw.cr0() & X86_CR0_PG != 0 && (old ^ value) & EFER_LME != 0 {
             return Err(EINVAL);
         }
-        // LMA is the CPU's to set.
-        value = (value & !EFER_LMA) | (old & EFER_LMA);
     }
+    value = (value & !EFER_LMA) | (old & EFER_LMA);
     match st.hw.set_msr(MSR_EFER, value, host) {
         MsrAccess::Done(_) => Ok(()),
         _ => Err(EINVAL),
     }
 }
 
-/// MOV to CR0 (emulated), with the architectural checks.
-pub(crate) fn set_cr0(st: &mut VcpuState, val: u64) -> Result {
-    let cr0 = val | X86_CR0_ET;
-    if cr0 >> 32 != 0 || (cr0 & X86_CR0_NW != 0 && cr0 & X86_CR0_CD == 0) {
+/// Whether the guest runs 64-bit code (long mode and CS.L).
+fn is_64_bit_mode(st: &VcpuState) -> bool {
+    st.hw.efer() & EFER_LMA != 0 && st.hw.segment(Seg::Cs).l != 0
+}
+
+/// Whether `cr0` is valid (upstream's kvm_is_valid_cr0()): no bits above
+/// 31, NW only with CD, PG only with PE.
+fn valid_cr0(cr0: u64) -> bool {
+    cr0 >> 32 == 0
+        && !(cr0 & X86_CR0_NW != 0 && cr0 & X86_CR0_CD == 0)
+        && !(cr0 & X86_CR0_PG != 0 && cr0 & X86_CR0_PE == 0)
+}
+
+/// MOV to CR0 (emulated), with upstream's kvm_set_cr0() checks (#GP on
+/// failure): reserved bits below 32 are ignored; long mode needs PAE and
+/// a non-64-bit CS when paging goes on; PAE paging outside long mode
+/// needs valid PDPTEs; paging stays on in 64-bit code and with PCIDs;
+/// WP stays on with CET.
+pub(crate) fn set_cr0(vm: &Vm, st: &mut VcpuState, val: u64) -> Result {
+    let old = st.hw.cr0();
+    if !valid_cr0(val) {
         return Err(EINVAL);
     }
-    if cr0 & X86_CR0_PG != 0 && cr0 & X86_CR0_PE == 0 {
-        return Err(EINVAL);
-    }
-    let paging_on = st.hw.cr0() & X86_CR0_PG == 0 && cr0 & X86_CR0_PG != 0;
-    if paging_on && st.hw.efer() & EFER_LME != 0 {
-        if st.hw.cr4() & X86_CR4_PAE == 0 || st.hw.segment(Seg::Cs).l != 0 {
+    let cr0 = (val | X86_CR0_ET) & CR0_VALID_BITS;
+    let (efer, cr4) = (st.hw.efer(), st.hw.cr4());
+    if efer & EFER_LME != 0 && old & X86_CR0_PG == 0 && cr0 & X86_CR0_PG != 0 {
+        if cr4 & X86_CR4_PAE == 0 || st.hw.segment(Seg::Cs).l != 0 {
             return Err(EINVAL);
         }
     }
-    // Paging cannot go off with PCIDs on, nor WP with CET on.
-    let cr4 = st.hw.cr4();
-    if (cr0 & X86_CR0_PG == 0 && cr4 & X86_CR4_PCIDE != 0)
-        || (cr0 & X86_CR0_WP == 0 && cr4 & X86_CR4_CET != 0)
+    if efer & EFER_LME == 0
+        && cr0 & X86_CR0_PG != 0
+        && cr4 & X86_CR4_PAE != 0
+        && (cr0 ^ old) & X86_CR0_PDPTR_BITS != 0
+        && !regs::load_pdptrs(vm, st, st.hw.cr3())
     {
         return Err(EINVAL);
     }
-    st.hw.set_cr(0, cr0);
-    Ok(())
-}
-
-/// MOV to CR3 (emulated): with CR4.PCIDE, bit 63 asks for no TLB flush
-/// and is not part of CR3.
-pub(crate) fn set_cr3(st: &mut VcpuState, val: u64) -> Result {
-    let noflush = st.hw.cr4() & X86_CR4_PCIDE != 0 && val & X86_CR3_PCID_NOFLUSH != 0;
-    let val = if noflush {
-        val & !X86_CR3_PCID_NOFLUSH
-    } else {
-        val
-    };
-    if st.hw.efer() & EFER_LMA != 0 && val >> cpuid::guest_maxphyaddr(st) != 0 {
+    if cr0 & X86_CR0_PG == 0 && (is_64_bit_mode(st) || cr4 & X86_CR4_PCIDE != 0) {
         return Err(EINVAL);
     }
-    st.hw.set_cr(3, val);
-    st.shadow.cr3_written();
-    if !noflush {
+    if cr0 & X86_CR0_WP == 0 && cr4 & X86_CR4_CET != 0 {
+        return Err(EINVAL);
+    }
+    st.hw.set_cr(0, cr0);
+    if (cr0 ^ old) & (X86_CR0_PG | X86_CR0_WP) != 0 {
         st.hw.flush_tlb();
     }
     Ok(())
 }
 
-/// The CR4 bits the guest's CPUID allows (upstream's
-/// `__cr4_reserved_bits()`, inverted).
+/// MOV to CR3 (emulated), as upstream's kvm_set_cr3(): with PCIDs, bit 63
+/// asks not to flush; no bits beyond MAXPHYADDR; PAE paging reloads (and
+/// checks) the PDPTEs.
+pub(crate) fn set_cr3(vm: &Vm, st: &mut VcpuState, val: u64) -> Result {
+    let mut cr3 = val;
+    let mut flush = true;
+    if st.hw.cr4() & X86_CR4_PCIDE != 0 {
+        flush = cr3 & X86_CR3_PCID_NOFLUSH == 0;
+        cr3 &= !X86_CR3_PCID_NOFLUSH;
+    }
+    let pae = regs::pae_paging(st.hw.cr0(), st.hw.cr4(), st.hw.efer());
+    if cr3 != st.hw.cr3() || pae {
+        if cr3 >> cpuid::guest_maxphyaddr(st) != 0 {
+            return Err(EINVAL);
+        }
+        if pae && !regs::load_pdptrs(vm, st, cr3) {
+            return Err(EINVAL);
+        }
+        st.hw.set_cr(3, cr3);
+        st.shadow.cr3_written();
+    }
+    if flush {
+        st.hw.flush_tlb();
+    }
+    Ok(())
+}
+
+/// The CR4 bits this guest may set (upstream's `__cr4_reserved_bits()`,
+/// inverted, over the features both its CPUID and this KVM have).
 pub(crate) fn cr4_valid_bits(st: &VcpuState) -> u64 {
-    let l1 = cpuid::lookup(st, 1, 0);
-    let l7 = cpuid::lookup(st, 7, 0);
-    let bit = |reg: u32, b: u32| reg & (1 << b) != 0;
     let mut v = CR4_BASE;
     for (has, cr4_bit) in [
-        (bit(l7[2], 2), 11),                   // UMIP
-        (bit(l7[2], 16), 12),                  // LA57
-        (bit(l7[1], 0), 16),                   // FSGSBASE
-        (bit(l1[2], 17), 17),                  // PCIDE
-        (bit(l1[2], 26), 18),                  // OSXSAVE (XSAVE)
-        (bit(l7[1], 7), 20),                   // SMEP
-        (bit(l7[1], 20), 21),                  // SMAP
-        (bit(l7[2], 3), 22),                   // PKE (PKU)
-        (bit(l7[2], 7) || bit(l7[3], 20), 23), // CET (SHSTK or IBT)
+        (st.cpuid.has(X86_FEATURE_UMIP), X86_CR4_UMIP),
+        (st.cpuid.has(X86_FEATURE_LA57), X86_CR4_LA57),
+        (st.cpuid.has(X86_FEATURE_VMX), X86_CR4_VMXE),
+        (st.cpuid.has(X86_FEATURE_FSGSBASE), X86_CR4_FSGSBASE),
+        (st.cpuid.has(X86_FEATURE_PCID), X86_CR4_PCIDE),
+        (st.cpuid.has(X86_FEATURE_XSAVE), X86_CR4_OSXSAVE),
+        (st.cpuid.has(X86_FEATURE_SMEP), X86_CR4_SMEP),
+        (st.cpuid.has(X86_FEATURE_SMAP), X86_CR4_SMAP),
+        (st.cpuid.has(X86_FEATURE_PKU), X86_CR4_PKE),
+        (
+            st.cpuid.has(X86_FEATURE_SHSTK) || st.cpuid.has(X86_FEATURE_IBT),
+            X86_CR4_CET,
+        ),
+        (st.cpuid.has(X86_FEATURE_LAM), X86_CR4_LAM_SUP),
     ] {
         if has {
-            v |= 1 << cr4_bit;
+            v |= cr4_bit;
         }
     }
     v
 }
 
 /// `kvm_is_valid_sregs()`: what KVM_SET_SREGS must refuse with EINVAL.
+/// Long mode (LME and PG) needs PAE, LMA and a CR3 within MAXPHYADDR;
+/// otherwise neither LMA nor a 64-bit CS; CR4, CR0 and EFER valid.
 pub(crate) fn check_sregs(st: &VcpuState, s: &uapi::kvm_sregs) -> Result {
-    let cr0_ok = s.cr0 >> 32 == 0
-        && !(s.cr0 & X86_CR0_PG != 0 && s.cr0 & X86_CR0_PE == 0)
-        && !(s.cr0 & X86_CR0_NW != 0 && s.cr0 & X86_CR0_CD == 0);
-    let cr4_ok = s.cr4 & !cr4_valid_bits(st) == 0;
     let mode_ok = if s.efer & EFER_LME != 0 && s.cr0 & X86_CR0_PG != 0 {
         // Long mode needs PAE and LMA, a CR3 within MAXPHYADDR; not both
         // CS.L and CS.D.
-        let maxphy = u32::from(crate::x86::cpuid::guest_maxphyaddr(st));
+        let maxphy = u32::from(cpuid::guest_maxphyaddr(st));
         s.cr4 & X86_CR4_PAE != 0
             && s.efer & EFER_LMA != 0
             && s.cr3.checked_shr(maxphy).unwrap_or(0) == 0
@@ -570,30 +839,77 @@ pub(crate) fn check_sregs(st: &VcpuState, s: &uapi::kvm_sregs) -> Result {
     } else {
         s.efer & EFER_LMA == 0 && s.cs.l == 0
     };
-    if cr0_ok && cr4_ok && mode_ok && valid_efer(st, s.efer) {
+    let cr4_ok = s.cr4 & !cr4_valid_bits(st) == 0;
+    if mode_ok && cr4_ok && valid_cr0(s.cr0) && valid_efer(st, s.efer) {
         Ok(())
     } else {
         Err(EINVAL)
     }
 }
 
-/// MOV to CR4 (emulated).
-pub(crate) fn set_cr4(st: &mut VcpuState, val: u64) -> Result {
+/// MOV to CR4 (emulated), as upstream's kvm_set_cr4() (#GP on failure):
+/// only bits this guest may set; in long mode PAE stays on and LA57 does
+/// not change; PAE paging outside long mode reloads (and checks) the
+/// PDPTEs when paging-structure bits change; PCIDs go on only in long
+/// mode with CR3[11:0] zero; CET needs WP.
+pub(crate) fn set_cr4(vm: &Vm, st: &mut VcpuState, val: u64) -> Result {
     let old = st.hw.cr4();
+    if val & !cr4_valid_bits(st) != 0 {
+        return Err(EINVAL);
+    }
     let lma = st.hw.efer() & EFER_LMA != 0;
-    // PCIDs go on only in long mode with CR3[11:0] zero; CET needs WP.
-    let pcide_on = val & X86_CR4_PCIDE != 0 && old & X86_CR4_PCIDE == 0;
-    if val & !cr4_valid_bits(st) != 0
-        || (lma && val & X86_CR4_PAE == 0)
-        || (lma && (old ^ val) & X86_CR4_LA57 != 0)
-        || (!lma && val & X86_CR4_PCIDE != 0)
-        || (pcide_on && offset_in_page(st.hw.cr3()) != 0)
-        || (val & X86_CR4_CET != 0 && st.hw.cr0() & X86_CR0_WP == 0)
+    if lma {
+        if val & X86_CR4_PAE == 0 || (old ^ val) & X86_CR4_LA57 != 0 {
+            return Err(EINVAL);
+        }
+    } else if st.hw.cr0() & X86_CR0_PG != 0
+        && val & X86_CR4_PAE != 0
+        && (old ^ val) & X86_CR4_PDPTR_BITS != 0
+        && !regs::load_pdptrs(vm, st, st.hw.cr3())
     {
+        return Err(EINVAL);
+    }
+    if val & X86_CR4_PCIDE != 0
+        && old & X86_CR4_PCIDE == 0
+        && (offset_in_page(st.hw.cr3()) != 0 || !lma)
+    {
+        return Err(EINVAL);
+    }
+    if val & X86_CR4_CET != 0 && st.hw.cr0() & X86_CR0_WP == 0 {
         return Err(EINVAL);
     }
     st.hw.set_cr(4, val);
     st.hw.flush_tlb();
+    Ok(())
+}
+
+/// MOV to DR6/DR7 and the other debug registers (emulated), as upstream's
+/// kvm_set_dr(): bits 63:32 of DR6/DR7 are #GP; the rest keep only their
+/// volatile bits, with the fixed-1 bits set (DR6's RTM and bus-lock bits
+/// stay 1 unless the guest has those features).
+pub(crate) fn set_dr(st: &mut VcpuState, n: u8, val: u64) -> Result {
+    match n {
+        0..=3 => st.hw.set_dr(n, val),
+        4 | 6 => {
+            if val >> 32 != 0 {
+                return Err(EINVAL);
+            }
+            let mut fixed = DR6_FIXED_1;
+            if !st.cpuid.has(X86_FEATURE_RTM) {
+                fixed |= DR6_RTM;
+            }
+            if !st.cpuid.has(X86_FEATURE_BUS_LOCK_DETECT) {
+                fixed |= DR6_BUS_LOCK;
+            }
+            st.hw.set_dr(6, (val & DR6_VOLATILE) | fixed);
+        }
+        _ => {
+            if val >> 32 != 0 {
+                return Err(EINVAL);
+            }
+            st.hw.set_dr(7, (val & DR7_VOLATILE) | DR7_FIXED_1);
+        }
+    }
     Ok(())
 }
 
@@ -612,6 +928,7 @@ pub(crate) fn set_xcr(st: &mut VcpuState, index: u32, xcr0: u64) -> Result {
         || (xcr0 & XFEATURE_MASK_AVX512 != 0
             && (xcr0 & XFEATURE_MASK_YMM == 0
                 || xcr0 & XFEATURE_MASK_AVX512 != XFEATURE_MASK_AVX512))
+        || (xcr0 & XFEATURE_MASK_XTILE != 0 && xcr0 & XFEATURE_MASK_XTILE != XFEATURE_MASK_XTILE)
     {
         return Err(EINVAL);
     }
@@ -627,9 +944,18 @@ pub(crate) fn get_msrs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> 
     })
 }
 
-/// KVM_SET_MSRS on a vCPU.
+/// KVM_SET_MSRS on a vCPU. Once the vCPU has run, the MSRs that describe
+/// its CPU model (feature MSRs) only take their current value, as
+/// upstream's do_set_msr().
 pub(crate) fn set_msrs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result<isize> {
     msr_io(arg, true, |index, data| {
+        if st.has_run
+            && index != MSR_IA32_UCODE_REV
+            && FEATURE_MSRS.contains(&index)
+            && get(vm, vcpu, st, index, true).ok() != Some(*data)
+        {
+            return Err(EINVAL);
+        }
         set(vm, vcpu, st, index, *data, true)
     })
 }

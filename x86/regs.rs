@@ -1,15 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Register-state ioctls: REGS, SREGS, FPU, XSAVE, XCRS, DEBUGREGS.
 
-use crate::defs::regs::{R8, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP, X86_EFLAGS_FIXED};
+use crate::defs::regs::{
+    EFER_LMA, R8, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP, X86_CR0_PG, X86_CR4_PAE, X86_EFLAGS_FIXED,
+};
 use crate::{
-    defs,
+    defs::{
+        self,
+        msr::MSR_IA32_APICBASE,
+        paging::{Gpa, PAE_CR3_MASK, PDPTE_RESERVED_LOW, PT_PRESENT_MASK},
+        regs::CR8_RESERVED_BITS,
+    },
     ext::{
         fpu::regs::host_xcr0,
         uaccess::{read_arg, read_bytes, write_arg, write_bytes},
         uapi,
     },
-    x86::{events, msrs, vcpu::VcpuState},
+    virt::{kick::REQ_EVENT, vcpu::Vcpu, vm::Vm},
+    x86::{cpuid, events, msrs, vcpu::VcpuState, vendor::InjectedEvent},
 };
 use kernel::prelude::*;
 
@@ -67,23 +75,241 @@ pub(crate) fn set_regs(st: &mut VcpuState, arg: usize) -> Result {
     Ok(())
 }
 
-/// KVM_GET_SREGS (`apic_base` is the core's; the rest the vendor's).
-pub(crate) fn get_sregs(st: &VcpuState, arg: usize) -> Result {
+/// CR8: the in-kernel LAPIC's task priority, or the core's copy.
+pub(crate) fn cr8(vcpu: &Vcpu, st: &VcpuState) -> u64 {
+    match vcpu.lapic() {
+        Some(l) => l.lock().cr8(),
+        None => st.msrs.cr8,
+    }
+}
+
+/// The state KVM_GET_SREGS and KVM_GET_SREGS2 share: the vendor's
+/// segments, descriptor tables and control registers, CR8 and APIC_BASE
+/// (the in-kernel LAPIC's when there is one).
+fn sregs_common(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> uapi::kvm_sregs {
     let mut s = uapi::kvm_sregs::default();
     st.hw.get_sregs(&mut s);
-    s.apic_base = st.msrs.apic_base;
+    s.cr8 = cr8(vcpu, st);
+    s.apic_base = msrs::get(vm, vcpu, st, MSR_IA32_APICBASE, true).unwrap_or(0);
+    s
+}
+
+/// KVM_GET_SREGS: also the injected interrupt's bit in `interrupt_bitmap`.
+pub(crate) fn get_sregs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+    let mut s = sregs_common(vm, vcpu, st);
+    let injected = match st.hw.injected_event() {
+        InjectedEvent::Interrupt {
+            vector,
+            soft: false,
+        } => Some(vector),
+        _ => st.events.irq(),
+    };
+    if let Some(v) = injected {
+        s.interrupt_bitmap[usize::from(v / 64)] |= 1 << (v % 64);
+    }
     write_arg(arg, &s)
 }
 
-/// KVM_SET_SREGS, after upstream's kvm_is_valid_sregs() checks.
-pub(crate) fn set_sregs(st: &mut VcpuState, arg: usize) -> Result {
-    let s: uapi::kvm_sregs = read_arg(arg)?;
-    msrs::check_sregs(st, &s)?;
-    st.hw.set_sregs(&s)?;
+/// What KVM_SET_SREGS and KVM_SET_SREGS2 share, after upstream's
+/// kvm_is_valid_sregs() and APIC_BASE checks (both before anything
+/// changes): the vendor's state, CR8 (ignored when reserved bits are set,
+/// as upstream), APIC_BASE.
+fn set_sregs_common(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    st: &mut VcpuState,
+    s: &uapi::kvm_sregs,
+    load: bool,
+) -> Result {
+    msrs::check_sregs(st, s)?;
+    msrs::set(vm, vcpu, st, MSR_IA32_APICBASE, s.apic_base, true)?;
+    st.hw.set_sregs(s)?;
     // Shadow paging: a PAE guest's PDPTEs are loaded again, as upstream's
     // __set_sregs() does.
     st.shadow.cr3_written();
-    st.msrs.set_apic_base(s.apic_base, true)
+    // Under PAE paging the PDPTEs are loaded (a failure is ignored, as
+    // upstream), unless KVM_SET_SREGS2 brings them.
+    if load && pae_paging(s.cr0, s.cr4, s.efer) {
+        load_pdptrs(vm, st, s.cr3);
+    }
+    if s.cr8 & CR8_RESERVED_BITS == 0 {
+        match vcpu.lapic() {
+            Some(l) => {
+                l.lock().set_cr8(s.cr8);
+                st.hw.set_v_tpr(s.cr8 as u8);
+                vcpu.kick().make_request(REQ_EVENT);
+            }
+            None => st.msrs.cr8 = s.cr8,
+        }
+    }
+    Ok(())
+}
+
+/// KVM_SET_SREGS: the lowest bit of `interrupt_bitmap` becomes the
+/// interrupt to inject (upstream's kvm_queue_interrupt()).
+pub(crate) fn set_sregs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+    let s: uapi::kvm_sregs = read_arg(arg)?;
+    set_sregs_common(vm, vcpu, st, &s, true)?;
+    let pending = s
+        .interrupt_bitmap
+        .iter()
+        .enumerate()
+        .find(|(_, w)| **w != 0)
+        .map(|(i, w)| (i * 64) as u32 + w.trailing_zeros());
+    if let Some(v) = pending.and_then(|v| u8::try_from(v).ok()) {
+        st.hw.set_injected_event(InjectedEvent::Interrupt {
+            vector: v,
+            soft: false,
+        });
+        vcpu.kick().make_request(REQ_EVENT);
+    }
+    Ok(())
+}
+
+/// Whether the guest uses PAE paging outside long mode (its four PDPTEs
+/// matter, and KVM_GET/SET_SREGS2 carry them).
+pub(crate) fn pae_paging(cr0: u64, cr4: u64, efer: u64) -> bool {
+    cr0 & X86_CR0_PG != 0 && cr4 & X86_CR4_PAE != 0 && efer & EFER_LMA == 0
+}
+
+/// The PAE PDPTEs as KVM holds them (upstream's `pdptrs[]` and the
+/// VCPU_REG_PDPTR cache): loaded from guest memory when CR0, CR3 or CR4
+/// changes make them matter, set by KVM_SET_SREGS2, and read again from
+/// memory (if valid) on the first use after the guest ran.
+#[derive(Default)]
+pub(crate) struct Pdptrs {
+    regs: [u64; 4],
+    /// `regs` are current (else they are reloaded when asked for).
+    avail: bool,
+    /// `regs` came from KVM_SET_SREGS2: they stay until the next load
+    /// (upstream's `pdptrs_from_userspace`).
+    from_user: bool,
+}
+
+impl Pdptrs {
+    /// The guest ran: PDPTEs loaded from memory may have changed there.
+    pub(crate) fn invalidate(&mut self) {
+        if !self.from_user {
+            self.avail = false;
+        }
+    }
+}
+
+/// PDPTE bits that must be 0 in a present entry: 1-2, 5-8, and those from
+/// MAXPHYADDR up (NX included).
+fn pdpte_reserved(maxphyaddr: u8) -> u64 {
+    let phys = u64::MAX.checked_shl(u32::from(maxphyaddr)).unwrap_or(0);
+    phys | PDPTE_RESERVED_LOW
+}
+
+/// Upstream's load_pdptrs(): reads the four PDPTEs at `cr3` and takes
+/// them if every present one is valid; `false` (and the old ones kept)
+/// otherwise, or when `cr3` is not in RAM.
+pub(crate) fn load_pdptrs(vm: &Vm, st: &mut VcpuState, cr3: u64) -> bool {
+    let base = cr3 & PAE_CR3_MASK;
+    let mut p = [0u64; 4];
+    for (gpa, v) in (base..).step_by(8).zip(p.iter_mut()) {
+        let mut w = [0u8; 8];
+        if !matches!(vm.mmu().read_guest(Gpa::new(gpa), &mut w), Ok(true)) {
+            return false;
+        }
+        *v = u64::from_le_bytes(w);
+    }
+    let rsvd = pdpte_reserved(cpuid::guest_maxphyaddr(st));
+    if p.iter().any(|e| e & PT_PRESENT_MASK != 0 && e & rsvd != 0) {
+        return false;
+    }
+    st.pdptrs = Pdptrs {
+        regs: p,
+        avail: true,
+        from_user: false,
+    };
+    true
+}
+
+/// The PDPTEs: reloaded from memory at CR3 if the guest ran since they
+/// were last loaded (invalid ones in memory leave the old values).
+fn pdptrs(vm: &Vm, st: &mut VcpuState) -> [u64; 4] {
+    if !st.pdptrs.avail {
+        st.pdptrs.avail = true;
+        load_pdptrs(vm, st, st.hw.cr3());
+    }
+    st.pdptrs.regs
+}
+
+/// KVM_GET_SREGS2: KVM_GET_SREGS without the interrupt bitmap, with the
+/// PDPTEs under PAE paging.
+pub(crate) fn get_sregs2(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+    let s = sregs_common(vm, vcpu, st);
+    let mut s2 = uapi::kvm_sregs2 {
+        cs: s.cs,
+        ds: s.ds,
+        es: s.es,
+        fs: s.fs,
+        gs: s.gs,
+        ss: s.ss,
+        tr: s.tr,
+        ldt: s.ldt,
+        gdt: s.gdt,
+        idt: s.idt,
+        cr0: s.cr0,
+        cr2: s.cr2,
+        cr3: s.cr3,
+        cr4: s.cr4,
+        cr8: s.cr8,
+        efer: s.efer,
+        apic_base: s.apic_base,
+        flags: 0,
+        pdptrs: [0; 4],
+    };
+    if pae_paging(s.cr0, s.cr4, s.efer) {
+        s2.pdptrs = pdptrs(vm, st);
+        s2.flags |= u64::from(uapi::KVM_SREGS2_FLAGS_PDPTRS_VALID);
+    }
+    write_arg(arg, &s2)
+}
+
+/// KVM_SET_SREGS2: with KVM_SREGS2_FLAGS_PDPTRS_VALID (only under PAE
+/// paging, else EINVAL) the PDPTEs are userspace's until the vCPU runs.
+pub(crate) fn set_sregs2(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+    let s2: uapi::kvm_sregs2 = read_arg(arg)?;
+    let valid = u64::from(uapi::KVM_SREGS2_FLAGS_PDPTRS_VALID);
+    if s2.flags & !valid != 0 {
+        return Err(EINVAL);
+    }
+    let with_pdptrs = s2.flags & valid != 0;
+    if with_pdptrs && !pae_paging(s2.cr0, s2.cr4, s2.efer) {
+        return Err(EINVAL);
+    }
+    let s = uapi::kvm_sregs {
+        cs: s2.cs,
+        ds: s2.ds,
+        es: s2.es,
+        fs: s2.fs,
+        gs: s2.gs,
+        ss: s2.ss,
+        tr: s2.tr,
+        ldt: s2.ldt,
+        gdt: s2.gdt,
+        idt: s2.idt,
+        cr0: s2.cr0,
+        cr2: s2.cr2,
+        cr3: s2.cr3,
+        cr4: s2.cr4,
+        cr8: s2.cr8,
+        efer: s2.efer,
+        apic_base: s2.apic_base,
+        interrupt_bitmap: [0; 4],
+    };
+    set_sregs_common(vm, vcpu, st, &s, !with_pdptrs)?;
+    if with_pdptrs {
+        st.pdptrs = Pdptrs {
+            regs: s2.pdptrs,
+            avail: true,
+            from_user: true,
+        };
+    }
+    Ok(())
 }
 
 /// Size of the uabi XSAVE buffer (`KVM_CAP_XSAVE2`): at least 4 KiB.

@@ -12,7 +12,10 @@
 //! switched once per KVM_RUN by the kernel's FPU core, which handles
 //! preemption itself.
 
-use crate::defs::regs::RAX;
+use crate::defs::{
+    msr::MSR_IA32_APICBASE,
+    regs::{RAX, RDX},
+};
 use crate::{
     defs::regs::{X86_CR4_OSXSAVE, X86_EFLAGS_IF},
     ext::{cpu, fpu::regs::host_xcr0, guest_entry::EntryWindow, signal::SigmaskGuard, trace, uapi},
@@ -21,7 +24,7 @@ use crate::{
         emulator_ops::{self, Waiting},
         exits,
         irq::inject,
-        kvmclock, mmu,
+        kvmclock, mmu, msrs, regs,
         vcpu::VcpuState,
     },
 };
@@ -50,6 +53,9 @@ enum Pending {
     /// KVM_EXIT_HYPERCALL: RAX := `run.hypercall.ret`, then skip the
     /// hypercall instruction.
     Hypercall { long_mode: bool },
+    /// KVM_EXIT_X86_RDMSR/WRMSR: #GP if `run.msr.error`, else (RDMSR)
+    /// EDX:EAX := `run.msr.data` and skip the instruction.
+    Msr { write: bool },
 }
 
 /// The owner of [`Pending`]: every transition is one of its methods.
@@ -77,6 +83,11 @@ impl Completion {
     /// After KVM_EXIT_HYPERCALL.
     pub(crate) fn hypercall(&mut self, long_mode: bool) {
         self.0 = Pending::Hypercall { long_mode };
+    }
+
+    /// After KVM_EXIT_X86_RDMSR (`write` false) or KVM_EXIT_X86_WRMSR.
+    pub(crate) fn msr(&mut self, write: bool) {
+        self.0 = Pending::Msr { write };
     }
 
     /// Forgets the open exit (KVM_SET_REGS, INIT).
@@ -107,8 +118,11 @@ pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> R
     let _sigmask = SigmaskGuard::apply(st.sigmask);
     let run = vcpu.run_page();
     // An AP that waits for INIT/SIPI: block, then let userspace retry
-    // (EAGAIN), as upstream.
+    // (EAGAIN), as upstream; with immediate_exit, EINTR at once.
     if st.mp_state.is_uninitialized() {
+        if run.immediate_exit() {
+            return Err(EINTR);
+        }
         return match inject::wait_until_runnable_once(vm, vcpu, st) {
             Ok(true) => Err(EAGAIN),
             Ok(false) => {
@@ -118,6 +132,8 @@ pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> R
             Err(e) => Err(e),
         };
     }
+    // The CPU reloads the PDPTEs from memory when it runs.
+    st.pdptrs.invalidate();
     // The emulator may touch XMM registers: guest FPU state first.
     st.fpu.load();
     trace::kvm_fpu(1);
@@ -125,10 +141,10 @@ pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> R
         // The completion itself needs userspace again (e.g. the next
         // element of a REP MOVS to MMIO).
         Ok(Next::User) => Ok(()),
-        Ok(Next::Guest) if run.immediate_exit() => {
-            run.set_exit_reason(uapi::KVM_EXIT_INTR);
-            Err(EINTR)
-        }
+        // immediate_exit: EINTR with kvm_run's exit reason left as the
+        // last exit's (upstream does not write it here; the selftests'
+        // vcpu_run_complete_io() depends on that).
+        Ok(Next::Guest) if run.immediate_exit() => Err(EINTR),
         Ok(Next::Guest) => run_loop(vm, vcpu, st),
         Err(e) => Err(e),
     };
@@ -151,6 +167,13 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
             return Err(EINTR);
         }
         cpu::cond_resched();
+        // KVM_SET_VCPU_EVENTS' pending triple fault: shut down (the
+        // vCPU is not reset, as upstream's KVM_REQ_TRIPLE_FAULT).
+        if st.events.triple_fault() {
+            st.events.set_triple_fault(false);
+            run.set_exit_reason(uapi::KVM_EXIT_SHUTDOWN);
+            return Ok(());
+        }
 
         if !st.mp_state.is_runnable() {
             if !inject::wait_until_runnable(vm, vcpu, st)? {
@@ -197,6 +220,7 @@ fn run_loop(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result {
         let (guest_xcr0, host) = (st.msrs.xcr0(), host_xcr0());
         let xcr0 = (st.hw.cr4() & X86_CR4_OSXSAVE != 0 && guest_xcr0 != host)
             .then_some((guest_xcr0, host));
+        st.has_run = true;
         if trace::kvm_entry_enabled() {
             let (intr_info, error_code) = st.hw.entry_info();
             trace::kvm_entry(
@@ -279,8 +303,10 @@ fn ready_for_injection(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) -> bool {
 fn report_common(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) {
     let if_flag = st.hw.rflags() & X86_EFLAGS_IF != 0;
     let ready = ready_for_injection(vm, vcpu, st);
+    // The in-kernel LAPIC's APIC_BASE when there is one.
+    let apic_base = msrs::get(vm, vcpu, st, MSR_IA32_APICBASE, true).unwrap_or(0);
     vcpu.run_page()
-        .set_common(if_flag, ready, st.msrs.cr8, st.msrs.apic_base);
+        .set_common(if_flag, ready, regs::cr8(vcpu, st), apic_base);
 }
 
 /// Finishes what the last exit to userspace left open.
@@ -299,15 +325,26 @@ fn complete_userspace(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> 
             trace::kvm_pio(0, port.into(), size.into(), 1, v as u32);
             let rax = &mut st.hw.gprs_mut()[RAX];
             *rax = merge_reg(*rax, v, size);
-            st.hw.skip_to(next_rip);
-            Ok(Next::Guest)
+            Ok(exits::skip_to(vcpu, st, next_rip))
         }
         Pending::Emulator(w) => emulator_ops::complete(vm, vcpu, st, w),
+        Pending::Msr { write } => {
+            let (error, data) = vcpu.run_page().msr_result();
+            if error {
+                st.inject_exception(vector::GP, Some(0));
+                return Ok(Next::Guest);
+            }
+            if !write {
+                let g = st.hw.gprs_mut();
+                g[RAX] = data & 0xffff_ffff;
+                g[RDX] = data >> 32;
+            }
+            Ok(exits::skip(vm, vcpu, st, 2))
+        }
         Pending::Hypercall { long_mode } => {
             let ret = vcpu.run_page().hypercall_ret();
             st.hw.gprs_mut()[RAX] = if long_mode { ret } else { ret & 0xffff_ffff };
-            exits::skip(vm, vcpu, st, 3);
-            Ok(Next::Guest)
+            Ok(exits::skip(vm, vcpu, st, 3))
         }
     }
 }

@@ -147,3 +147,27 @@ pub(crate) fn get_feature_msrs(arg: usize) -> Result<isize> {
         Ok(())
     })
 }
+
+/// The value of a `/dev/kvm` attribute (upstream's
+/// __kvm_x86_dev_get_attr()): group 0 has KVM_X86_XCOMP_GUEST_SUPP, the
+/// XSAVE components guests may use; no other group (no SEV) or attribute
+/// exists (ENXIO).
+fn dev_attr(attr: &uapi::kvm_device_attr) -> Result<u64> {
+    if attr.group != 0 || attr.attr != u64::from(uapi::KVM_X86_XCOMP_GUEST_SUPP) {
+        return Err(ENXIO);
+    }
+    Ok(cc::KvmCaps::new(&Host, &options()?).supported_xcr0)
+}
+
+/// KVM_HAS_DEVICE_ATTR on `/dev/kvm` (KVM_CAP_SYS_ATTRIBUTES).
+pub(crate) fn dev_has_attr(arg: usize) -> Result<isize> {
+    dev_attr(&read_arg(arg)?).map(|_| 0)
+}
+
+/// KVM_GET_DEVICE_ATTR on `/dev/kvm`: the value goes to `attr.addr`.
+pub(crate) fn dev_get_attr(arg: usize) -> Result<isize> {
+    let attr: uapi::kvm_device_attr = read_arg(arg)?;
+    let v = dev_attr(&attr)?;
+    write_arg(attr.addr as usize, &v)?;
+    Ok(0)
+}

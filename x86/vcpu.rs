@@ -5,7 +5,12 @@
 use crate::{
     defs::vector::UD_VECTOR,
     emulate::Emulator,
-    ext::{fpu::GuestFpu, trace, uaccess::read_arg, uapi},
+    ext::{
+        fpu::GuestFpu,
+        trace,
+        uaccess::{read_arg, write_arg},
+        uapi,
+    },
     virt::{
         halt_poll::HaltPoll,
         ioctl::*,
@@ -61,6 +66,11 @@ pub(crate) struct VcpuState {
     pub(crate) clock: VcpuClock,
     /// The shadow root the vCPU runs on (shadow paging only).
     pub(crate) shadow: VcpuShadow,
+    /// The PAE PDPTEs (KVM_GET/SET_SREGS2, PAE checks of CR writes).
+    pub(crate) pdptrs: regs::Pdptrs,
+    /// The vCPU entered the guest at least once (its CPU model, e.g. the
+    /// feature MSRs, is fixed from then on).
+    pub(crate) has_run: bool,
 }
 
 impl VcpuState {
@@ -76,6 +86,7 @@ impl VcpuState {
         lapic_in_kernel: bool,
     ) -> Result<impl Init<Self>> {
         let mut hw = vm.vendor().ops().create_vcpu(id, vm.mmu().tdp_root())?;
+        hw.set_disabled_exits(vm.arch().disabled_exits());
         // KVM_FEP: #UD exits so the prefix can be recognised.
         if crate::x86::exits::fep_enabled() {
             hw.set_exception_intercept(UD_VECTOR, true);
@@ -89,12 +100,13 @@ impl VcpuState {
         // it with `Emulator::new()` would put its 1.7 KiB on the stack).
         const IDLE: Emulator = Emulator::new();
         let emulator = KBox::write(KBox::new_uninit(GFP_KERNEL)?, IDLE);
+        let ucode_rev = vm.vendor().ops().reset_ucode_rev();
         Ok(init!(Self {
             hw,
             cpuid: GuestCpuid::new(),
             completion: Completion::new(),
             fpu,
-            msrs: GenericMsrs::new(bsp),
+            msrs: GenericMsrs::new(bsp, ucode_rev),
             emulator: Some(emulator),
             events: PendingEvents::default(),
             mp_state: MpState::at_creation(lapic_in_kernel, bsp),
@@ -104,6 +116,8 @@ impl VcpuState {
             lapic,
             clock: Default::default(),
             shadow,
+            pdptrs: Default::default(),
+            has_run: false,
         }))
     }
 }
@@ -147,11 +161,13 @@ pub(crate) fn vcpu_ioctl(
     match cmd {
         KVM_GET_REGS => done(regs::get_regs(st, arg)),
         KVM_SET_REGS => done(regs::set_regs(st, arg)),
-        KVM_GET_SREGS => done(regs::get_sregs(st, arg)),
-        KVM_SET_SREGS => done(regs::set_sregs(st, arg)),
+        KVM_GET_SREGS => done(regs::get_sregs(vm, vcpu, st, arg)),
+        KVM_SET_SREGS => done(regs::set_sregs(vm, vcpu, st, arg)),
+        KVM_GET_SREGS2 => done(regs::get_sregs2(vm, vcpu, st, arg)),
+        KVM_SET_SREGS2 => done(regs::set_sregs2(vm, vcpu, st, arg)),
         KVM_GET_MSRS => msrs::get_msrs(vm, vcpu, st, arg),
         KVM_SET_MSRS => msrs::set_msrs(vm, vcpu, st, arg),
-        KVM_SET_CPUID2 => done(cpuid::set_cpuid2(vcpu, st, arg)),
+        KVM_SET_CPUID2 => done(cpuid::set_cpuid2(vm, vcpu, st, arg)),
         KVM_GET_CPUID2 => done(cpuid::get_cpuid2(st, arg)),
         KVM_GET_FPU => done(regs::get_fpu(st, arg)),
         KVM_SET_FPU => done(regs::set_fpu(st, arg)),
@@ -172,13 +188,17 @@ pub(crate) fn vcpu_ioctl(
         KVM_GET_LAPIC => done(lapic::get_lapic(vm, vcpu, st, arg)),
         KVM_SET_LAPIC => done(lapic::set_lapic(vm, vcpu, st, arg)),
         KVM_TPR_ACCESS_REPORTING => done(lapic::tpr_access_reporting(st, arg)),
-        KVM_GET_VCPU_EVENTS => done(events::get_vcpu_events(st, arg)),
-        KVM_SET_VCPU_EVENTS => done(events::set_vcpu_events(st, arg)),
+        KVM_GET_VCPU_EVENTS => done(events::get_vcpu_events(vm, st, arg)),
+        KVM_SET_VCPU_EVENTS => done(events::set_vcpu_events(vm, st, arg)),
         KVM_SET_GUEST_DEBUG => done(events::set_guest_debug(st, arg)),
         KVM_TRANSLATE => done(events::translate(vm, st, arg)),
         KVM_GET_TSC_KHZ => Ok(kvmclock::get_tsc_khz()),
         KVM_SET_TSC_KHZ => done(kvmclock::set_tsc_khz(arg as u32)),
+        KVM_KVMCLOCK_CTRL => done(kvmclock::kvmclock_ctrl(st)),
         KVM_ENABLE_CAP => done(enable_cap(arg)),
+        KVM_HAS_DEVICE_ATTR | KVM_GET_DEVICE_ATTR | KVM_SET_DEVICE_ATTR => {
+            done(device_attr(vm, st, cmd, arg))
+        }
         _ => Err(EINVAL),
     }
 }
@@ -206,6 +226,25 @@ fn interrupt(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
 fn nmi(st: &mut VcpuState) -> Result {
     st.events.add_nmis(1);
     Ok(())
+}
+
+/// KVM_HAS/GET/SET_DEVICE_ATTR on a vCPU (KVM_CAP_VCPU_ATTRIBUTES): the
+/// TSC offset (group KVM_VCPU_TSC_CTRL, attribute KVM_VCPU_TSC_OFFSET),
+/// read from or written to `attr.addr`; ENXIO for anything else.
+fn device_attr(vm: &Vm, st: &mut VcpuState, cmd: u32, arg: usize) -> Result {
+    let attr: uapi::kvm_device_attr = read_arg(arg)?;
+    if attr.group != uapi::KVM_VCPU_TSC_CTRL || attr.attr != u64::from(uapi::KVM_VCPU_TSC_OFFSET) {
+        return Err(ENXIO);
+    }
+    match cmd {
+        KVM_GET_DEVICE_ATTR => write_arg(attr.addr as usize, &st.hw.tsc_offset()),
+        KVM_SET_DEVICE_ATTR => {
+            let offset: u64 = read_arg(attr.addr as usize)?;
+            kvmclock::set_tsc_offset(vm, st, offset);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// KVM_ENABLE_CAP on a vCPU: no vCPU capability is offered yet.

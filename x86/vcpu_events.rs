@@ -96,10 +96,28 @@ impl MpState {
     }
 }
 
+/// An exception waiting to be injected (KVM_SET_VCPU_EVENTS with
+/// `exception.pending`): its payload (#PF: CR2, #DB: DR6 bits) reaches
+/// the guest only when it is injected (KVM_CAP_EXCEPTION_PAYLOAD).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct QueuedException {
+    /// Vector (0-31, not NMI).
+    pub(crate) vector: u8,
+    /// Error code, if it has one.
+    pub(crate) error_code: Option<u32>,
+    /// The payload, if it has one.
+    pub(crate) payload: Option<u64>,
+}
+
 /// Interrupts and NMIs waiting to be injected, and what a split irqchip
 /// must tell userspace.
 #[derive(Default)]
 pub(crate) struct PendingEvents {
+    /// An exception userspace made pending, until injected.
+    exception: Option<QueuedException>,
+    /// KVM_SET_VCPU_EVENTS' `triple_fault.pending`
+    /// (KVM_CAP_X86_TRIPLE_FAULT_EVENT): the next KVM_RUN shuts down.
+    triple_fault: bool,
     /// KVM_INTERRUPT's vector (userspace irqchip), until injected.
     irq: Option<u8>,
     /// KVM_NMI and LAPIC NMIs, until injected.
@@ -115,6 +133,31 @@ pub(crate) struct PendingEvents {
 }
 
 impl PendingEvents {
+    /// The pending exception, if any.
+    pub(crate) fn exception(&self) -> Option<QueuedException> {
+        self.exception
+    }
+
+    /// Makes `e` the pending exception (or none).
+    pub(crate) fn set_exception(&mut self, e: Option<QueuedException>) {
+        self.exception = e;
+    }
+
+    /// Takes the pending exception for injection.
+    pub(crate) fn take_exception(&mut self) -> Option<QueuedException> {
+        self.exception.take()
+    }
+
+    /// Whether a triple fault is pending.
+    pub(crate) fn triple_fault(&self) -> bool {
+        self.triple_fault
+    }
+
+    /// Sets or clears the pending triple fault.
+    pub(crate) fn set_triple_fault(&mut self, pending: bool) {
+        self.triple_fault = pending;
+    }
+
     /// KVM_INTERRUPT without an in-kernel irqchip: replaces the vector.
     pub(crate) fn queue_irq(&mut self, vector: u8) {
         self.irq = Some(vector);
@@ -184,10 +227,12 @@ impl PendingEvents {
         self.eoi_exit.take()
     }
 
-    /// INIT: pending NMIs are dropped.
+    /// INIT: pending NMIs, exceptions and triple faults are dropped.
     pub(crate) fn init(&mut self) {
         self.nmis = 0;
         self.displaced = None;
+        self.exception = None;
+        self.triple_fault = false;
     }
 
     /// An event being delivered gives way to an exception (shadow

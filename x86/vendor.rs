@@ -56,6 +56,18 @@ pub trait ArchOps: Send + Sync {
     /// tables are rooted at `tdp_root` (host physical; 0 when
     /// [`ArchOps::tdp_enabled`] is false).
     fn create_vcpu(&self, id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>>;
+
+    /// The `KVM_X86_DISABLE_EXITS_*` this vendor can honour (see
+    /// [`VcpuArch::set_disabled_exits`]); none by default.
+    fn disable_exits_supported(&self) -> u64 {
+        0
+    }
+
+    /// A new vCPU's IA32_UCODE_REV (upstream: 0x100000000, which SVM
+    /// replaces with 0x01000065).
+    fn reset_ucode_rev(&self) -> u64 {
+        0x1_0000_0000
+    }
 }
 
 /// Guest general-purpose registers, indexed by [`Gpr`] (x86 encoding
@@ -263,6 +275,12 @@ pub trait VcpuArch: Send {
     ///   kept coherent by write protection);
     /// - flushes the guest's TLB tag in [`VcpuArch::flush_tlb`].
     fn set_shadow_cr3(&mut self, _cr3: u64) {}
+    /// KVM_CAP_X86_DISABLE_EXITS, at vCPU creation: the
+    /// `KVM_X86_DISABLE_EXITS_*` the VM enabled, within
+    /// [`ArchOps::disable_exits_supported`] (HLT: the guest halts in
+    /// hardware until an interrupt; MWAIT: MONITOR/MWAIT run natively;
+    /// PAUSE: no PAUSE exits).
+    fn set_disabled_exits(&mut self, _exits: u64) {}
 }
 
 struct Vendor {

@@ -4,14 +4,17 @@
 
 use crate::{
     ext::{uaccess::read_arg, uapi},
+    irqchip::lapic_timer::DEFAULT_BUS_CYCLE_NS,
     virt::{ioctl::*, vm::Vm},
     x86::{
+        caps,
         irq::chips::{self, Irqchip},
         kvmclock::{self, VmClock},
+        msr_filter::{MsrFault, MsrFilter, USER_SPACE_MSR_VALID},
     },
 };
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use kernel::prelude::*;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use kernel::{new_mutex, prelude::*, sync::Mutex};
 
 /// Hypercalls userspace may take over (`KVM_EXIT_HYPERCALL_VALID_MASK`):
 /// KVM_HC_MAP_GPA_RANGE.
@@ -31,6 +34,32 @@ pub(crate) struct VmArch {
     bsp_id: AtomicU32,
     /// KVM_CAP_EXIT_HYPERCALL: hypercalls that exit to userspace.
     hypercall_exit: AtomicU64,
+    /// KVM_CAP_EXCEPTION_PAYLOAD: KVM_GET/SET_VCPU_EVENTS keep pending
+    /// and injected exceptions apart and carry payloads.
+    exception_payload: AtomicBool,
+    /// KVM_CAP_X86_TRIPLE_FAULT_EVENT: KVM_GET/SET_VCPU_EVENTS carry a
+    /// pending triple fault.
+    triple_fault_event: AtomicBool,
+    /// KVM_CAP_X86_APIC_BUS_CYCLES_NS: the LAPIC timer's bus cycle (only
+    /// before the first vCPU, under the slots lock).
+    apic_bus_cycle_ns: AtomicU64,
+    /// KVM_CAP_MSR_PLATFORM_INFO: the guest may read MSR_PLATFORM_INFO
+    /// (the default).
+    guest_reads_platform_info: AtomicBool,
+    /// KVM_CAP_X86_DISABLE_EXITS: the `KVM_X86_DISABLE_EXITS_*` enabled
+    /// (only before the first vCPU, under the slots lock).
+    disabled_exits: AtomicU64,
+    /// KVM_CAP_X86_USER_SPACE_MSR: the `KVM_MSR_EXIT_REASON_*` of refused
+    /// guest MSR accesses that exit to userspace.
+    user_space_msr: AtomicU32,
+    /// KVM_X86_SET_MSR_FILTER's filter (`None`: everything allowed).
+    /// Taken alone, or by the vCPU thread under `Vcpu::state`; innermost.
+    #[pin]
+    msr_filter: Mutex<Option<KBox<MsrFilter>>>,
+    /// KVM_SET_TSC_KHZ on the VM: the TSC rate of vCPUs created later
+    /// (upstream's `default_tsc_khz`; only the host's rate without TSC
+    /// scaling). Written under the slots lock with no vCPU yet.
+    default_tsc_khz: AtomicU32,
 }
 
 impl VmArch {
@@ -40,6 +69,14 @@ impl VmArch {
             clock <- VmClock::new(),
             bsp_id: AtomicU32::new(0),
             hypercall_exit: AtomicU64::new(0),
+            exception_payload: AtomicBool::new(false),
+            triple_fault_event: AtomicBool::new(false),
+            apic_bus_cycle_ns: AtomicU64::new(DEFAULT_BUS_CYCLE_NS),
+            guest_reads_platform_info: AtomicBool::new(true),
+            disabled_exits: AtomicU64::new(0),
+            user_space_msr: AtomicU32::new(0),
+            msr_filter <- new_mutex!(None),
+            default_tsc_khz: AtomicU32::new(kvmclock::tsc_khz() as u32),
         })
     }
 
@@ -56,6 +93,46 @@ impl VmArch {
     /// The vCPU id of the BSP.
     pub(crate) fn bsp_id(&self) -> u32 {
         self.bsp_id.load(Ordering::Relaxed)
+    }
+
+    /// Whether the MSR filter lets the guest read (`write` false) or
+    /// write MSR `index`.
+    pub(crate) fn msr_allowed(&self, index: u32, write: bool) -> bool {
+        self.msr_filter
+            .lock()
+            .as_ref()
+            .is_none_or(|f| f.allows(index, write))
+    }
+
+    /// Whether a guest MSR access refused for `fault` exits to userspace
+    /// (KVM_CAP_X86_USER_SPACE_MSR).
+    pub(crate) fn msr_fault_exits(&self, fault: MsrFault) -> bool {
+        self.user_space_msr.load(Ordering::Relaxed) & fault.reason() != 0
+    }
+
+    /// The LAPIC timer's bus cycle (ns).
+    pub(crate) fn apic_bus_cycle_ns(&self) -> u64 {
+        self.apic_bus_cycle_ns.load(Ordering::Relaxed)
+    }
+
+    /// Whether the guest may read MSR_PLATFORM_INFO.
+    pub(crate) fn guest_reads_platform_info(&self) -> bool {
+        self.guest_reads_platform_info.load(Ordering::Relaxed)
+    }
+
+    /// The `KVM_X86_DISABLE_EXITS_*` enabled.
+    pub(crate) fn disabled_exits(&self) -> u64 {
+        self.disabled_exits.load(Ordering::Relaxed)
+    }
+
+    /// Whether KVM_CAP_EXCEPTION_PAYLOAD is enabled.
+    pub(crate) fn exception_payload(&self) -> bool {
+        self.exception_payload.load(Ordering::Relaxed)
+    }
+
+    /// Whether KVM_CAP_X86_TRIPLE_FAULT_EVENT is enabled.
+    pub(crate) fn triple_fault_event(&self) -> bool {
+        self.triple_fault_event.load(Ordering::Relaxed)
     }
 
     /// Whether hypercall `nr` exits to userspace (KVM_CAP_EXIT_HYPERCALL).
@@ -88,6 +165,10 @@ pub(crate) fn vm_ioctl(vm: &Vm, cmd: u32, arg: usize) -> Result<isize> {
         KVM_SET_BOOT_CPU_ID => done(set_boot_cpu_id(vm, arg)),
         KVM_SET_TSS_ADDR => done(set_tss_addr(arg)),
         KVM_SET_IDENTITY_MAP_ADDR => done(set_identity_map_addr(vm, arg)),
+        KVM_X86_SET_MSR_FILTER => done(x86_set_msr_filter(vm, arg)),
+        KVM_GET_TSC_KHZ => Ok(vm.arch().default_tsc_khz.load(Ordering::Relaxed) as isize),
+        KVM_SET_TSC_KHZ => done(set_default_tsc_khz(vm, arg as u32)),
+        KVM_SET_NR_MMU_PAGES => done(set_nr_mmu_pages(arg)),
         _ => Err(ENOTTY),
     }
 }
@@ -96,6 +177,7 @@ pub(crate) fn vm_ioctl(vm: &Vm, cmd: u32, arg: usize) -> Result<isize> {
 pub(crate) fn enable_cap(vm: &Vm, c: &uapi::kvm_enable_cap) -> Result {
     match c.cap {
         uapi::KVM_CAP_SPLIT_IRQCHIP => chips::enable_split_irqchip(vm, c.args[0]),
+        uapi::KVM_CAP_X2APIC_API => chips::enable_x2apic_api(vm, c.args[0]),
         uapi::KVM_CAP_EXIT_HYPERCALL => {
             if c.args[0] & !EXIT_HYPERCALL_VALID != 0 {
                 return Err(EINVAL);
@@ -103,8 +185,82 @@ pub(crate) fn enable_cap(vm: &Vm, c: &uapi::kvm_enable_cap) -> Result {
             vm.arch().hypercall_exit.store(c.args[0], Ordering::SeqCst);
             Ok(())
         }
+        // Any non-zero argument enables, zero disables (upstream stores it
+        // in a bool).
+        uapi::KVM_CAP_EXCEPTION_PAYLOAD => {
+            vm.arch()
+                .exception_payload
+                .store(c.args[0] != 0, Ordering::Relaxed);
+            Ok(())
+        }
+        uapi::KVM_CAP_X86_DISABLE_EXITS => enable_disable_exits(vm, c.args[0]),
+        uapi::KVM_CAP_X86_APIC_BUS_CYCLES_NS => enable_apic_bus_cycles_ns(vm, c.args[0]),
+        uapi::KVM_CAP_MSR_PLATFORM_INFO => {
+            vm.arch()
+                .guest_reads_platform_info
+                .store(c.args[0] != 0, Ordering::Relaxed);
+            Ok(())
+        }
+        uapi::KVM_CAP_X86_USER_SPACE_MSR => {
+            if c.args[0] & !USER_SPACE_MSR_VALID != 0 {
+                return Err(EINVAL);
+            }
+            vm.arch()
+                .user_space_msr
+                .store(c.args[0] as u32, Ordering::Relaxed);
+            Ok(())
+        }
+        uapi::KVM_CAP_X86_TRIPLE_FAULT_EVENT => {
+            vm.arch()
+                .triple_fault_event
+                .store(c.args[0] != 0, Ordering::Relaxed);
+            Ok(())
+        }
         _ => Err(EINVAL),
     }
+}
+
+/// KVM_ENABLE_CAP(KVM_CAP_X86_DISABLE_EXITS): EINVAL for exits that
+/// cannot be disabled here or once a vCPU exists; accumulates.
+fn enable_disable_exits(vm: &Vm, exits: u64) -> Result {
+    if exits & !caps::allowed_disable_exits(vm.vendor().ops()) != 0 {
+        return Err(EINVAL);
+    }
+    let _slots = vm.lock_slots();
+    if !vm.vcpus().is_empty() {
+        return Err(EINVAL);
+    }
+    vm.arch().disabled_exits.fetch_or(exits, Ordering::Relaxed);
+    Ok(())
+}
+
+/// KVM_ENABLE_CAP(KVM_CAP_X86_APIC_BUS_CYCLES_NS): the LAPIC timer's bus
+/// cycle; EINVAL for 0 or a cycle that overflows the timer's arithmetic
+/// (a full count at divide-by-128), ENXIO without an in-kernel LAPIC,
+/// EINVAL once a vCPU exists (upstream's rules).
+fn enable_apic_bus_cycles_ns(vm: &Vm, ns: u64) -> Result {
+    if ns == 0 || (u64::from(u32::MAX) << 7).checked_mul(ns).is_none() {
+        return Err(EINVAL);
+    }
+    let _slots = vm.lock_slots();
+    if !vm.arch().irqchip().in_kernel() {
+        return Err(ENXIO);
+    }
+    if !vm.vcpus().is_empty() {
+        return Err(EINVAL);
+    }
+    vm.arch().apic_bus_cycle_ns.store(ns, Ordering::Relaxed);
+    Ok(())
+}
+
+/// KVM_X86_SET_MSR_FILTER: replaces the VM's MSR filter (all ranges
+/// empty and "allow": no filter). vCPUs see the old or the new one.
+fn x86_set_msr_filter(vm: &Vm, arg: usize) -> Result {
+    let new = MsrFilter::from_user(arg)?;
+    let old = core::mem::replace(&mut *vm.arch().msr_filter.lock(), new);
+    // Freed outside the lock.
+    drop(old);
+    Ok(())
 }
 
 /// KVM_SET_BOOT_CPU_ID: only before any vCPU exists (EBUSY after).
@@ -117,6 +273,38 @@ fn set_boot_cpu_id(vm: &Vm, id: usize) -> Result {
         return Err(EINVAL);
     }
     vm.arch().bsp_id.store(id as u32, Ordering::Relaxed);
+    Ok(())
+}
+
+/// KVM_SET_TSC_KHZ on the VM (upstream's KVM_CAP_VM_TSC_CONTROL ioctl,
+/// present without the capability): the rate of the vCPUs created later,
+/// 0 for the host's; EINVAL once a vCPU exists. Without TSC scaling only
+/// the host's rate (give or take `tsc_tolerance_ppm`) is taken, as for a
+/// vCPU's KVM_SET_TSC_KHZ.
+fn set_default_tsc_khz(vm: &Vm, khz: u32) -> Result {
+    kvmclock::set_tsc_khz(khz)?;
+    let khz = if khz == 0 {
+        kvmclock::tsc_khz() as u32
+    } else {
+        khz
+    };
+    let _slots = vm.lock_slots();
+    if !vm.vcpus().is_empty() {
+        return Err(EINVAL);
+    }
+    vm.arch().default_tsc_khz.store(khz, Ordering::Relaxed);
+    Ok(())
+}
+
+/// KVM_SET_NR_MMU_PAGES: the shadow MMU's page budget; at least
+/// KVM_MIN_ALLOC_MMU_PAGES (64), as upstream. rkvm has no shadow paging
+/// for it to size (TDP only, where upstream's budget limits nothing
+/// either): accepted and otherwise ignored.
+fn set_nr_mmu_pages(pages: usize) -> Result {
+    const KVM_MIN_ALLOC_MMU_PAGES: usize = 64;
+    if pages < KVM_MIN_ALLOC_MMU_PAGES {
+        return Err(EINVAL);
+    }
     Ok(())
 }
 

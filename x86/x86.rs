@@ -12,6 +12,7 @@ pub(crate) mod iodev;
 pub(crate) mod irq;
 pub(crate) mod kvmclock;
 pub(crate) mod mmu;
+pub(crate) mod msr_filter;
 pub(crate) mod msrs;
 pub(crate) mod params;
 pub(crate) mod regs;

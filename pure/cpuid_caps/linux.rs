@@ -32,7 +32,11 @@ pub enum Vendor {
 
 /// The vendor of `host`.
 pub fn vendor<H: HostCpuid + ?Sized>(host: &H) -> Vendor {
-    let r = host.cpuid(0, 0);
+    vendor_of(host.cpuid(0, 0))
+}
+
+/// The vendor of CPUID.0's `[eax, ebx, ecx, edx]`.
+pub fn vendor_of(r: [u32; 4]) -> Vendor {
     match (r[1], r[3], r[2]) {
         (0x756e_6547, 0x4965_6e69, 0x6c65_746e) => Vendor::Intel,
         (0x6874_7541, 0x6974_6e65, 0x444d_4163) => Vendor::Amd,

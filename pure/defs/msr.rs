@@ -39,6 +39,11 @@ pub const FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX: u64 = 1 << 2;
 pub const MSR_IA32_TSC_ADJUST: u32 = 0x3b;
 /// `IA32_SPEC_CTRL`.
 pub const MSR_IA32_SPEC_CTRL: u32 = 0x48;
+/// `IA32_SPEC_CTRL[2]`: speculative store bypass disable (also the only
+/// bit of `VIRT_SPEC_CTRL`).
+pub const SPEC_CTRL_SSBD: u64 = 1 << 2;
+/// `IA32_PRED_CMD` (write-only: IBPB, SBPB).
+pub const MSR_IA32_PRED_CMD: u32 = 0x49;
 /// `IA32_BIOS_UPDT_TRIG` (microcode update trigger).
 pub const MSR_IA32_UCODE_WRITE: u32 = 0x79;
 /// `IA32_BIOS_SIGN_ID` (microcode revision).
@@ -69,6 +74,8 @@ pub const MTRR_CAP_FIX: u64 = 1 << 8;
 pub const MTRR_CAP_WC: u64 = 1 << 10;
 /// `IA32_ARCH_CAPABILITIES`.
 pub const MSR_IA32_ARCH_CAPABILITIES: u32 = 0x10a;
+/// `IA32_FLUSH_CMD` (write-only: L1D flush).
+pub const MSR_IA32_FLUSH_CMD: u32 = 0x10b;
 /// `ARCH_CAPABILITIES[0]`: not vulnerable to Meltdown.
 pub const ARCH_CAP_RDCL_NO: u64 = 1 << 0;
 /// `ARCH_CAPABILITIES[1]`: enhanced IBRS.
@@ -115,6 +122,8 @@ pub const ARCH_CAP_ITS_NO: u64 = 1 << 62;
 pub const MSR_IA32_TSX_CTRL: u32 = 0x122;
 /// `MSR_MISC_FEATURES_ENABLES`.
 pub const MSR_MISC_FEATURES_ENABLES: u32 = 0x140;
+/// `MSR_MISC_FEATURES_ENABLES[0]`: CPUID faults (#GP) outside ring 0.
+pub const MSR_MISC_FEATURES_ENABLES_CPUID_FAULT: u64 = 1 << 0;
 /// `IA32_SYSENTER_CS`.
 pub const MSR_IA32_SYSENTER_CS: u32 = 0x174;
 /// `IA32_SYSENTER_ESP`.
@@ -150,6 +159,9 @@ pub const MSR_P6_EVNTSEL1: u32 = 0x187;
 pub const MSR_IA32_PERF_CTL: u32 = 0x199;
 /// `IA32_MISC_ENABLE`.
 pub const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
+/// `IA32_MISC_ENABLE[7]`: performance monitoring available (read-only
+/// for the guest: its writes are ignored).
+pub const MSR_IA32_MISC_ENABLE_EMON: u64 = 1 << 7;
 /// `IA32_MISC_ENABLE[11]`: branch trace storage is unavailable.
 pub const MSR_IA32_MISC_ENABLE_BTS_UNAVAIL: u64 = 1 << 11;
 /// `IA32_MISC_ENABLE[12]`: PEBS is unavailable.
@@ -324,6 +336,8 @@ pub const MSR_KVM_SYSTEM_TIME_NEW: u32 = 0x4b56_4d01;
 pub const MSR_KVM_ASYNC_PF_EN: u32 = 0x4b56_4d02;
 /// Steal time area.
 pub const MSR_KVM_STEAL_TIME: u32 = 0x4b56_4d03;
+/// `MSR_KVM_STEAL_TIME` bits 1-5: reserved (the area is 64-byte aligned).
+pub const KVM_STEAL_RESERVED_MASK: u64 = 0x3e;
 /// PV end-of-interrupt.
 pub const MSR_KVM_PV_EOI_EN: u32 = 0x4b56_4d04;
 /// Host-side halt polling control.
@@ -375,6 +389,15 @@ pub const MSR_K7_PERFCTR3: u32 = 0xc001_0007;
 pub const MSR_AMD64_SYSCFG: u32 = 0xc001_0010;
 /// `HWCR`.
 pub const MSR_K7_HWCR: u32 = 0xc001_0015;
+/// `HWCR` bits a guest writes that are ignored: TLB cache disable (3),
+/// flush filter disable (6), IGNNE emulation (8).
+pub const MSR_K7_HWCR_IGNORED: u64 = (1 << 3) | (1 << 6) | (1 << 8);
+/// `HWCR[18]`: MCi_STATUS writes enabled.
+pub const MSR_K7_HWCR_MCSTATUSWREN: u64 = 1 << 18;
+/// `HWCR[24]`: TSC frequency select.
+pub const MSR_K7_HWCR_TSCFREQSEL: u64 = 1 << 24;
+/// `HWCR[35]`: CPUID faults outside ring 0.
+pub const MSR_K7_HWCR_CPUID_USER_DIS: u64 = 1 << 35;
 /// `NB_CFG`.
 pub const MSR_AMD64_NB_CFG: u32 = 0xc001_001f;
 /// Microcode patch loader.
@@ -389,6 +412,12 @@ pub const MSR_K8_TSEG_ADDR: u32 = 0xc001_0112;
 pub const MSR_K8_TSEG_MASK: u32 = 0xc001_0113;
 /// `VM_CR`: SVM control.
 pub const MSR_VM_CR: u32 = 0xc001_0114;
+/// `VM_CR` bits that exist: DPD, R_INIT, DIS_A20M, LOCK, SVMDIS.
+pub const SVM_VM_CR_VALID_MASK: u64 = 0x1f;
+/// `VM_CR.LOCK`.
+pub const SVM_VM_CR_SVM_LOCK_MASK: u64 = 1 << 3;
+/// `VM_CR.SVMDIS`: SVM disabled.
+pub const SVM_VM_CR_SVM_DIS_MASK: u64 = 1 << 4;
 /// `VM_HSAVE_PA`: host save area of VMRUN.
 pub const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
 /// `VIRT_SPEC_CTRL`.
@@ -398,6 +427,10 @@ pub const MSR_AMD64_VIRT_SPEC_CTRL: u32 = 0xc001_011f;
 pub const MSR_F15H_PERF_CTL0: u32 = 0xc001_0200;
 /// First core performance counter (`PERF_CTR0`).
 pub const MSR_F15H_PERF_CTR0: u32 = 0xc001_0201;
+/// `OSVW_ID_LENGTH`: OS visible workarounds.
+pub const MSR_AMD64_OSVW_ID_LENGTH: u32 = 0xc001_0140;
+/// `OSVW_STATUS`.
+pub const MSR_AMD64_OSVW_STATUS: u32 = 0xc001_0141;
 /// `DC_CFG`.
 pub const MSR_AMD64_DC_CFG: u32 = 0xc001_1022;
 /// `TW_CFG`.

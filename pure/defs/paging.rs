@@ -50,6 +50,11 @@ pub const fn pages_to_bytes(pages: u64) -> Option<u64> {
 pub const PT32_ROOT_LEVEL: u8 = 2;
 /// Levels of PAE paging (the PDPT is the root).
 pub const PT32E_ROOT_LEVEL: u8 = 3;
+/// PAE paging's CR3: the PDPT base (bits 31:5; the PDPT is 32 bytes).
+pub const PAE_CR3_MASK: u64 = 0xffff_ffe0;
+/// Reserved bits of a present PAE PDPTE below bit 12: 1-2 and 5-8
+/// (upstream's `rsvd_bits(5, 8) | rsvd_bits(1, 2)`).
+pub const PDPTE_RESERVED_LOW: u64 = (3 << 1) | (0xf << 5);
 /// Levels of 4-level long-mode paging (and of 4-level NPT/EPT).
 pub const PT64_ROOT_4LEVEL: u8 = 4;
 /// Levels of 5-level paging (CR4.LA57).

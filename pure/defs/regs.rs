@@ -114,6 +114,21 @@ pub const X86_CR0_NW: u64 = 1 << 29;
 pub const X86_CR0_CD: u64 = 1 << 30;
 /// Paging.
 pub const X86_CR0_PG: u64 = 1 << 31;
+/// The CR0 bits that exist (upstream's `~CR0_RESERVED_BITS`); writes of
+/// the others below bit 32 are ignored.
+pub const CR0_VALID_BITS: u64 = X86_CR0_PE
+    | X86_CR0_MP
+    | X86_CR0_EM
+    | X86_CR0_TS
+    | X86_CR0_ET
+    | X86_CR0_NE
+    | X86_CR0_WP
+    | X86_CR0_AM
+    | X86_CR0_NW
+    | X86_CR0_CD
+    | X86_CR0_PG;
+/// CR0 bits whose change reloads the PDPTEs under PAE paging.
+pub const X86_CR0_PDPTR_BITS: u64 = X86_CR0_CD | X86_CR0_NW | X86_CR0_PG;
 /// CR0 after RESET and INIT: caches disabled, ET set (0x6000_0010).
 pub const X86_CR0_RESET: u64 = X86_CR0_NW | X86_CR0_CD | X86_CR0_ET;
 
@@ -122,6 +137,11 @@ pub const X86_CR0_RESET: u64 = X86_CR0_NW | X86_CR0_CD | X86_CR0_ET;
 /// With CR4.PCIDE, bit 63 of a value moved to CR3 keeps the TLB entries
 /// of the new PCID (the bit is not stored).
 pub const X86_CR3_PCID_NOFLUSH: u64 = 1 << 63;
+
+// --- CR8 ---------------------------------------------------------------------------
+
+/// CR8 holds the task priority in bits 3:0; the rest is reserved.
+pub const CR8_RESERVED_BITS: u64 = !0xf;
 
 // --- CR4 ---------------------------------------------------------------------------
 
@@ -175,6 +195,9 @@ pub const X86_CR4_LASS: u64 = 1 << 27;
 pub const X86_CR4_LAM_SUP: u64 = 1 << 28;
 /// Flexible return and event delivery.
 pub const X86_CR4_FRED: u64 = 1 << 32;
+
+/// CR4 bits whose change reloads the PDPTEs under PAE paging.
+pub const X86_CR4_PDPTR_BITS: u64 = X86_CR4_PGE | X86_CR4_PSE | X86_CR4_PAE | X86_CR4_SMEP;
 
 // --- EFER (asm/msr-index.h; the MSR is msr::MSR_EFER) ----------------------------
 
@@ -253,6 +276,9 @@ pub const XFEATURE_MASK_CET_ALL: u64 = XFEATURE_MASK_CET_USER | XFEATURE_MASK_CE
 pub const DR_TRAP_BITS: u64 = 0xf;
 /// `DR6[11]`: bus lock detected (active low).
 pub const DR6_BUS_LOCK: u64 = 1 << 11;
+/// `DR6[12]`: reserved, must be 0 (VMX's "enabled breakpoint" bit of
+/// the pending debug exceptions, which #DB payloads follow).
+pub const DR6_RESERVED_BIT12: u64 = 1 << 12;
 /// `DR6[13]`: debug register access detected.
 pub const DR6_BD: u64 = 1 << 13;
 /// `DR6[14]`: single step.

@@ -9,11 +9,12 @@
 
 use super::GuestMemory;
 use crate::defs::paging::{
-    pt_level_shift, MAX_PHYS_ADDR_BITS, PAGE_SHIFT, PAGE_SIZE, PFERR_FETCH_MASK,
-    PFERR_PRESENT_MASK, PFERR_RSVD_MASK, PFERR_USER_MASK, PFERR_WRITE_MASK, PT32E_ROOT_LEVEL,
-    PT32_BASE_ADDR_MASK, PT32_LEVEL_BITS, PT32_ROOT_LEVEL, PT64_BASE_ADDR_MASK, PT64_LEVEL_BITS,
-    PT64_NX_MASK, PT64_ROOT_4LEVEL, PT64_ROOT_5LEVEL, PT_ACCESSED_MASK, PT_DIRTY_MASK,
-    PT_DIR_PAT_MASK, PT_PAGE_SIZE_MASK, PT_PRESENT_MASK, PT_USER_MASK, PT_WRITABLE_MASK,
+    pt_level_shift, MAX_PHYS_ADDR_BITS, PAE_CR3_MASK, PAGE_SHIFT, PAGE_SIZE, PDPTE_RESERVED_LOW,
+    PFERR_FETCH_MASK, PFERR_PRESENT_MASK, PFERR_RSVD_MASK, PFERR_USER_MASK, PFERR_WRITE_MASK,
+    PT32E_ROOT_LEVEL, PT32_BASE_ADDR_MASK, PT32_LEVEL_BITS, PT32_ROOT_LEVEL, PT64_BASE_ADDR_MASK,
+    PT64_LEVEL_BITS, PT64_NX_MASK, PT64_ROOT_4LEVEL, PT64_ROOT_5LEVEL, PT_ACCESSED_MASK,
+    PT_DIRTY_MASK, PT_DIR_PAT_MASK, PT_PAGE_SIZE_MASK, PT_PRESENT_MASK, PT_USER_MASK,
+    PT_WRITABLE_MASK,
 };
 use crate::defs::regs::{
     EFER_LMA, EFER_NX, X86_CR0_PG, X86_CR0_WP, X86_CR4_LA57, X86_CR4_PAE, X86_CR4_PCIDE,
@@ -131,10 +132,6 @@ pub enum WalkError {
 
 /// Attempts at setting A/D bits before giving up with [`WalkError::Busy`].
 const AD_RETRIES: u32 = 4;
-/// PAE CR3: PDPT base bits 31:5.
-const PAE_CR3_MASK: u64 = 0xFFFF_FFE0;
-/// Reserved bits of a PAE PDPTE besides the physical-address bits.
-const PDPTE_RSVD: u64 = (3 << 1) | (0xF << 5);
 /// PSE-36: bits 20:13 of a 4 MiB PDE hold physical address bits 39:32.
 const PSE36_SHIFT: u32 = 13;
 /// Number of PSE-36 high address bits.
@@ -244,7 +241,7 @@ pub fn fault_code(cfg: &PagingConfig, acc: Access, present: bool, rsvd: bool) ->
 /// Whether a present PAE PDPTE has a reserved bit set under `cfg` (then
 /// every access through it is a reserved-bit page fault).
 pub fn pdpte_reserved(cfg: &PagingConfig, pdpte: u64) -> bool {
-    pdpte & (PDPTE_RSVD | rsvd_phys_mask(cfg.maxphyaddr, PAE_TOP_BIT) | PT64_NX_MASK) != 0
+    pdpte & (PDPTE_RESERVED_LOW | rsvd_phys_mask(cfg.maxphyaddr, PAE_TOP_BIT) | PT64_NX_MASK) != 0
 }
 
 /// The highest address-or-reserved bit of a PAE entry: bits 62:52 are

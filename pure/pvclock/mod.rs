@@ -177,4 +177,13 @@ impl TscSync {
         self.last_ns = now_ns;
         self.offset
     }
+
+    /// Userspace set a vCPU's TSC offset itself (KVM_VCPU_TSC_OFFSET):
+    /// later writes synchronise with the TSC it gives, read now.
+    pub fn set_offset(&mut self, offset: u64, host_tsc: u64, now_ns: u64) {
+        self.valid = true;
+        self.last_value = host_tsc.wrapping_add(offset);
+        self.last_ns = now_ns;
+        self.offset = offset;
+    }
 }

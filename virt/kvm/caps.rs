@@ -31,6 +31,11 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: usize) -> isize {
         | KVM_CAP_ENABLE_CAP_VM
         | KVM_CAP_IOEVENTFD_ANY_LENGTH
         | KVM_CAP_IRQFD_RESAMPLE
+        // A VM's own halt-polling limit (KVM_ENABLE_CAP).
+        | KVM_CAP_HALT_POLL
+        // kvm_run.system_event has its ndata/data fields (rkvm reports no
+        // system event on x86 so far, as upstream without Xen/Hyper-V/SEV).
+        | KVM_CAP_SYSTEM_EVENT_DATA
         | KVM_CAP_BINARY_STATS_FD => 1,
         // Generic, upstream under CONFIG_KVM_MMIO.
         KVM_CAP_COALESCED_MMIO => KVM_COALESCED_MMIO_PAGE_OFFSET as isize,

@@ -37,6 +37,8 @@ impl FileOps for KvmDev {
             KVM_GET_MSR_FEATURE_INDEX_LIST => supported::get_msr_feature_index_list(arg),
             KVM_GET_MSRS => supported::get_feature_msrs(arg),
             KVM_X86_GET_MCE_CAP_SUPPORTED => msrs::x86_get_mce_cap_supported(arg),
+            KVM_HAS_DEVICE_ATTR => supported::dev_has_attr(arg),
+            KVM_GET_DEVICE_ATTR => supported::dev_get_attr(arg),
             // Upstream answers every other ioctl on /dev/kvm with EINVAL.
             _ => Err(EINVAL),
         }

@@ -5,12 +5,49 @@
 //! `halt_poll_ns*` parameters).
 
 use crate::{
-    ext::{cpu, time::monotonic_ns},
+    ext::{cpu, time::monotonic_ns, uapi},
     virt::{
         kick::VcpuKick,
         params::{HALT_POLL_NS, HALT_POLL_NS_GROW, HALT_POLL_NS_GROW_START, HALT_POLL_NS_SHRINK},
     },
 };
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::prelude::*;
+
+/// A VM's limit on halt polling: `halt_poll_ns`, or what the VMM set
+/// with KVM_CAP_HALT_POLL (upstream's `max_halt_poll_ns` and
+/// `override_halt_poll_ns`).
+pub(crate) struct HaltPollLimit(AtomicU64);
+
+/// `HaltPollLimit`'s bit for "overridden"; the limit is in the low half.
+const OVERRIDDEN: u64 = 1 << 32;
+
+impl HaltPollLimit {
+    pub(crate) const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    /// The most a vCPU of the VM polls (ns).
+    pub(crate) fn max_ns(&self) -> u32 {
+        let v = self.0.load(Ordering::Relaxed);
+        if v & OVERRIDDEN != 0 {
+            v as u32
+        } else {
+            HALT_POLL_NS.get()
+        }
+    }
+
+    /// KVM_ENABLE_CAP(KVM_CAP_HALT_POLL): the VM's own limit from now on
+    /// (EINVAL for flags or a value beyond 32 bits, as upstream).
+    pub(crate) fn enable_cap(&self, c: &uapi::kvm_enable_cap) -> Result {
+        let ns = u32::try_from(c.args[0]).map_err(|_| EINVAL)?;
+        if c.flags != 0 {
+            return Err(EINVAL);
+        }
+        self.0.store(OVERRIDDEN | u64::from(ns), Ordering::Relaxed);
+        Ok(())
+    }
+}
 
 /// A vCPU's current polling time.
 #[derive(Default)]
@@ -19,14 +56,14 @@ pub(crate) struct HaltPoll {
 }
 
 impl HaltPoll {
-    /// How long to poll at the next halt (ns).
-    pub(crate) fn budget_ns(&self) -> u64 {
-        u64::from(self.ns.min(HALT_POLL_NS.get()))
+    /// How long to poll at the next halt (ns), within the VM's `limit`.
+    pub(crate) fn budget_ns(&self, limit: &HaltPollLimit) -> u64 {
+        u64::from(self.ns.min(limit.max_ns()))
     }
 
     /// Adapts the polling time after a halt that lasted `halt_ns`.
-    pub(crate) fn adjust(&mut self, halt_ns: u64) {
-        let max = u64::from(HALT_POLL_NS.get());
+    pub(crate) fn adjust(&mut self, halt_ns: u64, limit: &HaltPollLimit) {
+        let max = u64::from(limit.max_ns());
         let cur = u64::from(self.ns);
         if max == 0 {
             self.ns = 0;

@@ -63,9 +63,11 @@ impl RunPage {
         self.run.write(run_off!(exit_reason), reason);
     }
 
-    /// Sets `if_flag`, `ready_for_interrupt_injection`, `cr8` and
-    /// `apic_base`, which every exit reports.
+    /// Sets `if_flag`, `ready_for_interrupt_injection`, `cr8`,
+    /// `apic_base` and `flags`, which every exit reports. `flags` is 0:
+    /// no SMM and no nested guest mode (KVM_CAP_X86_GUEST_MODE).
     pub(crate) fn set_common(&self, if_flag: bool, ready: bool, cr8: u64, apic_base: u64) {
+        self.run.write(run_off!(flags), 0u16);
         self.run.write(run_off!(if_flag), u8::from(if_flag));
         self.run
             .write(run_off!(ready_for_interrupt_injection), u8::from(ready));
@@ -190,6 +192,27 @@ impl RunPage {
     /// `kvm_run.hypercall.ret` as userspace left it.
     pub(crate) fn hypercall_ret(&self) -> u64 {
         self.run.read(run_off!(__bindgen_anon_1.hypercall.ret))
+    }
+
+    /// Fills `kvm_run.msr` (KVM_EXIT_X86_RDMSR/WRMSR): `error` and the pad
+    /// zeroed, the `KVM_MSR_EXIT_REASON_*`, the MSR and (WRMSR) the data.
+    pub(crate) fn set_msr(&self, reason: u32, index: u32, data: u64) {
+        self.run.write(run_off!(__bindgen_anon_1.msr.error), 0u8);
+        self.run.write(run_off!(__bindgen_anon_1.msr.pad), [0u8; 7]);
+        self.run
+            .write(run_off!(__bindgen_anon_1.msr.reason), reason);
+        self.run.write(run_off!(__bindgen_anon_1.msr.index), index);
+        self.run.write(run_off!(__bindgen_anon_1.msr.data), data);
+    }
+
+    /// `kvm_run.msr.error` (non-zero: the guest gets #GP) and `.data` (the
+    /// RDMSR result) as userspace left them.
+    pub(crate) fn msr_result(&self) -> (bool, u64) {
+        let error: u8 = self.run.read(run_off!(__bindgen_anon_1.msr.error));
+        (
+            error != 0,
+            self.run.read(run_off!(__bindgen_anon_1.msr.data)),
+        )
     }
 
     /// Copies `data` into the PIO data page at `offset`.

@@ -67,7 +67,7 @@ impl Vcpu {
         let bsp = id == vm.arch().bsp_id();
         let kick = Arc::pin_init(VcpuKick::new(), GFP_KERNEL_ACCOUNT)?;
         let lapic = if vm.arch().irqchip().in_kernel() {
-            Some(x86::irq::lapic::new_lapic(id, bsp)?)
+            Some(x86::irq::lapic::new_lapic(vm, id, bsp)?)
         } else {
             None
         };

@@ -28,6 +28,7 @@ use crate::{
         dirty_log::{self, DirtyLog},
         eventfd::{self, Ioeventfds, Irqfds},
         guest_memory::Slot,
+        halt_poll::HaltPollLimit,
         ioctl::*,
         stats::{self, StatsSource},
         vcpu::{self, Vcpus},
@@ -44,8 +45,6 @@ use kernel::{
     workqueue::{impl_has_work, Work},
 };
 
-/// The only machine type x86 KVM supports here (`KVM_X86_DEFAULT_VM`).
-const KVM_X86_DEFAULT_VM: usize = 0;
 /// vCPU ids are below this (`KVM_CAP_MAX_VCPU_ID`).
 pub(crate) const MAX_VCPU_IDS: u32 = 4096;
 
@@ -76,6 +75,8 @@ pub(crate) struct Vm {
     /// KVM_CAP_MAX_VCPU_ID as enabled (0: not, ids up to MAX_VCPU_IDS).
     /// Written under `slots_lock`.
     max_vcpu_ids: AtomicU32,
+    /// How long a halted vCPU may poll (KVM_CAP_HALT_POLL).
+    halt_poll: HaltPollLimit,
     /// What upstream keeps in `struct kvm_arch`.
     #[pin]
     arch: VmArch,
@@ -145,6 +146,11 @@ impl Vm {
     /// The x86 part.
     pub(crate) fn arch(&self) -> &VmArch {
         &self.arch
+    }
+
+    /// The VM's halt-polling limit.
+    pub(crate) fn halt_poll_limit(&self) -> &HaltPollLimit {
+        &self.halt_poll
     }
 
     /// Makes every vCPU flush its guest TLB before it next enters the
@@ -254,6 +260,7 @@ impl Vm {
                 self.dirty_log.enable_manual_protect(c.args[0])
             }
             uapi::KVM_CAP_MAX_VCPU_ID => self.enable_max_vcpu_id(c.args[0]),
+            uapi::KVM_CAP_HALT_POLL => self.halt_poll.enable_cap(&c),
             _ => x86::vm_arch::enable_cap(self, &c),
         }
     }
@@ -292,7 +299,8 @@ impl PinnedDrop for Vm {
 
 /// `KVM_CREATE_VM`: returns the new VM's fd.
 pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
-    if machine_type != KVM_X86_DEFAULT_VM {
+    // The only machine type supported here (KVM_CAP_VM_TYPES).
+    if machine_type != uapi::KVM_X86_DEFAULT_VM as usize {
         return Err(EINVAL);
     }
     let vendor = VendorRef::get().inspect_err(|_| {
@@ -329,6 +337,7 @@ pub(crate) fn create_vm(machine_type: usize) -> Result<isize> {
             ioeventfds <- Ioeventfds::new(),
             coalesced <- coalesced,
             max_vcpu_ids: AtomicU32::new(0),
+            halt_poll: HaltPollLimit::new(),
             arch <- VmArch::new(),
             stats: vm_stats,
             stats_id,

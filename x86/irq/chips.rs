@@ -56,11 +56,29 @@ pub(crate) struct Irqchip {
     /// Which irqchip `chips` holds (`IRQCHIP_*`), set once with it: the
     /// run loop asks on every exit without taking the lock.
     mode: AtomicU8,
+    /// KVM_CAP_X2APIC_API as enabled: the `KVM_X2APIC_*` flags (the two
+    /// suppress-EOI-broadcast bits: the last one enabled).
+    x2apic_api: AtomicU8,
 }
+
+/// The flags KVM_CAP_X2APIC_API offers (`KVM_X2APIC_API_VALID_FLAGS`).
+pub(crate) const X2APIC_API_VALID_FLAGS: u64 = (uapi::KVM_X2APIC_API_USE_32BIT_IDS
+    | uapi::KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK
+    | uapi::KVM_X2APIC_ENABLE_SUPPRESS_EOI_BROADCAST
+    | uapi::KVM_X2APIC_DISABLE_SUPPRESS_EOI_BROADCAST)
+    as u64;
+/// The two suppress-EOI-broadcast modes; neither is upstream's "quirked"
+/// default.
+const SUPPRESS_EOI_MODES: u8 = (uapi::KVM_X2APIC_ENABLE_SUPPRESS_EOI_BROADCAST
+    | uapi::KVM_X2APIC_DISABLE_SUPPRESS_EOI_BROADCAST) as u8;
 
 impl Irqchip {
     pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self { chips <- new_spinlock_irq!(None), mode: AtomicU8::new(IRQCHIP_NONE) })
+        pin_init!(Self {
+            chips <- new_spinlock_irq!(None),
+            mode: AtomicU8::new(IRQCHIP_NONE),
+            x2apic_api: AtomicU8::new(0),
+        })
     }
 
     /// Whether the LAPICs are in the kernel (KVM_CREATE_IRQCHIP or
@@ -106,7 +124,7 @@ impl Irqchip {
     /// the userspace IOAPIC. `None` when the irqchip is not split.
     pub(crate) fn split_eoi_exit(&self, vcpu: &Vcpu, vector: u8) -> Option<bool> {
         let dest = vcpu.lapic()?.lock().dest_info();
-        let cfg = bus_config();
+        let cfg = self.bus_config();
         let guard = self.chips.lock();
         let chips = guard.as_deref()?;
         let pins = chips.split_pins?;
@@ -121,13 +139,48 @@ impl Irqchip {
 
     /// Whether LAPIC state uses the 32-bit x2APIC ID format.
     pub(crate) fn x2apic_format(&self) -> bool {
-        bus_config().x2apic_format
+        self.bus_config().x2apic_format
     }
-}
 
-/// The addressing options (KVM_CAP_X2APIC_API not supported yet).
-fn bus_config() -> BusConfig {
-    BusConfig::default()
+    /// The VM-wide addressing options KVM_CAP_X2APIC_API chose.
+    fn bus_config(&self) -> BusConfig {
+        let f = u32::from(self.x2apic_api.load(Ordering::Relaxed));
+        BusConfig {
+            x2apic_format: f & uapi::KVM_X2APIC_API_USE_32BIT_IDS != 0,
+            broadcast_quirk_disabled: f & uapi::KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK != 0,
+            msi_ext_dest_id: false,
+        }
+    }
+
+    /// Whether the LAPIC version register offers directed EOI (suppress
+    /// EOI broadcast): as enabled or disabled by KVM_CAP_X2APIC_API, else
+    /// only with the IOAPIC in userspace (upstream's quirk).
+    pub(crate) fn advertise_directed_eoi(&self) -> bool {
+        let f = u32::from(self.x2apic_api.load(Ordering::Relaxed));
+        if f & uapi::KVM_X2APIC_ENABLE_SUPPRESS_EOI_BROADCAST != 0 {
+            true
+        } else if f & uapi::KVM_X2APIC_DISABLE_SUPPRESS_EOI_BROADCAST != 0 {
+            false
+        } else {
+            !self.is_full()
+        }
+    }
+
+    /// Whether an EOI on a LAPIC whose SPIV asks to suppress broadcasts
+    /// (`spiv_suppress`) is kept from the IOAPIC: always when enabled, never
+    /// when disabled, else only for the in-kernel IOAPIC (upstream's
+    /// quirk: a split irqchip's userspace IOAPIC hears every EOI).
+    pub(crate) fn suppress_eoi_broadcast(&self, spiv_suppress: bool) -> bool {
+        let f = u32::from(self.x2apic_api.load(Ordering::Relaxed));
+        spiv_suppress
+            && if f & uapi::KVM_X2APIC_ENABLE_SUPPRESS_EOI_BROADCAST != 0 {
+                true
+            } else if f & uapi::KVM_X2APIC_DISABLE_SUPPRESS_EOI_BROADCAST != 0 {
+                false
+            } else {
+                self.is_full()
+            }
+    }
 }
 
 /// The VM's interrupt controllers (created by KVM_CREATE_IRQCHIP).
@@ -301,7 +354,8 @@ impl IrqLines for Lines<'_, '_> {
 /// KVM_CREATE_IRQCHIP: `EEXIST` if done, `EINVAL` once vCPUs exist.
 pub(crate) fn create_irqchip(vm: &Vm) -> Result {
     // Allocated before the IRQ-safe lock (the allocation may sleep).
-    let new = Chips::new(None)?;
+    let mut new = Chips::new(None)?;
+    new.ioapic.set_bus_config(vm.arch().irqchip().bus_config());
     let mut c = vm.arch().irqchip().chips.lock();
     if c.is_some() {
         return Err(EEXIST);
@@ -339,10 +393,39 @@ pub(crate) fn enable_split_irqchip(vm: &Vm, pins: u64) -> Result {
     Ok(())
 }
 
+/// KVM_ENABLE_CAP(KVM_CAP_X2APIC_API): 32-bit x2APIC IDs in LAPIC state
+/// and MSI routes, no broadcast quirk, and the suppress-EOI-broadcast
+/// mode (enabling it needs a split irqchip); flags accumulate, as
+/// upstream's.
+pub(crate) fn enable_x2apic_api(vm: &Vm, flags: u64) -> Result {
+    let enable = u64::from(uapi::KVM_X2APIC_ENABLE_SUPPRESS_EOI_BROADCAST);
+    let disable = u64::from(uapi::KVM_X2APIC_DISABLE_SUPPRESS_EOI_BROADCAST);
+    if flags & !X2APIC_API_VALID_FLAGS != 0
+        || (flags & enable != 0 && flags & disable != 0)
+        || (flags & enable != 0 && !vm.arch().irqchip().is_split())
+    {
+        return Err(EINVAL);
+    }
+    let chip = vm.arch().irqchip();
+    let mut guard = chip.chips.lock();
+    let f = flags as u8;
+    let old = chip.x2apic_api.load(Ordering::Relaxed);
+    let new = if f & SUPPRESS_EOI_MODES != 0 {
+        (old & !SUPPRESS_EOI_MODES) | f
+    } else {
+        old | f
+    };
+    chip.x2apic_api.store(new, Ordering::Relaxed);
+    if let Some(chips) = guard.as_deref_mut() {
+        chips.ioapic.set_bus_config(chip.bus_config());
+    }
+    Ok(())
+}
+
 /// Sends `irq` (an IPI from vCPU `source`, or a device message) to the
 /// LAPICs it addresses; upstream's delivery count semantics.
 pub(crate) fn deliver(vm: &Vm, source: Option<usize>, irq: &Delivery) -> i32 {
-    let cfg = bus_config();
+    let cfg = vm.arch().irqchip().bus_config();
     let v = vm.vcpus().lock();
     let mut bus = Bus::new(&v, 0);
     deliver_to_bus(&mut bus, source, irq, &cfg)
@@ -432,7 +515,7 @@ fn mask_notifiers(chips: &mut Chips, pic: bool, changed: u32, masked: u32) {
 /// The PIT's interrupt: GSI 0 up and down (routes to PIC pin 0 and
 /// IOAPIC pin 2), plus LINT0 in NMI mode on every LAPIC.
 fn pulse_gsi0(vm: &Vm, chips: &mut Chips) {
-    let cfg = bus_config();
+    let cfg = vm.arch().irqchip().bus_config();
     let v = vm.vcpus().lock();
     let mut bus = Bus::new(&v, 0);
     // The table is not needed by the chips while we deliver.
@@ -506,7 +589,7 @@ fn set_gsi_status(vm: &Vm, gsi: u32, level: bool, source: u32, line_status: bool
     trace::kvm_set_irq(gsi, level.into(), source as i32);
     let mut guard = vm.arch().irqchip().chips.lock();
     let chips = guard.as_deref_mut().ok_or(ENXIO)?;
-    let cfg = bus_config();
+    let cfg = vm.arch().irqchip().bus_config();
     let routes = core::mem::take(&mut chips.routes);
     let (r, acked) = {
         let v = vm.vcpus().lock();
@@ -774,7 +857,7 @@ pub(crate) fn set_gsi_routing(vm: &Vm, arg: usize) -> Result {
     if hdr.nr > irqchip::uapi::KVM_MAX_IRQ_ROUTES || hdr.flags != 0 {
         return Err(EINVAL);
     }
-    let cfg = bus_config();
+    let cfg = vm.arch().irqchip().bus_config();
     let n = hdr.nr as usize;
     let entries: KVec<irqchip::uapi::KvmIrqRoutingEntry> =
         read_array(arg + core::mem::size_of::<uapi::kvm_irq_routing>(), n)?;
@@ -807,7 +890,7 @@ pub(crate) fn signal_msi(vm: &Vm, arg: usize) -> Result<isize> {
     if !vm.arch().irqchip().in_kernel() || m.flags & !uapi::KVM_MSI_VALID_DEVID != 0 {
         return Err(EINVAL);
     }
-    let cfg = bus_config();
+    let cfg = vm.arch().irqchip().bus_config();
     let msg = irqchip::MsiMessage {
         address_lo: m.address_lo,
         address_hi: m.address_hi,

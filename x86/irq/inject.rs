@@ -14,6 +14,7 @@ use crate::{
         vm::Vm,
     },
     x86::{
+        events,
         irq::{chips, lapic},
         vcpu::VcpuState,
         vendor::{InjectedEvent, Seg},
@@ -82,7 +83,9 @@ fn apic_interrupt_pending(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) -> bool {
 /// Whether a halted vCPU has something to do (upstream's
 /// kvm_vcpu_has_events()).
 fn has_events(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> bool {
-    st.events.nmi_pending() || (st.hw.interrupt_allowed() && apic_interrupt_pending(vm, vcpu, st))
+    st.events.exception().is_some()
+        || st.events.nmi_pending()
+        || (st.hw.interrupt_allowed() && apic_interrupt_pending(vm, vcpu, st))
 }
 
 /// Split irqchip: whether userspace may inject its PIC's next vector now
@@ -104,7 +107,12 @@ pub(crate) fn split_ready_for_injection(vcpu: &Vcpu, st: &VcpuState) -> bool {
 pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<bool> {
     let halted = st.mp_state.is_halted();
     let start = monotonic_ns();
-    let mut poll_budget = if halted { st.halt_poll.budget_ns() } else { 0 };
+    let limit = vm.halt_poll_limit();
+    let mut poll_budget = if halted {
+        st.halt_poll.budget_ns(limit)
+    } else {
+        0
+    };
     let mut slept = false;
     let r = loop {
         let reqs = vcpu.kick().take_requests();
@@ -135,7 +143,7 @@ pub(crate) fn wait_until_runnable(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> R
     };
     if halted {
         let ns = monotonic_ns().saturating_sub(start);
-        st.halt_poll.adjust(ns);
+        st.halt_poll.adjust(ns, limit);
         trace::kvm_vcpu_wakeup(ns, slept, st.mp_state.is_runnable());
     }
     r
@@ -176,6 +184,15 @@ fn record_poll(vcpu: &Vcpu, ns: u64, success: bool) {
 /// UNINITIALIZED at KVM_RUN: block once until something happens (INIT
 /// arriving), take the events, and report whether no signal came.
 pub(crate) fn wait_until_runnable_once(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<bool> {
+    // Requests posted before (REQ_EVENT from KVM_SET_SREGS, KVM_SET_LAPIC,
+    // ...) are served first and do not end the wait: only a wakeup after
+    // them does, as upstream's kvm_vcpu_block() ignores requests that do
+    // not make the vCPU runnable.
+    let reqs = vcpu.kick().take_requests();
+    service_requests(vm, vcpu, st, reqs)?;
+    if !st.mp_state.is_uninitialized() {
+        return Ok(true);
+    }
     let signal = block(vcpu) == Block::Signal;
     let reqs = vcpu.kick().take_requests();
     service_requests(vm, vcpu, st, reqs)?;
@@ -195,6 +212,14 @@ pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mu
             }
         } else {
             st.hw.request_interrupt_window(true);
+        }
+    }
+    // A pending exception (KVM_SET_VCPU_EVENTS) goes first, with its
+    // payload delivered now.
+    if st.hw.injected_event() == InjectedEvent::None {
+        if let Some(mut e) = st.events.take_exception() {
+            events::deliver_exception_payload(st, &mut e);
+            st.inject_exception(e.vector, e.error_code);
         }
     }
     if st.events.nmi_pending() && st.hw.nmi_allowed() {

@@ -9,6 +9,7 @@ use crate::{
         cpuid::{X86_FEATURE_TSC_DEADLINE_TIMER, X86_FEATURE_X2APIC},
         msr::{APIC_BASE_MSR, MSR_IA32_APICBASE, MSR_IA32_TSC_DEADLINE, X2APIC_MSR_LAST},
         paging::Gpa,
+        time::NSEC_PER_USEC,
     },
     ext::{
         time, trace,
@@ -23,19 +24,24 @@ use crate::{
         vcpu::Vcpu,
         vm::Vm,
     },
-    x86::{cpuid, irq::chips, vcpu::VcpuState},
+    x86::{cpuid, irq::chips, params, vcpu::VcpuState},
 };
 use kernel::{new_spinlock_irq, prelude::*, sync::Arc, sync::SpinLockIrq};
 
 /// A vCPU's LAPIC (IRQ-safe: interrupts arrive from any context).
 pub(crate) type VcpuLapic = Pin<KBox<SpinLockIrq<Lapic>>>;
 
-/// A LAPIC for vCPU `id`, the BSP or not.
-pub(crate) fn new_lapic(id: u32, bsp: bool) -> Result<VcpuLapic> {
-    KBox::pin_init(
-        new_spinlock_irq!(Lapic::new(LapicConfig::new(id, bsp))),
-        GFP_KERNEL_ACCOUNT,
-    )
+/// The shortest periodic timer period, from `min_timer_period_us`.
+fn min_periodic_ns() -> u64 {
+    u64::from(params::MIN_TIMER_PERIOD_US.get()) * NSEC_PER_USEC
+}
+
+/// A LAPIC for vCPU `id` of `vm`, the BSP or not.
+pub(crate) fn new_lapic(vm: &Vm, id: u32, bsp: bool) -> Result<VcpuLapic> {
+    let mut cfg = LapicConfig::new(id, bsp);
+    cfg.min_periodic_ns = min_periodic_ns();
+    cfg.bus_cycle_ns = vm.arch().apic_bus_cycle_ns();
+    KBox::pin_init(new_spinlock_irq!(Lapic::new(cfg)), GFP_KERNEL_ACCOUNT)
 }
 
 /// The LAPIC's state that lives behind the vCPU mutex: its timer and
@@ -90,11 +96,14 @@ pub(crate) fn apply(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, eff: LapicEffects)
     }
     if let Some(e) = eff.eoi {
         trace::kvm_eoi(vcpu.id(), e.vector.into());
-        match vm.arch().irqchip().split_eoi_exit(vcpu, e.vector) {
-            // Split irqchip: the userspace IOAPIC hears of it.
-            Some(true) => st.events.report_eoi(e.vector),
-            Some(false) => {}
-            None => chips::ioapic_eoi(vm, vcpu.index(), e.vector, e.trigger, e.suppress_broadcast),
+        let chip = vm.arch().irqchip();
+        let suppress = chip.suppress_eoi_broadcast(e.suppress_broadcast);
+        match chip.split_eoi_exit(vcpu, e.vector) {
+            // Split irqchip: the userspace IOAPIC hears of it, unless the
+            // guest suppressed the broadcast (and may).
+            Some(true) if !suppress => st.events.report_eoi(e.vector),
+            Some(_) => {}
+            None => chips::ioapic_eoi(vm, vcpu.index(), e.vector, e.trigger, suppress),
         }
     }
     if eff.timer_changed {
@@ -245,13 +254,18 @@ pub(crate) fn set_lapic(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) ->
 }
 
 /// After KVM_SET_CPUID2: what the guest's CPUID offers (x2APIC,
-/// TSC-deadline) shapes the LAPIC.
-pub(crate) fn update_config(vcpu: &Vcpu, st: &VcpuState) {
+/// TSC-deadline) and the VM's KVM_CAP_X2APIC_API (directed EOI) shape
+/// the LAPIC.
+pub(crate) fn update_config(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) {
     let Some(lapic) = vcpu.lapic() else { return };
     let l1 = cpuid::lookup(st, 1, 0);
+    let directed_eoi = vm.arch().irqchip().advertise_directed_eoi();
     let mut l = lapic.lock();
     let mut cfg = *l.config();
     cfg.x2apic_supported = l1[2] & X86_FEATURE_X2APIC.mask() != 0;
+    cfg.directed_eoi_advertised = directed_eoi;
+    cfg.min_periodic_ns = min_periodic_ns();
+    cfg.bus_cycle_ns = vm.arch().apic_bus_cycle_ns();
     cfg.tsc_deadline_supported = l1[2] & X86_FEATURE_TSC_DEADLINE_TIMER.mask() != 0;
     cfg.max_phys_addr_bits = cpuid::guest_maxphyaddr(st);
     l.set_config(cfg);

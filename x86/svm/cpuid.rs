@@ -48,3 +48,14 @@ pub(crate) fn has_flush_by_asid() -> bool {
 pub(crate) fn max_asid() -> u32 {
     __cpuid(SVM_FEATURE_LEAF).ebx.saturating_sub(1).max(1)
 }
+
+/// The DE_CFG bits a guest may set (upstream's svm_get_feature_msr()):
+/// LFENCE serialising, when the host has it.
+pub(crate) fn supported_de_cfg() -> u64 {
+    let lfence = kvm::defs::cpuid::linux::LNX_LFENCE_RDTSC;
+    if kvm::ext::msr::cpu_has(lfence.0) {
+        kvm::defs::msr::MSR_AMD64_DE_CFG_LFENCE_SERIALIZE
+    } else {
+        0
+    }
+}

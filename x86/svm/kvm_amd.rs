@@ -8,7 +8,7 @@
 
 use kernel::{cpu, prelude::*, sync::Arc};
 use kvm::{
-    ext::{bindings as rb, msr},
+    ext::{bindings as rb, msr, uapi},
     x86::vendor::{self, ArchOps, TdpFormat, VcpuArch, VendorCaps},
 };
 
@@ -120,6 +120,20 @@ impl ArchOps for Svm {
 
     fn cpu_caps(&self) -> &'static dyn VendorCaps {
         &kvm::cpuid_caps::SvmCaps
+    }
+
+    fn reset_ucode_rev(&self) -> u64 {
+        // As upstream's init_vmcb().
+        0x0100_0065
+    }
+
+    fn disable_exits_supported(&self) -> u64 {
+        u64::from(
+            uapi::KVM_X86_DISABLE_EXITS_MWAIT
+                | uapi::KVM_X86_DISABLE_EXITS_HLT
+                | uapi::KVM_X86_DISABLE_EXITS_PAUSE
+                | uapi::KVM_X86_DISABLE_EXITS_CSTATE,
+        )
     }
 
     fn create_vcpu(&self, _id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>> {

@@ -29,6 +29,28 @@ module_param!(pub(crate) NRIPS: ParamInt = 1, "nrips", "int", param_ops_int, 0o4
     "Use the next-RIP the CPU saves on intercepts (if it has NRIP save)");
 module_param!(pub(crate) ENABLE_MEDIATED_PMU: ParamBool = false, "enable_mediated_pmu", "bool",
     param_ops_bool, 0o444, "A mediated vPMU (not supported)");
+module_param!(pub(crate) PAUSE_FILTER_COUNT_GROW: ParamUshort = 2, "pause_filter_count_grow", "ushort",
+    param_ops_ushort, 0o444, "Pause filter count growth factor (no effect without pause filtering)");
+module_param!(pub(crate) PAUSE_FILTER_COUNT_SHRINK: ParamUshort = 0, "pause_filter_count_shrink", "ushort",
+    param_ops_ushort, 0o444, "Pause filter count shrink divisor (no effect without pause filtering)");
+module_param!(pub(crate) PAUSE_FILTER_COUNT_MAX: ParamUshort = 65535, "pause_filter_count_max", "ushort",
+    param_ops_ushort, 0o444, "Largest pause filter count (no effect without pause filtering)");
+module_param!(pub(crate) INTERCEPT_SMI: ParamBool = true, "intercept_smi", "bool", param_ops_bool, 0o444,
+    "SMIs arriving while a guest runs exit to the host");
+module_param!(pub(crate) VNMI: ParamBool = false, "vnmi", "bool", param_ops_bool, 0o444,
+    "Virtual NMI (not supported)");
+module_param!(pub(crate) TSC_SCALING: ParamInt = 0, "tsc_scaling", "int", param_ops_int, 0o444,
+    "TSC scaling for guests (not supported)");
+module_param!(pub(crate) FORCE_AVIC: ParamBool = false, "force_avic", "bool", param_ops_bool, 0o444,
+    "Use AVIC even where it is not advertised (not supported)");
+module_param!(pub(crate) ENABLE_IPIV: ParamBool = false, "enable_ipiv", "bool", param_ops_bool, 0o444,
+    "IPI virtualization with AVIC (not supported)");
+module_param!(pub(crate) ENABLE_DEVICE_POSTED_IRQS: ParamBool = false, "enable_device_posted_irqs", "bool",
+    param_ops_bool, 0o444, "Device interrupts posted through the IOMMU (not supported)");
+module_param!(pub(crate) GMET: ParamBool = false, "gmet", "bool", param_ops_bool, 0o444,
+    "Guest mode execute trap (not supported)");
+module_param!(pub(crate) DUMP_INVALID_VMCB: ParamBool = false, "dump_invalid_vmcb", "bool", param_ops_bool,
+    0o644, "Log the VMCB when VMRUN fails its consistency checks");
 
 /// Checks the parameters at load: a host without NPT gets `npt=0`
 /// (shadow paging); features rkvm lacks are switched off with a message;
@@ -39,6 +61,7 @@ pub(crate) fn check_at_load() -> Result {
         NPT.set(false);
     }
     for (param, what) in [
+        (&TSC_SCALING, "TSC scaling"),
         (&NESTED, "nested SVM"),
         (&VLS, "virtual VMLOAD/VMSAVE"),
         (&VGIF, "virtual GIF"),
@@ -49,7 +72,15 @@ pub(crate) fn check_at_load() -> Result {
             param.set(0);
         }
     }
-    for (param, what) in [(&AVIC, "AVIC"), (&ENABLE_MEDIATED_PMU, "the mediated PMU")] {
+    for (param, what) in [
+        (&AVIC, "AVIC"),
+        (&ENABLE_MEDIATED_PMU, "the mediated PMU"),
+        (&VNMI, "virtual NMI"),
+        (&FORCE_AVIC, "AVIC"),
+        (&ENABLE_IPIV, "IPI virtualization"),
+        (&ENABLE_DEVICE_POSTED_IRQS, "posted device interrupts"),
+        (&GMET, "GMET"),
+    ] {
         if param.get() {
             pr_info!("{} is not supported; disabled\n", what);
             param.set(false);

@@ -3,8 +3,12 @@
 //! allocator) and what all vCPUs share (the permission maps).
 
 use crate::cpuid;
-use core::cell::UnsafeCell;
+use core::{
+    cell::UnsafeCell,
+    sync::atomic::{AtomicU64, Ordering},
+};
 use kernel::{cpu, page::Page, prelude::*};
+use kvm::defs::msr::MSR_TSC_AUX;
 use kvm::ext::{bindings as rb, msr, pages::ContigPages};
 
 /// ASIDs handed out on one CPU in the current generation. A new
@@ -27,7 +31,14 @@ pub(crate) struct PerCpu {
     /// Only touched on this CPU, with interrupts off (or in its hotplug
     /// thread while no vCPU can run there).
     asid: UnsafeCell<AsidGen>,
+    /// The host's TSC_AUX on this CPU (Linux's CPU and node number), read
+    /// when virtualization is enabled here; [`NO_TSC_AUX`] if the CPU has
+    /// none.
+    pub(crate) host_tsc_aux: AtomicU64,
 }
+
+/// `PerCpu::host_tsc_aux` of a CPU without TSC_AUX.
+pub(crate) const NO_TSC_AUX: u64 = u64::MAX;
 
 // SAFETY: `asid` is only accessed from the CPU it belongs to with
 // interrupts disabled (vCPU entry) or from that CPU's hotplug callback,
@@ -54,6 +65,7 @@ impl PerCpu {
                 min: 1,
                 max: max_asid,
             }),
+            host_tsc_aux: AtomicU64::new(NO_TSC_AUX),
         })
     }
 
@@ -114,6 +126,8 @@ impl Shared {
     pub(crate) fn cpu_enabled(&self, cpu: u32) -> Result {
         let pc = self.cpus.get(cpu as usize).ok_or(EINVAL)?;
         msr::write(rb::MSR_VM_HSAVE_PA, pc.hsave_pa());
+        let aux = msr::read_safe(MSR_TSC_AUX).unwrap_or(NO_TSC_AUX);
+        pc.host_tsc_aux.store(aux, Ordering::Relaxed);
         // SAFETY: we are this CPU's hotplug callback.
         let a = unsafe { pc.asid() };
         // Force a new generation (and a full flush) on first use.

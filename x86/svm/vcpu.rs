@@ -2,14 +2,14 @@
 //! An SVM vCPU: its VMCB, the world switch, and exit decoding.
 
 use crate::{
-    percpu::Shared,
+    percpu::{Shared, NO_TSC_AUX},
     vmcb::{self, attr, event, exit, int_ctl, intercept, ioio, tlb_ctl, Vmcb, VmcbSeg},
 };
-use core::arch::asm;
+use core::{arch::asm, sync::atomic::Ordering};
 use kernel::{page::Page, prelude::*, sync::Arc};
 use kvm::defs::regs::{RAX, RDX, RSP};
 use kvm::{
-    ext::{bindings as rb, uapi},
+    ext::{bindings as rb, msr, uapi},
     x86::vendor::{Gprs, InjectedEvent, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit},
 };
 
@@ -26,7 +26,8 @@ use kvm::defs::{
         MSR_AMD64_DE_CFG, MSR_CSTAR, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_IA32_CR_PAT,
         MSR_IA32_CR_PAT_DEFAULT, MSR_IA32_DEBUGCTLMSR, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP,
         MSR_IA32_SYSENTER_ESP, MSR_IA32_TSC, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_STAR,
-        MSR_SYSCALL_MASK, MSR_TSC_AUX, MSR_VM_CR, MSR_VM_HSAVE_PA,
+        MSR_SYSCALL_MASK, MSR_TSC_AUX, MSR_VM_CR, MSR_VM_HSAVE_PA, SVM_VM_CR_SVM_DIS_MASK,
+        SVM_VM_CR_SVM_LOCK_MASK, SVM_VM_CR_VALID_MASK,
     },
     paging::{page_aligned, Gpa},
     regs::{
@@ -54,7 +55,7 @@ pub(crate) struct SvmVcpu {
     /// DR0-DR3: not loaded into hardware (DR accesses are intercepted).
     db: [u64; 4],
     tsc_aux: u64,
-    dbgctl: u64,
+    vm_cr: u64,
     vm_hsave_pa: u64,
     de_cfg: u64,
     /// NMIs are blocked (an NMI handler runs until its IRET completes).
@@ -128,7 +129,7 @@ impl SvmVcpu {
             flush_pending: true,
             db: [0; 4],
             tsc_aux: 0,
-            dbgctl: 0,
+            vm_cr: 0,
             vm_hsave_pa: 0,
             de_cfg: 0,
             nmi_masked: false,
@@ -163,7 +164,6 @@ impl SvmVcpu {
             intercept::SELECTIVE_CR0,
             intercept::INTR,
             intercept::NMI,
-            intercept::SMI,
             intercept::RDPMC,
             intercept::CPUID,
             intercept::INVD,
@@ -190,6 +190,9 @@ impl SvmVcpu {
             intercept::RDPRU,
         ] {
             c.intercepts[w] |= 1 << b;
+        }
+        if crate::params::INTERCEPT_SMI.get() {
+            c.intercepts[intercept::SMI.0] |= 1 << intercept::SMI.1;
         }
         // DR accesses go through the emulator: DR0-3 are not switched.
         c.intercepts[intercept::DR_WORD] = u32::MAX;
@@ -415,11 +418,76 @@ impl SvmVcpu {
             exit::MONITOR | exit::MWAIT | exit::MWAIT_COND => VmExit::MonitorMwait,
             exit::WBINVD | exit::INVD => VmExit::Wbinvd,
             exit::INVLPG => VmExit::Invlpg,
-            exit::INVALID => VmExit::FailEntry {
-                reason: exit::INVALID,
-            },
+            exit::INVALID => {
+                if crate::params::DUMP_INVALID_VMCB.get() {
+                    self.dump();
+                }
+                VmExit::FailEntry {
+                    reason: exit::INVALID,
+                }
+            }
             _ => VmExit::Unknown { code, info1, info2 },
         }
+    }
+
+    /// Logs the VMCB fields VMRUN checks (`dump_invalid_vmcb`).
+    fn dump(&self) {
+        let v = self.vmcb();
+        let (c, s) = (&v.control, &v.save);
+        pr_err!("VMRUN failed its consistency checks; VMCB:\n");
+        pr_err!(
+            "intercepts {:08x?} tsc_offset {:#x} asid {} tlb_ctl {} int_ctl {:#x} int_state {:#x}\n",
+            c.intercepts,
+            c.tsc_offset,
+            c.asid,
+            c.tlb_ctl,
+            c.int_ctl,
+            c.int_state
+        );
+        pr_err!(
+            "event_inj {:#x} err {:#x} misc_ctl {:#x} nested_cr3 {:#x} iopm {:#x} msrpm {:#x}\n",
+            c.event_inj,
+            c.event_inj_err,
+            c.misc_ctl,
+            c.nested_cr3,
+            c.iopm_base_pa,
+            c.msrpm_base_pa
+        );
+        pr_err!(
+            "cr0 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x} dr6 {:#x} dr7 {:#x} rflags {:#x} rip {:#x} rsp {:#x} cpl {}\n",
+            s.cr0,
+            s.cr3,
+            s.cr4,
+            s.efer,
+            s.dr6,
+            s.dr7,
+            s.rflags,
+            s.rip,
+            s.rsp,
+            s.cpl
+        );
+        for (name, seg) in [
+            ("cs", &s.cs),
+            ("ss", &s.ss),
+            ("ds", &s.ds),
+            ("es", &s.es),
+            ("fs", &s.fs),
+            ("gs", &s.gs),
+            ("tr", &s.tr),
+            ("ldtr", &s.ldtr),
+            ("gdtr", &s.gdtr),
+            ("idtr", &s.idtr),
+        ] {
+            pr_err!(
+                "{} sel {:#06x} attr {:#06x} limit {:#010x} base {:#x}\n",
+                name,
+                seg.selector,
+                seg.attrib,
+                seg.limit,
+                seg.base
+            );
+        }
+        pr_err!("g_pat {:#x}\n", s.g_pat);
     }
 
     fn set_intercept(&mut self, (w, b): intercept::Bit, on: bool) {
@@ -458,11 +526,16 @@ fn stgi() {
 
 impl VcpuArch for SvmVcpu {
     fn run(&mut self, cpu: u32) -> VmExit {
-        let Some(host_save) = self.shared.cpus.get(cpu as usize).map(|p| p.host_vmsave_pa) else {
+        let Some(pc) = self.shared.cpus.get(cpu as usize) else {
             return VmExit::FailEntry {
                 reason: exit::INVALID,
             };
         };
+        let host_save = pc.host_vmsave_pa;
+        // TSC_AUX is the guest's while it runs (RDTSCP and RDPID may run
+        // natively), as upstream switches it through user-return MSRs.
+        let host_aux = pc.host_tsc_aux.load(Ordering::Relaxed);
+        let switch_aux = host_aux != NO_TSC_AUX && self.tsc_aux != host_aux;
         self.prepare_asid(cpu);
         let (rax, rsp) = (self.gprs[RAX], self.gprs[RSP]);
         {
@@ -478,9 +551,15 @@ impl VcpuArch for SvmVcpu {
         // while we are still in host code, as upstream does.
         // SAFETY: see above; undone right after the world switch.
         unsafe { asm!("sti", options(nomem, nostack)) };
+        if switch_aux {
+            msr::write(MSR_TSC_AUX, self.tsc_aux);
+        }
         // SAFETY: the VMCB is initialised and ours; `gprs` has 16 slots;
         // `host_save` is this CPU's VMSAVE area; GIF is clear.
         unsafe { rkvm_svm_vcpu_run(self.vmcb_pa, self.gprs.0.as_mut_ptr(), host_save) };
+        if switch_aux {
+            msr::write(MSR_TSC_AUX, host_aux);
+        }
         // SAFETY: back to the caller's interrupts-off state before GIF=1.
         unsafe { asm!("cli", options(nomem, nostack)) };
         stgi();
@@ -705,10 +784,11 @@ impl VcpuArch for SvmVcpu {
     }
 
     fn set_dr(&mut self, n: u8, val: u64) {
+        // The core computed DR6/DR7 (guest writes) or took userspace's.
         match n {
             0..=3 => self.db[usize::from(n)] = val,
-            4 | 6 => self.vmcb_mut().save.dr6 = val | DR6_ACTIVE_LOW,
-            _ => self.vmcb_mut().save.dr7 = val | DR7_FIXED_1,
+            4 | 6 => self.vmcb_mut().save.dr6 = val,
+            _ => self.vmcb_mut().save.dr7 = val,
         }
     }
 
@@ -733,8 +813,8 @@ impl VcpuArch for SvmVcpu {
             MSR_IA32_CR_PAT => v.g_pat,
             MSR_IA32_TSC => rdtsc().wrapping_add(self.vmcb().control.tsc_offset),
             MSR_TSC_AUX => self.tsc_aux,
-            MSR_IA32_DEBUGCTLMSR => self.dbgctl,
-            MSR_VM_CR => 0,
+            MSR_IA32_DEBUGCTLMSR => 0,
+            MSR_VM_CR => self.vm_cr,
             MSR_VM_HSAVE_PA => self.vm_hsave_pa,
             MSR_AMD64_DE_CFG => self.de_cfg,
             _ => return MsrAccess::NotMine,
@@ -763,27 +843,41 @@ impl VcpuArch for SvmVcpu {
             MSR_KERNEL_GS_BASE => self.vmcb_mut().save.kernel_gs_base = value,
             MSR_FS_BASE => self.vmcb_mut().save.fs.base = value,
             MSR_GS_BASE => self.vmcb_mut().save.gs.base = value,
-            // 32-bit on AMD, as upstream keeps them for an AMD guest.
+            // The core made ESP/EIP 32-bit for an AMD guest, canonical
+            // for an Intel-compatible one.
             MSR_IA32_SYSENTER_CS => self.vmcb_mut().save.sysenter_cs = value & 0xffff_ffff,
-            MSR_IA32_SYSENTER_ESP => self.vmcb_mut().save.sysenter_esp = value & 0xffff_ffff,
-            MSR_IA32_SYSENTER_EIP => self.vmcb_mut().save.sysenter_eip = value & 0xffff_ffff,
+            MSR_IA32_SYSENTER_ESP => self.vmcb_mut().save.sysenter_esp = value,
+            MSR_IA32_SYSENTER_EIP => self.vmcb_mut().save.sysenter_eip = value,
             MSR_IA32_CR_PAT => self.vmcb_mut().save.g_pat = value,
             MSR_IA32_TSC => self.vmcb_mut().control.tsc_offset = value.wrapping_sub(rdtsc()),
-            MSR_TSC_AUX => {
-                if value >> 32 != 0 {
+            // The core checked it (and made it 32-bit).
+            MSR_TSC_AUX => self.tsc_aux = value,
+            // No LBR virtualization: writes are dropped, as upstream's
+            // with lbrv=0.
+            MSR_IA32_DEBUGCTLMSR => {}
+            MSR_VM_CR => {
+                if value & !SVM_VM_CR_VALID_MASK != 0 {
                     return MsrAccess::Fault;
                 }
-                self.tsc_aux = value;
+                // LOCK and SVMDIS stick once SVMDIS is set.
+                let mut change = SVM_VM_CR_VALID_MASK;
+                if self.vm_cr & SVM_VM_CR_SVM_DIS_MASK != 0 {
+                    change &= !(SVM_VM_CR_SVM_LOCK_MASK | SVM_VM_CR_SVM_DIS_MASK);
+                }
+                self.vm_cr = (self.vm_cr & !change) | (value & change);
             }
-            MSR_IA32_DEBUGCTLMSR => self.dbgctl = value,
-            MSR_VM_CR => {}
             MSR_VM_HSAVE_PA => {
                 if !page_aligned(value) {
                     return MsrAccess::Fault;
                 }
                 self.vm_hsave_pa = value;
             }
-            MSR_AMD64_DE_CFG => self.de_cfg = value,
+            MSR_AMD64_DE_CFG => {
+                if value & !crate::cpuid::supported_de_cfg() != 0 {
+                    return MsrAccess::Fault;
+                }
+                self.de_cfg = value;
+            }
             _ => return MsrAccess::NotMine,
         }
         MsrAccess::Done(0)
@@ -950,6 +1044,19 @@ impl VcpuArch for SvmVcpu {
             u64::from(info),
             u64::from(err),
         ]
+    }
+
+    fn set_disabled_exits(&mut self, exits: u64) {
+        if exits & u64::from(uapi::KVM_X86_DISABLE_EXITS_HLT) != 0 {
+            self.set_intercept(intercept::HLT, false);
+        }
+        if exits & u64::from(uapi::KVM_X86_DISABLE_EXITS_MWAIT) != 0 {
+            for i in [intercept::MONITOR, intercept::MWAIT, intercept::MWAIT_COND] {
+                self.set_intercept(i, false);
+            }
+        }
+        // PAUSE is never intercepted (no pause filtering); C-states need
+        // nothing from SVM.
     }
 
     fn entry_info(&self) -> (u32, u32) {

@@ -717,7 +717,7 @@ impl State {
             reason::IO_INSTRUCTION => VmExit::Io(self.decode_io()),
             reason::EPT_VIOLATION => VmExit::TdpFault {
                 gpa: Gpa::new(x.gpa),
-                write: x.qual & ept_violation::ACC_WRITE != 0,
+                write: x.qual & ept_violation::DATA_WRITE != 0,
                 insn_len: 0,
                 insn: [0; 15],
             },

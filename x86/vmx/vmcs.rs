@@ -285,7 +285,8 @@ pub(crate) mod ar {
 
 /// EPT violation exit qualification bits.
 pub(crate) mod ept_violation {
-    pub(crate) const ACC_WRITE: u64 = 1 << 1;
+    /// The access was a data write (upstream `EPT_VIOLATION_ACC_WRITE`).
+    pub(crate) const DATA_WRITE: u64 = 1 << 1;
     /// NMI unblocking due to IRET (bit 12).
     pub(crate) const NMI_UNBLOCK: u64 = 1 << 12;
 }

@@ -102,6 +102,8 @@ pub const LNX_LFENCE_RDTSC: LinuxFeature = hw(super::X86_FEATURE_LFENCE_RDTSC);
 pub const X86_BUG_NULL_SEG: LinuxFeature = LinuxFeature::bug(10);
 /// `X86_BUG_CPU_MELTDOWN`.
 pub const X86_BUG_CPU_MELTDOWN: LinuxFeature = LinuxFeature::bug(14);
+/// `X86_BUG_MONITOR`: waking a CPU in MWAIT needs an IPI.
+pub const X86_BUG_MONITOR: LinuxFeature = LinuxFeature::bug(12);
 /// `X86_BUG_SPEC_STORE_BYPASS`.
 pub const X86_BUG_SPEC_STORE_BYPASS: LinuxFeature = LinuxFeature::bug(17);
 /// `X86_BUG_MDS`.

@@ -11,3 +11,5 @@
 	.include "emul.inc"
 	.include "irq.inc"
 	.include "reliability.inc"
+	.include "caps.inc"
+	.include "arch.inc"

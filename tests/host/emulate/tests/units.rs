@@ -999,6 +999,56 @@ fn noncanonical_addresses_fault() {
     assert_eq!(cpu.gpr[RAX] & 0xFF, 0x24);
 }
 
+/// Every implicit or SS-based stack access at a non-canonical address is
+/// #SS(0), not #GP(0) (upstream __linearize()'s `addr.seg == SS` case);
+/// an FS override is #GP(0).
+#[test]
+fn noncanonical_stack_accesses_are_ss() {
+    const NONCANON: u64 = 0x0000_8000_0000_0010;
+    let cases: &[(&str, &[u8])] = &[
+        ("push rax", &[0x50]),
+        ("pop rax", &[0x58]),
+        ("call rel32", &[0xE8, 0, 0, 0, 0]),
+        ("ret", &[0xC3]),
+        ("pushfq", &[0x9C]),
+        ("popfq", &[0x9D]),
+        ("push qword [rbx]", &[0xFF, 0x33]),
+        ("mov rax, [rsp]", &[0x48, 0x8B, 0x04, 0x24]),
+        ("mov [rsp+8], rax", &[0x48, 0x89, 0x44, 0x24, 0x08]),
+        ("enter 16, 0", &[0xC8, 0x10, 0x00, 0x00]),
+    ];
+    for (what, insn) in cases {
+        let (mut cpu, mut mem) = long_env();
+        cpu.gpr[RBX] = 0x2000;
+        cpu.gpr[RSP] = NONCANON;
+        assert_eq!(
+            exc(run(&mut cpu, &mut mem, insn)),
+            Exception::ss(0),
+            "{what} with RSP {NONCANON:#x}"
+        );
+        assert_eq!(cpu.rip, 0x1000, "{what}: RIP must not move");
+        assert_eq!(cpu.gpr[RSP], NONCANON, "{what}: RSP must not move");
+    }
+    // leave: RSP := RBP first, then the pop faults through SS.
+    let (mut cpu, mut mem) = long_env();
+    cpu.gpr[RBP] = NONCANON;
+    assert_eq!(exc(run(&mut cpu, &mut mem, &[0xC9])), Exception::ss(0));
+    // [rbp] is SS-based too.
+    let (mut cpu, mut mem) = long_env();
+    cpu.gpr[RBP] = NONCANON;
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x48, 0x8B, 0x45, 0x00])),
+        Exception::ss(0)
+    );
+    // An FS override on RSP is #GP (the FS base is added first).
+    cpu.rip = 0x1000;
+    cpu.gpr[RSP] = NONCANON;
+    assert_eq!(
+        exc(run(&mut cpu, &mut mem, &[0x64, 0x48, 0x8B, 0x04, 0x24])),
+        Exception::gp(0)
+    );
+}
+
 #[test]
 fn rip_relative_and_32bit_zero_extension() {
     let (mut cpu, mut mem) = long_env();

@@ -9,6 +9,9 @@
 
 use crate::report::Report;
 
+mod arch;
+mod caps;
+mod caps_table;
 mod control;
 mod emulation;
 mod errors;
@@ -21,6 +24,7 @@ pub mod irqchip_io;
 pub mod kvmsys;
 mod memslots;
 mod modes;
+mod params;
 mod qemu_compat;
 mod recorded;
 mod reliability;
@@ -50,6 +54,10 @@ pub fn run(r: &mut Report) {
     tests.extend(irqchip_io::tests());
     tests.extend(irqchip_errors::tests());
     tests.extend(qemu_compat::tests());
+    tests.extend(caps::tests());
+    tests.extend(caps_table::tests());
+    tests.extend(params::tests(r.set));
+    tests.extend(arch::tests());
     tests.extend(stats::tests());
     tests.extend(reliability::tests());
     if let Ok(filter) = std::env::var("RKVM_TEST_FILTER") {
