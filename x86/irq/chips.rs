@@ -540,7 +540,7 @@ fn pulse_gsi0(vm: &Vm, chips: &mut Chips) {
             let mut l = l.lock();
             l.lvt0_in_nmi_mode() && l.deliver_lvt(irqchip::Lvt::Lint0)
         });
-        // Posted after the LAPIC lock (the kick takes `wait_lock`).
+        // Posted after the LAPIC lock is dropped (as every kick).
         if delivered {
             vcpu.kick().post(REQ_EVENT);
         }
