@@ -20,7 +20,7 @@ use kvm::{
         },
         regs::X86_CR4_FRED,
     },
-    ext::{bindings as rb, msr},
+    ext::{bindings as rb, msr, uapi},
     x86::vendor::{self, ArchOps, TdpFormat, VcpuArch, VendorCaps},
 };
 
@@ -184,6 +184,17 @@ impl Vmx {
 }
 
 impl ArchOps for Vmx {
+    /// As upstream's vmx: HLT, MONITOR/MWAIT (the core checks the host's
+    /// MWAIT), PAUSE (with pause-loop exiting) and C-states.
+    fn disable_exits_supported(&self) -> u64 {
+        u64::from(
+            uapi::KVM_X86_DISABLE_EXITS_MWAIT
+                | uapi::KVM_X86_DISABLE_EXITS_HLT
+                | uapi::KVM_X86_DISABLE_EXITS_PAUSE
+                | uapi::KVM_X86_DISABLE_EXITS_CSTATE,
+        )
+    }
+
     fn enable_cpu(&self, _cpu: u32) -> Result {
         // SAFETY: no memory-safety preconditions; sets CR4.VMXE and
         // executes VMXON on this CPU (balanced in `disable_cpu`).

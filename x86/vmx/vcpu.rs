@@ -14,7 +14,7 @@ use crate::{
     params,
     vmcs::{
         self, ar, cpu as cpu_ctl, entry_ctl, ept_violation, field as f, intr, intr_state, io_qual,
-        reason, Current, Vmcs,
+        reason, sec as sec_ctl, Current, Vmcs,
     },
     vpid::Vpid,
     Shared,
@@ -78,6 +78,7 @@ mod dirty {
     pub(super) const TSC: u32 = 1 << 6;
     pub(super) const EXC: u32 = 1 << 7;
     pub(super) const PDPTR: u32 = 1 << 8;
+    pub(super) const SEC_CTL: u32 = 1 << 9;
     pub(super) const ALL: u32 = u32::MAX;
 }
 
@@ -173,6 +174,10 @@ struct State {
     exc_bitmap: u32,
     intr_window: bool,
     cr8_intercept: bool,
+    /// Processor-based and secondary controls KVM_CAP_X86_DISABLE_EXITS
+    /// turned off (HLT, MONITOR/MWAIT, PAUSE and pause-loop exiting).
+    cpu_ctl_off: u32,
+    sec_ctl_off: u32,
     entry: Event,
     tsc_offset: u64,
     exit: Exit,
@@ -224,6 +229,8 @@ impl VmxVcpu {
             exc_bitmap: ALWAYS_INTERCEPTED,
             intr_window: false,
             cr8_intercept: false,
+            cpu_ctl_off: 0,
+            sec_ctl_off: 0,
             entry: Event::default(),
             tsc_offset: 0u64.wrapping_sub(rdtsc()),
             exit: Exit::default(),
@@ -491,6 +498,10 @@ impl State {
         if d & dirty::TSC != 0 {
             c.write(f::TSC_OFFSET, self.tsc_offset);
         }
+        if d & dirty::SEC_CTL != 0 {
+            let sec = self.shared.cfg.sec & !self.sec_ctl_off;
+            c.write(f::SECONDARY_VM_EXEC_CONTROL, u64::from(sec));
+        }
         if d & dirty::EXC != 0 {
             c.write(f::EXCEPTION_BITMAP, u64::from(self.exc_bitmap));
         }
@@ -504,7 +515,7 @@ impl State {
         c.write(f::GUEST_RFLAGS, g.rflags);
         c.write(f::GUEST_INTERRUPTIBILITY_INFO, u64::from(g.intr_state));
 
-        let mut ctl = self.shared.cfg.cpu;
+        let mut ctl = self.shared.cfg.cpu & !self.cpu_ctl_off;
         if self.intr_window {
             ctl |= cpu_ctl::INTR_WINDOW_EXITING;
         }
@@ -949,6 +960,23 @@ fn is_soft(info: u32) -> bool {
 }
 
 impl VcpuArch for VmxVcpu {
+    fn set_disabled_exits(&mut self, exits: u64) {
+        let has = |bit: u32| exits & u64::from(bit) != 0;
+        let s = &mut self.s;
+        if has(uapi::KVM_X86_DISABLE_EXITS_HLT) {
+            s.cpu_ctl_off |= cpu_ctl::HLT_EXITING;
+        }
+        if has(uapi::KVM_X86_DISABLE_EXITS_MWAIT) {
+            s.cpu_ctl_off |= cpu_ctl::MWAIT_EXITING | cpu_ctl::MONITOR_EXITING;
+        }
+        if has(uapi::KVM_X86_DISABLE_EXITS_PAUSE) {
+            s.cpu_ctl_off |= cpu_ctl::PAUSE_EXITING;
+            s.sec_ctl_off |= sec_ctl::PAUSE_LOOP_EXITING;
+        }
+        // C-states need nothing from VMX.
+        s.dirty |= dirty::SEC_CTL;
+    }
+
     fn run(&mut self, cpu: u32) -> VmExit {
         let Self { vmcs, s } = self;
         // SAFETY: kvm.ko calls `run` on `cpu` with interrupts off until it
