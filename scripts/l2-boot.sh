@@ -98,6 +98,9 @@
 # RKVM_L1_KMSG (L1's kernel log as tests/vm/init.sh streams it to a file;
 # without it, `dmesg`).
 set -u
+# A write to a QEMU that already exited (its session timed out) must fail
+# with EPIPE and let the remaining rows be reported, not kill the script.
+trap '' PIPE
 shopt -s extglob
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck disable=SC1091
