@@ -13,8 +13,9 @@
 #   RKVM_L1_INSMOD_ARGS (no spaces: a test-only module init.sh loads first,
 #   e.g. tests/vm/warnmod), RKVM_MODULE_PARAMS (parameters of the KVM
 #   modules the tests load: NAME.ko=PARAMS[;NAME.ko=PARAMS], "+" for a
-#   space, e.g. RKVM_MODULE_PARAMS='kvm-amd.ko=npt=0'), RKVM_NO_PEER=1 (no
-#   peer suite and no fuzzer run; L2 still).
+#   space, e.g. RKVM_MODULE_PARAMS='kvm-amd.ko=npt=0'), L2_VARIANTS (the
+#   nested QEMU variants, default all), RKVM_NO_PEER=1 (no peer suite and
+#   no fuzzer run; L2 still).
 #
 # A WARN does not stop the VM (panic_on_warn stays 0): the run goes on and
 # scripts/check.sh fails on the report in the streamed kernel log. A panic
@@ -34,7 +35,8 @@ init=$here/tests/vm/init.sh rkvm.mode=$mode rkvm.set=$set rkvm.repo=$here \
 rkvm.kdir=$KERNELDIR rkvm.krel=$KERNELRELEASE${RKVM_CMD:+ rkvm.cmd=$RKVM_CMD}${RKVM_TEST_FILTER:+ rkvm.filter=$RKVM_TEST_FILTER}${RKVM_ONLY_VMTEST:+ rkvm.only_vmtest=1}\
 ${RKVM_L1_INSMOD:+ rkvm.l1_insmod=$RKVM_L1_INSMOD}${RKVM_L1_INSMOD_ARGS:+ rkvm.l1_insmod_args=$RKVM_L1_INSMOD_ARGS}\
 ${RKVM_FUZZ:+ rkvm.fuzz=$RKVM_FUZZ}${RKVM_FUZZ_SECS:+ rkvm.fuzzsecs=$RKVM_FUZZ_SECS}\
-${RKVM_MODULE_PARAMS:+ rkvm.module_params=$RKVM_MODULE_PARAMS}${RKVM_NO_PEER:+ rkvm.no_peer=1}"
+${RKVM_MODULE_PARAMS:+ rkvm.module_params=$RKVM_MODULE_PARAMS}${RKVM_NO_PEER:+ rkvm.no_peer=1}\
+${L2_VARIANTS:+ rkvm.l2_variants=${L2_VARIANTS// /,}}"
 
 rc=0
 timeout --foreground -k 10 "$tmo" "${QEMU:-qemu-system-x86_64}" \

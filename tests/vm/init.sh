@@ -31,6 +31,9 @@ done
 # rkvm.module_params (RKVM_MODULE_PARAMS on the host): parameters of the
 # KVM modules rkvm-vmtest loads, e.g. kvm-amd.ko=npt=0.
 [ -n "${module_params:-}" ] && export RKVM_MODULE_PARAMS=$module_params
+# rkvm.l2_variants (L2_VARIANTS on the host, commas for spaces): the
+# nested QEMU variants scripts/l2-boot.sh runs.
+[ -n "${l2_variants:-}" ] && export L2_VARIANTS="$(echo "$l2_variants" | tr , " ")"
 
 # Writable /tmp and /run over the read-only root; host paths we need that
 # live below them (a clone in /tmp, say) are bound back on top.
