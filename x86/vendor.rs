@@ -169,6 +169,38 @@ pub trait VcpuArch: Send {
     fn dtable(&self, idt: bool) -> uapi::kvm_dtable;
     /// Sets GDTR or IDTR.
     fn set_dtable(&mut self, idt: bool, val: &uapi::kvm_dtable);
+    /// The segment and descriptor-table part of [`VcpuArch::get_sregs`],
+    /// through [`VcpuArch::segment`] and [`VcpuArch::dtable`].
+    fn get_sregs_segments(&self, s: &mut uapi::kvm_sregs) {
+        s.cs = self.segment(Seg::Cs);
+        s.ds = self.segment(Seg::Ds);
+        s.es = self.segment(Seg::Es);
+        s.fs = self.segment(Seg::Fs);
+        s.gs = self.segment(Seg::Gs);
+        s.ss = self.segment(Seg::Ss);
+        s.tr = self.segment(Seg::Tr);
+        s.ldt = self.segment(Seg::Ldtr);
+        s.gdt = self.dtable(false);
+        s.idt = self.dtable(true);
+    }
+    /// The segment and descriptor-table part of [`VcpuArch::set_sregs`],
+    /// through [`VcpuArch::set_segment`] and [`VcpuArch::set_dtable`].
+    fn set_sregs_segments(&mut self, s: &uapi::kvm_sregs) {
+        for (seg, val) in [
+            (Seg::Cs, &s.cs),
+            (Seg::Ds, &s.ds),
+            (Seg::Es, &s.es),
+            (Seg::Fs, &s.fs),
+            (Seg::Gs, &s.gs),
+            (Seg::Ss, &s.ss),
+            (Seg::Tr, &s.tr),
+            (Seg::Ldtr, &s.ldt),
+        ] {
+            self.set_segment(seg, val);
+        }
+        self.set_dtable(false, &s.gdt);
+        self.set_dtable(true, &s.idt);
+    }
     /// Sets CR0, CR3 or CR4 (`n`), already validated by the core.
     fn set_cr(&mut self, n: u8, val: u64);
     /// CR2.

@@ -614,16 +614,7 @@ impl VcpuArch for SvmVcpu {
     }
 
     fn get_sregs(&self, s: &mut uapi::kvm_sregs) {
-        s.cs = self.segment(Seg::Cs);
-        s.ds = self.segment(Seg::Ds);
-        s.es = self.segment(Seg::Es);
-        s.fs = self.segment(Seg::Fs);
-        s.gs = self.segment(Seg::Gs);
-        s.ss = self.segment(Seg::Ss);
-        s.tr = self.segment(Seg::Tr);
-        s.ldt = self.segment(Seg::Ldtr);
-        s.gdt = self.dtable(false);
-        s.idt = self.dtable(true);
+        self.get_sregs_segments(s);
         let g = self.guest_crs();
         s.cr0 = g.cr0;
         s.cr2 = self.vmcb().save.cr2;
@@ -634,20 +625,7 @@ impl VcpuArch for SvmVcpu {
 
     fn set_sregs(&mut self, s: &uapi::kvm_sregs) -> Result {
         // The core checked kvm_is_valid_sregs().
-        for (seg, val) in [
-            (Seg::Cs, &s.cs),
-            (Seg::Ds, &s.ds),
-            (Seg::Es, &s.es),
-            (Seg::Fs, &s.fs),
-            (Seg::Gs, &s.gs),
-            (Seg::Ss, &s.ss),
-            (Seg::Tr, &s.tr),
-            (Seg::Ldtr, &s.ldt),
-        ] {
-            self.set_segment(seg, val);
-        }
-        self.set_dtable(false, &s.gdt);
-        self.set_dtable(true, &s.idt);
+        self.set_sregs_segments(s);
         self.vmcb_mut().save.cr2 = s.cr2;
         self.set_guest_crs(GuestCrs {
             cr0: s.cr0,
