@@ -18,7 +18,7 @@ module_param!(pub(crate) TDP_MMU: ParamBool = true, "tdp_mmu", "bool", param_ops
 module_param!(pub(crate) ENABLE_VMWARE_BACKDOOR: ParamBool = false, "enable_vmware_backdoor", "bool", param_ops_bool,
     0o444, "The VMware backdoor interface (not supported: must stay off)");
 module_param!(pub(crate) NX_HUGE_PAGES: ParamBool = false, "nx_huge_pages", "bool", param_ops_bool, 0o644,
-    "iTLB multihit mitigation for huge pages (not needed: rkvm maps 4 KiB pages only)");
+    "iTLB multihit mitigation for huge pages (not supported: 2 MiB TDP leaves stay executable)");
 module_param!(pub(crate) MITIGATE_SMT_RSB: ParamBool = false, "mitigate_smt_rsb", "bool", param_ops_bool, 0o444,
     "Keep HLT, MWAIT and C-state exits on (KVM_CAP_X86_DISABLE_EXITS offers only PAUSE), against Cross-Thread Return Address Predictions");
 module_param!(pub(crate) ENABLE_PMU: ParamBool = false, "enable_pmu", "bool", param_ops_bool, 0o444,
@@ -34,9 +34,9 @@ module_param!(pub(crate) LAPIC_TIMER_ADVANCE: ParamBool = false, "lapic_timer_ad
 module_param!(pub(crate) MMIO_CACHING: ParamBool = false, "mmio_caching", "bool", param_ops_bool, 0o444,
     "Cache MMIO translations in the TDP tables (not supported: must stay off)");
 module_param!(pub(crate) EAGER_PAGE_SPLIT: ParamBool = true, "eager_page_split", "bool", param_ops_bool, 0o644,
-    "Split huge pages when dirty logging starts (no effect: rkvm maps 4 KiB pages only)");
+    "Split huge pages when dirty logging starts (no effect: 2 MiB TDP leaves are split at their first logged write)");
 module_param!(pub(crate) FLUSH_ON_REUSE: ParamBool = false, "flush_on_reuse", "bool", param_ops_bool, 0o644,
-    "Flush shadow page tables on reuse (no effect: no shadow paging)");
+    "Flush shadow page tables on reuse (no effect: the shadow MMU has no unsync pages to reuse)");
 module_param!(pub(crate) NX_HUGE_PAGES_RECOVERY_RATIO: ParamUint = 60, "nx_huge_pages_recovery_ratio", "uint",
     param_ops_uint, 0o644, "NX huge page recovery ratio (no effect: no huge pages)");
 module_param!(pub(crate) NX_HUGE_PAGES_RECOVERY_PERIOD_MS: ParamUint = 0, "nx_huge_pages_recovery_period_ms",

@@ -297,9 +297,10 @@ fn set_default_tsc_khz(vm: &Vm, khz: u32) -> Result {
 }
 
 /// KVM_SET_NR_MMU_PAGES: the shadow MMU's page budget; at least
-/// KVM_MIN_ALLOC_MMU_PAGES (64), as upstream. rkvm has no shadow paging
-/// for it to size (TDP only, where upstream's budget limits nothing
-/// either): accepted and otherwise ignored.
+/// KVM_MIN_ALLOC_MMU_PAGES (64), as upstream. Accepted and otherwise
+/// ignored: TDP needs no budget, and the shadow MMU (npt=0) sizes its
+/// budget from the memory slots (upstream's default) and does not take
+/// this value yet.
 fn set_nr_mmu_pages(pages: usize) -> Result {
     const KVM_MIN_ALLOC_MMU_PAGES: usize = 64;
     if pages < KVM_MIN_ALLOC_MMU_PAGES {
