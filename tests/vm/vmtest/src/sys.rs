@@ -103,6 +103,14 @@ pub fn unload_module(name: &str) -> Result<(), i32> {
     }
 }
 
+/// kvm-amd's `npt` parameter: `Some(false)` under `npt=0` (shadow
+/// paging), `None` when kvm-amd is not loaded (the VMX column).
+pub fn kvm_amd_npt() -> Option<bool> {
+    std::fs::read_to_string("/sys/module/kvm_amd/parameters/npt")
+        .ok()
+        .map(|v| !v.trim().starts_with(['N', 'n', '0']))
+}
+
 pub fn module_loaded(name: &str) -> bool {
     std::path::Path::new(&format!("/sys/module/{name}/initstate")).exists()
 }

@@ -470,7 +470,7 @@ fn check_emulation_failure(e: &Exit, insn: &[u8], gpa: u64) -> TestResult {
     }
     expect_eq("instruction bytes", &bytes[1..1 + insn.len()], insn)?;
     match crate::vendor::Vendor::host() {
-        crate::vendor::Vendor::Amd if npt_enabled() => {
+        crate::vendor::Vendor::Amd if crate::sys::kvm_amd_npt() != Some(false) => {
             eq_hex("data[3] (exit reason: SVM_EXIT_NPF)", data[3], 0x400)?;
             eq_hex("data[5] (exit info 2: the faulting GPA)", data[5], gpa)
         }
@@ -487,14 +487,6 @@ fn check_emulation_failure(e: &Exit, insn: &[u8], gpa: u64) -> TestResult {
             eq_hex("data[5] (IDT-vectoring info)", data[5], 0)
         }
     }
-}
-
-/// Whether kvm-amd runs with nested paging (its `npt` parameter; false
-/// under `npt=0`, shadow paging).
-fn npt_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/kvm_amd/parameters/npt")
-        .map(|v| !v.trim().starts_with(['N', 'n', '0']))
-        .unwrap_or(true)
 }
 
 /// FSTPS to MMIO is not emulated: KVM_EXIT_INTERNAL_ERROR with the

@@ -226,9 +226,7 @@ fn thp() -> TestResult {
     // Under kvm-amd npt=0 there are no 2 MiB TDP leaves, and shadow paging
     // writes the guest's accessed/dirty bits, so the log holds the guest's
     // page-table pages too (the in-tree module's as well).
-    let npt_off = std::fs::read_to_string("/sys/module/kvm_amd/parameters/npt")
-        .is_ok_and(|v| v.trim().starts_with(['N', 'n', '0']));
-    if npt_off {
+    if crate::sys::kvm_amd_npt() == Some(false) {
         return super::harness::skip("kvm-amd npt=0: no 2 MiB TDP leaves to split");
     }
     const HUGE: u64 = 2 << 20;
@@ -246,10 +244,8 @@ fn thp() -> TestResult {
     g.vm.add_slot(1, GPA, 2 * HUGE, mem.addr(), 0)?;
     eq_hex("first read", guest_read(&mut g.cpu, GPA)?, 0x1111_1111)?;
     eq_hex("read of the second 2 MiB", guest_read(&mut g.cpu, GPA + HUGE + 100 * PAGE)?, 0x5555_5555)?;
-    // With nested paging (shadow paging maps 4 KiB leaves only).
-    let npt = std::fs::read_to_string("/sys/module/kvm_amd/parameters/npt")
-        .is_ok_and(|v| matches!(v.trim(), "Y" | "1"));
-    if huge && npt {
+    // Only kvm-amd with nested paging maps 2 MiB leaves (not EPT yet).
+    if huge && crate::sys::kvm_amd_npt() == Some(true) {
         let s = crate::suites::stats::Stats::open(&g.vm.fd)?;
         if s.get("pages_2m")? == 0 {
             return Err("THP-backed slot, but pages_2m is 0 after guest reads".into());
