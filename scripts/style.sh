@@ -14,9 +14,25 @@ cd "$here" || exit 1
 out=${1:-build/style}
 mkdir -p "$out"
 
+# The tree's files matching git pathspec globs: git's list in a checkout;
+# in a copy that is not its own checkout (check-debug's mirror under
+# build/debug/tree, inside the clone's ignored build/), the files on disk.
+checkout() { [ "$(git rev-parse --show-toplevel 2> /dev/null)" = "$here" ]; }
+tracked() {
+	if checkout; then
+		git ls-files "$@"
+	else
+		local g
+		for g in "$@"; do
+			find . \( -path ./build -o -path ./target -o -path ./tests/host/target \) -prune \
+				-o -type f -path "./$g" -print
+		done | sed 's|^\./||' | sort -u
+	fi
+}
+
 # Rust sources of the modules (not generated, not tests).
 sources() {
-	git ls-files '*.rs' | grep -v -e '^tests/' -e '_generated\.rs$'
+	tracked '*.rs' | grep -v -e '^tests/' -e '_generated\.rs$'
 }
 
 # rustfmt --check with the kernel's .rustfmt.toml, over every source.
@@ -42,8 +58,11 @@ row_clippy() {
 	fi
 	local key keyfile=build/clippy-clean.key
 	key=$({
-		git ls-files -co --exclude-standard Kbuild rust x86 virt pure include usr |
-			grep -E '\.(rs|c|h|S)$|Kbuild$|_parameters$' | sort | xargs sha256sum
+		if checkout; then
+			git ls-files -co --exclude-standard Kbuild rust x86 virt pure include usr
+		else
+			find Kbuild rust x86 virt pure include usr -type f
+		fi | grep -E '\.(rs|c|h|S)$|Kbuild$|_parameters$' | sort | xargs sha256sum
 		"$driver" --version
 		echo "$KERNELDIR"
 	} 2> /dev/null | sha256sum | cut -d' ' -f1)
@@ -70,15 +89,15 @@ row_clippy() {
 row_unsafe() {
 	local f n total=0
 	: > "$out/unsafe.txt"
-	for f in $(git ls-files 'virt/*.rs' 'x86/*.rs' | grep -v -e '^x86/svm/' -e '^x86/vmx/'); do
+	for f in $(tracked 'virt/*.rs' 'x86/*.rs' | grep -v -e '^x86/svm/' -e '^x86/vmx/'); do
 		n=$(grep -c 'unsafe {' "$f")
 		[ "$n" -gt 0 ] && echo "$n $f" >> "$out/unsafe.txt"
 		total=$((total + n))
 	done
 	local pure rust vendor
-	pure=$(git ls-files 'pure/*.rs' | xargs cat | grep -cE '\bunsafe +(\{|fn|impl|trait)')
-	rust=$(git ls-files 'rust/*.rs' | xargs cat | grep -c 'unsafe {')
-	vendor=$(git ls-files 'x86/svm/*.rs' 'x86/vmx/*.rs' | xargs cat | grep -c 'unsafe {')
+	pure=$(tracked 'pure/*.rs' | xargs cat | grep -cE '\bunsafe +(\{|fn|impl|trait)')
+	rust=$(tracked 'rust/*.rs' | xargs cat | grep -c 'unsafe {')
+	vendor=$(tracked 'x86/svm/*.rs' 'x86/vmx/*.rs' | xargs cat | grep -c 'unsafe {')
 	echo "unsafe blocks: core $total, pure $pure, rust/ $rust, vendors $vendor" >> "$out/unsafe.txt"
 	if [ "$total" -le 10 ] && [ "$pure" = 0 ]; then
 		echo "PASS style/unsafe-in-core ($total in the core, $pure in pure/)"
@@ -107,7 +126,9 @@ for (name, value), where in sorted(seen.items()):
     if len(where) > 1:
         print(name, "=", value, ":", " ".join(where))
 ' > "$out/constants-twice.txt" 2> "$out/constants.txt"
-	if [ -s "$out/constants-twice.txt" ]; then
+	if grep -qx '# 0 constants' "$out/constants.txt"; then
+		echo "FAIL style/constants-defined-once: no sources found"
+	elif [ -s "$out/constants-twice.txt" ]; then
 		echo "FAIL style/constants-defined-once: $(wc -l < "$out/constants-twice.txt") defined twice; see $out/constants-twice.txt"
 	else
 		echo "PASS style/constants-defined-once ($(sed 's/# //' "$out/constants.txt"))"
