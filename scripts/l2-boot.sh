@@ -46,6 +46,10 @@
 #                                       scripts/qemu10.sh on the host) -- a
 #                                       newer client, which checks more
 #                                       capabilities at start
+#         l2/qemu10-kernel-irqchip-X-clean (and -guest-log-clean,
+#         -l1-log-clean)              the split and off sessions with
+#                                       QEMU 10 (variants qemu10-split,
+#                                       qemu10-off)
 #         INFO l2/boot-seconds N      QEMU start -> shell marker (wall)
 #         INFO l2/workload-seconds N, INFO l2/<variant>-boot-seconds N,
 #         INFO l2/<variant> <what happened>, INFO l2/qemu10-version V
@@ -88,7 +92,7 @@
 # L2_APPEND_EXTRA (more kernel parameters; "loglevel=7" shows the guest's
 # boot messages, which "quiet" hides), L2_QEMU_EXTRA (more QEMU
 # arguments, split on spaces), L2_VARIANTS (check mode, default
-# "default split off qemu10"), L2_QEMU10 (QEMU 10's prefix, default the
+# "default split off qemu10 qemu10-split qemu10-off"), L2_QEMU10 (QEMU 10's prefix, default the
 # newest $RKVM_CACHE/qemu-10.*; its usr/bin/qemu-system-x86_64 runs with
 # -L usr/share/qemu), L2_DEMO_COMMANDS (demo mode: the
 # commands to type, one a line), L2_LOGDIR (demo mode: logs, default /tmp),
@@ -126,6 +130,11 @@ prompt='l2# '
 # scripts/check.sh fails ours where the in-tree module booted).
 refusal_re_split='^qemu-system-x86_64: Could not enable split irqchip mode: [A-Za-z ]+$'
 refusal_re_off=
+# QEMU 10 has no userspace LAPIC with KVM any more (hw/i386 apic_get_class):
+# it refuses kernel-irqchip=off on every KVM, the in-tree module's too.
+refusal_re_qemu10_split=$refusal_re_split
+refusal_re_qemu10_off='^qemu-system-x86_64: KVM does not support userspace APIC$'
+all_variants='default split off qemu10 qemu10-split qemu10-off'
 # Oopses, warnings and lockdep reports in a kernel log (as scripts/check.sh).
 log_bad='Oops|WARNING:|BUG:|Call Trace|general protection fault|Kernel panic|UBSAN|KASAN|panicked at|circular locking|inconsistent lock|rcu_.*stall|blocked for more than'
 
@@ -451,7 +460,9 @@ irqchip_session() {
 		fi
 	else
 		s_finish 5
-		re=refusal_re_${v#kernel-irqchip-}
+		re=${v##*kernel-irqchip-}
+		[ "$v" = "${v#qemu10-}" ] || re=qemu10_$re
+		re=refusal_re_$re
 		re=${!re:-}
 		msg=$(grep -v '^$' "$S_err" | grep -v 'warning:')
 		if [ -z "$S_killed" ] && [ "$S_rc" = 1 ] && [ -n "$re" ] &&
@@ -537,7 +548,10 @@ variant_tests() {
 	case $1 in
 	default) echo boot-to-shell both-vcpus-online workload-checksum virtio-serial-transfer \
 		guest-kernel-log-clean clean-poweroff l1-kernel-log-clean ;;
-	split|off) echo "kernel-irqchip-$1-clean kernel-irqchip-$1-guest-log-clean kernel-irqchip-$1-l1-log-clean" ;;
+	split|off|qemu10-split|qemu10-off)
+		local k=kernel-irqchip-${1#qemu10-} p=
+		[ "$1" = "${1#qemu10-}" ] || p=qemu10-
+		echo "$p$k-clean $p$k-guest-log-clean $p$k-l1-log-clean" ;;
 	qemu10) echo qemu10-boot-to-shell qemu10-both-vcpus-online qemu10-workload-checksum \
 		qemu10-virtio-serial-transfer qemu10-guest-kernel-log-clean qemu10-clean-poweroff \
 		qemu10-l1-log-clean ;;
@@ -552,7 +566,7 @@ check)
 	logdir=$out results=$out/l2-results.txt
 	mkdir -p "$out"
 	: > "$results"
-	variants=${L2_VARIANTS:-default split off qemu10}
+	variants=${L2_VARIANTS:-$all_variants}
 	load_modules "$@"
 	why=$(preflight)
 	start=$SECONDS
@@ -561,7 +575,7 @@ check)
 		[ -n "$why" ] || [ $((SECONDS - start)) -lt "$budget" ] ||
 			why="over the ${budget}s budget (L2_BUDGET) after earlier variants"
 		vwhy=$why
-		if [ -z "$vwhy" ] && [ "$v" = qemu10 ]; then
+		if [ -z "$vwhy" ] && [ "$v" != "${v#qemu10}" ]; then
 			if [ -z "$qemu10" ]; then
 				vwhy="no QEMU 10 in ${RKVM_CACHE:-$HOME/.cache/rkvm}/qemu-10.* (scripts/qemu10.sh runs on the host before the VM)"
 			elif ! "$qemu10" --version > /dev/null 2>&1; then
@@ -588,6 +602,16 @@ check)
 		# QEMU holding the BQL; the main loop and the other vCPU wait).
 		off) irqchip_session kernel-irqchip-off l2/kernel-irqchip-off-clean \
 			"$accel,kernel-irqchip=off" 1 ;;
+		# The same two with QEMU 10 (=off with one vCPU as well; QEMU 10
+		# refuses =off with KVM altogether: refusal_re_qemu10_off).
+		qemu10-split|qemu10-off)
+			k=kernel-irqchip-${v#qemu10-}
+			S_qemu=$qemu10 S_qemu_args=(-L "$qemu10_prefix/usr/share/qemu")
+			smp=${L2_SMP:-2}
+			[ "$v" = qemu10-split ] || smp=1
+			irqchip_session "qemu10-$k" "l2/qemu10-$k-clean" "$accel,kernel-irqchip=${v#qemu10-}" "$smp"
+			S_qemu= S_qemu_args=()
+			;;
 		*) echo "l2-boot: unknown variant $v" >&2 ;;
 		esac
 	done
@@ -634,7 +658,7 @@ bench)
 	exit $rc
 	;;
 list)
-	for v in ${L2_VARIANTS:-default split off qemu10}; do
+	for v in ${L2_VARIANTS:-$all_variants}; do
 		t=$(variant_tests "$v") || exit 2
 		for t in $t; do echo "ROW l2/$t"; done
 	done
