@@ -553,6 +553,20 @@ for set in ours intree; do
 done
 [ -z "${vm_ran[intree]:-}" ] || retry_intree
 
+# The capability table (issue 11): KVM_CHECK_EXTENSION 0..300 as each
+# column recorded it (caps/table-recorded), compared; every difference
+# needs its reason in tests/vm/caps-exceptions.txt.
+if [ -n "${in_manifest[caps/table-recorded]:-}" ] && [ -n "${vm_ran[ours]:-}" ] && [ -n "${vm_ran[intree]:-}" ]; then
+	step "capability table: ours vs in-tree (scripts/caps-compare.sh, tests/vm/caps-exceptions.txt)"
+	while IFS= read -r l; do
+		case $l in
+		"PASS "*) pass "${l#PASS }" ;;
+		"FAIL "*) l=${l#FAIL }; fail "${l%%: *}" "${l#*: }" ;;
+		*) printf '%s\n' "$l" ;;
+		esac
+	done < <(scripts/caps-compare.sh "$out/vm-ours/caps.txt" "$out/vm-intree/caps.txt")
+fi
+
 step "VM tests row by row (ours must PASS where in-tree PASSes)"
 if [ -n "${vm_ran[ours]:-}" ] || [ -n "${vm_ran[intree]:-}" ]; then
 	compare

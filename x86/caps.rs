@@ -88,6 +88,10 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
         | KVM_CAP_VCPU_ATTRIBUTES
         // The guest's read access to MSR_PLATFORM_INFO (KVM_ENABLE_CAP).
         | KVM_CAP_MSR_PLATFORM_INFO
+        // Emulation failures exit to userspace at any CPL (KVM_ENABLE_CAP).
+        | KVM_CAP_EXIT_ON_EMULATION_FAILURE
+        // KVM_SET_NR_MMU_PAGES (accepted; see x86/vm_arch.rs).
+        | KVM_CAP_MMU_SHADOW_CACHE_CONTROL
         // A leftover of device assignment, answered 1 by upstream too.
         | KVM_CAP_PCI_SEGMENT => 1,
         // Only the default VM type.

@@ -501,7 +501,7 @@ fn step(
             return Ok(Next::Guest);
         }
         if !handled {
-            return finish(vcpu, st, emu, outcome, tf);
+            return finish(vm, vcpu, st, emu, outcome, tf);
         }
         if rounds >= MAX_INKERNEL_ROUNDS {
             // The instruction is still pending (the guest must not run
@@ -571,6 +571,7 @@ fn pio_inkernel(vm: &Vm, emu: &mut Emulator, p: crate::emulate::PioRequest) -> b
 }
 
 fn finish(
+    vm: &Vm,
     vcpu: &Vcpu,
     st: &mut VcpuState,
     emu: &mut Emulator,
@@ -638,11 +639,15 @@ fn finish(
         }
         Outcome::Unhandleable { bytes, len } => {
             // As upstream: #UD is queued; at CPL 0 userspace also hears
-            // of it, with the instruction bytes and the exit info.
+            // of it, with the instruction bytes and the exit info. With
+            // KVM_CAP_EXIT_ON_EMULATION_FAILURE userspace hears of every
+            // failure, and no #UD is queued.
             vcpu.stats().insn_emulation_fail.inc();
-            st.inject_exception(crate::defs::vector::UD_VECTOR, None);
-            if st.hw.cpl() != 0 {
-                return Ok(Next::Guest);
+            if !vm.arch().exit_on_emulation_failure() {
+                st.inject_exception(crate::defs::vector::UD_VECTOR, None);
+                if st.hw.cpl() != 0 {
+                    return Ok(Next::Guest);
+                }
             }
             run.set_exit_reason(uapi::KVM_EXIT_INTERNAL_ERROR);
             run.set_internal(

@@ -40,6 +40,9 @@ pub(crate) struct VmArch {
     /// KVM_CAP_X86_TRIPLE_FAULT_EVENT: KVM_GET/SET_VCPU_EVENTS carry a
     /// pending triple fault.
     triple_fault_event: AtomicBool,
+    /// KVM_CAP_EXIT_ON_EMULATION_FAILURE: every instruction the emulator
+    /// cannot handle exits to userspace (no #UD is queued).
+    exit_on_emulation_failure: AtomicBool,
     /// KVM_CAP_X86_APIC_BUS_CYCLES_NS: the LAPIC timer's bus cycle (only
     /// before the first vCPU, under the slots lock).
     apic_bus_cycle_ns: AtomicU64,
@@ -71,6 +74,7 @@ impl VmArch {
             hypercall_exit: AtomicU64::new(0),
             exception_payload: AtomicBool::new(false),
             triple_fault_event: AtomicBool::new(false),
+            exit_on_emulation_failure: AtomicBool::new(false),
             apic_bus_cycle_ns: AtomicU64::new(DEFAULT_BUS_CYCLE_NS),
             guest_reads_platform_info: AtomicBool::new(true),
             disabled_exits: AtomicU64::new(0),
@@ -133,6 +137,11 @@ impl VmArch {
     /// Whether KVM_CAP_X86_TRIPLE_FAULT_EVENT is enabled.
     pub(crate) fn triple_fault_event(&self) -> bool {
         self.triple_fault_event.load(Ordering::Relaxed)
+    }
+
+    /// Whether KVM_CAP_EXIT_ON_EMULATION_FAILURE is enabled.
+    pub(crate) fn exit_on_emulation_failure(&self) -> bool {
+        self.exit_on_emulation_failure.load(Ordering::Relaxed)
     }
 
     /// Whether hypercall `nr` exits to userspace (KVM_CAP_EXIT_HYPERCALL).
@@ -213,6 +222,16 @@ pub(crate) fn enable_cap(vm: &Vm, c: &uapi::kvm_enable_cap) -> Result {
         uapi::KVM_CAP_X86_TRIPLE_FAULT_EVENT => {
             vm.arch()
                 .triple_fault_event
+                .store(c.args[0] != 0, Ordering::Relaxed);
+            Ok(())
+        }
+        // 0 or 1 (upstream: EINVAL for any other bit).
+        uapi::KVM_CAP_EXIT_ON_EMULATION_FAILURE => {
+            if c.args[0] & !1 != 0 {
+                return Err(EINVAL);
+            }
+            vm.arch()
+                .exit_on_emulation_failure
                 .store(c.args[0] != 0, Ordering::Relaxed);
             Ok(())
         }

@@ -73,6 +73,7 @@ pub fn tests() -> Vec<Test> {
         test("caps/disable-exits-hlt-stays-in-guest", disable_exits_hlt),
         test("caps/vm-types", vm_types),
         test("caps/msr-platform-info", msr_platform_info),
+        test("caps/exit-on-emulation-failure-no-ud", exit_on_emulation_failure),
         test("caps/kvm-run-flags-zero", run_flags),
         test("caps/apic-bus-cycles-ns", apic_bus_cycles),
         test("caps/vm-tsc-khz-nr-mmu-pages-irqfd-one-vm", vm_level_ioctls),
@@ -726,6 +727,24 @@ fn msr_platform_info() -> TestResult {
     let fresh = Guest::new(Mode::Long)?;
     wr_msr(&fresh.cpu, MSR_PLATFORM_INFO, 0)?;
     eq_hex("PLATFORM_INFO set before KVM_RUN", rd_msr(&fresh.cpu, MSR_PLATFORM_INFO)?, 0)
+}
+
+/// KVM_CAP_EXIT_ON_EMULATION_FAILURE: answered 1; the enable takes 0 or
+/// 1 (EINVAL otherwise); enabled, an instruction the emulator cannot
+/// handle (FSTPS to MMIO) exits with the emulation internal error and no
+/// #UD is queued: userspace skips it and the guest runs on to its HLT.
+fn exit_on_emulation_failure() -> TestResult {
+    const FSTPS: [u8; 6] = [0xd9, 0x9b, 0x00, 0x03, 0x00, 0x00];
+    let mut g = Guest::at(Mode::Long, "emul_fail_x87")?;
+    expect_eq("KVM_CAP_EXIT_ON_EMULATION_FAILURE", check(&g.vm, KVM_CAP_EXIT_ON_EMULATION_FAILURE), 1)?;
+    expect_errno("ENABLE_CAP(EXIT_ON_EMULATION_FAILURE, 2)", enable_cap(&g.vm.fd, KVM_CAP_EXIT_ON_EMULATION_FAILURE, 2, 0), libc::EINVAL)?;
+    enable_ok(&g.vm.fd, "ENABLE_CAP(EXIT_ON_EMULATION_FAILURE, 1)", KVM_CAP_EXIT_ON_EMULATION_FAILURE, 1)?;
+    let e = g.cpu.run()?;
+    super::emulation::check_emulation_failure(&e, &FSTPS, MMIO_ADDR + 0x300)?;
+    let at = g.sym("emul_fail_x87_insn")?;
+    eq_hex("rip at the failing instruction", g.cpu.regs()?.rip, at)?;
+    g.cpu.with_regs(|r| r.rip = at + FSTPS.len() as u64)?;
+    g.cpu.expect_hlt()
 }
 
 /// kvm_run.flags is 0 after an exit (no SMM, no guest mode), even if

@@ -450,7 +450,7 @@ fn avx() -> TestResult {
 /// reason EPT violation 48 or EPT misconfiguration 49, the exit
 /// qualification, IDT-vectoring info 0, interruption info, error code: no
 /// GPA).
-fn check_emulation_failure(e: &Exit, insn: &[u8], gpa: u64) -> TestResult {
+pub(crate) fn check_emulation_failure(e: &Exit, insn: &[u8], gpa: u64) -> TestResult {
     let Exit::InternalError { suberror, data } = e else {
         return Err(format!("exit: got {e}, want internal-error suberror {KVM_INTERNAL_ERROR_EMULATION}"));
     };
