@@ -117,6 +117,8 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
         KVM_CAP_ADJUST_CLOCK => CLOCK_VALID_FLAGS as isize,
         KVM_CAP_XSAVE2 => regs::xsave_size() as isize,
         KVM_CAP_MCE => MAX_MCE_BANKS as isize,
+        // kvm_run's `s.regs`: REGS, SREGS and EVENTS.
+        KVM_CAP_SYNC_REGS => crate::x86::run::SYNC_REGS_VALID as isize,
         KVM_CAP_VAPIC | KVM_CAP_SET_BOOT_CPU_ID | KVM_CAP_SPLIT_IRQCHIP => 1,
         _ => 0,
     }

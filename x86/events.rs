@@ -137,6 +137,11 @@ fn payload_quirk(vm: &Vm, st: &mut VcpuState) {
 
 /// KVM_GET_VCPU_EVENTS.
 pub(crate) fn get_vcpu_events(vm: &Vm, st: &mut VcpuState, arg: usize) -> Result {
+    write_arg(arg, &vcpu_events(vm, st))
+}
+
+/// What KVM_GET_VCPU_EVENTS (and kvm_run's sync registers) report.
+pub(crate) fn vcpu_events(vm: &Vm, st: &mut VcpuState) -> uapi::kvm_vcpu_events {
     payload_quirk(vm, st);
     let payload_enabled = vm.arch().exception_payload();
     let mut e = uapi::kvm_vcpu_events::default();
@@ -182,12 +187,21 @@ pub(crate) fn get_vcpu_events(vm: &Vm, st: &mut VcpuState, arg: usize) -> Result
         e.triple_fault.pending = u8::from(st.events.triple_fault());
         e.flags |= uapi::KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
     }
-    write_arg(arg, &e)
+    e
 }
 
-/// KVM_SET_VCPU_EVENTS (everything is checked before anything changes).
+/// KVM_SET_VCPU_EVENTS.
 pub(crate) fn set_vcpu_events(vm: &Vm, st: &mut VcpuState, arg: usize) -> Result {
-    let mut e: uapi::kvm_vcpu_events = read_arg(arg)?;
+    set_vcpu_events_from(vm, st, read_arg(arg)?)
+}
+
+/// Loads `e` (KVM_SET_VCPU_EVENTS, kvm_run's sync registers); everything
+/// is checked before anything changes.
+pub(crate) fn set_vcpu_events_from(
+    vm: &Vm,
+    st: &mut VcpuState,
+    mut e: uapi::kvm_vcpu_events,
+) -> Result {
     let valid = uapi::KVM_VCPUEVENT_VALID_NMI_PENDING
         | uapi::KVM_VCPUEVENT_VALID_SIPI_VECTOR
         | uapi::KVM_VCPUEVENT_VALID_SHADOW

@@ -23,6 +23,11 @@ use kernel::prelude::*;
 
 /// KVM_GET_REGS.
 pub(crate) fn get_regs(st: &VcpuState, arg: usize) -> Result {
+    write_arg(arg, &regs(st))
+}
+
+/// The registers KVM_GET_REGS (and kvm_run's sync registers) report.
+pub(crate) fn regs(st: &VcpuState) -> uapi::kvm_regs {
     let a = &*st.hw;
     let g = *a.gprs();
     let r = uapi::kvm_regs {
@@ -45,12 +50,18 @@ pub(crate) fn get_regs(st: &VcpuState, arg: usize) -> Result {
         rip: a.rip(),
         rflags: events::guest_rflags(st),
     };
-    write_arg(arg, &r)
+    r
 }
 
-/// KVM_SET_REGS: also abandons an exit userspace did not complete.
+/// KVM_SET_REGS.
 pub(crate) fn set_regs(st: &mut VcpuState, arg: usize) -> Result {
-    let r: uapi::kvm_regs = read_arg(arg)?;
+    set_regs_from(st, &read_arg(arg)?);
+    Ok(())
+}
+
+/// Loads `r` (KVM_SET_REGS, kvm_run's sync registers): also abandons an
+/// exit userspace did not complete.
+pub(crate) fn set_regs_from(st: &mut VcpuState, r: &uapi::kvm_regs) {
     let g = st.hw.gprs_mut();
     g[RAX] = r.rax;
     g[RBX] = r.rbx;
@@ -72,7 +83,6 @@ pub(crate) fn set_regs(st: &mut VcpuState, arg: usize) -> Result {
     events::set_guest_rflags(st, r.rflags | X86_EFLAGS_FIXED);
     st.reset_emulator();
     st.completion.cancel();
-    Ok(())
 }
 
 /// CR8: the in-kernel LAPIC's task priority, or the core's copy.
@@ -94,8 +104,14 @@ fn sregs_common(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> uapi::kvm_sregs {
     s
 }
 
-/// KVM_GET_SREGS: also the injected interrupt's bit in `interrupt_bitmap`.
+/// KVM_GET_SREGS.
 pub(crate) fn get_sregs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+    write_arg(arg, &sregs(vm, vcpu, st))
+}
+
+/// What KVM_GET_SREGS (and kvm_run's sync registers) report: also the
+/// injected interrupt's bit in `interrupt_bitmap`.
+pub(crate) fn sregs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> uapi::kvm_sregs {
     let mut s = sregs_common(vm, vcpu, st);
     let injected = match st.hw.injected_event() {
         InjectedEvent::Interrupt {
@@ -107,7 +123,7 @@ pub(crate) fn get_sregs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) ->
     if let Some(v) = injected {
         s.interrupt_bitmap[usize::from(v / 64)] |= 1 << (v % 64);
     }
-    write_arg(arg, &s)
+    s
 }
 
 /// What KVM_SET_SREGS and KVM_SET_SREGS2 share, after upstream's
@@ -145,11 +161,21 @@ fn set_sregs_common(
     Ok(())
 }
 
-/// KVM_SET_SREGS: the lowest bit of `interrupt_bitmap` becomes the
-/// interrupt to inject (upstream's kvm_queue_interrupt()).
+/// KVM_SET_SREGS.
 pub(crate) fn set_sregs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
-    let s: uapi::kvm_sregs = read_arg(arg)?;
-    set_sregs_common(vm, vcpu, st, &s, true)?;
+    set_sregs_from(vm, vcpu, st, &read_arg(arg)?)
+}
+
+/// Loads `s` (KVM_SET_SREGS, kvm_run's sync registers): the lowest bit of
+/// `interrupt_bitmap` becomes the interrupt to inject (upstream's
+/// kvm_queue_interrupt()).
+pub(crate) fn set_sregs_from(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    st: &mut VcpuState,
+    s: &uapi::kvm_sregs,
+) -> Result {
+    set_sregs_common(vm, vcpu, st, s, true)?;
     let pending = s
         .interrupt_bitmap
         .iter()

@@ -22,12 +22,13 @@ use crate::{
     virt::{kick::REQ_TLB_FLUSH, vcpu::Vcpu, vm::Vm},
     x86::{
         emulator_ops::{self, Waiting},
-        exits,
+        events, exits,
         irq::inject,
         kvmclock, mmu, msrs, regs,
         vcpu::VcpuState,
     },
 };
+use core::mem::offset_of;
 use kernel::prelude::*;
 
 /// Exception vectors the core injects.
@@ -108,7 +109,15 @@ pub(crate) enum Next {
     User,
 }
 
-/// The KVM_RUN ioctl (its argument must be 0).
+/// The register sets of kvm_run's `s.regs` (KVM_CAP_SYNC_REGS).
+pub(crate) const SYNC_REGS_VALID: u64 = uapi::KVM_SYNC_X86_VALID_FIELDS as u64;
+const SYNC_REGS: u64 = uapi::KVM_SYNC_X86_REGS as u64;
+const SYNC_SREGS: u64 = uapi::KVM_SYNC_X86_SREGS as u64;
+const SYNC_EVENTS: u64 = uapi::KVM_SYNC_X86_EVENTS as u64;
+
+/// The KVM_RUN ioctl (its argument must be 0). As upstream, the sync
+/// register sets userspace asked for are stored on every return,
+/// whatever the result.
 #[inline(never)]
 pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result<isize> {
     if arg != 0 {
@@ -116,6 +125,60 @@ pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> R
     }
     vcpu.run_pid().update();
     let _sigmask = SigmaskGuard::apply(st.sigmask);
+    let r = run_once(vm, vcpu, st);
+    let valid = vcpu.run_page().valid_regs();
+    if valid != 0 {
+        store_sync_regs(vm, vcpu, st, valid);
+    }
+    r
+}
+
+/// Loads the sync register sets marked dirty in kvm_run (upstream's
+/// sync_regs()): each from one snapshot of the page, checked as its
+/// ioctl checks it; a set that loaded is no longer dirty.
+fn load_sync_regs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, dirty: u64) -> Result {
+    let run = vcpu.run_page();
+    if dirty & SYNC_REGS != 0 {
+        let r: uapi::kvm_regs = run.sync_regs(offset_of!(uapi::kvm_sync_regs, regs));
+        regs::set_regs_from(st, &r);
+        run.clear_dirty_regs(SYNC_REGS);
+    }
+    if dirty & SYNC_SREGS != 0 {
+        let s: uapi::kvm_sregs = run.sync_regs(offset_of!(uapi::kvm_sync_regs, sregs));
+        regs::set_sregs_from(vm, vcpu, st, &s).map_err(|_| EINVAL)?;
+        run.clear_dirty_regs(SYNC_SREGS);
+    }
+    if dirty & SYNC_EVENTS != 0 {
+        let e: uapi::kvm_vcpu_events = run.sync_regs(offset_of!(uapi::kvm_sync_regs, events));
+        events::set_vcpu_events_from(vm, st, e).map_err(|_| EINVAL)?;
+        run.clear_dirty_regs(SYNC_EVENTS);
+    }
+    Ok(())
+}
+
+/// Stores the sync register sets in `valid` into kvm_run (upstream's
+/// store_regs()).
+fn store_sync_regs(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, valid: u64) {
+    let run = vcpu.run_page();
+    if valid & SYNC_REGS != 0 {
+        run.set_sync_regs(offset_of!(uapi::kvm_sync_regs, regs), regs::regs(st));
+    }
+    if valid & SYNC_SREGS != 0 {
+        run.set_sync_regs(
+            offset_of!(uapi::kvm_sync_regs, sregs),
+            regs::sregs(vm, vcpu, st),
+        );
+    }
+    if valid & SYNC_EVENTS != 0 {
+        run.set_sync_regs(
+            offset_of!(uapi::kvm_sync_regs, events),
+            events::vcpu_events(vm, st),
+        );
+    }
+}
+
+/// KVM_RUN up to the sync registers' store.
+fn run_once(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<isize> {
     let run = vcpu.run_page();
     // An AP that waits for INIT/SIPI: block, then let userspace retry
     // (EAGAIN), as upstream; with immediate_exit, EINTR at once.
@@ -131,6 +194,13 @@ pub(crate) fn kvm_run(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> R
             }
             Err(e) => Err(e),
         };
+    }
+    let (valid, dirty) = (run.valid_regs(), run.dirty_regs());
+    if (valid | dirty) & !SYNC_REGS_VALID != 0 {
+        return Err(EINVAL);
+    }
+    if dirty != 0 {
+        load_sync_regs(vm, vcpu, st, dirty)?;
     }
     // The CPU reloads the PDPTEs from memory when it runs.
     st.pdptrs.invalidate();

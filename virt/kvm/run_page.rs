@@ -53,6 +53,35 @@ impl RunPage {
         self.run.read::<u8>(run_off!(request_interrupt_window)) != 0
     }
 
+    /// `kvm_valid_regs`: the sync register sets to store on every
+    /// return from KVM_RUN (KVM_CAP_SYNC_REGS).
+    pub(crate) fn valid_regs(&self) -> u64 {
+        self.run.read::<u64>(run_off!(kvm_valid_regs))
+    }
+
+    /// `kvm_dirty_regs`: the sync register sets userspace changed.
+    pub(crate) fn dirty_regs(&self) -> u64 {
+        self.run.read::<u64>(run_off!(kvm_dirty_regs))
+    }
+
+    /// Clears `bits` in `kvm_dirty_regs` (a set was loaded).
+    pub(crate) fn clear_dirty_regs(&self, bits: u64) {
+        self.run
+            .write(run_off!(kvm_dirty_regs), self.dirty_regs() & !bits);
+    }
+
+    /// A snapshot of a sync register set: `s.regs.<field>`, at byte
+    /// `field` of `struct kvm_sync_regs` (one copy; userspace may change
+    /// the page meanwhile).
+    pub(crate) fn sync_regs<V: kernel::transmute::FromBytes + Default>(&self, field: usize) -> V {
+        self.run.read::<V>(run_off!(s) + field)
+    }
+
+    /// Stores a sync register set at byte `field` of `s.regs`.
+    pub(crate) fn set_sync_regs<V: kernel::transmute::AsBytes>(&self, field: usize, v: V) {
+        self.run.write(run_off!(s) + field, v);
+    }
+
     /// `exit_reason`.
     pub(crate) fn exit_reason(&self) -> u32 {
         self.run.read::<u32>(run_off!(exit_reason))

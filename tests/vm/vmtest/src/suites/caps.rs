@@ -74,6 +74,7 @@ pub fn tests() -> Vec<Test> {
         test("caps/vm-types", vm_types),
         test("caps/msr-platform-info", msr_platform_info),
         test("caps/exit-on-emulation-failure-no-ud", exit_on_emulation_failure),
+        test("caps/sync-regs-store-load-and-errnos", sync_regs),
         test("caps/kvm-run-flags-zero", run_flags),
         test("caps/apic-bus-cycles-ns", apic_bus_cycles),
         test("caps/vm-tsc-khz-nr-mmu-pages-irqfd-one-vm", vm_level_ioctls),
@@ -745,6 +746,61 @@ fn exit_on_emulation_failure() -> TestResult {
     eq_hex("rip at the failing instruction", g.cpu.regs()?.rip, at)?;
     g.cpu.with_regs(|r| r.rip = at + FSTPS.len() as u64)?;
     g.cpu.expect_hlt()
+}
+
+/// KVM_CAP_SYNC_REGS: answered REGS|SREGS|EVENTS; an unknown bit in
+/// kvm_valid_regs or kvm_dirty_regs fails KVM_RUN with EINVAL; a dirty
+/// set is loaded before the guest runs (then no longer dirty), and the
+/// valid sets are stored on every return as KVM_GET_REGS/SREGS/
+/// VCPU_EVENTS report them; invalid dirty sregs (long mode without
+/// CR4.PAE) fail KVM_RUN with EINVAL and stay dirty.
+fn sync_regs() -> TestResult {
+    const ALL: u64 = (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS) as u64;
+    const RBX: u64 = 0x5eed_1234;
+    let mut g = Guest::at(Mode::Long, "regs_echo")?;
+    expect_eq("KVM_CAP_SYNC_REGS", check(&g.vm, KVM_CAP_SYNC_REGS), ALL as i32)?;
+    for (what, valid, dirty) in [("kvm_valid_regs", ALL | 1 << 31, 0), ("kvm_dirty_regs", ALL, 1 << 31)] {
+        let run = g.cpu.kvm_run();
+        run.kvm_valid_regs = valid;
+        run.kvm_dirty_regs = dirty;
+        let r = g.cpu.run_errno()?.map(|_| 0);
+        expect_errno(&format!("KVM_RUN with an unknown bit in {what}"), r, libc::EINVAL)?;
+    }
+    // RBX through s.regs.regs (the rest as KVM_GET_REGS has it).
+    let mut regs = k("KVM_GET_REGS", g.cpu.fd.get_regs())?;
+    regs.rbx = RBX;
+    let run = g.cpu.kvm_run();
+    run.s.regs.regs = regs;
+    run.kvm_valid_regs = ALL;
+    run.kvm_dirty_regs = KVM_SYNC_X86_REGS as u64;
+    g.cpu.expect(Exit::out4(PORT_ECHO, regs.rax as u32))?;
+    expect_eq("kvm_dirty_regs after KVM_RUN", g.cpu.kvm_run().kvm_dirty_regs, 0)?;
+    g.cpu.expect(Exit::out4(PORT_ECHO, RBX as u32))?;
+    // SAFETY (the union reads): kvm_run's `s` is plain old data.
+    let (sr, ss, se) = unsafe {
+        let s = &g.cpu.kvm_run().s.regs;
+        (s.regs, s.sregs, s.events)
+    };
+    let r = k("KVM_GET_REGS", g.cpu.fd.get_regs())?;
+    expect_eq("s.regs.regs (rip, rbx, rax, rflags)", (sr.rip, sr.rbx, sr.rax, sr.rflags), (r.rip, r.rbx, r.rax, r.rflags))?;
+    let s = k("KVM_GET_SREGS", g.cpu.fd.get_sregs())?;
+    expect_eq("s.regs.sregs (cr0, cr3, cr4, efer, cs.selector)", (ss.cr0, ss.cr3, ss.cr4, ss.efer, ss.cs.selector), (s.cr0, s.cr3, s.cr4, s.efer, s.cs.selector))?;
+    let e = k("KVM_GET_VCPU_EVENTS", g.cpu.fd.get_vcpu_events())?;
+    expect_eq("s.regs.events.flags", se.flags, e.flags)?;
+    // Long mode without CR4.PAE: refused, the set stays dirty.
+    let mut bad = ss;
+    bad.cr4 &= !(1 << 5);
+    let run = g.cpu.kvm_run();
+    run.s.regs.sregs = bad;
+    run.kvm_dirty_regs = KVM_SYNC_X86_SREGS as u64;
+    let r = g.cpu.run_errno()?.map(|_| 0);
+    expect_errno("KVM_RUN with dirty sregs: EFER.LMA without CR4.PAE", r, libc::EINVAL)?;
+    expect_eq("kvm_dirty_regs after the refused load", g.cpu.kvm_run().kvm_dirty_regs, KVM_SYNC_X86_SREGS as u64)?;
+    let run = g.cpu.kvm_run();
+    run.s.regs.sregs = ss;
+    run.kvm_valid_regs = 0;
+    g.cpu.expect(Exit::out4(PORT_ECHO, regs.rcx as u32))?;
+    expect_eq("kvm_dirty_regs after the good load", g.cpu.kvm_run().kvm_dirty_regs, 0)
 }
 
 /// kvm_run.flags is 0 after an exit (no SMM, no guest mode), even if
