@@ -92,6 +92,9 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
         | KVM_CAP_EXIT_ON_EMULATION_FAILURE
         // KVM_SET_NR_MMU_PAGES (accepted; see x86/vm_arch.rs).
         | KVM_CAP_MMU_SHADOW_CACHE_CONTROL
+        // Paravirtual MSRs gated by the guest's KVM leaf (vCPU
+        // KVM_ENABLE_CAP); the PV hypercalls are -KVM_ENOSYS anyway.
+        | KVM_CAP_ENFORCE_PV_FEATURE_CPUID
         // A leftover of device assignment, answered 1 by upstream too.
         | KVM_CAP_PCI_SEGMENT => 1,
         // Only the default VM type.

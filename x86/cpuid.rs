@@ -49,6 +49,10 @@ pub(crate) struct GuestCpuid {
     /// supports (upstream's `guest_cpu_cap_has()`), for the architectural
     /// checks (reserved CR4/EFER bits, MSRs that need a feature).
     caps: [u32; NR_LEAVES],
+    /// KVM_CAP_ENFORCE_PV_FEATURE_CPUID (a vCPU capability): paravirtual
+    /// MSRs need their `KVM_FEATURE_*` bit in the table's KVM leaves
+    /// (upstream's `pv_cpuid.enforce`).
+    enforce_pv: bool,
 }
 
 impl GuestCpuid {
@@ -56,7 +60,39 @@ impl GuestCpuid {
         Self {
             entries: KVec::new(),
             caps: [0; NR_LEAVES],
+            enforce_pv: false,
         }
+    }
+
+    /// KVM_ENABLE_CAP(KVM_CAP_ENFORCE_PV_FEATURE_CPUID) on the vCPU.
+    pub(crate) fn set_enforce_pv(&mut self, enforce: bool) {
+        self.enforce_pv = enforce;
+    }
+
+    /// Whether the guest may use the paravirtual feature `f` (a
+    /// `KVM_FEATURE_*` bit): always, unless enforcement is on; then only
+    /// if the table's KVM feature leaf offers it (upstream's
+    /// guest_pv_has()).
+    pub(crate) fn pv_has(&self, f: u32) -> bool {
+        if !self.enforce_pv {
+            return true;
+        }
+        self.kvm_features_leaf()
+            .and_then(|leaf| self.find(leaf, 0))
+            .is_some_and(|e| e.eax & f != 0)
+    }
+
+    /// The KVM feature leaf (0x40000001 above the KVM signature leaf,
+    /// wherever the VMM put the KVM leaves), if the table has KVM leaves.
+    fn kvm_features_leaf(&self) -> Option<u32> {
+        (KVM_CPUID_SIGNATURE..PV_LEAVES_END)
+            .step_by(PV_LEAVES_STEP)
+            .find(|&b| {
+                self.entries
+                    .iter()
+                    .any(|e| e.function == b && [e.ebx, e.ecx, e.edx] == KVM_SIGNATURE)
+            })
+            .map(|base| base | (KVM_CPUID_FEATURES - KVM_CPUID_SIGNATURE))
     }
 
     /// Replaces the table with KVM_SET_CPUID2's argument.
@@ -98,15 +134,9 @@ impl GuestCpuid {
     /// (KVM_FEATURE_PV_UNHALT) in its KVM leaves, wherever the VMM put
     /// them (upstream's kvm_apply_cpuid_pv_features_quirk()).
     fn hide_pv_unhalt(&mut self) {
-        let base = (KVM_CPUID_SIGNATURE..PV_LEAVES_END)
-            .step_by(PV_LEAVES_STEP)
-            .find(|&b| {
-                self.entries
-                    .iter()
-                    .any(|e| e.function == b && [e.ebx, e.ecx, e.edx] == KVM_SIGNATURE)
-            });
-        let Some(base) = base else { return };
-        let features = base | (KVM_CPUID_FEATURES - KVM_CPUID_SIGNATURE);
+        let Some(features) = self.kvm_features_leaf() else {
+            return;
+        };
         for e in self.entries.iter_mut().filter(|e| e.function == features) {
             e.eax &= !KVM_FEATURE_PV_UNHALT;
         }

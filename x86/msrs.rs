@@ -4,7 +4,7 @@
 //! checks on CR0/CR3/CR4/EFER/XCR0 writes, and KVM_GET/SET_MSRS.
 
 use crate::{
-    cpuid_caps::msr_lists::FEATURE_MSRS,
+    cpuid_caps::{msr_lists::FEATURE_MSRS, pv::*},
     ext::{
         fpu::regs::host_xcr0,
         msr,
@@ -307,6 +307,7 @@ impl GenericMsrs {
 /// `Err(EINVAL)` where it answers "invalid". `data` is `None` for reads.
 fn check_access(st: &VcpuState, index: u32, data: Option<u64>, host: bool) -> Result {
     let has = |f| st.cpuid.has(f);
+    let pv = |f| host || st.cpuid.pv_has(f);
     let write = data.is_some();
     let v = data.unwrap_or(0);
     let invalid = |bad: bool| if bad { Err(EINVAL) } else { Ok(()) };
@@ -360,9 +361,26 @@ fn check_access(st: &VcpuState, index: u32, data: Option<u64>, host: bool) -> Re
                 || (st.cpuid.intel_compatible() && v >> 32 != 0),
         ),
         MSR_AMD64_OSVW_ID_LENGTH | MSR_AMD64_OSVW_STATUS => invalid(!has(X86_FEATURE_OSVW)),
-        MSR_KVM_POLL_CONTROL => invalid(v & !1 != 0),
-        MSR_KVM_ASYNC_PF_INT => invalid(v >> 8 != 0),
-        MSR_KVM_STEAL_TIME => invalid(v & KVM_STEAL_RESERVED_MASK != 0),
+        // Paravirtual MSRs: with KVM_CAP_ENFORCE_PV_FEATURE_CPUID the
+        // guest needs the feature in its KVM leaf (userspace may always
+        // save and restore them).
+        MSR_KVM_WALL_CLOCK | MSR_KVM_SYSTEM_TIME => unknown(!pv(KVM_FEATURE_CLOCKSOURCE)),
+        MSR_KVM_WALL_CLOCK_NEW | MSR_KVM_SYSTEM_TIME_NEW => unknown(!pv(KVM_FEATURE_CLOCKSOURCE2)),
+        MSR_KVM_ASYNC_PF_EN => unknown(!pv(KVM_FEATURE_ASYNC_PF)),
+        MSR_KVM_PV_EOI_EN => unknown(!pv(KVM_FEATURE_PV_EOI)),
+        MSR_KVM_ASYNC_PF_ACK => unknown(!pv(KVM_FEATURE_ASYNC_PF_INT)),
+        MSR_KVM_POLL_CONTROL => {
+            unknown(!pv(KVM_FEATURE_POLL_CONTROL))?;
+            invalid(v & !1 != 0)
+        }
+        MSR_KVM_ASYNC_PF_INT => {
+            unknown(!pv(KVM_FEATURE_ASYNC_PF_INT))?;
+            invalid(v >> 8 != 0)
+        }
+        MSR_KVM_STEAL_TIME => {
+            unknown(!pv(KVM_FEATURE_STEAL_TIME))?;
+            invalid(v & KVM_STEAL_RESERVED_MASK != 0)
+        }
         MSR_FAM10H_MMIO_CONF_BASE => invalid(v != 0),
         MSR_K7_HWCR => {
             let mut valid = MSR_K7_HWCR_MCSTATUSWREN | MSR_K7_HWCR_TSCFREQSEL;

@@ -195,7 +195,7 @@ pub(crate) fn vcpu_ioctl(
         KVM_GET_TSC_KHZ => Ok(kvmclock::get_tsc_khz()),
         KVM_SET_TSC_KHZ => done(kvmclock::set_tsc_khz(arg as u32)),
         KVM_KVMCLOCK_CTRL => done(kvmclock::kvmclock_ctrl(st)),
-        KVM_ENABLE_CAP => done(enable_cap(arg)),
+        KVM_ENABLE_CAP => done(enable_cap(st, arg)),
         KVM_HAS_DEVICE_ATTR | KVM_GET_DEVICE_ATTR | KVM_SET_DEVICE_ATTR => {
             done(device_attr(vm, st, cmd, arg))
         }
@@ -247,8 +247,18 @@ fn device_attr(vm: &Vm, st: &mut VcpuState, cmd: u32, arg: usize) -> Result {
     }
 }
 
-/// KVM_ENABLE_CAP on a vCPU: no vCPU capability is offered yet.
-fn enable_cap(arg: usize) -> Result {
-    let _cap: uapi::kvm_enable_cap = read_arg(arg)?;
-    Err(EINVAL)
+/// KVM_ENABLE_CAP on a vCPU: KVM_CAP_ENFORCE_PV_FEATURE_CPUID (any
+/// non-zero argument enables, as upstream); flags must be 0.
+fn enable_cap(st: &mut VcpuState, arg: usize) -> Result {
+    let cap: uapi::kvm_enable_cap = read_arg(arg)?;
+    if cap.flags != 0 {
+        return Err(EINVAL);
+    }
+    match cap.cap {
+        uapi::KVM_CAP_ENFORCE_PV_FEATURE_CPUID => {
+            st.cpuid.set_enforce_pv(cap.args[0] != 0);
+            Ok(())
+        }
+        _ => Err(EINVAL),
+    }
 }

@@ -75,6 +75,7 @@ pub fn tests() -> Vec<Test> {
         test("caps/msr-platform-info", msr_platform_info),
         test("caps/exit-on-emulation-failure-no-ud", exit_on_emulation_failure),
         test("caps/sync-regs-store-load-and-errnos", sync_regs),
+        test("caps/enforce-pv-feature-cpuid-msrs", enforce_pv_feature_cpuid),
         test("caps/kvm-run-flags-zero", run_flags),
         test("caps/apic-bus-cycles-ns", apic_bus_cycles),
         test("caps/vm-tsc-khz-nr-mmu-pages-irqfd-one-vm", vm_level_ioctls),
@@ -801,6 +802,49 @@ fn sync_regs() -> TestResult {
     run.kvm_valid_regs = 0;
     g.cpu.expect(Exit::out4(PORT_ECHO, regs.rcx as u32))?;
     expect_eq("kvm_dirty_regs after the good load", g.cpu.kvm_run().kvm_dirty_regs, 0)
+}
+
+/// KVM_CAP_ENFORCE_PV_FEATURE_CPUID (a vCPU capability): flags must be
+/// 0; enforced, a guest RDMSR of MSR_KVM_SYSTEM_TIME_NEW is #GP when the
+/// guest's KVM leaf 0x40000001 lacks KVM_FEATURE_CLOCKSOURCE2 (userspace
+/// still reads it), and reads as usual when the leaf has it or nothing
+/// is enforced.
+fn enforce_pv_feature_cpuid() -> TestResult {
+    const CLOCKSOURCE2: u32 = 1 << 3;
+    let kvm = k("open /dev/kvm", Kvm::new())?;
+    expect_eq("KVM_CAP_ENFORCE_PV_FEATURE_CPUID", kvm.check_extension_raw(KVM_CAP_ENFORCE_PV_FEATURE_CPUID as u64), 1)?;
+    let vm = Vm::new(Mode::Long)?;
+    let full = vm.supported_cpuid()?;
+    expect_eq(
+        "KVM_FEATURE_CLOCKSOURCE2 in the supported KVM leaf",
+        full.as_slice().iter().any(|e| e.function == 0x4000_0001 && e.eax & CLOCKSOURCE2 != 0),
+        true,
+    )?;
+    let mut cleared = full.clone();
+    for e in cleared.as_mut_slice().iter_mut().filter(|e| e.function == 0x4000_0001) {
+        e.eax = 0;
+    }
+    // (vCPU id, its table, enforce, a #GP expected)
+    for (id, cpuid, enforce, gp) in [(0, &cleared, true, true), (1, &full, true, false), (2, &cleared, false, false)] {
+        let mut cpu = vm.vcpu_with_cpuid(id, cpuid)?;
+        if id == 0 {
+            expect_errno("vCPU ENABLE_CAP(ENFORCE_PV_FEATURE_CPUID) with flags 1", enable_cap(&cpu.fd, KVM_CAP_ENFORCE_PV_FEATURE_CPUID, 1, 1), libc::EINVAL)?;
+        }
+        if enforce {
+            enable_ok(&cpu.fd, "vCPU ENABLE_CAP(ENFORCE_PV_FEATURE_CPUID, 1)", KVM_CAP_ENFORCE_PV_FEATURE_CPUID, 1)?;
+        }
+        cpu.start("msr_read")?;
+        cpu.with_regs(|r| r.rcx = MSR_KVM_SYSTEM_TIME_NEW as u64)?;
+        if gp {
+            expect_exc(&mut cpu, 13)?;
+            eq_hex("KVM_GET_MSRS(SYSTEM_TIME_NEW) by userspace", rd_msr(&cpu, MSR_KVM_SYSTEM_TIME_NEW)?, 0)?;
+        } else {
+            cpu.expect(Exit::out4(PORT_MSR, 0))?;
+            cpu.expect(Exit::out4(PORT_MSR, 0))?;
+        }
+        cpu.expect_hlt().map_err(|e| format!("vCPU {id}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// kvm_run.flags is 0 after an exit (no SMM, no guest mode), even if
