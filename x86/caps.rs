@@ -24,6 +24,11 @@ use crate::{
     },
 };
 
+/// The quirks KVM_CAP_DISABLE_QUIRKS(2) can turn off (upstream's
+/// `kvm_caps.supported_quirks` has more; rkvm behaves as upstream with
+/// the others on).
+pub(crate) const SUPPORTED_QUIRKS: u64 = KVM_X86_QUIRK_FIX_HYPERCALL_INSN as u64;
+
 /// The x86 answer to `KVM_CHECK_EXTENSION(cap)` on `/dev/kvm` (`vm` is
 /// `None`) or on a VM fd.
 pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
@@ -92,6 +97,8 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
         | KVM_CAP_EXIT_ON_EMULATION_FAILURE
         // KVM_SET_NR_MMU_PAGES (accepted; see x86/vm_arch.rs).
         | KVM_CAP_MMU_SHADOW_CACHE_CONTROL
+        // Quirks can be disabled (only those in SUPPORTED_QUIRKS).
+        | KVM_CAP_DISABLE_QUIRKS
         // Paravirtual MSRs gated by the guest's KVM leaf (vCPU
         // KVM_ENABLE_CAP); the PV hypercalls are -KVM_ENOSYS anyway.
         | KVM_CAP_ENFORCE_PV_FEATURE_CPUID
@@ -120,6 +127,7 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
         KVM_CAP_ADJUST_CLOCK => CLOCK_VALID_FLAGS as isize,
         KVM_CAP_XSAVE2 => regs::xsave_size() as isize,
         KVM_CAP_MCE => MAX_MCE_BANKS as isize,
+        KVM_CAP_DISABLE_QUIRKS2 => SUPPORTED_QUIRKS as isize,
         // kvm_run's `s.regs`: REGS, SREGS and EVENTS.
         KVM_CAP_SYNC_REGS => crate::x86::run::SYNC_REGS_VALID as isize,
         KVM_CAP_VAPIC | KVM_CAP_SET_BOOT_CPU_ID | KVM_CAP_SPLIT_IRQCHIP => 1,

@@ -339,6 +339,30 @@ pub(crate) fn fetch_at_rip<const N: usize>(vm: &Vm, st: &mut VcpuState) -> Optio
     Some(out)
 }
 
+/// Writes `bytes` at CS:RIP as a guest write would (`false`, and
+/// nothing written, unless they all land in writable guest RAM).
+pub(crate) fn write_at_rip(vm: &Vm, st: &mut VcpuState, bytes: &[u8]) -> bool {
+    let cfg = paging_config(st);
+    let la = crate::x86::events::linear_rip(st);
+    let acc = paging::Access {
+        write: true,
+        user: st.hw.cpl() == 3,
+        ..Default::default()
+    };
+    let mut mem = Mem::new(vm);
+    let mut gpas = [0u64; 16];
+    for (i, g) in gpas.iter_mut().enumerate().take(bytes.len()) {
+        match paging::translate(&mut mem, &cfg, la.wrapping_add(i as u64), acc) {
+            Ok(t) => *g = t.gpa,
+            Err(_) => return false,
+        }
+    }
+    bytes
+        .iter()
+        .zip(gpas)
+        .all(|(b, gpa)| mem.write(gpa, core::slice::from_ref(b)).is_ok())
+}
+
 /// `kvm_run.emulation_failure` as upstream lays it out: flags
 /// (INSTRUCTION_BYTES), insn_size and 15 bytes (NOP-padded), then the
 /// vendor's exit info.

@@ -257,15 +257,27 @@ const HYPERCALL_INSNS: [[u8; 3]; 2] = [[0x0f, 0x01, 0xc1], [0x0f, 0x01, 0xd9]];
 
 /// An intercepted #UD (upstream's handle_ud()): with
 /// `force_emulation_prefix`, after the KVM_FEP prefix the next instruction
-/// is emulated; the other vendor's hypercall instruction is a hypercall
-/// (upstream emulates it, with KVM_X86_QUIRK_FIX_HYPERCALL_INSN); any
-/// other #UD goes back to the guest.
+/// is emulated; the other vendor's hypercall instruction (the native one
+/// exits as a hypercall, never #UD) is replaced in guest memory by the
+/// native one, which the guest then executes, with
+/// KVM_X86_QUIRK_FIX_HYPERCALL_INSN (the default; upstream's
+/// emulator_fix_hypercall()), or stays a #UD without it; any other #UD
+/// goes back to the guest.
 fn handle_ud(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     if fep_enabled() && emulator_ops::fetch_at_rip::<5>(vm, st) == Some(KVM_FEP) {
         return emulate_after_fep(vm, vcpu, st);
     }
-    if emulator_ops::fetch_at_rip::<3>(vm, st).is_some_and(|b| HYPERCALL_INSNS.contains(&b)) {
-        return handle_hypercall(vm, vcpu, st);
+    let other = emulator_ops::fetch_at_rip::<3>(vm, st)
+        .and_then(|b| HYPERCALL_INSNS.iter().position(|i| *i == b));
+    if let Some(i) = other {
+        if vm.arch().quirk(uapi::KVM_X86_QUIRK_FIX_HYPERCALL_INSN) {
+            let native = HYPERCALL_INSNS[1 - i];
+            if emulator_ops::write_at_rip(vm, st, &native) {
+                return Ok(Next::Guest);
+            }
+            // Not writable RAM: the hypercall without the patch.
+            return handle_hypercall(vm, vcpu, st);
+        }
     }
     st.inject_exception(UD_VECTOR, None);
     Ok(Next::Guest)
@@ -383,13 +395,16 @@ fn handle_io(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, io: IoExit) -> Result<Nex
 }
 
 /// The vendor's hypercall instruction: KVM_HC_MAP_GPA_RANGE goes
-/// to userspace when it asked for it (KVM_CAP_EXIT_HYPERCALL); everything
+/// to userspace when it asked for it (KVM_CAP_EXIT_HYPERCALL);
+/// KVM_HC_SCHED_YIELD is a hint (a reschedule point; upstream yields to
+/// the target vCPU) answered 0 where the guest may use it; everything
 /// else is -KVM_ENOSYS, or -KVM_EPERM from CPL > 0, like upstream.
 fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     const KVM_ENOSYS: u64 = 1000;
     const KVM_EPERM: u64 = 1;
     const KVM_EINVAL: u64 = 22;
     const KVM_HC_MAP_GPA_RANGE: u64 = 12;
+    const KVM_HC_SCHED_YIELD: u64 = 11;
     let long_mode = st.hw.efer() & defs::regs::EFER_LMA != 0 && st.hw.segment(Seg::Cs).l != 0;
     let mask = if long_mode { u64::MAX } else { 0xffff_ffff };
     let g = *st.hw.gprs();
@@ -404,6 +419,13 @@ fn handle_hypercall(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> Result<Next> {
     );
     let ret = if st.hw.cpl() != 0 {
         KVM_EPERM.wrapping_neg()
+    } else if nr == KVM_HC_SCHED_YIELD
+        && st
+            .cpuid
+            .pv_has(crate::cpuid_caps::pv::KVM_FEATURE_PV_SCHED_YIELD)
+    {
+        crate::ext::cpu::cond_resched();
+        0
     } else if nr == KVM_HC_MAP_GPA_RANGE && vm.arch().hypercall_exit_enabled(KVM_HC_MAP_GPA_RANGE) {
         let (gpa, npages) = (a0, a1);
         if gpa % PAGE_SIZE as u64 != 0

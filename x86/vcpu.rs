@@ -87,10 +87,9 @@ impl VcpuState {
     ) -> Result<impl Init<Self>> {
         let mut hw = vm.vendor().ops().create_vcpu(id, vm.mmu().tdp_root())?;
         hw.set_disabled_exits(vm.arch().disabled_exits());
-        // KVM_FEP: #UD exits so the prefix can be recognised.
-        if crate::x86::exits::fep_enabled() {
-            hw.set_exception_intercept(UD_VECTOR, true);
-        }
+        // #UD exits, as upstream: the KVM_FEP prefix and the other
+        // vendor's hypercall instruction are recognised there.
+        hw.set_exception_intercept(UD_VECTOR, true);
         // All vCPUs share one TSC (upstream synchronises at creation).
         hw.set_tsc_offset(kvmclock::tsc_write(vm, 0));
         let fpu = GuestFpu::new()?;

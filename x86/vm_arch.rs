@@ -43,6 +43,8 @@ pub(crate) struct VmArch {
     /// KVM_CAP_EXIT_ON_EMULATION_FAILURE: every instruction the emulator
     /// cannot handle exits to userspace (no #UD is queued).
     exit_on_emulation_failure: AtomicBool,
+    /// KVM_CAP_DISABLE_QUIRKS(2): the `KVM_X86_QUIRK_*` turned off.
+    disabled_quirks: AtomicU64,
     /// KVM_CAP_X86_APIC_BUS_CYCLES_NS: the LAPIC timer's bus cycle (only
     /// before the first vCPU, under the slots lock).
     apic_bus_cycle_ns: AtomicU64,
@@ -75,6 +77,7 @@ impl VmArch {
             exception_payload: AtomicBool::new(false),
             triple_fault_event: AtomicBool::new(false),
             exit_on_emulation_failure: AtomicBool::new(false),
+            disabled_quirks: AtomicU64::new(0),
             apic_bus_cycle_ns: AtomicU64::new(DEFAULT_BUS_CYCLE_NS),
             guest_reads_platform_info: AtomicBool::new(true),
             disabled_exits: AtomicU64::new(0),
@@ -137,6 +140,12 @@ impl VmArch {
     /// Whether KVM_CAP_X86_TRIPLE_FAULT_EVENT is enabled.
     pub(crate) fn triple_fault_event(&self) -> bool {
         self.triple_fault_event.load(Ordering::Relaxed)
+    }
+
+    /// Whether quirk `q` (a `KVM_X86_QUIRK_*`) is on: all are, until
+    /// KVM_CAP_DISABLE_QUIRKS(2) turns one off.
+    pub(crate) fn quirk(&self, q: u32) -> bool {
+        self.disabled_quirks.load(Ordering::Relaxed) & u64::from(q) == 0
     }
 
     /// Whether KVM_CAP_EXIT_ON_EMULATION_FAILURE is enabled.
@@ -223,6 +232,17 @@ pub(crate) fn enable_cap(vm: &Vm, c: &uapi::kvm_enable_cap) -> Result {
             vm.arch()
                 .triple_fault_event
                 .store(c.args[0] != 0, Ordering::Relaxed);
+            Ok(())
+        }
+        // Unknown quirks: EINVAL (DISABLE_QUIRKS2) or ignored (the
+        // original DISABLE_QUIRKS), as upstream.
+        uapi::KVM_CAP_DISABLE_QUIRKS2 | uapi::KVM_CAP_DISABLE_QUIRKS => {
+            if c.cap == uapi::KVM_CAP_DISABLE_QUIRKS2 && c.args[0] & !caps::SUPPORTED_QUIRKS != 0 {
+                return Err(EINVAL);
+            }
+            vm.arch()
+                .disabled_quirks
+                .fetch_or(c.args[0] & caps::SUPPORTED_QUIRKS, Ordering::Relaxed);
             Ok(())
         }
         // 0 or 1 (upstream: EINVAL for any other bit).

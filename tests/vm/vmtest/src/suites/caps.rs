@@ -76,6 +76,7 @@ pub fn tests() -> Vec<Test> {
         test("caps/exit-on-emulation-failure-no-ud", exit_on_emulation_failure),
         test("caps/sync-regs-store-load-and-errnos", sync_regs),
         test("caps/enforce-pv-feature-cpuid-msrs", enforce_pv_feature_cpuid),
+        test("caps/disable-quirks2-fix-hypercall-insn", fix_hypercall_quirk),
         test("caps/kvm-run-flags-zero", run_flags),
         test("caps/apic-bus-cycles-ns", apic_bus_cycles),
         test("caps/vm-tsc-khz-nr-mmu-pages-irqfd-one-vm", vm_level_ioctls),
@@ -843,6 +844,43 @@ fn enforce_pv_feature_cpuid() -> TestResult {
             cpu.expect(Exit::out4(PORT_MSR, 0))?;
         }
         cpu.expect_hlt().map_err(|e| format!("vCPU {id}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// KVM_X86_QUIRK_FIX_HYPERCALL_INSN: KVM_CAP_DISABLE_QUIRKS2 offers it;
+/// on (the default), the other vendor's hypercall instruction is
+/// replaced in guest memory by the native one, which then makes the
+/// hypercall (KVM_HC_SCHED_YIELD: 0); disabled, it is a #UD and the
+/// bytes stay. DISABLE_QUIRKS2 of an unknown quirk is EINVAL.
+fn fix_hypercall_quirk() -> TestResult {
+    const VMCALL: [u8; 3] = [0x0f, 0x01, 0xc1];
+    const VMMCALL: [u8; 3] = [0x0f, 0x01, 0xd9];
+    let (native, other) = match crate::vendor::Vendor::host() {
+        crate::vendor::Vendor::Intel => (VMCALL, VMMCALL),
+        _ => (VMMCALL, VMCALL),
+    };
+    let word = |b: [u8; 3]| u32::from_le_bytes([b[0], b[1], b[2], 0]);
+    for disable in [false, true] {
+        let mut g = Guest::new(Mode::Long)?;
+        let q = check(&g.vm, KVM_CAP_DISABLE_QUIRKS2) as u64;
+        expect_eq("KVM_CAP_DISABLE_QUIRKS2 has FIX_HYPERCALL_INSN", q & KVM_X86_QUIRK_FIX_HYPERCALL_INSN as u64, KVM_X86_QUIRK_FIX_HYPERCALL_INSN as u64)?;
+        expect_errno("DISABLE_QUIRKS2(1 << 63)", enable_cap(&g.vm.fd, KVM_CAP_DISABLE_QUIRKS2, 1 << 63, 0), libc::EINVAL)?;
+        if disable {
+            enable_ok(&g.vm.fd, "DISABLE_QUIRKS2(FIX_HYPERCALL_INSN)", KVM_CAP_DISABLE_QUIRKS2, KVM_X86_QUIRK_FIX_HYPERCALL_INSN as u64)?;
+        }
+        let at = g.sym("fix_hypercall_insn")?;
+        g.vm.mem.write(at as usize, &other);
+        g.cpu.start("fix_hypercall")?;
+        if disable {
+            expect_exc(&mut g.cpu, 6)?;
+            expect_eq("the instruction bytes with the quirk disabled", g.vm.mem.read(at as usize, 3), other.to_vec())?;
+        } else {
+            g.cpu.expect(Exit::out4(PORT_ECHO, 0))?;
+            let got = g.cpu.out4_value(PORT_ECHO)? & 0xff_ffff;
+            eq_hex("the instruction bytes after the hypercall", got as u64, word(native) as u64)?;
+        }
+        g.cpu.expect_hlt()?;
     }
     Ok(())
 }
