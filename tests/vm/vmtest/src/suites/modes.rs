@@ -117,6 +117,20 @@ const PS: u64 = 0x80;
 const A: u64 = 0x20;
 const D: u64 = 0x40;
 
+/// What `paging_mode` tells the guest (SCRATCH) and checks afterwards.
+struct PmLayout {
+    /// CR4.PSE / CR4.PAE.
+    cr4: u64,
+    /// DATA0 written through, DATA0 read through, DATA1 read-only.
+    va_rw: u64,
+    va_alias: u64,
+    va_ro: u64,
+    /// Entry size in bytes (4 or 8).
+    esz: usize,
+    /// (what, entry GPA, its A|D bits afterwards).
+    checks: Vec<(&'static str, u64, u64)>,
+}
+
 /// The guest (guests/paging.inc: paging_modes) leaves the 4 MiB-page
 /// mode it starts in, switches to `kind` with CR0.WP=1 on tables the host
 /// built, and writes 1024 dwords through one alias of a page: the sums
@@ -132,8 +146,7 @@ fn paging_mode(kind: Paging) -> TestResult {
     let mut g = Guest::at(Mode::Prot32, "paging_modes")?;
     g.vm.add_slot(1, PM_BASE, PM_LEN as u64, mem.addr(), 0)?;
     let off = |gpa: u64| (gpa - PM_BASE) as usize;
-    // (entry size, [(name, entry GPA, want A|D)] checked afterwards)
-    let (cr4, va_rw, va_alias, va_ro, esz, checks): (u64, u64, u64, u64, usize, Vec<(&str, u64, u64)>) = match kind {
+    let l = match kind {
         Paging::Flat4k => {
             // PD at BASE: PDE[0] -> PT0 (1:1, 4 MiB), PDE[256] (1 GiB)
             // -> PT1: DATA0 twice, DATA1 read-only.
@@ -153,7 +166,7 @@ fn paging_mode(kind: Paging) -> TestResult {
                 ("PTE of the read-only page", pt1 + 8, A),
                 ("1:1 PTE of DATA0 (read only)", pt0 + 4 * (PM_DATA0 >> 12), A),
             ];
-            (0, ALIAS_VA, ALIAS_VA + 0x1000, ALIAS_VA + 0x2000, 4, checks)
+            PmLayout { cr4: 0, va_rw: ALIAS_VA, va_alias: ALIAS_VA + 0x1000, va_ro: ALIAS_VA + 0x2000, esz: 4, checks }
         }
         Paging::Pse4m => {
             // PD at BASE: PDE[0] 4 MiB 1:1; PDE[256] 4 MiB -> 0; PDE[257]
@@ -170,7 +183,14 @@ fn paging_mode(kind: Paging) -> TestResult {
                 ("PTE of the read alias", pt, A),
                 ("4 MiB PDE of the read-only alias", pd + 4 * 258, A),
             ];
-            (0x10, ALIAS_VA + PM_DATA0, ALIAS_VA + (1 << 22), ALIAS_VA + (2 << 22) + PM_DATA1, 4, checks)
+            PmLayout {
+                cr4: 0x10,
+                va_rw: ALIAS_VA + PM_DATA0,
+                va_alias: ALIAS_VA + (1 << 22),
+                va_ro: ALIAS_VA + (2 << 22) + PM_DATA1,
+                esz: 4,
+                checks,
+            }
         }
         Paging::Pae => {
             // PDPT at BASE: [0] -> PD0 (PDE[0] -> PT0: 1:1, 2 MiB),
@@ -195,18 +215,26 @@ fn paging_mode(kind: Paging) -> TestResult {
                 ("PTE of the read-only page", pt1 + 16, A),
                 ("1:1 PTE of DATA0 (read only)", pt0 + 8 * (PM_DATA0 >> 12), A),
             ];
-            (0x20, ALIAS_VA, ALIAS_VA + (1 << 21) + PM_DATA0, ALIAS_VA + 0x2000, 8, checks)
+            PmLayout {
+                cr4: 0x20,
+                va_rw: ALIAS_VA,
+                va_alias: ALIAS_VA + (1 << 21) + PM_DATA0,
+                va_ro: ALIAS_VA + 0x2000,
+                esz: 8,
+                checks,
+            }
         }
     };
     for i in 0..1024u32 {
         mem.write_u32(off(PM_DATA1) + 4 * i as usize, 0x0dd0_0000 + i);
     }
+    let PmLayout { cr4, va_rw, va_alias, va_ro, esz, checks } = l;
     for (i, v) in [PM_BASE, cr4, va_rw, va_alias, va_ro, PM_DATA0].iter().enumerate() {
         g.vm.mem.write_u32(SCRATCH as usize + 4 * i, *v as u32);
     }
     // IDT vector 14: the routine's own #PF handler, which resumes.
     let h = g.sym("paging_modes_pf")?;
-    let gate = (h & 0xffff) | ((SEL_CODE32 as u64) << 16) | (0x8e << 40) | ((h >> 16) << 48);
+    let gate = (h & 0xffff) | (SEL_CODE32 << 16) | (0x8e << 40) | ((h >> 16) << 48);
     g.vm.mem.write_u64(IDT_ADDR as usize + 8 * 14, gate);
 
     let data = |i: u32| i.wrapping_mul(0x9e37_79b1).wrapping_add(0x600d);
