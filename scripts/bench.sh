@@ -31,7 +31,9 @@
 #   npt0/l2-boot and npt0/l2-fork-exec are those rows again with kvm-amd
 #   loaded with npt=0 (both sets: RKVM_MODULE_PARAMS in the VM), in the
 #   same alternation: every guest page fault is a shadow-MMU fault then,
-#   and the L2 Linux's page tables are shadowed.
+#   and the L2 Linux's page tables are shadowed. npt0/l2-fork-exec runs
+#   RKVM_BENCH_NPT0_FORKS (default 50) fork+execs, not 200: each costs
+#   several times more there (the value is per exec all the same).
 #
 # Environment: RKVM_BENCH_ITERS (iterations of the exit loops, default
 # 100,000; QUICK=1: 20,000), RKVM_BENCH_ROUNDS (default 3),
@@ -104,6 +106,7 @@ BENCH_L2=$l2
 BENCH_NPT0="$npt0_rows"
 BENCH_NPT0_L2=$npt0_l2
 BENCH_NPT0_L2ROWS="$npt0_l2rows"
+BENCH_NPT0_FORKS=${RKVM_BENCH_NPT0_FORKS:-50}
 EOF
 nsets=$(echo "$sets" | wc -w)
 # Per set and round: the exit loops (about 1 ms per iteration in all under

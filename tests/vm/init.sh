@@ -179,7 +179,8 @@ bench)
 	# scripts/bench.sh: /mnt/bench-params sets BENCH_ROUNDS, BENCH_SETS
 	# (the order within a round), BENCH_ITERS, BENCH_ROWS, BENCH_L2,
 	# BENCH_NPT0 (rkvm-vmtest rows to run again with kvm-amd npt=0) and
-	# BENCH_NPT0_L2 (1: the L2 rows too; rows npt0/<row>).
+	# BENCH_NPT0_L2 (1: the L2 rows too, fork+exec BENCH_NPT0_FORKS times;
+	# rows npt0/<row>).
 	# Round after round, row after row, each set in turn is loaded, runs
 	# the row (rkvm-vmtest --bench; the L2 rows: one scripts/l2-boot.sh
 	# bench session) and is unloaded, so the two measurements of a row in
@@ -208,7 +209,10 @@ bench)
 				elif [ "$u" = npt0:l2 ]; then
 					# The L2 rows with kvm-amd npt=0 (shadow paging).
 					# shellcheck disable=SC2086
+					# Fewer forks, more time per command: a fork+exec
+					# costs several times more on shadow pages.
 					RKVM_MODULE_PARAMS=kvm-amd.ko=npt=0 RKVM_BENCH_ROWS="$BENCH_NPT0_L2ROWS" \
+						L2_FORKS=${BENCH_NPT0_FORKS:-50} L2_CMD_TIMEOUT=300 \
 						"$repo/scripts/l2-boot.sh" bench "$out/l2-npt0-$s-$r" $m > /tmp/bench-npt0.txt 2>> $out/l2-$s-$r.err
 					echo "l2 $?" >> $out/rc-$s-$r.txt
 					npt0ify "$f"
