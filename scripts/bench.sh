@@ -167,7 +167,7 @@ BEGIN {
 			split(l, w, " ")
 			if (w[1] != "BENCH") continue
 			name = w[2]
-			if (!(name in seen)) { seen[name] = 1; order[++n] = name; unit[name] = w[7]; what[name] = l; sub(/^[^#]*# /, "", what[name]) }
+			if (!(name in seen)) { seen[name] = 1; order[++n] = name; unit[name] = w[7]; what[name] = l; sub(/^[^#]*# /, "", what[name]); if (name ~ /^npt0\//) what[name] = "kvm-amd npt=0: " what[name] }
 			val[name, set, r] = w[5]
 		}
 		close(f)
