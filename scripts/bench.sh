@@ -27,11 +27,19 @@
 #   misses and nested walks), kernel memory per VM and per vCPU (bytes,
 #   /proc/meminfo deltas over 32 objects); L2 Linux (Debian's QEMU
 #   -accel kvm): boot to shell (s) and a fork+exec loop in its shell (ms).
+#   Shadow paging (issue 12): rows npt0/first-touch, npt0/tlb-walk,
+#   npt0/l2-boot and npt0/l2-fork-exec are those rows again with kvm-amd
+#   loaded with npt=0 (both sets: RKVM_MODULE_PARAMS in the VM), in the
+#   same alternation: every guest page fault is a shadow-MMU fault then,
+#   and the L2 Linux's page tables are shadowed. npt0/l2-fork-exec runs
+#   RKVM_BENCH_NPT0_FORKS (default 50) fork+execs, not 200: each costs
+#   several times more there (the value is per exec all the same).
 #
 # Environment: RKVM_BENCH_ITERS (iterations of the exit loops, default
 # 100,000; QUICK=1: 20,000), RKVM_BENCH_ROUNDS (default 3),
-# RKVM_BENCH_ROWS (row names, comma-separated: only these),
-# RKVM_BENCH_L2=0 (no L2 rows), RKVM_BENCH_SETS (order within a round,
+# RKVM_BENCH_ROWS (row names, comma-separated: only these; npt0/<row>
+# for the npt=0 ones), RKVM_BENCH_L2=0 (no L2 rows, npt=0 ones included),
+# RKVM_BENCH_NPT0=0 (no npt0/ rows), RKVM_BENCH_SETS (order within a round,
 # default "ours intree"), RKVM_NO_BUILD=1 (do not build the modules),
 # RKVM_BENCH_OUT (results directory, default build/bench).
 #
@@ -74,6 +82,18 @@ fi
 # rkvm-vmtest reads its iteration count from here when none is given.
 echo "$iters" > "$out/iters"
 
+# The npt=0 rows: npt0/<row> of RKVM_BENCH_ROWS, or all of them.
+npt0_rows= npt0_l2=0 npt0_l2rows=
+if [ "${RKVM_BENCH_NPT0:-1}" != 0 ]; then
+	for r in first-touch tlb-walk l2-boot l2-fork-exec; do
+		[ -z "$rows" ] || echo ",$rows," | tr ' ' , | grep -q ",npt0/$r," || continue
+		case $r in
+		l2-*) [ "$l2" = 0 ] || { npt0_l2=1; npt0_l2rows="$npt0_l2rows${npt0_l2rows:+,}$r"; } ;;
+		*) npt0_rows="${npt0_rows:+$npt0_rows }$r" ;;
+		esac
+	done
+fi
+
 vmout=$out/vm
 rm -rf "$vmout"
 mkdir -p "$vmout"
@@ -83,16 +103,21 @@ BENCH_SETS="$sets"
 BENCH_ITERS=$iters
 BENCH_ROWS="$rows"
 BENCH_L2=$l2
+BENCH_NPT0="$npt0_rows"
+BENCH_NPT0_L2=$npt0_l2
+BENCH_NPT0_L2ROWS="$npt0_l2rows"
+BENCH_NPT0_FORKS=${RKVM_BENCH_NPT0_FORKS:-50}
 EOF
 nsets=$(echo "$sets" | wc -w)
 # Per set and round: the exit loops (about 1 ms per iteration in all under
 # a loaded TCG), the memory rows, the L2 boot; then boot and slack.
-tmo=$((300 + rounds * nsets * (240 + iters / 1000 + 300 * l2)))
+# npt=0: the memory rows and an L2 boot on the shadow MMU, slower.
+tmo=$((300 + rounds * nsets * (240 + iters / 1000 + 300 * l2 + 120 + 400 * npt0_l2)))
 
 # The host's load average, sampled while the VM runs.
 (while :; do cut -d' ' -f1-3 /proc/loadavg; sleep 15; done) > "$out/load.txt" &
 sampler=$!
-echo "bench: $rounds rounds of: $sets; $iters iterations per exit loop${rows:+; rows: $rows}; L2 rows: $([ $l2 = 1 ] && echo yes || echo no); time limit ${tmo}s"
+echo "bench: $rounds rounds of: $sets; $iters iterations per exit loop${rows:+; rows: $rows}; L2 rows: $([ $l2 = 1 ] && echo yes || echo no); npt=0 rows: ${npt0_rows:-none}$([ $npt0_l2 = 1 ] && echo ", $npt0_l2rows"); time limit ${tmo}s"
 echo "bench: host load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 s=$(date +%s)
 if ! scripts/vm.sh bench both "$vmout" "$tmo" > "$out/vm.console.log" 2>&1; then
@@ -142,12 +167,12 @@ BEGIN {
 			split(l, w, " ")
 			if (w[1] != "BENCH") continue
 			name = w[2]
-			if (!(name in seen)) { seen[name] = 1; order[++n] = name; unit[name] = w[7]; what[name] = l; sub(/^[^#]*# /, "", what[name]) }
+			if (!(name in seen)) { seen[name] = 1; order[++n] = name; unit[name] = w[7]; what[name] = l; sub(/^[^#]*# /, "", what[name]); if (name ~ /^npt0\//) what[name] = "kvm-amd npt=0: " what[name] }
 			val[name, set, r] = w[5]
 		}
 		close(f)
 	}
-	printf "%-16s %-9s %12s %12s %7s %13s  %s\n", "row", "unit", "in-tree", "ours", "ratio", "spread", "what"
+	printf "%-20s %-9s %12s %12s %7s %13s  %s\n", "row", "unit", "in-tree", "ours", "ratio", "spread", "what"
 	for (i = 1; i <= n; i++) {
 		name = order[i]; k = 0; ko = 0; ki = 0
 		delete ra; delete vo; delete vi
@@ -168,7 +193,7 @@ BEGIN {
 			flag = (hi - lo > gap) ? "~" : " "
 			if (k < rounds) sp = sp "(" k ")"
 		}
-		printf "%-16s %-9s %12s %12s %6s%s %13s  %s\n", name, unit[name], fmt(mi), fmt(mo), m, flag, sp, what[name]
+		printf "%-20s %-9s %12s %12s %6s%s %13s  %s\n", name, unit[name], fmt(mi), fmt(mo), m, flag, sp, what[name]
 	}
 }'
 echo

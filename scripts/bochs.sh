@@ -132,8 +132,8 @@ if [ "$mode" = l2 ] || [ "$mode" = full ]; then
 	l2root=$work/l2root
 	root=$l2root
 	mkdir -p "$root"/{rkvm/l2,rkvm/scripts,usr/bin,usr/share/qemu}
-	[ -s "$here/build/l2/initramfs.cpio.gz" ] || "$here/scripts/l2-initramfs.sh" >&2
-	cp "$here/build/l2/initramfs.cpio.gz" "$here/build/l2/expected.txt" "$root/rkvm/l2/"
+	[ -s "$here/build/l2/initramfs.cpio.gz" ] && [ -s "$here/build/l2/expected-paging.txt" ] || "$here/scripts/l2-initramfs.sh" >&2
+	cp "$here/build/l2/initramfs.cpio.gz" "$here/build/l2/expected.txt" "$here/build/l2/expected-paging.txt" "$root/rkvm/l2/"
 	cp "$KERNELDIR/arch/x86/boot/bzImage" "$root/rkvm/l2/bzImage"
 	install -m 0755 "$here/scripts/l2-boot.sh" "$root/rkvm/scripts/l2-boot.sh"
 	echo "KERNELRELEASE=$KERNELRELEASE" > "$root/rkvm/config.mak"

@@ -338,7 +338,7 @@ run_vm() {
 	peer_rows "$set" "$d"
 	kernel_log "vm/$set/kernel-log-clean" "$d/dmesg.txt"
 	# Nested QEMU timings (INFO lines of scripts/l2-boot.sh): reported, not counted.
-	for k in boot-seconds workload-seconds kernel-irqchip-split kernel-irqchip-off qemu10-boot-seconds qemu10-workload-seconds qemu10-kernel-irqchip-split qemu10-kernel-irqchip-off; do
+	for k in boot-seconds workload-seconds paging-stress-seconds kernel-irqchip-split kernel-irqchip-off qemu10-boot-seconds qemu10-workload-seconds qemu10-kernel-irqchip-split qemu10-kernel-irqchip-off; do
 		l2_info[$set,$k]=$(sed -n "s|^INFO l2/$k ||p" "$d/l2-results.txt" 2>/dev/null | head -n 1)
 	done
 }
@@ -367,7 +367,7 @@ run_vm_npt0() {
 	else
 		proc_row "vm/$set-npt0/l2-ran" "$d/l2.rc" "0 1" scripts/l2-boot.sh "$d/l2.log"
 	fi
-	for k in boot-seconds workload-seconds; do
+	for k in boot-seconds workload-seconds paging-stress-seconds; do
 		l2_info[$set-npt0,$k]=$(sed -n "s|^INFO l2/$k ||p" "$d/l2-results.txt" 2>/dev/null | head -n 1)
 	done
 	kernel_log "vm/$set-npt0/kernel-log-clean" "$d/dmesg.txt"
@@ -585,8 +585,10 @@ echo "nested QEMU 7.2 and 10 -accel kvm, L2 guest (report only; see build/check/
 printf '  %-40s %-12s %-12s\n' '' ours in-tree
 printf '  %-40s %-12s %-12s\n' 'boot to shell (s)' "${l2_info[ours,boot-seconds]:--}" "${l2_info[intree,boot-seconds]:--}"
 printf '  %-40s %-12s %-12s\n' 'workload (s)' "${l2_info[ours,workload-seconds]:--}" "${l2_info[intree,workload-seconds]:--}"
+printf '  %-40s %-12s %-12s\n' 'paging stress (s)' "${l2_info[ours,paging-stress-seconds]:--}" "${l2_info[intree,paging-stress-seconds]:--}"
 printf '  %-40s %-12s %-12s\n' 'boot to shell, npt=0 (s)' "${l2_info[ours-npt0,boot-seconds]:--}" "${l2_info[intree-npt0,boot-seconds]:--}"
 printf '  %-40s %-12s %-12s\n' 'workload, npt=0 (s)' "${l2_info[ours-npt0,workload-seconds]:--}" "${l2_info[intree-npt0,workload-seconds]:--}"
+printf '  %-40s %-12s %-12s\n' 'paging stress, npt=0 (s)' "${l2_info[ours-npt0,paging-stress-seconds]:--}" "${l2_info[intree-npt0,paging-stress-seconds]:--}"
 printf '  %-40s %-12s %-12s\n' 'QEMU 10: boot to shell (s)' "${l2_info[ours,qemu10-boot-seconds]:--}" "${l2_info[intree,qemu10-boot-seconds]:--}"
 printf '  %-40s %-12s %-12s\n' 'QEMU 10: workload (s)' "${l2_info[ours,qemu10-workload-seconds]:--}" "${l2_info[intree,qemu10-workload-seconds]:--}"
 for k in kernel-irqchip-split kernel-irqchip-off qemu10-kernel-irqchip-split qemu10-kernel-irqchip-off; do

@@ -16,6 +16,13 @@
 #         l2/boot-to-shell            RKVM-L2-SHELL-READY and the prompt
 #         l2/both-vcpus-online        `cat /proc/cpuinfo | grep -c processor` -> 2
 #         l2/workload-checksum        /l2/workload.sh's sha256 == the host's
+#         l2/paging-stress            (default variant only) /l2/pagestress
+#                                       (tests/vm/l2/pagestress.c: 4 processes
+#                                       at once mmap, fill, mprotect, fault,
+#                                       fork with copy-on-write, share and
+#                                       munmap pages; then 6 fork+execs)
+#                                       prints exactly the line it printed
+#                                       on the host (expected-paging.txt)
 #         l2/virtio-serial-transfer   the workload's file sent through a
 #                                       virtio-serial port arrives intact in L1
 #         l2/guest-kernel-log-clean   no WARNING/BUG/Oops in the guest's dmesg
@@ -51,7 +58,8 @@
 #                                       QEMU 10 (variants qemu10-split,
 #                                       qemu10-off)
 #         INFO l2/boot-seconds N      QEMU start -> shell marker (wall)
-#         INFO l2/workload-seconds N, INFO l2/<variant>-boot-seconds N,
+#         INFO l2/workload-seconds N, INFO l2/paging-stress-seconds N,
+#         INFO l2/<variant>-boot-seconds N,
 #         INFO l2/<variant> <what happened>, INFO l2/qemu10-version V
 #       Every row of every variant is always printed: when the modules do
 #       not load, the guest files are missing or the time budget is spent,
@@ -365,7 +373,7 @@ full_session() {
 	else
 		s_finish 5
 		fail l2/${p}boot-to-shell "$(s_why)"
-		for t in both-vcpus-online workload-checksum virtio-serial-transfer; do
+		for t in both-vcpus-online workload-checksum $([ "$v" = default ] && echo paging-stress) virtio-serial-transfer; do
 			skip "l2/$p$t" "no shell (l2/${p}boot-to-shell failed)"
 		done
 		guest_logs l2/${p}guest-kernel-log-clean
@@ -395,6 +403,9 @@ full_session() {
 		fail l2/${p}workload-checksum "no prompt within ${cmd_tmo}s"
 	fi
 
+	# The paging stress (default variant): processes, faults, COW, munmap.
+	[ "$v" != default ] || paging_stress
+
 	# The workload's file, written to a virtio-serial port: QEMU writes it to
 	# $S_vout in L1 (virtqueue, notifications, interrupts, MSI-X).
 	local vio_ok=
@@ -421,6 +432,25 @@ full_session() {
 		fail l2/${p}virtio-serial-transfer "$( [ -n "$vio_ok" ] || echo 'the guest could not write the port; ')received $(stat -c %s "$S_vout" 2>/dev/null || echo 0) bytes, sha256 $(sha256sum < "$S_vout" 2>/dev/null | cut -c1-16)..."
 	fi
 	l1_check "$v"
+}
+
+# paging_stress: row l2/paging-stress: /l2/pagestress prints the line it
+# printed on the host (scripts/l2-initramfs.sh, expected-paging.txt).
+paging_stress() {
+	local got want t
+	want=$(cat "$l2dir/expected-paging.txt")
+	t=$(now)
+	if s_cmd /l2/pagestress; then
+		info l2/paging-stress-seconds "$(secs "$t" "$(now)")"
+		got=$(printf '%s\n' "${S_out[@]}" | grep -E '^RKVM-L2-PAGING' | head -n 1)
+		if [ "$got" = "$want" ]; then
+			pass l2/paging-stress
+		else
+			fail l2/paging-stress "got '${got:-${S_out[*]:-nothing}}', want '$want'"
+		fi
+	else
+		fail l2/paging-stress "no prompt within ${cmd_tmo}s"
+	fi
 }
 
 # l1_check VARIANT: no new kernel warnings in L1 since l1_log_mark.
@@ -530,7 +560,7 @@ preflight() {
 	local why=
 	if [ -n "$load_err" ]; then
 		why=$load_err
-	elif [ ! -s "$initrd" ] || [ ! -s "$l2dir/expected.txt" ]; then
+	elif [ ! -s "$initrd" ] || [ ! -s "$l2dir/expected.txt" ] || [ ! -s "$l2dir/expected-paging.txt" ]; then
 		why="$initrd missing (scripts/l2-initramfs.sh runs on the host before the VM)"
 	elif [ ! -r "$kernel" ]; then
 		why="$kernel missing"
@@ -546,7 +576,7 @@ preflight() {
 # lines for variants that could not run).
 variant_tests() {
 	case $1 in
-	default) echo boot-to-shell both-vcpus-online workload-checksum virtio-serial-transfer \
+	default) echo boot-to-shell both-vcpus-online workload-checksum paging-stress virtio-serial-transfer \
 		guest-kernel-log-clean clean-poweroff l1-kernel-log-clean ;;
 	split|off|qemu10-split|qemu10-off)
 		local k=kernel-irqchip-${1#qemu10-} p=

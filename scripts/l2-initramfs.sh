@@ -5,10 +5,13 @@
 #   scripts/l2-initramfs.sh [OUTDIR]     default OUTDIR: build/l2
 #
 # Writes OUTDIR/initramfs.cpio.gz: /init (tests/vm/l2/init), the host's
-# static busybox as /bin/busybox, /l2/{workload,logcheck,send}.sh; and
+# static busybox as /bin/busybox, /l2/{workload,logcheck,send}.sh,
+# /l2/pagestress (tests/vm/l2/pagestress.c, built here static with gcc);
 # OUTDIR/expected.txt:
 # "RKVM-L2-SHA256 <sum>", the workload's result computed here with the
-# same busybox binary (so the guest must print exactly that line).
+# same busybox binary (so the guest must print exactly that line); and
+# OUTDIR/expected-paging.txt: the line "RKVM-L2-PAGING <hash> ..." of the
+# same pagestress binary run here (row l2/paging-stress).
 # The kernel is the test kernel's own bzImage ($KERNELDIR, config.mak);
 # its built-in initramfs supplies /dev/console.
 set -eu
@@ -28,6 +31,8 @@ install -m 0755 "$here/tests/vm/l2/init" "$root/init"
 for f in workload.sh logcheck.sh send.sh; do
 	install -m 0755 "$here/tests/vm/l2/$f" "$root/l2/$f"
 done
+# The paging stress (issue 12): static, so it needs nothing in the guest.
+"${CC:-gcc}" -static -O2 -Wall -Wextra -Werror -s -o "$root/l2/pagestress" "$here/tests/vm/l2/pagestress.c"
 echo 'root:x:0:0:root:/tmp:/bin/sh' > "$root/etc/passwd"
 echo 'root:x:0:' > "$root/etc/group"
 (cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
@@ -44,4 +49,13 @@ grep -Eq '^RKVM-L2-SHA256 [0-9a-f]{64}$' "$out/expected.txt.new" || {
 	exit 1
 }
 mv "$out/expected.txt.new" "$out/expected.txt"
-echo "l2-initramfs: $out/initramfs.cpio.gz ($(du -k "$out/initramfs.cpio.gz" | cut -f1) KiB), $(cat "$out/expected.txt")"
+
+# The paging stress's expected line, from the same binary (its defaults).
+"$root/l2/pagestress" > "$out/expected-paging.txt.new"
+grep -Eq '^RKVM-L2-PAGING [0-9a-f]{16} ' "$out/expected-paging.txt.new" || {
+	echo "l2-initramfs: /l2/pagestress did not run on the host:" >&2
+	cat "$out/expected-paging.txt.new" >&2
+	exit 1
+}
+mv "$out/expected-paging.txt.new" "$out/expected-paging.txt"
+echo "l2-initramfs: $out/initramfs.cpio.gz ($(du -k "$out/initramfs.cpio.gz" | cut -f1) KiB), $(cat "$out/expected.txt"), $(cat "$out/expected-paging.txt")"
