@@ -5,7 +5,7 @@
 #   scripts/l2-initramfs.sh [OUTDIR]     default OUTDIR: build/l2
 #
 # Writes OUTDIR/initramfs.cpio.gz: /init (tests/vm/l2/init), the host's
-# static busybox as /bin/busybox, /l2/{workload,logcheck,send}.sh; and
+# static busybox as /bin/busybox, /l2/{workload,logcheck,send,migrate}.sh; and
 # OUTDIR/expected.txt:
 # "RKVM-L2-SHA256 <sum>", the workload's result computed here with the
 # same busybox binary (so the guest must print exactly that line).
@@ -25,7 +25,7 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,l2,etc,root}
 cp "$bb" "$root/bin/busybox"
 install -m 0755 "$here/tests/vm/l2/init" "$root/init"
-for f in workload.sh logcheck.sh send.sh; do
+for f in workload.sh logcheck.sh send.sh migrate.sh; do
 	install -m 0755 "$here/tests/vm/l2/$f" "$root/l2/$f"
 done
 echo 'root:x:0:0:root:/tmp:/bin/sh' > "$root/etc/passwd"
