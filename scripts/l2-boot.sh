@@ -50,9 +50,24 @@
 #         -l1-log-clean)              the split and off sessions with
 #                                       QEMU 10 (variants qemu10-split,
 #                                       qemu10-off)
+#         l2/migrate/same-set, l2/migrate/ours-to-intree,
+#         l2/migrate/intree-to-ours   variant migrate: live migration of a
+#                                       running guest with QEMU 7.2, the
+#                                       column's set to itself, then across
+#                                       a module swap to the in-tree set and
+#                                       back (the in-tree column reloads its
+#                                       own set); see "live migration" below
+#         l2/migrate/qemu10           variant migrate-q10: one leg (the
+#                                       column's set to itself), QEMU 10
+#         l2/migrate/guest-kernel-log-clean, l2/migrate/l1-log-clean,
+#         l2/migrate/qemu10-guest-kernel-log-clean,
+#         l2/migrate/qemu10-l1-log-clean   as for the other variants
 #         INFO l2/boot-seconds N      QEMU start -> shell marker (wall)
 #         INFO l2/workload-seconds N, INFO l2/<variant>-boot-seconds N,
-#         INFO l2/<variant> <what happened>, INFO l2/qemu10-version V
+#         INFO l2/<variant> <what happened>, INFO l2/qemu10-version V,
+#         INFO l2/migrate-N-save (status, times, size),
+#         INFO l2/migrate-N-restore-seconds, INFO l2/migrate-seconds and
+#         l2/migrate-q10-seconds (the variant's wall time)
 #       Every row of every variant is always printed: when the modules do
 #       not load, the guest files are missing or the time budget is spent,
 #       the rows that could not run FAIL ("not run: why"). Exit status: 0
@@ -92,7 +107,10 @@
 # L2_APPEND_EXTRA (more kernel parameters; "loglevel=7" shows the guest's
 # boot messages, which "quiet" hides), L2_QEMU_EXTRA (more QEMU
 # arguments, split on spaces), L2_VARIANTS (check mode, default
-# "default split off qemu10 qemu10-split qemu10-off migrate migrate-q10"), L2_QEMU10 (QEMU 10's prefix, default the
+# "default split off qemu10 qemu10-split qemu10-off migrate migrate-q10"),
+# L2_MIGRATE_LEGS (the legs of variant migrate, default "1 2 3"),
+# RKVM_L2_PEER_MODS (the module arguments of the migration's peer set;
+# tests/vm/init.sh: the in-tree set; default the column's own), L2_QEMU10 (QEMU 10's prefix, default the
 # newest $RKVM_CACHE/qemu-10.*; its usr/bin/qemu-system-x86_64 runs with
 # -L usr/share/qemu), L2_DEMO_COMMANDS (demo mode: the
 # commands to type, one a line), L2_LOGDIR (demo mode: logs, default /tmp),
@@ -709,7 +727,7 @@ mig_leg() {
 
 # migrate_session VARIANT: the legs of VARIANT (migrate, migrate-q10).
 migrate_session() {
-	local c bad
+	local c bad t0=$SECONDS
 	M_v=$1 M_live= M_on= M_loaded=col M_logs=() M_logcheck= M_logcheck_why=
 	M_dir=$(mktemp -d /tmp/l2-mig.XXXXXX)
 	l1_log_mark
@@ -730,6 +748,7 @@ migrate_session() {
 	# The column's own set stays loaded for what follows.
 	[ "$M_loaded" = col ] || mig_load col || echo "l2-boot: reloading the column's set: $load_err" >&2
 	rm -rf "$M_dir"
+	info "l2/$M_v-seconds" "$((SECONDS - t0))"
 	local p=l2/migrate/ && [ "$1" = migrate ] || p=l2/migrate/qemu10-
 	bad=
 	for c in "${M_logs[@]}"; do

@@ -110,7 +110,11 @@ fn lapic_roundtrip(l: &Lapic, now: u64, x2apic_format: bool) {
         if let Some(v) = refired {
             if off == APIC_IRR + (v / 32) * 0x10 {
                 let bit = 1u32 << (v % 32);
-                assert_eq!(again.reg(off) & !bit, img.reg(off) & !bit, "IRR after the re-fire");
+                assert_eq!(
+                    again.reg(off) & !bit,
+                    img.reg(off) & !bit,
+                    "IRR after the re-fire"
+                );
                 continue;
             }
         }
