@@ -856,8 +856,12 @@ variant_tests() {
 	qemu10) echo qemu10-boot-to-shell qemu10-both-vcpus-online qemu10-workload-checksum \
 		qemu10-virtio-serial-transfer qemu10-guest-kernel-log-clean qemu10-clean-poweroff \
 		qemu10-l1-log-clean ;;
-	migrate) echo migrate/same-set migrate/ours-to-intree migrate/intree-to-ours \
-		migrate/guest-kernel-log-clean migrate/l1-log-clean ;;
+	migrate)
+		case " ${L2_MIGRATE_LEGS:-1 2 3} " in *" 1 "*) echo migrate/same-set ;; esac
+		case " ${L2_MIGRATE_LEGS:-1 2 3} " in *" 2 "*) echo migrate/ours-to-intree ;; esac
+		case " ${L2_MIGRATE_LEGS:-1 2 3} " in *" 3 "*) echo migrate/intree-to-ours ;; esac
+		echo migrate/guest-kernel-log-clean migrate/l1-log-clean
+		;;
 	migrate-q10) echo migrate/qemu10 migrate/qemu10-guest-kernel-log-clean migrate/qemu10-l1-log-clean ;;
 	*) echo "l2-boot: unknown variant $1" >&2; return 1 ;;
 	esac
