@@ -30,7 +30,7 @@ pub(crate) fn get_regs(st: &VcpuState, arg: usize) -> Result {
 pub(crate) fn regs(st: &VcpuState) -> uapi::kvm_regs {
     let a = &*st.hw;
     let g = *a.gprs();
-    let r = uapi::kvm_regs {
+    uapi::kvm_regs {
         rax: g[RAX],
         rbx: g[RBX],
         rcx: g[RCX],
@@ -49,8 +49,7 @@ pub(crate) fn regs(st: &VcpuState) -> uapi::kvm_regs {
         r15: g[R8 + 7],
         rip: a.rip(),
         rflags: events::guest_rflags(st),
-    };
-    r
+    }
 }
 
 /// KVM_SET_REGS.
