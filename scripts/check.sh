@@ -338,7 +338,8 @@ run_vm() {
 	peer_rows "$set" "$d"
 	kernel_log "vm/$set/kernel-log-clean" "$d/dmesg.txt"
 	# Nested QEMU timings (INFO lines of scripts/l2-boot.sh): reported, not counted.
-	for k in boot-seconds workload-seconds paging-stress-seconds kernel-irqchip-split kernel-irqchip-off qemu10-boot-seconds qemu10-workload-seconds qemu10-kernel-irqchip-split qemu10-kernel-irqchip-off; do
+	for k in boot-seconds workload-seconds paging-stress-seconds kernel-irqchip-split kernel-irqchip-off qemu10-boot-seconds qemu10-workload-seconds qemu10-kernel-irqchip-split qemu10-kernel-irqchip-off \
+		migrate-seconds migrate-q10-seconds; do
 		l2_info[$set,$k]=$(sed -n "s|^INFO l2/$k ||p" "$d/l2-results.txt" 2>/dev/null | head -n 1)
 	done
 }
@@ -591,6 +592,8 @@ printf '  %-40s %-12s %-12s\n' 'workload, npt=0 (s)' "${l2_info[ours-npt0,worklo
 printf '  %-40s %-12s %-12s\n' 'paging stress, npt=0 (s)' "${l2_info[ours-npt0,paging-stress-seconds]:--}" "${l2_info[intree-npt0,paging-stress-seconds]:--}"
 printf '  %-40s %-12s %-12s\n' 'QEMU 10: boot to shell (s)' "${l2_info[ours,qemu10-boot-seconds]:--}" "${l2_info[intree,qemu10-boot-seconds]:--}"
 printf '  %-40s %-12s %-12s\n' 'QEMU 10: workload (s)' "${l2_info[ours,qemu10-workload-seconds]:--}" "${l2_info[intree,qemu10-workload-seconds]:--}"
+printf '  %-40s %-12s %-12s\n' 'live migration, 3 legs, QEMU 7.2 (s)' "${l2_info[ours,migrate-seconds]:--}" "${l2_info[intree,migrate-seconds]:--}"
+printf '  %-40s %-12s %-12s\n' 'live migration, QEMU 10 (s)' "${l2_info[ours,migrate-q10-seconds]:--}" "${l2_info[intree,migrate-q10-seconds]:--}"
 for k in kernel-irqchip-split kernel-irqchip-off qemu10-kernel-irqchip-split qemu10-kernel-irqchip-off; do
 	for set in ours intree; do
 		[ -z "${l2_info[$set,$k]:-}" ] || echo "  $set $k: ${l2_info[$set,$k]}"

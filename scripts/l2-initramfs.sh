@@ -5,7 +5,7 @@
 #   scripts/l2-initramfs.sh [OUTDIR]     default OUTDIR: build/l2
 #
 # Writes OUTDIR/initramfs.cpio.gz: /init (tests/vm/l2/init), the host's
-# static busybox as /bin/busybox, /l2/{workload,logcheck,send}.sh,
+# static busybox as /bin/busybox, /l2/{workload,logcheck,send,migrate}.sh,
 # /l2/pagestress (tests/vm/l2/pagestress.c, built here static with gcc);
 # OUTDIR/expected.txt:
 # "RKVM-L2-SHA256 <sum>", the workload's result computed here with the
@@ -28,7 +28,7 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,l2,etc,root}
 cp "$bb" "$root/bin/busybox"
 install -m 0755 "$here/tests/vm/l2/init" "$root/init"
-for f in workload.sh logcheck.sh send.sh; do
+for f in workload.sh logcheck.sh send.sh migrate.sh; do
 	install -m 0755 "$here/tests/vm/l2/$f" "$root/l2/$f"
 done
 # The paging stress (issue 12): static, so it needs nothing in the guest.

@@ -11,10 +11,13 @@
 //! * TMCCT is reported as the live current count and, on SET, restarts the
 //!   count from that value; the version register and PPR are recomputed.
 //!
-//! Deviations from upstream: SET keeps the image's TMICT even when the
+//! * A one-shot count whose TMCCT is 0 fires once more right after the
+//!   load, as upstream's: a count that ran out while the vCPU was stopped
+//!   (live migration) reads 0 with its interrupt not yet in IRR.
+//!
+//! Deviation from upstream: SET keeps the image's TMICT even when the
 //! LVTT mode differs from the LAPIC's previous mode across the
-//! TSC-deadline boundary (upstream zeroes it), and a one-shot count whose
-//! TMCCT is 0 stays expired instead of firing once more after the load.
+//! TSC-deadline boundary (upstream zeroes it).
 
 use super::clock::Clock;
 use super::lapic::{x2apic_ldr, Lapic, LapicEffects};

@@ -127,8 +127,12 @@ impl LapicTimer {
     /// Starts a one-shot/periodic count of `tmict` ticks at `now`.
     ///
     /// `first_count` restores a partially elapsed count (KVM_SET_LAPIC's
-    /// TMCCT): 0 means "already expired" for one-shot and "full period" for
-    /// periodic; larger than TMICT falls back to the full period.
+    /// TMCCT): 0 means "expire now" for one-shot (as upstream's
+    /// set_target_expiration(): an image taken while the vCPU was stopped
+    /// reads 0 for a count that ran out but whose interrupt is not in IRR
+    /// yet; firing once more does not lose it, at worst the guest sees one
+    /// spurious timer interrupt) and "full period" for periodic; larger
+    /// than TMICT falls back to the full period.
     pub fn start_count(
         &mut self,
         tmict: u32,
@@ -154,11 +158,10 @@ impl LapicTimer {
                 let ns = Self::ticks_to_ns(count, bus_cycle_ns, divide);
                 if ns == 0 {
                     if self.mode == TimerMode::OneShot {
-                        // The one-shot count had already run out.
-                        self.target_ns = 0;
-                        return;
+                        0
+                    } else {
+                        self.period_ns
                     }
-                    self.period_ns
                 } else {
                     ns.min(self.period_ns)
                 }

@@ -34,6 +34,7 @@ done
 # rkvm.l2_variants (L2_VARIANTS on the host, commas for spaces): the
 # nested QEMU variants scripts/l2-boot.sh runs.
 [ -n "${l2_variants:-}" ] && export L2_VARIANTS="$(echo "$l2_variants" | tr , " ")"
+[ -n "${l2_migrate_legs:-}" ] && export L2_MIGRATE_LEGS="$(echo "$l2_migrate_legs" | tr , " ")"
 
 # Writable /tmp and /run over the read-only root; host paths we need that
 # live below them (a clone in /tmp, say) are bound back on top.
@@ -164,8 +165,10 @@ check)
 	# (build/l2, made on the host by scripts/l2-initramfs.sh); reloads the
 	# modules, writes $out/l2-results.txt.
 	phase l2
+	# The live-migration variant's cross legs swap the column's set for
+	# the in-tree one and back (in the in-tree column: reload it).
 	# shellcheck disable=SC2086
-	"$repo/scripts/l2-boot.sh" check "$out" $mods > $out/l2.log 2>&1
+	RKVM_L2_PEER_MODS="$(mods_of intree)" "$repo/scripts/l2-boot.sh" check "$out" $mods > $out/l2.log 2>&1
 	echo $? > $out/l2.rc
 	phase end
 	;;
