@@ -29,7 +29,7 @@ KMAKE = $(MAKE) -C $(KERNELDIR) M=$(CURDIR) LLVM=$(LLVM) CC=clang$(LLVM) LD=ld.l
 
 MODULES := x86/kvm.ko x86/kvm-amd.ko x86/kvm-intel.ko
 
-.PHONY: all modules check check-vmx check-debug check-selftests fuzz run bench install clean distclean host-test uapi-check
+.PHONY: all modules check check-vmx check-debug check-selftests check-migrate fuzz run bench install clean distclean host-test uapi-check
 
 all: modules
 
@@ -54,6 +54,13 @@ check: config.mak
 
 check-vmx: config.mak
 	+scripts/vmx.sh full
+
+# Live migration of a running L2 guest (scripts/l2-boot.sh variants migrate,
+# migrate-q10: QEMU 7.2 same set, ours -> in-tree, in-tree -> ours; QEMU 10
+# same set), both columns, judged like make check; too slow for it.
+check-migrate: config.mak
+	+L2_VARIANTS='migrate migrate-q10' RKVM_TEST_FILTER='load/core' RKVM_NPT0_FILTER=none RKVM_VMX=0 \
+		scripts/check.sh
 
 check-debug: config.mak
 	+scripts/check-debug.sh

@@ -115,7 +115,8 @@
 # L2_APPEND_EXTRA (more kernel parameters; "loglevel=7" shows the guest's
 # boot messages, which "quiet" hides), L2_QEMU_EXTRA (more QEMU
 # arguments, split on spaces), L2_VARIANTS (check mode, default
-# "default split off qemu10 qemu10-split qemu10-off migrate migrate-q10"),
+# "default split off qemu10 qemu10-split qemu10-off"; `make check-migrate`:
+# "migrate migrate-q10"),
 # L2_MIGRATE_LEGS (the legs of variant migrate, default "1 2 3"),
 # RKVM_L2_PEER_MODS (the module arguments of the migration's peer set;
 # tests/vm/init.sh: the in-tree set; default the column's own), L2_QEMU10 (QEMU 10's prefix, default the
@@ -160,7 +161,9 @@ refusal_re_off=
 # it refuses kernel-irqchip=off on every KVM, the in-tree module's too.
 refusal_re_qemu10_split=$refusal_re_split
 refusal_re_qemu10_off='^qemu-system-x86_64: KVM does not support userspace APIC$'
-all_variants='default split off qemu10 qemu10-split qemu10-off migrate migrate-q10'
+# The variants of `make check`; the live-migration ones (migrate,
+# migrate-q10: about 2 minutes per column) run in `make check-migrate`.
+all_variants='default split off qemu10 qemu10-split qemu10-off'
 # Oopses, warnings and lockdep reports in a kernel log (as scripts/check.sh).
 log_bad='Oops|WARNING:|BUG:|Call Trace|general protection fault|Kernel panic|UBSAN|KASAN|panicked at|circular locking|inconsistent lock|rcu_.*stall|blocked for more than'
 
