@@ -50,6 +50,9 @@ npt0_filter=${RKVM_NPT0_FILTER:-guest/|emul/|run/|memslot/|dirty-log/}
 # one (split/off irqchip and QEMU 10 exercise nothing paging-specific, and
 # every L2 session is one more chance for TCG's rare stalls).
 npt0_l2=${RKVM_NPT0_L2:-default}
+# The time limit of each test VM (RKVM_VM_TIMEOUT seconds; check-debug's
+# KASAN kernel needs far more).
+vm_tmo=${RKVM_VM_TIMEOUT:-1200}
 
 # Oopses, warnings, lockdep and sanitizer reports in a kernel log.
 log_bad='Oops|WARNING:|BUG:|Call Trace|general protection fault|Kernel panic|UBSAN|KASAN|panicked at|circular locking|inconsistent lock|rcu_.*stall|blocked for more than'
@@ -319,7 +322,7 @@ run_vm() {
 	step "VM tests: $set modules (QEMU TCG, -cpu EPYC,+svm,+npt, 2 vCPUs)"
 	vm_ran[$set]=1
 	s=$(date +%s)
-	scripts/vm.sh check "$set" "$d" 1200 > "$d.console.log" 2>&1 || rc=$?
+	scripts/vm.sh check "$set" "$d" "$vm_tmo" > "$d.console.log" 2>&1 || rc=$?
 	if [ $rc = 0 ]; then
 		pass "vm/$set/boot-and-finish"
 	else
@@ -351,7 +354,7 @@ run_vm_npt0() {
 	step "VM tests: $set modules with kvm-amd npt=0 (shadow paging), RKVM_TEST_FILTER=$npt0_filter"
 	s=$(date +%s)
 	RKVM_MODULE_PARAMS='kvm-amd.ko=npt=0' RKVM_TEST_FILTER=$npt0_filter RKVM_NO_PEER=1 \
-		L2_VARIANTS=$npt0_l2 scripts/vm.sh check "$set" "$d" 1200 > "$d.console.log" 2>&1 || rc=$?
+		L2_VARIANTS=$npt0_l2 scripts/vm.sh check "$set" "$d" "$vm_tmo" > "$d.console.log" 2>&1 || rc=$?
 	if [ $rc = 0 ]; then
 		pass "vm/$set-npt0/boot-and-finish"
 	else

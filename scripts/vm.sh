@@ -15,7 +15,8 @@
 #   modules the tests load: NAME.ko=PARAMS[;NAME.ko=PARAMS], "+" for a
 #   space, e.g. RKVM_MODULE_PARAMS='kvm-amd.ko=npt=0'), L2_VARIANTS (the
 #   nested QEMU variants, default all), L2_MIGRATE_LEGS (the legs of the
-#   migrate variant, default 1 2 3), RKVM_NO_PEER=1 (no peer suite and
+#   migrate variant, default 1 2 3), L2_BOOT_TIMEOUT, L2_CMD_TIMEOUT,
+#   L2_BUDGET (scripts/l2-boot.sh's limits), RKVM_NO_PEER=1 (no peer suite and
 #   no fuzzer run; L2 still).
 #
 # A WARN does not stop the VM (panic_on_warn stays 0): the run goes on and
@@ -37,7 +38,8 @@ rkvm.kdir=$KERNELDIR rkvm.krel=$KERNELRELEASE${RKVM_CMD:+ rkvm.cmd=$RKVM_CMD}${R
 ${RKVM_L1_INSMOD:+ rkvm.l1_insmod=$RKVM_L1_INSMOD}${RKVM_L1_INSMOD_ARGS:+ rkvm.l1_insmod_args=$RKVM_L1_INSMOD_ARGS}\
 ${RKVM_FUZZ:+ rkvm.fuzz=$RKVM_FUZZ}${RKVM_FUZZ_SECS:+ rkvm.fuzzsecs=$RKVM_FUZZ_SECS}\
 ${RKVM_MODULE_PARAMS:+ rkvm.module_params=$RKVM_MODULE_PARAMS}${RKVM_NO_PEER:+ rkvm.no_peer=1}\
-${L2_VARIANTS:+ rkvm.l2_variants=${L2_VARIANTS// /,}}${L2_MIGRATE_LEGS:+ rkvm.l2_migrate_legs=${L2_MIGRATE_LEGS// /,}}"
+${L2_VARIANTS:+ rkvm.l2_variants=${L2_VARIANTS// /,}}${L2_MIGRATE_LEGS:+ rkvm.l2_migrate_legs=${L2_MIGRATE_LEGS// /,}}\
+${L2_BOOT_TIMEOUT:+ rkvm.l2_boot_timeout=$L2_BOOT_TIMEOUT}${L2_CMD_TIMEOUT:+ rkvm.l2_cmd_timeout=$L2_CMD_TIMEOUT}${L2_BUDGET:+ rkvm.l2_budget=$L2_BUDGET}"
 
 rc=0
 timeout --foreground -k 10 "$tmo" "${QEMU:-qemu-system-x86_64}" \

@@ -35,6 +35,11 @@ done
 # nested QEMU variants scripts/l2-boot.sh runs.
 [ -n "${l2_variants:-}" ] && export L2_VARIANTS="$(echo "$l2_variants" | tr , " ")"
 [ -n "${l2_migrate_legs:-}" ] && export L2_MIGRATE_LEGS="$(echo "$l2_migrate_legs" | tr , " ")"
+# rkvm.l2_boot_timeout, l2_cmd_timeout, l2_budget: scripts/l2-boot.sh's
+# time limits (check-debug's KASAN kernel is much slower).
+[ -n "${l2_boot_timeout:-}" ] && export L2_BOOT_TIMEOUT=$l2_boot_timeout
+[ -n "${l2_cmd_timeout:-}" ] && export L2_CMD_TIMEOUT=$l2_cmd_timeout
+[ -n "${l2_budget:-}" ] && export L2_BUDGET=$l2_budget
 
 # Writable /tmp and /run over the read-only root; host paths we need that
 # live below them (a clone in /tmp, say) are bound back on top.
