@@ -29,6 +29,7 @@
 
 use crate::suites::guest::*;
 use crate::sys::{errno_name, load_module, udev_settle, unload_module};
+use crate::vendor::Vendor;
 use crate::Modules;
 use kvm_bindings::*;
 use std::time::{Duration, Instant};
@@ -38,36 +39,70 @@ struct Bench {
     routine: &'static str,
     /// Exits to userspace per iteration: 0 (handled in KVM) or 1.
     user_exits: bool,
+    /// The vendor whose rows these are (None: both). The hypercall rows
+    /// use the vendor's own instruction (VMMCALL on AMD, VMCALL on Intel):
+    /// the other one is a #UD each time with rkvm, and the in-tree module
+    /// patches it into the native one at the first (FIX_HYPERCALL_INSN).
+    vendor: Option<Vendor>,
     what: &'static str,
 }
 
-const BENCHES: [Bench; 6] = [
-    Bench { name: "cpuid", routine: "bench_cpuid", user_exits: false, what: "CPUID, handled in KVM" },
+const BENCHES: [Bench; 8] = [
+    Bench { name: "cpuid", routine: "bench_cpuid", user_exits: false, vendor: None, what: "CPUID, handled in KVM" },
     Bench {
         name: "vmmcall-user",
         routine: "bench_vmmcall_user",
         user_exits: true,
+        vendor: Some(Vendor::Amd),
         what: "VMMCALL KVM_HC_MAP_GPA_RANGE -> KVM_EXIT_HYPERCALL (KVM_CAP_EXIT_HYPERCALL)",
     },
     Bench {
         name: "vmmcall-kernel",
         routine: "bench_vmmcall_kernel",
         user_exits: false,
+        vendor: Some(Vendor::Amd),
         what: "VMMCALL KVM_HC_VAPIC_POLL_IRQ, handled in KVM",
     },
-    Bench { name: "pio-out", routine: "bench_pio", user_exits: true, what: "OUT -> KVM_EXIT_IO" },
-    Bench { name: "mmio-write", routine: "bench_mmio", user_exits: true, what: "MOV to unmapped GPA -> KVM_EXIT_MMIO" },
+    Bench {
+        name: "vmcall-user",
+        routine: "bench_vmcall_user",
+        user_exits: true,
+        vendor: Some(Vendor::Intel),
+        what: "VMCALL KVM_HC_MAP_GPA_RANGE -> KVM_EXIT_HYPERCALL (KVM_CAP_EXIT_HYPERCALL)",
+    },
+    Bench {
+        name: "vmcall-kernel",
+        routine: "bench_vmcall_kernel",
+        user_exits: false,
+        vendor: Some(Vendor::Intel),
+        what: "VMCALL KVM_HC_VAPIC_POLL_IRQ, handled in KVM",
+    },
+    Bench { name: "pio-out", routine: "bench_pio", user_exits: true, vendor: None, what: "OUT -> KVM_EXIT_IO" },
+    Bench {
+        name: "mmio-write",
+        routine: "bench_mmio",
+        user_exits: true,
+        vendor: None,
+        what: "MOV to unmapped GPA -> KVM_EXIT_MMIO",
+    },
     Bench {
         name: "hlt",
         routine: "bench_hlt",
         user_exits: true,
+        vendor: None,
         what: "HLT -> KVM_EXIT_HLT (userspace irqchip; the next KVM_RUN wakes it)",
     },
 ];
 
+/// The exit rows of this CPU's vendor.
+fn benches() -> impl Iterator<Item = &'static Bench> {
+    let v = Vendor::host();
+    BENCHES.iter().filter(move |b| b.vendor.is_none_or(|bv| bv == v))
+}
+
 fn run_one(b: &Bench, iters: u64) -> Result<(Duration, u64), String> {
     let mut g = Guest::at(Mode::Long, b.routine)?;
-    if b.name == "vmmcall-user" {
+    if matches!(b.name, "vmmcall-user" | "vmcall-user") {
         let mut cap = kvm_enable_cap { cap: KVM_CAP_EXIT_HYPERCALL, ..Default::default() };
         cap.args[0] = 1 << 12;
         k("KVM_ENABLE_CAP(EXIT_HYPERCALL)", g.vm.fd.enable_cap(&cap))?;
@@ -601,7 +636,7 @@ fn module_names(m: &Modules, vendor: &String) -> Vec<String> {
 /// `--bench-list`: the names of the rows a run would run (RKVM_BENCH_ROWS
 /// applies), one a line.
 pub fn list() {
-    let names = BENCHES.iter().map(|b| b.name).chain(IRQ_BENCHES.iter().map(|b| b.name));
+    let names = benches().map(|b| b.name).chain(IRQ_BENCHES.iter().map(|b| b.name));
     for n in names.chain(MEM_ROWS.iter().map(|r| r.name)).filter(|n| wanted(n)) {
         println!("{n}");
     }
@@ -611,7 +646,7 @@ pub fn list() {
 /// Runs every loop; false when any failed (a BENCH-FAIL line).
 pub fn run(m: &Modules) -> bool {
     // Modules loaded already (a profiling session) stay loaded.
-    let vendor = crate::vendor::Vendor::host().path(m).to_string();
+    let vendor = Vendor::host().path(m).to_string();
     let mut loaded = Vec::new();
     for (p, name) in m.pre.iter().chain([&m.kvm, &vendor]).zip(module_names(m, &vendor)) {
         match load_module(p) {
@@ -628,7 +663,7 @@ pub fn run(m: &Modules) -> bool {
     let iters = iterations();
     println!("BENCH-ITERS {iters}");
     crate::suites::harness::install_signal_handlers();
-    for b in BENCHES.iter().filter(|b| wanted(b.name)) {
+    for b in benches().filter(|b| wanted(b.name)) {
         ok &= report(b.name, "ns/exit", b.what, run_one(b, iters).map(|(t, e)| (iters, ns(t), e)));
     }
     for b in IRQ_BENCHES.iter().filter(|b| wanted(b.name)) {
