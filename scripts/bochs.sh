@@ -13,13 +13,17 @@
 #
 #   scripts/bochs.sh MODE SET OUTDIR [TIMEOUT_SECONDS]
 #     MODE: check (rkvm-vmtest) | l2 (nested QEMU, scripts/l2-boot.sh) |
-#           full (both, one boot) | exec (one command: RKVM_CMD, @ for spaces)
-#     SET: ours | intree
+#           full (both, one boot) | exec (one command: RKVM_CMD, @ for spaces) |
+#           bench (make bench's VMX table: both sets take turns in one boot,
+#           tests/vm/bench-rounds.sh; OUTDIR/bench-SET-ROUND.txt, rc-*, ...)
+#     SET: ours | intree (bench: both)
 #   Exit status 0 when the VM finished (OUTDIR/done), 1 otherwise.
 #
 # Environment:
 #   RKVM_TEST_FILTER    vmtest's guest-suite filter ('|' separated substrings)
 #   RKVM_TEST_EXCLUDE   guest tests not to run, SKIP rows ("substring=why|...")
+#   BENCH_ROUNDS, BENCH_SETS, BENCH_ITERS, BENCH_ROWS   bench mode: as
+#                       tests/vm/bench-rounds.sh reads them (scripts/bench.sh)
 #   BOCHS_INTREE_PARAMS, BOCHS_OURS_PARAMS   module parameters (see below)
 #   BOCHS_STALL         s without serial output that count as a hang (600)
 #   BOCHS_IPS           Bochs' ips= (100000000): converts its microsecond
@@ -43,12 +47,12 @@ set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck disable=SC1091
 . "$here/config.mak"
-mode=${1:?usage: $0 check|l2|full|exec ours|intree OUTDIR [TIMEOUT]} set=${2:?} out=${3:?} tmo=${4:-1200}
-case $set in ours|intree) ;; *) echo "bochs.sh: SET is ours or intree" >&2; exit 2 ;; esac
-case $mode in check|l2|full|exec) ;; *) echo "bochs.sh: MODE is check, l2, full or exec" >&2; exit 2 ;; esac
+mode=${1:?usage: $0 check|l2|full|exec|bench ours|intree|both OUTDIR [TIMEOUT]} set=${2:?} out=${3:?} tmo=${4:-1200}
+case $mode,$set in *,ours|*,intree|bench,both) ;; *) echo "bochs.sh: SET is ours or intree (bench: both)" >&2; exit 2 ;; esac
+case $mode in check|l2|full|exec|bench) ;; *) echo "bochs.sh: MODE is check, l2, full, exec or bench" >&2; exit 2 ;; esac
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-rm -f "$out"/{dmesg.gz.b64,results.txt,vmtest.err,vmtest.rc,dmesg.txt,phases.txt,done,exec.txt,l2*,console.log,ttyS1.log,bochs.log,stalled,timed.txt,times.txt,*.wall}
+rm -f "$out"/{dmesg.gz.b64,results.txt,vmtest.err,vmtest.rc,dmesg.txt,phases.txt,done,exec.txt,l2*,console.log,ttyS1.log,bochs.log,stalled,timed.txt,times.txt,*.wall,bench-*,rc-*,vmtest-*-*.err}
 
 # ---- Bochs and the ISO tools (Debian bookworm's bochs 2.7 has VMX) --------
 need=()
@@ -94,6 +98,7 @@ add() {
 }
 cp /bin/busybox "$root/bin/busybox"
 install -m 0755 "$here/tests/vm/bochs-init.sh" "$root/init"
+cp "$here/tests/vm/bench-rounds.sh" "$root/rkvm/bench-rounds.sh"
 add "$vmtest" /rkvm/vmtest
 cp "$here"/x86/{kvm,kvm-amd,kvm-intel}.ko "$root/rkvm/ours/"
 cp "$intree"/virt/lib/irqbypass.ko "$intree"/arch/x86/kvm/{kvm,kvm-amd,kvm-intel}.ko "$root/rkvm/intree/"
@@ -174,12 +179,18 @@ ${RKVM_CMD:+ rkvm.cmd=$RKVM_CMD}${L2_VARIANTS:+ rkvm.l2=${L2_VARIANTS// /,}} ${B
 # "FILE.ko=PARAMS;...", as rkvm-vmtest reads it): the in-tree kvm-intel without PML, whose Bochs
 # 2.7 emulation logs unaligned GPAs (the module WARNs in
 # vmx_flush_pml_buffer as soon as dirty logging runs).
-if [ "$set" = intree ]; then
-	RKVM_MODULE_PARAMS=${BOCHS_INTREE_PARAMS-kvm-intel.ko=pml=0}
-else
-	RKVM_MODULE_PARAMS=${BOCHS_OURS_PARAMS-}
-fi
-for v in RKVM_MODULE_PARAMS RKVM_TEST_EXCLUDE RKVM_TEST_EXCLUDE_WHY L2_APPEND_EXTRA L2_QEMU_EXTRA L2_SMP L2_BOOT_TIMEOUT L2_CMD_TIMEOUT L2_BUDGET L2_CPU; do
+# bench mode loads both sets in one boot: each set's parameters ride along
+# as RKVM_PARAMS_ours / RKVM_PARAMS_intree, bochs-init.sh's params_of.
+RKVM_PARAMS_intree=${BOCHS_INTREE_PARAMS-kvm-intel.ko=pml=0}
+RKVM_PARAMS_ours=${BOCHS_OURS_PARAMS-}
+case $set in
+intree) RKVM_MODULE_PARAMS=$RKVM_PARAMS_intree ;;
+ours) RKVM_MODULE_PARAMS=$RKVM_PARAMS_ours ;;
+both) RKVM_MODULE_PARAMS= ;;
+esac
+bench_env=
+[ "$mode" != bench ] || bench_env="RKVM_PARAMS_intree RKVM_PARAMS_ours BENCH_ROUNDS BENCH_SETS BENCH_ITERS BENCH_ROWS"
+for v in RKVM_MODULE_PARAMS RKVM_TEST_EXCLUDE RKVM_TEST_EXCLUDE_WHY L2_APPEND_EXTRA L2_QEMU_EXTRA L2_SMP L2_BOOT_TIMEOUT L2_CMD_TIMEOUT L2_BUDGET L2_CPU $bench_env; do
 	[ -z "${!v:-}" ] || append+=" rkvm.env.$v=${!v// /@}"
 done
 cat > "$iso/isolinux/isolinux.cfg" <<EOF
@@ -257,13 +268,14 @@ size=-1 since=$SECONDS
 while kill -0 "$bochs" 2>/dev/null; do
 	sleep 5
 	n=$(( $(stat -c %s "$out/console.log") + $(stat -c %s "$out/ttyS1.log") ))
-	# Armed while rkvm-vmtest runs: the boot and the nested test are quiet
-	# for long stretches (the overall timeout covers them).
-	if [ "$n" != "$size" ] || ! grep -q '^rkvm-bochs: .* vmtest' "$out/console.log" ||
+	# Armed while rkvm-vmtest runs (its result lines; in bench mode its
+	# progress lines on the console): the boot and the nested test are
+	# quiet for long stretches (the overall timeout covers them).
+	if [ "$n" != "$size" ] || ! grep -qE '^rkvm-bochs: .* (vmtest|bench)' "$out/console.log" ||
 		grep -q '^rkvm-bochs: .* l2' "$out/console.log"; then
 		size=$n since=$SECONDS
 	elif [ "$stall" -gt 0 ] && [ $((SECONDS - since)) -ge "$stall" ]; then
-		echo "no serial output for ${stall}s after: $(grep -E '^(PASS|FAIL|SKIP) ' "$out/ttyS1.log" | tail -n 1 | cut -c1-100)" > "$out/stalled"
+		echo "no serial output for ${stall}s after: $(grep -E '^(PASS|FAIL|SKIP|bench:) ' "$out/ttyS1.log" "$out/console.log" -h | tail -n 1 | cut -c1-100)" > "$out/stalled"
 		echo "bochs.sh: $mode $set: $(cat "$out/stalled"); killing Bochs" >&2
 		kill "$bochs" 2>/dev/null
 		break

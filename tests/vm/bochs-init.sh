@@ -10,8 +10,9 @@
 #   @@RKVM-END <name>
 # and "@@RKVM-DONE" last. Parameters on the kernel command line:
 #   rkvm.mode    check (rkvm-vmtest) | l2 (scripts/l2-boot.sh) | full (both)
+#                | bench (make bench's rounds, run_bench)
 #                | exec (rkvm.cmd, with @ for spaces)
-#   rkvm.set     ours | intree
+#   rkvm.set     ours | intree (| both: bench)
 #   rkvm.filter  rkvm-vmtest's guest-suite filter
 #   rkvm.l2      the L2 variants, ',' separated
 #   rkvm.env.NAME=VALUE   an environment variable (@ for spaces)
@@ -89,11 +90,15 @@ fi
 phase udev
 
 vmtest=/rkvm/vmtest
-m=/rkvm/$set
-case $set in
-ours) mods="--kvm $m/kvm.ko --amd $m/kvm-amd.ko --intel $m/kvm-intel.ko" ;;
-intree) mods="--pre $m/irqbypass.ko --kvm $m/kvm.ko --amd $m/kvm-amd.ko --intel $m/kvm-intel.ko" ;;
-esac
+# mods_of SET: rkvm-vmtest's module arguments for SET.
+mods_of() {
+	case $1 in
+	ours) echo "--kvm /rkvm/ours/kvm.ko --amd /rkvm/ours/kvm-amd.ko --intel /rkvm/ours/kvm-intel.ko" ;;
+	intree) echo "--pre /rkvm/intree/irqbypass.ko --kvm /rkvm/intree/kvm.ko --amd /rkvm/intree/kvm-amd.ko \
+		--intel /rkvm/intree/kvm-intel.ko" ;;
+	esac
+}
+mods=$(mods_of "$set")
 [ -n "$filter" ] && export RKVM_TEST_FILTER=$filter
 
 # rkvm-vmtest (check and full modes).
@@ -130,8 +135,26 @@ run_l2() {
 	done
 }
 
+# make bench's VMX table (bench mode, rkvm.set=both): both sets take
+# turns, round after round and row after row (tests/vm/bench-rounds.sh;
+# BENCH_ROUNDS, BENCH_SETS, BENCH_ITERS, BENCH_ROWS from rkvm.env.*, each
+# set's module parameters in RKVM_PARAMS_ours / RKVM_PARAMS_intree), then
+# every file of the rounds goes to the host.
+run_bench() {
+	phase bench
+	mkdir -p /tmp/bench
+	params_of() { eval "echo \"\${RKVM_PARAMS_$1:-}\""; }
+	# shellcheck disable=SC1091
+	. /rkvm/bench-rounds.sh
+	bench_rounds /tmp/bench
+	for f in /tmp/bench/*; do
+		[ -f "$f" ] && send "$(basename "$f")" "$f"
+	done
+}
+
 case $mode in
 check) run_vmtest ;;
+bench) run_bench ;;
 l2) run_l2 ;;
 full) run_vmtest; run_l2 ;;
 exec)

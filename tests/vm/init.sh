@@ -188,58 +188,16 @@ bench)
 	# (the order within a round), BENCH_ITERS, BENCH_ROWS, BENCH_L2,
 	# BENCH_NPT0 (rkvm-vmtest rows to run again with kvm-amd npt=0) and
 	# BENCH_NPT0_L2 (1: the L2 rows too, fork+exec BENCH_NPT0_FORKS times;
-	# rows npt0/<row>).
-	# Round after round, row after row, each set in turn is loaded, runs
-	# the row (rkvm-vmtest --bench; the L2 rows: one scripts/l2-boot.sh
-	# bench session) and is unloaded, so the two measurements of a row in
-	# a round are seconds apart: OUT/bench-SET-ROUND.txt; every exit
-	# status in OUT/rc-SET-ROUND.txt (vmtest RC, l2 RC).
+	# rows npt0/<row>); the rounds are tests/vm/bench-rounds.sh's (shared
+	# with the VMX table's Bochs VM): OUT/bench-SET-ROUND.txt,
+	# OUT/rc-SET-ROUND.txt.
 	# shellcheck disable=SC1091
 	. $out/bench-params
-	export RKVM_BENCH_ITERS=$BENCH_ITERS
-	units=$(RKVM_BENCH_ROWS="$BENCH_ROWS" $vmtest --bench-list)
-	[ "$BENCH_L2" = 1 ] && units="$units l2"
-	for u in ${BENCH_NPT0:-}; do units="$units npt0:$u"; done
-	[ "${BENCH_NPT0_L2:-0}" = 1 ] && units="$units npt0:l2"
-	# npt0ify: the npt=0 unit's lines, row names prefixed npt0/.
-	npt0ify() { sed 's#^BENCH #BENCH npt0/#; s#^BENCH-FAIL #BENCH-FAIL npt0/#' /tmp/bench-npt0.txt >> "$1"; }
-	r=1
-	while [ $r -le "$BENCH_ROUNDS" ]; do
-		echo "$(cut -d' ' -f1 /proc/uptime) round $r $(cut -d' ' -f1 /proc/loadavg)" >> $out/phases.txt
-		for u in $units; do
-			for s in $BENCH_SETS; do
-				m=$(mods_of "$s")
-				f=$out/bench-$s-$r.txt
-				if [ "$u" = l2 ]; then
-					# shellcheck disable=SC2086
-					RKVM_BENCH_ROWS="$BENCH_ROWS" "$repo/scripts/l2-boot.sh" bench "$out/l2-$s-$r" $m >> $f 2>> $out/l2-$s-$r.err
-					echo "l2 $?" >> $out/rc-$s-$r.txt
-				elif [ "$u" = npt0:l2 ]; then
-					# The L2 rows with kvm-amd npt=0 (shadow paging).
-					# shellcheck disable=SC2086
-					# Fewer forks, more time per command: a fork+exec
-					# costs several times more on shadow pages.
-					RKVM_MODULE_PARAMS=kvm-amd.ko=npt=0 RKVM_BENCH_ROWS="$BENCH_NPT0_L2ROWS" \
-						L2_FORKS=${BENCH_NPT0_FORKS:-50} L2_CMD_TIMEOUT=300 \
-						"$repo/scripts/l2-boot.sh" bench "$out/l2-npt0-$s-$r" $m > /tmp/bench-npt0.txt 2>> $out/l2-$s-$r.err
-					echo "l2 $?" >> $out/rc-$s-$r.txt
-					npt0ify "$f"
-				elif [ "${u#npt0:}" != "$u" ]; then
-					# shellcheck disable=SC2086
-					RKVM_MODULE_PARAMS=kvm-amd.ko=npt=0 RKVM_BENCH_ROWS=${u#npt0:} $vmtest --set "$s" $m --bench \
-						> /tmp/bench-npt0.txt 2>> $out/vmtest-$s-$r.err
-					echo "vmtest $?" >> $out/rc-$s-$r.txt
-					npt0ify "$f"
-				else
-					# shellcheck disable=SC2086
-					RKVM_BENCH_ROWS=$u $vmtest --set "$s" $m --bench >> $f 2>> $out/vmtest-$s-$r.err
-					echo "vmtest $?" >> $out/rc-$s-$r.txt
-				fi
-			done
-		done
-		r=$((r + 1))
-	done
-	echo "$(cut -d' ' -f1 /proc/uptime) end" >> $out/phases.txt
+	# Both sets load with the boot's module parameters.
+	params_of() { echo "${RKVM_MODULE_PARAMS:-}"; }
+	# shellcheck disable=SC1091
+	. "$repo/tests/vm/bench-rounds.sh"
+	bench_rounds $out
 	;;
 fuzz)
 	# scripts/fuzz.sh: rkvm.fuzz lists the steps, comma-separated, "+" for
