@@ -269,10 +269,12 @@ wait "$sampler" 2>/dev/null
 [ "$vmx" = 0 ] || bench_table "$vmxout" "VMX (Bochs, kvm-intel; emulated time; $vmx_iters iterations per exit loop)"
 echo
 awk '{ print $1 }' "$out/load.txt" 2>/dev/null | sort -n | awk '{ a[NR] = $1 } END { if (NR) printf "bench: host load average (1 min) during the run: min %s, median %s, max %s (%d samples)\n", a[1], a[int((NR + 1) / 2)], a[NR], NR }'
-for t in SVM VMX; do
-	d=$vmout
-	[ "$t" = SVM ] || d=$vmxout
-	grep ' round ' "$d/phases.txt" 2>/dev/null |
+# The rounds' start (tests/vm/bench-rounds.sh's phases.txt; the Bochs VM
+# sends it as bench-phases.txt).
+for f in "$vmout/phases.txt" "$vmxout/bench-phases.txt"; do
+	t=SVM
+	[ "$f" = "$vmout/phases.txt" ] || t=VMX
+	grep ' round ' "$f" 2>/dev/null |
 		awk -v t="$t" '{ printf "bench: %s round %s started at %ss (L1 load %s)\n", t, $3, $1, $4 }'
 done
 [ ${#notes[@]} = 0 ] || printf 'bench: %s\n' "${notes[@]}"

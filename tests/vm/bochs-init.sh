@@ -147,6 +147,9 @@ run_bench() {
 	# shellcheck disable=SC1091
 	. /rkvm/bench-rounds.sh
 	bench_rounds /tmp/bench
+	# The rounds' phases.txt as bench-phases.txt: finish() sends this
+	# script's own phases.txt.
+	mv /tmp/bench/phases.txt /tmp/bench/bench-phases.txt
 	for f in /tmp/bench/*; do
 		[ -f "$f" ] && send "$(basename "$f")" "$f"
 	done
