@@ -15,8 +15,8 @@
 #   at RKVM_BENCH_VMX_ITERS. Bochs runs in emulated time: its numbers do
 #   not depend on the host's load (which stretches its wall time only).
 #   With the defaults the Bochs run takes about 2 minutes of CPU time
-#   (122 s: the boot 25 s, 3 rounds of 11 rows and 2 sets); a host at
-#   load 12 on 2 cores stretched that to 13 minutes of wall time.
+#   (112-122 s: the boot 25 s, 3 rounds of 11 rows and 2 sets): 2
+#   minutes of wall time at host load 4, 13 minutes at load 12 (2 cores).
 #
 # Each row's result is the ratio ours/in-tree of the same round; the
 # table gives per row the median ratio over the rounds and its min-max
