@@ -50,8 +50,9 @@
 # 100,000; QUICK=1: 20,000), RKVM_BENCH_ROUNDS (default 3),
 # RKVM_BENCH_ROWS (row names, comma-separated: only these; npt0/<row>
 # for the npt=0 ones; SVM table), RKVM_BENCH_L2=0 (no L2 rows, npt=0 ones
-# included), RKVM_BENCH_NPT0=0 (no npt0/ rows), RKVM_BENCH_SETS (order within a round,
-# default "ours intree"), RKVM_NO_BUILD=1 (do not build the modules),
+# included), RKVM_BENCH_NPT0=0 (no npt0/ rows), RKVM_BENCH_SETS (order
+# within a round, default "ours intree"), RKVM_NO_BUILD=1 (do not build
+# the modules),
 # RKVM_BENCH_OUT (results directory, default build/bench; the tables'
 # rounds in OUT/vm and OUT/vmx), RKVM_BENCH_SVM=0 (no SVM table),
 # RKVM_BENCH_VMX=0 (no VMX table), RKVM_BENCH_VMX_ITERS (the VMX table's
