@@ -41,8 +41,8 @@ struct Bench {
     user_exits: bool,
     /// The vendor whose rows these are (None: both). The hypercall rows
     /// use the vendor's own instruction (VMMCALL on AMD, VMCALL on Intel):
-    /// the other one is a #UD each time with rkvm, and the in-tree module
-    /// patches it into the native one at the first (FIX_HYPERCALL_INSN).
+    /// the other one is a #UD that KVM emulates and patches into the
+    /// native one (FIX_HYPERCALL_INSN), not the path these rows measure.
     vendor: Option<Vendor>,
     what: &'static str,
 }
