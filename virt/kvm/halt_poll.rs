@@ -101,13 +101,19 @@ impl HaltPoll {
 
 /// Spins until a request is posted to `kick` (true) or until `deadline`
 /// (monotonic ns), a pending signal, or another task wanting this CPU
-/// (false), as upstream's kvm_vcpu_can_poll().
+/// (false): one that is runnable on it, or the scheduler asking for it,
+/// as upstream's kvm_vcpu_can_poll(). (Without the runnable check a vCPU
+/// that polls keeps the CPU from the vCPU thread that would wake it
+/// until the next tick.)
 pub(crate) fn poll(kick: &VcpuKick, deadline: u64) -> bool {
     loop {
         if kick.has_requests() {
             return true;
         }
-        if kernel::current!().signal_pending() || cpu::need_resched() || monotonic_ns() >= deadline
+        if kernel::current!().signal_pending()
+            || !cpu::single_task_running()
+            || cpu::need_resched()
+            || monotonic_ns() >= deadline
         {
             return false;
         }
