@@ -27,7 +27,9 @@ use crate::{
 /// The quirks KVM_CAP_DISABLE_QUIRKS(2) can turn off (upstream's
 /// `kvm_caps.supported_quirks` has more; rkvm behaves as upstream with
 /// the others on).
-pub(crate) const SUPPORTED_QUIRKS: u64 = KVM_X86_QUIRK_FIX_HYPERCALL_INSN as u64;
+pub(crate) const SUPPORTED_QUIRKS: u64 = (KVM_X86_QUIRK_FIX_HYPERCALL_INSN
+    | KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT
+    | KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS) as u64;
 
 /// The x86 answer to `KVM_CHECK_EXTENSION(cap)` on `/dev/kvm` (`vm` is
 /// `None`) or on a VM fd.

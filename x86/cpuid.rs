@@ -33,6 +33,7 @@ const CPUID_D1_EAX_XSAVEC: u32 = 1 << 1;
 const CPUID_D1_EAX_XSAVES: u32 = 1 << 3;
 /// CPUID.1:ECX.OSXSAVE, which mirrors CR4.OSXSAVE.
 const CPUID1_ECX_OSXSAVE: u32 = 1 << 27;
+const CPUID1_ECX_MWAIT: u32 = 1 << 3;
 /// CPUID.1:EDX.APIC, which mirrors IA32_APIC_BASE.EN.
 const CPUID1_EDX_APIC: u32 = 1 << 9;
 
@@ -53,6 +54,10 @@ pub(crate) struct GuestCpuid {
     /// MSRs need their `KVM_FEATURE_*` bit in the table's KVM leaves
     /// (upstream's `pv_cpuid.enforce`).
     enforce_pv: bool,
+    /// KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT is off: CPUID.1:ECX.MWAIT
+    /// follows MISC_ENABLE.MWAIT (taken from the VM at KVM_SET_CPUID2 and
+    /// at MISC_ENABLE writes).
+    mwait_follows_misc_enable: bool,
 }
 
 impl GuestCpuid {
@@ -61,7 +66,14 @@ impl GuestCpuid {
             entries: KVec::new(),
             caps: [0; NR_LEAVES],
             enforce_pv: false,
+            mwait_follows_misc_enable: false,
         }
+    }
+
+    /// Whether CPUID.1:ECX.MWAIT follows MISC_ENABLE.MWAIT (the VM's
+    /// KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT is off).
+    pub(crate) fn set_mwait_follows_misc_enable(&mut self, on: bool) {
+        self.mwait_follows_misc_enable = on;
     }
 
     /// KVM_ENABLE_CAP(KVM_CAP_ENFORCE_PV_FEATURE_CPUID) on the vCPU.
@@ -157,6 +169,8 @@ pub(crate) fn set_cpuid2(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -
         return same_as_current(st, arg);
     }
     st.cpuid.set_from_user(arg)?;
+    st.cpuid
+        .set_mwait_follows_misc_enable(!vm.arch().quirk(uapi::KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT));
     if vm.arch().disabled_exits() & u64::from(uapi::KVM_X86_DISABLE_EXITS_HLT) != 0 {
         st.cpuid.hide_pv_unhalt();
     }
@@ -233,6 +247,13 @@ fn runtime(st: &VcpuState, leaf: u32, subleaf: u32, mut r: [u32; 4]) -> [u32; 4]
         if st.msrs.apic_base & defs::msr::MSR_IA32_APICBASE_ENABLE == 0 {
             r[3] &= !CPUID1_EDX_APIC;
         }
+        if st.cpuid.mwait_follows_misc_enable {
+            if st.msrs.misc_enable_mwait() {
+                r[2] |= CPUID1_ECX_MWAIT;
+            } else {
+                r[2] &= !CPUID1_ECX_MWAIT;
+            }
+        }
     }
     // The XSAVE area size follows the guest's XCR0 (as upstream's
     // kvm_update_cpuid_runtime()): a guest compares it with its own sum.
@@ -243,6 +264,12 @@ fn runtime(st: &VcpuState, leaf: u32, subleaf: u32, mut r: [u32; 4]) -> [u32; 4]
         r[1] = xstate::required_size(&supported::Host, st.msrs.xcr0(), true);
     }
     r
+}
+
+/// Whether the guest's CPUID offers MONITOR/MWAIT now (a runtime bit,
+/// as upstream's RUNTIME_F(MWAIT)).
+pub(crate) fn guest_has_mwait(st: &VcpuState) -> bool {
+    lookup(st, 1, 0)[2] & CPUID1_ECX_MWAIT != 0
 }
 
 /// The guest executed CPUID (EAX, ECX in; EAX..EDX out).

@@ -145,8 +145,25 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             g[RCX] = aux & 0xffff_ffff;
             Ok(skip(vm, vcpu, st, 3))
         }
-        // MONITOR/MWAIT are NOPs, as upstream.
-        VmExit::MonitorMwait => Ok(skip(vm, vcpu, st, 3)),
+        // MONITOR/MWAIT are NOPs, as upstream; without
+        // KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS they are #UD where the guest
+        // has no MWAIT (its CPUID, or MISC_ENABLE.MWAIT without
+        // KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT).
+        VmExit::MonitorMwait => {
+            let arch = vm.arch();
+            if !arch.quirk(uapi::KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS) {
+                let enabled = if arch.quirk(uapi::KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT) {
+                    cpuid::guest_has_mwait(st)
+                } else {
+                    st.msrs.misc_enable_mwait()
+                };
+                if !enabled {
+                    st.inject_exception(UD_VECTOR, None);
+                    return Ok(Next::Guest);
+                }
+            }
+            Ok(skip(vm, vcpu, st, 3))
+        }
         // The guest's caches are the host's: nothing to write back.
         VmExit::Wbinvd => Ok(skip(vm, vcpu, st, 2)),
         VmExit::Invlpg => emulator_ops::emulate(vm, vcpu, st, &[]),
@@ -178,6 +195,9 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
                     run.set_memory_fault(gpa.page_base().raw(), PAGE_SIZE as u64, 0);
                     return Err(e);
                 }
+            }
+            if let Some(next) = vectoring_exit(vcpu, st, gpa.raw()) {
+                return Ok(next);
             }
             emulator_ops::emulate(vm, vcpu, st, &insn[..usize::from(insn_len).min(15)])
         }
@@ -240,6 +260,30 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             Ok(Next::User)
         }
     }
+}
+
+/// A fault that needs the emulator (MMIO) hit while the CPU was
+/// delivering an event (the IDT, a stack or a TSS in MMIO): the
+/// instruction at RIP is not what faulted, so nothing can be emulated.
+/// As upstream's kvm_prepare_event_vectoring_exit(): KVM_EXIT_INTERNAL_
+/// ERROR, suberror DELIVERY_EV, data info 2, exit reason, info 1, the GPA
+/// and the last CPU. (Upstream's SVM tests the event type bits without
+/// the valid bit, which TCG leaves set after delivery; the valid bit is
+/// tested here.)
+pub(crate) fn vectoring_exit(vcpu: &Vcpu, st: &VcpuState, gpa: u64) -> Option<Next> {
+    // Bit 31 of SVM's EXITINTINFO and of VMX's IDT-vectoring information.
+    const EVENT_VALID: u64 = 1 << 31;
+    let [reason, info1, info2, intinfo, _] = st.hw.exit_info();
+    if intinfo & EVENT_VALID == 0 {
+        return None;
+    }
+    let run = vcpu.run_page();
+    run.set_exit_reason(uapi::KVM_EXIT_INTERNAL_ERROR);
+    run.set_internal(
+        uapi::KVM_INTERNAL_ERROR_DELIVERY_EV,
+        &[info2, reason, info1, gpa, vcpu.kick().last_cpu() as u64],
+    );
+    Some(Next::User)
 }
 
 /// `ud2; .ascii "kvm"`: upstream's forced-emulation prefix (KVM_FEP).

@@ -158,6 +158,11 @@ pub(crate) struct GenericMsrs {
 }
 
 impl GenericMsrs {
+    /// MISC_ENABLE.MWAIT (MONITOR/MWAIT enabled by the guest's BIOS).
+    pub(crate) fn misc_enable_mwait(&self) -> bool {
+        self.misc_enable & MSR_IA32_MISC_ENABLE_MWAIT != 0
+    }
+
     /// Reset values; `bsp` for vCPU 0, `ucode_rev` the vendor's
     /// IA32_UCODE_REV (`ArchOps::reset_ucode_rev`).
     pub(crate) fn new(bsp: bool, ucode_rev: u64) -> Self {
@@ -591,12 +596,24 @@ pub(crate) fn set(
         }
         // The guest's PMU bits are read-only (PEBS and BTS unavailable),
         // EMON writes are ignored.
-        MSR_IA32_MISC_ENABLE if !host => {
+        MSR_IA32_MISC_ENABLE => {
             let old = st.msrs.misc_enable;
-            if (old ^ value) & MISC_ENABLE_RESET != 0 {
+            if !host {
+                if (old ^ value) & MISC_ENABLE_RESET != 0 {
+                    return Err(EINVAL);
+                }
+                value = (value & !MSR_IA32_MISC_ENABLE_EMON) | (old & MSR_IA32_MISC_ENABLE_EMON);
+            }
+            // Without KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT, MISC_ENABLE.MWAIT
+            // drives CPUID.1:ECX.MWAIT, and only an SSE3 guest may flip it.
+            let follows = !vm.arch().quirk(uapi::KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT);
+            if follows
+                && (old ^ value) & MSR_IA32_MISC_ENABLE_MWAIT != 0
+                && !st.cpuid.has(X86_FEATURE_XMM3)
+            {
                 return Err(EINVAL);
             }
-            value = (value & !MSR_IA32_MISC_ENABLE_EMON) | (old & MSR_IA32_MISC_ENABLE_EMON);
+            st.cpuid.set_mwait_follows_misc_enable(follows);
         }
         MSR_K7_HWCR => value &= !MSR_K7_HWCR_IGNORED,
         _ => {}

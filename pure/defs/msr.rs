@@ -164,6 +164,8 @@ pub const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
 pub const MSR_IA32_MISC_ENABLE_EMON: u64 = 1 << 7;
 /// `IA32_MISC_ENABLE[11]`: branch trace storage is unavailable.
 pub const MSR_IA32_MISC_ENABLE_BTS_UNAVAIL: u64 = 1 << 11;
+/// MISC_ENABLE: MONITOR/MWAIT enabled (CPUID.1:ECX.MWAIT follows it).
+pub const MSR_IA32_MISC_ENABLE_MWAIT: u64 = 1 << 18;
 /// `IA32_MISC_ENABLE[12]`: PEBS is unavailable.
 pub const MSR_IA32_MISC_ENABLE_PEBS_UNAVAIL: u64 = 1 << 12;
 /// `IA32_XFD`.

@@ -1199,6 +1199,12 @@ pub(crate) fn page_fault(
         }
         Fault::Emulate(gfn) => {
             stats.pf_emulate.inc();
+            // MMIO touched by an event's delivery cannot be emulated.
+            if gfn.is_none() {
+                if let Some(next) = crate::x86::exits::vectoring_exit(vcpu, st, la) {
+                    return Ok(next);
+                }
+            }
             emulator_ops::emulate_fault(vm, vcpu, st, insn, gfn)
         }
     }

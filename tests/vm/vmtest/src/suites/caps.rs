@@ -2,7 +2,7 @@
 //! the in-tree module does, so it runs the same on both columns.
 
 use super::guest::*;
-use super::harness::{test, Test, TestResult};
+use super::harness::{skip, test, Test, TestResult};
 use crate::report::expect_eq;
 use crate::sys::{expect_errno, io, ioc, ioctl, KVMIO};
 use kvm_bindings::*;
@@ -77,6 +77,7 @@ pub fn tests() -> Vec<Test> {
         test("caps/sync-regs-store-load-and-errnos", sync_regs),
         test("caps/enforce-pv-feature-cpuid-msrs", enforce_pv_feature_cpuid),
         test("caps/disable-quirks2-fix-hypercall-insn", fix_hypercall_quirk),
+        test("caps/disable-quirks2-mwait", mwait_quirks),
         test("caps/kvm-run-flags-zero", run_flags),
         test("caps/apic-bus-cycles-ns", apic_bus_cycles),
         test("caps/vm-tsc-khz-nr-mmu-pages-irqfd-one-vm", vm_level_ioctls),
@@ -881,6 +882,67 @@ fn fix_hypercall_quirk() -> TestResult {
             eq_hex("the instruction bytes after the hypercall", got as u64, word(native) as u64)?;
         }
         g.cpu.expect_hlt()?;
+    }
+    Ok(())
+}
+
+/// KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS and MISC_ENABLE_NO_MWAIT
+/// (upstream's monitor_mwait_test): MONITOR/MWAIT are NOPs unless the
+/// first quirk is off and the guest has no MWAIT, then #UD; with the
+/// second quirk off, "has MWAIT" is MISC_ENABLE.MWAIT, which CPUID.1:
+/// ECX.MWAIT then follows. Needs MONITOR/MWAIT in the host CPU.
+fn mwait_quirks() -> TestResult {
+    const MWAIT: u32 = 1 << 3;
+    const MISC_ENABLE: u32 = 0x1a0;
+    const MISC_ENABLE_MWAIT: u64 = 1 << 18;
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").map_err(|e| format!("/proc/cpuinfo: {e}"))?;
+    if !cpuinfo.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "monitor")) {
+        return skip("the host CPU has no MONITOR/MWAIT");
+    }
+    let quirks = (KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS | KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT) as u64;
+    let guest_mwait = |cpu: &Cpu| -> Result<bool, String> {
+        let c = k("KVM_GET_CPUID2", cpu.fd.get_cpuid2(KVM_MAX_CPUID_ENTRIES))?;
+        Ok(c.as_slice().iter().any(|e| e.function == 1 && e.ecx & MWAIT != 0))
+    };
+    // (quirks disabled, guest CPUID MWAIT, #UD expected)
+    for (disabled, cpuid_mwait, ud) in [
+        (0, false, false),
+        (KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS as u64, false, true),
+        (KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS as u64, true, false),
+        (quirks, true, true),
+    ] {
+        let what = format!("quirks {disabled:#x} off, CPUID.MWAIT {cpuid_mwait}");
+        let vm = Vm::new(Mode::Long)?;
+        expect_eq("KVM_CAP_DISABLE_QUIRKS2 has both MWAIT quirks", check(&vm, KVM_CAP_DISABLE_QUIRKS2) as u64 & quirks, quirks)?;
+        if disabled != 0 {
+            enable_ok(&vm.fd, "DISABLE_QUIRKS2", KVM_CAP_DISABLE_QUIRKS2, disabled)?;
+        }
+        let mut cpuid = vm.supported_cpuid()?;
+        for e in cpuid.as_mut_slice().iter_mut().filter(|e| e.function == 1) {
+            e.ecx = if cpuid_mwait { e.ecx | MWAIT } else { e.ecx & !MWAIT };
+        }
+        let mut cpu = vm.vcpu_with_cpuid(0, &cpuid)?;
+        if disabled & KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT as u64 != 0 {
+            // MISC_ENABLE.MWAIT is 0: the guest's CPUID follows it.
+            expect_eq(&format!("{what}: CPUID.MWAIT with MISC_ENABLE.MWAIT clear"), guest_mwait(&cpu)?, false)?;
+        }
+        cpu.start("monitor_mwait")?;
+        if ud {
+            expect_exc(&mut cpu, 6).map_err(|e| format!("{what}: {e}"))?;
+        } else {
+            cpu.expect(Exit::out4(PORT_ECHO, 1)).map_err(|e| format!("{what}: {e}"))?;
+            cpu.expect(Exit::out4(PORT_ECHO, 2)).map_err(|e| format!("{what}: {e}"))?;
+        }
+        cpu.expect_hlt()?;
+        if disabled & KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT as u64 != 0 {
+            let misc = rd_msr(&cpu, MISC_ENABLE)?;
+            wr_msr(&cpu, MISC_ENABLE, misc | MISC_ENABLE_MWAIT)?;
+            expect_eq(&format!("{what}: CPUID.MWAIT with MISC_ENABLE.MWAIT set"), guest_mwait(&cpu)?, true)?;
+            cpu.start("monitor_mwait")?;
+            cpu.expect(Exit::out4(PORT_ECHO, 1)).map_err(|e| format!("{what}, MISC_ENABLE.MWAIT: {e}"))?;
+            cpu.expect(Exit::out4(PORT_ECHO, 2))?;
+            cpu.expect_hlt()?;
+        }
     }
     Ok(())
 }
