@@ -320,43 +320,56 @@ pub(crate) fn paging_config(st: &mut VcpuState) -> paging::PagingConfig {
     )
 }
 
-/// Reads the `N` instruction bytes at CS:RIP as the CPU would fetch them
-/// (`None` if they are not all in guest RAM).
-pub(crate) fn fetch_at_rip<const N: usize>(vm: &Vm, st: &mut VcpuState) -> Option<[u8; N]> {
+/// The guest-physical addresses of the `N` bytes at CS:RIP, each walked
+/// with `acc` at the guest's CPL (`None` if any walk fails).
+fn rip_gpas<const N: usize>(
+    mem: &mut Mem<'_>,
+    st: &mut VcpuState,
+    acc: paging::Access,
+) -> Option<[u64; N]> {
     let cfg = paging_config(st);
     let la = crate::x86::events::linear_rip(st);
     let acc = paging::Access {
-        fetch: true,
         user: st.hw.cpl() == 3,
+        ..acc
+    };
+    let mut gpas = [0u64; N];
+    for (i, g) in gpas.iter_mut().enumerate() {
+        *g = paging::translate(mem, &cfg, la.wrapping_add(i as u64), acc)
+            .ok()?
+            .gpa;
+    }
+    Some(gpas)
+}
+
+/// Reads the `N` instruction bytes at CS:RIP as the CPU would fetch them
+/// (`None` if they are not all in guest RAM).
+pub(crate) fn fetch_at_rip<const N: usize>(vm: &Vm, st: &mut VcpuState) -> Option<[u8; N]> {
+    let mut mem = Mem::new(vm);
+    let fetch = paging::Access {
+        fetch: true,
         ..Default::default()
     };
-    let mut mem = Mem::new(vm);
+    let gpas = rip_gpas::<N>(&mut mem, st, fetch)?;
     let mut out = [0u8; N];
-    for (i, b) in out.iter_mut().enumerate() {
-        let t = paging::translate(&mut mem, &cfg, la.wrapping_add(i as u64), acc).ok()?;
-        mem.read(t.gpa, core::slice::from_mut(b)).ok()?;
+    for (b, gpa) in out.iter_mut().zip(gpas) {
+        mem.read(gpa, core::slice::from_mut(b)).ok()?;
     }
     Some(out)
 }
 
-/// Writes `bytes` at CS:RIP as a guest write would (`false`, and
-/// nothing written, unless they all land in writable guest RAM).
-pub(crate) fn write_at_rip(vm: &Vm, st: &mut VcpuState, bytes: &[u8]) -> bool {
-    let cfg = paging_config(st);
-    let la = crate::x86::events::linear_rip(st);
-    let acc = paging::Access {
+/// Writes `bytes` at CS:RIP as a guest write would: `false`, with
+/// nothing written, if a byte's walk fails; `false` as well if a byte is
+/// not guest RAM (the bytes before it are written).
+pub(crate) fn write_at_rip<const N: usize>(vm: &Vm, st: &mut VcpuState, bytes: &[u8; N]) -> bool {
+    let mut mem = Mem::new(vm);
+    let write = paging::Access {
         write: true,
-        user: st.hw.cpl() == 3,
         ..Default::default()
     };
-    let mut mem = Mem::new(vm);
-    let mut gpas = [0u64; 16];
-    for (i, g) in gpas.iter_mut().enumerate().take(bytes.len()) {
-        match paging::translate(&mut mem, &cfg, la.wrapping_add(i as u64), acc) {
-            Ok(t) => *g = t.gpa,
-            Err(_) => return false,
-        }
-    }
+    let Some(gpas) = rip_gpas::<N>(&mut mem, st, write) else {
+        return false;
+    };
     bytes
         .iter()
         .zip(gpas)
