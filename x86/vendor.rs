@@ -22,6 +22,13 @@ pub use crate::x86::{
     mmu::tdp::TdpFormat,
 };
 
+/// Every exit KVM_CAP_X86_DISABLE_EXITS knows: HLT, MONITOR/MWAIT (the
+/// core also checks the host's MWAIT), PAUSE and C-states.
+pub const DISABLE_EXITS_ALL: u64 = (uapi::KVM_X86_DISABLE_EXITS_MWAIT
+    | uapi::KVM_X86_DISABLE_EXITS_HLT
+    | uapi::KVM_X86_DISABLE_EXITS_PAUSE
+    | uapi::KVM_X86_DISABLE_EXITS_CSTATE) as u64;
+
 /// What a vendor backend implements.
 pub trait ArchOps: Send + Sync {
     /// Enables hardware virtualization on the current CPU, `cpu`.
@@ -58,7 +65,8 @@ pub trait ArchOps: Send + Sync {
     fn create_vcpu(&self, id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>>;
 
     /// The `KVM_X86_DISABLE_EXITS_*` this vendor can honour (see
-    /// [`VcpuArch::set_disabled_exits`]); none by default.
+    /// [`VcpuArch::set_disabled_exits`]; SVM and VMX both take
+    /// [`DISABLE_EXITS_ALL`]); none by default.
     fn disable_exits_supported(&self) -> u64 {
         0
     }

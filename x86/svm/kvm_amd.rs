@@ -8,7 +8,7 @@
 
 use kernel::{cpu, prelude::*, sync::Arc};
 use kvm::{
-    ext::{bindings as rb, msr, uapi},
+    ext::{bindings as rb, msr},
     x86::vendor::{self, ArchOps, TdpFormat, VcpuArch, VendorCaps},
 };
 
@@ -128,12 +128,7 @@ impl ArchOps for Svm {
     }
 
     fn disable_exits_supported(&self) -> u64 {
-        u64::from(
-            uapi::KVM_X86_DISABLE_EXITS_MWAIT
-                | uapi::KVM_X86_DISABLE_EXITS_HLT
-                | uapi::KVM_X86_DISABLE_EXITS_PAUSE
-                | uapi::KVM_X86_DISABLE_EXITS_CSTATE,
-        )
+        vendor::DISABLE_EXITS_ALL
     }
 
     fn create_vcpu(&self, _id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>> {

@@ -20,7 +20,7 @@ use kvm::{
         },
         regs::X86_CR4_FRED,
     },
-    ext::{bindings as rb, msr, uapi},
+    ext::{bindings as rb, msr},
     x86::vendor::{self, ArchOps, TdpFormat, VcpuArch, VendorCaps},
 };
 
@@ -184,15 +184,9 @@ impl Vmx {
 }
 
 impl ArchOps for Vmx {
-    /// As upstream's vmx: HLT, MONITOR/MWAIT (the core checks the host's
-    /// MWAIT), PAUSE (with pause-loop exiting) and C-states.
+    /// As upstream's vmx (PAUSE with pause-loop exiting).
     fn disable_exits_supported(&self) -> u64 {
-        u64::from(
-            uapi::KVM_X86_DISABLE_EXITS_MWAIT
-                | uapi::KVM_X86_DISABLE_EXITS_HLT
-                | uapi::KVM_X86_DISABLE_EXITS_PAUSE
-                | uapi::KVM_X86_DISABLE_EXITS_CSTATE,
-        )
+        vendor::DISABLE_EXITS_ALL
     }
 
     fn enable_cpu(&self, _cpu: u32) -> Result {
