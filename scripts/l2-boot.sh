@@ -371,20 +371,27 @@ l1_log_bad() { l1_log | tail -n +"$((L1_mark + 1))" | grep -E -A 8 "$log_bad" | 
 # guest_console_bad: lines of the session's console log matching log_bad.
 guest_console_bad() { grep -E "$log_bad" "$S_log" | head -n 3 | tr '\n' '|'; }
 
-# guest_logs NAME: one row for the guest kernel log of the session that
-# just ended: the in-guest check (S_logcheck: the number of bad dmesg lines,
-# empty when it did not run) and the console log, start to exit.
+# guest_logs NAME [CONSOLE-REPORT NO-SHELL-WHY]: one row for the guest
+# kernel log of the session that just ended: the in-guest check
+# (S_logcheck: the number of bad dmesg lines, empty when it did not run)
+# and the console log, start to exit (CONSOLE-REPORT: the bad lines of
+# several consoles instead; NO-SHELL-WHY: the SKIP reason).
 guest_logs() {
 	local name=$1 con
-	con=$(guest_console_bad)
+	if [ $# -ge 2 ]; then
+		con=$2
+	else
+		con=$(guest_console_bad)
+		[ -z "$con" ] || con="$con see $(basename "$S_log")"
+	fi
 	if [ -n "$con" ]; then
-		fail "$name" "on the console: $con see $(basename "$S_log")"
+		fail "$name" "on the console: $con"
 	elif [ "$S_logcheck" = 0 ]; then
 		pass "$name"
 	elif [ -n "$S_logcheck" ]; then
 		fail "$name" "$S_logcheck_why"
 	else
-		skip "$name" "the guest reached no shell to run /l2/logcheck.sh; its console shows no report"
+		skip "$name" "${3:-the guest reached no shell to run /l2/logcheck.sh; its console shows no report}"
 	fi
 }
 
@@ -501,10 +508,11 @@ paging_stress() {
 	fi
 }
 
-# l1_check VARIANT: no new kernel warnings in L1 since l1_log_mark.
+# l1_check VARIANT [NAME]: no new kernel warnings in L1 since l1_log_mark
+# (row NAME, default l2/l1-kernel-log-clean or l2/VARIANT-l1-log-clean).
 l1_check() {
-	local bad name=l2/l1-kernel-log-clean
-	[ "$1" = default ] || name=l2/$1-l1-log-clean
+	local bad name=${2:-l2/l1-kernel-log-clean}
+	[ -n "${2:-}" ] || [ "$1" = default ] || name=l2/$1-l1-log-clean
 	bad=$(l1_log_bad)
 	if [ -z "$bad" ]; then
 		pass "$name"
@@ -794,22 +802,10 @@ migrate_session() {
 	for c in "${M_logs[@]}"; do
 		bad+=$(grep -E "$log_bad" "$c" | head -n 2 | sed "s|^|$(basename "$c"): |" | tr '\n' '|')
 	done
-	if [ -n "$bad" ]; then
-		fail "${p}guest-kernel-log-clean" "on the console: $bad"
-	elif [ "$M_logcheck" = 0 ]; then
-		pass "${p}guest-kernel-log-clean"
-	elif [ -n "$M_logcheck" ]; then
-		fail "${p}guest-kernel-log-clean" "$M_logcheck_why"
-	else
-		skip "${p}guest-kernel-log-clean" "no guest shell was left to run /l2/logcheck.sh; the consoles show no report"
-	fi
-	bad=$(l1_log_bad)
-	if [ -z "$bad" ]; then
-		pass "${p}l1-log-clean"
-	else
-		printf '%s\n' "$bad" > "$logdir/l2-$1.l1-dmesg-bad.txt"
-		fail "${p}l1-log-clean" "$(printf '%s\n' "$bad" | grep -E "$log_bad" | head -n 2 | tr '\n' '|')"
-	fi
+	S_logcheck=$M_logcheck S_logcheck_why=$M_logcheck_why
+	guest_logs "${p}guest-kernel-log-clean" "$bad" \
+		"no guest shell was left to run /l2/logcheck.sh; the consoles show no report"
+	l1_check "$1" "${p}l1-log-clean"
 }
 
 # ---- modules (check mode) ---------------------------------------------------
