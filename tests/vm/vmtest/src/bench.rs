@@ -357,21 +357,8 @@ pub(crate) mod mem {
     impl BigMem {
         pub fn new(len: usize, thp: bool) -> Result<BigMem, String> {
             let total = len + HUGE;
-            // SAFETY: a fresh anonymous mapping, unmapped on drop.
-            let p = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    total,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                    -1,
-                    0,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                return Err(format!("mmap {total} bytes: {}", std::io::Error::last_os_error()));
-            }
-            let base = p.cast::<u8>();
+            // Unmapped on drop.
+            let base = crate::suites::guest::anon_mmap(total)?;
             let aligned = ((base as usize + HUGE - 1) & !(HUGE - 1)) as *mut u8;
             let advice = if thp { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE };
             // SAFETY: inside our mapping.

@@ -76,23 +76,31 @@ pub struct Mem {
 unsafe impl Send for Mem {}
 unsafe impl Sync for Mem {}
 
+/// A fresh private anonymous read-write mapping of `len` bytes (no swap
+/// reservation); the caller unmaps it.
+pub fn anon_mmap(len: usize) -> Result<*mut u8, String> {
+    // SAFETY: a new mapping at an address the kernel picks: no existing
+    // memory is affected.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(format!("mmap {len} bytes: {}", std::io::Error::last_os_error()));
+    }
+    Ok(p.cast())
+}
+
 impl Mem {
     pub fn new(len: usize) -> Result<Mem, String> {
-        // SAFETY: a fresh anonymous mapping; we own it until drop.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(format!("mmap {len} bytes: {}", std::io::Error::last_os_error()));
-        }
-        Ok(Mem { ptr: p.cast(), len })
+        // We own the mapping until drop.
+        Ok(Mem { ptr: anon_mmap(len)?, len })
     }
     pub fn addr(&self) -> u64 {
         self.ptr as u64
