@@ -17,7 +17,8 @@
 #   nested QEMU variants, default all), L2_MIGRATE_LEGS (the legs of the
 #   migrate variant, default 1 2 3), L2_BOOT_TIMEOUT, L2_CMD_TIMEOUT,
 #   L2_BUDGET (scripts/l2-boot.sh's limits), RKVM_NO_PEER=1 (no peer suite and
-#   no fuzzer run; L2 still).
+#   no fuzzer run; L2 still), RKVM_VM_MONITOR=PATH (the QEMU human monitor
+#   on a unix socket at PATH, to read a stuck VM's state: socat - UNIX:PATH).
 #
 # A WARN does not stop the VM (panic_on_warn stays 0): the run goes on and
 # scripts/check.sh fails on the report in the streamed kernel log. A panic
@@ -44,7 +45,7 @@ ${L2_BOOT_TIMEOUT:+ rkvm.l2_boot_timeout=$L2_BOOT_TIMEOUT}${L2_CMD_TIMEOUT:+ rkv
 rc=0
 timeout --foreground -k 10 "$tmo" "${QEMU:-qemu-system-x86_64}" \
 	-machine q35 -nodefaults -vga none -accel tcg,thread=multi -cpu "$cpu" -smp 2 -m 3G \
-	-display none -no-reboot -monitor none -serial stdio \
+	-display none -no-reboot -monitor "${RKVM_VM_MONITOR:+unix:$RKVM_VM_MONITOR,server,nowait}${RKVM_VM_MONITOR:-none}" -serial stdio \
 	-kernel "$KERNELDIR/arch/x86/boot/bzImage" -append "$append" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 	-virtfs local,path="$out",mount_tag=out,security_model=none,multidevs=remap \
