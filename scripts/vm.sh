@@ -42,10 +42,12 @@ ${RKVM_MODULE_PARAMS:+ rkvm.module_params=$RKVM_MODULE_PARAMS}${RKVM_NO_PEER:+ r
 ${L2_VARIANTS:+ rkvm.l2_variants=${L2_VARIANTS// /,}}${L2_MIGRATE_LEGS:+ rkvm.l2_migrate_legs=${L2_MIGRATE_LEGS// /,}}\
 ${L2_BOOT_TIMEOUT:+ rkvm.l2_boot_timeout=$L2_BOOT_TIMEOUT}${L2_CMD_TIMEOUT:+ rkvm.l2_cmd_timeout=$L2_CMD_TIMEOUT}${L2_BUDGET:+ rkvm.l2_budget=$L2_BUDGET}"
 
+monitor=none
+[ -z "${RKVM_VM_MONITOR:-}" ] || monitor=unix:$RKVM_VM_MONITOR,server,nowait
 rc=0
 timeout --foreground -k 10 "$tmo" "${QEMU:-qemu-system-x86_64}" \
 	-machine q35 -nodefaults -vga none -accel tcg,thread=multi -cpu "$cpu" -smp 2 -m 3G \
-	-display none -no-reboot -monitor "${RKVM_VM_MONITOR:+unix:$RKVM_VM_MONITOR,server,nowait}${RKVM_VM_MONITOR:-none}" -serial stdio \
+	-display none -no-reboot -monitor "$monitor" -serial stdio \
 	-kernel "$KERNELDIR/arch/x86/boot/bzImage" -append "$append" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 	-virtfs local,path="$out",mount_tag=out,security_model=none,multidevs=remap \
