@@ -132,6 +132,9 @@ pub(crate) fn check_extension(vm: Option<&Vm>, cap: u32) -> isize {
         KVM_CAP_DISABLE_QUIRKS2 => SUPPORTED_QUIRKS as isize,
         // kvm_run's `s.regs`: REGS, SREGS and EVENTS.
         KVM_CAP_SYNC_REGS => crate::x86::run::SYNC_REGS_VALID as isize,
+        // KVM_GET/SET_NESTED_STATE's largest answer (kvm-amd: header
+        // and VMCB, whatever `nested` says, as upstream).
+        KVM_CAP_NESTED_STATE => vendor::registered_ops().map_or(0, |o| o.nested_state_size()) as isize,
         KVM_CAP_VAPIC | KVM_CAP_SET_BOOT_CPU_ID | KVM_CAP_SPLIT_IRQCHIP => 1,
         _ => 0,
     }

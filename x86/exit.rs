@@ -99,6 +99,14 @@ pub enum VmExit {
         /// Hardware reason code.
         reason: u64,
     },
+    /// Guest memory the exit needs is not RAM (nested SVM: VMCB12 at an
+    /// address without a memory slot): KVM_EXIT_INTERNAL_ERROR, suberror
+    /// EMULATION, as upstream's kvm_handle_memory_failure().
+    MemoryFailure,
+    /// The vendor needs guest memory to handle this exit: the core calls
+    /// [`crate::x86::vendor::VcpuArch::complete_exit`] and handles what
+    /// it returns.
+    Vendor,
     /// An exit the core does not know.
     Unknown {
         /// Hardware exit code.

@@ -14,7 +14,9 @@ use crate::{
     ext::{time, trace, uapi},
     virt::{vcpu::Vcpu, vm::Vm},
     x86::{
-        cpuid, emulator_ops, events, iodev, mmu,
+        cpuid, emulator_ops, events,
+        guest_mem::VmMem,
+        iodev, mmu,
         msr_filter::MsrFault,
         msrs, params,
         run::{halt, merge_reg, vector, Next},
@@ -251,6 +253,22 @@ pub(crate) fn handle_exit(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, exit: VmExit
             run.set_fail_entry(reason, vcpu.kick().last_cpu() as u32);
             Ok(Next::User)
         }
+        VmExit::MemoryFailure => {
+            // Upstream's prepare_emulation_failure_exit() without
+            // instruction bytes: flags 0, then the exit info.
+            let [reason, info1, info2, intr, err] = st.hw.exit_info();
+            run.set_exit_reason(uapi::KVM_EXIT_INTERNAL_ERROR);
+            run.set_internal(
+                uapi::KVM_INTERNAL_ERROR_EMULATION,
+                &[0, reason, info1, info2, intr, err],
+            );
+            Ok(Next::User)
+        }
+        VmExit::Vendor => match st.hw.complete_exit(&VmMem(vm)) {
+            // The vendor's contract: never twice.
+            VmExit::Vendor => Err(EIO),
+            exit => handle_exit(vm, vcpu, st, exit),
+        },
         VmExit::Unknown { code, info1, info2 } => {
             run.set_exit_reason(uapi::KVM_EXIT_INTERNAL_ERROR);
             run.set_internal(

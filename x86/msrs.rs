@@ -699,10 +699,13 @@ fn valid_pat(v: u64) -> bool {
 
 /// The EFER bits this KVM supports (upstream's
 /// `kvm_caps.supported_efer_bits`): SCE and long mode, NX, FFXSR and
-/// automatic IBRS when the host has them; no SVME (no nested SVM).
+/// automatic IBRS when the host has them; SVME with nested SVM.
 fn supported_efer() -> u64 {
     let host = |f: Feature| LinuxFeature::of(f).is_some_and(|l| msr::cpu_has(l.0));
     let mut v = EFER_SCE | EFER_LME | EFER_LMA;
+    if crate::x86::vendor::registered_ops().is_ok_and(|o| o.nested()) {
+        v |= EFER_SVME;
+    }
     for (f, bit) in [
         (X86_FEATURE_NX, EFER_NX),
         (X86_FEATURE_FXSR_OPT, EFER_FFXSR),

@@ -375,8 +375,13 @@ fn report_common(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) {
     let ready = ready_for_injection(vm, vcpu, st);
     // The in-kernel LAPIC's APIC_BASE when there is one.
     let apic_base = msrs::get(vm, vcpu, st, MSR_IA32_APICBASE, true).unwrap_or(0);
-    vcpu.run_page()
-        .set_common(if_flag, ready, regs::cr8(vcpu, st), apic_base);
+    vcpu.run_page().set_common(
+        if_flag,
+        ready,
+        regs::cr8(vcpu, st),
+        apic_base,
+        st.hw.guest_mode(),
+    );
 }
 
 /// Finishes what the last exit to userspace left open.

@@ -70,7 +70,9 @@ const HIDE: &[Feature] = &[
 pub(crate) fn options() -> Result<Options> {
     let mut o = Options::rkvm(host_xcr0(), 0);
     o.hide = HIDE;
-    o.vendor = vendor::registered_ops()?.cpu_caps();
+    let ops = vendor::registered_ops()?;
+    o.vendor = ops.cpu_caps();
+    o.nested_svm = ops.nested();
     Ok(o)
 }
 

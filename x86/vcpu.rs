@@ -8,7 +8,7 @@ use crate::{
     ext::{
         fpu::GuestFpu,
         trace,
-        uaccess::{read_arg, write_arg},
+        uaccess::{self, read_arg, write_arg},
         uapi,
     },
     virt::{
@@ -28,7 +28,7 @@ use crate::{
         regs,
         run::Completion,
         vcpu_events::{MpState, PendingEvents},
-        vendor::VcpuArch,
+        vendor::{NestedStateHdr, VcpuArch},
     },
 };
 use kernel::{prelude::*, sync::Arc};
@@ -195,6 +195,8 @@ pub(crate) fn vcpu_ioctl(
         KVM_SET_TSC_KHZ => done(kvmclock::set_tsc_khz(arg as u32)),
         KVM_KVMCLOCK_CTRL => done(kvmclock::kvmclock_ctrl(st)),
         KVM_ENABLE_CAP => done(enable_cap(st, arg)),
+        KVM_GET_NESTED_STATE => done(get_nested_state(vm, st, arg)),
+        KVM_SET_NESTED_STATE => done(set_nested_state(vm, vcpu, st, arg)),
         KVM_HAS_DEVICE_ATTR | KVM_GET_DEVICE_ATTR | KVM_SET_DEVICE_ATTR => {
             done(device_attr(vm, st, cmd, arg))
         }
@@ -260,4 +262,81 @@ fn enable_cap(st: &mut VcpuState, arg: usize) -> Result {
         }
         _ => Err(EINVAL),
     }
+}
+
+/// The header of `struct kvm_nested_state` (flags, format, size, the
+/// vendor's 120 bytes); the vendor's data follows it.
+const NESTED_STATE_HDR: usize = 128;
+
+/// KVM_GET_NESTED_STATE (upstream's kvm_arch_vcpu_ioctl() arm): EINVAL
+/// without the vendor's support; E2BIG with the size needed written to
+/// `size` when userspace's is smaller.
+fn get_nested_state(vm: &Vm, st: &mut VcpuState, arg: usize) -> Result {
+    let max = vm.vendor().ops().nested_state_size() as usize;
+    if max < NESTED_STATE_HDR {
+        return Err(EINVAL);
+    }
+    let user_size: u32 = read_arg(arg + 4)?;
+    let mut data = KVec::from_elem(0u8, max - NESTED_STATE_HDR, GFP_KERNEL)?;
+    let mut hdr = NestedStateHdr {
+        flags: 0,
+        format: 0,
+        hdr: [0; 120],
+    };
+    let n = st.hw.get_nested_state(&mut hdr, &mut data).min(data.len());
+    let size = (NESTED_STATE_HDR + n) as u32;
+    if size > user_size {
+        write_arg(arg + 4, &size)?;
+        return Err(E2BIG);
+    }
+    let mut head = [0u8; NESTED_STATE_HDR];
+    head[0..2].copy_from_slice(&hdr.flags.to_ne_bytes());
+    head[2..4].copy_from_slice(&hdr.format.to_ne_bytes());
+    head[4..8].copy_from_slice(&size.to_ne_bytes());
+    head[8..].copy_from_slice(&hdr.hdr);
+    uaccess::write_bytes(arg as u64, &head)?;
+    uaccess::write_bytes((arg + NESTED_STATE_HDR) as u64, &data[..n])
+}
+
+/// KVM_SET_NESTED_STATE: the generic checks (size, known flags,
+/// RUN_PENDING only with GUEST_MODE), then the vendor's.
+fn set_nested_state(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, arg: usize) -> Result {
+    let max = vm.vendor().ops().nested_state_size() as usize;
+    if max < NESTED_STATE_HDR {
+        return Err(EINVAL);
+    }
+    let mut head = [0u8; NESTED_STATE_HDR];
+    uaccess::read_bytes(arg as u64, &mut head)?;
+    let flags = u16::from_ne_bytes([head[0], head[1]]);
+    let format = u16::from_ne_bytes([head[2], head[3]]);
+    let size = u32::from_ne_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    if size < NESTED_STATE_HDR {
+        return Err(EINVAL);
+    }
+    let known = uapi::KVM_STATE_NESTED_RUN_PENDING
+        | uapi::KVM_STATE_NESTED_GUEST_MODE
+        | uapi::KVM_STATE_NESTED_EVMCS
+        | uapi::KVM_STATE_NESTED_MTF_PENDING
+        | uapi::KVM_STATE_NESTED_GIF_SET;
+    if u32::from(flags) & !known != 0 {
+        return Err(EINVAL);
+    }
+    let guest_mode = u32::from(flags) & uapi::KVM_STATE_NESTED_GUEST_MODE != 0;
+    if u32::from(flags) & uapi::KVM_STATE_NESTED_RUN_PENDING != 0 && !guest_mode {
+        return Err(EINVAL);
+    }
+    let mut hdr = NestedStateHdr {
+        flags,
+        format,
+        hdr: [0; 120],
+    };
+    hdr.hdr.copy_from_slice(&head[8..]);
+    let n = size.min(max) - NESTED_STATE_HDR;
+    let mut data = KVec::from_elem(0u8, n, GFP_KERNEL)?;
+    if guest_mode {
+        uaccess::read_bytes((arg + NESTED_STATE_HDR) as u64, &mut data)?;
+    }
+    st.hw.set_nested_state(&hdr, &data)?;
+    vcpu.kick().make_request(REQ_EVENT);
+    Ok(())
 }

@@ -52,6 +52,16 @@ pub trait ArchOps: Send + Sync {
 
     /// The vendor's rules for KVM_GET_SUPPORTED_CPUID and the MSR lists.
     fn cpu_caps(&self) -> &'static dyn VendorCaps;
+    /// KVM_CAP_NESTED_STATE: the largest KVM_GET_NESTED_STATE answer
+    /// (header and data), 0 without the ioctls.
+    fn nested_state_size(&self) -> u32 {
+        0
+    }
+    /// Nested virtualization is on (kvm-amd `nested`): the guest may see
+    /// SVM in its CPUID (without NPT) and set EFER.SVME.
+    fn nested(&self) -> bool {
+        false
+    }
 
     /// `isa` of the kvm_exit trace event (`ext::trace::ISA_*`), which
     /// selects the exit-reason names.
@@ -136,6 +146,29 @@ pub enum MsrAccess {
     NotMine,
     /// Invalid access: the guest gets #GP (userspace gets an error).
     Fault,
+}
+
+/// Guest physical memory, for a vendor that reads or writes guest
+/// structures while it handles an exit (nested SVM: the L1 hypervisor's
+/// VMCB and permission maps). Accesses stay within one page.
+pub trait GuestMem {
+    /// Reads guest RAM at `gpa` into `buf`; false if it is not RAM.
+    fn read(&self, gpa: Gpa, buf: &mut [u8]) -> bool;
+    /// Writes `buf` to guest RAM at `gpa` (logging the page); false if
+    /// it is not writable RAM.
+    fn write(&self, gpa: Gpa, buf: &[u8]) -> bool;
+}
+
+/// The fixed part of KVM_GET/SET_NESTED_STATE's `struct
+/// kvm_nested_state` after `size`: flags, format and the vendor's header.
+#[derive(Clone, Copy)]
+pub struct NestedStateHdr {
+    /// `KVM_STATE_NESTED_*`.
+    pub flags: u16,
+    /// `KVM_STATE_NESTED_FORMAT_*`.
+    pub format: u16,
+    /// The format's header (SVM: `vmcb_pa`, `gpat`).
+    pub hdr: [u8; 120],
 }
 
 /// A vendor's vCPU: its hardware state and the world switch.
@@ -321,6 +354,41 @@ pub trait VcpuArch: Send {
     /// hardware until an interrupt; MWAIT: MONITOR/MWAIT run natively;
     /// PAUSE: no PAUSE exits).
     fn set_disabled_exits(&mut self, _exits: u64) {}
+    /// Finishes an exit [`VcpuArch::run`] returned as [`VmExit::Vendor`],
+    /// with guest memory at hand (interrupts are on again): the exit the
+    /// core handles next, never [`VmExit::Vendor`] again.
+    fn complete_exit(&mut self, _mem: &dyn GuestMem) -> VmExit {
+        VmExit::None
+    }
+    /// Nested virtualization: whether the vCPU runs a nested guest (L2)
+    /// for its own hypervisor (L1). While it does, the register, segment
+    /// and control-register accessors are L2's, and the event accessors
+    /// ([`VcpuArch::interrupt_allowed`] and the others) answer for the
+    /// events of L1 the core holds, which reach L1 through
+    /// [`VcpuArch::nested_event_exit`].
+    fn guest_mode(&self) -> bool {
+        false
+    }
+    /// Nested virtualization, before injection: an interrupt (`nmi`
+    /// false) or an NMI for L1 is pending while L2 runs. If L1 intercepts
+    /// it and can take it now, the vendor leaves L2 with that exit to L1
+    /// and returns true; the event stays pending for L1.
+    fn nested_event_exit(&mut self, _nmi: bool, _mem: &dyn GuestMem) -> bool {
+        false
+    }
+    /// KVM_GET_NESTED_STATE (only asked when
+    /// [`ArchOps::nested_state_size`] is not 0): the header, and the data
+    /// written to `data` (as long as that size less the 128-byte header);
+    /// returns how many bytes of data there are.
+    fn get_nested_state(&mut self, _hdr: &mut NestedStateHdr, _data: &mut [u8]) -> usize {
+        0
+    }
+    /// KVM_SET_NESTED_STATE, the core having checked the generic flag
+    /// rules; `data`: what follows the header, as much as `size` covers
+    /// (at most [`ArchOps::nested_state_size`] less the header).
+    fn set_nested_state(&mut self, _hdr: &NestedStateHdr, _data: &[u8]) -> Result {
+        Err(EINVAL)
+    }
 }
 
 struct Vendor {

@@ -8,6 +8,7 @@ pub(crate) mod emulator_ops;
 pub(crate) mod events;
 pub mod exit;
 pub(crate) mod exits;
+pub(crate) mod guest_mem;
 pub(crate) mod iodev;
 pub(crate) mod irq;
 pub(crate) mod kvmclock;

@@ -149,7 +149,7 @@ impl KvmCaps {
             self.set(X86_FEATURE_VMCBCLEAN);
             self.set(X86_FEATURE_FLUSHBYASID);
             self.set_if(X86_FEATURE_NRIPS, hw(X86_FEATURE_NRIPS));
-            self.set(X86_FEATURE_NPT);
+            self.set_if(X86_FEATURE_NPT, opts.nested_npt);
             self.set_if(X86_FEATURE_TSCRATEMSR, hw(X86_FEATURE_TSCRATEMSR));
             self.set_if(X86_FEATURE_V_VMSAVE_VMLOAD, hw(X86_FEATURE_V_VMSAVE_VMLOAD));
             self.set_if(X86_FEATURE_LBRV, hw(X86_FEATURE_LBRV));

@@ -162,8 +162,13 @@ pub struct Options {
     /// we: this field does not change the output; userspace checks the
     /// irqchip itself.
     pub in_kernel_irqchip: bool,
-    /// Nested SVM: the SVM bit and leaf 0x8000000A. rkvm: false.
+    /// Nested SVM: the SVM bit and leaf 0x8000000A. rkvm: kvm-amd's
+    /// `nested` parameter.
     pub nested_svm: bool,
+    /// Nested NPT: NPT in leaf 0x8000000A with [`Options::nested_svm`]
+    /// (upstream: with `npt`). rkvm: false (L1's nested page tables are
+    /// not shadowed yet).
+    pub nested_npt: bool,
     /// vPMU: leaf 0xA, PERFCTR_CORE, PERFMON_V2 and leaf 0x80000022.
     /// rkvm: false.
     pub pmu: bool,
@@ -202,6 +207,7 @@ impl Options {
             host_xss,
             in_kernel_irqchip: true,
             nested_svm: false,
+            nested_npt: false,
             pmu: false,
             kvmclock: false,
             pv_features: self::pv::RKVM_PV_FEATURES,
@@ -223,6 +229,7 @@ impl Options {
             host_xss,
             in_kernel_irqchip: true,
             nested_svm: true,
+            nested_npt: true,
             pmu: false,
             kvmclock: true,
             pv_features: self::pv::UPSTREAM_PV_FEATURES,

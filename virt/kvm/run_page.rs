@@ -93,10 +93,23 @@ impl RunPage {
     }
 
     /// Sets `if_flag`, `ready_for_interrupt_injection`, `cr8`,
-    /// `apic_base` and `flags`, which every exit reports. `flags` is 0:
-    /// no SMM and no nested guest mode (KVM_CAP_X86_GUEST_MODE).
-    pub(crate) fn set_common(&self, if_flag: bool, ready: bool, cr8: u64, apic_base: u64) {
-        self.run.write(run_off!(flags), 0u16);
+    /// `apic_base` and `flags`, which every exit reports. `flags`:
+    /// KVM_RUN_X86_GUEST_MODE while a nested guest runs
+    /// (KVM_CAP_X86_GUEST_MODE); no SMM.
+    pub(crate) fn set_common(
+        &self,
+        if_flag: bool,
+        ready: bool,
+        cr8: u64,
+        apic_base: u64,
+        guest_mode: bool,
+    ) {
+        let flags = if guest_mode {
+            uapi::KVM_RUN_X86_GUEST_MODE as u16
+        } else {
+            0
+        };
+        self.run.write(run_off!(flags), flags);
         self.run.write(run_off!(if_flag), u8::from(if_flag));
         self.run
             .write(run_off!(ready_for_interrupt_injection), u8::from(ready));

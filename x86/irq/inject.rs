@@ -15,6 +15,7 @@ use crate::{
     },
     x86::{
         events,
+        guest_mem::VmMem,
         irq::{chips, lapic},
         vcpu::VcpuState,
         vendor::{InjectedEvent, Seg},
@@ -85,7 +86,24 @@ fn apic_interrupt_pending(vm: &Vm, vcpu: &Vcpu, st: &VcpuState) -> bool {
 fn has_events(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> bool {
     st.events.exception().is_some()
         || st.events.nmi_pending()
-        || (st.hw.interrupt_allowed() && apic_interrupt_pending(vm, vcpu, st))
+        || ((st.hw.interrupt_allowed() || st.hw.guest_mode())
+            && apic_interrupt_pending(vm, vcpu, st))
+}
+
+/// Nested virtualization: while L2 runs, an NMI or interrupt pending for
+/// L1 that L1 intercepts leaves L2 first (upstream's
+/// svm_check_nested_events()); the event then waits for L1 to take it.
+fn nested_event_exits(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) {
+    if !st.hw.guest_mode() {
+        return;
+    }
+    let mem = VmMem(vm);
+    if st.events.nmi_pending() && st.hw.nested_event_exit(true, &mem) {
+        return;
+    }
+    if apic_interrupt_pending(vm, vcpu, st) || st.events.irq().is_some() {
+        st.hw.nested_event_exit(false, &mem);
+    }
 }
 
 /// Split irqchip: whether userspace may inject its PIC's next vector now
@@ -204,6 +222,7 @@ pub(crate) fn wait_until_runnable_once(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState)
 /// LAPIC, or from KVM_INTERRUPT; also opens the interrupt window that
 /// userspace requested.
 pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mut VcpuState) {
+    nested_event_exits(vm, vcpu, st);
     // An event a #PF displaced goes first once the #PF is on its way.
     if st.events.has_displaced() {
         if st.hw.injected_event() == InjectedEvent::None {

@@ -122,6 +122,16 @@ impl ArchOps for Svm {
         &kvm::cpuid_caps::SvmCaps
     }
 
+    fn nested_state_size(&self) -> u32 {
+        // struct kvm_nested_state and the VMCB (upstream's
+        // svm_get_nested_state(NULL)), with or without `nested`.
+        128 + kvm::ext::uapi::KVM_STATE_NESTED_SVM_VMCB_SIZE
+    }
+
+    fn nested(&self) -> bool {
+        crate::params::NESTED.get() != 0
+    }
+
     fn reset_ucode_rev(&self) -> u64 {
         // As upstream's init_vmcb().
         0x0100_0065
@@ -133,7 +143,7 @@ impl ArchOps for Svm {
 
     fn create_vcpu(&self, _id: u32, tdp_root: u64) -> Result<KBox<dyn VcpuArch>> {
         let v: KBox<dyn VcpuArch> = KBox::new(
-            vcpu::SvmVcpu::new(self.shared.clone(), tdp_root)?,
+            vcpu::SvmVcpu::new(self.shared.clone(), tdp_root, self.nested())?,
             GFP_KERNEL_ACCOUNT,
         )?;
         Ok(v)

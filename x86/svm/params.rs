@@ -11,8 +11,8 @@ use kvm::module_param;
 
 module_param!(pub(crate) NPT: ParamBool = true, "npt", "bool", param_ops_bool, 0o444,
     "Nested paging (0: shadow paging)");
-module_param!(pub(crate) NESTED: ParamInt = 0, "nested", "int", param_ops_int, 0o444,
-    "Nested SVM: a hypervisor in the guest (not supported yet)");
+module_param!(pub(crate) NESTED: ParamInt = 1, "nested", "int", param_ops_int, 0o444,
+    "Nested SVM: a hypervisor in the guest (needs npt; its guests run without nested NPT)");
 module_param!(pub(crate) AVIC: ParamBool = false, "avic", "bool", param_ops_bool, 0o444,
     "The AMD virtual interrupt controller (not supported)");
 module_param!(pub(crate) VLS: ParamInt = 0, "vls", "int", param_ops_int, 0o444,
@@ -60,9 +60,12 @@ pub(crate) fn check_at_load() -> Result {
         pr_info!("the CPU has no nested paging: shadow paging\n");
         NPT.set(false);
     }
+    if NESTED.get() != 0 && !NPT.get() {
+        pr_info!("nested SVM needs npt=1; disabled\n");
+        NESTED.set(0);
+    }
     for (param, what) in [
         (&TSC_SCALING, "TSC scaling"),
-        (&NESTED, "nested SVM"),
         (&VLS, "virtual VMLOAD/VMSAVE"),
         (&VGIF, "virtual GIF"),
         (&LBRV, "LBR virtualization"),

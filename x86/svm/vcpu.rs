@@ -10,7 +10,10 @@ use kernel::{page::Page, prelude::*, sync::Arc};
 use kvm::defs::regs::{RAX, RDX, RSP};
 use kvm::{
     ext::{bindings as rb, msr, uapi},
-    x86::vendor::{Gprs, InjectedEvent, InterruptShadow, IoExit, MsrAccess, Seg, VcpuArch, VmExit},
+    x86::vendor::{
+        Gprs, GuestMem, InjectedEvent, InterruptShadow, IoExit, MsrAccess, NestedStateHdr, Seg,
+        VcpuArch, VmExit,
+    },
 };
 
 extern "C" {
@@ -42,16 +45,66 @@ fn rdtsc() -> u64 {
     kvm::ext::time::rdtsc()
 }
 
-/// An SVM vCPU.
-pub(crate) struct SvmVcpu {
-    vmcb_page: Page,
-    vmcb_pa: u64,
-    gprs: Gprs,
-    shared: Arc<Shared>,
+#[path = "nested.rs"]
+mod nested;
+
+/// A VMCB page and the ASID the guest runs with on it.
+struct VmcbSlot {
+    page: Page,
+    pa: u64,
     asid: u32,
     asid_generation: u64,
     last_cpu: i64,
     flush_pending: bool,
+}
+
+impl VmcbSlot {
+    fn new() -> Result<Self> {
+        let page = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
+        // SAFETY: live page.
+        let pa = unsafe { rb::rkvm_page_to_phys(page.as_ptr()) };
+        Ok(Self {
+            page,
+            pa,
+            asid: 0,
+            asid_generation: 0,
+            last_cpu: -1,
+            flush_pending: true,
+        })
+    }
+
+    fn get(&self) -> &Vmcb {
+        page_as_vmcb(&self.page)
+    }
+
+    fn get_mut(&mut self) -> &mut Vmcb {
+        page_as_vmcb_mut(&mut self.page)
+    }
+}
+
+/// A VMCB-sized page as a VMCB.
+fn page_as_vmcb(page: &Page) -> &Vmcb {
+    // SAFETY: the page is 4 KiB, direct-mapped and owned by the caller's
+    // `&Page`; `Vmcb` is a 4 KiB plain-data struct valid for any bytes;
+    // the hardware only touches a VMCB inside `run`, which holds
+    // `&mut SvmVcpu`.
+    unsafe { &*rb::rkvm_page_address(page.as_ptr()).cast::<Vmcb>() }
+}
+
+/// As [`page_as_vmcb`], for writing.
+fn page_as_vmcb_mut(page: &mut Page) -> &mut Vmcb {
+    // SAFETY: as in `page_as_vmcb`, exclusively through `&mut Page`.
+    unsafe { &mut *rb::rkvm_page_address(page.as_ptr()).cast::<Vmcb>() }
+}
+
+/// An SVM vCPU.
+pub(crate) struct SvmVcpu {
+    /// L1's VMCB (the only one without nested SVM).
+    vmcb01: VmcbSlot,
+    /// Nested SVM (kvm-amd `nested=1`): L2's VMCB, guest mode, GIF.
+    nested: Option<KBox<nested::Nested>>,
+    gprs: Gprs,
+    shared: Arc<Shared>,
     /// DR0-DR3: not loaded into hardware (DR accesses are intercepted).
     db: [u64; 4],
     tsc_aux: u64,
@@ -114,19 +167,17 @@ const SHADOW_INTERCEPTS: [intercept::Bit; 6] = [
 unsafe impl Send for SvmVcpu {}
 
 impl SvmVcpu {
-    pub(crate) fn new(shared: Arc<Shared>, tdp_root: u64) -> Result<Self> {
-        let vmcb_page = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
-        // SAFETY: live page.
-        let vmcb_pa = unsafe { rb::rkvm_page_to_phys(vmcb_page.as_ptr()) };
+    pub(crate) fn new(shared: Arc<Shared>, tdp_root: u64, nested: bool) -> Result<Self> {
+        let nested = if nested && tdp_root != 0 {
+            Some(KBox::new(nested::Nested::new()?, GFP_KERNEL_ACCOUNT)?)
+        } else {
+            None
+        };
         let mut v = Self {
-            vmcb_page,
-            vmcb_pa,
+            vmcb01: VmcbSlot::new()?,
+            nested,
             gprs: Gprs::default(),
             shared,
-            asid: 0,
-            asid_generation: 0,
-            last_cpu: -1,
-            flush_pending: true,
             db: [0; 4],
             tsc_aux: 0,
             vm_cr: 0,
@@ -143,22 +194,40 @@ impl SvmVcpu {
         Ok(v)
     }
 
+    /// The VMCB the vCPU runs on: L2's in guest mode, else L1's.
+    fn slot(&self) -> &VmcbSlot {
+        match &self.nested {
+            Some(n) if n.in_l2() => &n.vmcb02,
+            _ => &self.vmcb01,
+        }
+    }
+
+    fn slot_mut(&mut self) -> &mut VmcbSlot {
+        match &mut self.nested {
+            Some(n) if n.in_l2() => &mut n.vmcb02,
+            _ => &mut self.vmcb01,
+        }
+    }
+
+    /// The current VMCB ([`SvmVcpu::slot`]).
     fn vmcb(&self) -> &Vmcb {
-        // SAFETY: the page is ours, 4 KiB, direct-mapped, and `Vmcb` is a
-        // 4 KiB plain-data struct; the hardware only touches it inside
-        // `run`, while we hold `&mut self`.
-        unsafe { &*rb::rkvm_page_address(self.vmcb_page.as_ptr()).cast::<Vmcb>() }
+        self.slot().get()
     }
 
     fn vmcb_mut(&mut self) -> &mut Vmcb {
-        // SAFETY: as in `vmcb`, exclusively through `&mut self`.
-        unsafe { &mut *rb::rkvm_page_address(self.vmcb_page.as_ptr()).cast::<Vmcb>() }
+        self.slot_mut().get_mut()
+    }
+
+    /// L1's VMCB, whatever runs: L1's interrupt controls (V_TPR, the
+    /// interrupt window, CR8 intercept), TSC offset and intercepts.
+    fn vmcb01_mut(&mut self) -> &mut Vmcb {
+        self.vmcb01.get_mut()
     }
 
     fn init_control(&mut self, tdp_root: u64) {
         let iopm = self.shared.iopm.phys();
         let msrpm = self.shared.msrpm.phys();
-        let c = &mut self.vmcb_mut().control;
+        let c = &mut self.vmcb01_mut().control;
         for (w, b) in [
             intercept::CR4_WRITE,
             intercept::SELECTIVE_CR0,
@@ -289,15 +358,17 @@ impl SvmVcpu {
     /// Picks this vCPU's ASID on `cpu` (a new one after migration or when
     /// the CPU started a new generation) and the TLB flush to request.
     fn prepare_asid(&mut self, cpu: u32) {
-        let Some(pc) = self.shared.cpus.get(cpu as usize) else {
+        let shared = self.shared.clone();
+        let Some(pc) = shared.cpus.get(cpu as usize) else {
             return;
         };
-        if self.last_cpu != i64::from(cpu) {
-            self.last_cpu = i64::from(cpu);
-            self.asid_generation = 0;
+        let slot = self.slot_mut();
+        if slot.last_cpu != i64::from(cpu) {
+            slot.last_cpu = i64::from(cpu);
+            slot.asid_generation = 0;
         }
-        let mut tlb = if self.flush_pending {
-            if self.shared.flush_by_asid {
+        let mut tlb = if slot.flush_pending {
+            if shared.flush_by_asid {
                 tlb_ctl::FLUSH_ASID
             } else {
                 tlb_ctl::FLUSH_ALL_ASID
@@ -305,26 +376,38 @@ impl SvmVcpu {
         } else {
             tlb_ctl::DO_NOTHING
         };
-        self.flush_pending = false;
+        slot.flush_pending = false;
         // SAFETY: `run` is called on `cpu` with interrupts disabled.
         let a = unsafe { pc.asid() };
-        if self.asid_generation != a.generation {
+        if slot.asid_generation != a.generation {
             if a.next > a.max {
                 a.generation = a.generation.wrapping_add(1);
                 a.next = a.min;
                 tlb = tlb_ctl::FLUSH_ALL_ASID;
             }
-            self.asid = a.next;
+            slot.asid = a.next;
             a.next += 1;
-            self.asid_generation = a.generation;
+            slot.asid_generation = a.generation;
         }
-        let asid = self.asid;
-        let c = &mut self.vmcb_mut().control;
+        let asid = slot.asid;
+        let c = &mut slot.get_mut().control;
         c.asid = asid;
         c.tlb_ctl = tlb;
     }
 
     fn decode_exit(&mut self) -> VmExit {
+        let code = self.vmcb().control.exit_code;
+        // In guest mode, what is not the host's own (interrupts, nested
+        // page faults) may be L1's to handle: decided with guest memory.
+        if self.in_l2() && !matches!(code, exit::INTR | exit::NMI | exit::SMI | exit::NPF) {
+            return VmExit::Vendor;
+        }
+        self.decode_l0_exit()
+    }
+
+    /// Decodes the exit for this host to handle (L1's own, or L2's that
+    /// L1 does not intercept).
+    fn decode_l0_exit(&mut self) -> VmExit {
         let c = &self.vmcb().control;
         let (code, info1, info2) = (c.exit_code, c.exit_info_1, c.exit_info_2);
         match code {
@@ -402,6 +485,12 @@ impl SvmVcpu {
             | exit::WRITE_CR4
             | exit::CR0_SEL_WRITE
             | exit::WRITE_CR8 => VmExit::Emulate,
+            // Nested SVM emulates them with guest memory at hand.
+            exit::VMRUN | exit::VMLOAD | exit::VMSAVE | exit::STGI | exit::CLGI | exit::INVLPGA
+                if self.nested.is_some() =>
+            {
+                VmExit::Vendor
+            }
             exit::VMRUN
             | exit::VMLOAD
             | exit::VMSAVE
@@ -499,8 +588,16 @@ impl SvmVcpu {
         }
     }
 
+    /// L1's interrupt window (V_IRQ and the VINTR intercept, in L1's
+    /// VMCB). Not opened while L1's GIF is clear: its STGI exits, and
+    /// the run loop looks again then.
     fn set_interrupt_window(&mut self, on: bool) {
-        let c = &mut self.vmcb_mut().control;
+        if self.in_l2() {
+            self.set_l2_interrupt_window(on);
+            return;
+        }
+        let on = on && self.gif();
+        let c = &mut self.vmcb01_mut().control;
         let (w, b) = intercept::VINTR;
         if on {
             c.int_ctl |= int_ctl::V_IRQ | (0xf << int_ctl::V_INTR_PRIO_SHIFT) | int_ctl::V_IGN_TPR;
@@ -526,6 +623,9 @@ fn stgi() {
 
 impl VcpuArch for SvmVcpu {
     fn run(&mut self, cpu: u32) -> VmExit {
+        if self.take_triple_fault() {
+            return VmExit::Shutdown;
+        }
         let Some(pc) = self.shared.cpus.get(cpu as usize) else {
             return VmExit::FailEntry {
                 reason: exit::INVALID,
@@ -554,9 +654,10 @@ impl VcpuArch for SvmVcpu {
         if switch_aux {
             msr::write(MSR_TSC_AUX, self.tsc_aux);
         }
+        let vmcb_pa = self.slot().pa;
         // SAFETY: the VMCB is initialised and ours; `gprs` has 16 slots;
         // `host_save` is this CPU's VMSAVE area; GIF is clear.
-        unsafe { rkvm_svm_vcpu_run(self.vmcb_pa, self.gprs.0.as_mut_ptr(), host_save) };
+        unsafe { rkvm_svm_vcpu_run(vmcb_pa, self.gprs.0.as_mut_ptr(), host_save) };
         if switch_aux {
             msr::write(MSR_TSC_AUX, host_aux);
         }
@@ -620,7 +721,7 @@ impl VcpuArch for SvmVcpu {
         s.cr2 = self.vmcb().save.cr2;
         s.cr3 = g.cr3;
         s.cr4 = g.cr4;
-        s.efer = g.efer & !EFER_SVME;
+        s.efer = self.guest_efer();
     }
 
     fn set_sregs(&mut self, s: &uapi::kvm_sregs) -> Result {
@@ -633,7 +734,8 @@ impl VcpuArch for SvmVcpu {
             cr4: s.cr4,
             efer: s.efer | EFER_SVME,
         });
-        self.flush_pending = true;
+        self.set_l1_svme(s.efer);
+        self.flush_tlb();
         Ok(())
     }
 
@@ -747,7 +849,7 @@ impl VcpuArch for SvmVcpu {
         self.guest_crs().cr4
     }
     fn efer(&self) -> u64 {
-        self.guest_crs().efer & !EFER_SVME
+        self.guest_efer()
     }
     fn cpl(&self) -> u8 {
         self.vmcb().save.cpl & 3
@@ -777,7 +879,7 @@ impl VcpuArch for SvmVcpu {
     fn get_msr(&mut self, index: u32) -> MsrAccess {
         let v = &self.vmcb().save;
         MsrAccess::Done(match index {
-            MSR_EFER => self.guest_crs().efer & !EFER_SVME,
+            MSR_EFER => self.guest_efer(),
             MSR_STAR => v.star,
             MSR_LSTAR => v.lstar,
             MSR_CSTAR => v.cstar,
@@ -799,15 +901,20 @@ impl VcpuArch for SvmVcpu {
         })
     }
 
-    fn set_msr(&mut self, index: u32, value: u64, _host: bool) -> MsrAccess {
+    fn set_msr(&mut self, index: u32, value: u64, host: bool) -> MsrAccess {
         let canonical = ((value << 16) as i64 >> 16) as u64 == value;
         match index {
             MSR_EFER => {
+                if !host && self.in_l2() && value & EFER_SVME == 0 {
+                    self.l2_cleared_svme();
+                    return MsrAccess::Done(0);
+                }
                 let g = self.guest_crs();
                 self.set_guest_crs(GuestCrs {
                     efer: value | EFER_SVME,
                     ..g
                 });
+                self.set_l1_svme(value);
             }
             MSR_STAR => self.vmcb_mut().save.star = value,
             MSR_LSTAR | MSR_CSTAR | MSR_KERNEL_GS_BASE | MSR_FS_BASE | MSR_GS_BASE
@@ -876,7 +983,16 @@ impl VcpuArch for SvmVcpu {
 
     fn interrupt_allowed(&self) -> bool {
         let v = self.vmcb();
-        v.save.rflags & X86_EFLAGS_IF != 0
+        if !self.gif() {
+            return false;
+        }
+        let if_set = match self.l2_interrupt_if() {
+            // L1 intercepts its interrupts: they exit L2 instead.
+            Some(None) => return false,
+            Some(Some(if_set)) => if_set,
+            None => v.save.rflags & X86_EFLAGS_IF != 0,
+        };
+        if_set
             && v.control.int_state & vmcb::INTERRUPT_SHADOW == 0
             && v.control.event_inj & event::VALID == 0
     }
@@ -887,7 +1003,9 @@ impl VcpuArch for SvmVcpu {
 
     fn nmi_allowed(&self) -> bool {
         let v = self.vmcb();
-        !self.nmi_masked
+        self.gif()
+            && !self.l1_intercepts_nmi()
+            && !self.nmi_masked
             && v.control.int_state & vmcb::INTERRUPT_SHADOW == 0
             && v.control.event_inj & event::VALID == 0
     }
@@ -966,7 +1084,7 @@ impl VcpuArch for SvmVcpu {
     fn set_exception_intercept(&mut self, vector: u8, on: bool) {
         // #AC stays intercepted regardless, and #PF under shadow paging.
         let keep = vector == AC_VECTOR || (vector == PF_VECTOR && self.shadow.is_some());
-        let w = &mut self.vmcb_mut().control.intercepts[intercept::EXCEPTION_WORD];
+        let w = &mut self.vmcb01_mut().control.intercepts[intercept::EXCEPTION_WORD];
         let bit = 1u32 << (vector & 31);
         if on {
             *w |= bit;
@@ -975,29 +1093,41 @@ impl VcpuArch for SvmVcpu {
         }
     }
 
+    // L1's TSC offset (L2's adds VMCB12's).
     fn tsc_offset(&self) -> u64 {
-        self.vmcb().control.tsc_offset
+        self.vmcb01.get().control.tsc_offset
     }
 
     fn set_tsc_offset(&mut self, offset: u64) {
-        self.vmcb_mut().control.tsc_offset = offset;
+        self.vmcb01_mut().control.tsc_offset = offset;
+        self.nested_tsc_offset_changed();
     }
 
+    // L1's TPR: L2's V_TPR is L1's business.
     fn v_tpr(&self) -> u8 {
-        (self.vmcb().control.int_ctl & int_ctl::V_TPR_MASK) as u8
+        (self.vmcb01.get().control.int_ctl & int_ctl::V_TPR_MASK) as u8
     }
 
     fn set_v_tpr(&mut self, tpr: u8) {
-        let c = &mut self.vmcb_mut().control;
+        let c = &mut self.vmcb01_mut().control;
         c.int_ctl = (c.int_ctl & !int_ctl::V_TPR_MASK) | (u32::from(tpr) & int_ctl::V_TPR_MASK);
     }
 
     fn set_cr8_write_intercept(&mut self, on: bool) {
-        self.set_intercept(intercept::CR8_WRITE, on);
+        let (w, b) = intercept::CR8_WRITE;
+        let c = &mut self.vmcb01_mut().control;
+        if on {
+            c.intercepts[w] |= 1 << b;
+        } else {
+            c.intercepts[w] &= !(1 << b);
+        }
     }
 
     fn flush_tlb(&mut self) {
-        self.flush_pending = true;
+        self.vmcb01.flush_pending = true;
+        if let Some(n) = &mut self.nested {
+            n.vmcb02.flush_pending = true;
+        }
     }
 
     // Nested paging walks the guest's PDPTEs in memory.
@@ -1025,6 +1155,7 @@ impl VcpuArch for SvmVcpu {
     }
 
     fn set_disabled_exits(&mut self, exits: u64) {
+        // At vCPU creation: L1's VMCB is the current one.
         if exits & u64::from(uapi::KVM_X86_DISABLE_EXITS_HLT) != 0 {
             self.set_intercept(intercept::HLT, false);
         }
@@ -1049,6 +1180,9 @@ impl VcpuArch for SvmVcpu {
     }
 
     fn reset(&mut self, _init: bool) {
+        if let Some(n) = &mut self.nested {
+            n.reset();
+        }
         self.gprs = Gprs::default();
         // RDX holds the processor signature after reset.
         self.gprs[RDX] = 0x600;
@@ -1101,7 +1235,7 @@ impl VcpuArch for SvmVcpu {
         c.intercepts[w] &= !(1 << b);
         self.nmi_masked = false;
         self.awaiting_iret = None;
-        self.flush_pending = true;
+        self.flush_tlb();
         if self.shadow.is_some() {
             self.shadow = Some(GuestCrs {
                 cr0: X86_CR0_RESET,
@@ -1115,5 +1249,25 @@ impl VcpuArch for SvmVcpu {
         if self.shadow.is_some() {
             self.vmcb_mut().save.cr3 = cr3;
         }
+    }
+
+    fn complete_exit(&mut self, mem: &dyn GuestMem) -> VmExit {
+        self.nested_complete_exit(mem)
+    }
+
+    fn guest_mode(&self) -> bool {
+        self.in_l2()
+    }
+
+    fn nested_event_exit(&mut self, nmi: bool, mem: &dyn GuestMem) -> bool {
+        self.nested_event_vmexit(nmi, mem)
+    }
+
+    fn get_nested_state(&mut self, hdr: &mut NestedStateHdr, data: &mut [u8]) -> usize {
+        self.nested_state(hdr, data)
+    }
+
+    fn set_nested_state(&mut self, hdr: &NestedStateHdr, data: &[u8]) -> Result {
+        self.restore_nested_state(hdr, data)
     }
 }

@@ -17,6 +17,7 @@ pub(crate) struct VmcbSeg {
 
 /// The control area (first 1 KiB).
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub(crate) struct Control {
     pub(crate) intercepts: [u32; 6],
     _reserved1: [u32; 9],
@@ -54,6 +55,7 @@ pub(crate) struct Control {
 
 /// The state-save area (legacy, non-SEV layout), at offset 0x400.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub(crate) struct Save {
     pub(crate) es: VmcbSeg,
     pub(crate) cs: VmcbSeg,
