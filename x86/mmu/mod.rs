@@ -20,7 +20,7 @@ pub(crate) mod shadow;
 pub(crate) mod tdp;
 
 use crate::{
-    defs::paging::{Gpa, PAGE_SHIFT},
+    defs::paging::{Gfn, Gpa, PAGE_SHIFT},
     ext::{cpu, pages::PinnedUserPage, uaccess},
     memslots::{self, Change, Request, SlotDesc, SlotError},
     virt::{
@@ -263,9 +263,20 @@ impl Mmu {
             // write fault; pages write-protected by GET_DIRTY_LOG stay
             // mapped read-only until the guest writes them).
             let want_write = write || !slot.readonly();
-            let (page, writable) = match PinnedUserPage::get(hva, want_write) {
-                Ok(p) => (p, want_write),
-                Err(_) if !write && want_write => (PinnedUserPage::get(hva, false)?, false),
+            let pinned = match PinnedUserPage::get(hva, want_write) {
+                Ok(p) => Ok((p, want_write)),
+                Err(_) if !write && want_write => PinnedUserPage::get(hva, false).map(|p| (p, false)),
+                Err(e) => Err(e),
+            };
+            let (page, writable) = match pinned {
+                Ok(p) => p,
+                // The slot went away meanwhile (KVM_SET_USER_MEMORY_REGION
+                // deleting it, then the VMM unmapping its memory): look
+                // again, as upstream retries on a stale memslot.
+                Err(_) if !self.slot_current(gfn, &slot) => {
+                    cpu::cond_resched();
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             let mut m = self.inner.lock();
@@ -298,6 +309,15 @@ impl Mmu {
             }
             return Ok(true);
         }
+    }
+
+    /// Whether `slot` is still the one holding `gfn`.
+    fn slot_current(&self, gfn: Gfn, slot: &Arc<Slot>) -> bool {
+        self.inner
+            .lock()
+            .slots
+            .for_gfn(gfn)
+            .is_some_and(|s| Arc::ptr_eq(s, slot))
     }
 
     /// MMU notifier: an invalidation of userspace `[start, end)` begins.
