@@ -43,6 +43,7 @@ export PATH=$HOME/.cargo/bin:$PATH
 out=$here/build/check
 rm -rf "$out"
 mkdir -p "$out"
+# shellcheck disable=SC2034 # t0: the start, for check-lib.sh (step, summary)
 t0=$(date +%s)
 vmtest=$here/build/vmtest/release/rkvm-vmtest
 npt0_filter=${RKVM_NPT0_FILTER:-guest/|emul/|run/|memslot/|dirty-log/}
@@ -54,51 +55,11 @@ npt0_l2=${RKVM_NPT0_L2:-default}
 # KASAN kernel needs far more).
 vm_tmo=${RKVM_VM_TIMEOUT:-1200}
 
-# Oopses, warnings, lockdep and sanitizer reports in a kernel log.
-log_bad='Oops|WARNING:|BUG:|Call Trace|general protection fault|Kernel panic|UBSAN|KASAN|panicked at|circular locking|inconsistent lock|rcu_.*stall|blocked for more than'
-
-# ---- counting -----------------------------------------------------------------
-passed=0 failed=0 skipped=0
-failures=()
-# pass ROW: count a pass.
-pass() { passed=$((passed + 1)); echo "PASS $1"; }
-# fail ROW WHY: count a failure, remembered for the summary.
-fail() { failed=$((failed + 1)); failures+=("$1: $2"); echo "FAIL $1: $2"; }
-# skip ROW WHY: count a skip; WHY is required.
-skip() { skipped=$((skipped + 1)); echo "SKIP $1: $2"; }
-# step TITLE: a section header with the time since the start.
-step() { echo; echo "== $* == (at +$(($(date +%s) - t0)) s)"; }
-
-# status_text RC: an exit status in words ("none": none was recorded).
-status_text() {
-	case $1 in
-	none|'') echo "no exit status recorded (it did not finish)" ;;
-	124) echo "timed out (exit status 124)" ;;
-	126|127) echo "could not be run (exit status $1: not found or not executable)" ;;
-	*)
-		if [ "$1" -gt 128 ] 2>/dev/null; then
-			echo "killed by signal SIG$(kill -l $(($1 - 128)) 2>/dev/null || echo "$(($1 - 128))") (exit status $1)"
-		else
-			echo "exit status $1"
-		fi
-		;;
-	esac
-}
-
-# build_step ROW LOG CMD...: run a build command; PASS, or FAIL with the
-# log's tail. Returns CMD's status.
-build_step() {
-	local row=$1 log=$2 rc=0
-	shift 2
-	"$@" > "$log" 2>&1 || rc=$?
-	if [ $rc = 0 ]; then
-		pass "$row"
-	else
-		tail -n 30 "$log"
-		fail "$row" "$(status_text $rc); see $log"
-	fi
-	return $rc
-}
+# The rows, their counting and the summary line: scripts/check-lib.sh
+# (pass, fail, skip, step, status_text, build_step, proc_row, kernel_log,
+# summary, log_bad).
+# shellcheck source=scripts/check-lib.sh disable=SC1091
+. "$here/scripts/check-lib.sh"
 
 # ---- host tests -------------------------------------------------------------
 hp=0 hf=0 hs=0
@@ -263,30 +224,6 @@ read_results() {
 		why[$set|$name]=$w
 		[ -n "${seen[$name]:-}" ] || { seen[$name]=1; [ -n "${in_manifest[$name]:-}" ] || extra+=("$name"); }
 	done < <(cat "$@" 2>/dev/null)
-}
-
-# proc_row ROW RCFILE OKS WHAT LOG: a process of the VM run: PASS when its
-# recorded exit status is one of OKS ("0 1": 1 = failures reported as rows).
-proc_row() {
-	local row=$1 rc ok
-	rc=$(cat "$2" 2>/dev/null || echo none)
-	for ok in $3; do
-		[ "$rc" = "$ok" ] && { pass "$row"; return; }
-	done
-	[ -s "$5" ] && tail -n 20 "$5"
-	fail "$row" "$4: $(status_text "$rc"); see $5"
-}
-
-# kernel_log ROW FILE: no Oops/WARNING/BUG/lockdep report in FILE.
-kernel_log() {
-	if [ ! -s "$2" ]; then
-		fail "$1" "no kernel log in $2"
-	elif grep -Eq "$log_bad" "$2"; then
-		grep -E -B 2 -A 12 "$log_bad" "$2" | head -n 40
-		fail "$1" "$(grep -E -m 1 "$log_bad" "$2" | sed 's/^\[ *[0-9.]*\] //'); see $2"
-	else
-		pass "$1"
-	fi
 }
 
 # peer_rows SET DIR: the peer suite's runner finished and reported every
@@ -624,12 +561,4 @@ elif [ "${RKVM_VMX:-1}" != 0 ]; then
 	skip vmx "not run: build/modules or build/vmtest failed (counted above)"
 fi
 
-echo
-echo "check took $(($(date +%s) - t0)) s; logs in $out"
-if [ ${#failures[@]} -gt 0 ]; then
-	echo "failures:"
-	printf '  %s\n' "${failures[@]:0:40}"
-	[ ${#failures[@]} -le 40 ] || echo "  ... and $((${#failures[@]} - 40)) more (above)"
-fi
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" = 0 ]
+summary check

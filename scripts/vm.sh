@@ -7,6 +7,7 @@
 #   scripts/vm.sh MODE SET OUTDIR [TIMEOUT_SECONDS]
 #     MODE: check | run | bench | exec (runs $RKVM_CMD, no spaces)
 #           | fuzz (scripts/fuzz.sh: steps in $RKVM_FUZZ)
+#           | l2 (scripts/l2-boot.sh check alone, L2_VARIANTS: make check-nested)
 #     SET: ours | intree
 #   Environment: RKVM_CPU (QEMU -cpu), RKVM_TEST_FILTER (guest tests to
 #   run), RKVM_ONLY_VMTEST=1 (no peer suite, no L2), RKVM_L1_INSMOD=KO and
@@ -16,7 +17,8 @@
 #   space, e.g. RKVM_MODULE_PARAMS='kvm-amd.ko=npt=0'), L2_VARIANTS (the
 #   nested QEMU variants, default all), L2_MIGRATE_LEGS (the legs of the
 #   migrate variant, default 1 2 3), L2_BOOT_TIMEOUT, L2_CMD_TIMEOUT,
-#   L2_BUDGET (scripts/l2-boot.sh's limits), RKVM_NO_PEER=1 (no peer suite and
+#   L2_BUDGET (scripts/l2-boot.sh's limits), L2_NESTED_CPU, L2_NESTED_PARAMS,
+#   L2_NESTED_TRACE (its variant nested), RKVM_NO_PEER=1 (no peer suite and
 #   no fuzzer run; L2 still), RKVM_VM_MONITOR=PATH (the QEMU human monitor
 #   on a unix socket at PATH, to read a stuck VM's state: socat - UNIX:PATH).
 #
@@ -40,7 +42,9 @@ ${RKVM_L1_INSMOD:+ rkvm.l1_insmod=$RKVM_L1_INSMOD}${RKVM_L1_INSMOD_ARGS:+ rkvm.l
 ${RKVM_FUZZ:+ rkvm.fuzz=$RKVM_FUZZ}${RKVM_FUZZ_SECS:+ rkvm.fuzzsecs=$RKVM_FUZZ_SECS}\
 ${RKVM_MODULE_PARAMS:+ rkvm.module_params=$RKVM_MODULE_PARAMS}${RKVM_NO_PEER:+ rkvm.no_peer=1}\
 ${L2_VARIANTS:+ rkvm.l2_variants=${L2_VARIANTS// /,}}${L2_MIGRATE_LEGS:+ rkvm.l2_migrate_legs=${L2_MIGRATE_LEGS// /,}}\
-${L2_BOOT_TIMEOUT:+ rkvm.l2_boot_timeout=$L2_BOOT_TIMEOUT}${L2_CMD_TIMEOUT:+ rkvm.l2_cmd_timeout=$L2_CMD_TIMEOUT}${L2_BUDGET:+ rkvm.l2_budget=$L2_BUDGET}"
+${L2_BOOT_TIMEOUT:+ rkvm.l2_boot_timeout=$L2_BOOT_TIMEOUT}${L2_CMD_TIMEOUT:+ rkvm.l2_cmd_timeout=$L2_CMD_TIMEOUT}${L2_BUDGET:+ rkvm.l2_budget=$L2_BUDGET}\
+${L2_NESTED_CPU:+ rkvm.l2_nested_cpu=$L2_NESTED_CPU}${L2_NESTED_PARAMS:+ rkvm.l2_nested_params=${L2_NESTED_PARAMS// /,}}\
+${L2_NESTED_TRACE:+ rkvm.l2_nested_trace=$L2_NESTED_TRACE}"
 
 monitor=none
 [ -z "${RKVM_VM_MONITOR:-}" ] || monitor=unix:$RKVM_VM_MONITOR,server,nowait
