@@ -34,8 +34,12 @@ fn fixtures() -> Vec<Fixture> {
 fn option_sets(xcr0: u64) -> Vec<(&'static str, Options)> {
     let mut pmu = Options::upstream_amd(xcr0, XFEATURE_MASK_CET_ALL);
     pmu.pmu = true;
+    // kvm-amd nested=1: SVM without nested NPT.
+    let mut nested = Options::rkvm(xcr0, 0);
+    nested.nested_svm = true;
     vec![
         ("rkvm", Options::rkvm(xcr0, 0)),
+        ("rkvm+nested", nested),
         ("rkvm+xss", Options::rkvm(xcr0, XFEATURE_MASK_CET_ALL)),
         ("upstream", Options::upstream_amd(xcr0, 0)),
         ("upstream+pmu+xss", pmu),
@@ -348,7 +352,11 @@ fn check_special_leaves(what: &str, opts: &Options, out: &[CpuidEntry]) {
     if let Some(e) = find(out, 0x8000_000a, 0) {
         if opts.nested_svm {
             assert_eq!((e.eax, e.ebx, e.ecx), (1, 8, 0), "{what}");
-            assert!(e.edx & X86_FEATURE_NPT.mask() != 0, "{what}");
+            assert_eq!(
+                e.edx & X86_FEATURE_NPT.mask() != 0,
+                opts.nested_npt,
+                "{what}: NPT for L1 only with nested NPT"
+            );
         } else {
             assert_eq!((e.eax, e.ebx, e.ecx, e.edx), (0, 0, 0, 0), "{what}");
         }
