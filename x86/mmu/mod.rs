@@ -265,7 +265,9 @@ impl Mmu {
             let want_write = write || !slot.readonly();
             let pinned = match PinnedUserPage::get(hva, want_write) {
                 Ok(p) => Ok((p, want_write)),
-                Err(_) if !write && want_write => PinnedUserPage::get(hva, false).map(|p| (p, false)),
+                Err(_) if !write && want_write => {
+                    PinnedUserPage::get(hva, false).map(|p| (p, false))
+                }
                 Err(e) => Err(e),
             };
             let (page, writable) = match pinned {

@@ -63,7 +63,7 @@ const KVM_AMD: &[(&str, u32, Want)] = &[
     ("gmet", 0o444, Off("GMET")),
     ("intercept_smi", 0o444, Value("Y")),
     ("lbrv", 0o444, Off("LBR virtualization")),
-    ("nested", 0o444, Off("nested SVM")),
+    ("nested", 0o444, Value("1")),
     ("npt", 0o444, Value("Y")),
     ("nrips", 0o444, SvmFeature(SVM_NRIPS)),
     ("pause_filter_count", 0o444, Off("pause filtering")),
