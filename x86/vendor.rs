@@ -365,17 +365,16 @@ pub trait VcpuArch: Send {
     /// and control-register accessors are L2's, and the event accessors
     /// ([`VcpuArch::interrupt_allowed`] and the others) answer for the
     /// events of L1 the core holds, which reach L1 through
-    /// [`VcpuArch::nested_event_exit`].
+    /// [`VcpuArch::nested_check_events`].
     fn guest_mode(&self) -> bool {
         false
     }
-    /// Nested virtualization, before injection: an interrupt (`nmi`
-    /// false) or an NMI for L1 is pending while L2 runs. If L1 intercepts
-    /// it and can take it now, the vendor leaves L2 with that exit to L1
-    /// and returns true; the event stays pending for L1.
-    fn nested_event_exit(&mut self, _nmi: bool, _mem: &dyn GuestMem) -> bool {
-        false
-    }
+    /// Nested virtualization, before injection while L2 runs (upstream's
+    /// check_nested_events()): an exception for L2 that L1 intercepts, or
+    /// an NMI (`nmi`) or interrupt (`irq`) pending for L1 that L1
+    /// intercepts and can take now, leaves L2 with that #VMEXIT to L1;
+    /// the NMI or interrupt stays pending for L1.
+    fn nested_check_events(&mut self, _nmi: bool, _irq: bool, _mem: &dyn GuestMem) {}
     /// KVM_GET_NESTED_STATE (only asked when
     /// [`ArchOps::nested_state_size`] is not 0): the header, and the data
     /// written to `data` (as long as that size less the 128-byte header);

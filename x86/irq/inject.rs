@@ -90,20 +90,17 @@ fn has_events(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) -> bool {
             && apic_interrupt_pending(vm, vcpu, st))
 }
 
-/// Nested virtualization: while L2 runs, an NMI or interrupt pending for
-/// L1 that L1 intercepts leaves L2 first (upstream's
-/// svm_check_nested_events()); the event then waits for L1 to take it.
-fn nested_event_exits(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) {
+/// Nested virtualization: while L2 runs, an exception for L2 or an NMI
+/// or interrupt pending for L1 that L1 intercepts leaves L2 first
+/// (upstream's kvm_check_nested_events()); an NMI or interrupt then waits
+/// for L1 to take it.
+fn nested_check_events(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState) {
     if !st.hw.guest_mode() {
         return;
     }
-    let mem = VmMem(vm);
-    if st.events.nmi_pending() && st.hw.nested_event_exit(true, &mem) {
-        return;
-    }
-    if apic_interrupt_pending(vm, vcpu, st) || st.events.irq().is_some() {
-        st.hw.nested_event_exit(false, &mem);
-    }
+    let nmi = st.events.nmi_pending();
+    let irq = apic_interrupt_pending(vm, vcpu, st) || st.events.irq().is_some();
+    st.hw.nested_check_events(nmi, irq, &VmMem(vm));
 }
 
 /// Split irqchip: whether userspace may inject its PIC's next vector now
@@ -222,7 +219,7 @@ pub(crate) fn wait_until_runnable_once(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState)
 /// LAPIC, or from KVM_INTERRUPT; also opens the interrupt window that
 /// userspace requested.
 pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mut VcpuState) {
-    nested_event_exits(vm, vcpu, st);
+    nested_check_events(vm, vcpu, st);
     // An event a #PF displaced goes first once the #PF is on its way.
     if st.events.has_displaced() {
         if st.hw.injected_event() == InjectedEvent::None {

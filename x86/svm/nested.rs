@@ -103,6 +103,9 @@ pub(super) struct Nested {
     /// L2 cleared EFER.SVME: we left guest mode, and L1 shuts down
     /// before it runs again (upstream's KVM_REQ_TRIPLE_FAULT there).
     triple_fault: bool,
+    /// An exception for L2 that L1 intercepts, waiting for its #VMEXIT
+    /// (vector, error code).
+    exception_exit: Option<(u8, Option<u32>)>,
     /// L1's global interrupt flag.
     gif: bool,
     /// L1's EFER.SVME (L1's VMCB keeps the bit set for the hardware).
@@ -117,6 +120,7 @@ impl Nested {
             cached12: Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?,
             l2: None,
             triple_fault: false,
+            exception_exit: None,
             gif: true,
             svme: false,
         })
@@ -130,6 +134,7 @@ impl Nested {
     pub(super) fn reset(&mut self) {
         self.l2 = None;
         self.triple_fault = false;
+        self.exception_exit = None;
         self.gif = true;
         self.svme = false;
     }
@@ -446,29 +451,55 @@ impl SvmVcpu {
         !mem.read(Gpa::new(base + bit / 8), &mut b) || b[0] & (1 << (bit % 8)) != 0
     }
 
-    /// An L1 interrupt or NMI is pending while L2 runs: the #VMEXIT L1
-    /// asked for, if L1 can take it now (upstream's
-    /// svm_check_nested_events()).
-    pub(super) fn nested_event_vmexit(&mut self, nmi: bool, mem: &dyn GuestMem) -> bool {
+    /// Whether an exception the core or we inject goes to L1 as a
+    /// #VMEXIT (L2 runs and L1 intercepts the vector); it then waits in
+    /// [`Nested`] for [`SvmVcpu::nested_events`].
+    pub(super) fn l1_takes_exception(&mut self, vector: u8, error_code: Option<u32>) -> bool {
         let Some(ctl) = self.guest_ctl() else {
             return false;
         };
-        if !self.gif() {
+        if ctl.intercepts[intercept::EXCEPTION_WORD] & (1 << (vector & 31)) == 0 {
             return false;
         }
-        let code = if nmi {
-            if !ctl.intercepts(intercept::NMI) || self.nmi_masked {
-                return false;
-            }
+        if let Some(n) = &mut self.nested {
+            n.exception_exit = Some((vector, error_code));
+        }
+        true
+    }
+
+    /// Before injection while L2 runs (upstream's
+    /// svm_check_nested_events()): an exception L1 intercepts, then an
+    /// NMI, then an interrupt for L1 that L1 intercepts and can take now,
+    /// become that #VMEXIT.
+    pub(super) fn nested_events(&mut self, nmi: bool, irq: bool, mem: &dyn GuestMem) {
+        let Some(ctl) = self.guest_ctl() else {
+            return;
+        };
+        if let Some((vector, error_code)) =
+            self.nested.as_mut().and_then(|n| n.exception_exit.take())
+        {
+            // EXITINFO2: the faulting address of a #PF (CR2 as the core
+            // set it), as upstream's payload.
+            let info2 = if vector == kvm::defs::vector::PF_VECTOR {
+                self.vmcb().save.cr2
+            } else {
+                0
+            };
+            let code = exit::EXCP_BASE + u64::from(vector);
+            self.nested_vmexit(code, u64::from(error_code.unwrap_or(0)), info2, false, mem);
+            return;
+        }
+        if !self.gif() {
+            return;
+        }
+        let code = if nmi && ctl.intercepts(intercept::NMI) && !self.nmi_masked {
             exit::NMI
-        } else {
-            if !ctl.intercepts(intercept::INTR) || !self.l1_if_gate(&ctl) {
-                return false;
-            }
+        } else if irq && ctl.intercepts(intercept::INTR) && self.l1_if_gate(&ctl) {
             exit::INTR
+        } else {
+            return;
         };
         self.nested_vmexit(code, 0, 0, false, mem);
-        true
     }
 
     /// Emulates an SVM instruction of the guest (upstream's

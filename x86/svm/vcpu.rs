@@ -588,6 +588,20 @@ impl SvmVcpu {
         }
     }
 
+    /// Sets up exception `vector` for injection at the next entry.
+    fn set_event_exception(&mut self, vector: u8, error_code: Option<u32>) {
+        let c = &mut self.vmcb_mut().control;
+        c.event_inj = u32::from(vector)
+            | event::TYPE_EXEPT
+            | event::VALID
+            | if error_code.is_some() {
+                event::VALID_ERR
+            } else {
+                0
+            };
+        c.event_inj_err = error_code.unwrap_or(0);
+    }
+
     /// L1's interrupt window (V_IRQ and the VINTR intercept, in L1's
     /// VMCB). Not opened while L1's GIF is clear: its STGI exits, and
     /// the run loop looks again then.
@@ -969,16 +983,11 @@ impl VcpuArch for SvmVcpu {
     }
 
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
-        let c = &mut self.vmcb_mut().control;
-        c.event_inj = u32::from(vector)
-            | event::TYPE_EXEPT
-            | event::VALID
-            | if error_code.is_some() {
-                event::VALID_ERR
-            } else {
-                0
-            };
-        c.event_inj_err = error_code.unwrap_or(0);
+        // An exception for L2 that L1 intercepts is L1's #VMEXIT instead.
+        if self.l1_takes_exception(vector, error_code) {
+            return;
+        }
+        self.set_event_exception(vector, error_code);
     }
 
     fn interrupt_allowed(&self) -> bool {
@@ -1062,8 +1071,9 @@ impl VcpuArch for SvmVcpu {
                 self.vmcb_mut().control.event_inj = u32::from(vector) | t | event::VALID;
             }
             InjectedEvent::Nmi => self.inject_nmi(),
+            // Restored state: the event goes to L2 as it was, as upstream.
             InjectedEvent::Exception { vector, error_code } => {
-                self.inject_exception(vector, error_code)
+                self.set_event_exception(vector, error_code)
             }
         }
     }
@@ -1259,8 +1269,8 @@ impl VcpuArch for SvmVcpu {
         self.in_l2()
     }
 
-    fn nested_event_exit(&mut self, nmi: bool, mem: &dyn GuestMem) -> bool {
-        self.nested_event_vmexit(nmi, mem)
+    fn nested_check_events(&mut self, nmi: bool, irq: bool, mem: &dyn GuestMem) {
+        self.nested_events(nmi, irq, mem);
     }
 
     fn get_nested_state(&mut self, hdr: &mut NestedStateHdr, data: &mut [u8]) -> usize {
