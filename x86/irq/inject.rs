@@ -219,7 +219,6 @@ pub(crate) fn wait_until_runnable_once(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState)
 /// LAPIC, or from KVM_INTERRUPT; also opens the interrupt window that
 /// userspace requested.
 pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mut VcpuState) {
-    nested_check_events(vm, vcpu, st);
     // An event a #PF displaced goes first once the #PF is on its way.
     if st.events.has_displaced() {
         if st.hw.injected_event() == InjectedEvent::None {
@@ -238,6 +237,9 @@ pub(crate) fn inject_pending_events(vm: &Vm, vcpu: &Vcpu, run: &RunPage, st: &mu
             st.inject_exception(e.vector, e.error_code);
         }
     }
+    // In guest mode, that exception, or an NMI or interrupt for L1, may
+    // be L1's #VMEXIT.
+    nested_check_events(vm, vcpu, st);
     if st.events.nmi_pending() && st.hw.nmi_allowed() {
         vcpu.stats().nmi_injections.inc();
         st.hw.inject_nmi();
