@@ -8,6 +8,9 @@
 #                   [--faults] [--lifecycle N] [--replay FILE [--repeat N]] [--no-fuzz]
 #                   [--sets "ours intree"] [--out DIR] [--timeout S]
 #                   [--first-prog P] [--last-prog P] [--workers N]
+#                   [--nested-guest-mode] (SET_NESTED_STATE into L2, then
+#                   KVM_RUN: wedges QEMU 7.2 TCG with either module set,
+#                   tests/vm/ioctlfuzz/repros/nested-guest-mode-tcg-wedge.txt)
 #
 # Uses config.mak (the release kernel; `make check-debug` runs it on the
 # debug kernel). Examples:
@@ -74,6 +77,7 @@ while [ $# -gt 0 ]; do
 	--no-fuzz) nofuzz=1 ;;
 	--sets) sets=$2; shift ;;
 	--first-prog|--last-prog|--workers) extra="$extra+$1+$2"; shift ;;
+	--nested-guest-mode) extra="$extra+$1" ;;
 	--out) out=$2; shift ;;
 	--timeout) tmo=$2; shift ;;
 	*) sed -n '2,17p' "$0"; exit 2 ;;

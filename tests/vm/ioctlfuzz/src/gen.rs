@@ -115,6 +115,8 @@ pub struct Gen<'a> {
     next_id: u32,
     next_mem: u16,
     pub races: bool,
+    /// `--nested-guest-mode`: see `Opts::nested_guest_mode`.
+    pub nested_guest_mode: bool,
 }
 
 impl<'a> Gen<'a> {
@@ -134,6 +136,7 @@ impl<'a> Gen<'a> {
             next_id: 0,
             next_mem: 0,
             races: false,
+            nested_guest_mode: false,
         }
     }
 
@@ -1201,7 +1204,33 @@ impl<'a> Gen<'a> {
                 let name = crate::ioctls::name(cmd);
                 self.ioctl(v, cmd, Arg::Int(0), &name)
             }
-            38 => match self.r.below(4) {
+            38 => match self.r.below(if self.nested_guest_mode { 5 } else { 4 }) {
+                4 => {
+                    // A guest-mode SVM nested state that passes the
+                    // checks as often as not (VMRUN intercepted, an ASID,
+                    // L1 in long mode with EFER.SVME), then mutated: the
+                    // next KVM_RUN enters L2 from it. EFER.SVME first
+                    // (KVM_SET_MSRS, as userspace restoring L1 would).
+                    if self.r.chance(800) {
+                        let mut m = S::new(24);
+                        m.u32(0, 1u64).u32(8, 0xc000_0080u64).u64(16, *self.r.pick(&[0x1000u64, 0x1d00, 0x1500]));
+                        self.sput(v, KVM_SET_MSRS, m, 24, "SET_MSRS(EFER.SVME)");
+                    }
+                    let mut s = S::new(0x1080);
+                    s.u16(0, *self.r.pick(&[0x101u64, 0x101, 0x1, 0x103]))
+                        .u16(2, 1)
+                        .u32(4, *self.r.pick(&[0x1080u64, 0x1080, 0x1000, 0xffff_ffff]))
+                        .u64(8, self.r.below(0x40) * 4096);
+                    s.u32(128 + 0x10, 1u64).u32(128 + 0x58, self.r.below(3));
+                    s.u64(128 + 0x400 + 0xd0, 0x1d00u64)
+                        .u64(128 + 0x400 + 0x148, 0x20u64)
+                        .u64(128 + 0x400 + 0x158, 0x8000_0011u64)
+                        .u64(128 + 0x400 + 0x178, self.r.interesting());
+                    if self.r.chance(500) {
+                        s.mutate(self.r);
+                    }
+                    self.sput(v, KVM_SET_NESTED_STATE, s, 0x1080, "SET_NESTED_STATE(guest mode)")
+                }
                 0 => {
                     let mut s = S::new(128);
                     s.u32(4, *self.r.pick(&[128u64, 0, 0x2000, 0xffff_ffff]));
