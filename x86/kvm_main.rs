@@ -32,6 +32,8 @@ pub mod emulate;
 pub mod irqchip;
 #[path = "../pure/memslots/mod.rs"]
 pub mod memslots;
+#[path = "../pure/nested_svm/mod.rs"]
+pub mod nested_svm;
 #[path = "../pure/pvclock/mod.rs"]
 pub mod pvclock;
 #[path = "../pure/shadow/mod.rs"]

@@ -40,5 +40,6 @@ pub mod cpuid;
 pub mod msr;
 pub mod paging;
 pub mod regs;
+pub mod svm;
 pub mod time;
 pub mod vector;

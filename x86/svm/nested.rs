@@ -28,23 +28,21 @@ use crate::vmcb::{event, exit, int_ctl, intercept, ioio, Control, Save, Vmcb, MI
 use kernel::{page::Page, prelude::*};
 use kvm::{
     defs::{
-        paging::{page_aligned, Gpa, PAGE_SIZE},
+        paging::{Gpa, PAGE_SIZE},
         regs::{
-            DR6_ACTIVE_LOW, DR7_FIXED_1, EFER_LMA, EFER_LME, EFER_SVME, RAX, RSP, X86_CR0_CD,
-            X86_CR0_NW, X86_CR0_PE, X86_CR0_PG, X86_CR4_PAE, X86_EFLAGS_IF, X86_EFLAGS_VM,
+            DR6_ACTIVE_LOW, DR7_FIXED_1, EFER_SVME, RAX, RSP, X86_CR0_CD, X86_CR0_NW, X86_EFLAGS_IF,
         },
         vector::{GP_VECTOR, UD_VECTOR},
+    },
+    nested_svm::{
+        exit_owner, iopm_bits, l1_save_valid, map_address_valid, msrpm_bit, save_valid,
+        vmcb_address_valid, ExitOwner, VmrunState, IOPM_SIZE, MSRPM_SIZE,
     },
     x86::vendor::{GuestMem, NestedStateHdr, VcpuArch, VmExit},
 };
 
 /// Length of VMRUN, VMLOAD, VMSAVE, STGI, CLGI and INVLPGA (0F 01 Dx).
 const SVM_INSN_LEN: u64 = 3;
-/// Size of the I/O and MSR permission maps VMCB12 points to.
-const IOPM_SIZE: u64 = 3 * 4096;
-const MSRPM_SIZE: u64 = 2 * 4096;
-/// The physical-address width VMCB12's map addresses are checked against.
-const MAX_PHYS_BITS: u32 = 52;
 
 /// L1's controls for its L2, as VMRUN checked them (upstream's
 /// `svm->nested.ctl`).
@@ -179,17 +177,24 @@ fn copy_vmloadsave(to: &mut Save, from: &Save) {
     to.sysenter_eip = from.sysenter_eip;
 }
 
-/// Whether `base .. base + size` is a valid physical range.
-fn map_address_valid(base: u64, size: u64) -> bool {
-    base.checked_add(size - 1)
-        .is_some_and(|end| end >> MAX_PHYS_BITS == 0)
-}
-
 /// VMRUN's consistency checks of VMCB12 (upstream's
 /// nested_vmcb_check_controls() and nested_vmcb_check_save()); false:
 /// VMEXIT_INVALID.
 fn vmcb12_valid(v: &Vmcb) -> bool {
-    controls_valid(&v.control) && save_valid(&v.save)
+    controls_valid(&v.control) && save_valid(&vmrun_state(&v.save))
+}
+
+/// The state VMRUN checks, from a VMCB save area.
+fn vmrun_state(s: &Save) -> VmrunState {
+    VmrunState {
+        efer: s.efer,
+        cr0: s.cr0,
+        cr3: s.cr3,
+        cr4: s.cr4,
+        dr6: s.dr6,
+        dr7: s.dr7,
+        rflags: s.rflags,
+    }
 }
 
 /// VMCB12's controls (upstream's nested_vmcb_check_controls()): VMRUN
@@ -201,43 +206,6 @@ fn controls_valid(c: &Control) -> bool {
         && c.misc_ctl & MISC_ENABLE_NP == 0
         && map_address_valid(c.msrpm_base_pa & !0xfff, MSRPM_SIZE)
         && map_address_valid(c.iopm_base_pa & !0xfff, IOPM_SIZE)
-}
-
-/// A VMCB save area VMRUN can load (upstream's nested_vmcb_check_save()).
-fn save_valid(s: &Save) -> bool {
-    // EFER bits an AMD CPU defines: SCE, LME, LMA, NXE, SVME, LMSLE,
-    // FFXSR, TCE, AUTOIBRS.
-    const EFER_DEFINED: u64 = 0x2_fd01;
-    // CR4 bits through CET (23) and PKS (24), LAM_SUP (28).
-    const CR4_DEFINED: u64 = 0x11ff_ffff;
-    let long = s.efer & EFER_LME != 0 && s.cr0 & X86_CR0_PG != 0;
-    s.efer & EFER_SVME != 0
-        && s.efer & !EFER_DEFINED == 0
-        && !(s.cr0 & X86_CR0_CD == 0 && s.cr0 & X86_CR0_NW != 0)
-        && s.cr0 >> 32 == 0
-        && s.dr6 >> 32 == 0
-        && s.dr7 >> 32 == 0
-        && s.cr4 & !CR4_DEFINED == 0
-        && (!long
-            || (s.cr4 & X86_CR4_PAE != 0 && s.cr0 & X86_CR0_PE != 0 && s.cr3 >> MAX_PHYS_BITS == 0))
-}
-
-/// Whether `gpa` can address a VMCB (upstream's page_address_valid()):
-/// else VMRUN, VMLOAD and VMSAVE are #GP.
-fn vmcb_address_valid(gpa: u64) -> bool {
-    page_aligned(gpa) && gpa >> MAX_PHYS_BITS == 0
-}
-
-/// The bit of `msr`'s read (`write` false) or write permission in an MSR
-/// permission map, or None where the map has none (always intercepted).
-fn msrpm_bit(msr: u32, write: bool) -> Option<u64> {
-    let base: u64 = match msr {
-        0..=0x1fff => 0,
-        0xc000_0000..=0xc000_1fff => 0x800 * 8,
-        0xc001_0000..=0xc001_1fff => 0x1000 * 8,
-        _ => return None,
-    };
-    Some(base + u64::from(msr & 0x1fff) * 2 + u64::from(write))
 }
 
 impl SvmVcpu {
@@ -391,36 +359,27 @@ impl SvmVcpu {
     /// Whether L1 asked for this exit of its L2 (upstream's
     /// nested_svm_exit_handled()).
     fn l1_intercepts(&self, ctl: &Vmcb12Ctl, code: u64, mem: &dyn GuestMem) -> bool {
-        let bit = |w: usize, b: u64| ctl.intercepts[w] & (1 << b) != 0;
-        match code {
-            exit::READ_CR0..=0x1f => bit(0, code),
-            exit::DR_READ_0..=exit::DR_WRITE_15 => bit(1, code - exit::DR_READ_0),
-            exit::EXCP_BASE..=exit::EXCP_LAST => bit(2, code - exit::EXCP_BASE),
-            exit::IOIO => {
-                ctl.intercepts(intercept::IOIO_PROT)
-                    && self.l1_iopm_intercepts(ctl, self.vmcb().control.exit_info_1, mem)
+        let info1 = self.vmcb().control.exit_info_1;
+        match exit_owner(code) {
+            ExitOwner::Host => false,
+            ExitOwner::Intercept(w, b) => ctl.intercepts[w] & (1 << b) != 0,
+            ExitOwner::IoPermission => {
+                ctl.intercepts(intercept::IOIO_PROT) && self.l1_iopm_intercepts(ctl, info1, mem)
             }
-            exit::MSR => {
+            ExitOwner::MsrPermission => {
+                let msr = self.gprs[kvm::defs::regs::RCX] as u32;
                 ctl.intercepts(intercept::MSR_PROT)
-                    && self.l1_msrpm_intercepts(
-                        ctl,
-                        self.gprs[kvm::defs::regs::RCX] as u32,
-                        self.vmcb().control.exit_info_1 == 1,
-                        mem,
-                    )
+                    && self.l1_msrpm_intercepts(ctl, msr, info1 == 1, mem)
             }
-            exit::INTR..=0x7f => bit(3, code - exit::INTR),
-            exit::VMRUN..=0x9f => bit(4, code - exit::VMRUN),
-            // VMEXIT_INVALID of VMCB02 and whatever we do not know.
-            _ => true,
+            ExitOwner::L1 => true,
         }
     }
 
     /// Whether L1's I/O permission map intercepts the access of an IOIO
     /// exit (EXITINFO1); an unreadable map intercepts.
     fn l1_iopm_intercepts(&self, ctl: &Vmcb12Ctl, info1: u64, mem: &dyn GuestMem) -> bool {
-        let port = (info1 >> ioio::PORT_SHIFT) & 0xffff;
-        let size: u64 = if info1 & ioio::SZ8 != 0 {
+        let port = (info1 >> ioio::PORT_SHIFT) as u16;
+        let size: u8 = if info1 & ioio::SZ8 != 0 {
             1
         } else if info1 & ioio::SZ16 != 0 {
             2
@@ -428,7 +387,7 @@ impl SvmVcpu {
             4
         };
         let base = ctl.iopm_base_pa & !0xfff;
-        (port..port + size).any(|p| {
+        iopm_bits(port, size).any(|p| {
             let mut b = [0u8];
             !mem.read(Gpa::new(base + p / 8), &mut b) || b[0] & (1 << (p % 8)) != 0
         })
@@ -788,17 +747,6 @@ const FORMAT_SVM: u16 = kvm::ext::uapi::KVM_STATE_NESTED_FORMAT_SVM as u16;
 /// The size of the data: one VMCB.
 const STATE_VMCB_SIZE: usize = kvm::ext::uapi::KVM_STATE_NESTED_SVM_VMCB_SIZE as usize;
 
-/// Whether L1's state saved at VMRUN (KVM_SET_NESTED_STATE's VMCB save
-/// area) is one VMRUN could have left (upstream's checks in
-/// svm_set_nested_state()).
-fn l1_save_valid(s: &Save) -> bool {
-    s.cr0 & X86_CR0_PG != 0
-        && s.cr0 & X86_CR0_PE != 0
-        && s.rflags & X86_EFLAGS_VM == 0
-        && !(s.efer & EFER_LMA != 0 && s.efer & EFER_LME == 0)
-        && save_valid(s)
-}
-
 /// What VMRUN takes of L1's state into VMCB01 (upstream's
 /// svm_copy_vmrun_state()).
 fn copy_vmrun_state(to: &mut Save, from: &Save) {
@@ -890,7 +838,7 @@ impl SvmVcpu {
         let img = page_as_vmcb(&n.scratch);
         if !controls_valid(&img.control)
             || (cr0 & X86_CR0_CD == 0 && cr0 & X86_CR0_NW != 0)
-            || !l1_save_valid(&img.save)
+            || !l1_save_valid(&vmrun_state(&img.save))
         {
             return Err(EINVAL);
         }

@@ -189,52 +189,8 @@ pub(crate) mod intercept {
     pub(crate) const RDPRU: Bit = (4, 14);
 }
 
-/// #VMEXIT codes (`Control::exit_code`).
-pub(crate) mod exit {
-    pub(crate) const READ_CR0: u64 = 0x000;
-    pub(crate) const READ_CR3: u64 = 0x003;
-    pub(crate) const READ_CR4: u64 = 0x004;
-    pub(crate) const WRITE_CR0: u64 = 0x010;
-    pub(crate) const WRITE_CR3: u64 = 0x013;
-    pub(crate) const WRITE_CR4: u64 = 0x014;
-    pub(crate) const WRITE_CR8: u64 = 0x018;
-    pub(crate) const DR_READ_0: u64 = 0x020;
-    pub(crate) const DR_WRITE_15: u64 = 0x03f;
-    pub(crate) const EXCP_BASE: u64 = 0x040;
-    pub(crate) const EXCP_LAST: u64 = 0x05f;
-    pub(crate) const INTR: u64 = 0x060;
-    pub(crate) const NMI: u64 = 0x061;
-    pub(crate) const SMI: u64 = 0x062;
-    pub(crate) const VINTR: u64 = 0x064;
-    pub(crate) const CR0_SEL_WRITE: u64 = 0x065;
-    pub(crate) const RDPMC: u64 = 0x06f;
-    pub(crate) const CPUID: u64 = 0x072;
-    pub(crate) const IRET: u64 = 0x074;
-    pub(crate) const INVD: u64 = 0x076;
-    pub(crate) const HLT: u64 = 0x078;
-    pub(crate) const INVLPG: u64 = 0x079;
-    pub(crate) const INVLPGA: u64 = 0x07a;
-    pub(crate) const IOIO: u64 = 0x07b;
-    pub(crate) const MSR: u64 = 0x07c;
-    pub(crate) const SHUTDOWN: u64 = 0x07f;
-    pub(crate) const VMRUN: u64 = 0x080;
-    pub(crate) const VMMCALL: u64 = 0x081;
-    pub(crate) const VMLOAD: u64 = 0x082;
-    pub(crate) const VMSAVE: u64 = 0x083;
-    pub(crate) const STGI: u64 = 0x084;
-    pub(crate) const CLGI: u64 = 0x085;
-    pub(crate) const SKINIT: u64 = 0x086;
-    pub(crate) const RDTSCP: u64 = 0x087;
-    pub(crate) const WBINVD: u64 = 0x089;
-    pub(crate) const MONITOR: u64 = 0x08a;
-    pub(crate) const MWAIT: u64 = 0x08b;
-    pub(crate) const MWAIT_COND: u64 = 0x08c;
-    pub(crate) const XSETBV: u64 = 0x08d;
-    pub(crate) const RDPRU: u64 = 0x08e;
-    pub(crate) const NPF: u64 = 0x400;
-    /// VMRUN failed its consistency checks (`VMEXIT_INVALID`, -1).
-    pub(crate) const INVALID: u64 = u64::MAX;
-}
+/// #VMEXIT codes (`Control::exit_code`), architectural: in pure/defs.
+pub(crate) use kvm::defs::svm::exit;
 
 /// `Control::int_ctl` bits.
 pub(crate) mod int_ctl {
