@@ -179,13 +179,18 @@ impl Mmu {
         Some((hva, slot.clone()))
     }
 
-    /// Reads guest RAM at `gpa` (within one page). `Ok(false)`: not RAM.
+    /// Reads guest RAM at `gpa` (within one page). `Ok(false)`: not RAM
+    /// (also when the slot was deleted, and its memory unmapped, while the
+    /// read was under way).
     pub(crate) fn read_guest(&self, gpa: Gpa, buf: &mut [u8]) -> Result<bool> {
-        let Some((hva, _)) = self.gpa_to_hva(gpa, false) else {
+        let Some((hva, slot)) = self.gpa_to_hva(gpa, false) else {
             return Ok(false);
         };
-        uaccess::read_bytes(hva, buf)?;
-        Ok(true)
+        match uaccess::read_bytes(hva, buf) {
+            Ok(()) => Ok(true),
+            Err(_) if !self.slot_current(gpa.gfn(), &slot) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes guest RAM at `gpa` (within one page), logging the page; a
@@ -195,7 +200,13 @@ impl Mmu {
         let Some((hva, slot)) = self.gpa_to_hva(gpa, true) else {
             return Ok(false);
         };
-        uaccess::write_bytes(hva, buf)?;
+        match uaccess::write_bytes(hva, buf) {
+            Ok(()) => {}
+            // The slot was deleted meanwhile and the VMM unmapped its
+            // memory (no SRCU wait on deletion here): not RAM any more.
+            Err(_) if !self.slot_current(gpa.gfn(), &slot) => return Ok(false),
+            Err(e) => return Err(e),
+        }
         slot.mark_dirty(gpa.gfn());
         if self.is_shadow() {
             self.shadow_written(vm, gpa, buf.len());
