@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-//! AMD SVM architectural values (APM vol. 2, appendix C).
+//! AMD SVM architectural values (APM vol. 2, appendices B and C).
+
+/// The VMCB intercept word of exception vectors (bit = vector).
+pub const EXCEPTION_WORD: usize = 2;
 
 /// #VMEXIT codes (the VMCB's EXITCODE).
 pub mod exit {

@@ -10,7 +10,7 @@ use crate::defs::{
         EFER_LMA, EFER_LME, EFER_SVME, X86_CR0_CD, X86_CR0_NW, X86_CR0_PE, X86_CR0_PG, X86_CR4_PAE,
         X86_EFLAGS_VM,
     },
-    svm::exit,
+    svm::{exit, EXCEPTION_WORD},
 };
 
 /// The physical-address width VMCB addresses and CR3 are checked against.
@@ -19,8 +19,6 @@ pub const MAX_PHYS_BITS: u32 = 52;
 pub const IOPM_SIZE: u64 = 3 * 4096;
 /// Size of the MSR permission map a VMCB points to.
 pub const MSRPM_SIZE: u64 = 2 * 4096;
-/// The intercept word of exception vectors (bit = vector).
-pub const EXCEPTION_WORD: usize = 2;
 
 /// Who decides about an exit of L2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,10 +62,15 @@ pub fn exit_owner(code: u64) -> ExitOwner {
 /// The bit of `msr`'s read (`write` false) or write permission in an MSR
 /// permission map, or None where the map has none (always intercepted).
 pub fn msrpm_bit(msr: u32, write: bool) -> Option<u64> {
+    // The map's three ranges of 0x2000 MSRs: from 0, from 0xc000_0000
+    // and from 0xc001_0000, 2 KiB each.
+    const RANGE: u32 = 0x2000;
+    const HIGH: u32 = 0xc000 << 16;
+    const AMD: u32 = 0xc001 << 16;
     let base: u64 = match msr {
-        0..=0x1fff => 0,
-        0xc000_0000..=0xc000_1fff => 0x800 * 8,
-        0xc001_0000..=0xc001_1fff => 0x1000 * 8,
+        0..RANGE => 0,
+        HIGH..=0xc000_1fff => 0x800 * 8,
+        _ if (AMD..AMD + RANGE).contains(&msr) => 0x1000 * 8,
         _ => return None,
     };
     Some(base + u64::from(msr & 0x1fff) * 2 + u64::from(write))

@@ -146,8 +146,8 @@ const _: () = {
 pub(crate) mod intercept {
     /// An intercept: word index and bit.
     pub(crate) type Bit = (usize, u32);
-    /// Exception vectors are word 2, bit = vector.
-    pub(crate) const EXCEPTION_WORD: usize = 2;
+    /// Exception vectors (bit = vector).
+    pub(crate) use kvm::defs::svm::EXCEPTION_WORD;
     /// All DR reads (bits 0-15) and writes (16-31).
     pub(crate) const DR_WORD: usize = 1;
     pub(crate) const CR0_READ: Bit = (0, 0);
