@@ -439,6 +439,11 @@ pub(crate) fn get(vm: &Vm, vcpu: &Vcpu, st: &mut VcpuState, index: u32, host: bo
         Err(e) if e == UNKNOWN_MSR && host => return Ok(0),
         Err(e) => return Err(e),
     }
+    // Userspace reads L1's TSC, also while a nested guest runs (whose TSC
+    // the guest's own read returns), as upstream: KVM_SET_MSRS writes L1's.
+    if index == MSR_IA32_TSC && host {
+        return Ok(crate::ext::time::rdtsc().wrapping_add(st.hw.tsc_offset()));
+    }
     match st.hw.get_msr(index) {
         MsrAccess::Done(v) => return Ok(v),
         MsrAccess::Fault => return Err(EINVAL),
