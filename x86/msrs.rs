@@ -883,7 +883,17 @@ pub(crate) fn check_sregs(st: &VcpuState, s: &uapi::kvm_sregs) -> Result {
         s.efer & EFER_LMA == 0 && s.cs.l == 0
     };
     let cr4_ok = s.cr4 & !cr4_valid_bits(st) == 0;
-    if mode_ok && cr4_ok && valid_cr0(s.cr0) && valid_efer(st, s.efer) {
+    // Deviation from upstream: a nested SVM guest's state (EFER.SVME) may
+    // be in paged real mode (CR0.PG without PE), which VMRUN runs and an
+    // L1 on shadow paging gives its real-mode guests. Userspace restoring
+    // a vCPU saved while such an L2 ran (QEMU puts SREGS2 before the
+    // nested state) must get it back; upstream never meets it because its
+    // L1 has nested NPT.
+    let paged_real = s.efer & EFER_SVME != 0
+        && s.cr0 & (X86_CR0_PG | X86_CR0_PE) == X86_CR0_PG
+        && valid_cr0(s.cr0 | X86_CR0_PE);
+    let cr0_ok = valid_cr0(s.cr0) || paged_real;
+    if mode_ok && cr4_ok && cr0_ok && valid_efer(st, s.efer) {
         Ok(())
     } else {
         Err(EINVAL)
