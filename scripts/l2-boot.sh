@@ -657,9 +657,73 @@ mig_diag() {
 	echo "$f"
 }
 
+# mig_save FILE INFO: the live session (S_mon=1) migrates to FILE with
+# `migrate "exec:cat > FILE"` until `info migrate` says it ended (INFO line
+# INFO: the status, QEMU's times, seconds, size), then `quit`s. 0: completed
+# (M_src_rc: the source QEMU's exit status; FILE complete: no process has it
+# open); 1: not (M_why; session killed).
+mig_save() {
+	local f=$1 st line i tm
+	tm=$(now)
+	mon_cmd 'migrate_set_parameter downtime-limit 1000' '\(qemu\) $' 10
+	mon_cmd 'migrate_set_parameter max-bandwidth 4096' '\(qemu\) $' 10
+	mon_cmd "migrate \"exec:cat > $f\"" '\(qemu\) $' 300
+	i=0
+	until mon_cmd 'info migrate' 'Migration status: [a-z-]+' 10 &&
+		[[ $M_out =~ Migration\ status:\ (completed|failed|cancelled|error) ]]; do
+		i=$((i + 1))
+		[ $i -lt 120 ] || break
+		sleep 0.5
+	done
+	st=$(printf '%s\n' "$M_out" | grep -m 1 'Migration status:' | sed 's/^[^M]*//')
+	line="$st; $(printf '%s\n' "$M_out" | grep -m 1 -E '^(total time|downtime):' | tr -d '\n'), $(secs "$tm" "$(now)") s"
+	if [[ $st != *completed* ]]; then
+		info "$2" "$line"
+		M_why="migrate did not complete: '${st:-no status}'"
+		mig_kill
+		return 1
+	fi
+	mon_cmd quit '^$' 1
+	s_finish 30
+	M_src_rc=$S_rc M_live=
+	# The stream's writer (`cat > FILE`, QEMU's child) may outlive QEMU
+	# for a moment: wait until no process has FILE open.
+	i=0
+	while fuser -s "$f" 2>/dev/null && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ $i = 0 ] || line+=" (+$((i / 10)).$((i % 10)) s until cat closed the file)"
+	info "$2" "$line, $(du -k "$f" 2>/dev/null | cut -f1) KiB"
+}
+
+# mig_restore FILE NAME INFO: session NAME, QEMU with the arguments of the
+# session saved (S_accel, S_cpu, S_smp, S_initrd, ...) and -incoming
+# "exec:cat FILE", until `info status` says running (INFO line INFO: seconds
+# from its start). 0: it runs (M_live=1); 1: not (M_why; QEMU ended).
+mig_restore() {
+	local i
+	S_incoming=$1
+	s_start "$2" "$S_accel" "$S_cpu" "$S_smp"
+	S_incoming=
+	M_logs+=("$S_log")
+	i=0
+	until mon_cmd 'info status' 'VM status: [a-z-]+' 10 && [[ $M_out =~ VM\ status:\ running ]]; do
+		i=$((i + 1))
+		if [ $i -ge 120 ] || [ -n "$S_eof" ] || ! kill -0 "$S_pid" 2>/dev/null; then
+			s_finish 5
+			M_why="the restored guest does not run: $(printf '%s' "$M_out" | grep -m 1 'VM status' | tr -d '\n') $(s_why)"
+			return 1
+		fi
+		sleep 0.5
+	done
+	info "$3" "$(secs "$S_t0" "$(now)")"
+	M_live=1
+}
+
 # mig_leg ROW N FROM TO: one migration from set FROM to set TO (col, peer).
 mig_leg() {
-	local row=$1 n=$2 from=$3 to=$4 f errs=() line u0 u1 l0 tk on cpus sum want vout i
+	local row=$1 n=$2 from=$3 to=$4 f errs=() u0 u1 l0 tk on cpus sum want vout i
 	want=$(cat "$l2dir/expected.txt")
 	f=$M_dir/l2-$M_v-$n.mig
 	# A source on FROM: the guest so far, or a fresh boot.
@@ -688,28 +752,11 @@ mig_leg() {
 		return
 	fi
 	l0=$(now)
-	local tm=$(now)
-	mon_cmd 'migrate_set_parameter downtime-limit 1000' '\(qemu\) $' 10
-	mon_cmd 'migrate_set_parameter max-bandwidth 4096' '\(qemu\) $' 10
-	mon_cmd "migrate \"exec:cat > $f\"" '\(qemu\) $' 300
-	i=0
-	until mon_cmd 'info migrate' 'Migration status: [a-z-]+' 10 &&
-		[[ $M_out =~ Migration\ status:\ (completed|failed|cancelled|error) ]]; do
-		i=$((i + 1))
-		[ $i -lt 120 ] || break
-		sleep 0.5
-	done
-	line=$(printf '%s\n' "$M_out" | grep -m 1 'Migration status:' | sed 's/^[^M]*//')
-	info "l2/$M_v-$n-save" "$line; $(printf '%s\n' "$M_out" | grep -m 1 -E '^(total time|downtime):' | tr -d '\n'), $(secs "$tm" "$(now)") s, $(du -k "$f" 2>/dev/null | cut -f1) KiB"
-	if [[ $line != *completed* ]]; then
-		fail "$row" "migrate did not complete: '${line:-no status}'"
-		mig_kill
+	if ! mig_save "$f" "l2/$M_v-$n-save"; then
+		fail "$row" "$M_why"
 		return
 	fi
-	mon_cmd quit '^$' 1
-	s_finish 30
-	[ "$S_rc" = 0 ] || errs+=("the source QEMU exited with $S_rc after quit")
-	M_live=
+	[ "$M_src_rc" = 0 ] || errs+=("the source QEMU exited with $M_src_rc after quit")
 	# The destination, on TO: across a module unload and reload when the
 	# sets differ by role (even when the peer is the same modules).
 	if [ "$to" != "$from" ] && ! mig_load "$to"; then
@@ -717,24 +764,13 @@ mig_leg() {
 		rm -f "$f"
 		return
 	fi
-	S_incoming=$f
-	s_start "$M_v-$n-dst" "$accel"
-	S_incoming=
-	M_logs+=("$S_log")
-	i=0
-	until mon_cmd 'info status' 'VM status: [a-z-]+' 10 && [[ $M_out =~ VM\ status:\ running ]]; do
-		i=$((i + 1))
-		if [ $i -ge 120 ] || [ -n "$S_eof" ] || ! kill -0 "$S_pid" 2>/dev/null; then
-			s_finish 5
-			fail "$row" "the restored guest does not run: $(printf '%s' "$M_out" | grep -m 1 'VM status' | tr -d '\n') $(s_why)"
-			rm -f "$f"
-			return
-		fi
-		sleep 0.5
-	done
-	info "l2/$M_v-$n-restore-seconds" "$(secs "$S_t0" "$(now)")"
+	if ! mig_restore "$f" "$M_v-$n-dst" "l2/$M_v-$n-restore-seconds"; then
+		fail "$row" "$M_why"
+		rm -f "$f"
+		return
+	fi
 	rm -f "$f"
-	M_live=1 M_on=$to
+	M_on=$to
 	if ! s_cmd "/l2/migrate.sh check $n" 150; then
 		fail "$row" "no prompt after the restore (/l2/migrate.sh check): console $(tail -n 3 "$S_log" | tr '\n' '|'); QEMU's view in $(basename "$(mig_diag "$n")")"
 		mig_kill
