@@ -714,7 +714,12 @@ mig_restore() {
 		i=$((i + 1))
 		if [ $i -ge 120 ] || [ -n "$S_eof" ] || ! kill -0 "$S_pid" 2>/dev/null; then
 			s_finish 5
-			M_why="the restored guest does not run: $(printf '%s' "$M_out" | grep -m 1 'VM status' | tr -d '\n') $(s_why)"
+			if [ "$S_rc" = 0 ]; then
+				# -no-reboot: a guest reset (or poweroff) ends QEMU with 0.
+				M_why="QEMU exited with 0 before \`info status\` said running: the restored guest reset or powered off at once; console: $(tail -n 3 "$S_log" | tr '\n' '|')"
+			else
+				M_why="the restored guest does not run: $(printf '%s' "$M_out" | grep -m 1 'VM status' | tr -d '\n') $(s_why)"
+			fi
 			return 1
 		fi
 		sleep 0.5
