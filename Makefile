@@ -65,8 +65,9 @@ check-migrate: config.mak
 		scripts/check.sh
 
 # Nested SVM (issue 15): each column's kvm-amd with nested=1 runs L2 with SVM,
-# whose in-tree KVM runs an L3 guest's PIO, MMIO and HLT exits
-# (scripts/check-nested.sh; CHECK_NESTED_SETS='intree' runs one column).
+# whose in-tree KVM runs an L3 guest's PIO, MMIO and HLT exits, also while L2
+# is live-migrated (scripts/check-nested.sh; CHECK_NESTED_SETS='intree' runs
+# one column).
 check-nested: config.mak
 	+scripts/check-nested.sh
 

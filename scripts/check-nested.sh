@@ -11,12 +11,16 @@
 #   vm-boot-and-finish    the test VM ran to its end (scripts/vm.sh)
 #   l2-ran                scripts/l2-boot.sh finished (0, or 1: failed rows)
 #   l2-boot-to-shell, l2-cpuid-svm, l3-boot-kvm, l3-pio, l3-mmio, l3-hlt,
+#   migrate-save, migrate-restore, l3-after-restore,
 #   l2-guest-log-clean, l2-clean-poweroff, l1-log-clean
 #                         scripts/l2-boot.sh's rows of variant nested (there
 #                         l2/nested/<row>; what each checks is said there):
 #                         L2 boots, has SVM ("L2 CPUID has no SVM" fails at
 #                         once, the L3 rows SKIP), loads KVM (/dev/kvm), L3's
-#                         PIO, MMIO and HLT exits, the logs
+#                         PIO, MMIO and HLT exits; then L2 is live-migrated
+#                         (QEMU 7.2, the column's set to itself) while an L3
+#                         loop runs, which must go on after the restore and
+#                         end with every exit right; the logs
 #   l1-kernel-log-clean   no report in L1's whole kernel log
 # Every row scripts/l2-boot.sh lists for the variant must be reported, once.
 # Then the columns side by side with their times. Last line: "N passed,
@@ -145,12 +149,13 @@ echo "times (s; L1 wall time under TCG, report only):"
 printf '  %-40s' ''
 for set in $sets; do printf ' %-8s' "$set"; done
 echo
-for k in vm l2-boot-seconds l3-load-seconds l3-run-seconds seconds; do
+for k in vm l2-boot-seconds l3-load-seconds l3-run-seconds migrate-seconds seconds; do
 	case $k in
 	vm) printf '  %-40s' 'test VM, start to poweroff' ;;
 	l2-boot-seconds) printf '  %-40s' 'L2: QEMU start to shell' ;;
 	l3-load-seconds) printf '  %-40s' 'L2: insmod kvm, kvm-amd (L2 time)' ;;
 	l3-run-seconds) printf '  %-40s' 'L3: l3run, the three rows' ;;
+	migrate-seconds) printf '  %-40s' 'migration leg: L3 loop, save, restore' ;;
 	seconds) printf '  %-40s' 'L2 session, start to poweroff' ;;
 	esac
 	for set in $sets; do
@@ -170,6 +175,9 @@ for set in $sets; do
 		line=$(info "$set" "$k")
 		[ -z "$line" ] || echo "    $k: $line"
 	done
+	# The migration leg's (one line per save and restore).
+	sed -n 's#^INFO l2/nested/\(l3-loop-[^ ]*\|migrate-[^ ]*\|l3-after-restore[^ ]*\) #    \1: #p' \
+		"$out/$set/l2-results.txt" 2>/dev/null | grep -v '^    migrate-seconds: '
 done
 
 summary check-nested

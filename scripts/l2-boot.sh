@@ -125,7 +125,9 @@
 # L2_NESTED_CPU (variant nested: -cpu, default qemu64,+svm,+npt), L2_NESTED_PARAMS
 # (variant nested: parameters of L2's kvm-amd, e.g. npt=0 or
 # dump_invalid_vmcb=1; default none), L2_NESTED_TRACE=1 (variant nested:
-# L1's kvm tracepoints during the L3 run, to LOGDIR/l2-nested.l1-trace.txt),
+# L1's kvm tracepoints during the L3 run, to LOGDIR/l2-nested.l1-trace.txt,
+# and from each restore of its migration leg to L2's first answer, to
+# LOGDIR/l2-nested-dstK.l1-trace.txt),
 # L2_MIGRATE_LEGS (the legs of variant migrate, default "1 2 3"),
 # RKVM_L2_PEER_MODS (the module arguments of the migration's peer set;
 # tests/vm/init.sh: the in-tree set; default the column's own), L2_QEMU10 (QEMU 10's prefix, default the
@@ -657,9 +659,78 @@ mig_diag() {
 	echo "$f"
 }
 
+# mig_save FILE INFO: the live session (S_mon=1) migrates to FILE with
+# `migrate "exec:cat > FILE"` until `info migrate` says it ended (INFO line
+# INFO: the status, QEMU's times, seconds, size), then `quit`s. 0: completed
+# (M_src_rc: the source QEMU's exit status; FILE complete: no process has it
+# open); 1: not (M_why; session killed).
+mig_save() {
+	local f=$1 st line i tm
+	tm=$(now)
+	mon_cmd 'migrate_set_parameter downtime-limit 1000' '\(qemu\) $' 10
+	mon_cmd 'migrate_set_parameter max-bandwidth 4096' '\(qemu\) $' 10
+	mon_cmd "migrate \"exec:cat > $f\"" '\(qemu\) $' 300
+	i=0
+	until mon_cmd 'info migrate' 'Migration status: [a-z-]+' 10 &&
+		[[ $M_out =~ Migration\ status:\ (completed|failed|cancelled|error) ]]; do
+		i=$((i + 1))
+		[ $i -lt 120 ] || break
+		sleep 0.5
+	done
+	st=$(printf '%s\n' "$M_out" | grep -m 1 'Migration status:' | sed 's/^[^M]*//')
+	line="$st; $(printf '%s\n' "$M_out" | grep -m 1 -E '^(total time|downtime):' | tr -d '\n'), $(secs "$tm" "$(now)") s"
+	if [[ $st != *completed* ]]; then
+		info "$2" "$line"
+		M_why="migrate did not complete: '${st:-no status}'"
+		mig_kill
+		return 1
+	fi
+	mon_cmd quit '^$' 1
+	s_finish 30
+	M_src_rc=$S_rc M_live=
+	# The stream's writer (`cat > FILE`, QEMU's child) may outlive QEMU
+	# for a moment: wait until no process has FILE open.
+	i=0
+	while fuser -s "$f" 2>/dev/null && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ $i = 0 ] || line+=" (+$((i / 10)).$((i % 10)) s until cat closed the file)"
+	info "$2" "$line, $(du -k "$f" 2>/dev/null | cut -f1) KiB"
+}
+
+# mig_restore FILE NAME INFO: session NAME, QEMU with the arguments of the
+# session saved (S_accel, S_cpu, S_smp, S_initrd, ...) and -incoming
+# "exec:cat FILE", until `info status` says running (INFO line INFO: seconds
+# from its start). 0: it runs (M_live=1); 1: not (M_why; QEMU ended).
+mig_restore() {
+	local i
+	S_incoming=$1
+	s_start "$2" "$S_accel" "$S_cpu" "$S_smp"
+	S_incoming=
+	M_logs+=("$S_log")
+	i=0
+	until mon_cmd 'info status' 'VM status: [a-z-]+' 10 && [[ $M_out =~ VM\ status:\ running ]]; do
+		i=$((i + 1))
+		if [ $i -ge 120 ] || [ -n "$S_eof" ] || ! kill -0 "$S_pid" 2>/dev/null; then
+			s_finish 5
+			if [ "$S_rc" = 0 ]; then
+				# -no-reboot: a guest reset (or poweroff) ends QEMU with 0.
+				M_why="QEMU exited with 0 before \`info status\` said running: the restored guest reset or powered off at once; console: $(tail -n 3 "$S_log" | tr '\n' '|')"
+			else
+				M_why="the restored guest does not run: $(printf '%s' "$M_out" | grep -m 1 'VM status' | tr -d '\n') $(s_why)"
+			fi
+			return 1
+		fi
+		sleep 0.5
+	done
+	info "$3" "$(secs "$S_t0" "$(now)")"
+	M_live=1
+}
+
 # mig_leg ROW N FROM TO: one migration from set FROM to set TO (col, peer).
 mig_leg() {
-	local row=$1 n=$2 from=$3 to=$4 f errs=() line u0 u1 l0 tk on cpus sum want vout i
+	local row=$1 n=$2 from=$3 to=$4 f errs=() u0 u1 l0 tk on cpus sum want vout i
 	want=$(cat "$l2dir/expected.txt")
 	f=$M_dir/l2-$M_v-$n.mig
 	# A source on FROM: the guest so far, or a fresh boot.
@@ -688,28 +759,11 @@ mig_leg() {
 		return
 	fi
 	l0=$(now)
-	local tm=$(now)
-	mon_cmd 'migrate_set_parameter downtime-limit 1000' '\(qemu\) $' 10
-	mon_cmd 'migrate_set_parameter max-bandwidth 4096' '\(qemu\) $' 10
-	mon_cmd "migrate \"exec:cat > $f\"" '\(qemu\) $' 300
-	i=0
-	until mon_cmd 'info migrate' 'Migration status: [a-z-]+' 10 &&
-		[[ $M_out =~ Migration\ status:\ (completed|failed|cancelled|error) ]]; do
-		i=$((i + 1))
-		[ $i -lt 120 ] || break
-		sleep 0.5
-	done
-	line=$(printf '%s\n' "$M_out" | grep -m 1 'Migration status:' | sed 's/^[^M]*//')
-	info "l2/$M_v-$n-save" "$line; $(printf '%s\n' "$M_out" | grep -m 1 -E '^(total time|downtime):' | tr -d '\n'), $(secs "$tm" "$(now)") s, $(du -k "$f" 2>/dev/null | cut -f1) KiB"
-	if [[ $line != *completed* ]]; then
-		fail "$row" "migrate did not complete: '${line:-no status}'"
-		mig_kill
+	if ! mig_save "$f" "l2/$M_v-$n-save"; then
+		fail "$row" "$M_why"
 		return
 	fi
-	mon_cmd quit '^$' 1
-	s_finish 30
-	[ "$S_rc" = 0 ] || errs+=("the source QEMU exited with $S_rc after quit")
-	M_live=
+	[ "$M_src_rc" = 0 ] || errs+=("the source QEMU exited with $M_src_rc after quit")
 	# The destination, on TO: across a module unload and reload when the
 	# sets differ by role (even when the peer is the same modules).
 	if [ "$to" != "$from" ] && ! mig_load "$to"; then
@@ -717,24 +771,13 @@ mig_leg() {
 		rm -f "$f"
 		return
 	fi
-	S_incoming=$f
-	s_start "$M_v-$n-dst" "$accel"
-	S_incoming=
-	M_logs+=("$S_log")
-	i=0
-	until mon_cmd 'info status' 'VM status: [a-z-]+' 10 && [[ $M_out =~ VM\ status:\ running ]]; do
-		i=$((i + 1))
-		if [ $i -ge 120 ] || [ -n "$S_eof" ] || ! kill -0 "$S_pid" 2>/dev/null; then
-			s_finish 5
-			fail "$row" "the restored guest does not run: $(printf '%s' "$M_out" | grep -m 1 'VM status' | tr -d '\n') $(s_why)"
-			rm -f "$f"
-			return
-		fi
-		sleep 0.5
-	done
-	info "l2/$M_v-$n-restore-seconds" "$(secs "$S_t0" "$(now)")"
+	if ! mig_restore "$f" "$M_v-$n-dst" "l2/$M_v-$n-restore-seconds"; then
+		fail "$row" "$M_why"
+		rm -f "$f"
+		return
+	fi
 	rm -f "$f"
-	M_live=1 M_on=$to
+	M_on=$to
 	if ! s_cmd "/l2/migrate.sh check $n" 150; then
 		fail "$row" "no prompt after the restore (/l2/migrate.sh check): console $(tail -n 3 "$S_log" | tr '\n' '|'); QEMU's view in $(basename "$(mig_diag "$n")")"
 		mig_kill
@@ -842,9 +885,33 @@ migrate_session() {
 #                                each exit (KVM_EXIT_IO port and data,
 #                                KVM_EXIT_MMIO address and data, KVM_EXIT_HLT
 #                                and RIP); every KVM_RUN bounded to 10 s
-# then /l2/logcheck.sh (l2/nested/l2-guest-log-clean), poweroff
+# then the migration leg, on the same modules (L2's QEMU has a monitor,
+# 128 MiB and a legacy virtio-serial, as the migrate variants):
+#   /l3/loop.sh start            /l3/l3run loop in the background in L2
+#                                (tests/vm/l2/l3loop.sh): L3's PIO, MMIO,
+#                                HLT and count_out exits round after round,
+#                                each checked, and L3 spinning without exits
+#                                (most of the time: L2's vCPU in guest mode)
+#   mig_save, after 2 rounds     row l2/nested/migrate-save: `migrate
+#                                "exec:cat > FILE"` completed and the source
+#                                QEMU exited with 0 after `quit`
+#   mig_restore                  row l2/nested/migrate-restore: a second
+#                                QEMU with -incoming "exec:cat FILE" runs
+#                                and L2's shell answers
+#   /l3/loop.sh after            the loop's round count advances after the
+#                                restore (row l2/nested/l3-after-restore)
+# and again (at most nested_saves=4 saves) until a save caught a vCPU in
+# guest mode, running L3: QEMU 7.2 sends a vCPU's cpu/nested_state
+# subsection only when KVM_GET_NESTED_STATE gave more than the header, for
+# SVM only in guest mode (INFO l2/nested/migrate-guest-mode: per save, how
+# many, and the header's flags); L3 spins ~70% of the time, so the first
+# save mostly does. Then /l3/loop.sh stop: row l3-after-restore also needs
+# the loop to end with every exit right (RKVM-L3 PASS loop, status 0).
+# Then /l2/logcheck.sh
+# (l2/nested/l2-guest-log-clean; the consoles of both QEMUs), poweroff
 # (l2/nested/l2-clean-poweroff) and L1's log (l2/nested/l1-log-clean).
 nested_l3_rows='l3-pio l3-mmio l3-hlt'
+nested_mig_rows='migrate-save migrate-restore l3-after-restore'
 
 # nested_skip WHY ROW...: SKIP the rows (under l2/nested/) with WHY.
 nested_skip() {
@@ -853,14 +920,139 @@ nested_skip() {
 	for r in "$@"; do skip "l2/nested/$r" "$why"; done
 }
 
+# mig_guest_mode FILE: "N FLAGS...": the cpu/nested_state subsections of
+# the migration stream FILE (QEMU_VM_SUBSECTION 5, the name's length 16,
+# the name, its version as a be32, then the kvm_nested_state header's
+# flags as a be16), and their flags.
+mig_guest_mode() {
+	local off n=0 fl=
+	for off in $(grep -obUaF cpu/nested_state "$1" | cut -d: -f1); do
+		[ "$(od -An -tx1 -j "$((off - 2))" -N 2 "$1" | tr -d ' \n')" = 0510 ] || continue
+		n=$((n + 1))
+		fl+=" 0x$(od -An -tx1 -j "$((off + 20))" -N 2 "$1" | tr -d ' \n')"
+	done
+	echo "$n$fl"
+}
+
+# nested_loop LINES: the round count of the loop's last progress line.
+nested_loop() { printf '%s\n' "$@" | sed -n 's/^RKVM-L3-LOOP \([0-9]*\) .*/\1/p' | tail -n 1; }
+
+# nested_migrate: the migration leg (after the L3 rows, L2's KVM loaded):
+# up to nested_saves migrations, until one caught L2 running L3.
+nested_saves=4
+nested_migrate() {
+	local p=l2/nested/ f k c0 c1 c2 t gm fl n_gm=0 n_rest=0 errs=() out serr= rerr= modes=
+	t=$SECONDS
+	s_cmd '/l3/loop.sh start; /l3/loop.sh after 2 90' 120
+	c0=$(nested_loop "${S_out[@]}")
+	info ${p}l3-loop-before-save "${c0:-no} rounds: $(printf '%s\n' "${S_out[@]}" | grep '^RKVM-L3' | tr '\n' '|')"
+	f=$(mktemp /tmp/l2-nested-mig.XXXXXX)
+	for k in $(seq "$nested_saves"); do
+		if ! mig_save "$f" ${p}migrate-save-$k; then
+			serr="save $k: $M_why"
+			break
+		fi
+		gm=$(mig_guest_mode "$f")
+		fl=${gm#* }
+		[ "$fl" != "$gm" ] || fl=
+		modes+="${modes:+; }save $k: ${gm%% *}${fl:+ (flags $fl)}"
+		[ "${gm%% *}" = 0 ] || n_gm=$((n_gm + 1))
+		[ "$M_src_rc" = 0 ] || serr="save $k completed, but the source QEMU exited with $M_src_rc after quit"
+		# L2_NESTED_TRACE=1: L1's kvm tracepoints from the restore to the
+		# shell's first answer, to l2-nested-dstK.l1-trace.txt.
+		nested_trace on
+		if ! mig_restore "$f" nested-dst$k ${p}migrate-restore-$k-seconds; then
+			rerr="restore $k (vCPUs in guest mode at save $k: ${gm%% *}): $M_why"
+			nested_trace "$logdir/l2-nested-dst$k.l1-trace.txt"
+			break
+		fi
+		if ! s_cmd '/l3/loop.sh after 0 10' 60; then
+			rerr="restore $k (vCPUs in guest mode at save $k: ${gm%% *}) runs, but L2's shell does not answer: console $(tail -n 3 "$S_log" | tr '\n' '|'); QEMU's view in $(basename "$(mig_diag "$k")")"
+			nested_trace "$logdir/l2-nested-dst$k.l1-trace.txt"
+			mig_kill
+			break
+		fi
+		nested_trace "$logdir/l2-nested-dst$k.l1-trace.txt"
+		n_rest=$((n_rest + 1))
+		c1=$(nested_loop "${S_out[@]}")
+		if ! s_cmd "/l3/loop.sh after ${c1:-0} 60" 90; then
+			errs+=("after restore $k (vCPUs in guest mode at save $k: ${gm%% *}) L2's shell answered once, then no more (/l3/loop.sh after: no prompt in 90 s): console $(tail -n 3 "$S_log" | tr '\n' '|'); QEMU's view in $(basename "$(mig_diag "$k")")")
+			mig_kill
+			break
+		fi
+		c2=$(nested_loop "${S_out[@]}")
+		info ${p}l3-after-restore-$k "rounds ${c1:-none} at the restore, ${c2:-none} after"
+		[ -n "$c1" ] && [ -n "$c2" ] && [ "$c2" -gt "$c1" ] ||
+			errs+=("the loop did not advance after restore $k (rounds ${c1:-none} at the restore, ${c2:-none} up to 60 s later)")
+		[ ${#errs[@]} = 0 ] && [ -z "$serr" ] && [ "$n_gm" = 0 ] || break
+	done
+	rm -f "$f"
+	info ${p}migrate-guest-mode "$n_gm of $k saves caught L2 running L3; vCPUs in guest mode (cpu/nested_state in the stream; flags 0x1 GUEST_MODE, 0x100 GIF_SET): $modes"
+	if [ -n "$serr" ]; then
+		fail ${p}migrate-save "$serr"
+	else
+		pass ${p}migrate-save
+	fi
+	if [ -n "$rerr" ]; then
+		fail ${p}migrate-restore "$rerr"
+	elif [ "$n_rest" -gt 0 ]; then
+		pass ${p}migrate-restore
+	else
+		skip ${p}migrate-restore "no restore (row migrate-save failed)"
+	fi
+	if [ -z "$M_live" ] && [ ${#errs[@]} != 0 ]; then
+		fail ${p}l3-after-restore "$(printf '%s; ' "${errs[@]}")see $(basename "$S_log")"
+	elif [ -z "$M_live" ]; then
+		skip ${p}l3-after-restore "no L2 left to run L3 (row migrate-$([ -n "$rerr" ] && echo restore || echo save) failed)"
+	fi
+	if [ -z "$M_live" ]; then
+		info ${p}migrate-seconds "$((SECONDS - t))"
+		return
+	fi
+	s_cmd '/l3/loop.sh stop 60' 90
+	out=$(printf '%s\n' "${S_out[@]}" | grep '^RKVM-L3')
+	info ${p}l3-after-restore "rounds: ${c0:-?} before the first save; $(printf '%s\n' "$out" | grep -m 1 '^RKVM-L3 ')"
+	printf '%s\n' "$out" | grep -q '^RKVM-L3 PASS loop ' ||
+		errs+=("$(printf '%s\n' "$out" | grep -m 1 '^RKVM-L3 FAIL ' || echo "the loop did not end with RKVM-L3 PASS")")
+	printf '%s\n' "$out" | grep -qx 'RKVM-L3-LOOP-RC 0' ||
+		errs+=("l3run loop: $(printf '%s\n' "$out" | grep -m 1 '^RKVM-L3-LOOP-RC' || echo 'did not end after the stop file')")
+	if [ ${#errs[@]} = 0 ]; then
+		pass ${p}l3-after-restore
+	else
+		fail ${p}l3-after-restore "$(printf '%s; ' "${errs[@]}")see $(basename "$S_log")"
+	fi
+	info ${p}migrate-seconds "$((SECONDS - t))"
+}
+
+# nested_trace on|FILE: with L2_NESTED_TRACE=1, L1's kvm tracepoints on
+# (the buffer emptied), or off and the buffer's first 100000 lines to FILE.
+nested_trace() {
+	local tr=/sys/kernel/tracing
+	[ -n "${L2_NESTED_TRACE:-}" ] && [ -w "$tr/events/kvm/enable" ] || return 0
+	if [ "$1" = on ]; then
+		: > "$tr/trace"
+		echo 1 > "$tr/events/kvm/enable"
+	else
+		echo 0 > "$tr/events/kvm/enable"
+		head -n 100000 "$tr/trace" > "$1"
+	fi
+}
+
+# nested_session: variant nested, with its QEMU settings.
 nested_session() {
-	local p=l2/nested/ t0=$SECONDS par svm line r t
+	S_initrd=$l2dir/initramfs-nested.cpio.gz S_mon=1 S_mem=128M S_vser_opts=,disable-modern=on
+	M_v=nested M_live= M_logs=()
+	nested_l2
+	S_initrd= S_mon= S_mem= S_vser_opts=
+}
+
+nested_l2() {
+	local p=l2/nested/ t0=$SECONDS par svm line r t bad c
 	l1_log_mark
 	par=$(cat /sys/module/kvm_amd/parameters/nested 2>/dev/null || echo '?')
 	info ${p}l1-kvm-amd "nested=$par (/sys/module/kvm_amd/parameters/nested in L1)"
-	S_initrd=$l2dir/initramfs-nested.cpio.gz
 	s_start nested "$accel" "${L2_NESTED_CPU:-qemu64,+svm,+npt}"
-	S_initrd=
+	M_logs+=("$S_log") M_live=1
 	if s_expect '^RKVM-L2-SHELL-READY' "$boot_tmo" && s_expect PROMPT 60; then
 		pass ${p}l2-boot-to-shell
 		info ${p}l2-boot-seconds "$(secs "$S_t0" "$(now)")"
@@ -868,7 +1060,7 @@ nested_session() {
 		s_finish 5
 		fail ${p}l2-boot-to-shell "$(s_why)"
 		# shellcheck disable=SC2086
-		nested_skip "no L2 shell (row l2-boot-to-shell failed)" l2-cpuid-svm l3-boot-kvm $nested_l3_rows
+		nested_skip "no L2 shell (row l2-boot-to-shell failed)" l2-cpuid-svm l3-boot-kvm $nested_l3_rows $nested_mig_rows
 		guest_logs ${p}l2-guest-log-clean
 		skip ${p}l2-clean-poweroff "no L2 shell (row l2-boot-to-shell failed)"
 		l1_check nested ${p}l1-log-clean
@@ -885,7 +1077,7 @@ nested_session() {
 		line=$(grep -m 1 -i 'svm' "$S_err" | sed 's/^qemu-system-x86_64: //')
 		fail ${p}l2-cpuid-svm "L2 CPUID has no SVM ('svm' on ${svm:-?} of $S_smp vCPUs; L1's kvm_amd nested=$par${line:+; QEMU: $line})"
 		# shellcheck disable=SC2086
-		nested_skip "L2 CPUID has no SVM (row l2-cpuid-svm failed)" l3-boot-kvm $nested_l3_rows
+		nested_skip "L2 CPUID has no SVM (row l2-cpuid-svm failed)" l3-boot-kvm $nested_l3_rows $nested_mig_rows
 		svm=
 	fi
 
@@ -901,7 +1093,7 @@ nested_session() {
 		else
 			fail ${p}l3-boot-kvm "${line:+${line#RKVM-L3-LOAD FAIL }}${line:-no answer from /l3/load.sh: ${S_out[*]:-nothing}; see $(basename "$S_log")}"
 			# shellcheck disable=SC2086
-			nested_skip "no /dev/kvm in L2 (row l3-boot-kvm failed)" $nested_l3_rows
+			nested_skip "no /dev/kvm in L2 (row l3-boot-kvm failed)" $nested_l3_rows $nested_mig_rows
 			svm=
 		fi
 	fi
@@ -909,18 +1101,11 @@ nested_session() {
 	if [ -n "$svm" ]; then
 		# L2_NESTED_TRACE=1: L1's kvm tracepoints during the run (e.g. the
 		# in-tree module's kvm_nested_vmenter_failed) to l2-nested.l1-trace.txt.
-		local tr=/sys/kernel/tracing
-		if [ -n "${L2_NESTED_TRACE:-}" ] && [ -w "$tr/events/kvm/enable" ]; then
-			: > "$tr/trace"
-			echo 1 > "$tr/events/kvm/enable"
-		fi
+		nested_trace on
 		t=$(now)
 		s_cmd /l3/l3run 120
 		info ${p}l3-run-seconds "$(secs "$t" "$(now)") (L1 wall, the three rows)"
-		if [ -n "${L2_NESTED_TRACE:-}" ] && [ -w "$tr/events/kvm/enable" ]; then
-			echo 0 > "$tr/events/kvm/enable"
-			head -n 100000 "$tr/trace" > "$logdir/l2-nested.l1-trace.txt"
-		fi
+		nested_trace "$logdir/l2-nested.l1-trace.txt"
 		for r in $nested_l3_rows; do
 			line=$(printf '%s\n' "${S_out[@]}" | grep -m 1 -E "^RKVM-L3 (PASS|FAIL) ${r#l3-}[ :]")
 			case $line in
@@ -935,17 +1120,29 @@ nested_session() {
 		# A failed row: L2's kernel log onto the console log, for the why
 		# (with L2_NESTED_PARAMS=dump_invalid_vmcb=1, a refused VMCB).
 		printf '%s\n' "${S_out[@]}" | grep -q '^RKVM-L3-DONE 0$' || s_cmd 'dmesg | tail -n 60' 30
+		nested_migrate
 	fi
 
-	logcheck
-	s_poweroff
-	s_finish 60
-	guest_logs ${p}l2-guest-log-clean
-	if [ "$S_rc" = 0 ]; then
-		pass ${p}l2-clean-poweroff
+	# L2's log when a shell is left; the consoles of all its QEMUs.
+	if [ -n "$M_live" ]; then
+		logcheck
+		s_poweroff
+		s_finish 60
+		M_live=
+		if [ "$S_rc" = 0 ]; then
+			pass ${p}l2-clean-poweroff
+		else
+			fail ${p}l2-clean-poweroff "QEMU exit status $S_rc$([ "$S_rc" = 124 ] && echo ' (still running after poweroff; killed)')"
+		fi
 	else
-		fail ${p}l2-clean-poweroff "QEMU exit status $S_rc$([ "$S_rc" = 124 ] && echo ' (still running after poweroff; killed)')"
+		S_logcheck=
+		skip ${p}l2-clean-poweroff "no L2 left after the migration leg (its rows failed)"
 	fi
+	bad=
+	for c in "${M_logs[@]}"; do
+		bad+=$(grep -E "$log_bad" "$c" | head -n 2 | sed "s|^|$(basename "$c"): |" | tr '\n' '|')
+	done
+	guest_logs ${p}l2-guest-log-clean "$bad" "no L2 shell was left to run /l2/logcheck.sh; the consoles show no report"
 	info ${p}seconds "$((SECONDS - t0))"
 	l1_check nested ${p}l1-log-clean
 }
@@ -1035,7 +1232,7 @@ variant_tests() {
 		;;
 	migrate-q10) echo migrate/qemu10 migrate/qemu10-guest-kernel-log-clean migrate/qemu10-l1-log-clean ;;
 	nested)
-		for t in l2-boot-to-shell l2-cpuid-svm l3-boot-kvm $nested_l3_rows l2-guest-log-clean \
+		for t in l2-boot-to-shell l2-cpuid-svm l3-boot-kvm $nested_l3_rows $nested_mig_rows l2-guest-log-clean \
 			l2-clean-poweroff l1-log-clean; do
 			echo "nested/$t"
 		done

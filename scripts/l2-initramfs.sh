@@ -19,7 +19,8 @@
 # OUTDIR/initramfs-nested.cpio.gz, the same guest plus /l3: the in-tree
 # irqbypass.ko, kvm.ko and kvm-amd.ko of the test kernel build
 # ($KERNELDIR/modinst, tests/vm/init.sh's in-tree set), /l3/load.sh
-# (tests/vm/l2/l3load.sh), /l3/l3run (tests/vm/l2/l3run.c, static) and
+# (tests/vm/l2/l3load.sh), /l3/loop.sh (tests/vm/l2/l3loop.sh: the L3 loop
+# of the migration leg), /l3/l3run (tests/vm/l2/l3run.c, static) and
 # /l3/real16.bin, the real-mode guest of the in-VM suite
 # (tests/vm/guests/real16.S, assembled and linked as
 # tests/vm/vmtest/build.rs does; its symbols compiled into l3run).
@@ -85,6 +86,7 @@ for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko; do
 	cp "$intree/$m" "$root/l3/"
 done
 install -m 0755 "$here/tests/vm/l2/l3load.sh" "$root/l3/load.sh"
+install -m 0755 "$here/tests/vm/l2/l3loop.sh" "$root/l3/loop.sh"
 # The real-mode guest, as tests/vm/vmtest/build.rs builds it (linked at
 # CODE_ADDR), and l3syms.h: its routines (SYM_<name>) and the UPPERCASE
 # absolute symbols of guests/common.inc (ports, addresses) from nm.

@@ -8,6 +8,7 @@
  * does) beside it and its symbols compiled in (l3syms.h, from nm).
  *
  *   l3run [REAL16.BIN]                 default /l3/real16.bin
+ *   l3run loop SECONDS [STOP-FILE [REAL16.BIN]]
  *
  * Each row runs one or two routines of guests/exits.inc in a fresh VM
  * (one vCPU, real mode, slot 0 = RAM over [0, LOW_RAM_END), the guest at
@@ -26,6 +27,24 @@
  * then RKVM-L3-DONE <failures>. Exit status 1 when a row failed. Every
  * KVM_RUN is bounded (RUN_TIMEOUT s, SIGALRM): a guest that does not exit
  * is a FAIL, not a hang.
+ *
+ * Mode loop (the migration leg of `make check-nested`: L2 is live-migrated
+ * while this runs) repeats, in one VM (each routine started with
+ * KVM_SET_REGS) and every exit checked as above, until SECONDS have passed
+ * or STOP-FILE exists:
+ *   pio_out, pio_in, mmio_write, mmio_read, hlt_once,
+ *   count_out  EBX = the iteration (low 16 bits), ECX = COUNT_N: OUT of
+ *              (tag << 16 | i) for i = 1..COUNT_N, then HLT (L3's own
+ *              registers carry the count from exit to exit)
+ *   spin       L3 counts at SCRATCH without exits until a SPIN_MS timer
+ *              signal: KVM_RUN fails with EINTR (KVM_EXIT_INTR) and the
+ *              count is not 0 -- L3 busy in guest mode, so that a
+ *              migration often stops L2's vCPU while it runs L3
+ * Output: RKVM-L3-LOOP <iterations> <exits> <spin count> <seconds>
+ * (progress, after the first iteration and then at most every 0.5 s),
+ * then RKVM-L3 PASS loop <iterations> iterations <exits> exits <ms> ms, <ms>
+ * ms spinning (<why it ended>) or RKVM-L3 FAIL loop: iteration <n>, <routine>: <what>
+ * (the routine's exits), and RKVM-L3-DONE <failures>.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,6 +58,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +66,9 @@
 
 #define RUN_TIMEOUT 10
 #define MEM_LEN 0x10000
+/* Mode loop: count_out's count, spin's time. */
+#define COUNT_N 8
+#define SPIN_MS 300
 
 static const char *bin_path = "/l3/real16.bin";
 static uint8_t bin[0x4000];
@@ -104,6 +127,9 @@ static void vm_close(void)
 	kvm_fd = vm_fd = vcpu_fd = -1;
 }
 
+/* Mode loop: one VM for every routine (vm_open only sets the registers). */
+static int keep_vm;
+
 /* vm_open: a fresh VM in real mode at routine RIP. */
 static int vm_open(uint64_t rip)
 {
@@ -114,6 +140,8 @@ static int vm_open(uint64_t rip)
 	int v;
 	long n;
 
+	if (keep_vm && vcpu_fd >= 0)
+		goto set_regs;
 	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm_fd < 0)
 		return failf("open /dev/kvm: %s", strerror(errno));
@@ -158,6 +186,7 @@ static int vm_open(uint64_t rip)
 	s.idt.limit = 0x3ff;
 	if (ioctl(vcpu_fd, KVM_SET_SREGS, &s) < 0)
 		return failf("KVM_SET_SREGS: %s", strerror(errno));
+set_regs:
 	regs.rip = rip;
 	regs.rsp = STACK_TOP;
 	regs.rflags = 2;
@@ -337,6 +366,120 @@ static int hlt_once(void)
 	return vm_open(SYM_hlt_once) || expect_hlt(SYM_after_hlt);
 }
 
+/* Mode loop: the iteration (count_out's tag), spin's total count. */
+static unsigned long loop_iter;
+static unsigned long long spin_total;
+static double spin_ms;
+
+static int count_out(void)
+{
+	struct kvm_regs regs;
+	uint32_t tag = loop_iter & 0xffff, i;
+
+	if (vm_open(SYM_count_out))
+		return -1;
+	if (ioctl(vcpu_fd, KVM_GET_REGS, &regs) < 0)
+		return failf("KVM_GET_REGS: %s", strerror(errno));
+	regs.rbx = tag;
+	regs.rcx = COUNT_N;
+	if (ioctl(vcpu_fd, KVM_SET_REGS, &regs) < 0)
+		return failf("KVM_SET_REGS: %s", strerror(errno));
+	for (i = 1; i <= COUNT_N; i++)
+		if (expect_out(PORT_OUT, 4, tag << 16 | i))
+			return -1;
+	return expect_hlt(0);
+}
+
+/* spin: L3 runs without exits until the SPIN_MS timer's signal (repeating,
+ * should one arrive before KVM_RUN). */
+static int spin(void)
+{
+	struct itimerval it = { .it_interval = { 0, SPIN_MS * 1000 }, .it_value = { 0, SPIN_MS * 1000 } };
+	struct itimerval off = { { 0, 0 }, { 0, 0 } };
+	uint32_t count;
+	char d[160];
+	double t;
+	int r, e;
+
+	if (vm_open(SYM_spin))
+		return -1;
+	memset(mem + SCRATCH, 0, sizeof(count));
+	t = now_ms();
+	setitimer(ITIMER_REAL, &it, NULL);
+	r = ioctl(vcpu_fd, KVM_RUN, 0);
+	e = errno;
+	setitimer(ITIMER_REAL, &off, NULL);
+	spin_ms += now_ms() - t;
+	nexits++;
+	if (r >= 0) {
+		describe(d, sizeof(d));
+		return failf("got %s, want KVM_RUN interrupted by the %d ms timer (EINTR)", d, SPIN_MS);
+	}
+	if (e != EINTR)
+		return failf("KVM_RUN: %s", strerror(e));
+	if (run->exit_reason != KVM_EXIT_INTR)
+		return failf("KVM_RUN: EINTR with exit_reason %u, want KVM_EXIT_INTR", run->exit_reason);
+	memcpy(&count, mem + SCRATCH, sizeof(count));
+	if (!count)
+		return failf("EINTR, but the guest's count at SCRATCH is 0: it never ran");
+	spin_total += count;
+	snprintf(seen, sizeof(seen), "intr (count %u)", count);
+	return 0;
+}
+
+struct part {
+	const char *name;
+	int (*fn)(void);
+};
+
+/* loop SECONDS STOP: mode loop; 0 when every exit was right. */
+static int loop(double seconds, const char *stop)
+{
+	static const struct part parts[] = {
+		{ "pio_out", pio_out }, { "pio_in", pio_in },       { "mmio_write", mmio_write }, { "mmio_read", mmio_read },
+		{ "hlt_once", hlt_once }, { "count_out", count_out }, { "spin", spin },
+	};
+	unsigned long long exits = 0;
+	double t0 = now_ms(), last = 0, t;
+	const char *end;
+	unsigned p;
+
+	keep_vm = 1;
+	for (loop_iter = 1;; loop_iter++) {
+		for (p = 0; p < sizeof(parts) / sizeof(parts[0]); p++) {
+			why[0] = seen[0] = 0;
+			nexits = 0;
+			if (parts[p].fn()) {
+				if (!why[0])
+					failf("unexpected exit");
+				printf("RKVM-L3 FAIL loop: iteration %lu, %s: %s (exits: %s)\n", loop_iter, parts[p].name, why,
+				       seen[0] ? seen : "none");
+				printf("RKVM-L3-DONE 1\n");
+				vm_close();
+				return 1;
+			}
+			exits += nexits;
+		}
+		t = now_ms();
+		if (!last || t - last >= 500) {
+			printf("RKVM-L3-LOOP %lu %llu %llu %.1f\n", loop_iter, exits, spin_total, (t - t0) / 1e3);
+			last = t;
+		}
+		end = NULL;
+		if (stop && access(stop, F_OK) == 0)
+			end = "stopped by the stop file";
+		else if (t - t0 >= seconds * 1e3)
+			end = "time up";
+		if (end)
+			break;
+	}
+	vm_close();
+	printf("RKVM-L3 PASS loop %lu iterations %llu exits %.1f ms, %.1f ms spinning (%s)\n", loop_iter, exits,
+	       now_ms() - t0, spin_ms, end);
+	printf("RKVM-L3-DONE 0\n");
+	return 0;
+}
+
 struct row {
 	const char *name;
 	int (*parts[2])(void);
@@ -355,11 +498,22 @@ int main(int argc, char **argv)
 	unsigned i, p;
 	int failures = 0, fd;
 	ssize_t n;
-	double t;
+	double t, seconds = 0;
+	const char *stop = NULL;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc > 1)
+	if (argc > 1 && !strcmp(argv[1], "loop")) {
+		if (argc < 3 || (seconds = strtod(argv[2], NULL)) <= 0) {
+			printf("RKVM-L3-DONE error: usage: %s loop SECONDS [STOP-FILE [REAL16.BIN]]\n", argv[0]);
+			return 2;
+		}
+		if (argc > 3)
+			stop = argv[3];
+		if (argc > 4)
+			bin_path = argv[4];
+	} else if (argc > 1) {
 		bin_path = argv[1];
+	}
 	/* No SA_RESTART: the alarm interrupts a KVM_RUN that does not return. */
 	sigaction(SIGALRM, &sa, NULL);
 	fd = open(bin_path, O_RDONLY);
@@ -370,6 +524,8 @@ int main(int argc, char **argv)
 	}
 	bin_len = n;
 	close(fd);
+	if (seconds > 0)
+		return loop(seconds, stop);
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		why[0] = 0;
 		nexits = 0;
