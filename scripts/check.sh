@@ -22,7 +22,8 @@
 #   the results share from boot on by tests/vm/init.sh), the L2 guest's
 #   (every variant, scripts/l2-boot.sh), the in-tree retry VM's.
 # The in-tree column's failed rows that tests/reference-flakes.txt lists
-# (known flakes of the reference under TCG) run once more in a fresh VM;
+# (known flakes of the reference under TCG) run once more in a fresh VM
+# (rkvm-vmtest rows; L2 rows in a VM of mode l2 that runs their variants);
 # a pass there counts, marked as a retry. Nothing else is retried.
 #
 # Shadow paging (issue 12): each column boots once more with kvm-amd
@@ -355,6 +356,45 @@ retry_intree() {
 	done < <(sed -n 's/^\(PASS\|FAIL\|SKIP\) \([^:]*\).*/\2/p' "$d/results.txt" 2>/dev/null | grep -vxF -f <(printf '%s\n' "${rows[@]}"))
 }
 
+# retry_intree_l2: the same for rows of the L2 sessions: the variants of
+# the failed listed rows (scripts/l2-boot.sh list per variant) run once
+# more in a fresh VM in mode l2; a pass of the row there counts.
+retry_intree_l2() {
+	local d=$out/vm-intree-l2retry n v rows=() vars=() rc=0
+	for n in "${manifest[@]}"; do
+		case $n in l2/*) ;; *) continue ;; esac
+		[ "${status[intree|$n]:-}" = FAIL ] && [ -n "${flake[$n]:-}" ] && rows+=("$n")
+	done
+	[ ${#rows[@]} -gt 0 ] || return 0
+	for v in $(sed -n "s/^all_variants='\(.*\)'/\1/p" scripts/l2-boot.sh); do
+		for n in "${rows[@]}"; do
+			if L2_VARIANTS=$v scripts/l2-boot.sh list 2>/dev/null | grep -qxF "ROW $n"; then
+				vars+=("$v")
+				break
+			fi
+		done
+	done
+	step "in-tree retry of known reference flakes of the L2 sessions: ${rows[*]} (variants ${vars[*]})"
+	L2_VARIANTS="${vars[*]}" scripts/vm.sh l2 intree "$d" 900 > "$d.console.log" 2>&1 || rc=$?
+	if [ $rc = 0 ]; then
+		pass vm/intree-l2retry/boot-and-finish
+	else
+		tail -n 40 "$d.console.log"
+		fail vm/intree-l2retry/boot-and-finish "scripts/vm.sh: $(status_text $rc); see $d.console.log"
+	fi
+	read_results intree-l2retry "$d/l2-results.txt"
+	for n in "${rows[@]}"; do
+		if [ "${status[intree-l2retry|$n]:-}" = PASS ]; then
+			echo "  in-tree $n: failed (${why[intree|$n]}), passed on retry"
+			status[intree|$n]=PASS
+			why[intree|$n]="passed on retry; first run: ${why[intree|$n]}"
+			retried[$n]=1
+		else
+			why[intree|$n]="${why[intree|$n]}; on retry: ${status[intree-l2retry|$n]:-missing} ${why[intree-l2retry|$n]:-}"
+		fi
+	done
+}
+
 # ---- row by row ---------------------------------------------------------------
 # judge ROW: count both columns of a row: every manifest row present in
 # both; FAIL fails; ours must PASS where in-tree PASSes unless excepted.
@@ -493,6 +533,7 @@ for set in ours intree; do
 	[ "$npt0_filter" = none ] || run_vm_npt0 "$set"
 done
 [ -z "${vm_ran[intree]:-}" ] || retry_intree
+[ -z "${vm_ran[intree]:-}" ] || retry_intree_l2
 
 # The capability table (issue 11): KVM_CHECK_EXTENSION 0..300 as each
 # column recorded it (caps/table-recorded), compared; every difference
