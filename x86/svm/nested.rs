@@ -18,10 +18,9 @@
 //! interrupt or NMI. The L1 permission maps are read at each exit; ours
 //! (every port and MSR intercepted) run the hardware.
 //!
-//! Not done: nested NPT, KVM_GET/SET_NESTED_STATE, vGIF, virtual
-//! VMLOAD/VMSAVE, LBR virtualization, pause filtering for L2, TSC
-//! scaling, nested AVIC, SEV; exceptions we inject into L2 ourselves do
-//! not become #VMEXITs even when L1 intercepts them.
+//! KVM_GET/SET_NESTED_STATE use upstream's layout. Not done: nested NPT,
+//! vGIF, virtual VMLOAD/VMSAVE, LBR virtualization, pause filtering for
+//! L2, TSC scaling, nested AVIC, SEV.
 
 use super::{page_as_vmcb, page_as_vmcb_mut, SvmVcpu, VmcbSlot};
 use crate::vmcb::{event, exit, int_ctl, intercept, ioio, Control, Save, Vmcb, MISC_ENABLE_NP};
@@ -147,6 +146,21 @@ impl Nested {
         mem.write(gpa, self.scratch_bytes())
     }
 
+    /// Enters guest mode with the VMCB12 controls in `cached12`: VMCB02's
+    /// controls from them and L1's (`v1`), L2's TLB flushed, GIF as given
+    /// (VMRUN and KVM_SET_NESTED_STATE; VMCB02's guest state is theirs).
+    fn enter_guest_mode(&mut self, vmcb12: Gpa, v1: &Vmcb, gif: bool) {
+        let c12 = &page_as_vmcb(&self.cached12).control;
+        build_vmcb02_control(self.vmcb02.get_mut(), v1, c12);
+        self.l2 = Some(GuestMode {
+            vmcb12,
+            ctl: Vmcb12Ctl::of(c12),
+            l0_window: false,
+        });
+        self.vmcb02.flush_pending = true;
+        self.gif = gif;
+    }
+
     fn scratch_bytes(&mut self) -> &mut [u8] {
         // SAFETY: the scratch page is ours, 4 KiB and direct-mapped;
         // `&mut self` makes this the only reference to it.
@@ -175,6 +189,24 @@ fn copy_vmloadsave(to: &mut Save, from: &Save) {
     to.sysenter_cs = from.sysenter_cs;
     to.sysenter_esp = from.sysenter_esp;
     to.sysenter_eip = from.sysenter_eip;
+}
+
+/// Whether bit `bit` of L1's permission map at `base` (its page) is set;
+/// an unreadable map counts as set (the exit is L1's).
+fn map_bit_set(mem: &dyn GuestMem, base: u64, bit: u64) -> bool {
+    let mut b = [0u8];
+    !mem.read(Gpa::new((base & !0xfff) + bit / 8), &mut b) || b[0] & (1 << (bit % 8)) != 0
+}
+
+/// VMCB12's `int_ctl` with L2's V_IRQ (taken or not) and V_TPR from
+/// VMCB02, unless our interrupt window holds VMCB02's V_IRQ (then L1's
+/// are those `g` kept).
+fn synced_int_ctl(g: &GuestMode, v2: &Vmcb) -> u32 {
+    if g.l0_window {
+        return g.ctl.int_ctl;
+    }
+    let mask = int_ctl::V_IRQ | int_ctl::V_TPR_MASK;
+    (g.ctl.int_ctl & !mask) | (v2.control.int_ctl & mask)
 }
 
 /// VMRUN's consistency checks of VMCB12 (upstream's
@@ -362,7 +394,7 @@ impl SvmVcpu {
         let info1 = self.vmcb().control.exit_info_1;
         match exit_owner(code) {
             ExitOwner::Host => false,
-            ExitOwner::Intercept(w, b) => ctl.intercepts[w] & (1 << b) != 0,
+            ExitOwner::Intercept(w, b) => ctl.intercepts((w, b)),
             ExitOwner::IoPermission => {
                 ctl.intercepts(intercept::IOIO_PROT) && self.l1_iopm_intercepts(ctl, info1, mem)
             }
@@ -379,18 +411,7 @@ impl SvmVcpu {
     /// exit (EXITINFO1); an unreadable map intercepts.
     fn l1_iopm_intercepts(&self, ctl: &Vmcb12Ctl, info1: u64, mem: &dyn GuestMem) -> bool {
         let port = (info1 >> ioio::PORT_SHIFT) as u16;
-        let size: u8 = if info1 & ioio::SZ8 != 0 {
-            1
-        } else if info1 & ioio::SZ16 != 0 {
-            2
-        } else {
-            4
-        };
-        let base = ctl.iopm_base_pa & !0xfff;
-        iopm_bits(port, size).any(|p| {
-            let mut b = [0u8];
-            !mem.read(Gpa::new(base + p / 8), &mut b) || b[0] & (1 << (p % 8)) != 0
-        })
+        iopm_bits(port, ioio::size(info1)).any(|p| map_bit_set(mem, ctl.iopm_base_pa, p))
     }
 
     /// Whether L1's MSR permission map intercepts a RDMSR/WRMSR of `msr`;
@@ -402,12 +423,7 @@ impl SvmVcpu {
         write: bool,
         mem: &dyn GuestMem,
     ) -> bool {
-        let Some(bit) = msrpm_bit(msr, write) else {
-            return true;
-        };
-        let mut b = [0u8];
-        let base = ctl.msrpm_base_pa & !0xfff;
-        !mem.read(Gpa::new(base + bit / 8), &mut b) || b[0] & (1 << (bit % 8)) != 0
+        msrpm_bit(msr, write).is_none_or(|bit| map_bit_set(mem, ctl.msrpm_base_pa, bit))
     }
 
     /// Whether an exception the core or we inject goes to L1 as a
@@ -417,7 +433,7 @@ impl SvmVcpu {
         let Some(ctl) = self.guest_ctl() else {
             return false;
         };
-        if ctl.intercepts[intercept::EXCEPTION_WORD] & (1 << (vector & 31)) == 0 {
+        if !ctl.intercepts((intercept::EXCEPTION_WORD, u32::from(vector & 31))) {
             return false;
         }
         if let Some(n) = &mut self.nested {
@@ -525,9 +541,9 @@ impl SvmVcpu {
     /// from it and our controls (upstream's nested_svm_vmrun() and
     /// enter_svm_guest_mode()).
     fn nested_vmrun(&mut self, mem: &dyn GuestMem) -> VmExit {
-        let gpa = self.gprs[RAX];
+        // RAX is VMCB12's address, and L1's RAX to resume with.
+        let (gpa, rsp) = (self.gprs[RAX], self.gprs[RSP]);
         let next = self.rip().wrapping_add(SVM_INSN_LEN);
-        let (rax, rsp) = (self.gprs[RAX], self.gprs[RSP]);
         let Some(n) = self.nested.as_deref_mut() else {
             return VmExit::None;
         };
@@ -556,23 +572,14 @@ impl SvmVcpu {
         // L1's state: VMCB01 as it is, resuming after VMRUN.
         let v1 = self.vmcb01.get_mut();
         v1.save.rip = next;
-        v1.save.rax = rax;
+        v1.save.rax = gpa;
         v1.save.rsp = rsp;
         v1.control.int_state &= !crate::vmcb::INTERRUPT_SHADOW;
         let v12 = page_as_vmcb(&n.scratch);
-        let ctl = Vmcb12Ctl::of(&v12.control);
         page_as_vmcb_mut(&mut n.cached12).control = v12.control;
-        let v2 = n.vmcb02.get_mut();
-        build_vmcb02_control(v2, self.vmcb01.get(), &v12.control);
-        build_vmcb02_save(v2, self.vmcb01.get(), &v12.save);
+        build_vmcb02_save(n.vmcb02.get_mut(), self.vmcb01.get(), &v12.save);
         let (l2_rax, l2_rsp) = (v12.save.rax, v12.save.rsp);
-        n.vmcb02.flush_pending = true;
-        n.l2 = Some(GuestMode {
-            vmcb12: Gpa::new(gpa),
-            ctl,
-            l0_window: false,
-        });
-        n.gif = true;
+        n.enter_guest_mode(Gpa::new(gpa), self.vmcb01.get(), true);
         self.gprs[RAX] = l2_rax;
         self.gprs[RSP] = l2_rsp;
         VmExit::None
@@ -629,9 +636,7 @@ impl SvmVcpu {
             s12.cpl = s2.cpl;
             let c12 = &mut v12.control;
             let c2 = &v2.control;
-            // V_IRQ (taken or not) and V_TPR are L2's; the rest is L1's.
-            let mask = int_ctl::V_IRQ | int_ctl::V_TPR_MASK;
-            c12.int_ctl = (g.ctl.int_ctl & !mask) | (c2.int_ctl & mask);
+            c12.int_ctl = synced_int_ctl(&g, v2);
             c12.int_state = c2.int_state;
             c12.exit_code = code;
             c12.exit_info_1 = info1;
@@ -786,12 +791,7 @@ impl SvmVcpu {
         }
         hdr.flags |= GUEST_MODE;
         hdr.hdr[..8].copy_from_slice(&g.vmcb12.raw().to_ne_bytes());
-        let int_ctl = if g.l0_window {
-            g.ctl.int_ctl
-        } else {
-            let mask = int_ctl::V_IRQ | int_ctl::V_TPR_MASK;
-            (g.ctl.int_ctl & !mask) | (n.vmcb02.get().control.int_ctl & mask)
-        };
+        let int_ctl = synced_int_ctl(&g, n.vmcb02.get());
         let img = page_as_vmcb_mut(&mut n.scratch);
         img.control = page_as_vmcb(&n.cached12).control;
         img.control.int_ctl = int_ctl;
@@ -850,18 +850,9 @@ impl SvmVcpu {
         let cached = page_as_vmcb_mut(&mut n.cached12);
         cached.control = img.control;
         cached.control.exit_int_info = 0;
-        let c12 = &page_as_vmcb(&n.cached12).control;
-        build_vmcb02_control(n.vmcb02.get_mut(), self.vmcb01.get(), c12);
-        let ctl = Vmcb12Ctl::of(c12);
         // The L2 EFER VMRUN required (KVM_SET_SREGS hides SVME).
         n.vmcb02.get_mut().save.efer |= EFER_SVME;
-        n.vmcb02.flush_pending = true;
-        n.l2 = Some(GuestMode {
-            vmcb12: Gpa::new(vmcb12),
-            ctl,
-            l0_window: false,
-        });
-        n.gif = gif;
+        n.enter_guest_mode(Gpa::new(vmcb12), self.vmcb01.get(), gif);
         n.svme = true;
         Ok(())
     }

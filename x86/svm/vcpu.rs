@@ -422,13 +422,7 @@ impl SvmVcpu {
             }
             exit::IOIO => VmExit::Io(IoExit {
                 port: (info1 >> ioio::PORT_SHIFT) as u16,
-                size: if info1 & ioio::SZ8 != 0 {
-                    1
-                } else if info1 & ioio::SZ16 != 0 {
-                    2
-                } else {
-                    4
-                },
+                size: ioio::size(info1),
                 input: info1 & ioio::TYPE_IN != 0,
                 string: info1 & ioio::STR != 0,
                 rep: info1 & ioio::REP != 0,

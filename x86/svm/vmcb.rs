@@ -256,6 +256,17 @@ pub(crate) mod ioio {
     pub(crate) const A16: u64 = 1 << 7;
     pub(crate) const A32: u64 = 1 << 8;
     pub(crate) const PORT_SHIFT: u32 = 16;
+
+    /// The access size in bytes (1, 2 or 4) of an IOIO EXITINFO1.
+    pub(crate) fn size(info1: u64) -> u8 {
+        if info1 & SZ8 != 0 {
+            1
+        } else if info1 & SZ16 != 0 {
+            2
+        } else {
+            4
+        }
+    }
 }
 
 /// Segment attribute bits in `VmcbSeg::attrib`.
