@@ -7,8 +7,8 @@
 
 use crate::defs::{
     regs::{
-        EFER_LMA, EFER_LME, EFER_SVME, X86_CR0_CD, X86_CR0_NW, X86_CR0_PE, X86_CR0_PG, X86_CR4_PAE,
-        X86_EFLAGS_VM,
+        EFER_AUTOIBRS, EFER_FFXSR, EFER_LMA, EFER_LME, EFER_LMSLE, EFER_NX, EFER_SCE, EFER_SVME,
+        EFER_TCE, X86_CR0_CD, X86_CR0_NW, X86_CR0_PE, X86_CR0_PG, X86_CR4_PAE, X86_EFLAGS_VM,
     },
     svm::{exit, EXCEPTION_WORD},
 };
@@ -117,9 +117,16 @@ pub struct VmrunState {
     pub rflags: u64,
 }
 
-/// EFER bits an AMD CPU defines: SCE, LME, LMA, NXE, SVME, LMSLE, FFXSR,
-/// TCE, AUTOIBRS.
-const EFER_DEFINED: u64 = 0x2_fd01;
+/// EFER bits an AMD CPU defines.
+const EFER_DEFINED: u64 = EFER_SCE
+    | EFER_LME
+    | EFER_LMA
+    | EFER_NX
+    | EFER_SVME
+    | EFER_LMSLE
+    | EFER_FFXSR
+    | EFER_TCE
+    | EFER_AUTOIBRS;
 /// CR4 bits through PKS (24), and LAM_SUP (28).
 const CR4_DEFINED: u64 = 0x11ff_ffff;
 

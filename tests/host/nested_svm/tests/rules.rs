@@ -107,6 +107,9 @@ fn vmrun_checks() {
         ..long_mode()
     };
     assert!(save_valid(&real));
+    // AUTOIBRS (bit 21) is defined; bit 17 is not.
+    assert!(save_valid(&VmrunState { efer: 0x1d01 | 1 << 21, ..long_mode() }));
+    assert!(!save_valid(&VmrunState { efer: 0x1d01 | 1 << 17, ..long_mode() }));
     let bad = [
         VmrunState { efer: 0xd01, ..long_mode() },           // no SVME
         VmrunState { efer: 0x1d01 | 1 << 20, ..long_mode() }, // undefined EFER bit
