@@ -315,6 +315,34 @@ run_vm_npt0() {
 	kernel_log "vm/$set-npt0/kernel-log-clean" "$d/dmesg.txt"
 }
 
+# retry_outcome NAME RC CONSOLE: the retry VM's boot-and-finish row.
+retry_outcome() {
+	if [ "$2" = 0 ]; then
+		pass "vm/$1/boot-and-finish"
+	else
+		tail -n 40 "$3"
+		fail "vm/$1/boot-and-finish" "scripts/vm.sh: $(status_text "$2"); see $3"
+	fi
+}
+
+# retry_credit SET ROW...: a row that passed in the retry VM's results
+# (SET) counts as an in-tree pass, marked; otherwise its reason grows by
+# the retry's.
+retry_credit() {
+	local set=$1 n
+	shift
+	for n in "$@"; do
+		if [ "${status[$set|$n]:-}" = PASS ]; then
+			echo "  in-tree $n: failed (${why[intree|$n]}), passed on retry"
+			status[intree|$n]=PASS
+			why[intree|$n]="passed on retry; first run: ${why[intree|$n]}"
+			retried[$n]=1
+		else
+			why[intree|$n]="${why[intree|$n]}; on retry: ${status[$set|$n]:-missing} ${why[$set|$n]:-}"
+		fi
+	done
+}
+
 # retry_intree: the in-tree column's failed rows that are known reference
 # flakes (tests/reference-flakes.txt) run once more in a fresh VM, whose
 # every row, process and kernel log counts too.
@@ -327,25 +355,11 @@ retry_intree() {
 	step "in-tree retry of known reference flakes: ${rows[*]}"
 	RKVM_TEST_FILTER=$(IFS='|'; echo "${rows[*]}") RKVM_ONLY_VMTEST=1 \
 		scripts/vm.sh check intree "$d" 600 > "$d.console.log" 2>&1 || rc=$?
-	if [ $rc = 0 ]; then
-		pass vm/intree-retry/boot-and-finish
-	else
-		tail -n 40 "$d.console.log"
-		fail vm/intree-retry/boot-and-finish "scripts/vm.sh: $(status_text $rc); see $d.console.log"
-	fi
+	retry_outcome intree-retry "$rc" "$d.console.log"
 	read_results intree-retry "$d/results.txt"
 	proc_row vm/intree-retry/vmtest-ran "$d/vmtest.rc" "0 1" rkvm-vmtest "$d/vmtest.err"
 	kernel_log vm/intree-retry/kernel-log-clean "$d/dmesg.txt"
-	for n in "${rows[@]}"; do
-		if [ "${status[intree-retry|$n]:-}" = PASS ]; then
-			echo "  in-tree $n: failed (${why[intree|$n]}), passed on retry"
-			status[intree|$n]=PASS
-			why[intree|$n]="passed on retry; first run: ${why[intree|$n]}"
-			retried[$n]=1
-		else
-			why[intree|$n]="${why[intree|$n]}; on retry: ${status[intree-retry|$n]:-missing} ${why[intree-retry|$n]:-}"
-		fi
-	done
+	retry_credit intree-retry "${rows[@]}"
 	# The retry VM's other rows (module lifecycle) count as rows of their own.
 	while read -r n; do
 		case ${status[intree-retry|$n]:-} in
@@ -376,23 +390,9 @@ retry_intree_l2() {
 	done
 	step "in-tree retry of known reference flakes of the L2 sessions: ${rows[*]} (variants ${vars[*]})"
 	L2_VARIANTS="${vars[*]}" scripts/vm.sh l2 intree "$d" 900 > "$d.console.log" 2>&1 || rc=$?
-	if [ $rc = 0 ]; then
-		pass vm/intree-l2retry/boot-and-finish
-	else
-		tail -n 40 "$d.console.log"
-		fail vm/intree-l2retry/boot-and-finish "scripts/vm.sh: $(status_text $rc); see $d.console.log"
-	fi
+	retry_outcome intree-l2retry "$rc" "$d.console.log"
 	read_results intree-l2retry "$d/l2-results.txt"
-	for n in "${rows[@]}"; do
-		if [ "${status[intree-l2retry|$n]:-}" = PASS ]; then
-			echo "  in-tree $n: failed (${why[intree|$n]}), passed on retry"
-			status[intree|$n]=PASS
-			why[intree|$n]="passed on retry; first run: ${why[intree|$n]}"
-			retried[$n]=1
-		else
-			why[intree|$n]="${why[intree|$n]}; on retry: ${status[intree-l2retry|$n]:-missing} ${why[intree-l2retry|$n]:-}"
-		fi
-	done
+	retry_credit intree-l2retry "${rows[@]}"
 }
 
 # ---- row by row ---------------------------------------------------------------
